@@ -1,0 +1,32 @@
+"""certify: formal verification of neural dynamical systems x+ = f(x) (or f(x, u)) over a box.
+
+Data flows one way: model file -> importer -> :class:`Network` (float64 IR) -> with a :class:`Box` ->
+analyses -> :class:`CheckResult` certificates -> report / JSON / exit code.
+"""
+
+from .activations import Activation, ActivationKind
+from .box import Box, Region, load_region
+from .certificate import CheckName, CheckResult, Verdict, Witness
+from .config import VerifyConfig
+from .errors import CertifyError, ModelError, RegionError, UnsupportedOperatorError, UsageError
+from .network import Layer, Network
+
+__all__ = [
+    "Activation",
+    "ActivationKind",
+    "Box",
+    "CertifyError",
+    "CheckName",
+    "CheckResult",
+    "Layer",
+    "ModelError",
+    "Network",
+    "Region",
+    "RegionError",
+    "UnsupportedOperatorError",
+    "UsageError",
+    "Verdict",
+    "VerifyConfig",
+    "Witness",
+    "load_region",
+]
