@@ -1,0 +1,89 @@
+"""The Python entry points: load a model, read a box, verify, get a :class:`~certify.report.Report`."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable
+
+from .box import Box, Region, load_region
+from .certificate import CheckName
+from .config import VerifyConfig
+from .network import Network
+from .report import Report
+from .verify import DEFAULT_CHECKS, align, parse_checks, run_checks
+
+
+def load(path: str | Path, n_states: int | None = None) -> Network:
+    """Import a model file (ONNX) into the Network IR, refusing it if the IR disagrees with onnxruntime."""
+    from .importers import load_model
+
+    return load_model(path) if n_states is None else load_model(path, n_states=n_states)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(
+    model: str | Path | Network,
+    box: str | Path | Box | Region,
+    checks: str | Iterable[str] | Iterable[CheckName] = DEFAULT_CHECKS,
+    config: VerifyConfig | None = None,
+) -> Report:
+    """Verify ``model`` over ``box``.
+
+    ``model``: an ONNX path or a Network; ``box``: a region-file path or a Box; ``checks``: names or CheckNames
+    ('dissipativity', 'contraction', 'weight_norm', 'gain', ...). The norm and margin of a region file apply unless
+    ``config`` is given explicitly.
+    """
+    box_path = "region"
+    if isinstance(box, (str, Path, Region)):
+        region = box if isinstance(box, Region) else load_region(box)
+        box_path = region.path or box_path
+        if config is None:
+            config = config_for_region(region)
+        box = region.box
+    config = config or VerifyConfig()
+    if isinstance(model, (str, Path)):
+        path = str(model)
+        net = load(model)
+        sha = file_sha256(model)
+        net, box = align(net, box, box_path)
+        _recheck_on_box(net, path, box, config)
+    else:
+        path, sha, net = "<in-memory>", "", model
+        net, box = align(net, box, box_path)
+    if checks and all(isinstance(c, CheckName) for c in checks):
+        names = tuple(checks)
+    else:
+        names = parse_checks(checks)
+    results = run_checks(net, box, names, config)
+    return Report(path, sha, net.describe(), box, config.norm, config.margin, results)
+
+
+def config_for_region(region, **overrides) -> VerifyConfig:
+    """A VerifyConfig taking norm and margin from the region file, unless given in ``overrides`` (not None)."""
+    values = {}
+    if region.norm is not None:
+        values["norm"] = region.norm
+    if region.margin is not None:
+        values["margin"] = region.margin
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return VerifyConfig(**values)
+
+
+def _recheck_on_box(net: Network, path: str, box: Box, config: VerifyConfig) -> None:
+    """Re-run the IR-versus-onnxruntime agreement check on points of the box itself (vertices and samples)."""
+    import numpy as np
+
+    from .importers import check_agreement_onnx
+
+    rng = np.random.default_rng(config.seed)
+    pts = box.lower + (box.upper - box.lower) * rng.random((256, box.dim))
+    corners = box.lower + (box.upper - box.lower) * rng.integers(0, 2, size=(64, box.dim))
+    check_agreement_onnx(net, path, np.vstack([pts, corners, box.center[None]]))

@@ -1,0 +1,189 @@
+"""Run checks on a Network over a Box and turn the analyses into certificates.
+
+Each check goes falsification first (batched sampling, witnesses replayed in float64), then sound upper bounds.
+The verdict follows DESIGN.md section 3 through :func:`certify.certificate.threshold_verdict`: a check is
+``certified`` only when a sound upper bound is <= 1 - margin.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .box import Box
+from .certificate import CheckName, CheckResult, Verdict, Witness, threshold_verdict
+from .config import VerifyConfig
+from .errors import RegionError, UsageError
+from .network import Network
+
+DEFAULT_CHECKS = (CheckName.DISSIPATIVITY,)
+
+
+def parse_checks(text: str | Iterable[str]) -> tuple[CheckName, ...]:
+    """'dissipativity,contraction' -> (CheckName.DISSIPATIVITY, CheckName.CONTRACTION); UsageError on unknown names."""
+    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    if not names:
+        raise UsageError("--check needs at least one check name")
+    out = []
+    known = {c.value: c for c in CheckName}
+    for name in names:
+        if name not in known:
+            raise UsageError(f"unknown check '{name}'; choose from {', '.join(known)}")
+        if known[name] not in out:
+            out.append(known[name])
+    return tuple(out)
+
+
+def align(net: Network, box: Box, box_path: str = "region") -> tuple[Network, Box]:
+    """Check that the box fits the model and agree on which coordinates are states.
+
+    A single-input model takes its state/input split from the region file; a two-input model fixes it.
+    """
+    if box.dim != net.n_in:
+        raise RegionError(
+            f"{box_path}: the region has {box.dim} coordinates but the model takes {net.n_in} inputs "
+            f"({net.n_states} states, {net.n_inputs} exogenous inputs); give one [lower, upper] per model input"
+        )
+    if box.n_states != net.n_states:
+        if net.n_states == net.n_in:
+            net = replace(net, n_states=box.n_states)
+        elif box.n_states == box.dim:
+            box = replace(box, n_states=net.n_states)
+        else:
+            raise RegionError(
+                f"{box_path}: the region lists {box.n_states} states but the model's first input has "
+                f"{net.n_states}; list the states under 'states' and the rest under 'inputs'"
+            )
+    return net, box
+
+
+def require_dynamics(net: Network, check: CheckName) -> None:
+    if not net.is_dynamics:
+        raise UsageError(
+            f"the {check.value} check needs a dynamical system x+ = f(x): the model has {net.n_out} outputs but "
+            f"{net.n_states} states; use --check gain for a map of another shape, or mark exogenous inputs "
+            f"under 'inputs' in the region file"
+        )
+
+
+@dataclass(frozen=True)
+class _Bound:
+    value: float
+    method: str
+    exact: bool = False
+    reason: str = ""
+
+
+def _witness(net: Network, sample) -> Witness:
+    from .falsify import pattern_of
+
+    pattern = pattern_of(net, sample.x) if net.piecewise_linear else None
+    matrix = tuple(tuple(float(v) for v in row) for row in np.atleast_2d(sample.matrix))
+    return Witness(tuple(float(v) for v in sample.x), float(sample.value), pattern, matrix)
+
+
+def _sup_norm_check(
+    check: CheckName, net: Network, box: Box, config: VerifyConfig, quantity: str, state_only: bool, threshold: bool
+) -> CheckResult:
+    from .falsify import Quantity, falsify
+    from .weight_norm import product_bound
+
+    start = time.perf_counter()
+    sample = falsify(net, box, Quantity[quantity], config.norm, config, state_only=state_only)
+    witness = _witness(net, sample)
+    lower = float(sample.value)
+    if threshold and lower >= 1.0:
+        return CheckResult(
+            check, Verdict.FALSIFIED, lower, float("inf"), "sample", time.perf_counter() - start, witness,
+            reason=f"||{'A*' if quantity == 'A_STAR' else 'J'}(x)|| = {lower:.6g} >= 1 at a replayed point",
+        )
+    bounds = [_Bound(product_bound(net, box, config.norm, quantity, state_only).value, "weight_norm")]
+    best = min(bounds, key=lambda b: b.value)
+    upper = max(best.value, lower)
+    if not threshold:
+        verdict = Verdict.CERTIFIED if best.exact else Verdict.UNKNOWN
+    else:
+        verdict = threshold_verdict(lower, upper, config.margin, witness)
+    reason = ""
+    if verdict is Verdict.UNKNOWN:
+        reason = (
+            f"sampled sup {lower:.6g} < 1 but the best sound bound ({best.method}) is {best.value:.6g}"
+            if threshold
+            else f"the gain lies in [{lower:.6g}, {upper:.6g}]; no exact computation settled it"
+        )
+    return CheckResult(check, verdict, lower, upper, best.method, time.perf_counter() - start, witness, reason)
+
+
+def check_dissipativity(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+    """sup over X of ||A*(x)_states|| < 1 (Theorem 1)."""
+    require_dynamics(net, CheckName.DISSIPATIVITY)
+    return _sup_norm_check(CheckName.DISSIPATIVITY, net, box, config, "A_STAR", state_only=True, threshold=True)
+
+
+def check_contraction(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+    """sup over X of ||J(x)_states|| < 1."""
+    require_dynamics(net, CheckName.CONTRACTION)
+    return _sup_norm_check(CheckName.CONTRACTION, net, box, config, "JACOBIAN", state_only=True, threshold=True)
+
+
+def check_gain(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+    """sup over X of ||A*(x)|| for a map of any shape (no threshold: certified means the value is exact)."""
+    return _sup_norm_check(CheckName.GAIN, net, box, config, "A_STAR", state_only=False, threshold=False)
+
+
+def check_weight_norm(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+    """Corollary 4: the product of layer norms and slope maxima < 1 proves dissipativity."""
+    from .falsify import Quantity, falsify
+    from .weight_norm import product_bound
+
+    require_dynamics(net, CheckName.WEIGHT_NORM)
+    start = time.perf_counter()
+    bound = product_bound(net, box, config.norm, "A_STAR", state_only=True)
+    sample = falsify(net, box, Quantity.A_STAR, config.norm, config, state_only=True)
+    witness = _witness(net, sample)
+    lower = float(sample.value)
+    upper = max(bound.value, lower)
+    verdict = threshold_verdict(lower, upper, config.margin, witness)
+    reason = ""
+    if verdict is Verdict.UNKNOWN:
+        reason = f"the product of norms {bound.describe()} = {bound.value:.6g} is not below 1 - margin"
+    elif verdict is Verdict.FALSIFIED:
+        reason = f"||A*(x)|| = {lower:.6g} >= 1 at a replayed point, so no norm bound can certify"
+    extra = {
+        "product": bound.value,
+        "weight_norms": list(bound.weight_norms),
+        "slope_maxima": list(bound.slope_maxima),
+        "skip_norm": bound.skip_norm,
+    }
+    method = "sample" if verdict is Verdict.FALSIFIED else "weight_norm"
+    return CheckResult(
+        CheckName.WEIGHT_NORM, verdict, lower, upper, method, time.perf_counter() - start, witness, reason, extra
+    )
+
+
+CHECKS: dict[CheckName, Callable[[Network, Box, VerifyConfig], CheckResult]] = {
+    CheckName.DISSIPATIVITY: check_dissipativity,
+    CheckName.CONTRACTION: check_contraction,
+    CheckName.WEIGHT_NORM: check_weight_norm,
+    CheckName.GAIN: check_gain,
+}
+
+
+def available_checks() -> tuple[CheckName, ...]:
+    return tuple(CHECKS)
+
+
+def run_checks(net: Network, box: Box, checks: Iterable[CheckName], config: VerifyConfig) -> tuple[CheckResult, ...]:
+    """Run each check in order. Misuse (a dynamics check on a non-square map) raises before any work starts."""
+    checks = tuple(checks)
+    for check in checks:
+        if check not in CHECKS:
+            raise UsageError(f"the {check.value} check is not available yet; choose from "
+                             f"{', '.join(c.value for c in CHECKS)}")
+        if check in (CheckName.DISSIPATIVITY, CheckName.CONTRACTION, CheckName.WEIGHT_NORM,
+                     CheckName.INVARIANCE, CheckName.EQUILIBRIA):
+            require_dynamics(net, check)
+    return tuple(CHECKS[check](net, box, config) for check in checks)

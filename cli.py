@@ -1,0 +1,118 @@
+"""The ``certify`` command: ``certify MODEL --region BOX [options]``; the exit code is the verdict.
+
+Exit codes: 0 every requested check certified, 1 any falsified, 2 otherwise unknown, 3 bad input or usage,
+4 an internal error (a bug in certify: please report it with the command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_CERTIFIED, EXIT_FALSIFIED, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+
+class _UsageExit(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would exit 2, which means "unknown" here
+        raise _UsageExit(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="certify",
+        description="Prove or refute dissipativity, contraction and related properties of a trained network "
+        "x+ = f(x) (or f(x, u)) over a box. Exit code: 0 certified, 1 falsified, 2 unknown, 3 bad input.",
+    )
+    p.add_argument("model", help="model file (.onnx)")
+    p.add_argument("--region", required=True, metavar="BOX", help="region file (box.yaml)")
+    p.add_argument(
+        "--check",
+        default="dissipativity",
+        help="comma-separated checks: dissipativity, contraction, weight_norm, gain (default: dissipativity)",
+    )
+    p.add_argument("--norm", default=None, help="induced norm: 1, 2 or inf (default: the region file's, else 2)")
+    p.add_argument("--margin", type=float, default=None, help="certify only when the bound is <= 1 - margin")
+    p.add_argument("--samples", type=int, default=None, help="points for falsification (default 100000)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="sampling device (default auto)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per check (default 60)")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the JSON report to PATH ('-' for stdout)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (and the JSON with --json -)")
+    return p
+
+
+def _writable(path: str) -> None:
+    from certify.errors import UsageError
+
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"--json {path}: folder {parent} does not exist")
+    if Path(path).is_dir():
+        raise UsageError(f"--json {path}: is a folder; give a file name")
+
+
+def run(argv: list[str] | None = None) -> int:
+    from certify.api import config_for_region, verify
+    from certify.box import load_region, parse_norm
+    from certify.errors import CertifyError
+    from certify.verify import parse_checks
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        checks = parse_checks(args.check)
+        region = load_region(args.region)
+        norm = parse_norm(args.norm, "--norm") if args.norm is not None else None
+        config = config_for_region(
+            region, norm=norm, margin=args.margin, samples=args.samples, seed=args.seed, device=args.device,
+            timeout=args.timeout,
+        )
+        config.torch_device()
+        if args.json not in (None, "-"):
+            _writable(args.json)
+        if not Path(args.model).is_file():
+            raise CertifyError(f"{args.model}: model file not found")
+        report = verify(args.model, region, checks, config)
+    except _UsageExit as exc:
+        print(f"certify: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CertifyError as exc:
+        print(f"certify: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json == "-":
+        print(report.to_json())
+    elif not args.quiet:
+        print(report.to_table())
+    if args.json not in (None, "-"):
+        Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
+    from certify.certificate import Verdict
+
+    return {Verdict.CERTIFIED: EXIT_CERTIFIED, Verdict.FALSIFIED: EXIT_FALSIFIED}.get(report.verdict, EXIT_UNKNOWN)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = run(argv)
+    except KeyboardInterrupt:
+        print("certify: interrupted", file=sys.stderr)
+        code = EXIT_UNKNOWN
+    except SystemExit as exc:  # --help
+        code = exc.code if isinstance(exc.code, int) else 0
+    except Exception as exc:  # a bug: one line, not a traceback; CERTIFY_DEBUG=1 shows it
+        import os
+
+        if os.environ.get("CERTIFY_DEBUG"):
+            raise
+        print(f"certify: internal error: {type(exc).__name__}: {exc} (set CERTIFY_DEBUG=1 for details; "
+              "please report it)", file=sys.stderr)
+        code = EXIT_INTERNAL
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
