@@ -1,0 +1,153 @@
+"""LP/MILP backend: HiGHS through highspy (the second backend).
+
+The problem goes to HiGHS as one column-wise sparse matrix with row bounds (``<=`` rows get -inf lower bounds,
+equality rows equal bounds). HiGHS returns values in full double precision; ``bound`` is HiGHS's MIP dual bound
+(for an LP at optimality, the optimal objective). All of it is a floating-point claim under
+``feasibility_tolerance``. ``_STATUS`` is the one table from HiGHS model statuses to :class:`SolveStatus`.
+
+"Unbounded or infeasible" is settled without a guess: when every variable has finite bounds the problem cannot be
+unbounded, so it is infeasible; otherwise HiGHS runs again with presolve off, which tells the two apart.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from .base import LinearProgram, SolveResult, SolveStatus
+
+# HighsModelStatus name -> SolveStatus (names rather than enum objects so that the table needs no import).
+_STATUS: dict[str, SolveStatus] = {
+    "kOptimal": SolveStatus.OPTIMAL,
+    "kInfeasible": SolveStatus.INFEASIBLE,
+    "kUnbounded": SolveStatus.UNBOUNDED,
+    "kUnboundedOrInfeasible": SolveStatus.INACCURATE,  # resolved in _solve (see the module docstring)
+    "kTimeLimit": SolveStatus.TIME_LIMIT,
+    "kIterationLimit": SolveStatus.TIME_LIMIT,
+    "kSolutionLimit": SolveStatus.TIME_LIMIT,
+    "kInterrupt": SolveStatus.TIME_LIMIT,
+    "kHighsInterrupt": SolveStatus.TIME_LIMIT,
+    "kObjectiveBound": SolveStatus.INACCURATE,
+    "kObjectiveTarget": SolveStatus.INACCURATE,
+    "kMemoryLimit": SolveStatus.ERROR,
+    "kNotset": SolveStatus.ERROR,
+    "kLoadError": SolveStatus.ERROR,
+    "kModelError": SolveStatus.ERROR,
+    "kPresolveError": SolveStatus.ERROR,
+    "kSolveError": SolveStatus.ERROR,
+    "kPostsolveError": SolveStatus.ERROR,
+    "kModelEmpty": SolveStatus.OPTIMAL,  # no rows and no columns: handled before the solver is called
+    "kUnknown": SolveStatus.INACCURATE,
+}
+
+
+@dataclass(frozen=True)
+class HighsBackend:
+    """HiGHS via highspy. ``feasibility_tolerance``: primal and MIP feasibility tolerance; ``gap_abs``/``gap_rel``:
+    MIP gaps (the returned bound is HiGHS's dual bound, so gaps only decide when it stops); ``threads``."""
+
+    name: str = "highs"
+    supports_integer: bool = True
+    feasibility_tolerance: float = 1e-9
+    gap_abs: float = 1e-9
+    gap_rel: float = 1e-9
+    threads: int = 1
+
+    def available(self) -> bool:
+        try:
+            import highspy  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def solve(self, problem: LinearProgram, time_limit: float) -> SolveResult:
+        start = time.perf_counter()
+        try:
+            import highspy  # noqa: F401
+        except ImportError as exc:
+            return SolveResult(SolveStatus.NOT_INSTALLED, backend=self.name, message=f"highspy is not installed ({exc})")
+        try:
+            return self._solve(problem, time_limit, start)
+        except Exception as exc:  # noqa: BLE001 - solver trouble is a status, never an exception
+            return SolveResult(
+                SolveStatus.ERROR,
+                seconds=time.perf_counter() - start,
+                backend=self.name,
+                message=f"{type(exc).__name__}: {exc}",
+            )
+
+    # ----------------------------------------------------------------- internals
+    def _run(self, problem: LinearProgram, time_limit: float, presolve: bool):
+        import highspy
+
+        inf = highspy.kHighsInf
+        h = highspy.Highs()
+        for key, value in (
+            ("output_flag", False),
+            ("time_limit", max(float(time_limit), 0.01)),
+            ("primal_feasibility_tolerance", self.feasibility_tolerance),
+            ("mip_feasibility_tolerance", self.feasibility_tolerance),
+            ("mip_rel_gap", self.gap_rel),
+            ("mip_abs_gap", self.gap_abs),
+            ("threads", int(self.threads)),
+            ("presolve", "on" if presolve else "off"),
+        ):
+            h.setOptionValue(key, value)
+        a = np.vstack([problem.a_ub, problem.a_eq])
+        row_lower = np.concatenate([np.full(problem.a_ub.shape[0], -inf), problem.b_eq])
+        row_upper = np.concatenate([problem.b_ub, problem.b_eq])
+        lp = highspy.HighsLp()
+        lp.num_col_ = problem.n_vars
+        lp.num_row_ = a.shape[0]
+        lp.col_cost_ = problem.c.astype(np.float64)
+        lp.col_lower_ = np.where(np.isneginf(problem.lower), -inf, problem.lower)
+        lp.col_upper_ = np.where(np.isposinf(problem.upper), inf, problem.upper)
+        lp.row_lower_ = row_lower
+        lp.row_upper_ = row_upper
+        csc = sparse.csc_matrix(a)
+        csc.eliminate_zeros()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.num_col_ = problem.n_vars
+        lp.a_matrix_.num_row_ = a.shape[0]
+        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csc.data.astype(np.float64)
+        if problem.is_mip:
+            lp.integrality_ = [
+                highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in problem.integer
+            ]
+        lp.sense_ = highspy.ObjSense.kMaximize if problem.maximize else highspy.ObjSense.kMinimize
+        h.passModel(lp)
+        h.run()
+        return h
+
+    def _solve(self, problem: LinearProgram, time_limit: float, start: float) -> SolveResult:
+        h = self._run(problem, time_limit, presolve=True)
+        name = h.getModelStatus().name
+        if name == "kUnboundedOrInfeasible":
+            if np.all(np.isfinite(problem.lower)) and np.all(np.isfinite(problem.upper)):
+                name = "kInfeasible"  # bounded variables: the problem cannot be unbounded
+            else:
+                remaining = time_limit - (time.perf_counter() - start)
+                h = self._run(problem, max(remaining, 0.01), presolve=False)
+                name = h.getModelStatus().name
+        seconds = time.perf_counter() - start
+        status = _STATUS.get(name, SolveStatus.ERROR)
+        message = "" if name in _STATUS else f"unrecognised HiGHS status {name}"
+        if status is not SolveStatus.OPTIMAL and not message:
+            message = f"HiGHS: {h.modelStatusToString(h.getModelStatus())}"
+        info = h.getInfo()
+        x = objective = bound = None
+        if status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT) and int(info.primal_solution_status) == 2:
+            x = np.array(h.getSolution().col_value, dtype=np.float64)
+            objective = float(info.objective_function_value)
+        if problem.is_mip and status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT):
+            b = float(info.mip_dual_bound)
+            bound = b if math.isfinite(b) else None
+        elif status is SolveStatus.OPTIMAL:
+            bound = objective
+        return SolveResult(status, objective, bound, x, seconds, self.name, message)
