@@ -1,0 +1,369 @@
+"""Activation regions of a piecewise-linear net inside a box: depth-first traversal with an LP per split.
+
+A *region* is the set of x in the box where every hidden neuron stays on one linear piece (ReLU-type: z <= 0 or
+z >= 0; clip: below lo, between, above hi). Given the pieces of layers 0..l-1, z_l = G x + g is affine in x, so
+a region is a polytope and f(x) = M x + c on it (M = A*(x) = J(x) for ReLU/LeakyReLU/PReLU/identity nets;
+M = J(x) for any piecewise-linear net, clip included).
+
+Traversal (one node = the box cut by the pieces fixed so far, plus a pool of verified interior points):
+* neurons of the current layer whose range over the box (exact: z is affine there) meets one piece are fixed
+  with no constraint row (the box implies it);
+* otherwise each piece the range meets is tested: a pool point whose inscribed ball (radius recomputed in
+  float64 against every row and face) stays at distance > ``tol`` from the piece's planes proves the piece
+  full-dimensional with no LP; the other pieces get one Chebyshev-centre LP (maximise the slack t of
+  rows a x + t <= b, rows normalised) whose point is re-checked in float64;
+* one feasible piece: fix and go on; several: branch. A piece whose LP ends OPTIMAL with slack <= ``tol`` is a
+  *sliver* (thinner than tol, or lower-dimensional: a hyperplane touching the polytope, a duplicate neuron): it is
+  dropped and counted (``thin``); the branch and bound bounds every dropped sliver soundly instead of
+  trusting that it is empty. An LP with any other status proves nothing: the piece is explored as if feasible
+  (marked uncertain) and ``complete`` becomes False if it yields a region without a verified interior point.
+
+Degenerate cases handled on purpose: a neuron constant on the node (its row of G is zero, e.g. all its inputs
+off) is fixed to the piece of its constant value (M does not depend on that choice since its row of G is zero);
+box coordinates of zero width are parameters: "full-dimensional" means relative to the box's affine hull and
+distances use the free coordinates only. Lower-dimensional pieces (faces between regions) carry no region:
+every point of the box lies in the closure of a full-dimensional region, where f = M x + c by continuity, so
+sup over the full-dimensional regions is the quantity the certificates need (DESIGN.md section 2).
+Only regions with an inscribed ball of radius > tol = ``min_radius * max box width`` are reported.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bounds import Pieces, affine_interval, pieces
+from .box import Box
+from .errors import UsageError
+from .network import Network
+
+DEFAULT_MIN_RADIUS = 1e-8
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationRegion:
+    """One full-dimensional activation region.
+
+    ``pattern``: per hidden layer an int array (n_{l+1},) of piece indices (ReLU-type: 0 off / negative side,
+    1 on); ``a_ub`` (m, n_in), ``b_ub`` (m,): the region is {x in box : a_ub x <= b_ub} (rows normalised over the
+    free coordinates; constraints implied by the box are left out); ``interior`` (n_in,): a point whose ball of
+    radius ``radius`` (free coordinates) lies in the region; ``m`` (n_out, n_in), ``c`` (n_out,): f(x) = m x + c
+    on the region (m is A* = J for ReLU-type nets, J for clip nets).
+    """
+
+    pattern: tuple[np.ndarray, ...]
+    a_ub: np.ndarray
+    b_ub: np.ndarray
+    interior: np.ndarray
+    radius: float
+    m: np.ndarray
+    c: np.ndarray
+
+    def contains(self, x: np.ndarray, tol: float = 0.0) -> np.ndarray:
+        """Membership (without the box test) of points x (B, n_in) or (n_in,), with slack tol."""
+        x = np.asarray(x, dtype=np.float64)
+        return np.all(x @ self.a_ub.T <= self.b_ub + tol, axis=-1)
+
+
+@dataclass(frozen=True, eq=False)
+class RegionEnumeration:
+    """The result of :func:`enumerate_regions`.
+
+    ``complete``: every LP ended OPTIMAL (or was not needed), so ``regions`` holds every region with an inscribed
+    ball of radius > ``tol``; ``thin``: pieces dropped as slivers (slack <= tol); ``uncertain``: leaves reached
+    through a failed LP without a verified interior point (not listed); ``lps``/``nodes``: work done.
+    """
+
+    regions: tuple[ActivationRegion, ...]
+    complete: bool
+    thin: int
+    uncertain: int
+    lps: int
+    nodes: int
+    seconds: float
+    tol: float
+    reason: str = ""
+
+
+class _Node:
+    """Internal mutable traversal state (never escapes this module and bnb.py)."""
+
+    __slots__ = ("l", "fixed", "h_mat", "h_vec", "g_mat", "g_vec", "zlo", "zhi", "a", "b", "px", "pr", "uncertain",
+                 "depth")
+
+    def copy(self) -> "_Node":
+        n = _Node()
+        n.l, n.h_mat, n.h_vec, n.g_mat, n.g_vec = self.l, self.h_mat, self.h_vec, self.g_mat, self.g_vec
+        n.zlo, n.zhi, n.a, n.b, n.px, n.pr = self.zlo, self.zhi, self.a, self.b, self.px, self.pr
+        n.fixed = list(self.fixed[:-1]) + [self.fixed[-1].copy()]
+        n.uncertain, n.depth = self.uncertain, self.depth
+        return n
+
+
+_POOL = 8
+
+
+class Traversal:
+    """The shared engine of :func:`enumerate_regions` and :mod:`certify.bnb` (internal API).
+
+    ``expand(node, on_thin)`` resolves neurons until the node is a leaf (returns ``("leaf", node)``) or needs a
+    branch (returns ``("branch", children)``); ``on_thin(node, neuron, piece)`` is called for each dropped sliver.
+    """
+
+    def __init__(self, net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS, solver=None) -> None:
+        if not net.piecewise_linear:
+            raise UsageError(f"region traversal needs piecewise-linear activations, got {net.describe()}")
+        if box.dim != net.n_in:
+            raise UsageError(f"the box has {box.dim} coordinates but the net takes {net.n_in} inputs")
+        from solvers.lp import LPSolver  # the only solver access of the traversal
+
+        self.net, self.box = net, box
+        self.solver = solver or LPSolver()
+        self.lo, self.hi = box.lower, box.upper
+        self.free = self.hi > self.lo
+        width = float(np.max(self.hi - self.lo))
+        self.tol = min_radius * (width if width > 0 else 1.0)
+        # an LP optimum below -empty_tol proves the piece empty despite HiGHS's 1e-9 feasibility tolerance;
+        # between -empty_tol and tol the piece is a sliver (reported to on_thin)
+        self.empty_tol = max(self.tol, 1e-7 * max(1.0, float(np.max(np.abs(np.concatenate([self.lo, self.hi]))))))
+        self.weights = [layer.weight for layer in net.layers]
+        self.biases = [layer.bias for layer in net.layers]
+        self.pieces: list[Pieces] = [pieces(layer.activation, layer.width) for layer in net.layers]
+        self.L = len(net.layers)
+        self.n = net.n_in
+        self.lps = 0
+        self.nodes = 0
+        nf = int(self.free.sum())
+        # box rows of the Chebyshev LP over the free coordinates: x_k + t <= hi_k, -x_k + t <= -lo_k
+        eye = np.eye(self.n)[self.free]
+        self._box_a = np.vstack([np.hstack([eye, np.ones((nf, 1))]), np.hstack([-eye, np.ones((nf, 1))])])
+        self._box_b = np.concatenate([self.hi[self.free], -self.lo[self.free]])
+
+    # ------------------------------------------------------------------ geometry helpers
+    def _box_radius(self, x: np.ndarray) -> np.ndarray:
+        """Distance of points x (k, n) to the box faces over the free coordinates (k,); inf when none are free."""
+        if not self.free.any():
+            return np.full(x.shape[0], np.inf)
+        d = np.minimum(x[:, self.free] - self.lo[self.free], self.hi[self.free] - x[:, self.free])
+        return d.min(axis=1)
+
+    def _row(self, gi: np.ndarray, gv: float, bound: float, upper: bool):
+        """Normalised row of  z <= bound (upper) or z >= bound (not upper) with z = gi x + gv."""
+        nrm = float(np.linalg.norm(gi[self.free]))
+        if upper:
+            return gi / nrm, (bound - gv) / nrm
+        return -gi / nrm, (gv - bound) / nrm
+
+    def root(self) -> _Node:
+        node = _Node()
+        node.l = 0
+        node.h_mat, node.h_vec = np.eye(self.n), np.zeros(self.n)
+        node.a, node.b = np.zeros((0, self.n)), np.zeros(0)
+        c = self.box.center.reshape(1, -1)
+        node.px, node.pr = c, self._box_radius(c)
+        node.uncertain = False
+        node.depth = 0
+        node.fixed = []
+        self._enter_layer(node)
+        return node
+
+    def _enter_layer(self, node: _Node) -> None:
+        if node.l < self.L:
+            w, b = self.weights[node.l], self.biases[node.l]
+            node.g_mat = w @ node.h_mat
+            node.g_vec = w @ node.h_vec + b
+            node.zlo, node.zhi = affine_interval(node.g_mat, node.g_vec, self.lo, self.hi)
+            node.fixed = node.fixed + [np.full(w.shape[0], -1, dtype=np.int64)]
+
+    def _finish_layer(self, node: _Node) -> None:
+        pcs, f = self.pieces[node.l], node.fixed[node.l]
+        idx = np.arange(f.size)
+        s, o = pcs.slope[idx, f], pcs.offset[idx, f]
+        node.h_mat = s[:, None] * node.g_mat
+        node.h_vec = s * node.g_vec + o
+        node.l += 1
+        self._enter_layer(node)
+
+    def leaf_map(self, node: _Node) -> tuple[np.ndarray, np.ndarray]:
+        """(M, c) of a leaf: f(x) = M x + c on its region; shapes (n_out, n_in), (n_out,)."""
+        m = self.net.out_weight @ node.h_mat
+        c = self.net.out_weight @ node.h_vec + self.net.out_bias
+        if self.net.skip is not None:
+            m = m + self.net.skip
+        return m, c
+
+    # ------------------------------------------------------------------ LP
+    def _chebyshev(self, a: np.ndarray, b: np.ndarray):
+        """Max slack t of {a x + t <= b, box}: returns (status_ok, x, t) (x, t None unless OPTIMAL)."""
+        from solvers.base import LinearProgram
+
+        n = self.n
+        rows = np.vstack([np.hstack([a, np.ones((a.shape[0], 1))]), self._box_a])
+        rhs = np.concatenate([b, self._box_b])
+        c = np.zeros(n + 1)
+        c[-1] = 1.0
+        lp = LinearProgram(c=c, a_ub=rows, b_ub=rhs, a_eq=np.zeros((0, n + 1)), b_eq=np.zeros(0),
+                           lower=np.concatenate([self.lo, [-np.inf]]), upper=np.concatenate([self.hi, [np.inf]]),
+                           maximize=True)
+        self.lps += 1
+        res = self.solver.solve(lp)
+        if not res.status.is_optimal:
+            return False, None, None
+        return True, np.clip(res.x[:n], self.lo, self.hi), float(res.x[n])
+
+    def _radius(self, x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Float64 inscribed radius at points x (k, n): min over box faces and rows (rows normalised)."""
+        r = self._box_radius(x)
+        if a.shape[0]:
+            r = np.minimum(r, (b[None, :] - x @ a.T).min(axis=1))
+        return r
+
+    # ------------------------------------------------------------------ the step
+    def expand(self, node: _Node, on_thin=None):
+        """Resolve neurons of ``node`` in place until a leaf or a branch; see the class docstring."""
+        self.nodes += 1
+        while node.l < self.L:
+            l = node.l
+            pcs, f = self.pieces[l], node.fixed[l]
+            free_idx = np.nonzero(f < 0)[0]
+            if free_idx.size:
+                over = pcs.overlapping(node.zlo[free_idx], node.zhi[free_idx], free_idx)
+            for pos, i in enumerate(free_idx):
+                gi = node.g_mat[i]
+                if not np.any(gi[self.free] != 0.0):  # constant on the box slice: fixed by its value
+                    f[i] = int(pcs.piece_of(np.array([gi @ self.box.center + node.g_vec[i]]))[0])
+                    continue
+                cand = np.nonzero(over[pos])[0]
+                if cand.size == 1:
+                    f[i] = cand[0]
+                    continue
+                feasible = []  # (piece, rows a, rows b, px, pr, uncertain)
+                bps = pcs.breakpoints[i]
+                for j in cand:
+                    ra, rb = [], []
+                    if j > 0 and bps[j - 1] > node.zlo[i]:
+                        a_, b_ = self._row(gi, node.g_vec[i], bps[j - 1], upper=False)
+                        ra.append(a_)
+                        rb.append(b_)
+                    if j < bps.size and bps[j] < node.zhi[i]:
+                        a_, b_ = self._row(gi, node.g_vec[i], bps[j], upper=True)
+                        ra.append(a_)
+                        rb.append(b_)
+                    ra, rb = np.array(ra).reshape(-1, self.n), np.array(rb)
+                    pr = node.pr
+                    if node.px.shape[0]:
+                        pr = np.minimum(pr, (rb[None, :] - node.px @ ra.T).min(axis=1)) if ra.shape[0] else pr
+                    keep = pr > self.tol
+                    if keep.any():
+                        feasible.append((j, ra, rb, node.px[keep], pr[keep], node.uncertain))
+                        continue
+                    a_all, b_all = np.vstack([node.a, ra]), np.concatenate([node.b, rb])
+                    ok, x, t_opt = self._chebyshev(a_all, b_all)
+                    if not ok:
+                        feasible.append((j, ra, rb, np.zeros((0, self.n)), np.zeros(0), True))
+                        continue
+                    r = self._radius(x[None, :], a_all, b_all)
+                    if r[0] > self.tol:
+                        px = np.vstack([x[None, :], node.px])
+                        pr2 = np.concatenate([r, np.zeros(node.px.shape[0])])
+                        if node.px.shape[0] and ra.shape[0]:
+                            pr2[1:] = np.minimum(node.pr, (rb[None, :] - node.px @ ra.T).min(axis=1))
+                        k = pr2 > self.tol
+                        feasible.append((j, ra, rb, px[k][:_POOL], pr2[k][:_POOL], node.uncertain))
+                    elif on_thin is not None and t_opt > -self.empty_tol:
+                        on_thin(node, i, j)
+                if len(feasible) == 0:
+                    return "empty", node
+                if len(feasible) == 1:
+                    self._apply(node, i, feasible[0])
+                    continue
+                children = []
+                for item in feasible:
+                    child = node.copy()
+                    self._apply(child, i, item)
+                    child.depth = node.depth + 1
+                    children.append(child)
+                # pieces found feasible for neuron i also prove the pool points of every child
+                return "branch", children
+            self._finish_layer(node)
+        return "leaf", node
+
+    def _apply(self, node: _Node, i: int, item) -> None:
+        j, ra, rb, px, pr, uncertain = item
+        node.fixed[node.l][i] = j
+        if ra.shape[0]:
+            node.a = np.vstack([node.a, ra])
+            node.b = np.concatenate([node.b, rb])
+        node.px, node.pr, node.uncertain = px, pr, uncertain
+
+    # ------------------------------------------------------------------ numpy replay of a point
+    def pattern_at(self, x: np.ndarray):
+        """(pattern, margin) at x (n_in,): piece per neuron per layer, and min distance of any z to a breakpoint."""
+        h = x
+        pattern, margin = [], math.inf
+        for w, b, pcs in zip(self.weights, self.biases, self.pieces):
+            z = w @ h + b
+            p = pcs.piece_of(z)
+            if pcs.breakpoints.shape[1]:
+                margin = min(margin, float(np.min(np.abs(z[:, None] - pcs.breakpoints))))
+            pattern.append(p)
+            idx = np.arange(z.size)
+            h = pcs.slope[idx, p] * z + pcs.offset[idx, p]
+        return pattern, margin
+
+    def matrix_of(self, pattern) -> np.ndarray:
+        """M = W_L D_{L-1} W_{L-1} ... D_0 W_0 + S of a pattern; (n_out, n_in)."""
+        m = np.eye(self.n)
+        for w, pcs, p in zip(self.weights, self.pieces, pattern):
+            m = pcs.slope[np.arange(p.size), p][:, None] * (w @ m)
+        m = self.net.out_weight @ m
+        return m + self.net.skip if self.net.skip is not None else m
+
+
+def enumerate_regions(net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS,
+                      timeout: float = math.inf) -> RegionEnumeration:
+    """Every full-dimensional activation region of a piecewise-linear net in the box (see the module docstring).
+
+    Raises :class:`~certify.errors.UsageError` for a net that is not piecewise linear or a box of the wrong size.
+    """
+    t0 = time.perf_counter()
+    tr = Traversal(net, box, min_radius)
+    stack = [tr.root()]
+    out: list[ActivationRegion] = []
+    thin = [0]
+    uncertain = 0
+    reason = ""
+
+    def on_thin(node, i, j):
+        thin[0] += 1
+
+    while stack:
+        if time.perf_counter() - t0 > timeout:
+            reason = f"timeout after {timeout:g} s with {len(stack)} open nodes"
+            break
+        kind, val = tr.expand(stack.pop(), on_thin)
+        if kind == "branch":
+            stack.extend(reversed(val))
+        elif kind == "leaf":
+            node = val
+            if node.px.shape[0] == 0:
+                uncertain += 1
+                continue
+            k = int(np.argmax(node.pr))
+            x = node.px[k]
+            m, c = tr.leaf_map(node)
+            pattern = tuple(f.copy() for f in node.fixed)
+            out.append(ActivationRegion(pattern, node.a, node.b, x.copy(), float(node.pr[k]), m, c))
+    complete = not stack and uncertain == 0
+    if uncertain and not reason:
+        reason = f"{uncertain} leaves reached through LPs without an optimal status"
+    return RegionEnumeration(tuple(out), complete, thin[0], uncertain, tr.lps, tr.nodes,
+                             time.perf_counter() - t0, tr.tol, reason)
+
+
+def regions(net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS) -> list[ActivationRegion]:
+    """The list of :func:`enumerate_regions` (every full-dimensional region with inradius > tol)."""
+    return list(enumerate_regions(net, box, min_radius).regions)
