@@ -1,0 +1,645 @@
+"""MILP encodings of piecewise-linear nets (DESIGN.md section 2, "MILP"), and the analyses built on them.
+
+Every piecewise-linear activation is written as an affine part plus ReLU terms,
+
+    sigma(z) = slope * z + offset + sum_k coef_k * relu(z - knot_k)            (:func:`relu_decomposition`)
+
+(ReLU: one term; LeakyReLU/PReLU with slope a: a z + (1 - a) relu(z); identity: no term; clip(lo, hi):
+lo + relu(z - lo) - relu(z - hi)). Each term r = relu(z - t) with z in [l, u] (pre-activation bounds over the box,
+from :func:`certify.bounds.interval_bounds` or tighter sound bounds given by the caller) is
+
+* fixed to 0 when u <= t, to z - t when l >= t (stable: no binary);
+* otherwise big-M with a binary d:  r >= z - t,  r >= 0,  r <= z - t - (l - t)(1 - d),  r <= (u - t) d.
+
+This is exact (the MILP's feasible x-set and outputs equal the net's) whenever the bounds are sound.
+
+Jacobian-vector products (LipMIP style): the derivative of sigma is slope + sum_k coef_k d_k, so a tangent s
+through a neuron becomes slope * s + sum_k coef_k m_k with m_k = d_k * s, written exactly for binary d_k by the
+McCormick rows  m >= sl d,  m <= su d,  m >= s - su (1 - d),  m <= s - sl (1 - d)  with s in [sl, su] (interval
+arithmetic on the tangent). At a kink (z = t) the MILP may take either one-sided derivative, so the MILP gain is the
+maximum over the closed activation regions; it equals the maximum over full-dimensional regions except on
+degenerate nets (a pattern realised only on a lower-dimensional set).
+
+This module builds solver-neutral :class:`solvers.base.LinearProgram` s; it imports no solver library. The
+analyses at the bottom (:func:`equilibrium_exists_milp`, :func:`milp_gain`) look backends up by name through
+:mod:`solvers.registry`.
+
+Soundness of a bound taken from a solver: the solver's dual bound is a floating-point claim made under its
+feasibility tolerance. :func:`bound_padding` widens it by ``tol * big_m_scale * amplification + 1e-7 * max(1, |v|)``
+where ``big_m_scale`` is the largest big-M constant of the encoding and ``amplification`` bounds how much a
+violation of ``tol`` in every big-M row can move the objective (|objective| propagated back through |W|).
+This padding is a stated assumption about the solver (violations at most its tolerance per row), not a proof.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from solvers.base import LinearProgram, SolveResult, SolveStatus
+
+from .activations import Activation, ActivationKind
+from .bounds import LayerBounds, affine_interval, interval_bounds
+from .box import Box
+from .errors import UsageError
+from .network import Network
+
+REL_PAD = 1e-7  # relative padding of solver bounds (covers CBC's 8-digit output and coefficient rounding)
+
+
+# ===================================================================== activations as affine + ReLU terms
+@dataclass(frozen=True, eq=False)
+class PiecewiseLinearForm:
+    """sigma(z_j) = slope_j z_j + offset_j + sum_k coefs[k]_j relu(z_j - knots[k]_j) for a layer of n neurons.
+
+    ``slope``, ``offset``: (n,); ``coefs``, ``knots``: (K, n) with K in {0, 1, 2}.
+    """
+
+    slope: np.ndarray
+    offset: np.ndarray
+    coefs: np.ndarray
+    knots: np.ndarray
+
+
+def relu_decomposition(act: Activation, width: int) -> PiecewiseLinearForm:
+    """The affine + ReLU-terms form of a piecewise-linear activation; UsageError for a smooth one."""
+    n = width
+    zeros, ones = np.zeros(n), np.ones(n)
+    k = act.kind
+    if k is ActivationKind.RELU:
+        return PiecewiseLinearForm(zeros, zeros, ones[None], zeros[None])
+    if k in (ActivationKind.LEAKY_RELU, ActivationKind.PRELU):
+        a = np.full(n, act.alpha) if k is ActivationKind.LEAKY_RELU else np.broadcast_to(
+            np.asarray(act.slopes, dtype=np.float64), (n,)).copy()
+        return PiecewiseLinearForm(a, zeros, (1.0 - a)[None], zeros[None])
+    if k is ActivationKind.IDENTITY:
+        return PiecewiseLinearForm(ones, zeros, np.zeros((0, n)), np.zeros((0, n)))
+    if k is ActivationKind.CLIP:
+        lo, hi = act.lo, act.hi
+        if math.isinf(lo) and math.isinf(hi):
+            return PiecewiseLinearForm(ones, zeros, np.zeros((0, n)), np.zeros((0, n)))
+        if math.isinf(lo):  # min(z, hi) = z - relu(z - hi)
+            return PiecewiseLinearForm(ones, zeros, -ones[None], np.full((1, n), hi))
+        if math.isinf(hi):  # max(z, lo) = lo + relu(z - lo)
+            return PiecewiseLinearForm(zeros, np.full(n, lo), ones[None], np.full((1, n), lo))
+        return PiecewiseLinearForm(
+            zeros, np.full(n, lo), np.stack([ones, -ones]), np.stack([np.full(n, lo), np.full(n, hi)])
+        )
+    raise UsageError(
+        f"the MILP encoding needs piecewise-linear activations (relu, leaky_relu, prelu, identity, clip); "
+        f"{act.describe()} is smooth: use interval bounds and sampling instead"
+    )
+
+
+# ===================================================================== a small model builder (internal)
+class _Builder:
+    """Accumulates variables (bounds, integrality, names) and sparse rows; :meth:`frozen` densifies once."""
+
+    def __init__(self) -> None:
+        self.lower: list[float] = []
+        self.upper: list[float] = []
+        self.integer: list[bool] = []
+        self.names: list[str] = []
+        self.ub: list[tuple[list[int], list[float], float]] = []
+        self.eq: list[tuple[list[int], list[float], float]] = []
+        self.big_m = 1.0
+
+    def var(self, lo: float, hi: float, name: str, integer: bool = False) -> int:
+        self.lower.append(float(lo))
+        self.upper.append(float(hi))
+        self.integer.append(integer)
+        self.names.append(name)
+        return len(self.lower) - 1
+
+    def vars(self, lo: np.ndarray, hi: np.ndarray, prefix: str) -> np.ndarray:
+        return np.array([self.var(a, b, f"{prefix}[{i}]") for i, (a, b) in enumerate(zip(lo, hi))], dtype=np.int64)
+
+    def le(self, idx, coef, rhs: float) -> None:
+        self.ub.append((list(map(int, idx)), list(map(float, coef)), float(rhs)))
+
+    def eq_row(self, idx, coef, rhs: float) -> None:
+        self.eq.append((list(map(int, idx)), list(map(float, coef)), float(rhs)))
+
+    def note_m(self, *values: float) -> None:
+        for v in values:
+            if math.isfinite(v):
+                self.big_m = max(self.big_m, abs(float(v)))
+
+    def frozen(self) -> "MilpModel":
+        n = len(self.lower)
+
+        def dense(rows):
+            a = np.zeros((len(rows), n))
+            b = np.zeros(len(rows))
+            for r, (idx, coef, rhs) in enumerate(rows):
+                np.add.at(a[r], idx, coef)
+                b[r] = rhs
+            return a, b
+
+        a_ub, b_ub = dense(self.ub)
+        a_eq, b_eq = dense(self.eq)
+        return MilpModel(
+            a_ub=a_ub, b_ub=b_ub, a_eq=a_eq, b_eq=b_eq, lower=np.array(self.lower), upper=np.array(self.upper),
+            integer=np.array(self.integer, dtype=bool), names=tuple(self.names), big_m_scale=self.big_m,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class MilpModel:
+    """The constraints of an encoding (shapes as in :class:`LinearProgram`) and its largest big-M constant."""
+
+    a_ub: np.ndarray
+    b_ub: np.ndarray
+    a_eq: np.ndarray
+    b_eq: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    integer: np.ndarray
+    names: tuple[str, ...]
+    big_m_scale: float
+
+    @property
+    def n_vars(self) -> int:
+        return self.lower.shape[0]
+
+    @property
+    def n_binaries(self) -> int:
+        return int(self.integer.sum())
+
+    def program(self, c: np.ndarray, maximize: bool) -> LinearProgram:
+        return LinearProgram(
+            c=np.asarray(c, dtype=np.float64), a_ub=self.a_ub, b_ub=self.b_ub, a_eq=self.a_eq, b_eq=self.b_eq,
+            lower=self.lower, upper=self.upper, integer=self.integer, maximize=maximize, names=self.names,
+        )
+
+
+# ===================================================================== the network's values
+@dataclass(frozen=True, eq=False)
+class TermEncoding:
+    """One ReLU term r = relu(z - knot) of every neuron of a layer; arrays (n,).
+
+    ``phase``: 0 inactive on the box (r = 0), 1 active (r = z - knot), 2 unstable (a binary); ``d``/``r``: variable
+    indices of the binary and of r where unstable, -1 elsewhere.
+    """
+
+    coef: np.ndarray
+    knot: np.ndarray
+    phase: np.ndarray
+    d: np.ndarray
+    r: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class LayerEncoding:
+    """Variable indices of one hidden layer: ``z`` and ``h`` (n,), the activation's form and its terms."""
+
+    z: np.ndarray
+    h: np.ndarray
+    form: PiecewiseLinearForm
+    terms: tuple[TermEncoding, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkEncoding:
+    """f over the box as a MILP: ``f(x) = out_coef @ v + out_const`` for every feasible v, x = v[x_index].
+
+    ``model``: the constraints; ``x_index`` (n_in,); ``out_coef`` (n_out, n_vars); ``out_const`` (n_out,);
+    ``layers``: per hidden layer indices; ``bounds``: the pre-activation bounds the big-M constants came from.
+    """
+
+    model: MilpModel
+    x_index: np.ndarray
+    out_coef: np.ndarray
+    out_const: np.ndarray
+    layers: tuple[LayerEncoding, ...]
+    bounds: tuple[LayerBounds, ...]
+    extra: dict = field(default_factory=dict)
+
+    def output_program(self, i: int, maximize: bool) -> LinearProgram:
+        """max (or min) of f_i over the box; the program's objective omits the constant ``out_const[i]``."""
+        return self.model.program(self.out_coef[i], maximize)
+
+
+def _check_inputs(net: Network, box: Box, bounds) -> list[LayerBounds]:
+    if box.dim != net.n_in:
+        raise UsageError(f"the box has {box.dim} coordinates but the net takes {net.n_in} inputs")
+    for layer in net.layers:
+        relu_decomposition(layer.activation, layer.width)  # raises UsageError for smooth activations
+    if bounds is None:
+        return interval_bounds(net, box)
+    bounds = list(bounds)
+    if len(bounds) != len(net.layers) or any(
+        b.pre_lower.shape != (layer.width,) for b, layer in zip(bounds, net.layers)
+    ):
+        raise UsageError("bounds must hold one LayerBounds per hidden layer, shaped like the layer")
+    return bounds
+
+
+def _encode_values(bld: _Builder, net: Network, box: Box, bounds: list[LayerBounds]):
+    x = bld.vars(box.lower, box.upper, "x")
+    prev = x
+    layers = []
+    for li, (layer, lb) in enumerate(zip(net.layers, bounds)):
+        n = layer.width
+        zl, zu = np.asarray(lb.pre_lower, float), np.asarray(lb.pre_upper, float)
+        hl, hu = np.asarray(lb.post_lower, float), np.asarray(lb.post_upper, float)
+        z = bld.vars(zl, zu, f"z{li}")
+        h = bld.vars(hl, hu, f"h{li}")
+        w = layer.weight
+        for j in range(n):  # z_j - W_j h_prev = b_j
+            cols = np.flatnonzero(w[j])
+            bld.eq_row([z[j], *prev[cols]], [1.0, *(-w[j, cols])], layer.bias[j])
+        form = relu_decomposition(layer.activation, n)
+        terms = []
+        # h_j - slope z_j - sum coef r (unstable) - sum coef z_j (active) = offset - sum coef knot (active)
+        h_idx = [[h[j]] for j in range(n)]
+        h_coef = [[1.0] for _ in range(n)]
+        h_rhs = form.offset.copy()
+        z_coef = -form.slope.copy()
+        for k in range(form.coefs.shape[0]):
+            coef, knot = form.coefs[k], form.knots[k]
+            lo, hi = zl - knot, zu - knot
+            phase = np.where(hi <= 0, 0, np.where(lo >= 0, 1, 2)).astype(np.int8)
+            d = np.full(n, -1, dtype=np.int64)
+            r = np.full(n, -1, dtype=np.int64)
+            for j in range(n):
+                if coef[j] == 0.0 or phase[j] == 0:
+                    continue
+                if phase[j] == 1:
+                    z_coef[j] -= coef[j]
+                    h_rhs[j] -= coef[j] * knot[j]
+                    continue
+                r[j] = bld.var(0.0, hi[j], f"r{li}_{k}[{j}]")
+                d[j] = bld.var(0.0, 1.0, f"d{li}_{k}[{j}]", integer=True)
+                bld.note_m(lo[j], hi[j])
+                bld.le([z[j], r[j]], [1.0, -1.0], knot[j])  # r >= z - t
+                bld.le([r[j], z[j], d[j]], [1.0, -1.0, -lo[j]], -zl[j])  # r <= z - t - (l - t)(1 - d)
+                bld.le([r[j], d[j]], [1.0, -hi[j]], 0.0)  # r <= (u - t) d
+                h_idx[j].append(r[j])
+                h_coef[j].append(-coef[j])
+            terms.append(TermEncoding(coef, knot, phase, d, r))
+        for j in range(n):
+            bld.eq_row([*h_idx[j], z[j]], [*h_coef[j], z_coef[j]], h_rhs[j])
+        layers.append(LayerEncoding(z, h, form, tuple(terms)))
+        prev = h
+    return x, prev, layers
+
+
+def encode_network(net: Network, box: Box, bounds: list[LayerBounds] | None = None) -> NetworkEncoding:
+    """The exact MILP of f over the box (see the module docstring); ``bounds``: optional tighter sound
+    pre-activation bounds, one :class:`LayerBounds` per hidden layer (default: interval bounds)."""
+    bounds = _check_inputs(net, box, bounds)
+    bld = _Builder()
+    x, last, layers = _encode_values(bld, net, box, bounds)
+    model = bld.frozen()
+    out_coef = np.zeros((net.n_out, model.n_vars))
+    out_coef[:, last] += net.out_weight
+    if net.skip is not None:
+        out_coef[:, x] += net.skip
+    return NetworkEncoding(model, x, out_coef, net.out_bias.copy(), tuple(layers), tuple(bounds))
+
+
+def encode_equilibrium(net: Network, box: Box, bounds: list[LayerBounds] | None = None) -> NetworkEncoding:
+    """The MILP of {x in box : f(x)_i = x_i for every state i} (exogenous inputs free in their box).
+
+    Its ``model.program(zeros, False)`` is a feasibility problem: infeasible iff no equilibrium lies in the box.
+    """
+    if not net.is_dynamics:
+        raise UsageError(
+            f"equilibria need x+ = f(x): the net has {net.n_out} outputs but {net.n_states} states"
+        )
+    bounds = _check_inputs(net, box, bounds)
+    bld = _Builder()
+    x, last, layers = _encode_values(bld, net, box, bounds)
+    for i in range(net.n_states):  # W_L[i] h_L + S[i] x - x_i = -b_L[i]
+        idx, coef = list(last), list(net.out_weight[i])
+        if net.skip is not None:
+            idx += list(x)
+            coef += list(net.skip[i])
+        idx.append(x[i])
+        coef.append(-1.0)
+        bld.eq_row(idx, coef, -net.out_bias[i])
+    model = bld.frozen()
+    out_coef = np.zeros((net.n_out, model.n_vars))
+    out_coef[:, last] += net.out_weight
+    if net.skip is not None:
+        out_coef[:, x] += net.skip
+    return NetworkEncoding(model, x, out_coef, net.out_bias.copy(), tuple(layers), tuple(bounds))
+
+
+# ===================================================================== Jacobian-vector products (LipMIP)
+def _derivative_range(layer_enc: LayerEncoding) -> tuple[np.ndarray, np.ndarray]:
+    """[min, max] of slope + sum_k coef_k d_k over the d's the encoding allows (stable terms fixed); (n,) each."""
+    form = layer_enc.form
+    lo = form.slope.copy()
+    hi = form.slope.copy()
+    for t in layer_enc.terms:
+        fixed = np.where(t.phase == 1, t.coef, 0.0)
+        free = t.phase == 2
+        lo = lo + fixed + np.where(free, np.minimum(t.coef, 0.0), 0.0)
+        hi = hi + fixed + np.where(free, np.maximum(t.coef, 0.0), 0.0)
+    return lo, hi
+
+
+def _product_interval(sl, su, dl, du):
+    cands = np.stack([sl * dl, sl * du, su * dl, su * du])
+    lo, hi = cands.min(axis=0), cands.max(axis=0)
+    pad = 1e-12 * np.maximum(np.abs(lo), np.abs(hi)) + 1e-300
+    return lo - pad, hi + pad
+
+
+def _tangent_through(bld: _Builder, layer_enc: LayerEncoding, s: np.ndarray, sl, su, name: str):
+    """Variables t = sigma'(z) * s for the layer (McCormick on every unstable term); returns (t, tl, tu)."""
+    form = layer_enc.form
+    n = s.shape[0]
+    dl, du = _derivative_range(layer_enc)
+    tl, tu = _product_interval(sl, su, dl, du)
+    t = bld.vars(tl, tu, name)
+    rows_idx = [[t[j]] for j in range(n)]
+    rows_coef = [[1.0] for _ in range(n)]
+    s_coef = -form.slope.copy()
+    for k, term in enumerate(layer_enc.terms):
+        for j in range(n):
+            if term.coef[j] == 0.0 or term.phase[j] == 0:
+                continue
+            if term.phase[j] == 1:
+                s_coef[j] -= term.coef[j]
+                continue
+            a, b, d = sl[j], su[j], term.d[j]
+            m = bld.var(min(a, 0.0), max(b, 0.0), f"m{name}_{k}[{j}]")
+            bld.note_m(a, b)
+            bld.le([m, d], [-1.0, a], 0.0)  # m >= sl d
+            bld.le([m, d], [1.0, -b], 0.0)  # m <= su d
+            bld.le([s[j], m, d], [1.0, -1.0, b], b)  # m >= s - su (1 - d)
+            bld.le([m, s[j], d], [1.0, -1.0, -a], -a)  # m <= s - sl (1 - d)
+            rows_idx[j].append(m)
+            rows_coef[j].append(-term.coef[j])
+    for j in range(n):  # t_j - slope s_j - sum coef m = 0 (active terms add coef s_j)
+        bld.eq_row([*rows_idx[j], s[j]], [*rows_coef[j], s_coef[j]], 0.0)
+    return t, tl, tu
+
+
+def _linear_vars(bld: _Builder, w: np.ndarray, src: np.ndarray, lo, hi, name: str):
+    """Variables y = w @ v[src] (no bias) with interval bounds; returns (y, yl, yu)."""
+    yl, yu = affine_interval(w, np.zeros(w.shape[0]), lo, hi)
+    y = bld.vars(yl, yu, name)
+    for j in range(w.shape[0]):
+        cols = np.flatnonzero(w[j])
+        bld.eq_row([y[j], *src[cols]], [1.0, *(-w[j, cols])], 0.0)
+    return y, yl, yu
+
+
+@dataclass(frozen=True, eq=False)
+class GainEncoding:
+    """sup_X ||J(x)||_p (state columns when ``state_only``) as max over ``objectives`` rows of the MILP.
+
+    ``objectives`` (k, n_vars): for p = inf one row per output i (maximise e_i^T J v, v in [-1, 1]^cols); for p = 1
+    one row per column j (maximise (J^T w)_j, w in [-1, 1]^n_out). ``labels``: what each row is.
+    """
+
+    network: NetworkEncoding
+    model: MilpModel
+    objectives: np.ndarray
+    labels: tuple[str, ...]
+    p: float
+    columns: np.ndarray
+
+    def program(self, k: int) -> LinearProgram:
+        return self.model.program(self.objectives[k], maximize=True)
+
+
+def encode_gain(
+    net: Network, box: Box, p: float, state_only: bool = True, bounds: list[LayerBounds] | None = None
+) -> GainEncoding:
+    """The LipMIP gadget for sup over the box of ||J(x)||_p, p in {1, inf} (see the module docstring)."""
+    p = float(p)
+    if p not in (1.0, math.inf):
+        raise UsageError(f"the MILP gain handles p = 1 and p = inf, got p = {p}")
+    bounds = _check_inputs(net, box, bounds)
+    bld = _Builder()
+    x, last, layers = _encode_values(bld, net, box, bounds)
+    cols = np.arange(net.n_states if state_only else net.n_in)
+    mask = np.zeros(net.n_in)
+    mask[cols] = 1.0
+    objectives = []
+    labels = []
+    if p == math.inf:
+        # forward tangent: t_0 = v on the chosen columns, 0 elsewhere
+        v_lo, v_hi = -mask, mask
+        t = bld.vars(v_lo, v_hi, "v")
+        tl, tu = v_lo, v_hi
+        v = t
+        for li, (layer, enc) in enumerate(zip(net.layers, layers)):
+            s, sl, su = _linear_vars(bld, layer.weight, t, tl, tu, f"s{li}")
+            t, tl, tu = _tangent_through(bld, enc, s, sl, su, f"t{li}")
+        n_vars = len(bld.lower)
+        for i in range(net.n_out):
+            c = np.zeros(n_vars)
+            np.add.at(c, t, net.out_weight[i])
+            if net.skip is not None:
+                np.add.at(c, v[cols], net.skip[i, cols])
+            objectives.append(c)
+            labels.append(f"row {i}")
+    else:
+        # backward cotangent: w in [-1, 1]^n_out, q_L = W_L^T w, p_l = sigma'(z_l) q_{l+1}, q_l = W_l^T p_l
+        w = bld.vars(-np.ones(net.n_out), np.ones(net.n_out), "w")
+        q, ql, qu = _linear_vars(bld, net.out_weight.T, w, -np.ones(net.n_out), np.ones(net.n_out), "q_out")
+        for li in range(len(net.layers) - 1, -1, -1):
+            layer, enc = net.layers[li], layers[li]
+            g, gl, gu = _tangent_through(bld, enc, q, ql, qu, f"g{li}")
+            q, ql, qu = _linear_vars(bld, layer.weight.T, g, gl, gu, f"q{li}")
+        n_vars = len(bld.lower)
+        for j in cols:
+            c = np.zeros(n_vars)
+            c[q[j]] += 1.0
+            if net.skip is not None:
+                np.add.at(c, w, net.skip[:, j])
+            objectives.append(c)
+            labels.append(f"column {j}")
+    model = bld.frozen()
+    out_coef = np.zeros((net.n_out, model.n_vars))
+    out_coef[:, last] += net.out_weight
+    if net.skip is not None:
+        out_coef[:, x] += net.skip
+    network = NetworkEncoding(model, x, out_coef, net.out_bias.copy(), tuple(layers), tuple(bounds))
+    return GainEncoding(network, model, np.array(objectives).reshape(-1, model.n_vars), tuple(labels), p, cols)
+
+
+# ===================================================================== padding of solver bounds
+def objective_amplification(net: Network, out_weights: np.ndarray) -> float:
+    """How much an error of 1 in every hidden neuron can move sum_i |out_weights_i| f_i: with s_L = |ow| |W_L|
+    and s_l = s_{l+1} |W_l|, returns 1 + ||ow||_1 + sum_l ||s_l||_1 (|W| entrywise; an interval-matrix bound)."""
+    s = np.abs(np.atleast_2d(out_weights)).sum(axis=0) @ np.abs(net.out_weight)
+    total = 1.0 + float(np.abs(out_weights).sum()) + float(s.sum())
+    for layer in reversed(net.layers[1:]):
+        s = s @ np.abs(layer.weight)
+        total += float(s.sum())
+    return total
+
+
+def bound_padding(value: float, tolerance: float, big_m_scale: float, amplification: float) -> float:
+    """``tolerance * big_m_scale * amplification + REL_PAD * max(1, |value|)`` (see the module docstring)."""
+    return tolerance * big_m_scale * amplification + REL_PAD * max(1.0, abs(value))
+
+
+# ===================================================================== analyses
+def _backend(backend):
+    from solvers.registry import get_backend
+
+    return get_backend(backend) if isinstance(backend, str) else backend
+
+
+@dataclass(frozen=True, eq=False)
+class EquilibriumSearch:
+    """Outcome of :func:`equilibrium_exists_milp`.
+
+    ``exists``: True with a replayed ``point`` (n_in,) whose ``residual`` = max_i |f_i(x) - x_i| (states) is
+    <= ``tolerance``; False when the MILP is infeasible with a final status; None when undecided (``reason``).
+    """
+
+    exists: bool | None
+    point: np.ndarray | None
+    residual: float
+    tolerance: float
+    result: SolveResult
+    reason: str = ""
+
+
+def _refine_fixed_point(net: Network, box: Box, x0: np.ndarray) -> np.ndarray:
+    """Solve the affine fixed-point system of the activation region of x0: f = J x + c there, so
+    (I - J_ss) x_s = c_s + J_su u. Returns the refined point clipped to the box (x0 itself if singular)."""
+    ns = net.n_states
+    jac = net.jacobian(x0)
+    c = net.forward(x0) - jac @ x0
+    u = x0[ns:]
+    mat = np.eye(ns) - jac[:ns, :ns]
+    rhs = c[:ns] + jac[:ns, ns:] @ u
+    try:
+        xs = np.linalg.solve(mat, rhs)
+    except np.linalg.LinAlgError:
+        return x0
+    if not np.all(np.isfinite(xs)):
+        return x0
+    return box.clip(np.concatenate([xs, u]))
+
+
+def _residual(net: Network, x: np.ndarray) -> float:
+    return float(np.max(np.abs(net.forward(x)[: net.n_states] - x[: net.n_states])))
+
+
+def equilibrium_exists_milp(
+    net: Network, box: Box, *, backend="cbc", time_limit: float = 60.0,
+    bounds: list[LayerBounds] | None = None, tolerance: float | None = None,
+) -> EquilibriumSearch:
+    """Is there x in the box with f(x) = x (states; inputs free)? Feasibility MILP, then a float64 replay.
+
+    A feasible point is refined on its activation region (exact affine solve) and replayed through
+    ``net.forward``; it counts when its residual is <= ``tolerance`` (default 1e-9 * (1 + max |box|)).
+    Infeasibility with the solver's final status means none (within the solver's tolerances).
+    """
+    enc = encode_equilibrium(net, box, bounds)
+    solver = _backend(backend)
+    tol = 1e-9 * (1.0 + float(np.max(np.abs([box.lower, box.upper])))) if tolerance is None else float(tolerance)
+    res = solver.solve(enc.model.program(np.zeros(enc.model.n_vars), False), time_limit)
+    if res.status is SolveStatus.INFEASIBLE:
+        return EquilibriumSearch(False, None, math.inf, tol, res, "the MILP x = f(x), x in X is infeasible")
+    if res.x is None:
+        return EquilibriumSearch(None, None, math.inf, tol, res, f"solver {res.status.value}: {res.message}")
+    x0 = box.clip(res.x[enc.x_index])
+    best, best_res = x0, _residual(net, x0)
+    x1 = x0
+    for _ in range(3):  # a region step can land on a neighbour; a couple of steps settle it
+        x1 = _refine_fixed_point(net, box, x1)
+        r1 = _residual(net, x1)
+        if r1 < best_res:
+            best, best_res = x1, r1
+        if best_res <= tol:
+            break
+    if best_res <= tol:
+        return EquilibriumSearch(True, best, best_res, tol, res)
+    return EquilibriumSearch(
+        None, best, best_res, tol, res,
+        f"the solver's point replays with residual {best_res:.3g} > {tol:.3g}",
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class MilpGain:
+    """Outcome of :func:`milp_gain`; unpacks as ``value, x, result``.
+
+    ``value``: max over rows of the MILP objectives (the exact gain when ``result.status`` is optimal);
+    ``x`` (n_in,): the input of the best row; ``result``: the rows' results combined (worst status, summed seconds,
+    ``bound`` the max of the rows' raw dual bounds); ``upper``: that bound padded by :func:`bound_padding`
+    (inf when some row has no bound); ``per_row``: each row's objective (None without a solution).
+    """
+
+    value: float | None
+    x: np.ndarray | None
+    result: SolveResult
+    upper: float
+    per_row: tuple[float | None, ...]
+
+    def __iter__(self):
+        return iter((self.value, self.x, self.result))
+
+
+_SEVERITY = [
+    SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT, SolveStatus.INACCURATE, SolveStatus.UNBOUNDED,
+    SolveStatus.INFEASIBLE, SolveStatus.ERROR, SolveStatus.NOT_INSTALLED,
+]
+
+
+def combine_results(results: list[SolveResult], objective, bound, x, message: str = "") -> SolveResult:
+    """One SolveResult standing for several solves: the worst status, total seconds, the given values."""
+    status = max((r.status for r in results), key=_SEVERITY.index, default=SolveStatus.OPTIMAL)
+    msgs = "; ".join(sorted({r.message for r in results if r.message}))
+    return SolveResult(
+        status, objective, bound, x, sum(r.seconds for r in results),
+        results[0].backend if results else "", message or msgs,
+    )
+
+
+def milp_gain(
+    net: Network, box: Box, p: float, state_only: bool = True, *, backend="cbc", time_limit: float = 60.0,
+    bounds: list[LayerBounds] | None = None,
+) -> MilpGain:
+    """Exact sup over the box of ||J(x)||_p (p in {1, inf}; state columns when ``state_only``) by the LipMIP
+    gadget, one MILP per output row (p = inf) or input column (p = 1). ``time_limit``: seconds for all of them."""
+    enc = encode_gain(net, box, p, state_only, bounds)
+    solver = _backend(backend)
+    start = time.perf_counter()
+    results, per_row = [], []
+    best_val, best_x = None, None
+    for k in range(enc.objectives.shape[0]):
+        remaining = time_limit - (time.perf_counter() - start)
+        res = solver.solve(enc.program(k), max(remaining, 0.01))
+        results.append(res)
+        val = res.objective if res.x is not None else None
+        per_row.append(val)
+        if val is not None and (best_val is None or val > best_val):
+            best_val, best_x = val, box.clip(res.x[enc.network.x_index])
+    bounds_ = [r.bound for r in results]
+    raw = max(bounds_) if bounds_ and all(b is not None for b in bounds_) else None
+    if raw is None:
+        upper = math.inf
+    else:
+        amp = _gain_amplification(net, enc)
+        upper = raw + bound_padding(raw, solver.feasibility_tolerance, enc.model.big_m_scale, amp)
+    result = combine_results(results, best_val, raw, None)
+    return MilpGain(best_val, best_x, result, upper, tuple(per_row))
+
+
+def _gain_amplification(net: Network, enc: GainEncoding) -> float:
+    """Sensitivity of a gain objective to errors of 1 in every value and tangent variable: twice (values and
+    tangents) the |W|-chain sum of :func:`objective_amplification` with all-ones output weights, plus the first
+    layer's |W| (the tangent enters there)."""
+    total = objective_amplification(net, np.ones(net.n_out))
+    if net.layers:
+        s = np.ones(net.n_out) @ np.abs(net.out_weight)
+        for layer in reversed(net.layers):
+            s = s @ np.abs(layer.weight)
+        total += float(s.sum())
+    return 2.0 * total
