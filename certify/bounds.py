@@ -104,6 +104,23 @@ class Pieces:
         idx = np.arange(n)
         return ext[idx, piece], ext[idx, piece + 1]
 
+    def value_range(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact [min, max] of sigma over [lower_i, upper_i] (n,) in numpy: sigma is continuous and linear between
+        breakpoints, so the extremes sit at the ends or at breakpoints inside (one rounding per value: callers pad)."""
+        n = lower.shape[0]
+        idx = np.arange(n)
+        vl = self.slope[idx, self.piece_of(lower)] * lower + self.offset[idx, self.piece_of(lower)]
+        vu = self.slope[idx, self.piece_of(upper)] * upper + self.offset[idx, self.piece_of(upper)]
+        lo, hi = np.minimum(vl, vu), np.maximum(vl, vu)
+        for k in range(self.breakpoints.shape[1]):
+            bp = self.breakpoints[:, k]
+            inside = (bp > lower) & (bp < upper)
+            if inside.any():
+                vb = self.slope[:, k] * bp + self.offset[:, k]
+                lo = np.where(inside, np.minimum(lo, vb), lo)
+                hi = np.where(inside, np.maximum(hi, vb), hi)
+        return lo, hi
+
     def overlapping(self, lower: np.ndarray, upper: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Bool (m, k + 1): which pieces meet [lower_i, upper_i] in more than a point (or contain it if lower ==
         upper); ``idx`` (m,) selects the neurons the m intervals belong to (default: all n, in order)."""
@@ -161,7 +178,7 @@ def _relaxation(act: Activation, pcs: Pieces | None, lo: np.ndarray, hi: np.ndar
     the constant bounds of ``value_range`` (sound for any activation).
     """
     n = lo.shape[0]
-    vlo, vhi = act.value_range(lo, np.maximum(lo, hi))
+    vlo, vhi = (act.value_range if pcs is None else pcs.value_range)(lo, np.maximum(lo, hi))
     al, bl, au, bu = np.zeros(n), vlo.copy(), np.zeros(n), vhi.copy()
     if pcs is None:
         return al, bl, au, bu
@@ -253,7 +270,7 @@ def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad
                 out.append((lo[:0], hi[:0]))
             return out
         relax.append(_relaxation(act, pcs, lo, hi))
-        post_lo, post_hi = act.value_range(lo, hi)
+        post_lo, post_hi = (act.value_range if pcs is None else pcs.value_range)(lo, hi)
     return out
 
 

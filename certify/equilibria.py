@@ -1,0 +1,116 @@
+"""Equilibria x = f(x) of an autonomous piecewise-linear net in a box, and the Corollary 3 norm bounds.
+
+On each full-dimensional region r (from :func:`certify.regions.enumerate_regions`) f(x) = M_r x + c_r, so an
+equilibrium in r solves (I - M_r) x = c_r. Every point of the box lies in the closure of some full-dimensional
+region, and f = M_r x + c_r holds on that closure by continuity, so solving on every region (keeping solutions in
+the closed region, with a tolerance) finds every isolated equilibrium in the box. Each kept point is replayed
+through the float64 IR (|f(x) - x|_inf <= 1e-9 (1 + |x|_inf), x in the box) and duplicates (a point on a face
+shared by several regions) are merged. A region where I - M_r is singular (smallest singular value <= 1e-12
+times the largest) can hold a continuum of fixed points: it is reported, not solved, and the result is not
+``complete``.
+
+Corollary 3 (DESIGN.md section 2), for ReLU/LeakyReLU/PReLU/identity nets where A* = M_r and b* = c_r on r:
+every equilibrium x_bar in X satisfies lb <= ||x_bar|| <= ub with
+lb = min_r ||c_r|| / max_r ||I - M_r||  and  ub = max_r ||c_r|| / (1 - rho_A),  rho_A = max_r ||M_r|| (ub only when
+rho_A < 1). The inequality at x_bar holds with the (M_r, c_r) of any region whose closure holds x_bar, so the
+extremes over the full-dimensional regions suffice. For clip-type nets A* is not constant on regions: points are
+still found, the bounds are (0, inf) with a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .box import Box
+from .errors import UsageError
+from .network import Network
+from .norms import induced_norm
+from .regions import DEFAULT_MIN_RADIUS, ActivationRegion, enumerate_regions
+
+
+@dataclass(frozen=True, eq=False)
+class EquilibriaResult:
+    """``points``: every isolated equilibrium found, each (n,), replayed; ``norm_lower``/``norm_upper``: the
+    Corollary 3 bounds on ||x_bar||_p (norm_upper inf when rho_A >= 1); ``rho``: max_r ||M_r||_p;
+    ``singular_regions``: regions where I - M_r is singular; ``complete``: the enumeration was complete, no
+    sliver was dropped and no region was singular; ``consistent``: every point's norm lies in the bounds."""
+
+    points: tuple[np.ndarray, ...]
+    norm_lower: float
+    norm_upper: float
+    rho: float
+    singular_regions: tuple[ActivationRegion, ...]
+    complete: bool
+    consistent: bool
+    regions: int
+    seconds: float
+    reason: str = ""
+
+
+def _vector_norm(x: np.ndarray, p: float) -> float:
+    return float(np.linalg.norm(x, ord=p))
+
+
+def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float = DEFAULT_MIN_RADIUS,
+                    tol: float = 1e-9, timeout: float = math.inf) -> EquilibriaResult:
+    """Every isolated equilibrium of x+ = f(x) in the box (see the module docstring); norm p in {1, 2, inf}.
+
+    Raises :class:`UsageError` unless the net is piecewise linear and autonomous (n_out == n_in == n_states).
+    """
+    p = float(norm)
+    if p not in (1.0, 2.0, math.inf):
+        raise UsageError(f"norm must be 1, 2 or inf, got {norm}")
+    if not (net.n_out == net.n_in == net.n_states):
+        raise UsageError(f"equilibria need an autonomous net with as many outputs as states (got {net.describe()},"
+                         f" {net.n_states} states); exogenous inputs are not supported yet")
+    enum = enumerate_regions(net, box, min_radius, timeout)
+    n = net.n_in
+    eye = np.eye(n)
+    scale = 1.0 + float(np.max(np.abs(np.concatenate([box.lower, box.upper]))))
+    found: list[np.ndarray] = []
+    singular = []
+    for r in enum.regions:
+        a = eye - r.m
+        sv = np.linalg.svd(a, compute_uv=False)
+        if sv[-1] <= 1e-12 * max(sv[0], 1.0):
+            singular.append(r)
+            continue
+        x = np.linalg.solve(a, r.c)
+        slack = tol * scale
+        if not (box.contains(x, slack) and r.contains(x, slack)):
+            continue
+        x = box.clip(x)
+        fx = net.forward(x)
+        if np.max(np.abs(fx - x)) > tol * (1.0 + np.max(np.abs(x))):
+            continue
+        if any(np.max(np.abs(x - y)) <= 1e-7 * scale for y in found):
+            continue
+        found.append(x)
+    reasons = []
+    through_origin = net.piecewise_linear_through_origin
+    if enum.regions and through_origin:
+        b_norms = np.array([_vector_norm(r.c, p) for r in enum.regions])
+        rho = float(max(induced_norm(r.m, p) for r in enum.regions))
+        i_minus = float(max(induced_norm(eye - r.m, p) for r in enum.regions))
+        lb = float(b_norms.min()) / i_minus if i_minus > 0 else 0.0
+        ub = float(b_norms.max()) / (1.0 - rho) if rho < 1.0 else math.inf
+    else:
+        rho, lb, ub = math.inf, 0.0, math.inf
+        if not through_origin:
+            reasons.append("Corollary 3 bounds need A* constant on regions (ReLU-type nets); not given for clip")
+    slack = 1e-9 * max(1.0, lb, ub if math.isfinite(ub) else 1.0)
+    consistent = all(lb - slack <= _vector_norm(x, p) <= ub + slack for x in found)
+    if not consistent:
+        reasons.append("an equilibrium's norm lies outside the Corollary 3 bounds (inconsistency: please report)")
+    if not enum.complete:
+        reasons.append(enum.reason or "region enumeration incomplete")
+    if enum.thin:
+        reasons.append(f"{enum.thin} slivers thinner than {enum.tol:.3g} were not searched")
+    if singular:
+        reasons.append(f"{len(singular)} regions where I - M is singular (a continuum of fixed points is possible)")
+    complete = enum.complete and not enum.thin and not singular
+    return EquilibriaResult(tuple(found), lb, ub, rho, tuple(singular), complete, consistent, len(enum.regions),
+                            enum.seconds, "; ".join(reasons))

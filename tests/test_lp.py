@@ -1,0 +1,76 @@
+"""The HiGHS LP backend on small problems with known optima (one shared table), statuses and re-use."""
+
+
+import numpy as np
+import pytest
+
+from solvers.base import LinearProgram, SolveStatus
+from solvers.lp import LPSolver, solve_lp
+
+
+def _lp(c, a_ub=(), b_ub=(), a_eq=(), b_eq=(), lower=None, upper=None, maximize=False, integer=None):
+    n = len(c)
+    return LinearProgram(
+        c=np.array(c, float), a_ub=np.array(a_ub, float), b_ub=np.array(b_ub, float), a_eq=np.array(a_eq, float),
+        b_eq=np.array(b_eq, float), lower=np.full(n, -np.inf) if lower is None else np.array(lower, float),
+        upper=np.full(n, np.inf) if upper is None else np.array(upper, float), maximize=maximize, integer=integer)
+
+
+# (problem, status, optimum): hand-solved
+PROBLEMS = [
+    # max x + y s.t. x + 2y <= 4, 3x + y <= 6, x, y >= 0  -> vertex (8/5, 6/5), value 14/5
+    (_lp([1, 1], [[1, 2], [3, 1]], [4, 6], lower=[0, 0], maximize=True), SolveStatus.OPTIMAL, 14 / 5),
+    # min x - y s.t. x + y == 1, 0 <= x, y <= 1 -> x = 0, y = 1, value -1
+    (_lp([1, -1], a_eq=[[1, 1]], b_eq=[1], lower=[0, 0], upper=[1, 1]), SolveStatus.OPTIMAL, -1.0),
+    # x <= -1 and x >= 0: infeasible
+    (_lp([1], [[1]], [-1], lower=[0]), SolveStatus.INFEASIBLE, None),
+    # min -x, x >= 0 unbounded above
+    (_lp([-1], lower=[0]), SolveStatus.UNBOUNDED, None),
+    # Chebyshev centre of the unit square: max t s.t. box rows -> t = 1/2 at (1/2, 1/2)
+    (_lp([0, 0, 1], [[1, 0, 1], [-1, 0, 1], [0, 1, 1], [0, -1, 1]], [1, 0, 1, 0], lower=[0, 0, -np.inf],
+         upper=[1, 1, np.inf], maximize=True), SolveStatus.OPTIMAL, 0.5),
+]
+
+
+@pytest.mark.parametrize("problem,status,optimum", PROBLEMS)
+def test_known_problems(problem, status, optimum):
+    res = solve_lp(problem)
+    assert res.status is status
+    if optimum is not None:
+        assert res.objective == pytest.approx(optimum, abs=1e-9)
+        assert res.bound == pytest.approx(optimum, abs=1e-9)
+        x = res.x
+        assert np.all(problem.a_ub @ x <= problem.b_ub + 1e-9)
+        assert np.all(x >= problem.lower - 1e-9) and np.all(x <= problem.upper + 1e-9)
+        assert problem.c @ x == pytest.approx(optimum, abs=1e-9)
+    else:
+        assert res.x is None and res.objective is None
+
+
+def test_reused_solver_matches_fresh_solves():
+    solver = LPSolver()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.normal(size=(12, 4))
+        b = rng.uniform(0.5, 1.5, size=12)
+        c = rng.normal(size=4)
+        lp = _lp(c, a, b, lower=-np.ones(4), upper=np.ones(4), maximize=bool(rng.integers(2)))
+        r1, r2 = solver.solve(lp), solve_lp(lp)
+        assert r1.status is r2.status is SolveStatus.OPTIMAL
+        assert r1.objective == pytest.approx(r2.objective, abs=1e-9)
+
+
+def test_integer_variables_are_refused_not_relaxed():
+    lp = _lp([1.0], lower=[0], upper=[1], integer=[True])
+    res = solve_lp(lp)
+    assert res.status is SolveStatus.ERROR and "integer" in res.message
+
+
+def test_status_table_never_maps_an_ambiguous_status_to_a_proof():
+    from solvers import lp as lp_mod
+
+    ms = lp_mod.highspy.HighsModelStatus
+    assert lp_mod._STATUS[ms.kUnboundedOrInfeasible] is SolveStatus.ERROR
+    for native, status in lp_mod._STATUS.items():
+        if status is SolveStatus.OPTIMAL:
+            assert native in (ms.kOptimal, ms.kModelEmpty)
