@@ -42,18 +42,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="sampling device (default auto)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per check (default 60)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the JSON report to PATH ('-' for stdout)")
+    p.add_argument("--report", default=None, metavar="PATH", help="write a report: PATH.html (with pictures) or PATH.md")
+    p.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML (one test case per check)")
+    p.add_argument("--unknown-as", choices=("failure", "skipped"), default="failure",
+                   help="how an unknown check appears in JUnit (default failure)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (and the JSON with --json -)")
     return p
 
 
-def _writable(path: str) -> None:
+def _writable(option: str, path: str) -> None:
+    """Refuse an output path that cannot be written, before any long computation starts."""
+    import os
+
     from certify.errors import UsageError
 
     parent = Path(path).resolve().parent
     if not parent.is_dir():
-        raise UsageError(f"--json {path}: folder {parent} does not exist")
+        raise UsageError(f"{option} {path}: folder {parent} does not exist")
     if Path(path).is_dir():
-        raise UsageError(f"--json {path}: is a folder; give a file name")
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    if not os.access(parent, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable")
+
+
+def _progress(quiet: bool):
+    """A progress display on stderr (rich), or None when quiet or stderr is not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None, None
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    tasks = {}
+
+    def update(check, result):
+        if result is None:
+            tasks[check] = bar.add_task(f"checking {check.value}", total=1)
+        else:
+            bar.update(tasks[check], completed=1, description=f"{check.value}: {result.verdict.value}")
+
+    return bar, update
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -74,10 +103,21 @@ def run(argv: list[str] | None = None) -> int:
         )
         config.torch_device()
         if args.json not in (None, "-"):
-            _writable(args.json)
+            _writable("--json", args.json)
+        if args.report is not None:
+            if Path(args.report).suffix.lower() not in (".html", ".htm", ".md"):
+                raise CertifyError(f"--report {args.report}: give a file ending in .html or .md")
+            _writable("--report", args.report)
+        if args.junit is not None:
+            _writable("--junit", args.junit)
         if not Path(args.model).is_file():
             raise CertifyError(f"{args.model}: model file not found")
-        report = verify(args.model, region, checks, config)
+        bar, update = _progress(args.quiet)
+        if bar is not None:
+            with bar:
+                report = verify(args.model, region, checks, config, progress=update)
+        else:
+            report = verify(args.model, region, checks, config)
     except _UsageExit as exc:
         print(f"certify: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -90,6 +130,13 @@ def run(argv: list[str] | None = None) -> int:
         print(report.to_table())
     if args.json not in (None, "-"):
         Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
+    if args.report is not None:
+        if Path(args.report).suffix.lower() == ".md":
+            Path(args.report).write_text(report.to_markdown(), encoding="utf-8")
+        else:
+            report.to_html(args.report)
+    if args.junit is not None:
+        report.to_junit(args.junit, unknown_as=args.unknown_as)
     from certify.certificate import Verdict
 
     return {Verdict.CERTIFIED: EXIT_CERTIFIED, Verdict.FALSIFIED: EXIT_FALSIFIED}.get(report.verdict, EXIT_UNKNOWN)

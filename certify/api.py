@@ -34,6 +34,7 @@ def verify(
     box: str | Path | Box | Region,
     checks: str | Iterable[str] | Iterable[CheckName] = DEFAULT_CHECKS,
     config: VerifyConfig | None = None,
+    progress=None,
 ) -> Report:
     """Verify ``model`` over ``box``.
 
@@ -62,8 +63,8 @@ def verify(
         names = tuple(checks)
     else:
         names = parse_checks(checks)
-    results = run_checks(net, box, names, config)
-    return Report(path, sha, net.describe(), box, config.norm, config.margin, results)
+    results = run_checks(net, box, names, config, progress)
+    return Report(path, sha, net.describe(), box, config.norm, config.margin, results, network=net)
 
 
 def config_for_region(region, **overrides) -> VerifyConfig:

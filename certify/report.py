@@ -17,8 +17,11 @@ import json
 import math
 from dataclasses import dataclass
 
+from pathlib import Path
+
 from .box import Box, norm_label
 from .certificate import CheckResult, Verdict, Witness, overall_verdict
+from .network import Network
 
 SCHEMA = "certify/1"
 
@@ -56,6 +59,7 @@ class Report:
     norm: float
     margin: float
     results: tuple[CheckResult, ...]
+    network: Network | None = None  # for pictures; not serialised
 
     @property
     def verdict(self) -> Verdict:
@@ -99,6 +103,34 @@ class Report:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def to_markdown(self) -> str:
+        from .render import to_markdown
+
+        return to_markdown(self)
+
+    def to_html(self, path: str | Path | None = None, pictures: bool = True) -> str:
+        """One self-contained HTML page (images embedded); written to ``path`` when given."""
+        from .render import to_html
+
+        text = to_html(self, with_pictures=pictures)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_junit(self, path: str | Path | None = None, unknown_as: str = "failure") -> str:
+        """JUnit XML, one test case per check (falsified = failure; unknown = failure or skipped)."""
+        from .render import to_junit
+
+        text = to_junit(self, unknown_as)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def _repr_html_(self) -> str:  # notebooks
+        from .render import to_html
+
+        return to_html(self, with_pictures=True)
 
     def to_table(self) -> str:
         """A plain-text table: one row per check, then the reasons and witnesses."""

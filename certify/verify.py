@@ -176,8 +176,13 @@ def available_checks() -> tuple[CheckName, ...]:
     return tuple(CHECKS)
 
 
-def run_checks(net: Network, box: Box, checks: Iterable[CheckName], config: VerifyConfig) -> tuple[CheckResult, ...]:
-    """Run each check in order. Misuse (a dynamics check on a non-square map) raises before any work starts."""
+def run_checks(
+    net: Network, box: Box, checks: Iterable[CheckName], config: VerifyConfig, progress=None
+) -> tuple[CheckResult, ...]:
+    """Run each check in order. Misuse (a dynamics check on a non-square map) raises before any work starts.
+
+    ``progress``: optional callable ``progress(check, result_or_None)``, called before (None) and after each check.
+    """
     checks = tuple(checks)
     for check in checks:
         if check not in CHECKS:
@@ -186,4 +191,11 @@ def run_checks(net: Network, box: Box, checks: Iterable[CheckName], config: Veri
         if check in (CheckName.DISSIPATIVITY, CheckName.CONTRACTION, CheckName.WEIGHT_NORM,
                      CheckName.INVARIANCE, CheckName.EQUILIBRIA):
             require_dynamics(net, check)
-    return tuple(CHECKS[check](net, box, config) for check in checks)
+    results = []
+    for check in checks:
+        if progress is not None:
+            progress(check, None)
+        results.append(CHECKS[check](net, box, config))
+        if progress is not None:
+            progress(check, results[-1])
+    return tuple(results)

@@ -1,0 +1,180 @@
+"""Render a :class:`~certify.report.Report` as Markdown, one self-contained HTML file, or JUnit XML."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
+
+from .box import norm_label
+from .certificate import CheckName, Verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .report import Report
+
+_BADGE = {Verdict.CERTIFIED: "#1a7f37", Verdict.FALSIFIED: "#cf222e", Verdict.UNKNOWN: "#9a6700"}
+
+IMPLICATIONS = {
+    CheckName.DISSIPATIVITY: "||x+|| - ||x|| <= ||b*(x)|| for every x in the box (Theorem 1); this alone does not "
+    "rule out several equilibria for smooth activations.",
+    CheckName.CONTRACTION: "f is a contraction on the (convex) box: with invariance, a unique equilibrium in the box "
+    "attracts every trajectory from it (Banach).",
+    CheckName.WEIGHT_NORM: "the product of layer norms and slope bounds is below 1, which proves dissipativity "
+    "(Corollary 4).",
+    CheckName.GAIN: "the value bounds sup ||A*(x)|| over the box (the local Lipschitz constant for ReLU-type nets).",
+    CheckName.INVARIANCE: "f maps the box into itself, so trajectories starting in it stay in it.",
+    CheckName.EQUILIBRIA: "the equilibria in the box and the Corollary 3 bounds on their norm.",
+}
+
+
+def _fmt(v: float) -> str:
+    if v is None:
+        return "-"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.6g}"
+
+
+def _rows(report: "Report"):
+    for r in report.results:
+        yield r, (r.check.value, r.verdict.value, _fmt(r.lower), _fmt(r.upper), r.method, f"{r.seconds:.2f}")
+
+
+def to_markdown(report: "Report") -> str:
+    head = ("check", "verdict", "lower", "upper", "method", "seconds")
+    lines = [
+        "# certify report",
+        "",
+        f"* model: `{report.model_path}` ({report.model_description})",
+        f"* sha256: `{report.model_sha256 or '-'}`",
+        f"* region: {', '.join(f'{n} in [{lo:g}, {hi:g}]' for n, lo, hi in zip(report.box.names, report.box.lower, report.box.upper))}",
+        f"* norm: {norm_label(report.norm)}, margin: {report.margin:g}",
+        f"* **verdict: {report.verdict.value}**",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for _, cells in _rows(report)]
+    lines.append("")
+    for r in report.results:
+        lines.append(f"## {r.check.value}: {r.verdict.value}")
+        if r.verdict is Verdict.CERTIFIED:
+            lines.append(f"Proven: {IMPLICATIONS[r.check]}")
+        if r.reason:
+            lines.append(f"Reason: {r.reason}")
+        if r.witness is not None:
+            x = ", ".join(f"{v:.6g}" for v in r.witness.x)
+            lines.append(f"Witness: x = [{x}], value = {r.witness.value:.10g}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"/>'
+
+
+def pictures(report: "Report") -> list[tuple[str, bytes]]:
+    """(caption, PNG) pairs for the report; empty without a network or with fewer than 2 coordinates."""
+    from . import plots
+
+    net, box = report.network, report.box
+    if net is None or box.dim < 2:
+        return []
+    witness = None
+    for r in report.results:
+        if r.witness is not None and r.check in (CheckName.DISSIPATIVITY, CheckName.GAIN, CheckName.WEIGHT_NORM):
+            witness = r.witness.x
+            break
+    import numpy as np
+
+    eq = None
+    for r in report.results:
+        if r.check is CheckName.EQUILIBRIA and r.extra.get("equilibria", {}).get("points"):
+            eq = np.array(r.extra["equilibria"]["points"])
+    out = [("||A*(x)|| over the box (first two coordinates)",
+            plots.norm_map(net, box, report.norm, witness=None if witness is None else np.array(witness), equilibria=eq))]
+    if net.is_dynamics and net.n_states >= 2:
+        out.append(("simulated trajectories", plots.phase_portrait(net, box)))
+    if net.is_dynamics:
+        out.append(("eigenvalues of A*(x)", plots.eigenvalue_plot(net, box)))
+    for r in report.results:
+        trace = r.extra.get("trace")
+        if trace and len(trace) > 1:
+            out.append((f"{r.check.value}: bracket against time", plots.bracket_plot(trace)))
+    return out
+
+
+def to_html(report: "Report", with_pictures: bool = True) -> str:
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#1f2328}"
+        "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:4px 10px;text-align:left}"
+        ".v{color:white;padding:2px 8px;border-radius:10px;font-weight:600}"
+        "figure{display:inline-block;margin:8px}figcaption{font-size:90%;color:#57606a}"
+    )
+    rows = []
+    for r, cells in _rows(report):
+        badge = f'<span class="v" style="background:{_BADGE[r.verdict]}">{cells[1]}</span>'
+        rows.append("<tr>" + "".join(
+            f"<td>{badge if i == 1 else html.escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>")
+    details = []
+    for r in report.results:
+        parts = [f"<h3>{html.escape(r.check.value)}: {r.verdict.value}</h3>"]
+        if r.verdict is Verdict.CERTIFIED:
+            parts.append(f"<p>Proven: {html.escape(IMPLICATIONS[r.check])}</p>")
+        if r.reason:
+            parts.append(f"<p>Reason: {html.escape(r.reason)}</p>")
+        if r.witness is not None:
+            x = ", ".join(f"{v:.6g}" for v in r.witness.x)
+            parts.append(f"<p>Witness: x = [{x}], value = {r.witness.value:.10g}</p>")
+        details.append("\n".join(parts))
+    figs = []
+    if with_pictures:
+        figs = [f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
+                for cap, png in pictures(report)]
+    verdict = report.verdict
+    region = ", ".join(f"{html.escape(n)} &isin; [{lo:g}, {hi:g}]"
+                       for n, lo, hi in zip(report.box.names, report.box.lower, report.box.upper))
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>certify report</title><style>{style}</style>"
+        f"</head><body><h1>certify report: <span class='v' style='background:{_BADGE[verdict]}'>{verdict.value}"
+        f"</span></h1><p>model <code>{html.escape(report.model_path)}</code> ({html.escape(report.model_description)})"
+        f"<br>sha256 <code>{report.model_sha256 or '-'}</code><br>region {region}<br>norm {norm_label(report.norm)},"
+        f" margin {report.margin:g}</p><table><tr><th>check</th><th>verdict</th><th>lower</th><th>upper</th>"
+        f"<th>method</th><th>seconds</th></tr>{''.join(rows)}</table>{''.join(details)}"
+        f"<div>{''.join(figs)}</div></body></html>"
+    )
+
+
+def to_junit(report: "Report", unknown_as: str = "failure") -> str:
+    """JUnit XML: one test case per check; falsified is a failure, unknown a failure or skipped (``unknown_as``)."""
+    if unknown_as not in ("failure", "skipped"):
+        raise ValueError("unknown_as must be 'failure' or 'skipped'")
+    suite = ET.Element("testsuite", name="certify", tests=str(len(report.results)))
+    failures = skipped = 0
+    total = 0.0
+    for r in report.results:
+        case = ET.SubElement(suite, "testcase", classname=report.model_path, name=r.check.value,
+                             time=f"{r.seconds:.3f}")
+        total += r.seconds
+        text = f"[{_fmt(r.lower)}, {_fmt(r.upper)}] by {r.method}. {r.reason}".strip()
+        if r.witness is not None:
+            text += f" witness x = {list(r.witness.x)}, value = {r.witness.value:.10g}"
+        if r.verdict is Verdict.FALSIFIED:
+            ET.SubElement(case, "failure", message=f"{r.check.value} falsified", type="falsified").text = text
+            failures += 1
+        elif r.verdict is Verdict.UNKNOWN:
+            if unknown_as == "skipped":
+                ET.SubElement(case, "skipped", message=f"{r.check.value} unknown: {text}")
+                skipped += 1
+            else:
+                ET.SubElement(case, "failure", message=f"{r.check.value} unknown", type="unknown").text = text
+                failures += 1
+        else:
+            ET.SubElement(case, "system-out").text = text
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    suite.set("errors", "0")
+    suite.set("time", f"{total:.3f}")
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
