@@ -25,10 +25,17 @@ analyses at the bottom (:func:`equilibrium_exists_milp`, :func:`milp_gain`) look
 :mod:`solvers.registry`.
 
 Soundness of a bound taken from a solver: the solver's dual bound is a floating-point claim made under its
-feasibility tolerance. :func:`bound_padding` widens it by ``tol * big_m_scale * amplification + 1e-7 * max(1, |v|)``
-where ``big_m_scale`` is the largest big-M constant of the encoding and ``amplification`` bounds how much a
-violation of ``tol`` in every big-M row can move the objective (|objective| propagated back through |W|).
-This padding is a stated assumption about the solver (violations at most its tolerance per row), not a proof.
+feasibility tolerance ``tol`` (a row may be violated by ``tol``, a binary may sit ``tol`` away from 0 or 1, which lets
+a ReLU term move by ``tol`` times its big-M constant M). Bounds are widened before use:
+
+* output bounds (:func:`output_padding`): ``tol * sum_l e_l * ||s_l||_1 + 1e-7 * max(1, |v|)``, where
+  ``e_l = 1 + sum_k max_j |coef_kj| M_kj`` is how far a neuron of hidden layer l can move and ``s_l`` the
+  sensitivity of the objective to layer l (|weights| |W_L| diag(max|sigma'|) |W_{L-1}| ..., first order);
+* gain bounds (:func:`bound_padding`): ``tol * big_m_scale * amplification + 1e-7 * max(1, |v|)``, with the largest
+  big-M constant of the whole gadget and a |W|-chain amplification (cruder: the gain MILP is a cross-check).
+
+The 1e-7 relative term covers the rounding of coefficients and of CBC's 8-digit output. This padding is a stated
+assumption about the solver (violations at most its tolerance), not a proof.
 """
 
 from __future__ import annotations
@@ -194,12 +201,14 @@ class TermEncoding:
 
 @dataclass(frozen=True, eq=False)
 class LayerEncoding:
-    """Variable indices of one hidden layer: ``z`` and ``h`` (n,), the activation's form and its terms."""
+    """Variable indices of one hidden layer: ``z`` and ``h`` (n,), the activation's form and its terms;
+    ``error_scale``: how far (in units of the solver tolerance) a neuron's h can move within tolerances."""
 
     z: np.ndarray
     h: np.ndarray
     form: PiecewiseLinearForm
     terms: tuple[TermEncoding, ...]
+    error_scale: float = 1.0  # 1 + sum_k max_j |coef_kj| M_kj over unstable terms (see output_padding)
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,9 +268,13 @@ def _encode_values(bld: _Builder, net: Network, box: Box, bounds: list[LayerBoun
         h_coef = [[1.0] for _ in range(n)]
         h_rhs = form.offset.copy()
         z_coef = -form.slope.copy()
+        error_scale = 1.0
         for k in range(form.coefs.shape[0]):
             coef, knot = form.coefs[k], form.knots[k]
             lo, hi = zl - knot, zu - knot
+            unstable = (lo < 0) & (hi > 0)
+            if unstable.any():
+                error_scale += float(np.max(np.abs(coef[unstable]) * np.maximum(-lo[unstable], hi[unstable])))
             phase = np.where(hi <= 0, 0, np.where(lo >= 0, 1, 2)).astype(np.int8)
             d = np.full(n, -1, dtype=np.int64)
             r = np.full(n, -1, dtype=np.int64)
@@ -283,7 +296,7 @@ def _encode_values(bld: _Builder, net: Network, box: Box, bounds: list[LayerBoun
             terms.append(TermEncoding(coef, knot, phase, d, r))
         for j in range(n):
             bld.eq_row([*h_idx[j], z[j]], [*h_coef[j], z_coef[j]], h_rhs[j])
-        layers.append(LayerEncoding(z, h, form, tuple(terms)))
+        layers.append(LayerEncoding(z, h, form, tuple(terms), error_scale))
         prev = h
     return x, prev, layers
 
@@ -478,6 +491,20 @@ def objective_amplification(net: Network, out_weights: np.ndarray) -> float:
         s = s @ np.abs(layer.weight)
         total += float(s.sum())
     return total
+
+
+def output_padding(net: Network, enc: NetworkEncoding, weights: np.ndarray, tolerance: float, value: float) -> float:
+    """Padding of a solver bound on weights @ f(x) (weights (n_out,)); see the module docstring."""
+    s = np.abs(weights) @ np.abs(net.out_weight)  # sensitivity to h_L
+    total = 0.0
+    if net.skip is not None:
+        total += float((np.abs(weights) @ np.abs(net.skip)).sum())
+    for layer, lenc in zip(reversed(net.layers), reversed(enc.layers)):
+        total += lenc.error_scale * float(s.sum())
+        dl, du = _derivative_range(lenc)
+        s = (s * np.maximum(np.abs(dl), np.abs(du))) @ np.abs(layer.weight)  # sensitivity to z_l, then h_{l-1}
+        total += float(s.sum())  # the z rows and the layer below (x bounds at the end)
+    return tolerance * total + REL_PAD * max(1.0, abs(value))
 
 
 def bound_padding(value: float, tolerance: float, big_m_scale: float, amplification: float) -> float:

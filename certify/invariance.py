@@ -1,0 +1,189 @@
+"""The invariance check: is f(X) inside X? (states; exogenous inputs range over their box).
+
+The quantity is the maximum violation over the box,
+
+    V = sup_{x in X} max_i max(f_i(x) - upper_i, lower_i - f_i(x))      (i over states; V < 0 = inside with room)
+
+reported as the bracket ``[lower, upper]`` of the :class:`CheckResult`: ``lower`` is V at a replayed point,
+``upper`` a bound. Certified iff upper < 0; falsified iff a replayed point has V > 0 (its x is the witness and the
+worst output is named in ``extra``). The steps, cheapest first:
+
+1. sampling (uniform points, the box's centre and, up to 12 dimensions, its vertices): a lower bound and maybe a
+   witness;
+2. interval bounds (:func:`certify.bounds.output_interval`, sound by outward rounding): certified when they suffice
+   (method ``interval``);
+3. piecewise-linear nets only: the exact max and min of every output by MILP (:func:`certify.milp.encode_network`).
+   A side whose interval bound already clears the box needs no MILP. Each solver bound is padded by
+   :func:`certify.milp.output_padding` (solver tolerance x per-layer big-M x |W|-chain sensitivity + 1e-7
+   relative; an assumption about the solver stated there), and every solution is replayed in float64 through ``net.forward``.
+
+Smooth nets stop after step 2 (never certified from a MILP).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from solvers.base import SolveStatus
+
+from .bounds import output_interval
+from .box import Box
+from .certificate import CheckName, CheckResult, Verdict, Witness
+from .config import VerifyConfig
+from .errors import UsageError
+from .network import Network
+
+_MAX_VERTEX_DIM = 12
+_MAX_SAMPLES = 200_000
+
+
+def violation(net: Network, box: Box, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-point violation V(x) (B,) and the index of the worst state output (B,), for x of shape (B, n_in)."""
+    ns = net.n_states
+    f = np.atleast_2d(net.forward(np.atleast_2d(x)))[:, :ns]
+    per = np.maximum(f - box.upper[:ns], box.lower[:ns] - f)
+    return per.max(axis=1), per.argmax(axis=1)
+
+
+def _sample_points(box: Box, count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pts = [box.center[None], rng.uniform(box.lower, box.upper, size=(max(count, 0), box.dim))]
+    if box.dim <= _MAX_VERTEX_DIM:
+        bits = ((np.arange(2**box.dim)[:, None] >> np.arange(box.dim)) & 1).astype(bool)
+        pts.append(np.where(bits, box.upper, box.lower))
+    return np.concatenate(pts)
+
+
+def _witness(net: Network, box: Box, x: np.ndarray) -> tuple[Witness, int]:
+    v, worst = violation(net, box, x[None])
+    return Witness(tuple(float(t) for t in x), float(v[0])), int(worst[0])
+
+
+def _result(verdict, lower, upper, method, start, witness=None, reason="", extra=None) -> CheckResult:
+    return CheckResult(
+        CheckName.INVARIANCE, verdict, float(lower), float(upper), method, time.perf_counter() - start,
+        witness, reason, extra or {},
+    )
+
+
+def check_invariance(net: Network, box: Box, config: VerifyConfig, *, backend: str = "cbc") -> CheckResult:
+    """Certify or refute f(X) inside X (state part of the box). See the module docstring for the steps."""
+    start = time.perf_counter()
+    if box.dim != net.n_in:
+        raise UsageError(f"the box has {box.dim} coordinates but the net takes {net.n_in} inputs")
+    if not net.is_dynamics:
+        raise UsageError(
+            f"the invariance check needs x+ = f(x): the model has {net.n_out} outputs but {net.n_states} states; "
+            f"mark exogenous inputs under 'inputs' in the region file"
+        )
+    ns = net.n_states
+    names = box.names[:ns]
+
+    # 1. sampling
+    pts = _sample_points(box, min(config.samples, _MAX_SAMPLES), config.seed)
+    v, _ = violation(net, box, pts)
+    k = int(np.argmax(v))
+    best_x = pts[k]
+    witness, worst = _witness(net, box, best_x)
+    lower = witness.value
+
+    # 2. interval bounds: per output, an upper bound on f_i - upper_i and on lower_i - f_i
+    ol, ou = output_interval(net, box)
+    side_hi = ou[:ns] - box.upper[:ns]  # bound on max_x f_i(x) - upper_i
+    side_lo = box.lower[:ns] - ol[:ns]  # bound on max_x lower_i - f_i(x)
+    interval_upper = float(max(side_hi.max(), side_lo.max()))
+    extra = {"worst_output": names[worst], "interval_upper": interval_upper}
+    if lower > 0 and (not config.exact or not net.piecewise_linear):
+        return _falsified(lower, max(interval_upper, lower), "sample", start, witness, names[worst], extra)
+    if interval_upper < 0 and not (config.exact and net.piecewise_linear):
+        return _result(Verdict.CERTIFIED, lower, interval_upper, "interval", start, witness, extra=extra)
+    if not net.piecewise_linear:
+        return _result(
+            Verdict.UNKNOWN, lower, interval_upper, "interval", start, witness,
+            reason=(
+                f"smooth activations: interval bounds leave a possible violation of {interval_upper:.6g} and "
+                f"sampling found none (max violation {lower:.6g}); the exact MILP needs a piecewise-linear net"
+            ),
+            extra=extra,
+        )
+
+    # 3. MILP: exact max/min of each output whose interval side does not already clear the box
+    return _milp_invariance(net, box, config, backend, start, side_hi, side_lo, witness, worst, extra)
+
+
+def _falsified(lower, upper, method, start, witness, worst_name, extra) -> CheckResult:
+    extra = {**extra, "worst_output": worst_name}
+    return _result(
+        Verdict.FALSIFIED, lower, upper, method, start, witness,
+        reason=f"f(x) leaves the box by {lower:.6g} in output {worst_name} at a replayed point", extra=extra,
+    )
+
+
+def _milp_invariance(net, box, config, backend, start, side_hi, side_lo, witness, worst, extra) -> CheckResult:
+    from solvers.registry import get_backend
+
+    from .milp import encode_network, output_padding
+
+    ns = net.n_states
+    names = box.names[:ns]
+    solver = get_backend(backend)
+    enc = encode_network(net, box)
+    lower = witness.value
+    hi_bound = side_hi.astype(float).copy()  # sound bounds per side, improved by the MILP below
+    lo_bound = side_lo.astype(float).copy()
+    reasons = []
+    statuses = {}
+    deadline = start + config.timeout
+    # a side needs a MILP when its interval bound does not clear the box (or, with config.exact, when it could
+    # still hold the maximum violation); most doubtful side first
+    jobs = [(i, True) for i in range(ns)] + [(i, False) for i in range(ns)]
+    jobs = [job for job in jobs if config.exact or (side_hi if job[1] else side_lo)[job[0]] >= 0]
+    jobs.sort(key=lambda job: -(side_hi[job[0]] if job[1] else side_lo[job[0]]))
+    for i, maximize in jobs:
+        if (hi_bound if maximize else lo_bound)[i] <= lower:
+            continue  # this side cannot raise the maximum violation
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            reasons.append("time limit reached before every output was solved")
+            break
+        res = solver.solve(enc.output_program(i, maximize), remaining)
+        statuses[f"{names[i]}:{'max' if maximize else 'min'}"] = res.status.value
+        if res.x is not None:  # replay the solver's point in float64
+            x = box.clip(res.x[enc.x_index])
+            w, wi = _witness(net, box, x)
+            if w.value > lower:
+                lower, witness, worst = w.value, w, wi
+        if res.bound is not None and res.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT):
+            weights = np.zeros(net.n_out)
+            weights[i] = 1.0
+            raw = res.bound + enc.out_const[i]
+            pad = output_padding(net, enc, weights, solver.feasibility_tolerance, raw)
+            if maximize:
+                hi_bound[i] = min(hi_bound[i], raw + pad - box.upper[i])
+            else:
+                lo_bound[i] = min(lo_bound[i], box.lower[i] - (raw - pad))
+        if res.status is not SolveStatus.OPTIMAL:
+            reasons.append(f"{names[i]} {'max' if maximize else 'min'}: solver {res.status.value} {res.message}".strip())
+        if lower > 0 and not config.exact:
+            break
+    upper = float(max(hi_bound.max(), lo_bound.max(), lower))
+    extra = {
+        **extra,
+        "worst_output": names[worst],
+        "milp_backend": solver.name,
+        "milp_status": statuses,
+        "output_upper_excess": [float(v) for v in hi_bound],
+        "output_lower_excess": [float(v) for v in lo_bound],
+    }
+    method = f"milp:{solver.name}"
+    if lower > 0:
+        return _falsified(lower, upper, method, start, witness, names[worst], extra)
+    if upper < 0:
+        return _result(Verdict.CERTIFIED, lower, upper, method, start, witness, extra=extra)
+    reason = "; ".join(reasons) if reasons else (
+        f"the padded MILP bound {upper:.3g} does not clear the box although no replayed point leaves it"
+    )
+    return _result(Verdict.UNKNOWN, lower, upper, method, start, witness, reason=reason, extra=extra)

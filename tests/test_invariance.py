@@ -1,0 +1,177 @@
+"""The invariance check (certify/invariance.py) against dense sampling and hand-made cases.
+
+* a net mapping the box into itself is certified (by interval bounds when they suffice, by MILP when they do not);
+* a net leaving the box only on a sliver of area ~1e-6 is falsified with a replayed witness inside the sliver;
+* on random nets the verdict agrees with dense sampling, and the bracket holds every sampled violation;
+* smooth nets never get a MILP certificate; a missing solver gives unknown, never certified.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from certify import activations as acts
+from certify.box import Box
+from certify.certificate import CheckName, Verdict
+from certify.config import VerifyConfig
+from certify.errors import UsageError
+from certify.invariance import check_invariance, violation
+from certify.network import Layer, Network
+from random_nets import random_net, scaled_net, unit_box
+from solvers.registry import get_backend
+
+BACKENDS = [b for b in ("cbc", "highs") if get_backend(b).available()]
+CONFIG = VerifyConfig(samples=5_000, timeout=30.0)
+
+
+def _abs_net(scale: float = 0.9) -> Network:
+    """f(x) = scale * (2 relu(x) - x) = scale * |x| per coordinate (a ReLU layer plus a skip).
+
+    Interval bounds see 2 relu(x) in [0, 2] and -x in [-1, 1] independently, so f in [-scale, 3 scale]: they
+    cannot prove f([-1, 1]^2) inside [-1, 1]^2, while the truth is f in [0, scale]."""
+    layer = Layer(np.eye(2), np.zeros(2), acts.relu())
+    return Network((layer,), 2 * scale * np.eye(2), np.zeros(2), skip=-scale * np.eye(2))
+
+
+def _dense_violation(net: Network, box: Box, count: int = 200_000, seed: int = 1) -> float:
+    xs = np.random.default_rng(seed).uniform(box.lower, box.upper, size=(count, box.dim))
+    return float(violation(net, box, xs)[0].max())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_milp_certifies_what_intervals_cannot(backend):
+    net, box = _abs_net(), unit_box(2)
+    res = check_invariance(net, box, CONFIG, backend=backend)
+    assert res.check is CheckName.INVARIANCE
+    assert res.verdict is Verdict.CERTIFIED, res.reason
+    assert res.method == f"milp:{backend}"
+    assert res.extra["interval_upper"] > 0  # the interval step alone could not settle it
+    # exact max violation: f_i = 0.9 |x_i| in [0, 0.9] -> max_i max(f_i - 1, -1 - f_i) = -0.1
+    assert res.lower == pytest.approx(-0.1, abs=1e-9)
+    assert -0.1 <= res.upper < 0
+    assert res.upper == pytest.approx(-0.1, abs=1e-5)
+
+
+def test_interval_suffices_without_milp(monkeypatch):
+    net = scaled_net(random_net(3, 2, (5, 5), bias_scale=0.1), 0.1)
+    monkeypatch.setitem(sys.modules, "pulp", None)  # no solver needed, so none may be asked
+    res = check_invariance(net, unit_box(2), CONFIG)
+    assert res.verdict is Verdict.CERTIFIED and res.method == "interval"
+    assert res.lower <= res.upper
+    assert _dense_violation(net, unit_box(2)) <= res.upper < 0
+
+
+def _needle_net(a: float = 0.9, b: float = -0.2, k: float = 1000.0) -> Network:
+    """f_1 = 0.5 x_1 + 0.6 tent(x), f_2 = 0.5 x_2, with tent = relu(1 - k (|x_1 - a| + |x_2 - b|)).
+
+    tent > 0 only on a diamond of radius 1/k around (a, b) (area 2e-6 for k = 1000): f_1 exceeds 1 only there,
+    by at most 0.5 a + 0.6 - 1 = 0.05 (at the centre)."""
+    w1 = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    b1 = np.array([-a, a, -b, b])
+    l1 = Layer(w1, b1, acts.relu())  # |x_1 - a| = relu(x_1 - a) + relu(a - x_1), same for x_2
+    l2 = Layer(-k * np.ones((1, 4)), np.ones(1), acts.relu())
+    return Network((l1, l2), np.array([[0.6], [0.0]]), np.zeros(2), skip=0.5 * np.eye(2))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_needle_is_falsified_with_a_witness_in_the_sliver(backend):
+    net, box = _needle_net(), unit_box(2)
+    assert _dense_violation(net, box, 100_000) < 0  # sampling does not see the sliver
+    res = check_invariance(net, box, CONFIG.with_(exact=True), backend=backend)
+    assert res.verdict is Verdict.FALSIFIED, res.reason
+    x = np.array(res.witness.x)
+    assert box.contains(x)
+    assert abs(x[0] - 0.9) + abs(x[1] + 0.2) < 1e-3  # inside the diamond
+    replay = violation(net, box, x[None])[0][0]
+    assert replay == res.witness.value > 0  # the witness replays in float64
+    assert res.extra["worst_output"] == "x0"
+    # exact: the max violation is 0.05, at the diamond's centre
+    assert res.lower == pytest.approx(0.05, abs=1e-6)
+    # the upper end is the solver's bound padded by tol x big-M (M ~ 4000 here) x sensitivity: close, not equal
+    assert 0.05 <= res.upper <= 0.05 + 1e-4
+
+
+def test_exogenous_inputs_range_over_their_box_and_only_states_are_compared():
+    # x+ = relu-layer identity * 0.5 + u e_1 with u in [0, 0.6]: f_1 reaches 0.5 + 0.6 > 1.
+    layer = Layer(np.eye(3), np.full(3, 2.0), acts.relu())  # relu(x + 2) = x + 2 on the box
+    out = np.array([[0.5, 0.0, 1.0], [0.0, 0.5, 0.0]])
+    net = Network((layer,), out, -out @ np.full(3, 2.0), n_states=2)
+    box = Box(np.array([-1.0, -1.0, 0.0]), np.array([1.0, 1.0, 0.6]), n_states=2)
+    res = check_invariance(net, box, CONFIG)
+    assert res.verdict is Verdict.FALSIFIED
+    assert res.lower == pytest.approx(0.1, abs=1e-9)
+    assert res.witness.x[2] == pytest.approx(0.6)
+    narrower = Box(box.lower, np.array([1.0, 1.0, 0.4]), n_states=2)
+    assert check_invariance(net, narrower, CONFIG).verdict is Verdict.CERTIFIED
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.4, 1.6),
+       act=st.sampled_from([acts.relu(), acts.leaky_relu(0.2), acts.hardtanh()]))
+def test_verdicts_agree_with_dense_sampling(seed, scale, act):
+    net = random_net(seed, 2, (6, 6), activation=act, skip=True)
+    # scale the output so that the max |f| over the box is about `scale` (near the box's edge)
+    probe = np.abs(net.forward(np.random.default_rng(0).uniform(-1, 1, (2000, 2)))).max()
+    net = scaled_net(net, scale / probe)
+    box = unit_box(2)
+    res = check_invariance(net, box, CONFIG.with_(exact=True), backend=BACKENDS[-1])
+    dense = _dense_violation(net, box)
+    assert res.lower <= res.upper + 1e-9
+    assert dense <= res.upper + 1e-9  # the bound holds every sampled point
+    assert res.verdict is not Verdict.UNKNOWN, res.reason
+    assert res.upper - res.lower < 1e-5  # exact: both ends of the bracket are the max violation
+    if res.verdict is Verdict.CERTIFIED:
+        assert dense < 0
+    else:
+        assert res.witness.value > 0
+        assert violation(net, box, np.array(res.witness.x)[None])[0][0] == res.witness.value
+        assert res.lower >= dense - 1e-9  # the MILP maximum dominates sampling
+
+
+def test_smooth_net_is_never_certified_by_milp(monkeypatch):
+    # f(x) = tanh(x) - 0.5 x maps [-1, 1]^2 into [-0.27, 0.27]^2, but intervals give [-1.27, 1.27]: only an exact
+    # method could certify it, and the MILP must not be used on a smooth net (nor any solver be asked).
+    net = Network((Layer(np.eye(2), np.zeros(2), acts.tanh()),), np.eye(2), np.zeros(2), skip=-0.5 * np.eye(2))
+    monkeypatch.setitem(sys.modules, "pulp", None)
+    monkeypatch.setitem(sys.modules, "highspy", None)
+    res = check_invariance(net, unit_box(2), CONFIG.with_(exact=True))
+    assert res.verdict is Verdict.UNKNOWN and res.method == "interval"
+    assert "smooth" in res.reason
+    a = np.arcsinh(1.0)  # argmax of tanh(x) - x / 2 (sech^2 = 1/2)
+    exact = np.tanh(a) - a / 2 - 1.0
+    assert exact - 1e-3 <= res.lower <= exact + 1e-12
+    assert res.upper > 0
+
+
+def test_smooth_net_leaving_the_box_is_falsified_by_sampling():
+    net = Network((Layer(np.eye(2), np.zeros(2), acts.softplus()),), 1.8 * np.eye(2), np.zeros(2),
+                  skip=-0.9 * np.eye(2))  # f(-1) = 1.8 softplus(-1) + 0.9 = 1.46 > 1
+    res = check_invariance(net, unit_box(2), CONFIG)
+    assert res.verdict is Verdict.FALSIFIED and res.method == "sample"
+    assert res.witness.value == pytest.approx(1.8 * np.log1p(np.exp(-1.0)) + 0.9 - 1.0, abs=1e-9)
+
+
+def test_tanh_net_inside_is_certified_by_intervals():
+    net = Network((Layer(np.eye(2), np.zeros(2), acts.tanh()),), 0.5 * np.eye(2), np.zeros(2))
+    res = check_invariance(net, unit_box(2), CONFIG)
+    assert res.verdict is Verdict.CERTIFIED and res.method == "interval"
+
+
+def test_missing_solver_gives_unknown(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pulp", None)
+    res = check_invariance(_abs_net(), unit_box(2), CONFIG, backend="cbc")
+    assert res.verdict is Verdict.UNKNOWN
+    assert "not_installed" in res.reason
+    assert res.upper > 0  # only the interval bound remains
+
+
+def test_non_square_map_is_a_usage_error():
+    with pytest.raises(UsageError, match="invariance"):
+        check_invariance(random_net(0, 2, (3,), n_out=1), unit_box(2), CONFIG)
+    with pytest.raises(UsageError):
+        check_invariance(random_net(0, 2, (3,)), unit_box(3), CONFIG)
