@@ -125,12 +125,12 @@ def _falsified(lower, upper, method, start, witness, worst_name, extra) -> Check
 def _milp_invariance(net, box, config, backend, start, side_hi, side_lo, witness, worst, extra) -> CheckResult:
     from solvers.registry import get_backend
 
-    from .milp import encode_network, output_padding
+    from .milp import analysis_bounds, encode_network, output_padding
 
     ns = net.n_states
     names = box.names[:ns]
     solver = get_backend(backend)
-    enc = encode_network(net, box)
+    enc = encode_network(net, box, analysis_bounds(net, box))
     lower = witness.value
     hi_bound = side_hi.astype(float).copy()  # sound bounds per side, improved by the MILP below
     lo_bound = side_lo.astype(float).copy()

@@ -48,8 +48,8 @@ import numpy as np
 
 from solvers.base import LinearProgram, SolveResult, SolveStatus
 
-from .activations import Activation, ActivationKind
-from .bounds import LayerBounds, affine_interval, interval_bounds
+from .activations import Activation
+from .bounds import LayerBounds, affine_interval, interval_bounds, pieces, symbolic_bounds
 from .box import Box
 from .errors import UsageError
 from .network import Network
@@ -72,32 +72,22 @@ class PiecewiseLinearForm:
 
 
 def relu_decomposition(act: Activation, width: int) -> PiecewiseLinearForm:
-    """The affine + ReLU-terms form of a piecewise-linear activation; UsageError for a smooth one."""
-    n = width
-    zeros, ones = np.zeros(n), np.ones(n)
-    k = act.kind
-    if k is ActivationKind.RELU:
-        return PiecewiseLinearForm(zeros, zeros, ones[None], zeros[None])
-    if k in (ActivationKind.LEAKY_RELU, ActivationKind.PRELU):
-        a = np.full(n, act.alpha) if k is ActivationKind.LEAKY_RELU else np.broadcast_to(
-            np.asarray(act.slopes, dtype=np.float64), (n,)).copy()
-        return PiecewiseLinearForm(a, zeros, (1.0 - a)[None], zeros[None])
-    if k is ActivationKind.IDENTITY:
-        return PiecewiseLinearForm(ones, zeros, np.zeros((0, n)), np.zeros((0, n)))
-    if k is ActivationKind.CLIP:
-        lo, hi = act.lo, act.hi
-        if math.isinf(lo) and math.isinf(hi):
-            return PiecewiseLinearForm(ones, zeros, np.zeros((0, n)), np.zeros((0, n)))
-        if math.isinf(lo):  # min(z, hi) = z - relu(z - hi)
-            return PiecewiseLinearForm(ones, zeros, -ones[None], np.full((1, n), hi))
-        if math.isinf(hi):  # max(z, lo) = lo + relu(z - lo)
-            return PiecewiseLinearForm(zeros, np.full(n, lo), ones[None], np.full((1, n), lo))
-        return PiecewiseLinearForm(
-            zeros, np.full(n, lo), np.stack([ones, -ones]), np.stack([np.full(n, lo), np.full(n, hi)])
+    """The affine + ReLU-terms form of a piecewise-linear activation; UsageError for a smooth one.
+
+    Built from the activation's linear pieces (:func:`certify.bounds.pieces`): with breakpoints bp_k and piece
+    slopes a_0..a_K, a continuous sigma equals a_0 z + offset_0 + sum_k (a_{k+1} - a_k) relu(z - bp_k).
+    """
+    pcs = pieces(act, width)
+    if pcs is None:
+        raise UsageError(
+            f"the MILP encoding needs piecewise-linear activations (relu, leaky_relu, prelu, identity, clip); "
+            f"{act.describe()} is smooth: use interval bounds and sampling instead"
         )
-    raise UsageError(
-        f"the MILP encoding needs piecewise-linear activations (relu, leaky_relu, prelu, identity, clip); "
-        f"{act.describe()} is smooth: use interval bounds and sampling instead"
+    return PiecewiseLinearForm(
+        slope=pcs.slope[:, 0].copy(),
+        offset=pcs.offset[:, 0].copy(),
+        coefs=np.diff(pcs.slope, axis=1).T.copy(),
+        knots=pcs.breakpoints.T.copy(),
     )
 
 
@@ -513,6 +503,16 @@ def bound_padding(value: float, tolerance: float, big_m_scale: float, amplificat
 
 
 # ===================================================================== analyses
+def analysis_bounds(net: Network, box: Box, bounds: list[LayerBounds] | None = None) -> list[LayerBounds]:
+    """The pre-activation bounds the analyses below encode with: the caller's, else CROWN/DeepPoly bounds
+    (:func:`certify.bounds.symbolic_bounds`, never looser than interval bounds: fewer binaries, smaller big-M)."""
+    if bounds is not None:
+        return list(bounds)
+    if not net.layers:
+        return []
+    return symbolic_bounds(net, box)
+
+
 def _backend(backend):
     from solvers.registry import get_backend
 
@@ -567,7 +567,7 @@ def equilibrium_exists_milp(
     ``net.forward``; it counts when its residual is <= ``tolerance`` (default 1e-9 * (1 + max |box|)).
     Infeasibility with the solver's final status means none (within the solver's tolerances).
     """
-    enc = encode_equilibrium(net, box, bounds)
+    enc = encode_equilibrium(net, box, analysis_bounds(net, box, bounds))
     solver = _backend(backend)
     tol = 1e-9 * (1.0 + float(np.max(np.abs([box.lower, box.upper])))) if tolerance is None else float(tolerance)
     res = solver.solve(enc.model.program(np.zeros(enc.model.n_vars), False), time_limit)
@@ -635,7 +635,7 @@ def milp_gain(
 ) -> MilpGain:
     """Exact sup over the box of ||J(x)||_p (p in {1, inf}; state columns when ``state_only``) by the LipMIP
     gadget, one MILP per output row (p = inf) or input column (p = 1). ``time_limit``: seconds for all of them."""
-    enc = encode_gain(net, box, p, state_only, bounds)
+    enc = encode_gain(net, box, p, state_only, analysis_bounds(net, box, bounds))
     solver = _backend(backend)
     start = time.perf_counter()
     results, per_row = [], []

@@ -323,3 +323,31 @@ def test_gain_time_limit_is_not_optimal():
     gain = milp_gain(net, unit_box(4), math.inf, backend=FAST, time_limit=0.05)
     if gain.result.status is not SolveStatus.OPTIMAL:  # a tiny budget: the combined result must say so
         assert gain.result.status in (SolveStatus.TIME_LIMIT, SolveStatus.INACCURATE)
+
+
+def test_tighter_bounds_give_the_same_answer_with_fewer_binaries():
+    from certify.bounds import symbolic_bounds
+
+    net = random_net(21, 2, (8, 8, 8))
+    box = unit_box(2, 0.5)
+    loose = encode_network(net, box)
+    tight = encode_network(net, box, bounds=symbolic_bounds(net, box))
+    assert tight.model.n_binaries <= loose.model.n_binaries
+    assert tight.model.big_m_scale <= loose.model.big_m_scale
+    solver = get_backend(FAST)
+    for i in range(net.n_out):
+        a = solver.solve(loose.output_program(i, True), 20)
+        b = solver.solve(tight.output_program(i, True), 20)
+        assert a.objective == pytest.approx(b.objective, abs=1e-7)
+
+
+def test_the_encoding_trusts_its_bounds():
+    # Bounds that cut off part of the true pre-activation range make the MILP wrong: soundness of the bounds
+    # is an assumption of the encoding, which is why analyses take them from interval or CROWN propagation.
+    net = Network((Layer(np.ones((1, 1)), np.zeros(1), acts.relu()),), np.ones((1, 1)), np.zeros(1))
+    box = unit_box(1)
+    true_max = get_backend(FAST).solve(encode_network(net, box).output_program(0, True), 10).objective
+    assert true_max == pytest.approx(1.0)
+    bad = [replace(interval_bounds(net, box)[0], pre_upper=np.array([0.5]), post_upper=np.array([0.5]))]
+    wrong = get_backend(FAST).solve(encode_network(net, box, bounds=bad).output_program(0, True), 10)
+    assert wrong.status is not SolveStatus.OPTIMAL or wrong.objective < true_max - 0.4
