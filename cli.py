@@ -33,8 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check",
         default="dissipativity",
-        help="comma-separated checks: dissipativity, contraction, weight_norm, gain (default: dissipativity)",
+        help="comma-separated checks: dissipativity, contraction, weight_norm, gain, invariance, equilibria "
+        "(default: dissipativity)",
     )
+    p.add_argument("--exact", action="store_true",
+                   help="compute the exact supremum instead of stopping once the verdict is settled")
     p.add_argument("--norm", default=None, help="induced norm: 1, 2 or inf (default: the region file's, else 2)")
     p.add_argument("--margin", type=float, default=None, help="certify only when the bound is <= 1 - margin")
     p.add_argument("--samples", type=int, default=None, help="points for falsification (default 100000)")
@@ -99,7 +102,7 @@ def run(argv: list[str] | None = None) -> int:
         norm = parse_norm(args.norm, "--norm") if args.norm is not None else None
         config = config_for_region(
             region, norm=norm, margin=args.margin, samples=args.samples, seed=args.seed, device=args.device,
-            timeout=args.timeout,
+            timeout=args.timeout, exact=True if args.exact else None,
         )
         config.torch_device()
         if args.json not in (None, "-"):

@@ -156,7 +156,8 @@ class Report:
                 notes.append(f"  {r.check.value}: {r.reason}")
             if r.witness is not None:
                 x = ", ".join(f"{v:.6g}" for v in r.witness.x)
-                notes.append(f"  {r.check.value} witness: x = [{x}]  value = {r.witness.value:.10g}")
+                label = "witness" if r.verdict is Verdict.FALSIFIED else "largest value found"
+                notes.append(f"  {r.check.value} {label}: x = [{x}]  value = {r.witness.value:.10g}")
         if notes:
             out += ["", *notes]
         out += ["", f"verdict: {self.verdict.value}"]

@@ -7,6 +7,7 @@ The verdict follows DESIGN.md section 3 through :func:`certify.certificate.thres
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
@@ -71,50 +72,83 @@ def require_dynamics(net: Network, check: CheckName) -> None:
 
 @dataclass(frozen=True)
 class _Bound:
+    """A sound upper bound on the supremum and the method that produced it (``exact``: equal to the supremum)."""
+
     value: float
     method: str
     exact: bool = False
     reason: str = ""
 
 
-def _witness(net: Network, sample) -> Witness:
+def _witness(net: Network, x: np.ndarray, value: float, matrix: np.ndarray) -> Witness:
     from .falsify import pattern_of
 
-    pattern = pattern_of(net, sample.x) if net.piecewise_linear else None
-    matrix = tuple(tuple(float(v) for v in row) for row in np.atleast_2d(sample.matrix))
-    return Witness(tuple(float(v) for v in sample.x), float(sample.value), pattern, matrix)
+    pattern = pattern_of(net, x) if net.piecewise_linear else None
+    rows = tuple(tuple(float(v) for v in row) for row in np.atleast_2d(matrix))
+    return Witness(tuple(float(v) for v in x), float(value), pattern, rows)
+
+
+def exact_core_applies(net: Network, quantity: str) -> bool:
+    """The region branch and bound serves J of any PWL net and A* of nets PWL through the origin (A* = J)."""
+    return net.piecewise_linear and (quantity == "JACOBIAN" or net.piecewise_linear_through_origin)
 
 
 def _sup_norm_check(
     check: CheckName, net: Network, box: Box, config: VerifyConfig, quantity: str, state_only: bool, threshold: bool
 ) -> CheckResult:
+    """Bracket sup over the box of ||Q(x)||_p (Q = A* or J) and decide 'sup < 1' (or, without threshold, its value).
+
+    Lower bounds are values at replayed points; upper bounds are the Corollary 4 product, the region branch and
+    bound (PWL nets), whose minimum is still sound. Certified only when that minimum is <= 1 - margin (or, for
+    the gain, when the branch and bound closed every node).
+    """
+    from .bnb import sup_norm
     from .falsify import Quantity, falsify
     from .weight_norm import product_bound
 
     start = time.perf_counter()
+    deadline = start + config.timeout
+    symbol = "A*" if quantity == "A_STAR" else "J"
     sample = falsify(net, box, Quantity[quantity], config.norm, config, state_only=state_only)
-    witness = _witness(net, sample)
     lower = float(sample.value)
-    if threshold and lower >= 1.0:
-        return CheckResult(
-            check, Verdict.FALSIFIED, lower, float("inf"), "sample", time.perf_counter() - start, witness,
-            reason=f"||{'A*' if quantity == 'A_STAR' else 'J'}(x)|| = {lower:.6g} >= 1 at a replayed point",
-        )
+    witness = _witness(net, sample.x, sample.value, sample.matrix)
     bounds = [_Bound(product_bound(net, box, config.norm, quantity, state_only).value, "weight_norm")]
+    level = 1.0 - config.margin
+    settled = threshold and (lower >= 1.0 or (bounds[0].value <= level and not config.exact))
+    reason = ""
+    if not settled and exact_core_applies(net, quantity):
+        res = sup_norm(
+            net, box, config.norm, quantity, state_only,
+            lower_seed=lower, threshold=level if threshold else None, exact=config.exact or not threshold,
+            timeout=max(0.1, deadline - time.perf_counter()), seed=config.seed,
+        )
+        bounds.append(_Bound(res.upper, "exact" if res.exact else "bnb", res.exact, res.reason))
+        if res.witness is not None and res.lower > lower:
+            lower = float(res.lower)
+            witness = _witness(net, res.witness, res.lower, res.matrix)
+        reason = res.reason
+    elif not settled and not net.piecewise_linear:
+        reason = f"{net.describe()} is not piecewise linear: only the product bound applies at this stage"
     best = min(bounds, key=lambda b: b.value)
     upper = max(best.value, lower)
-    if not threshold:
-        verdict = Verdict.CERTIFIED if best.exact else Verdict.UNKNOWN
-    else:
+    if threshold:
         verdict = threshold_verdict(lower, upper, config.margin, witness)
-    reason = ""
-    if verdict is Verdict.UNKNOWN:
-        reason = (
-            f"sampled sup {lower:.6g} < 1 but the best sound bound ({best.method}) is {best.value:.6g}"
-            if threshold
-            else f"the gain lies in [{lower:.6g}, {upper:.6g}]; no exact computation settled it"
-        )
-    return CheckResult(check, verdict, lower, upper, best.method, time.perf_counter() - start, witness, reason)
+    else:
+        verdict = Verdict.CERTIFIED if best.exact else Verdict.UNKNOWN
+    if verdict is Verdict.FALSIFIED:
+        method = "sample" if witness.value == sample.value else best.method
+        reason = f"||{symbol}(x)|| = {lower:.6g} >= 1 at a replayed point"
+    elif verdict is Verdict.CERTIFIED:
+        method, reason = best.method, ""
+    else:
+        method = best.method
+        detail = f"; {reason}" if reason else ""
+        if threshold:
+            reason = (f"sup ||{symbol}(x)|| lies in [{lower:.6g}, {upper:.6g}]: no witness reaches 1 and the best "
+                      f"sound bound ({best.method}) is not below 1 - margin{detail}")
+        else:
+            reason = f"the gain lies in [{lower:.6g}, {upper:.6g}]; no exact computation settled it{detail}"
+    return CheckResult(check, verdict, lower, upper, method, time.perf_counter() - start, witness, reason)
 
 
 def check_dissipativity(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
@@ -143,7 +177,7 @@ def check_weight_norm(net: Network, box: Box, config: VerifyConfig) -> CheckResu
     start = time.perf_counter()
     bound = product_bound(net, box, config.norm, "A_STAR", state_only=True)
     sample = falsify(net, box, Quantity.A_STAR, config.norm, config, state_only=True)
-    witness = _witness(net, sample)
+    witness = _witness(net, sample.x, sample.value, sample.matrix)
     lower = float(sample.value)
     upper = max(bound.value, lower)
     verdict = threshold_verdict(lower, upper, config.margin, witness)
@@ -164,11 +198,55 @@ def check_weight_norm(net: Network, box: Box, config: VerifyConfig) -> CheckResu
     )
 
 
+def check_invariance(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+    """f(X) inside X (state part): sampling, interval bounds, then exact MILP output bounds for PWL nets."""
+    from .invariance import check_invariance as _invariance
+
+    require_dynamics(net, CheckName.INVARIANCE)
+    return _invariance(net, box, config)
+
+
+def check_equilibria(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+    """Every isolated equilibrium in X (PWL nets) and the Corollary 3 bounds on its norm.
+
+    ``certified`` means the list is complete: every region was solved, each point replayed in float64, and each
+    equilibrium's norm lies within the Corollary 3 bounds. ``lower``/``upper`` are those bounds on ||x_bar||.
+    """
+    from .equilibria import find_equilibria
+
+    require_dynamics(net, CheckName.EQUILIBRIA)
+    start = time.perf_counter()
+    if not net.piecewise_linear or net.n_inputs:
+        why = ("exogenous inputs are not supported by the equilibrium search yet" if net.n_inputs
+               else f"{net.describe()} is not piecewise linear: equilibria are located exactly only for PWL nets")
+        return CheckResult(CheckName.EQUILIBRIA, Verdict.UNKNOWN, 0.0, float("inf"), "none",
+                           time.perf_counter() - start, None, why)
+    res = find_equilibria(net, box, config.norm, timeout=config.timeout)
+    points = [[float(v) for v in x] for x in res.points]
+    extra = {"equilibria": {"points": points, "norm_lower": res.norm_lower, "norm_upper": res.norm_upper,
+                            "complete": res.complete, "regions": res.regions}}
+    if res.complete and res.consistent:
+        listed = "; ".join("[" + ", ".join(f"{v:.6g}" for v in x) + "]" for x in points[:5])
+        more = f" and {len(points) - 5} more" if len(points) > 5 else ""
+        verdict = Verdict.CERTIFIED
+        reason = (f"{len(points)} equilibri{'um' if len(points) == 1 else 'a'} in the box"
+                  f"{': ' + listed + more if points else ''} (all {res.regions} regions solved)")
+    else:
+        verdict = Verdict.UNKNOWN
+        reason = res.reason or ("some equilibrium lies outside the Corollary 3 bounds" if not res.consistent
+                                else "the enumeration is incomplete")
+    upper = res.norm_upper if math.isfinite(res.norm_upper) else float("inf")
+    return CheckResult(CheckName.EQUILIBRIA, verdict, float(res.norm_lower), max(upper, float(res.norm_lower)),
+                       "regions", time.perf_counter() - start, None, reason, extra)
+
+
 CHECKS: dict[CheckName, Callable[[Network, Box, VerifyConfig], CheckResult]] = {
     CheckName.DISSIPATIVITY: check_dissipativity,
     CheckName.CONTRACTION: check_contraction,
     CheckName.WEIGHT_NORM: check_weight_norm,
     CheckName.GAIN: check_gain,
+    CheckName.INVARIANCE: check_invariance,
+    CheckName.EQUILIBRIA: check_equilibria,
 }
 
 

@@ -51,7 +51,7 @@ def main() -> None:
     rng = np.random.default_rng(2024)
     stable = gemm_chain(
         [scaled(rng, (16, 2), 0.95), scaled(rng, (16, 16), 0.9), scaled(rng, (2, 16), 0.9)],
-        [rng.normal(size=16) * 0.1, rng.normal(size=16) * 0.1, np.array([0.05, -0.02])],
+        [rng.normal(size=16) * 0.1, rng.normal(size=16) * 0.1, np.array([0.45, 0.4])],
         "Relu",
         "tank_relu",
     )
