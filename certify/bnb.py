@@ -12,16 +12,19 @@ pre-activations z_l = G x + g are exact; the rest of the chain is relaxed:
   sqrt(||U||_1 ||U||_inf)); and by the product ||tail||_p ||G||_p of the interval tail W_L D ... D_l and the exact
   head G. M is affine in each D_k separately and the norm is convex, so these relax only geometry.
   Every U is padded by 1e-11 times the same chain in absolute values (rounding).
-* lower bounds: ||M|| of the region of any verified interior point (strictly off every breakpoint), exact at
+* lower bounds: ||M|| of the region of any point whose pre-activations all stay a relative 1e-9 away from a
+  breakpoint (so its pattern is that of a full-dimensional region, not an artefact of rounding on a face), exact at
   leaves (float64, SVD for p = 2).
 
 Best-first search on the upper bound. A node is pruned when its bound is <= the best lower bound (exact value)
 or <= max(threshold, lower) (certifying: ``threshold`` = 1 - margin). Slivers the traversal drops (LP slack in
 [-empty_tol, tol]) are not trusted to be empty: each gets the relaxation bound of its node with that piece
-fixed, and must end below the final lower bound (or threshold) for the result to be exact. A node reached
-through an LP without an OPTIMAL status is explored like any other but a leaf without a verified point
-only raises ``upper``. ``upper`` is the max of the lower bound and every pruned, dropped and still-open bound:
-it is sound whenever the search stops, and equals ``lower`` when it finishes (``exhausted``).
+fixed, and is searched like any node (its sub-pieces get LPs; those proven empty are dropped), so a leaf
+inside a sliver has its exact ||M||; a node reached through an LP without an OPTIMAL status is explored the same
+way. A leaf without a verified interior point only raises ``upper`` (it may be lower-dimensional), so the result
+is exact only if such leaves and every pruned bound end below the best verified lower bound. ``upper`` is the
+max of the lower bound and every pruned, unverified and still-open bound: it is sound whenever the search stops,
+and equals ``lower`` when it finishes (``exhausted``) with no unverified leaf above it.
 
 A* differs from J for clip-type nets and is not constant on regions there: that request returns an unknown
 bracket (sampling lower bound, infinite upper) with the reason, and so does a net that is not piecewise linear.
@@ -46,6 +49,7 @@ from .norms import induced_norm
 from .regions import DEFAULT_MIN_RADIUS, Traversal
 
 _PAD = 1e-11
+_MARGIN = 1e-9  # relative distance of every pre-activation to a breakpoint for a point's pattern to count
 
 
 class Quantity(enum.Enum):
@@ -182,7 +186,8 @@ def _sample_lower(tr: Traversal, p: float, cols: int, samples: int, seed: int):
         z = h @ w.T + b
         piece = pcs.piece_of(z)
         if pcs.breakpoints.shape[1]:
-            ok &= np.all(np.abs(z[..., None] - pcs.breakpoints) > 0, axis=(1, 2))
+            rel = np.abs(z[..., None] - pcs.breakpoints) / (1.0 + np.abs(z[..., None]))
+            ok &= np.all(rel > _MARGIN, axis=(1, 2))
         idx = np.arange(z.shape[1])
         s = pcs.slope[idx, piece]
         slopes.append(s)
@@ -234,25 +239,24 @@ def sup_norm(net: Network, box: Box, p: float = 2.0, quantity: str | Quantity = 
         return lv
 
     pruned_max = -math.inf
-    slivers: list[float] = []
+    slivers: list = []
     unverified_max = -math.inf
 
-    def on_thin(node, i, j):
-        override = node.fixed[node.l].copy()
-        override[i] = j
-        slivers.append(bounder.bound(node, override))
+    def on_thin(node, i, item):
+        slivers.append(tr.sliver_child(node, i, item))
 
     def try_point(node) -> None:
         if node.px.shape[0] == 0:
             return
         x = node.px[int(np.argmax(node.pr))]
         pattern, margin = tr.pattern_at(x)
-        if margin > 0:
+        if margin > _MARGIN:
             m = tr.matrix_of(pattern)[:, :cols]
             v = float(induced_norm(m, p))
             if v > best[0]:
                 best[:] = [v, x.copy(), m]
 
+    n_slivers = 0
     counter = itertools.count()
     root = tr.root()
     heap = [(-bounder.bound(root), next(counter), root)]
@@ -268,6 +272,12 @@ def sup_norm(net: Network, box: Box, p: float = 2.0, quantity: str | Quantity = 
             pruned_max = max(pruned_max, ub)
             continue
         kind, val = tr.expand(node, on_thin)
+        for child in slivers:  # slivers are searched too (no interior point: they only raise ``upper``)
+            b = bounder.bound(child)
+            if b > -math.inf:
+                heapq.heappush(heap, (-b, next(counter), child))
+        n_slivers += len(slivers)
+        slivers.clear()
         if kind == "empty":
             continue
         if kind == "leaf":
@@ -290,15 +300,13 @@ def sup_norm(net: Network, box: Box, p: float = 2.0, quantity: str | Quantity = 
             break
     open_max = max((-h[0] for h in heap), default=-math.inf)
     lower = best[0]
-    sliver_max = max(slivers, default=-math.inf)
-    upper = max(lower, pruned_max, open_max, unverified_max, sliver_max)
+    upper = max(lower, pruned_max, open_max, unverified_max)
     exhausted = not heap and not falsified and not reason
     if exhausted and upper > lower and not reason:
         parts = []
-        if sliver_max > lower:
-            parts.append(f"slivers thinner than {tr.tol:.3g} with bound {sliver_max:.12g}")
         if unverified_max > lower:
-            parts.append("regions reached through LPs without an optimal status")
+            parts.append(f"regions without a verified interior point (slivers thinner than {tr.tol:.3g} or reached"
+                         f" through LPs without an optimal status) reach {unverified_max:.12g}")
         if threshold is not None and not exact and pruned_max > lower:
             parts.append(f"nodes pruned below the threshold {threshold:.12g}")
         reason = "; ".join(parts)

@@ -110,7 +110,8 @@ class Traversal:
     """The shared engine of :func:`enumerate_regions` and :mod:`certify.bnb` (internal API).
 
     ``expand(node, on_thin)`` resolves neurons until the node is a leaf (returns ``("leaf", node)``) or needs a
-    branch (returns ``("branch", children)``); ``on_thin(node, neuron, piece)`` is called for each dropped sliver.
+    branch (returns ``("branch", children)``); ``on_thin(node, neuron, item)`` is called for each dropped sliver,
+    where ``item`` can be passed to :meth:`sliver_child` to build the sliver's node (no interior point, uncertain).
     """
 
     def __init__(self, net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS, solver=None) -> None:
@@ -214,6 +215,20 @@ class Traversal:
             return False, None, None
         return True, np.clip(res.x[:n], self.lo, self.hi), float(res.x[n])
 
+    def _flat(self, a: np.ndarray, b: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> bool:
+        """True when a new row is the exact opposite of a node row or box face with no room between them
+        (a' = -a_k and b' + b_k <= 1e-12 scale): the piece then lies in a hyperplane (coincident neurons, a
+        hyperplane through a face of the box), a deliberate proof of an empty interior, not a numerical guess."""
+        eye = np.eye(self.n)[self.free]
+        rows = np.vstack([a, eye, -eye])
+        rhs = np.concatenate([b, self.hi[self.free], -self.lo[self.free]])
+        eps = 1e-12 * max(1.0, float(np.max(np.abs(rhs), initial=0.0)))
+        for r_a, r_b in zip(ra, rb):
+            opposite = np.all(np.abs(rows + r_a[None, :]) <= 1e-12, axis=1) & (rhs + r_b <= eps)
+            if opposite.any():
+                return True
+        return False
+
     def _radius(self, x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Float64 inscribed radius at points x (k, n): min over box faces and rows (rows normalised)."""
         r = self._box_radius(x)
@@ -273,8 +288,10 @@ class Traversal:
                             pr2[1:] = np.minimum(node.pr, (rb[None, :] - node.px @ ra.T).min(axis=1))
                         k = pr2 > self.tol
                         feasible.append((j, ra, rb, px[k][:_POOL], pr2[k][:_POOL], node.uncertain))
+                    elif t_opt > -self.empty_tol and self._flat(node.a, node.b, ra, rb):
+                        continue  # opposite to a row of the node or a box face: lower-dimensional, no interior
                     elif on_thin is not None and t_opt > -self.empty_tol:
-                        on_thin(node, i, j)
+                        on_thin(node, i, (j, ra, rb, np.zeros((0, self.n)), np.zeros(0), True))
                 if len(feasible) == 0:
                     return "empty", node
                 if len(feasible) == 1:
@@ -291,6 +308,13 @@ class Traversal:
             self._finish_layer(node)
         return "leaf", node
 
+    def sliver_child(self, node: _Node, i: int, item) -> _Node:
+        """The node of a dropped sliver (a snapshot of ``node`` with neuron i on the sliver's piece)."""
+        child = node.copy()
+        self._apply(child, i, item)
+        child.depth = node.depth + 1
+        return child
+
     def _apply(self, node: _Node, i: int, item) -> None:
         j, ra, rb, px, pr, uncertain = item
         node.fixed[node.l][i] = j
@@ -301,14 +325,17 @@ class Traversal:
 
     # ------------------------------------------------------------------ numpy replay of a point
     def pattern_at(self, x: np.ndarray):
-        """(pattern, margin) at x (n_in,): piece per neuron per layer, and min distance of any z to a breakpoint."""
+        """(pattern, margin) at x (n_in,): piece per neuron per layer, and the min over neurons of
+        |z - breakpoint| / (1 + |z|) (a relative distance; points with a tiny margin are too close to a face
+        for their pattern to be trusted as the pattern of a full-dimensional region)."""
         h = x
         pattern, margin = [], math.inf
         for w, b, pcs in zip(self.weights, self.biases, self.pieces):
             z = w @ h + b
             p = pcs.piece_of(z)
             if pcs.breakpoints.shape[1]:
-                margin = min(margin, float(np.min(np.abs(z[:, None] - pcs.breakpoints))))
+                rel = np.abs(z[:, None] - pcs.breakpoints) / (1.0 + np.abs(z[:, None]))
+                margin = min(margin, float(np.min(rel)))
             pattern.append(p)
             idx = np.arange(z.size)
             h = pcs.slope[idx, p] * z + pcs.offset[idx, p]

@@ -1,0 +1,112 @@
+"""Branch and bound against full enumeration, sampling and upper bounds; the needle case; certify mode."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from certify import activations as acts
+from certify.bnb import _Bounder, sup_norm
+from certify.network import Layer, Network
+from certify.norms import induced_norm
+from certify.regions import Traversal, enumerate_regions
+from certify.weight_norm import product_bound
+from tests.random_nets import random_net, scaled_net, unit_box
+
+NORMS = [1.0, 2.0, math.inf]
+ACTS = [None, acts.leaky_relu(0.2), "prelu", acts.clip(-0.5, 0.5)]
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n_in=st.integers(2, 4), depth=st.integers(1, 3), width=st.integers(3, 8),
+       act=st.sampled_from(range(len(ACTS))), p=st.sampled_from(NORMS), skip=st.booleans(),
+       state_only=st.booleans())
+def test_branch_and_bound_equals_enumeration_and_brackets_are_ordered(seed, n_in, depth, width, act, p, skip,
+                                                                      state_only):
+    n_states = n_in - 1 if state_only else None
+    net = random_net(seed, n_in, (width,) * depth, activation=ACTS[act], skip=skip, n_states=n_states)
+    box = unit_box(n_in)
+    cols = net.n_states if state_only else n_in
+    enum = enumerate_regions(net, box)
+    exact = max(float(induced_norm(r.m[:, :cols], p)) for r in enum.regions)
+    res = sup_norm(net, box, p, quantity="JACOBIAN", state_only=state_only, exact=True)
+    assert res.exhausted and res.exact
+    assert res.lower == pytest.approx(exact, rel=1e-12, abs=1e-14)
+    # witness replays through the IR
+    assert box.contains(res.witness)
+    assert float(induced_norm(net.jacobian(res.witness)[:, :cols], p)) == pytest.approx(res.lower, rel=1e-9)
+    # sampled max <= exact <= root bound (interval matrix / CROWN) and <= the Corollary 4 product
+    x = np.random.default_rng(seed).uniform(-1, 1, size=(2000, n_in))
+    sampled = float(induced_norm(net.jacobian(x)[:, :, :cols], p).max())
+    assert sampled <= exact * (1 + 1e-12)
+    tr = Traversal(net, box)
+    root_bound = _Bounder(tr, p, cols).bound(tr.root())
+    assert exact <= root_bound
+    if not state_only:
+        assert exact <= product_bound(net, box, p, "JACOBIAN", state_only=False).value * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("act", [None, acts.leaky_relu(0.1)])
+def test_a_star_equals_jacobian_for_relu_type_nets(act):
+    net = random_net(5, 3, (6, 5), activation=act)
+    a = sup_norm(net, unit_box(3), 2.0, quantity="A_STAR", exact=True)
+    j = sup_norm(net, unit_box(3), 2.0, quantity="JACOBIAN", exact=True)
+    assert a.exact and j.exact and a.lower == pytest.approx(j.lower, rel=1e-12)
+
+
+def needle_net(delta: float = 1e-3, gain: float = 1.0) -> Network:
+    """f = 0.5 x except on the triangle {x0, x1 > 1 - delta, x0 + x1 > 2 - delta} (area delta^2 / 2), where
+    J = 0.5 I + gain [[1, 1], [0, 0]]."""
+    a = 1.0 - delta
+    l0 = Layer(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]), np.array([-a, -a, 2.0, 2.0]), acts.relu())
+    l1 = Layer(np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]),
+               np.array([-delta, 0.0, 0.0]), acts.relu())
+    return Network((l0, l1), np.array([[gain, 0.5, 0.0], [0.0, 0.0, 0.5]]), np.array([-1.0, -1.0]))
+
+
+@pytest.mark.parametrize("p", NORMS)
+def test_needle_is_falsified_with_a_witness_inside_the_sliver(p):
+    net, box, delta = needle_net(), unit_box(2), 1e-3
+    x = np.random.default_rng(0).uniform(-1, 1, size=(100_000, 2))
+    assert induced_norm(net.jacobian(x), p).max() == pytest.approx(0.5)  # sampling misses it
+    res = sup_norm(net, box, p, quantity="A_STAR", threshold=1 - 1e-6)
+    assert res.lower > 1 - 1e-6
+    w = res.witness
+    assert w[0] > 1 - delta and w[1] > 1 - delta and w[0] + w[1] > 2 - delta
+    expected = float(induced_norm(np.array([[1.5, 1.0], [0.0, 0.5]]), p))
+    assert res.lower == pytest.approx(expected, rel=1e-12)
+    exact = sup_norm(net, box, p, quantity="A_STAR", exact=True)
+    assert exact.exact and exact.lower == pytest.approx(expected, rel=1e-12)
+
+
+def test_certify_mode_and_exact_value_of_a_scaled_net():
+    net = random_net(11, 3, (8, 8))
+    box = unit_box(3)
+    v = sup_norm(net, box, 2.0, exact=True).lower
+    net = scaled_net(net, 0.97 / v)
+    ex = sup_norm(net, box, 2.0, exact=True)
+    assert ex.exact and abs(ex.lower - 0.97) <= 1e-9 and abs(ex.upper - 0.97) <= 1e-9
+    cert = sup_norm(net, box, 2.0, threshold=1 - 1e-6)
+    assert cert.exhausted and cert.upper <= 1 - 1e-6 and cert.lower <= 0.97 + 1e-9
+    bad = sup_norm(scaled_net(net, 1.1), box, 2.0, threshold=1 - 1e-6)
+    assert bad.lower > 1 - 1e-6 and not bad.exhausted
+
+
+def test_unsupported_requests_return_a_bracket_with_a_reason():
+    smooth = random_net(0, 2, (4,), activation=acts.tanh())
+    res = sup_norm(smooth, unit_box(2), 2.0, quantity="JACOBIAN")
+    assert not res.exhausted and math.isinf(res.upper) and res.lower > 0 and "piecewise-linear" in res.reason
+    clip = random_net(0, 2, (4,), activation=acts.clip(-0.5, 0.5))
+    res = sup_norm(clip, unit_box(2), 2.0, quantity="A_STAR")
+    assert not res.exhausted and "A*" in res.reason
+    assert sup_norm(clip, unit_box(2), 2.0, quantity="JACOBIAN", exact=True).exact
+
+
+def test_timeout_keeps_a_sound_bracket():
+    net = random_net(2, 3, (10, 10, 10))
+    full = sup_norm(net, unit_box(3), 2.0, exact=True)
+    cut = sup_norm(net, unit_box(3), 2.0, exact=True, timeout=1e-9)
+    assert not cut.exhausted and "timeout" in cut.reason
+    assert cut.lower <= full.lower * (1 + 1e-12) and cut.upper >= full.upper * (1 - 1e-12)
