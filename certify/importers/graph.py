@@ -187,6 +187,9 @@ class _Importer:
                     if str(e).startswith(f"{self.source}: "):
                         raise
                     raise type(e)(f"{self.source}: {self.node_desc}: {e}") from None
+                except (ValueError, IndexError, TypeError) as e:  # numpy on shapes that do not fit
+                    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    raise self.fail(f"shapes do not fit ({text})") from None
         self.node_desc = ""
         return self._finish(graph.output[0].name, n_states)
 
@@ -588,7 +591,7 @@ class _Importer:
         return [inputs[0]]
 
     def _op_Shape(self, node, inputs, attrs):
-        return self._reference(node, [np.zeros(inputs[0].shape, dtype=np.float32)])
+        return [Const(np.asarray(r)) for r in self._reference(node, [np.zeros(inputs[0].shape, dtype=np.float32)])]
 
     _op_Size = _op_Shape
 
@@ -784,11 +787,12 @@ class _Importer:
             raise self.fail(f"the graph output {out_name!r} does not depend on the input")
         self.node_desc = f"output {out_name!r}"
         v = self._affine(v)
+        self.node_desc = ""
         if sum(1 for d in v.shape if d != 1) > 1:
             raise self.fail(
-                f"has shape {list(v.shape)} (batch axis 1); certify needs a vector output [batch, n] or [n]"
+                f"the output {out_name!r} has shape {list(v.shape)} (batch axis 1); certify needs a vector output "
+                "[batch, n] or [n]"
             )
-        self.node_desc = ""
         m = v.size
         top = len(self.layers)
         if v.level not in (0, top):
