@@ -48,14 +48,16 @@ _STATUS: dict[str, SolveStatus] = {
 @dataclass(frozen=True)
 class HighsBackend:
     """HiGHS via highspy. ``feasibility_tolerance``: primal and MIP feasibility tolerance; ``gap_abs``/``gap_rel``:
-    MIP gaps (the returned bound is HiGHS's dual bound, so gaps only decide when it stops); ``threads``."""
+    MIP gaps (the returned bound is HiGHS's dual bound, so gaps only decide when it stops).
+
+    The thread count is left to HiGHS: its scheduler is global to the process, and a ``threads`` option that
+    differs from the first Highs object's makes every later run fail (model status "Not Set")."""
 
     name: str = "highs"
     supports_integer: bool = True
     feasibility_tolerance: float = 1e-9
     gap_abs: float = 1e-9
     gap_rel: float = 1e-9
-    threads: int = 1
 
     def available(self) -> bool:
         try:
@@ -93,7 +95,6 @@ class HighsBackend:
             ("mip_feasibility_tolerance", self.feasibility_tolerance),
             ("mip_rel_gap", self.gap_rel),
             ("mip_abs_gap", self.gap_abs),
-            ("threads", int(self.threads)),
             ("presolve", "on" if presolve else "off"),
         ):
             h.setOptionValue(key, value)
@@ -121,8 +122,12 @@ class HighsBackend:
                 highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in problem.integer
             ]
         lp.sense_ = highspy.ObjSense.kMaximize if problem.maximize else highspy.ObjSense.kMinimize
-        h.passModel(lp)
-        h.run()
+        status = h.passModel(lp)
+        if status.name == "kError":
+            raise RuntimeError("HiGHS rejected the model (passModel returned an error)")
+        status = h.run()
+        if status.name == "kError" and h.getModelStatus().name == "kNotset":
+            raise RuntimeError("HiGHS run() returned an error before solving")
         return h
 
     def _solve(self, problem: LinearProgram, time_limit: float, start: float) -> SolveResult:

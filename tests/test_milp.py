@@ -351,3 +351,25 @@ def test_the_encoding_trusts_its_bounds():
     bad = [replace(interval_bounds(net, box)[0], pre_upper=np.array([0.5]), post_upper=np.array([0.5]))]
     wrong = get_backend(FAST).solve(encode_network(net, box, bounds=bad).output_program(0, True), 10)
     assert wrong.status is not SolveStatus.OPTIMAL or wrong.objective < true_max - 0.4
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    act=st.sampled_from([acts.relu(), acts.leaky_relu(0.1), acts.hardtanh()]),
+    widths=st.sampled_from([(6, 6), (10,), (5, 5, 5)]),
+    p=st.sampled_from([1.0, math.inf]),
+)
+def test_milp_gain_cross_checks_branch_and_bound(seed, act, widths, p):
+    """The exact l1 / l-inf gains from two unrelated methods: the LipMIP MILP and region branch and bound."""
+    from certify.bnb import sup_norm
+
+    net = random_net(seed, 2, widths, activation=act, skip=seed % 2 == 1)
+    box = unit_box(2, 0.8)
+    bnb = sup_norm(net, box, p, "JACOBIAN", exact=True, timeout=30)
+    gain = milp_gain(net, box, p, backend=FAST, time_limit=30)
+    assert gain.result.status is SolveStatus.OPTIMAL
+    assert bnb.exact, bnb.reason
+    # the MILP takes the max over closed regions, branch and bound over full-dimensional ones: equal generically
+    assert gain.value == pytest.approx(bnb.lower, abs=1e-6)
+    assert gain.upper >= bnb.lower - 1e-9 and bnb.upper >= gain.value - 1e-6
