@@ -373,3 +373,18 @@ def test_milp_gain_cross_checks_branch_and_bound(seed, act, widths, p):
     # the MILP takes the max over closed regions, branch and bound over full-dimensional ones: equal generically
     assert gain.value == pytest.approx(bnb.lower, abs=1e-6)
     assert gain.upper >= bnb.lower - 1e-9 and bnb.upper >= gain.value - 1e-6
+
+
+def test_milp_gain_over_closed_regions_can_exceed_the_full_dimensional_value():
+    """A degenerate net where the MILP gain is NOT the exact value: two identical neurons z1 = z2 = x and
+    f = relu(z1) - relu(z2) = 0 everywhere, so J = 0 on every full-dimensional region (and at x = 0 with
+    torch's relu'(0) = 0). At x = 0 the MILP may set d = (1, 0), a pattern that lives only on a point, and
+    reports |J| = 1. The MILP gain is an upper bound on the exact gain, equal to it only generically."""
+    net = Network((Layer(np.ones((2, 1)), np.zeros(2), acts.relu()),), np.array([[1.0, -1.0]]), np.zeros(1))
+    box = unit_box(1)
+    assert brute_force_gain(net, box, math.inf, True) == 0.0
+    gain = milp_gain(net, box, math.inf, backend=FAST)
+    assert gain.result.status is SolveStatus.OPTIMAL
+    assert gain.value == pytest.approx(1.0)
+    assert gain.x[0] == pytest.approx(0.0, abs=1e-7)  # on the lower-dimensional piece
+    assert induced_norm(net.jacobian(gain.x), math.inf) <= gain.value
