@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .activations import Activation, ActivationKind
 from .network import TorchNet
 
 
@@ -39,33 +40,78 @@ def forward(net: TorchNet, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def chain_product(net: TorchNet, slopes: list[torch.Tensor]) -> torch.Tensor:
+# Folding the first diagonal factor into the two weights around it, V[p, j*n2 + q] = W_b[q, p] W_a[p, j], turns
+# the first masked product into one plain GEMM s @ V; it is skipped when V would be large.
+_FOLD_MAX_ELEMENTS = 1 << 22
+
+
+def _tangent_chain(mats: list[torch.Tensor], slopes: list[torch.Tensor]) -> torch.Tensor:
+    """R[j, b, :] = column j of mats[L] diag(s_{L-1}) ... diag(s_0) mats[0] at point b; returns (n_0, B, n_out).
+
+    Right to left: the c = n_0 tangent directions are pushed through the layers together, laid out (c, B, n_l) so
+    that each step is one GEMM of shape (c B, n_l) x (n_l, n_{l+1}) shared by the batch, then a multiply by the
+    slopes broadcast over the leading axis (contiguous inner axes: the fast elementwise path).
+    """
+    a, b = mats[0], mats[1]  # a (n1, c), b (n2, n1)
+    n1, c = a.shape
+    n2 = b.shape[0]
+    grad = torch.is_grad_enabled()
+    if n1 * c * n2 <= _FOLD_MAX_ELEMENTS:
+        fold = a.T.unsqueeze(2) * b.T.unsqueeze(0)  # (c, n1, n2): fold[j, p, q] = a[p, j] b[q, p]
+        t = torch.matmul(slopes[0], fold)  # (c, B, n2)
+    else:
+        t = torch.matmul(a.T.unsqueeze(1) * slopes[0], b.T)
+    for w, s in zip(mats[2:], slopes[1:]):
+        t = t * s if grad and (t.requires_grad or s.requires_grad) else t.mul_(s)
+        t = torch.matmul(t, w.T)
+    return t
+
+
+def chain_product(net: TorchNet, slopes: list[torch.Tensor], columns: int | None = None) -> torch.Tensor:
     """W_L diag(s_{L-1}) W_{L-1} ... diag(s_0) W_0 + S for a batch of slope vectors s_l of shape (B, n_{l+1}).
 
-    Returns (B, n_out, n_in). Evaluated right to left, each step one matrix product shared by the batch.
+    Returns (B, n_out, c) with c = ``columns`` (the first c input columns only, e.g. the states) or n_in; the
+    result may be a non-contiguous view. No loop over points: the product is evaluated from the narrow end (right
+    to left, as forward tangents, when c <= n_out; left to right, as cotangents, otherwise), each step one matrix
+    product shared by the batch.
     """
-    batch = slopes[0].shape[0] if slopes else 1
+    n_in = net.weights[0].shape[1] if net.weights else net.out_weight.shape[1]
+    c = n_in if columns is None else int(columns)
+    if not 0 < c <= n_in:
+        raise ValueError(f"columns must be in 1..{n_in}, got {columns}")
     if not slopes:
-        m = net.out_weight.expand(batch, *net.out_weight.shape)
+        m = net.out_weight[:, :c].expand(1, -1, -1)
     else:
-        # A has shape (B, n_l, n_in); the first factor needs no product.
-        a = slopes[0].unsqueeze(-1) * net.weights[0]
-        for w, s in zip(net.weights[1:], slopes[1:]):
-            a = s.unsqueeze(-1) * torch.matmul(w, a)
-        m = torch.matmul(net.out_weight, a)
+        mats = [net.weights[0][:, :c], *net.weights[1:], net.out_weight]
+        if c <= net.out_weight.shape[0]:
+            m = _tangent_chain(mats, list(slopes)).permute(1, 2, 0)
+        else:
+            m = _tangent_chain([w.T for w in reversed(mats)], list(reversed(slopes))).transpose(0, 1)
     if net.skip is not None:
-        m = m + net.skip
+        m = m + net.skip[:, :c]
     return m
+
+
+def layer_slopes(act: Activation, z: torch.Tensor, kind: str) -> torch.Tensor:
+    """Secant slopes (``kind='secant'``) or derivatives (``kind='derivative'``) of one layer, same shape as z.
+
+    Equal to ``act.secant(z)`` / ``act.derivative(z)``; for ReLU and LeakyReLU (where both are the slope of the
+    piece, sigma'(0) at 0) it takes a two-pass shortcut, since these elementwise passes dominate sampling time.
+    """
+    if kind not in ("secant", "derivative"):
+        raise ValueError(f"kind must be 'secant' or 'derivative', got {kind!r}")
+    if act.kind is ActivationKind.RELU:
+        return torch.gt(z, 0, out=torch.empty_like(z, memory_format=torch.contiguous_format))
+    if act.kind is ActivationKind.LEAKY_RELU:
+        return torch.full_like(z, act.alpha).masked_fill_(z > 0, 1.0)
+    return act.secant(z) if kind == "secant" else act.derivative(z)
 
 
 def slopes(net: TorchNet, x: torch.Tensor, kind: str) -> list[torch.Tensor]:
     """Per-layer secant slopes (``kind='secant'``, for A*) or derivatives (``kind='derivative'``, for J)."""
-    zs = preactivations(net, x)
-    if kind == "secant":
-        return [act.secant(z) for act, z in zip(net.activations, zs)]
-    if kind == "derivative":
-        return [act.derivative(z) for act, z in zip(net.activations, zs)]
-    raise ValueError(f"kind must be 'secant' or 'derivative', got {kind!r}")
+    if kind not in ("secant", "derivative"):
+        raise ValueError(f"kind must be 'secant' or 'derivative', got {kind!r}")
+    return [layer_slopes(act, z, kind) for act, z in zip(net.activations, preactivations(net, x))]
 
 
 def pwa(net: TorchNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,7 +121,7 @@ def pwa(net: TorchNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     lams = []
     for w, b, act, s0 in zip(net.weights, net.biases, net.activations, net.sigma0):
         z = torch.addmm(b, h, w.T)
-        lam = act.secant(z)
+        lam = layer_slopes(act, z, "secant")
         lams.append(lam)
         pre = b if beta is None else torch.addmm(b, beta, w.T)
         beta = lam * pre + s0

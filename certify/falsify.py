@@ -1,0 +1,374 @@
+"""Falsification first: a fast lower bound on sup_{x in X} ||A*(x)||_p (or ||J(x)||_p) by batched sampling.
+
+Strategy (DESIGN.md section 2, "Falsification first"), all seeded and batched (no Python loop per point):
+
+1. an initial design of ``config.samples`` points, evaluated in chunks in float32 on ``config.torch_device()``:
+   the centre, the box's vertices (all 2^n when n <= 12, else a random subset), its face centres, then Sobol
+   (scrambled, seeded) and uniform points in alternating chunks (:func:`sample_points`);
+2. local search in float64 around the best few points: for piecewise-linear nets, hops to neighbouring regions
+   (points just across the nearest activation hyperplanes of each incumbent's region, plus shrinking Gaussian
+   perturbations, clipped to the box); for other nets, projected gradient ascent on the norm (torch autograd on the
+   batch), with per-point step sizes that halve when a step does not improve;
+3. replay: the best candidates are recomputed in float64 through the IR (``Network.pwa`` / ``Network.jacobian``
+   on CPU, then :func:`~certify.norms.induced_norm`) and the best replayed value is reported.
+
+Soundness: the result is a *lower* bound on the supremum, attained at the returned point ``x`` (inside the box:
+every candidate is clipped to the box in float64 before replay). Float32 values only rank points; nothing float32
+is ever reported.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .activations import ActivationKind
+from .box import Box
+from .config import VerifyConfig
+from .errors import UsageError
+from .network import Network, TorchNet
+from .norms import batched_induced_norm, induced_norm
+from .pwa import chain_product, layer_slopes, preactivations
+
+_TOP_K = 32  # incumbents kept for the local search
+_REPLAY = 8  # candidates replayed through the IR at the end
+_MAX_VERTEX_DIM = 12  # all 2^n vertices up to this dimension
+_RANDOM_VERTICES = 4096  # vertices drawn at random above it
+_CPU_CHUNK_ELEMENTS = 1 << 19  # about 2 MiB of float32 tangents per chunk: stays in cache on CPU
+_CUDA_CHUNK_ELEMENTS = 1 << 26
+_LOCAL_ROUNDS = 40
+_LOCAL_PATIENCE = 6  # rounds without improvement before the local search stops
+_HOPS_PER_POINT = 64  # nearest hyperplanes crossed per incumbent and round
+_GAUSS_PER_POINT = 32
+
+
+class Quantity(enum.Enum):
+    """Which matrix field is sampled: A*(x) (secant slopes; dissipativity) or J(x) (derivatives; contraction)."""
+
+    A_STAR = "a_star"
+    JACOBIAN = "jacobian"
+
+    @property
+    def slope_kind(self) -> str:
+        return "secant" if self is Quantity.A_STAR else "derivative"
+
+
+@dataclass(frozen=True, eq=False)
+class SampleResult:
+    """Best point found. ``value`` = ||matrix||_p replayed in float64 through the IR at ``x`` (n_in,).
+
+    ``matrix``: the replayed float64 matrix, (n_out, n_states) when ``state_only`` else (n_out, n_in).
+    ``points``: points evaluated (initial design plus local search); ``device``: where sampling ran.
+    """
+
+    value: float
+    x: np.ndarray
+    matrix: np.ndarray
+    points: int
+    seconds: float
+    device: str
+    quantity: Quantity = Quantity.A_STAR
+    norm: float = 2.0
+
+
+# --------------------------------------------------------------------------------------------- the point design
+def _design_chunks(
+    box: Box, n: int, seed: int, device: str | torch.device, dtype: torch.dtype, chunk: int
+) -> Iterator[torch.Tensor]:
+    """The first ``n`` points of the seeded design, in chunks of at most ``chunk`` rows (float64 CPU, then cast).
+
+    Centre, vertices, face centres, then Sobol and uniform chunks alternately. Each point is clipped to the box in
+    float64; the cast to ``dtype`` may round a coordinate just outside it (callers clip again in float64).
+    """
+    lo = torch.from_numpy(np.array(box.lower, dtype=np.float64))
+    hi = torch.from_numpy(np.array(box.upper, dtype=np.float64))
+    d = box.dim
+    gen = torch.Generator().manual_seed(int(seed))
+    sobol = torch.quasirandom.SobolEngine(d, scramble=True, seed=int(seed)) if d <= 21201 else None
+    left = int(n)
+
+    def emit(unit: torch.Tensor) -> Iterator[torch.Tensor]:
+        nonlocal left
+        for start in range(0, unit.shape[0], chunk):
+            if left <= 0:
+                return
+            u = unit[start : start + min(chunk, left)]
+            left -= u.shape[0]
+            pts = torch.where(u >= 1.0, hi, torch.minimum(torch.maximum(lo + (hi - lo) * u, lo), hi))
+            yield pts.to(device=device, dtype=dtype)
+
+    yield from emit(torch.full((1, d), 0.5, dtype=torch.float64))
+    if d <= _MAX_VERTEX_DIM:
+        bits = torch.arange(2**d).unsqueeze(1) >> torch.arange(d)
+        vertices = (bits & 1).to(torch.float64)
+    else:
+        vertices = torch.randint(0, 2, (_RANDOM_VERTICES, d), generator=gen).to(torch.float64)
+    yield from emit(vertices)
+    faces = torch.full((2 * d, d), 0.5, dtype=torch.float64)
+    faces[torch.arange(d), torch.arange(d)] = 0.0
+    faces[d + torch.arange(d), torch.arange(d)] = 1.0
+    yield from emit(faces)
+    use_sobol = True
+    while left > 0:
+        m = min(chunk, left)
+        if use_sobol and sobol is not None:
+            unit = sobol.draw(m, dtype=torch.float64)
+        else:
+            unit = torch.rand((m, d), generator=gen, dtype=torch.float64)
+        use_sobol = not use_sobol
+        yield from emit(unit)
+
+
+def sample_points(
+    box: Box, n: int, seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """The first ``n`` points (n, box.dim) of the seeded design: centre, vertices, face centres, Sobol/uniform.
+
+    The same seed gives the same points on every device (they are drawn on CPU in float64, then moved).
+    """
+    if n < 0:
+        raise UsageError(f"sample_points needs n >= 0, got {n}")
+    chunks = list(_design_chunks(box, n, seed, device, dtype, chunk=1 << 16))
+    return torch.cat(chunks) if chunks else torch.empty((0, box.dim), dtype=dtype, device=device)
+
+
+# --------------------------------------------------------------------------------------------- batched values
+def matrices_at(tnet: TorchNet, x: torch.Tensor, quantity: Quantity, columns: int) -> torch.Tensor:
+    """A*(x) or J(x), first ``columns`` columns, shape (B, n_out, columns)."""
+    if not tnet.weights:
+        return chain_product(tnet, [], columns).expand(x.shape[0], -1, -1)
+    zs = preactivations(tnet, x)
+    s = [layer_slopes(act, z, quantity.slope_kind) for act, z in zip(tnet.activations, zs)]
+    return chain_product(tnet, s, columns)
+
+
+def norms_at(tnet: TorchNet, x: torch.Tensor, quantity: Quantity, p: float, columns: int) -> torch.Tensor:
+    """||M(x_b)[:, :columns]||_p for a batch x (B, n_in) on tnet's device and dtype; returns (B,).
+
+    The sampling kernel (M = A* or J by ``quantity``). NaN (overflow in low precision) becomes -inf.
+    """
+    v = batched_induced_norm(matrices_at(tnet, x, quantity, columns), p)
+    return torch.nan_to_num(v, nan=-math.inf)
+
+
+class _Incumbents:
+    """The best ``k`` points seen so far (float64 points on the device, values in the sampling dtype)."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.values: torch.Tensor | None = None
+        self.points: torch.Tensor | None = None
+
+    def offer(self, values: torch.Tensor, points: torch.Tensor) -> None:
+        """Merge a batch (values (B,), points (B, n)) into the incumbents; repeated points are kept once."""
+        values = values.to(torch.float64)
+        points = points.to(torch.float64)
+        if self.values is not None:
+            values = torch.cat([self.values, values])
+            points = torch.cat([self.points, points])
+        take = min(4 * self.k, values.shape[0])
+        order = torch.topk(values, take).indices
+        values, points = values[order], points[order]
+        _, inverse = torch.unique(points, dim=0, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1,), take, dtype=torch.long, device=points.device)
+        first = first.scatter_reduce(0, inverse, torch.arange(take, device=points.device), reduce="amin")
+        keep = torch.sort(first).values[: self.k]
+        self.values, self.points = values[keep], points[keep]
+
+
+def _chunk_size(net: Network, columns: int, cuda: bool) -> int:
+    widths = net.widths or (net.n_out,)
+    per_point = columns * max(max(widths), net.n_out) + sum(widths) + net.n_in
+    budget = _CUDA_CHUNK_ELEMENTS if cuda else _CPU_CHUNK_ELEMENTS
+    return int(min(max(budget // per_point, 256), 1 << 20))
+
+
+# --------------------------------------------------------------------------------------------- local search
+def _clip(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    return torch.minimum(torch.maximum(x, lo), hi)
+
+
+def _kinks(kind: ActivationKind, lo: float, hi: float) -> tuple[float, ...]:
+    """Pre-activation values where a piecewise-linear activation changes piece."""
+    if kind in (ActivationKind.RELU, ActivationKind.LEAKY_RELU, ActivationKind.PRELU):
+        return (0.0,)
+    if kind is ActivationKind.CLIP:
+        return tuple(v for v in (lo, hi) if math.isfinite(v))
+    return ()
+
+
+def _hyperplane_hops(tnet: TorchNet, x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Points just across the nearest activation hyperplanes of each point's region; x (K, n_in) -> (K * h, n_in).
+
+    In a piecewise-linear net z_l is affine on the region of x with gradient G_l = W_l D_{l-1} ... D_0 W_0
+    (D the derivative slopes); the kink z_i = c is crossed at x - (z_i - c) g_i / |g_i|^2, pushed slightly beyond.
+    """
+    k, n = x.shape
+    grads, gaps = [], []
+    g = None  # (K, n_l, n_in) gradient of the previous layer's post-activation
+    h = x
+    for w, b, act in zip(tnet.weights, tnet.biases, tnet.activations):
+        z = torch.addmm(b, h, w.T)
+        g_z = w.expand(k, -1, -1) if g is None else torch.matmul(w, g)
+        for knot in _kinks(act.kind, act.lo, act.hi):
+            grads.append(g_z)
+            gaps.append(z - knot)
+        g = act.derivative(z).unsqueeze(-1) * g_z
+        h = act.value(z)
+    if not grads:
+        return x[:0]
+    g_all = torch.cat(grads, dim=1)  # (K, H, n_in)
+    gap = torch.cat(gaps, dim=1)  # (K, H)
+    sq = (g_all * g_all).sum(-1)
+    ok = sq > 0
+    dist = torch.where(ok, gap.abs() / torch.sqrt(torch.where(ok, sq, 1.0)), math.inf)
+    take = min(_HOPS_PER_POINT, dist.shape[1])
+    idx = torch.topk(dist, take, largest=False).indices  # (K, take)
+    g_sel = torch.gather(g_all, 1, idx.unsqueeze(-1).expand(-1, -1, n))
+    gap_sel = torch.gather(gap, 1, idx)
+    sq_sel = torch.gather(sq, 1, idx)
+    step = torch.where(sq_sel > 0, gap_sel / torch.where(sq_sel > 0, sq_sel, 1.0), 0.0)
+    scale = float((hi - lo).abs().max().clamp_min(1e-300))
+    out = []
+    for over in (1.0 + 1e-6, 1.01):
+        # go past the hyperplane by a relative 1e-6 (or 1 %) plus an absolute 1e-9 of the box size
+        push = step * over + torch.sign(step) * 1e-9 * scale / torch.sqrt(torch.where(sq_sel > 0, sq_sel, 1.0))
+        out.append(_clip(x.unsqueeze(1) - push.unsqueeze(-1) * g_sel, lo, hi).reshape(-1, n))
+    return torch.cat(out)
+
+
+def _local_pwl(tnet, inc: _Incumbents, quantity, p, columns, lo, hi, gen, budget, deadline) -> int:
+    """Region hopping around the incumbents (float64). Returns the number of points evaluated."""
+    radius = 0.5 * (hi - lo)
+    used, stale = 0, 0
+    for r in range(_LOCAL_ROUNDS):
+        if used >= budget or time.perf_counter() > deadline or stale >= _LOCAL_PATIENCE:
+            break
+        x = inc.points
+        k, n = x.shape
+        scale = 0.3 * 0.5 ** (r % 12)
+        noise = torch.randn((k, _GAUSS_PER_POINT, n), generator=gen, dtype=torch.float64).to(x.device)
+        gauss = _clip(x.unsqueeze(1) + scale * radius * noise, lo, hi).reshape(-1, n)
+        cand = torch.cat([_hyperplane_hops(tnet, x, lo, hi), gauss])[: max(budget - used, 1)]
+        before = float(inc.values[0])
+        inc.offer(norms_at(tnet, cand, quantity, p, columns), cand)
+        used += cand.shape[0]
+        stale = 0 if float(inc.values[0]) > before else stale + 1
+    return used
+
+
+def _local_gradient(tnet, inc: _Incumbents, quantity, p, columns, lo, hi, budget, deadline) -> int:
+    """Projected gradient ascent on ||M(x)||_p from the incumbents (float64, accept-if-better steps)."""
+    radius = 0.5 * (hi - lo)
+    x = inc.points.clone()
+    k = x.shape[0]
+    val = norms_at(tnet, x, quantity, p, columns)
+    eta = torch.full((k,), 0.1, dtype=torch.float64, device=x.device)
+    used = k
+    while used + k <= budget and time.perf_counter() <= deadline and bool((eta > 1e-9).any()):
+        xg = x.clone().requires_grad_(True)
+        with torch.enable_grad():
+            v = batched_induced_norm(matrices_at(tnet, xg, quantity, columns), p)
+            (grad,) = torch.autograd.grad(v.sum(), xg)
+        d = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0) * radius
+        dmax = d.abs().amax(dim=1, keepdim=True)
+        d = torch.where(dmax > 0, d / torch.where(dmax > 0, dmax, 1.0), 0.0)
+        trial = _clip(x + eta.unsqueeze(1) * radius * d, lo, hi)
+        tv = norms_at(tnet, trial, quantity, p, columns)
+        used += 2 * k
+        better = tv > val
+        x = torch.where(better.unsqueeze(1), trial, x)
+        val = torch.where(better, tv, val)
+        eta = torch.where(better, torch.clamp(eta * 1.5, max=0.5), eta * 0.5)
+        eta = torch.where(dmax.squeeze(1) > 0, eta, torch.zeros_like(eta))
+    inc.offer(val, x)
+    return used
+
+
+# --------------------------------------------------------------------------------------------- replay
+def _replay(net: Network, x: np.ndarray, quantity: Quantity, p: float, columns: int) -> tuple[float, np.ndarray]:
+    """Float64 matrix and norm at x through the IR (CPU reference path)."""
+    m = net.pwa(x)[0] if quantity is Quantity.A_STAR else net.jacobian(x)
+    m = np.array(m[:, :columns], dtype=np.float64)
+    return induced_norm(m, p), m
+
+
+def falsify(
+    net: Network, box: Box, quantity: Quantity, norm: float, config: VerifyConfig, state_only: bool = True
+) -> SampleResult:
+    """Largest ||M(x)||_p found over the box (M = A* or J; state columns only when ``state_only``).
+
+    ``config``: samples (initial design size; the local search adds at most max(samples / 4, 2048) points more),
+    seed, timeout (seconds, checked between chunks), device (via ``config.torch_device()``).
+    The returned value is replayed in float64 through the IR at the returned point, which lies in the box.
+    """
+    start = time.perf_counter()
+    if not isinstance(quantity, Quantity):
+        raise UsageError(f"quantity must be a Quantity, got {quantity!r}")
+    if box.dim != net.n_in:
+        raise UsageError(f"the box has {box.dim} coordinates but the model has {net.n_in} inputs")
+    p = float(norm)
+    if p not in (1.0, 2.0, math.inf):
+        raise UsageError(f"norm must be 1, 2 or inf, got {norm}")
+    device = config.torch_device()
+    columns = net.n_states if state_only else net.n_in
+    deadline = start + config.timeout
+    sample_deadline = start + 0.8 * config.timeout
+
+    lo64 = torch.from_numpy(np.array(box.lower, dtype=np.float64)).to(device)
+    hi64 = torch.from_numpy(np.array(box.upper, dtype=np.float64)).to(device)
+    inc = _Incumbents(_TOP_K)
+    points = 0
+    t32 = TorchNet.of(net, torch.float32, device)
+    chunk = _chunk_size(net, columns, device != "cpu")
+    with torch.no_grad():
+        for pts in _design_chunks(box, max(config.samples, 1), config.seed, device, torch.float32, chunk):
+            inc.offer(norms_at(t32, pts, quantity, p, columns), pts)
+            points += pts.shape[0]
+            if time.perf_counter() > sample_deadline:
+                break
+
+        # float64 from here on: re-evaluate the incumbents (clipped into the box), then search around them
+        t64 = TorchNet.of(net, torch.float64, device)
+        x0 = _clip(inc.points, lo64, hi64)
+        inc = _Incumbents(_TOP_K)
+        inc.offer(norms_at(t64, x0, quantity, p, columns), x0)
+        points += x0.shape[0]
+        budget = max(config.samples // 4, 2048) if config.samples > 0 else 0
+        gen = torch.Generator().manual_seed(int(config.seed) + 1)
+        if budget and net.layers:
+            if net.piecewise_linear:
+                points += _local_pwl(t64, inc, quantity, p, columns, lo64, hi64, gen, budget, deadline)
+            else:
+                points += _local_gradient(t64, inc, quantity, p, columns, lo64, hi64, budget, deadline)
+
+    best_value, best_x, best_m = -math.inf, None, None
+    for x in inc.points[:_REPLAY].cpu().numpy():
+        x = np.clip(x, box.lower, box.upper)
+        value, m = _replay(net, x, quantity, p, columns)
+        if best_x is None or value > best_value:
+            best_value, best_x, best_m = value, x, m
+    best_x.setflags(write=False)
+    best_m.setflags(write=False)
+    return SampleResult(
+        value=float(best_value),
+        x=best_x,
+        matrix=best_m,
+        points=points,
+        seconds=time.perf_counter() - start,
+        device=device,
+        quantity=quantity,
+        norm=p,
+    )
+
+
+def pattern_of(net: Network, x: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    """Activation sign pattern at x (n_in,): per hidden layer, 1 where z > 0 else 0."""
+    zs = net.preactivations(np.asarray(x, dtype=np.float64))
+    return tuple(tuple(int(v > 0) for v in z) for z in zs)
