@@ -129,7 +129,13 @@ def _describe(node: onnx.NodeProto, index: int) -> str:
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    """Node attributes; a float attribute (stored as float32) becomes the shortest decimal that rounds to it, the
+    value the author wrote (LeakyReLU 0.2, not 0.20000000298): a change far below float32 resolution."""
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = float(str(np.float32(v))) if a.type == onnx.AttributeProto.FLOAT else v
+    return out
 
 
 class _Importer:
