@@ -112,6 +112,11 @@ def _silu(g: Graph, x, n, rng):
     return g.op("Mul", [x, g.op("Sigmoid", [x])])
 
 
+def _swish_beta(g: Graph, x, n, rng):
+    """x * sigmoid(1.5 x) = silu(1.5 x) / 1.5: found in the variable the sigmoid is applied to."""
+    return g.op("Mul", [x, g.op("Sigmoid", [g.op("Mul", [x, g.const(1.5, "beta")])])])
+
+
 def _hardswish_pattern(g: Graph, x, n, rng):
     return g.op("Mul", [x, g.op("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)])
 
@@ -150,6 +155,7 @@ ACTIVATION_FORMS = [
     Form("gelu_erf_pattern", _gelu_erf, (ActivationKind.GELU,)),
     Form("gelu_tanh_pattern", _gelu_tanh_pattern, (ActivationKind.GELU_TANH,)),
     Form("silu_pattern", _silu, (ActivationKind.SILU,)),
+    Form("swish_beta_pattern", _swish_beta, (ActivationKind.SILU,), (17,)),
     Form("tanh", lambda g, x, n, r: g.op("Tanh", [x]), (ActivationKind.TANH,)),
     Form("sigmoid", lambda g, x, n, r: g.op("Sigmoid", [x]), (ActivationKind.SIGMOID,)),
     Form("softplus", lambda g, x, n, r: g.op("Softplus", [x]), (ActivationKind.SOFTPLUS,)),

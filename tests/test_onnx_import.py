@@ -449,6 +449,18 @@ def test_unrecognised_elementwise_expression(tmp_path):
         load_onnx(path)
 
 
+def test_near_miss_of_a_pattern_is_refused_not_misidentified(tmp_path):
+    """0.5 x (1 + erf(x / 1.3)) is not GELU (whose constant is sqrt 2): identification must not accept it."""
+    g = Graph(F64)
+    z = g.gemm("x", np.eye(3), np.zeros(3))
+    e = g.op("Erf", [g.op("Div", [z, g.constant_node(1.3)])])
+    act = g.op("Mul", [g.op("Mul", [z, g.op("Add", [e, g.constant_node(1.0)])]), g.constant_node(0.5)])
+    out = g.gemm(act, np.ones((1, 3)), np.zeros(1))
+    path = save(g.model([("x", ["batch", 3])], out, None, 17), tmp_path)
+    with pytest.raises(UnsupportedOperatorError, match="is not an activation certify knows"):
+        load_onnx(path)
+
+
 def test_dropout_in_training_mode(tmp_path):
     g = Graph(F32)
     h = g.op("Dropout", [g.gemm("x", np.eye(3), np.zeros(3)), g.const(0.5, "r"), g.const(True, "t", np.bool_)])

@@ -37,7 +37,7 @@ ACTIVATIONS = {
     "hardsigmoid": (lambda: nn.Hardsigmoid(), ActivationKind.CLIP),
 }
 # The dynamo exporter takes about a second per module: a representative subset runs by default, all with -m slow.
-DYNAMO_DEFAULT = {"gelu", "gelu_tanh", "silu", "softplus_beta", "prelu", "hardswish"}
+DYNAMO_DEFAULT = {"gelu", "softplus_beta", "prelu"}
 
 
 def make_mlp(name: str, seed: int = 0) -> nn.Module:

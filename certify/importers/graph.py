@@ -349,13 +349,13 @@ class _Importer:
             act, a, c = e.leaves[0], 1.0, 0.0
         else:
             m = max([len(leaf.slopes) for leaf in e.leaves if leaf.kind is ActivationKind.PRELU] + [1])
-            found = identify(e.fn, e.leaves, m)
+            found = _identify(e.fn, e.leaves, m)
             for c, d in e.args:
                 if found is not None:
                     break
                 if (c, d) != (1.0, 0.0):  # look for the activation in the variable s = c * t + d
                     fn = e.fn
-                    found = identify(lambda s, fn=fn, c=c, d=d: fn((s - d) / c), e.leaves, m)
+                    found = _identify(lambda s, fn=fn, c=c, d=d: fn((s - d) / c), e.leaves, m)
                     z = affine_scalar(z, c, d) if found is not None else z
             if found is None:
                 names = ", ".join(sorted(acts.CATALOGUE))
@@ -829,6 +829,13 @@ class _Importer:
             )
         except ModelError as e:
             raise self.fail(str(e)) from None
+
+
+def _identify(fn, leaves, m):
+    try:
+        return identify(fn, leaves, m)
+    except (RuntimeError, ValueError, TypeError):  # an expression torch cannot evaluate: not an activation
+        return None
 
 
 def _pick_base(*values) -> Affine:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import re
 import warnings
 from typing import Sequence
 
@@ -28,7 +29,7 @@ _OPSET = 17
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()  # exporters colour their messages
     return text.splitlines()[0] if text else type(e).__name__
 
 
