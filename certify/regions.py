@@ -92,14 +92,14 @@ class _Node:
     """Internal mutable traversal state (never escapes this module and bnb.py)."""
 
     __slots__ = ("l", "fixed", "h_mat", "h_vec", "g_mat", "g_vec", "zlo", "zhi", "a", "b", "px", "pr", "uncertain",
-                 "depth")
+                 "depth", "bbox_rows")
 
     def copy(self) -> "_Node":
         n = _Node()
         n.l, n.h_mat, n.h_vec, n.g_mat, n.g_vec = self.l, self.h_mat, self.h_vec, self.g_mat, self.g_vec
         n.zlo, n.zhi, n.a, n.b, n.px, n.pr = self.zlo, self.zhi, self.a, self.b, self.px, self.pr
         n.fixed = list(self.fixed[:-1]) + [self.fixed[-1].copy()]
-        n.uncertain, n.depth = self.uncertain, self.depth
+        n.uncertain, n.depth, n.bbox_rows = self.uncertain, self.depth, self.bbox_rows
         return n
 
 
@@ -138,6 +138,7 @@ class Traversal:
         self.lps = 0
         self.nodes = 0
         nf = int(self.free.sum())
+        self.n_free = nf
         # box rows of the Chebyshev LP over the free coordinates: x_k + t <= hi_k, -x_k + t <= -lo_k
         eye = np.eye(self.n)[self.free]
         self._box_a = np.vstack([np.hstack([eye, np.ones((nf, 1))]), np.hstack([-eye, np.ones((nf, 1))])])
@@ -167,6 +168,7 @@ class Traversal:
         node.px, node.pr = c, self._box_radius(c)
         node.uncertain = False
         node.depth = 0
+        node.bbox_rows = 0
         node.fixed = []
         self._enter_layer(node)
         return node
@@ -215,6 +217,32 @@ class Traversal:
             return False, None, None
         return True, np.clip(res.x[:n], self.lo, self.hi), float(res.x[n])
 
+    def _tighten_by_bbox(self, node: _Node, idx: np.ndarray) -> None:
+        """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (2 LPs per free
+        coordinate), padded outward by ``empty_tol`` (the same LP-accuracy assumption as an empty piece)."""
+        from solvers.base import LinearProgram
+
+        node.bbox_rows = node.a.shape[0]
+        lo, hi = self.lo.copy(), self.hi.copy()
+        for k in np.nonzero(self.free)[0]:
+            for sense in (False, True):
+                c = np.zeros(self.n)
+                c[k] = 1.0
+                self.lps += 1
+                res = self.solver.solve(LinearProgram(c=c, a_ub=node.a, b_ub=node.b, a_eq=np.zeros((0, self.n)),
+                                                      b_eq=np.zeros(0), lower=self.lo, upper=self.hi,
+                                                      maximize=sense))
+                if not res.status.is_optimal:
+                    return
+                if sense:
+                    hi[k] = min(hi[k], res.objective + self.empty_tol)
+                else:
+                    lo[k] = max(lo[k], res.objective - self.empty_tol)
+        zl, zu = affine_interval(node.g_mat[idx], node.g_vec[idx], lo, np.maximum(lo, hi))
+        node.zlo, node.zhi = node.zlo.copy(), node.zhi.copy()
+        node.zlo[idx] = np.maximum(node.zlo[idx], zl)
+        node.zhi[idx] = np.minimum(node.zhi[idx], zu)
+
     def _flat(self, a: np.ndarray, b: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> bool:
         """True when a new row is the exact opposite of a node row or box face with no room between them
         (a' = -a_k and b' + b_k <= 1e-12 scale): the piece then lies in a hyperplane (coincident neurons, a
@@ -244,6 +272,8 @@ class Traversal:
             l = node.l
             pcs, f = self.pieces[l], node.fixed[l]
             free_idx = np.nonzero(f < 0)[0]
+            if self.n_free <= 4 and free_idx.size > 4 * self.n_free and node.a.shape[0] > node.bbox_rows:
+                self._tighten_by_bbox(node, free_idx)
             if free_idx.size:
                 over = pcs.overlapping(node.zlo[free_idx], node.zhi[free_idx], free_idx)
             for pos, i in enumerate(free_idx):
