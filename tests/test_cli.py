@@ -1,0 +1,171 @@
+"""The `certify` command: verdicts as exit codes, the table, the JSON schema, and bad input (exit 3, one line)."""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import cli
+from certify.box import parse_norm
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def gemm_model(path, weights, biases, act="Relu", extra_node=None):
+    nodes, inits, cur = [], [], "x"
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        inits += [numpy_helper.from_array(np.asarray(w, np.float32), f"W{i}"),
+                  numpy_helper.from_array(np.asarray(b, np.float32), f"b{i}")]
+        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"b{i}"], [f"z{i}"], name=f"gemm{i}", transB=1))
+        cur = f"z{i}"
+        if i < len(weights) - 1:
+            nodes.append(helper.make_node(act, [cur], [f"h{i}"], name=f"act{i}"))
+            cur = f"h{i}"
+    if extra_node is not None:
+        nodes.append(extra_node(cur))
+        cur = nodes[-1].output[0]
+    nodes.append(helper.make_node("Identity", [cur], ["y"], name="out"))
+    n_in, n_out = np.shape(weights[0])[1], np.shape(weights[-1])[0]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_in])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n_out])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def run(args, capsys):
+    code = cli.run([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def box(tmp_path, text="lower: [0, 0]\nupper: [1, 1]\n", name="box.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_example_certified(capsys):
+    code, out, err = run([EXAMPLES / "tank_relu.onnx", "--region", EXAMPLES / "box.yaml",
+                          "--check", "dissipativity,contraction,weight_norm", "--samples", "20000"], capsys)
+    assert code == 0, out + err
+    assert "certified" in out and "verdict: certified" in out
+
+
+def test_example_falsified_json_witness_replays(tmp_path, capsys):
+    from certify.importers import load_model
+
+    report = tmp_path / "r.json"
+    code, out, err = run([EXAMPLES / "tank_tanh_unstable.onnx", "--region", EXAMPLES / "box.yaml",
+                          "--samples", "5000", "--json", report], capsys)
+    assert code == 1, out + err
+    data = json.loads(report.read_text())
+    assert data["schema"] == "certify/1" and data["verdict"] == "falsified"
+    assert set(data["model"]) >= {"path", "sha256"} and set(data["region"]) >= {"names", "lower", "upper"}
+    check = data["checks"]["dissipativity"]
+    assert set(check) >= {"verdict", "lower", "upper", "method", "seconds", "witness"}
+    x = np.array(check["witness"]["x"])
+    assert np.all(x >= 0) and np.all(x <= 1)
+    a, _ = load_model(EXAMPLES / "tank_tanh_unstable.onnx").pwa(x)
+    assert np.linalg.norm(a, 2) == pytest.approx(check["witness"]["value"], rel=1e-12)
+    assert check["lower"] == check["witness"]["value"] >= 1.0
+
+
+def test_json_to_stdout_is_pure_json(capsys):
+    code, out, err = run([EXAMPLES / "tank_relu.onnx", "--region", EXAMPLES / "box.yaml", "--json", "-",
+                          "--samples", "2000", "--check", "weight_norm"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["checks"]["weight_norm"]["verdict"] == "certified"
+    assert data["checks"]["weight_norm"]["upper"] == pytest.approx(data["checks"]["weight_norm"]["product"])
+
+
+def test_unknown_when_no_bound_settles_it(tmp_path, capsys):
+    # tanh net whose true sup of ||A*|| is small, while the product of norms exceeds 1 (weights misaligned).
+    w1 = [[3.0, 0.0], [0.0, 0.05]]
+    w2 = [[0.05, 0.0], [0.0, 3.0]]
+    model = gemm_model(tmp_path / "m.onnx", [w1, w2], [[0, 0], [0, 0]], act="Tanh")
+    code, out, err = run([model, "--region", box(tmp_path), "--samples", "2000", "--timeout", "5",
+                          "--check", "weight_norm"], capsys)
+    assert code == 2, out + err
+    assert "unknown" in out and "product of norms" in out
+
+
+@pytest.mark.parametrize("norm", ["1", "2", "inf"])
+def test_norm_option(norm, capsys):
+    code, out, err = run([EXAMPLES / "tank_relu.onnx", "--region", EXAMPLES / "box.yaml", "--norm", norm,
+                          "--check", "weight_norm", "--json", "-", "--samples", "1000"], capsys)
+    assert json.loads(out)["norm"] == norm
+
+
+def _bad(capsys, args, needle):
+    code, out, err = run(args, capsys)
+    assert code == 3, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_bad_inputs(tmp_path, capsys):
+    good_box = box(tmp_path)
+    ex = EXAMPLES / "tank_relu.onnx"
+    _bad(capsys, [tmp_path / "missing.onnx", "--region", good_box], "missing.onnx")
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    _bad(capsys, [empty, "--region", good_box], "empty.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not a protobuf \x00\xff\x13")
+    _bad(capsys, [junk, "--region", good_box], "junk.onnx")
+    _bad(capsys, [ex, "--region", tmp_path / "nobox.yaml"], "nobox.yaml")
+    _bad(capsys, [ex, "--region", box(tmp_path, "lower: [1, 0]\nupper: [0, 1]\n", "b1.yaml")], "lower[0]")
+    _bad(capsys, [ex, "--region", box(tmp_path, "lower: [0, .nan]\nupper: [1, 1]\n", "b2.yaml")], "NaN")
+    _bad(capsys, [ex, "--region", box(tmp_path, "states:\n a: [0, 1]\nfoo: 1\n", "b3.yaml")], "unknown key 'foo'")
+    _bad(capsys, [ex, "--region", box(tmp_path, "states: {a: [0, 1]\n", "b4.yaml")], "not valid YAML")
+    _bad(capsys, [ex, "--region", box(tmp_path, "!!python/object/apply:os.system ['true']\n", "b5.yaml")], "b5.yaml")
+    _bad(capsys, [ex, "--region", box(tmp_path, "lower: [0, 0, 0]\nupper: [1, 1, 1]\n", "b6.yaml")],
+         "3 coordinates but the model takes 2 inputs")
+    _bad(capsys, [ex, "--region", good_box, "--check", "stability"], "unknown check 'stability'")
+    _bad(capsys, [ex, "--region", good_box, "--norm", "3"], "norm must be 1, 2 or inf")
+    _bad(capsys, [ex], "--region")
+    _bad(capsys, [ex, "--region", good_box, "--samples", "many"], "--samples")
+    _bad(capsys, [ex, "--region", good_box, "--json", tmp_path / "no" / "dir.json"], "does not exist")
+
+
+def test_non_square_model_refused_for_dynamics_but_gain_works(tmp_path, capsys):
+    model = gemm_model(tmp_path / "m.onnx", [np.eye(3, 2), np.ones((1, 3)) * 0.1], [np.zeros(3), [0.0]])
+    _bad(capsys, [model, "--region", box(tmp_path)], "1 outputs but 2 states")
+    code, out, err = run([model, "--region", box(tmp_path), "--check", "gain", "--samples", "1000"], capsys)
+    assert code in (0, 2) and "gain" in out, err
+
+
+def test_unsupported_operator_named(tmp_path, capsys):
+    def softmax(cur):
+        return helper.make_node("Softmax", [cur], ["sm"], name="the_softmax")
+
+    model = gemm_model(tmp_path / "m.onnx", [np.eye(2), np.eye(2)], [np.zeros(2), np.zeros(2)], extra_node=softmax)
+    code, out, err = run([model, "--region", box(tmp_path)], capsys)
+    assert code == 3 and "Softmax" in err and "the_softmax" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("certify") is None, reason="console script not installed")
+def test_console_script_exit_codes(tmp_path):
+    ok = subprocess.run(["certify", str(EXAMPLES / "tank_relu.onnx"), "--region", str(EXAMPLES / "box.yaml"),
+                         "--samples", "2000"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = subprocess.run(["certify", str(tmp_path / "x.onnx"), "--region", str(EXAMPLES / "box.yaml")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 3 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_help_exits_zero():
+    assert subprocess.run([sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True).returncode == 0
+
+
+def test_parse_norm():
+    assert parse_norm("inf") == math.inf and parse_norm(2) == 2.0 and parse_norm("1") == 1.0
