@@ -10,6 +10,20 @@ from .certificate import CheckName, CheckResult, Verdict, Witness
 from .config import VerifyConfig
 from .errors import CertifyError, ModelError, RegionError, UnsupportedOperatorError, UsageError
 from .network import Layer, Network
+from .report import Report
+
+
+def __getattr__(name):
+    # The importers and the API pull in onnx/onnxruntime/torch export machinery: load them on first use.
+    if name in ("load", "verify"):
+        from . import api
+
+        return getattr(api, name)
+    if name in ("from_torch", "load_onnx", "load_model"):
+        from . import importers
+
+        return getattr(importers, name)
+    raise AttributeError(f"module 'certify' has no attribute {name!r}")
 
 __all__ = [
     "Activation",
@@ -22,6 +36,12 @@ __all__ = [
     "ModelError",
     "Network",
     "Region",
+    "Report",
+    "from_torch",
+    "load",
+    "load_model",
+    "load_onnx",
+    "verify",
     "RegionError",
     "UnsupportedOperatorError",
     "UsageError",
