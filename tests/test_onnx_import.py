@@ -3,11 +3,9 @@ and every refusal (with the file, node and operator named)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
@@ -336,10 +334,6 @@ def test_pickled_and_unknown_files_are_refused(tmp_path):
     other.write_bytes(b"x")
     with pytest.raises(ModelError, match=r"model\.h5: unknown model format '\.h5'"):
         load_model(other)
-
-
-def _single_op_model(op_nodes, g: Graph, out: str, opset=17, n=3):
-    return g.model([("x", ["batch", n])], out, None, opset)
 
 
 def test_unsupported_operator_names_node_operator_and_file(tmp_path):

@@ -42,7 +42,6 @@ from .symbolic import (
     basis_size,
     broadcast_shape,
     const_affine,
-    expand,
     lift,
     matmul_const_left,
     matmul_const_right,
@@ -326,7 +325,7 @@ class _Importer:
             return self._materialize(v)
         return v
 
-    def _affine(self, v, what: str = "this input") -> Affine:
+    def _affine(self, v) -> Affine:
         v = self._affine_or_const(v)
         if isinstance(v, Const):
             raise AssertionError("constant reached a symbolic-only path")

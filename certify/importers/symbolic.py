@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..activations import Activation
-from ..errors import ModelError, UnsupportedOperatorError
+from ..errors import ModelError
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,10 +60,6 @@ class Affine:
     @property
     def size(self) -> int:
         return int(self.offset.size)
-
-    def map(self, fn: Callable[[np.ndarray], np.ndarray], linear: Callable[[np.ndarray], np.ndarray]) -> "Affine":
-        """Apply an affine map given as ``fn`` (on the offset) and its linear part ``linear`` (on each coef row)."""
-        return Affine(self.level, linear(self.coef), fn(self.offset))
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,12 +190,10 @@ def matmul_const_right(a: Affine, w: np.ndarray) -> Affine:
     w = np.asarray(w, dtype=np.float64)
     offset = np.matmul(a.offset, w)
     nb = a.coef.shape[0]
-    if w.ndim <= 2 and a.coef.ndim >= 2:
-        # a.ndim >= 1: coef (nb, ..., K) @ w: the basis axis acts as a batch axis of matmul.
-        if a.offset.ndim == 1 and w.ndim == 2:
-            coef = a.coef @ w  # (nb, K) @ (K, N) -> (nb, N)
-        else:
-            coef = np.matmul(a.coef, w)
+    if w.ndim <= 2 and a.offset.ndim >= 1:
+        # Every coefficient row is contracted on its last axis with w: one BLAS product.
+        k = a.shape[-1]
+        coef = a.coef.reshape(-1, k) @ w
     else:
         coef = np.stack([np.matmul(a.coef[i], w) for i in range(nb)]) if nb else np.zeros((0, *offset.shape))
     return Affine(a.level, coef.reshape(nb, *offset.shape), offset)
@@ -211,7 +205,9 @@ def matmul_const_left(w: np.ndarray, a: Affine) -> Affine:
     offset = np.matmul(w, a.offset)
     nb = a.coef.shape[0]
     if w.ndim == 2 and a.offset.ndim >= 2:
-        coef = np.matmul(w, a.coef)  # (M, K) @ (nb, ..., K, N)
+        coef = np.moveaxis(np.tensordot(w, a.coef, axes=([1], [-2])), 0, -2)  # (nb, ..., M, N)
+    elif w.ndim == 2 and a.offset.ndim == 1:
+        coef = a.coef @ w.T  # (nb, K) -> (nb, M)
     else:
         coef = np.stack([np.matmul(w, a.coef[i]) for i in range(nb)]) if nb else np.zeros((0, *offset.shape))
     return Affine(a.level, coef.reshape(nb, *offset.shape), offset)
@@ -248,7 +244,3 @@ def relation(u: Affine, v: Affine) -> tuple[float, float] | None:
     if d_all.size and np.max(np.abs(d_all - d)) > 1e-12 * scale_:
         return None
     return c, d
-
-
-def unsupported(msg: str) -> UnsupportedOperatorError:
-    return UnsupportedOperatorError(msg)
