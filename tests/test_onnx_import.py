@@ -348,6 +348,30 @@ def test_unsupported_operator_names_node_operator_and_file(tmp_path):
     assert "Gemm" in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("domain", ["", "com.example"])
+def test_unknown_operator_is_named_even_when_onnx_does_not_know_it(tmp_path, domain):
+    g = Graph(F32)
+    h = g.gemm("x", np.ones((4, 3)), np.zeros(4))
+    g.nodes.append(helper.make_node("FooBar", [h], ["y"], name="mystery", domain=domain))
+    graph = helper.make_graph(g.nodes, "g", [helper.make_tensor_value_info("x", F32, ["batch", 3])],
+                              [helper.make_tensor_value_info("y", F32, ["batch", 4])], initializer=g.inits)
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    path = save(helper.make_model(graph, opset_imports=opsets), tmp_path)
+    with pytest.raises(UnsupportedOperatorError, match=r"model\.onnx: node 'mystery' \(FooBar\): "):
+        load_onnx(path)
+
+
+def test_invalid_model_that_imports_is_still_refused(tmp_path):
+    """The ONNX checker's complaint stands when the importer itself finds nothing wrong."""
+    g = Graph(F32)
+    out = g.op("Relu", [g.gemm("x", np.ones((2, 3)), np.zeros(2))])
+    m = g.model([("x", ["batch", 3])], out, None, 17)
+    m.graph.node[0].attribute.append(helper.make_attribute("not_an_attribute", 1))
+    path = save(m, tmp_path)
+    with pytest.raises(ModelError, match=r"model\.onnx: invalid ONNX model \("):
+        load_onnx(path)
+
+
 def test_conv_that_is_not_1x1(tmp_path):
     g = Graph(F32)
     h = g.op("Reshape", ["x", g.const([1, 1, 2, 2], "s", np.int64)])

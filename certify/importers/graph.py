@@ -192,9 +192,14 @@ class _Importer:
                     if str(e).startswith(f"{self.source}: "):
                         raise
                     raise type(e)(f"{self.source}: {self.node_desc}: {e}") from None
-                except (ValueError, IndexError, TypeError) as e:  # numpy on shapes that do not fit
+                except (ValueError, IndexError) as e:  # numpy on shapes that do not fit
                     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                     raise self.fail(f"shapes do not fit ({text})") from None
+                except Exception as e:  # never a traceback from a bad file: name the node and keep the cause
+                    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                    raise self.fail(
+                        f"cannot import this node ({type(e).__name__}: {text}); please report this model"
+                    ) from e
         self.node_desc = ""
         return self._finish(graph.output[0].name, n_states)
 
@@ -328,7 +333,8 @@ class _Importer:
     def _affine(self, v) -> Affine:
         v = self._affine_or_const(v)
         if isinstance(v, Const):
-            raise AssertionError("constant reached a symbolic-only path")
+            raise self.fail("this operator's data input must depend on the model input (its parameters do)",
+                            UnsupportedOperatorError)
         return v
 
     def _materialize(self, e: Elementwise) -> Affine:
@@ -620,10 +626,16 @@ class _Importer:
         if len(a.shape) != 2 or len(b.shape) != 2:
             raise self.fail(f"Gemm needs 2-D operands, got shapes {a.shape} and {b.shape}")
         if isinstance(a, Affine):
-            y = matmul_const_right(transpose_last(a) if ta else a, b.value.T if tb else b.value)
-        else:
-            y = matmul_const_left(a.value.T if ta else a.value, transpose_last(b) if tb else b)
-        y = affine_scalar(y, alpha, 0.0)
+            y = affine_scalar(matmul_const_right(transpose_last(a) if ta else a, b.value.T if tb else b.value),
+                              alpha, 0.0)
+        elif isinstance(b, Affine):
+            y = affine_scalar(matmul_const_left(a.value.T if ta else a.value, transpose_last(b) if tb else b),
+                              alpha, 0.0)
+        else:  # only the bias depends on the input
+            av, bv = (np.asarray(v.value, dtype=np.float64) for v in (a, b))
+            y = Const(alpha * ((av.T if ta else av) @ (bv.T if tb else bv)))
+            cc = self._affine_or_const(c)
+            return [self._binary("Add", y, scale(cc, np.array(beta)))]
         if c is not None:
             c = self._affine_or_const(c)
             if isinstance(c, Const):

@@ -92,22 +92,36 @@ def load_external_data(model: onnx.ModelProto, folder: Path, source: str) -> Non
         tensor.data_location = onnx.TensorProto.DEFAULT
 
 
-def prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
-    """Check the model and inline its local functions (the dynamo exporter writes some)."""
+def prepare(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, str | None]:
+    """(model with local functions inlined (the dynamo exporter writes some), the ONNX checker's complaint or None).
+
+    The complaint is raised only after an import attempt: the importer's own message (node, operator, list of
+    supported operators) says more than the checker's for the usual problem, an unknown operator.
+    """
+    problem = None
     try:
         onnx.checker.check_model(model)
     except Exception as e:  # onnx raises ValidationError and friends; all mean "invalid model"
-        raise ModelError(f"{source}: invalid ONNX model ({_first_line(e)})") from None
+        problem = _first_line(e)
     if len(model.functions):
         try:
             model = onnx.inliner.inline_local_functions(model)
         except Exception as e:
             raise ModelError(f"{source}: cannot inline the model's local functions ({_first_line(e)})") from None
-    return model
+    return model, problem
 
 
-def read_model(path: str | Path) -> onnx.ModelProto:
-    """The checked, self-contained ModelProto of an ONNX file (external data loaded, functions inlined)."""
+def import_checked(model: onnx.ModelProto, problem: str | None, source: str, n_states: int | None) -> Network:
+    """import_graph, then the checker's complaint (if any) when the importer itself found nothing wrong."""
+    net = import_graph(model, source, n_states)
+    if problem is not None:
+        raise ModelError(f"{source}: invalid ONNX model ({problem})")
+    return net
+
+
+def read_model(path: str | Path) -> tuple[onnx.ModelProto, str | None]:
+    """The self-contained ModelProto of an ONNX file (external data loaded, functions inlined) and the ONNX
+    checker's complaint about it (None when valid)."""
     p = Path(path)
     source = str(path)
     if not p.exists():
@@ -196,7 +210,10 @@ def check_agreement_onnx(
     points: (B, n_in). Tolerances default to rtol 1e-4, atol 1e-5 for float32 models (see
     :mod:`certify.importers.agreement`). Raises ModelMismatchError on disagreement; returns the max abs error.
     """
-    return check_agreement_model(net, read_model(path), str(path), points, rtol, atol)
+    model, problem = read_model(path)
+    if problem is not None:
+        raise ModelError(f"{path}: invalid ONNX model ({problem})")
+    return check_agreement_model(net, model, str(path), points, rtol, atol)
 
 
 def load_onnx(path: str | Path, n_states: int | None = None) -> Network:
@@ -205,7 +222,7 @@ def load_onnx(path: str | Path, n_states: int | None = None) -> Network:
     ``n_states``: how many of the inputs are states (default: the size of the first input of a two-input graph,
     else all). Raises ModelError / UnsupportedOperatorError (file, node, operator named) or ModelMismatchError.
     """
-    model = read_model(path)
-    net = import_graph(model, str(path), n_states)
+    model, problem = read_model(path)
+    net = import_checked(model, problem, str(path), n_states)
     check_agreement_model(net, model, str(path), import_points(net.n_in))
     return net

@@ -21,8 +21,7 @@ import torch
 from ..errors import ModelError
 from ..network import Network
 from .agreement import TOLERANCES, compare, import_points
-from .graph import import_graph
-from .onnx_import import parse_model, prepare
+from .onnx_import import import_checked, parse_model, prepare
 
 EXPORTERS = ("auto", "torchscript", "dynamo")
 _OPSET = 17
@@ -138,8 +137,8 @@ def from_torch(
         raise ModelError(f"{source}: from_torch needs a torch.nn.Module")
     xs = _examples(example_input, source)
     mod = _float64_copy(module, source)
-    model = prepare(parse_model(_export(mod, xs, exporter, source), source), source)
-    net = import_graph(model, source, n_states)
+    model, problem = prepare(parse_model(_export(mod, xs, exporter, source), source), source)
+    net = import_checked(model, problem, source, n_states)
     r, a = TOLERANCES[np.dtype(np.float64)]
     compare(net, module_forward(mod, net, [x.ndim for x in xs]), import_points(net.n_in), r, a, source,
             "the PyTorch module")
