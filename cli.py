@@ -148,6 +148,11 @@ def run(argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         code = run(argv)
+    except BrokenPipeError:  # e.g. `certify ... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_UNKNOWN
     except KeyboardInterrupt:
         print("certify: interrupted", file=sys.stderr)
         code = EXIT_UNKNOWN

@@ -61,6 +61,7 @@ def norm_map(
     witness: np.ndarray | None = None,
     equilibria: np.ndarray | None = None,
     n: int = 200,
+    witness_label: str = "witness",
 ) -> bytes:
     """PNG of ||A*(x)||_p (or ||J(x)||_p) over the 2-D slice ``dims`` of the box."""
     xx, yy, pts = _slice_grid(box, dims, n)
@@ -72,7 +73,7 @@ def norm_map(
         ax.contour(xx, yy, vals, levels=[1.0], colors="red", linewidths=1.0)
     fig.colorbar(mesh, ax=ax, label=f"||{'A*' if quantity == 'A_STAR' else 'J'}(x)||_{_p(p)}")
     if witness is not None:
-        ax.plot(witness[dims[0]], witness[dims[1]], "rx", markersize=10, mew=2, label="witness")
+        ax.plot(witness[dims[0]], witness[dims[1]], "rx", markersize=10, mew=2, label=witness_label)
     if equilibria is not None and len(equilibria):
         eq = np.atleast_2d(equilibria)
         ax.plot(eq[:, dims[0]], eq[:, dims[1]], "w*", markersize=12, markeredgecolor="k", label="equilibria")

@@ -82,10 +82,11 @@ def pictures(report: "Report") -> list[tuple[str, bytes]]:
     net, box = report.network, report.box
     if net is None or box.dim < 2:
         return []
-    witness = None
+    witness, label = None, "witness"
     for r in report.results:
         if r.witness is not None and r.check in (CheckName.DISSIPATIVITY, CheckName.GAIN, CheckName.WEIGHT_NORM):
             witness = r.witness.x
+            label = "witness" if r.verdict is Verdict.FALSIFIED else "largest value found"
             break
     import numpy as np
 
@@ -94,7 +95,8 @@ def pictures(report: "Report") -> list[tuple[str, bytes]]:
         if r.check is CheckName.EQUILIBRIA and r.extra.get("equilibria", {}).get("points"):
             eq = np.array(r.extra["equilibria"]["points"])
     out = [("||A*(x)|| over the box (first two coordinates)",
-            plots.norm_map(net, box, report.norm, witness=None if witness is None else np.array(witness), equilibria=eq))]
+            plots.norm_map(net, box, report.norm, witness=None if witness is None else np.array(witness),
+                           equilibria=eq, witness_label=label))]
     if net.is_dynamics and net.n_states >= 2:
         out.append(("simulated trajectories", plots.phase_portrait(net, box)))
     if net.is_dynamics:

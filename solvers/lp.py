@@ -18,6 +18,7 @@ import highspy
 import numpy as np
 
 from .base import LinearProgram, SolveResult, SolveStatus
+from .highs_quiet import new_highs
 
 _MS = highspy.HighsModelStatus
 _STATUS = {
@@ -60,8 +61,7 @@ class LPSolver:
     name = "highs-lp"
 
     def __init__(self, tolerance: float = 1e-9, time_limit: float | None = None) -> None:
-        self._h = highspy.Highs()
-        self._h.setOptionValue("output_flag", False)
+        self._h = new_highs()
         self._h.setOptionValue("presolve", "off")
         self._h.setOptionValue("primal_feasibility_tolerance", float(tolerance))
         self._h.setOptionValue("dual_feasibility_tolerance", float(tolerance))
