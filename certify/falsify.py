@@ -40,7 +40,7 @@ _TOP_K = 32  # incumbents kept for the local search
 _REPLAY = 8  # candidates replayed through the IR at the end
 _MAX_VERTEX_DIM = 12  # all 2^n vertices up to this dimension
 _RANDOM_VERTICES = 4096  # vertices drawn at random above it
-_CPU_CHUNK_ELEMENTS = 1 << 19  # about 2 MiB of float32 tangents per chunk: stays in cache on CPU
+_CPU_CHUNK_ELEMENTS = 1 << 20  # about 4 MiB of float32 tangents per chunk: near cache size on CPU
 _CUDA_CHUNK_ELEMENTS = 1 << 26
 _LOCAL_ROUNDS = 40
 _LOCAL_PATIENCE = 6  # rounds without improvement before the local search stops
@@ -175,18 +175,18 @@ class _Incumbents:
         take = min(4 * self.k, values.shape[0])
         order = torch.topk(values, take).indices
         values, points = values[order], points[order]
-        _, inverse = torch.unique(points, dim=0, return_inverse=True)
-        first = torch.full((int(inverse.max()) + 1,), take, dtype=torch.long, device=points.device)
-        first = first.scatter_reduce(0, inverse, torch.arange(take, device=points.device), reduce="amin")
-        keep = torch.sort(first).values[: self.k]
+        same = (points.unsqueeze(0) == points.unsqueeze(1)).all(-1)  # (take, take)
+        repeat = torch.tril(same, diagonal=-1).any(1)  # equal to a better-ranked row
+        keep = torch.nonzero(~repeat).squeeze(1)[: self.k]
         self.values, self.points = values[keep], points[keep]
 
 
-def _chunk_size(net: Network, columns: int, cuda: bool) -> int:
+def default_chunk_size(net: Network, columns: int, cuda: bool) -> int:
+    """Points per sampling chunk: about 2 MiB of float32 tangents on CPU (cache-sized), far more on CUDA."""
     widths = net.widths or (net.n_out,)
     per_point = columns * max(max(widths), net.n_out) + sum(widths) + net.n_in
     budget = _CUDA_CHUNK_ELEMENTS if cuda else _CPU_CHUNK_ELEMENTS
-    return int(min(max(budget // per_point, 256), 1 << 20))
+    return int(min(max(budget // per_point, 2048), 1 << 20))
 
 
 # --------------------------------------------------------------------------------------------- local search
@@ -326,7 +326,7 @@ def falsify(
     inc = _Incumbents(_TOP_K)
     points = 0
     t32 = TorchNet.of(net, torch.float32, device)
-    chunk = _chunk_size(net, columns, device != "cpu")
+    chunk = default_chunk_size(net, columns, device != "cpu")
     with torch.no_grad():
         for pts in _design_chunks(box, max(config.samples, 1), config.seed, device, torch.float32, chunk):
             inc.offer(norms_at(t32, pts, quantity, p, columns), pts)

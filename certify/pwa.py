@@ -22,10 +22,10 @@ def preactivations(net: TorchNet, x: torch.Tensor) -> list[torch.Tensor]:
     """Pre-activations z_l, each (B, n_{l+1})."""
     zs = []
     h = x
-    for w, b, act in zip(net.weights, net.biases, net.activations):
-        z = torch.addmm(b, h, w.T)
-        zs.append(z)
-        h = act.value(z)
+    for i, (w, b, act) in enumerate(zip(net.weights, net.biases, net.activations)):
+        if i:
+            h = net.activations[i - 1].value(zs[-1])
+        zs.append(torch.addmm(b, h, w.T))
     return zs
 
 
