@@ -231,6 +231,21 @@ def test_residual_x_plus_half_net(tmp_path):
     assert_matches_ort(net, path, rng)
 
 
+def test_pre_activation_plus_activation_gives_skip(tmp_path):
+    """z + tanh(z) with z = W x + b: one tanh layer, out_weight I, skip W, output bias b."""
+    rng = np.random.default_rng(17)
+    w, b = rng.standard_normal((3, 3)), rng.standard_normal(3)
+    g = Graph(F64)
+    z = g.gemm("x", w, b)
+    out = g.op("Add", [z, g.op("Tanh", [z])])
+    path = save(g.model([("x", ["batch", 3])], out, None, 17), tmp_path)
+    net = load_onnx(path)
+    np.testing.assert_array_equal(net.skip, w)
+    np.testing.assert_array_equal(net.out_weight, np.eye(3))
+    np.testing.assert_array_equal(net.out_bias, b)
+    assert_matches_ort(net, path, rng, atol=1e-10)
+
+
 def test_linear_plant_plus_controller_gives_linear_skip(tmp_path):
     """x+ = A x + B pi(x): S = A and the last layer premultiplied by B."""
     rng = np.random.default_rng(10)

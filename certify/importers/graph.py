@@ -492,6 +492,8 @@ class _Importer:
         """Keep the result an expression when both sides are functions of one pre-activation; None otherwise."""
         e = a if isinstance(a, Elementwise) else b
         other = b if e is a else a
+        if op in ("Add", "Sub") and e.bare and isinstance(other, Affine):
+            return None  # z + sigma(z): an activation plus an affine term (a skip), not a new activation
         if isinstance(other, Const):
             s = other.scalar()
             if s is not None and broadcast_shape(other.shape, e.shape) == e.shape:
