@@ -1,0 +1,443 @@
+"""An upper bound on the l2 gain of a chain with per-neuron slope ranges (LipSDP-Neuron), re-checked in float64.
+
+Quantity bounded::
+
+    sup  || W_L Lambda_{L-1} W_{L-1} ... Lambda_0 W_0 + S ||_2   over diagonal Lambda_l with a_i <= (Lambda_l)_ii <= b_i
+
+(A*(x) over a box with secant ranges, J(x) with derivative ranges; a global bound of a ReLU net with [0, 1]).
+
+**The LMI.** Neurons with a_i = b_i (stable ones) are *fixed*: their output is a_i times their pre-activation
+exactly, so they are eliminated. The others are *free*; g_l collects the outputs of the free neurons of layer l.
+Every hidden vector is then linear in w = [h_0; g_0; ...; g_{L-1}] (size N = n_0 + number of free neurons):
+h_0 = H_0 w, u_l = W_l H_l w (pre-activation increments), H_{l+1} w = a_fixed * u_l on fixed rows and g_l on
+free rows; the output is y = C w with C = W_L H_L + [S 0]. For a free neuron i with pre-activation row
+u_i = U_i w and output g_i = Lambda_ii u_i, the slope range gives the quadratic constraint
+
+    q_i(w) = (g_i - a_i u_i) (b_i u_i - g_i) >= 0.
+
+If, for rho and multipliers t_i >= 0,
+
+    F(rho, t) = rho E_0 - C^T C - sum_i t_i Q_i   is positive semidefinite       (E_0 = diag(I_{n_0}, 0),
+                                                                                 Q_i the symmetric matrix of q_i)
+
+then every admissible w has ||y||^2 <= rho ||h_0||^2 - sum_i t_i q_i(w) <= rho ||h_0||^2, so sqrt(rho) bounds
+the gain. The skip S sits inside C (the input feeds the output directly), which is tighter than
+||M - S|| + ||S||. With every neuron fixed the LMI is rho I - C^T C >= 0: the SDP returns ||C||^2 exactly.
+
+**The float64 re-check** (:func:`check_lmi`). F is rebuilt from the returned (rho, t) with t clipped at 0, by a
+code path independent of the one that fed the solver, and lambda = eigvalsh(F)[0] is computed. The error of
+building F and of eigvalsh is at most err = gamma * ||F_abs||_F (F_abs: the same matrix built from absolute
+values, gamma = 16 (L + 3) (n_max + N) * eps; standard bounds |fl(AB) - AB| <= n eps |A||B| and the backward
+stability of eigvalsh), so the exact F satisfies F >= -(d) I with d = max(0, err - lambda). Margin argument:
+for admissible w, ||w||^2 = ||h_0||^2 + sum_l ||g_l||^2 <= growth * ||h_0||^2 with
+growth = 1 + sum_l c_l^2, c_l = max_free_l |slope| * ||W_l[free rows]||_2 * K_l, K_{l+1} = max_l |slope| *
+||W_l||_2 * K_l, K_0 = 1. Hence ||y||^2 <= (rho + d * growth) ||h_0||^2: adding delta to rho adds delta * E_0,
+i.e. delta I on the h_0 block only, and the hidden directions are paid for through the growth factor. The bound
+is accepted with rho + d * growth when that inflation is at most ``inflate_tol * rho`` plus the pure
+floating-point part 2 * err * growth; otherwise the multipliers do not certify the claimed rho and no bound is
+given. A solver status other than optimal gives no bound either.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from solvers.base import SolveStatus
+from solvers.sdp import SemidefiniteProgram, solve_sdp
+
+from .bounds import interval_bounds
+from .box import Box
+from .errors import UsageError
+from .network import Network
+
+_EPS = np.finfo(np.float64).eps
+
+
+class Quantity(enum.Enum):
+    """Which matrix the slope ranges describe: A*(x) (secant slopes) or J(x) (derivatives)."""
+
+    A_STAR = "A_STAR"
+    JACOBIAN = "JACOBIAN"
+
+
+@dataclass(frozen=True)
+class SDPBound:
+    """Result of :func:`lipschitz_sdp`.
+
+    ``value``: a sound upper bound on the l2 gain, or None (no bound: see ``reason``). ``status``: the solver's
+    status. ``min_eig``: smallest eigenvalue of the rebuilt float64 LMI (None without a solution). ``raw``:
+    sqrt(rho) as the solver returned it; ``inflation``: what the re-check added to rho; ``size``: the order N
+    of the LMI.
+    """
+
+    value: float | None
+    status: SolveStatus
+    seconds: float
+    min_eig: float | None
+    reason: str
+    raw: float | None = None
+    inflation: float = 0.0
+    backend: str = ""
+    size: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class LipschitzLMI:
+    """Data of the gain LMI in w = [h_0; g_0; ...; g_{L-1}] (see the module docstring), N = n_in + n_free.
+
+    ``c``/``c_abs``: (n_out, N) output map and its absolute-value counterpart; ``u``/``u_abs``: (n_free, N)
+    pre-activation rows of the free neurons; ``g_index``: (n_free,) position of each free output in w;
+    ``lower``/``upper``: (n_free,) their slope ranges; ``growth``: ||w||^2 <= growth ||h_0||^2 on admissible w;
+    ``gamma``: relative floating-point error factor of building F; ``n_in``: size of h_0.
+    """
+
+    n_in: int
+    c: np.ndarray
+    c_abs: np.ndarray
+    u: np.ndarray
+    u_abs: np.ndarray
+    g_index: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    growth: float
+    gamma: float
+
+    @property
+    def size(self) -> int:
+        return self.c.shape[1]
+
+    @property
+    def n_free(self) -> int:
+        return self.g_index.size
+
+
+@dataclass(frozen=True)
+class LMICheck:
+    """Outcome of the float64 re-check of (rho, t): ``value`` the accepted bound (or None), ``min_eig`` of F,
+    ``err`` the floating-point allowance, ``inflation`` added to rho, ``reason`` when rejected."""
+
+    value: float | None
+    min_eig: float
+    err: float
+    inflation: float
+    reason: str = ""
+
+
+def _spectral_norm_upper(w: np.ndarray) -> float:
+    """||w||_2 padded up by a relative 1e-10 (far above the SVD's error of a few n eps)."""
+    if w.size == 0:
+        return 0.0
+    return float(np.linalg.norm(w, 2)) * (1.0 + 1e-10)
+
+
+def build_lmi(
+    weights: list[np.ndarray],
+    slope_lower: list[np.ndarray],
+    slope_upper: list[np.ndarray],
+    skip: np.ndarray | None = None,
+) -> LipschitzLMI:
+    """Eliminate fixed neurons and build the LMI data.
+
+    ``weights``: [W_0, ..., W_L], W_l of shape (n_{l+1}, n_l); ``slope_lower``/``slope_upper``: L arrays of shape
+    (n_{l+1},) with a_i <= b_i; ``skip``: (n_out, n_0) or None. Raises UsageError on shapes that do not fit.
+    """
+    ws = [np.asarray(w, dtype=np.float64) for w in weights]
+    los = [np.asarray(a, dtype=np.float64).reshape(-1) for a in slope_lower]
+    his = [np.asarray(b, dtype=np.float64).reshape(-1) for b in slope_upper]
+    if not ws or any(w.ndim != 2 for w in ws):
+        raise UsageError("lipschitz_sdp needs a non-empty list of 2-D weight matrices")
+    if len(los) != len(ws) - 1 or len(his) != len(ws) - 1:
+        raise UsageError(f"{len(ws)} weight matrices need {len(ws) - 1} slope ranges, got {len(los)} and {len(his)}")
+    for l, w in enumerate(ws[1:]):
+        if w.shape[1] != ws[l].shape[0]:
+            raise UsageError(f"weight {l + 1} has {w.shape[1]} columns but weight {l} has {ws[l].shape[0]} rows")
+    for l, (a, b) in enumerate(zip(los, his)):
+        if a.shape != (ws[l].shape[0],) or b.shape != a.shape:
+            raise UsageError(f"slope range {l} must have {ws[l].shape[0]} entries, got {a.shape} and {b.shape}")
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or np.any(a > b):
+            raise UsageError(f"slope range {l} must be finite with lower <= upper")
+    for w in ws:
+        if not np.all(np.isfinite(w)):
+            raise UsageError("weights must be finite")
+    n0 = ws[0].shape[1]
+    n_out = ws[-1].shape[0]
+    if skip is not None:
+        skip = np.asarray(skip, dtype=np.float64)
+        if skip.shape != (n_out, n0) or not np.all(np.isfinite(skip)):
+            raise UsageError(f"skip must be a finite ({n_out}, {n0}) matrix, got shape {skip.shape}")
+
+    free = [b > a for a, b in zip(los, his)]
+    n_free = int(sum(int(f.sum()) for f in free))
+    n = n0 + n_free
+    h = np.zeros((n0, n))
+    h[:, :n0] = np.eye(n0)
+    h_abs = h.copy()
+    u_rows, u_abs_rows, g_index, lower, upper = [], [], [], [], []
+    growth, k_l = 1.0, 1.0
+    offset = n0
+    for w, a, b, fr in zip(ws[:-1], los, his, free):
+        u_full = w @ h
+        u_full_abs = np.abs(w) @ h_abs
+        nf = int(fr.sum())
+        u_rows.append(u_full[fr])
+        u_abs_rows.append(u_full_abs[fr])
+        g_index.append(offset + np.arange(nf))
+        lower.append(a[fr])
+        upper.append(b[fr])
+        h_next = a[:, None] * u_full
+        h_next_abs = np.abs(a)[:, None] * u_full_abs
+        h_next[fr] = 0.0
+        h_next_abs[fr] = 0.0
+        h_next[np.flatnonzero(fr), offset + np.arange(nf)] = 1.0
+        h_next_abs[np.flatnonzero(fr), offset + np.arange(nf)] = 1.0
+        mag = np.maximum(np.abs(a), np.abs(b))
+        if nf:
+            c_l = float(mag[fr].max()) * _spectral_norm_upper(w[fr]) * k_l
+            growth += c_l * c_l
+        k_l *= (float(mag.max()) if mag.size else 0.0) * _spectral_norm_upper(w)
+        h, h_abs = h_next, h_next_abs
+        offset += nf
+    c = ws[-1] @ h
+    c_abs = np.abs(ws[-1]) @ h_abs
+    if skip is not None:
+        c[:, :n0] += skip
+        c_abs[:, :n0] += np.abs(skip)
+    n_max = max(max(w.shape) for w in ws)
+    gamma = 16.0 * (len(ws) + 3) * (n_max + n) * _EPS
+    cat = (lambda xs, width: np.concatenate(xs) if xs else np.zeros((0, width)))
+    return LipschitzLMI(
+        n_in=n0,
+        c=c,
+        c_abs=c_abs,
+        u=cat(u_rows, n) if u_rows else np.zeros((0, n)),
+        u_abs=cat(u_abs_rows, n) if u_abs_rows else np.zeros((0, n)),
+        g_index=np.concatenate(g_index).astype(np.int64) if g_index else np.zeros(0, dtype=np.int64),
+        lower=np.concatenate(lower) if lower else np.zeros(0),
+        upper=np.concatenate(upper) if upper else np.zeros(0),
+        growth=growth * (1.0 + 1e-10),
+        gamma=gamma,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- dense LMI (re-check)
+def lmi_matrix(data: LipschitzLMI, rho: float, t: np.ndarray) -> np.ndarray:
+    """F(rho, t) (N, N) in float64, built densely from the formula (independent of :func:`to_program`)."""
+    n = data.size
+    f = -(data.c.T @ data.c)
+    f[np.arange(data.n_in), np.arange(data.n_in)] += rho
+    if data.n_free:
+        ab = data.lower * data.upper * t
+        half = 0.5 * (data.lower + data.upper) * t
+        f += data.u.T @ (ab[:, None] * data.u)
+        gu = np.zeros((n, n))
+        gu[data.g_index, :] = half[:, None] * data.u  # G^T diag(half) U
+        f -= gu + gu.T
+        f[data.g_index, data.g_index] += t
+    return 0.5 * (f + f.T)
+
+
+def _lmi_abs(data: LipschitzLMI, rho: float, t: np.ndarray) -> np.ndarray:
+    n = data.size
+    f = data.c_abs.T @ data.c_abs
+    f[np.arange(data.n_in), np.arange(data.n_in)] += abs(rho)
+    if data.n_free:
+        ab = np.abs(data.lower * data.upper) * t
+        half = 0.5 * np.abs(data.lower + data.upper) * t
+        f += data.u_abs.T @ (ab[:, None] * data.u_abs)
+        gu = np.zeros((n, n))
+        gu[data.g_index, :] = half[:, None] * data.u_abs
+        f += gu + gu.T
+        f[data.g_index, data.g_index] += t
+    return f
+
+
+def check_lmi(data: LipschitzLMI, rho: float, t: np.ndarray, inflate_tol: float = 1e-4) -> LMICheck:
+    """Re-check (rho, t) in float64 and return the bound it proves, if any (see the module docstring)."""
+    t = np.maximum(np.asarray(t, dtype=np.float64).reshape(-1), 0.0)
+    rho = float(rho)
+    if t.shape != (data.n_free,) or not (math.isfinite(rho) and np.all(np.isfinite(t))):
+        return LMICheck(None, math.nan, math.nan, math.nan, "multipliers are missing or not finite")
+    f = lmi_matrix(data, rho, t)
+    lam = float(np.linalg.eigvalsh(f)[0]) if f.size else 0.0
+    err = data.gamma * float(np.linalg.norm(_lmi_abs(data, rho, t))) + 1e-300
+    deficit = max(0.0, err - lam)
+    inflation = deficit * data.growth
+    allowed = inflate_tol * max(rho, 0.0) + 2.0 * err * data.growth
+    if inflation > allowed:
+        return LMICheck(
+            None,
+            lam,
+            err,
+            inflation,
+            f"float64 re-check failed: smallest eigenvalue of the rebuilt LMI is {lam:.3e} (allowance {err:.1e}); "
+            f"repairing it would add {inflation:.3e} to rho = {rho:.6g}, above the tolerance {allowed:.3e}",
+        )
+    total = max(rho, 0.0) + inflation
+    value = math.sqrt(total) * (1.0 + 8 * _EPS) if total > 0 else 0.0
+    return LMICheck(value, lam, err, inflation)
+
+
+def tightest_rho(data: LipschitzLMI, t: np.ndarray) -> float | None:
+    """The smallest rho with F(rho, t) >= 0 for fixed multipliers t (clipped at 0), or None when there is none.
+
+    Write F(0, t) = [[K00, K0g], [Kg0, Kgg]] with the h_0 block first. F(rho, t) >= 0 needs Kgg > 0 (checked by a
+    Cholesky factorisation) and then rho >= lambda_max(K0g Kgg^{-1} Kg0 - K00) (Schur complement). This is only a
+    candidate in floating point; :func:`check_lmi` decides.
+    """
+    t = np.maximum(np.asarray(t, dtype=np.float64).reshape(-1), 0.0)
+    if not np.all(np.isfinite(t)):
+        return None
+    f = lmi_matrix(data, 0.0, t)
+    n0 = data.n_in
+    if data.n_free == 0:
+        return float(np.linalg.eigvalsh(-f)[-1])
+    try:
+        chol = np.linalg.cholesky(f[n0:, n0:])
+    except np.linalg.LinAlgError:
+        return None
+    x = np.linalg.solve(chol, f[n0:, :n0])
+    rho = float(np.linalg.eigvalsh(x.T @ x - f[:n0, :n0])[-1])
+    return rho if math.isfinite(rho) else None
+
+
+# ----------------------------------------------------------------------------------------------- solver data
+def _gain_scale(data: LipschitzLMI) -> float:
+    """A positive scale of the gain used to normalise the SDP (the solver sees rho / scale^2 ~ 1)."""
+    s = float(np.linalg.norm(data.c, 2)) if data.c.size else 0.0
+    return s if s > 0 and math.isfinite(s) else 1.0
+
+
+def to_program(data: LipschitzLMI, scale: float = 1.0) -> SemidefiniteProgram:
+    """The SDP  min rho  s.t.  F(rho, t) >= 0, t >= 0, with C divided by ``scale`` (then rho, t scale by scale^2).
+
+    Variables x = [rho, t_1, ..., t_F]; F_k written column-major into a sparse (N*N, 1 + F) matrix.
+    """
+    n = data.size
+    c = data.c / scale
+    rows, cols, vals = [np.arange(data.n_in) * (n + 1)], [np.zeros(data.n_in, dtype=np.int64)], [np.ones(data.n_in)]
+    for k in range(data.n_free):
+        p = int(data.g_index[k])
+        u = data.u[k]
+        supp = np.flatnonzero(u)
+        us = u[supp]
+        a, b = data.lower[k], data.upper[k]
+        r = [np.array([p * (n + 1)]), supp + p * n, p + supp * n]
+        v = [np.ones(1), -0.5 * (a + b) * us, -0.5 * (a + b) * us]
+        if a * b != 0.0:
+            jj, ll = np.meshgrid(supp, supp, indexing="ij")
+            r.append((jj + ll * n).ravel())
+            v.append((a * b) * np.outer(us, us).ravel())
+        r = np.concatenate(r)
+        rows.append(r)
+        cols.append(np.full(r.size, k + 1, dtype=np.int64))
+        vals.append(np.concatenate(v))
+    coef = sp.csc_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n * n, 1 + data.n_free)
+    )
+    objective = np.zeros(1 + data.n_free)
+    objective[0] = 1.0
+    return SemidefiniteProgram(c=objective, f0=-(c.T @ c), coef=coef, lower=np.zeros(1 + data.n_free))
+
+
+# ----------------------------------------------------------------------------------------------- public entry points
+def lipschitz_sdp(
+    weights: list[np.ndarray],
+    slope_lower: list[np.ndarray],
+    slope_upper: list[np.ndarray],
+    skip: np.ndarray | None = None,
+    backend: str = "scs",
+    *,
+    tol: float = 1e-6,
+    time_limit: float | None = None,
+    max_iters: int | None = None,
+    inflate_tol: float = 1e-4,
+) -> SDPBound:
+    """Upper bound on sup ||W_L Lambda_{L-1} ... Lambda_0 W_0 + S||_2 over slopes in [slope_lower, slope_upper].
+
+    Shapes as in :func:`build_lmi`. ``backend``: 'scs' or 'clarabel'; ``tol``/``time_limit``/``max_iters`` go
+    to the solver; ``inflate_tol``: largest relative increase of rho the re-check may apply. Never raises on
+    solver trouble: a non-optimal status or a failed re-check gives ``value=None`` with the reason.
+    """
+    start = time.perf_counter()
+    data = build_lmi(weights, slope_lower, slope_upper, skip)
+    scale = _gain_scale(data)
+    result = solve_sdp(to_program(data, scale), backend=backend, tol=tol, time_limit=time_limit, max_iters=max_iters)
+
+    def out(value, min_eig, reason, raw=None, inflation=0.0) -> SDPBound:
+        return SDPBound(
+            value=value,
+            status=result.status,
+            seconds=time.perf_counter() - start,
+            min_eig=min_eig,
+            reason=reason,
+            raw=raw,
+            inflation=inflation,
+            backend=backend,
+            size=data.size,
+        )
+
+    if result.x is None:
+        return out(None, None, f"no SDP bound: {result.status.value} ({result.message})")
+    rho = float(result.x[0]) * scale * scale
+    t = result.x[1:] * scale * scale
+    raw = math.sqrt(rho) if rho > 0 else 0.0
+    # The solver's t is the certificate; its rho is only approximately the tightest for that t (first-order
+    # solvers stop slightly infeasible or slightly slack). Recompute rho for the returned t, pad it by a few
+    # ulp-scale units, and let the float64 re-check decide; fall back to the solver's rho when that fails.
+    tight = tightest_rho(data, t)
+    check = check_lmi(data, rho, t, inflate_tol)
+    if tight is not None:
+        repaired = check_lmi(data, tight * (1.0 + 1e-9) + 1e-300, t, inflate_tol)
+        if repaired.value is not None and (check.value is None or repaired.value < check.value):
+            check = repaired
+    inflation = float(check.inflation)
+    if not result.status.is_optimal:
+        return out(None, check.min_eig, f"no SDP bound: solver status {result.status.value} ({result.message})", raw)
+    if check.value is None:
+        return out(None, check.min_eig, check.reason, raw, inflation)
+    return out(float(check.value), check.min_eig, "", raw, inflation)
+
+
+def slope_ranges(
+    net: Network, box: Box, quantity: Quantity | str = Quantity.A_STAR
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-layer slope ranges over the box: secant ranges (A*) or derivative ranges (J) of each neuron over the
+    interval bounds of its pre-activation (:func:`certify.bounds.interval_bounds`); two lists of (n_{l+1},)."""
+    quantity = Quantity(quantity.upper() if isinstance(quantity, str) else quantity)
+    lows, highs = [], []
+    for layer, bnd in zip(net.layers, interval_bounds(net, box)):
+        rng = layer.activation.secant_range if quantity is Quantity.A_STAR else layer.activation.derivative_range
+        lo, hi = rng(bnd.pre_lower, bnd.pre_upper)
+        lows.append(lo)
+        highs.append(hi)
+    return lows, highs
+
+
+def sdp_bound_over_box(
+    net: Network,
+    box: Box,
+    quantity: Quantity | str = Quantity.A_STAR,
+    state_only: bool = True,
+    backend: str = "scs",
+    **solver_options,
+) -> SDPBound:
+    """Upper bound on sup_{x in box} ||A*(x)||_2 (``quantity='A_STAR'``) or ||J(x)||_2 (``'JACOBIAN'``).
+
+    ``state_only``: bound the state columns only (the first ``net.n_states`` inputs: W_0 and S restricted to
+    them), as the dissipativity and contraction checks need. Sound because every A*(x) / J(x) with x in the box
+    is such a product with slopes inside the ranges of :func:`slope_ranges`.
+    """
+    if box.dim != net.n_in:
+        raise UsageError(f"the box has {box.dim} coordinates but the network has {net.n_in} inputs")
+    lows, highs = slope_ranges(net, box, quantity)
+    cols = slice(0, net.n_states) if state_only else slice(0, net.n_in)
+    weights = [layer.weight for layer in net.layers] + [net.out_weight]
+    weights[0] = weights[0][:, cols]
+    skip = None if net.skip is None else net.skip[:, cols]
+    return lipschitz_sdp(weights, lows, highs, skip, backend=backend, **solver_options)

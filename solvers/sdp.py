@@ -1,0 +1,157 @@
+"""SDP backend: linear matrix inequalities through cvxpy, solved with SCS (default) or Clarabel (when installed).
+
+Problem (solver-neutral, :class:`SemidefiniteProgram`)::
+
+    minimise  c @ x   subject to   F(x) = F0 + sum_k x_k F_k  positive semidefinite (N x N),   x >= lower.
+
+The matrices are given column-wise: ``coef`` is a sparse (N*N, K) matrix whose column k is ``F_k`` flattened in
+column-major order; every ``F_k`` and ``F0`` must be symmetric. The backend returns a
+:class:`solvers.base.SolveResult` whose status comes from the literal table ``_STATUS``; it never raises: a missing
+library, a solver exception or a bad status become a status and a message. A returned ``x`` is only a
+floating-point claim (SCS in particular is a first-order method with tolerance ``tol``): callers that certify must
+rebuild F(x) themselves in float64 and check its smallest eigenvalue (see :mod:`certify.sdp_bound`).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .base import SolveResult, SolveStatus
+
+BACKENDS = ("scs", "clarabel")
+
+# cvxpy status string -> shared status. Anything not listed maps to ERROR.
+_STATUS = {
+    "optimal": SolveStatus.OPTIMAL,
+    "optimal_inaccurate": SolveStatus.INACCURATE,
+    "infeasible": SolveStatus.INFEASIBLE,
+    "infeasible_inaccurate": SolveStatus.INACCURATE,
+    "unbounded": SolveStatus.UNBOUNDED,
+    "unbounded_inaccurate": SolveStatus.INACCURATE,
+    "infeasible_or_unbounded": SolveStatus.ERROR,
+    "user_limit": SolveStatus.TIME_LIMIT,
+    "solver_error": SolveStatus.ERROR,
+}
+
+_CVXPY_NAME = {"scs": "SCS", "clarabel": "CLARABEL"}
+
+
+@dataclass(frozen=True, eq=False)
+class SemidefiniteProgram:
+    """minimise c @ x  s.t.  F0 + sum_k x_k F_k >= 0 (PSD),  x >= lower.
+
+    Shapes: c (K,), f0 (N, N) symmetric, coef scipy.sparse (N*N, K) (column k = F_k in column-major order, F_k
+    symmetric), lower (K,) (entries may be -inf).
+    """
+
+    c: np.ndarray
+    f0: np.ndarray
+    coef: sp.spmatrix
+    lower: np.ndarray
+
+    def __post_init__(self) -> None:
+        c = np.asarray(self.c, dtype=np.float64).reshape(-1)
+        f0 = np.asarray(self.f0, dtype=np.float64)
+        coef = sp.csc_matrix(self.coef, dtype=np.float64)
+        lower = np.asarray(self.lower, dtype=np.float64).reshape(-1)
+        n = f0.shape[0]
+        if f0.shape != (n, n) or coef.shape != (n * n, c.size) or lower.shape != c.shape:
+            raise ValueError(
+                f"SDP shapes disagree: f0 {f0.shape}, coef {coef.shape}, c {c.shape}, lower {lower.shape}"
+            )
+        object.__setattr__(self, "c", c)
+        object.__setattr__(self, "f0", f0)
+        object.__setattr__(self, "coef", coef)
+        object.__setattr__(self, "lower", lower)
+
+    @property
+    def size(self) -> int:
+        """N, the order of the matrix inequality."""
+        return self.f0.shape[0]
+
+    @property
+    def n_vars(self) -> int:
+        return self.c.size
+
+
+def installed_backends() -> tuple[str, ...]:
+    """The backends of :data:`BACKENDS` whose solver cvxpy can call on this machine."""
+    try:
+        import cvxpy as cp
+    except Exception:  # noqa: BLE001 - a broken install is "not installed", never an exception
+        return ()
+    have = set(cp.installed_solvers())
+    return tuple(b for b in BACKENDS if _CVXPY_NAME[b] in have)
+
+
+def _solver_options(backend: str, tol: float, time_limit: float | None, max_iters: int | None) -> dict:
+    if backend == "scs":
+        opts = {"eps_abs": tol, "eps_rel": tol, "max_iters": max_iters or 200_000}
+        if time_limit is not None:
+            opts["time_limit_secs"] = float(time_limit)
+        return opts
+    opts = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol}
+    if max_iters is not None:
+        opts["max_iter"] = int(max_iters)
+    if time_limit is not None:
+        opts["time_limit"] = float(time_limit)
+    return opts
+
+
+def solve_sdp(
+    problem: SemidefiniteProgram,
+    backend: str = "scs",
+    tol: float = 1e-8,
+    time_limit: float | None = None,
+    max_iters: int | None = None,
+) -> SolveResult:
+    """Solve ``problem`` with ``backend`` ('scs' or 'clarabel'); never raises.
+
+    ``tol``: the solver's feasibility and gap tolerances; ``time_limit`` seconds; ``max_iters`` iterations.
+    Returns a SolveResult with ``x`` (K,) and ``objective`` when the solver returned a point (whatever its status);
+    ``seconds`` counts model building and solving.
+    """
+    start = time.perf_counter()
+
+    def fail(status: SolveStatus, message: str) -> SolveResult:
+        return SolveResult(status=status, seconds=time.perf_counter() - start, backend=backend, message=message)
+
+    if backend not in BACKENDS:
+        return fail(SolveStatus.NOT_INSTALLED, f"unknown SDP backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend not in installed_backends():
+        return fail(SolveStatus.NOT_INSTALLED, f"SDP backend {backend!r} is not installed (pip install {backend})")
+    try:
+        import cvxpy as cp
+
+        n = problem.size
+        x = cp.Variable(problem.n_vars)
+        lmi = cp.reshape(problem.coef @ x, (n, n), order="F") + problem.f0
+        constraints = [lmi >> 0]
+        finite = np.isfinite(problem.lower)
+        if finite.any():
+            idx = np.flatnonzero(finite)
+            constraints.append(x[idx] >= problem.lower[idx])
+        prob = cp.Problem(cp.Minimize(problem.c @ x), constraints)
+        with warnings.catch_warnings():  # cvxpy warns on inaccurate solutions; the status says it already
+            warnings.simplefilter("ignore", UserWarning)
+            prob.solve(solver=_CVXPY_NAME[backend], **_solver_options(backend, tol, time_limit, max_iters))
+    except Exception as exc:  # noqa: BLE001 - solver trouble is a status, never an exception (DESIGN.md 3)
+        return fail(SolveStatus.ERROR, f"{backend} failed: {type(exc).__name__}: {exc}")
+    status = _STATUS.get(str(prob.status), SolveStatus.ERROR)
+    value = x.value
+    xs = None if value is None else np.array(value, dtype=np.float64).reshape(-1)
+    objective = None if xs is None else float(problem.c @ xs)
+    return SolveResult(
+        status=status,
+        objective=objective,
+        bound=None,
+        x=xs,
+        seconds=time.perf_counter() - start,
+        backend=backend,
+        message=f"{backend}: {prob.status}",
+    )
