@@ -108,6 +108,21 @@ def _gelu_tanh_pattern(g: Graph, x, n, rng):
     return g.op("Mul", [g.constant_node(0.5), g.op("Mul", [x, g.op("Add", [g.constant_node(1.0), g.op("Tanh", [inner])])])])
 
 
+def _gelu_tanh_pow(g: Graph, x, n, rng):
+    cube = g.op("Pow", [x, g.const(3.0, "three")])
+    inner = g.op("Mul", [g.op("Add", [x, g.op("Mul", [cube, g.const(0.044715, "k")])]),
+                         g.const(math.sqrt(2.0 / math.pi), "b")])
+    return g.op("Mul", [g.op("Mul", [x, g.const(0.5, "h")]), g.op("Add", [g.op("Tanh", [inner]), g.const(1.0, "o")])])
+
+
+def _softplus_log_exp(g: Graph, x, n, rng):
+    return g.op("Log", [g.op("Add", [g.op("Exp", [x]), g.const(1.0, "one")])])
+
+
+def _relu_abs(g: Graph, x, n, rng):
+    return g.op("Div", [g.op("Sum", [x, g.op("Abs", [x])]), g.const(2.0, "two")])
+
+
 def _silu(g: Graph, x, n, rng):
     return g.op("Mul", [x, g.op("Sigmoid", [x])])
 
@@ -154,6 +169,9 @@ ACTIVATION_FORMS = [
          (20,)),
     Form("gelu_erf_pattern", _gelu_erf, (ActivationKind.GELU,)),
     Form("gelu_tanh_pattern", _gelu_tanh_pattern, (ActivationKind.GELU_TANH,)),
+    Form("gelu_tanh_pow_pattern", _gelu_tanh_pow, (ActivationKind.GELU_TANH,), (17,)),
+    Form("softplus_log_exp", _softplus_log_exp, (ActivationKind.SOFTPLUS,), (17,)),
+    Form("relu_abs_pattern", _relu_abs, (ActivationKind.RELU,), (17,)),
     Form("silu_pattern", _silu, (ActivationKind.SILU,)),
     Form("swish_beta_pattern", _swish_beta, (ActivationKind.SILU,), (17,)),
     Form("tanh", lambda g, x, n, r: g.op("Tanh", [x]), (ActivationKind.TANH,)),

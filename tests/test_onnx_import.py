@@ -187,6 +187,29 @@ def test_grouped_1x1_conv(tmp_path):
     assert_matches_ort(net, path, rng)
 
 
+def test_layout_operators_on_input_dependent_tensors(tmp_path):
+    """Split, Concat, Slice (negative step), Gather, Transpose, Expand, Cast, Sum and Where with a constant mask
+    rearrange entries exactly as onnxruntime does."""
+    rng = np.random.default_rng(18)
+    g = Graph(F32)
+    a, b = g.op("Split", ["x", g.const([2, 3], "sp", np.int64)], n_out=2, axis=1)
+    h = g.op("Concat", [b, a, g.const([[0.5]], "pad")], axis=1)  # [1, 6]
+    h = g.op("Slice", [h, g.const([5], "s", np.int64), g.const([-100], "e", np.int64), g.const([1], "a", np.int64),
+                       g.const([-1], "st", np.int64)])  # reversed
+    h = g.op("Gather", [h, g.const([0, 2, 2, 5, 1], "idx", np.int64)], axis=1)  # [1, 5] with a repeat
+    h = g.op("Transpose", [g.op("Transpose", [h], perm=[1, 0])], perm=[1, 0])
+    h = g.op("Cast", [h], to=F32)
+    h = g.op("Sum", [h, g.op("Expand", [g.op("Slice", [h, g.const([0], "s", np.int64), g.const([1], "e", np.int64),
+                                                       g.const([1], "a", np.int64)]), g.const([1, 5], "sh", np.int64)])])
+    h = g.op("Where", [g.const([True, False, True, True, False], "mask", np.bool_), h, g.const(0.25, "q")])
+    h = g.op("Relu", [g.gemm(h, rng.standard_normal((4, 5)), rng.standard_normal(4))])
+    h = g.gemm(h, rng.standard_normal((2, 4)), rng.standard_normal(2))
+    path = save(g.model([("x", ["batch", 5])], h, None, 17), tmp_path)
+    net = load_onnx(path)
+    assert net.widths == (4,)
+    assert_matches_ort(net, path, rng)
+
+
 def test_input_shapes_vector_and_fixed_batch(tmp_path):
     rng = np.random.default_rng(7)
     for shape in ([3], [1, 3]):

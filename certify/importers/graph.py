@@ -408,7 +408,7 @@ class _Importer:
             inner = v.full()
             return Elementwise(v.base, lambda t: fn(inner(t)), v.leaves, False, v.nodes + (self.node_desc,),
                                args=v.args)
-        return Elementwise(v, fn, (), False, (self.node_desc,))
+        return Elementwise(v, fn, (), False, (self.node_desc,), args=((1.0, 0.0),))
 
     def _combine_all(self, combine, values: list, base: Affine) -> Elementwise | None:
         """``combine(f_1(t), ..., f_k(t))`` over ``base``, or None when some value is not a function of it."""
@@ -418,10 +418,12 @@ class _Importer:
             if f is None:
                 return None
             fns.append(f)
-            if isinstance(v, Elementwise):
+            if isinstance(v, Affine):
+                args = _merge(args, (relation(base, v),))
+            elif isinstance(v, Elementwise):
                 c, d = relation(base, v.base)
                 leaves, nodes = _merge(leaves, v.leaves), _merge(nodes, v.nodes)
-                args = _merge(args, tuple((ci * c, ci * d + di) for ci, di in v.args))
+                args = _merge(args, ((c, d),) + tuple((ci * c, ci * d + di) for ci, di in v.args))
         return Elementwise(base, lambda t: combine(*(f(t) for f in fns)), leaves, False,
                            nodes + (self.node_desc,), args=args)
 

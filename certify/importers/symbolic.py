@@ -70,8 +70,9 @@ class Elementwise:
     ``leaves``: the activations of the catalogue the expression is made of (candidates when identifying it);
     ``bare``: ``fn`` is exactly ``leaves[0].value`` (a single activation operator, no identification needed);
     ``nodes``: the graph nodes the expression came from (for messages);
-    ``args``: pairs (c, d) such that some activation inside is applied to c * base + d (other variables in which
-    to look for an activation: torch's softplus(beta) is written over beta * x, not x).
+    ``args``: pairs (c, d) such that c * base + d is a variable the expression was built from (an operand, or the
+    input of an activation inside): the other variables in which to look for an activation (torch's
+    softplus(beta) is written over beta * x, and 0.5 x (1 + tanh(...)) may be built on 0.5 x).
     """
 
     base: Affine
