@@ -122,6 +122,35 @@ def test_random_networks_round_trip(tmp_path_factory, widths, n_in, kinds, skip,
     assert_pwa_identity(back, x)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    pattern=st.sampled_from(["swish", "hardsigmoid", "softplus_where", "scaled_tanh"]),
+    p=st.floats(0.2, 5.0),
+    q=st.floats(-1.0, 1.0),
+    seed=st.integers(0, 1000),
+)
+def test_parametrised_patterns_import_and_agree(tmp_path_factory, pattern, p, q, seed):
+    """Exporter patterns with random constants: recognised (in the right variable) and equal to onnxruntime."""
+    rng = np.random.default_rng(seed)
+    g = Graph(F32)
+    z = g.gemm("x", rng.standard_normal((4, 3)), rng.standard_normal(4))
+    if pattern == "swish":  # x * sigmoid(p x) = silu(p x) / p
+        h, kind = g.op("Mul", [z, g.op("Sigmoid", [g.op("Mul", [z, g.const(p, "p")])])]), ActivationKind.SILU
+    elif pattern == "hardsigmoid":
+        h, kind = g.op("HardSigmoid", [z], alpha=p / 5, beta=q), ActivationKind.CLIP
+    elif pattern == "softplus_where":  # torch's softplus(beta=p, threshold=20)
+        s = g.op("Mul", [z, g.const(p, "beta")])
+        sp = g.op("Div", [g.op("Softplus", [s]), g.const(p, "beta")])
+        h, kind = g.op("Where", [g.op("Greater", [s, g.const(20.0, "t")]), z, sp]), ActivationKind.SOFTPLUS
+    else:
+        h, kind = g.op("Add", [g.op("Mul", [g.op("Tanh", [z]), g.const(p, "p")]), g.const(q, "q")]), ActivationKind.TANH
+    out = g.gemm(h, rng.standard_normal((2, 4)), rng.standard_normal(2))
+    path = save(g.model([("x", ["batch", 3])], out, None, 17), tmp_path_factory.mktemp("pat"))
+    net = load_onnx(path)
+    assert [a.kind for a in net.activations] == [kind]
+    assert_matches_ort(net, path, rng, 2.0, atol=2e-5)
+
+
 # --------------------------------------------------------------------------- linear operators fold
 def test_chain_of_linear_operators_folds_into_one_layer(tmp_path):
     """Gemm(alpha, beta) -> Mul by vector -> Sub -> Div by vector -> Neg -> Reshape/Unsqueeze/Squeeze/Flatten ->
