@@ -185,6 +185,8 @@ ACTIVATION_FORMS = [
     Form("hardswish_op", lambda g, x, n, r: g.op("HardSwish", [x]), (ActivationKind.HARDSWISH,), (14, 17, 20)),
     Form("hardswish_pattern", _hardswish_pattern, (ActivationKind.HARDSWISH,)),
     Form("max_as_relu", lambda g, x, n, r: g.op("Max", [x, g.const(0.0, "zero")]), (ActivationKind.CLIP,)),
+    Form("gelu_pattern_then_relu", lambda g, x, n, r: g.op("Relu", [_gelu_erf(g, x, n, r)]),
+         (ActivationKind.GELU, ActivationKind.RELU), (17,)),
     Form("prelu_then_hardsigmoid",
          lambda g, x, n, r: g.op("HardSigmoid", [g.op("PRelu", [x, g.const([0.25], "slope")])], alpha=1 / 6, beta=0.5),
          (ActivationKind.PRELU, ActivationKind.CLIP), (17,)),

@@ -337,6 +337,21 @@ class _Importer:
                             UnsupportedOperatorError)
         return v
 
+    def _identify_expr(self, e: Elementwise):
+        """(sigma, a, c, z): e = scale * (a sigma(z) + c) + shift, with z = base or one of e's variables; or None."""
+        m = max([len(leaf.slopes) for leaf in e.leaves if leaf.kind is ActivationKind.PRELU] + [1])
+        for c, d in _merge(((1.0, 0.0),), e.args):
+            if (c, d) == (1.0, 0.0):
+                found = _identify(e.fn, e.leaves, m)
+            else:  # look for the activation in the variable s = c * t + d
+                found = _identify(lambda s, fn=e.fn, c=c, d=d: fn((s - d) / c), e.leaves, m)
+            if found is not None:
+                return (*found, affine_scalar(e.base, c, d))
+        return None
+
+    def _identifiable(self, e: Elementwise) -> bool:
+        return self._identify_expr(e) is not None
+
     def _materialize(self, e: Elementwise) -> Affine:
         """Identify the expression with an activation, close a layer z -> sigma(z), return sigma(z) as Affine."""
         if e in self.materialized:
@@ -353,15 +368,7 @@ class _Importer:
         if e.bare:
             act, a, c = e.leaves[0], 1.0, 0.0
         else:
-            m = max([len(leaf.slopes) for leaf in e.leaves if leaf.kind is ActivationKind.PRELU] + [1])
-            found = _identify(e.fn, e.leaves, m)
-            for c, d in e.args:
-                if found is not None:
-                    break
-                if (c, d) != (1.0, 0.0):  # look for the activation in the variable s = c * t + d
-                    fn = e.fn
-                    found = _identify(lambda s, fn=fn, c=c, d=d: fn((s - d) / c), e.leaves, m)
-                    z = affine_scalar(z, c, d) if found is not None else z
+            found = self._identify_expr(e)
             if found is None:
                 names = ", ".join(sorted(acts.CATALOGUE))
                 raise self.fail(
@@ -369,7 +376,7 @@ class _Importer:
                     "export the activation as a single standard operator",
                     UnsupportedOperatorError,
                 )
-            act, a, c = found
+            act, a, c, z = found
         if act.kind is ActivationKind.IDENTITY and not e.bare:
             out = affine_scalar(z, a, c)
         else:
@@ -393,8 +400,8 @@ class _Importer:
     # ------------------------------------------------------------------ elementwise expressions
     def _leaf(self, act: Activation, v, outer=(1.0, 0.0)) -> Elementwise:
         """An activation operator applied to ``v``: a new expression (bare unless ``v`` is a composite)."""
-        if isinstance(v, Elementwise) and v.bare:
-            v = self._materialize(v)
+        if isinstance(v, Elementwise) and (v.bare or self._identifiable(v)):
+            v = self._materialize(v)  # an activation of an activation: two layers
         if isinstance(v, Elementwise):
             inner = v.full()
             e = Elementwise(v.base, lambda t: act.value(inner(t)), _merge(v.leaves, (act,)), False,
