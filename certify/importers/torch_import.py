@@ -98,7 +98,7 @@ def module_forward(module: torch.nn.Module, net: Network, ranks: Sequence[int] |
 
 def _float64_copy(module: torch.nn.Module, source: str) -> torch.nn.Module:
     try:
-        return copy.deepcopy(module).eval().to(torch.float64)
+        return copy.deepcopy(module).eval().to(device="cpu", dtype=torch.float64)
     except Exception as e:
         raise ModelError(f"{source}: cannot copy the module to float64 ({_first_line(e)})") from None
 
