@@ -29,6 +29,11 @@ IMPORT_SCALES = (0.1, 1.0, 10.0)
 IMPORT_POINTS_PER_SCALE = 32
 
 
+def _show(x: np.ndarray) -> str:
+    """A point on one line (long vectors summarised)."""
+    return np.array2string(x, precision=4, max_line_width=10_000, threshold=20, edgeitems=5).replace("\n", " ")
+
+
 def import_points(n_in: int, seed: int = 0) -> np.ndarray:
     """Points for the check at import time, when the box is not known: N(0, I) times 0.1, 1 and 10, and 0.
 
@@ -72,7 +77,7 @@ def compare(
     if np.any(bad_ref):
         i = int(np.argmax(bad_ref))
         raise ModelMismatchError(
-            f"{source}: {against} gives a non-finite output at x = {np.array2string(pts[i], precision=4)}; "
+            f"{source}: {against} gives a non-finite output at x = {_show(pts[i])}; "
             "the model overflows there, certify cannot verify it"
         )
     scale = max(1.0, float(np.max(np.abs(ref), initial=0.0)), float(np.max(np.abs(pts), initial=0.0)))
@@ -83,7 +88,7 @@ def compare(
         i = int(np.argmax(np.where(np.isfinite(excess), excess, np.inf).max(axis=1)))
         raise ModelMismatchError(
             f"{source}: the imported network disagrees with {against} at x = "
-            f"{np.array2string(pts[i], precision=4, max_line_width=10_000)} (max error {err[i].max():.3g}, "
+            f"{_show(pts[i])} (max error {err[i].max():.3g}, "
             f"allowed {allowed[i].min():.3g}); certify refuses to verify a network it cannot reproduce: please "
             "report this model"
         )
