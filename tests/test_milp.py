@@ -388,3 +388,20 @@ def test_milp_gain_over_closed_regions_can_exceed_the_full_dimensional_value():
     assert gain.value == pytest.approx(1.0)
     assert gain.x[0] == pytest.approx(0.0, abs=1e-7)  # on the lower-dimensional piece
     assert induced_norm(net.jacobian(gain.x), math.inf) <= gain.value
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lp_tightened_bounds_are_sound_and_tighter(seed):
+    from certify.bounds import symbolic_bounds
+    from certify.milp import tighten_bounds_lp
+
+    net = random_net(seed, 2, (8, 8, 8), activation=[acts.relu(), acts.hardtanh(), acts.leaky_relu(0.1)])
+    box = unit_box(2)
+    crown = symbolic_bounds(net, box)
+    tight = tighten_bounds_lp(net, box, crown, backend=FAST)
+    zs = net.preactivations(np.random.default_rng(seed).uniform(-1, 1, size=(50_000, 2)))
+    for z, a, b in zip(zs, crown, tight):
+        assert np.all(b.pre_lower >= a.pre_lower) and np.all(b.pre_upper <= a.pre_upper)
+        assert np.all(z >= b.pre_lower) and np.all(z <= b.pre_upper)  # sound against dense sampling
+    widths = [np.sum(b.pre_upper - b.pre_lower) for b in tight[1:]]
+    assert sum(widths) < sum(np.sum(a.pre_upper - a.pre_lower) for a in crown[1:])
