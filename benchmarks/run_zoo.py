@@ -1,0 +1,172 @@
+"""Run certify on every benchmark-zoo entry and print one table: model, check, verdict, bracket, time.
+
+    python benchmarks/run_zoo.py                       # every entry, checks dissipativity, contraction, weight_norm
+    python benchmarks/run_zoo.py --only dcdc cstr_svd  # some entries
+    python benchmarks/run_zoo.py --checks dissipativity,invariance --timeout 60
+
+Side by side with each bracket it prints the baseline of the same run, Corollary 4's product of layer norms (the
+cheap sufficient test, column ``Cor4``), and (column ``engines``) the bracket of the search engines built in
+parallel and not yet called by verify (exact branch and bound for piecewise-linear nets, box splitting otherwise),
+run in certify mode: they stop once the verdict is settled, so their upper bound is only as tight as it needs to be. The last column compares the verdict with the expectation recorded
+in ``benchmarks/zoo/README.md`` (``ok``, or ``DIFF`` with the expected verdict); the exit code is 1 when a verdict
+differs (a model or the tool changed), else 0. Closed loops are read with :func:`certify.system.load_system` and
+verified as one Network; ONNX models through :func:`certify.api.verify` by path (import + onnxruntime re-check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ZOO = Path(__file__).resolve().parent / "zoo"
+
+DEFAULT_CHECKS = ("dissipativity", "contraction", "weight_norm")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One zoo instance: a model file (``.onnx`` or a system file ``.system.yaml``) and its region file."""
+
+    name: str
+    model: str
+    box: str
+
+
+ENTRIES = (
+    Entry("two_tank_plain", "two_tank_plain.onnx", "two_tank.box.yaml"),
+    Entry("two_tank_svd", "two_tank_svd.onnx", "two_tank.box.yaml"),
+    Entry("cstr_plain", "cstr_plain.onnx", "cstr.box.yaml"),
+    Entry("cstr_svd", "cstr_svd.onnx", "cstr.box.yaml"),
+    Entry("double_integrator", "double_integrator.system.yaml", "double_integrator.box.yaml"),
+    Entry("double_integrator_origin", "double_integrator.system.yaml", "double_integrator_origin.box.yaml"),
+    Entry("dcdc", "dcdc.system.yaml", "dcdc.box.yaml"),
+    Entry("contracting_residual_tanh", "contracting_residual_tanh.onnx", "contracting_residual_tanh.box.yaml"),
+    Entry("duffing_gelu", "duffing_gelu.onnx", "duffing_gelu.box.yaml"),
+)
+
+
+def expected_verdicts(readme: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """(model, check) -> (expected verdict today, expected engine verdict or '-'), from the rows
+    ``| model | check | expected | engines | notes |`` of the README table after ``<!-- expected verdicts -->``."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    if not readme.is_file():
+        return out
+    text = readme.read_text(encoding="utf-8")
+    _, _, table = text.partition("<!-- expected verdicts -->")
+    for line in table.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[2] in ("certified", "falsified", "unknown"):
+            out[(cells[0], cells[1])] = (cells[2], cells[3] if len(cells) > 3 else "-")
+        elif out and not line.strip().startswith("|"):
+            break
+    return out
+
+
+def run_entry(entry: Entry, checks, config):
+    """The Report of one entry (a system file is composed into one Network first)."""
+    from certify.api import verify
+    from certify.system import is_system_file, load_system
+
+    model_path = ZOO / entry.model
+    model = load_system(model_path) if is_system_file(model_path) else model_path
+    return verify(model, ZOO / entry.box, checks=list(checks), config=config)
+
+
+def load_entry(entry: Entry):
+    """(Network, Box) of an entry, aligned as verify aligns them."""
+    from certify.api import load
+    from certify.box import load_region
+    from certify.system import is_system_file, load_system
+    from certify.verify import align
+
+    model_path = ZOO / entry.model
+    net = load_system(model_path) if is_system_file(model_path) else load(model_path)
+    region = load_region(ZOO / entry.box)
+    return align(net, region.box, str(ZOO / entry.box))
+
+
+def engine_preview(net, box, check: str, config) -> str:
+    """What the search engines built in parallel (not yet called by verify) say about sup ||A*|| or ||J|| over the
+    box: the exact branch and bound (:func:`certify.bnb.sup_norm`) for piecewise-linear nets where it applies,
+    else the box-splitting search (:func:`certify.smooth_bnb.sup_norm_boxes`). Returns 'verdict [lo, up]'."""
+    from certify import bnb, smooth_bnb
+
+    quantity = {"dissipativity": "A_STAR", "contraction": "JACOBIAN"}.get(check)
+    if quantity is None:
+        return "-"
+    threshold = 1.0 - config.margin
+    clip_a_star = quantity == "A_STAR" and not net.piecewise_linear_through_origin
+    if net.piecewise_linear and not clip_a_star:
+        r = bnb.sup_norm(net, box, config.norm, quantity, threshold=threshold, timeout=config.timeout)
+        name = "bnb"
+    else:
+        r = smooth_bnb.sup_norm_boxes(net, box, config.norm, quantity, threshold=threshold, timeout=config.timeout)
+        name = "boxes"
+    verdict = "certified" if r.upper <= threshold else ("falsified" if r.lower >= 1.0 else "unknown")
+    return f"{verdict} [{fmt(r.lower)}, {fmt(r.upper)}] {name}"
+
+
+def fmt(v: float) -> str:
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.4f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from certify.config import VerifyConfig
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="*", default=None, help="entry names (default: all)")
+    p.add_argument("--checks", default=",".join(DEFAULT_CHECKS), help="comma-separated checks")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per check (default 30)")
+    p.add_argument("--samples", type=int, default=20_000, help="falsification samples (default 20000)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-engines", action="store_true", help="skip the preview column of the search engines")
+    args = p.parse_args(argv)
+    entries = [e for e in ENTRIES if args.only is None or e.name in args.only]
+    if args.only:
+        missing = set(args.only) - {e.name for e in entries}
+        if missing:
+            p.error(f"unknown entry {sorted(missing)[0]}; choose from {', '.join(e.name for e in ENTRIES)}")
+    checks = [c.strip() for c in args.checks.split(",") if c.strip()]
+    config = VerifyConfig(samples=args.samples, timeout=args.timeout, device=args.device, seed=0)
+    expected = expected_verdicts(ZOO / "README.md")
+
+    header = f"{'model':26s} {'check':14s} {'verdict':10s} {'bracket [lower, upper]':26s} {'Cor4':>8s} " \
+             f"{'method':12s} {'time s':>7s}  {'expected':10s} engines (preview, not yet in verify)"
+    print(header)
+    print("-" * len(header))
+    differ = 0
+    total = time.perf_counter()
+    for entry in entries:
+        report = run_entry(entry, checks, config)
+        net, box = (None, None) if args.no_engines else load_entry(entry)
+        product = next((r.extra.get("product") for r in report.results if r.check.value == "weight_norm"), None)
+        for r in report.results:
+            want, want_engine = expected.get((entry.name, r.check.value), (None, "-"))
+            mark = "-" if want is None else ("ok" if want == r.verdict.value else f"DIFF({want})")
+            differ += want is not None and want != r.verdict.value
+            ratio = "-" if product is None or r.check.value == "contraction" else f"{product:.4f}"
+            bracket = f"[{fmt(r.lower)}, {fmt(r.upper)}]"
+            start = time.perf_counter()
+            preview = "-" if net is None else engine_preview(net, box, r.check.value, config)
+            if preview != "-":
+                preview += f" {time.perf_counter() - start:.1f} s"
+                if want_engine != "-" and not preview.startswith(want_engine):
+                    preview += f"  DIFF({want_engine})"
+                    differ += 1
+            print(f"{entry.name:26s} {r.check.value:14s} {r.verdict.value:10s} {bracket:26s} {ratio:>8s} "
+                  f"{r.method[:12]:12s} {r.seconds:7.2f}  {mark:10s} {preview}", flush=True)
+    print(f"\n{len(entries)} entries in {time.perf_counter() - total:.1f} s; {differ} verdict(s) differ from "
+          f"benchmarks/zoo/README.md")
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
