@@ -19,6 +19,7 @@ import numpy as np
 from scipy import sparse
 
 from .base import LinearProgram, SolveResult, SolveStatus
+from .highs_quiet import new_highs
 
 # HighsModelStatus name -> SolveStatus (names rather than enum objects so that the table needs no import).
 _STATUS: dict[str, SolveStatus] = {
@@ -87,7 +88,7 @@ class HighsBackend:
         import highspy
 
         inf = highspy.kHighsInf
-        h = highspy.Highs()
+        h = new_highs()
         for key, value in (
             ("output_flag", False),
             ("time_limit", max(float(time_limit), 0.01)),
