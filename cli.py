@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prove or refute dissipativity, contraction and related properties of a trained network "
         "x+ = f(x) (or f(x, u)) over a box. Exit code: 0 certified, 1 falsified, 2 unknown, 3 bad input.",
     )
-    p.add_argument("model", help="model file (.onnx)")
+    p.add_argument("model", help="model file (.onnx) or closed-loop system file (.yaml with plant and controller)")
     p.add_argument("--region", required=True, metavar="BOX", help="region file (box.yaml)")
     p.add_argument(
         "--check",

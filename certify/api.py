@@ -15,7 +15,15 @@ from .verify import DEFAULT_CHECKS, align, parse_checks, run_checks
 
 
 def load(path: str | Path, n_states: int | None = None) -> Network:
-    """Import a model file (ONNX) into the Network IR, refusing it if the IR disagrees with onnxruntime."""
+    """Import a model: an ONNX file, or a closed-loop system file (YAML with a ``plant`` and an ONNX controller).
+
+    An ONNX model is refused if the IR disagrees with onnxruntime; a system file composes plant and controller
+    into one IR (see :mod:`certify.system`).
+    """
+    from .system import is_system_file, load_system
+
+    if is_system_file(path):
+        return load_system(path)
     from .importers import load_model
 
     return load_model(path) if n_states is None else load_model(path, n_states=n_states)
@@ -79,12 +87,28 @@ def config_for_region(region, **overrides) -> VerifyConfig:
 
 
 def _recheck_on_box(net: Network, path: str, box: Box, config: VerifyConfig) -> None:
-    """Re-run the IR-versus-onnxruntime agreement check on points of the box itself (vertices and samples)."""
+    """Re-run the IR-versus-onnxruntime agreement check on points of the box itself (vertices and samples).
+
+    For a system file the controller is checked on the state part of those points and the composed IR against
+    simulating the plant with the controller.
+    """
     import numpy as np
 
+    from .errors import ModelMismatchError
     from .importers import check_agreement_onnx
+    from .system import is_system_file, read_system
 
     rng = np.random.default_rng(config.seed)
     pts = box.lower + (box.upper - box.lower) * rng.random((256, box.dim))
     corners = box.lower + (box.upper - box.lower) * rng.integers(0, 2, size=(64, box.dim))
-    check_agreement_onnx(net, path, np.vstack([pts, corners, box.center[None]]))
+    points = np.vstack([pts, corners, box.center[None]])
+    if not is_system_file(path):
+        check_agreement_onnx(net, path, points)
+        return
+    loop = read_system(path)
+    check_agreement_onnx(loop.controller, loop.controller_path, points[:, : loop.n_states])
+    composed, simulated = net.forward(points), loop.step(points[:, : loop.n_states])
+    err = float(np.max(np.abs(composed - simulated)))
+    if err > 1e-9 * (1.0 + float(np.max(np.abs(simulated)))):
+        raise ModelMismatchError(f"{path}: the composed closed loop differs from simulating plant and controller "
+                                 f"by {err:.3g} on the box; please report this")

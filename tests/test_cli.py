@@ -169,3 +169,26 @@ def test_help_exits_zero():
 
 def test_parse_norm():
     assert parse_norm("inf") == math.inf and parse_norm(2) == 2.0 and parse_norm("1") == 1.0
+
+
+ZOO = ROOT / "benchmarks" / "zoo"
+
+
+def test_system_file_closed_loop(capsys):
+    code, out, err = run([ZOO / "double_integrator.system.yaml", "--region", ZOO / "double_integrator.box.yaml",
+                          "--samples", "2000", "--json", "-"], capsys)
+    data = json.loads(out)
+    # where the controller saturates the closed loop is x+ = A x, and ||A||_2 = golden ratio >= 1
+    import certify
+
+    w = data["checks"]["dissipativity"]["witness"]
+    assert code == 1 and w["value"] >= (1 + 5**0.5) / 2 - 1e-12
+    a, _ = certify.load(ZOO / "double_integrator.system.yaml").pwa(np.array(w["x"]))
+    assert np.linalg.norm(a, 2) == pytest.approx(w["value"], rel=1e-12)
+    assert data["model"]["path"].endswith("double_integrator.system.yaml") and len(data["model"]["sha256"]) == 64
+
+
+def test_bad_system_file_names_the_key(tmp_path, capsys):
+    bad = tmp_path / "sys.yaml"
+    bad.write_text("plant:\n  A: [[1, 0], [0, 1], [1, 1]]\n  B: [[0], [1]]\ncontroller:\n  onnx: c.onnx\n")
+    _bad(capsys, [bad, "--region", box(tmp_path)], "plant.A")
