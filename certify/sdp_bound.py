@@ -59,11 +59,13 @@ from .network import Network
 _EPS = np.finfo(np.float64).eps
 
 
-class Quantity(enum.Enum):
-    """Which matrix the slope ranges describe: A*(x) (secant slopes) or J(x) (derivatives)."""
-
-    A_STAR = "A_STAR"
-    JACOBIAN = "JACOBIAN"
+def _is_a_star(quantity: str | enum.Enum) -> bool:
+    """'A_STAR' (secant slopes, A*(x)) or 'JACOBIAN' (derivatives, J(x)), as a string in any case or as any enum
+    member with one of those names (certify.bnb.Quantity, certify.falsify.Quantity)."""
+    key = quantity.name if isinstance(quantity, enum.Enum) else str(quantity).upper()
+    if key not in ("A_STAR", "JACOBIAN"):
+        raise UsageError(f"quantity must be 'A_STAR' or 'JACOBIAN', got {quantity!r}")
+    return key == "A_STAR"
 
 
 @dataclass(frozen=True)
@@ -313,10 +315,14 @@ def _gain_scale(data: LipschitzLMI) -> float:
     return s if s > 0 and math.isfinite(s) else 1.0
 
 
-def to_program(data: LipschitzLMI, scale: float = 1.0) -> SemidefiniteProgram:
-    """The SDP  min rho  s.t.  F(rho, t) >= 0, t >= 0, with C divided by ``scale`` (then rho, t scale by scale^2).
+def to_program(data: LipschitzLMI, scale: float = 1.0, g_margin: float = 0.0) -> SemidefiniteProgram:
+    """The SDP  min rho  s.t.  F(rho, t) >= g_margin * diag(0, I), t >= 0, with C divided by ``scale`` (then rho
+    and t scale by scale^2).
 
-    Variables x = [rho, t_1, ..., t_F]; F_k written column-major into a sparse (N*N, 1 + F) matrix.
+    Variables x = [rho, t_1, ..., t_F]; F_k written column-major into a sparse (N*N, 1 + F) matrix. The margin on
+    the block of the free outputs keeps an approximate solution strictly inside there, so that
+    :func:`tightest_rho` can factor that block (first-order solvers otherwise stop on its boundary, slightly
+    outside).
     """
     n = data.size
     c = data.c / scale
@@ -342,7 +348,9 @@ def to_program(data: LipschitzLMI, scale: float = 1.0) -> SemidefiniteProgram:
     )
     objective = np.zeros(1 + data.n_free)
     objective[0] = 1.0
-    return SemidefiniteProgram(c=objective, f0=-(c.T @ c), coef=coef, lower=np.zeros(1 + data.n_free))
+    f0 = -(c.T @ c)
+    f0[data.g_index, data.g_index] -= g_margin
+    return SemidefiniteProgram(c=objective, f0=f0, coef=coef, lower=np.zeros(1 + data.n_free))
 
 
 # ----------------------------------------------------------------------------------------------- public entry points
@@ -367,52 +375,61 @@ def lipschitz_sdp(
     start = time.perf_counter()
     data = build_lmi(weights, slope_lower, slope_upper, skip)
     scale = _gain_scale(data)
-    result = solve_sdp(to_program(data, scale), backend=backend, tol=tol, time_limit=time_limit, max_iters=max_iters)
-
-    def out(value, min_eig, reason, raw=None, inflation=0.0) -> SDPBound:
-        return SDPBound(
-            value=value,
-            status=result.status,
-            seconds=time.perf_counter() - start,
-            min_eig=min_eig,
-            reason=reason,
-            raw=raw,
-            inflation=inflation,
-            backend=backend,
-            size=data.size,
-        )
-
+    # Pass 1 keeps a margin of tol on the free-output block (costs about tol relative); when its solution is
+    # optimal but fails the re-check (the solver stopped on that block's boundary), pass 2 asks for 100 tol.
+    res = _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin=tol)
+    if res[0].status.is_optimal and res[1].value is None and data.n_free:
+        res = _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin=100 * tol)
+    result, check, raw = res
+    reason = check.reason
+    value = None if check.value is None else float(check.value)
     if result.x is None:
-        return out(None, None, f"no SDP bound: {result.status.value} ({result.message})")
+        reason = f"no SDP bound: {result.status.value} ({result.message})"
+    elif not result.status.is_optimal:
+        value, reason = None, f"no SDP bound: solver status {result.status.value} ({result.message})"
+    return SDPBound(
+        value=value,
+        status=result.status,
+        seconds=time.perf_counter() - start,
+        min_eig=None if result.x is None else check.min_eig,
+        reason=reason,
+        raw=raw,
+        inflation=float(check.inflation) if value is not None else 0.0,
+        backend=backend,
+        size=data.size,
+    )
+
+
+def _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin):
+    """One solve and its float64 re-check: (SolveResult, LMICheck, raw sqrt(rho) or None)."""
+    program = to_program(data, scale, g_margin=g_margin)
+    result = solve_sdp(program, backend=backend, tol=tol, time_limit=time_limit, max_iters=max_iters)
+    if result.x is None:
+        return result, LMICheck(None, math.nan, math.nan, math.nan, "no solution"), None
     rho = float(result.x[0]) * scale * scale
     t = result.x[1:] * scale * scale
     raw = math.sqrt(rho) if rho > 0 else 0.0
     # The solver's t is the certificate; its rho is only approximately the tightest for that t (first-order
     # solvers stop slightly infeasible or slightly slack). Recompute rho for the returned t, pad it by a few
-    # ulp-scale units, and let the float64 re-check decide; fall back to the solver's rho when that fails.
-    tight = tightest_rho(data, t)
+    # ulp-scale units, and let the float64 re-check decide; keep the solver's rho when that is better.
     check = check_lmi(data, rho, t, inflate_tol)
+    tight = tightest_rho(data, t)
     if tight is not None:
         repaired = check_lmi(data, tight * (1.0 + 1e-9) + 1e-300, t, inflate_tol)
         if repaired.value is not None and (check.value is None or repaired.value < check.value):
             check = repaired
-    inflation = float(check.inflation)
-    if not result.status.is_optimal:
-        return out(None, check.min_eig, f"no SDP bound: solver status {result.status.value} ({result.message})", raw)
-    if check.value is None:
-        return out(None, check.min_eig, check.reason, raw, inflation)
-    return out(float(check.value), check.min_eig, "", raw, inflation)
+    return result, check, raw
 
 
 def slope_ranges(
-    net: Network, box: Box, quantity: Quantity | str = Quantity.A_STAR
+    net: Network, box: Box, quantity: str | enum.Enum = "A_STAR"
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-layer slope ranges over the box: secant ranges (A*) or derivative ranges (J) of each neuron over the
     interval bounds of its pre-activation (:func:`certify.bounds.interval_bounds`); two lists of (n_{l+1},)."""
-    quantity = Quantity(quantity.upper() if isinstance(quantity, str) else quantity)
+    a_star = _is_a_star(quantity)
     lows, highs = [], []
     for layer, bnd in zip(net.layers, interval_bounds(net, box)):
-        rng = layer.activation.secant_range if quantity is Quantity.A_STAR else layer.activation.derivative_range
+        rng = layer.activation.secant_range if a_star else layer.activation.derivative_range
         lo, hi = rng(bnd.pre_lower, bnd.pre_upper)
         lows.append(lo)
         highs.append(hi)
@@ -422,7 +439,7 @@ def slope_ranges(
 def sdp_bound_over_box(
     net: Network,
     box: Box,
-    quantity: Quantity | str = Quantity.A_STAR,
+    quantity: str | enum.Enum = "A_STAR",
     state_only: bool = True,
     backend: str = "scs",
     **solver_options,

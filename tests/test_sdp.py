@@ -112,12 +112,12 @@ def _relu_net(rng, sizes, n_states, skip=False, activation=act.relu):
     return Network(tuple(layers), out, np.zeros(sizes[-1]), s, n_states=n_states)
 
 
-def _sampled_sup(net: Network, box: Box, kind: str, n: int = 100_000, seed: int = 0) -> float:
+def _sampled_sup(net: Network, box: Box, kind: str, n: int = 100_000, seed: int = 0, state_only=True) -> float:
     gen = torch.Generator().manual_seed(seed)
     lo, hi = torch.tensor(box.lower), torch.tensor(box.upper)
     x = lo + (hi - lo) * torch.rand(n, box.dim, generator=gen, dtype=torch.float64)
     tn = TorchNet.of(net)
-    m = chain_product(tn, slopes(tn, x, kind))[:, :, : net.n_states]
+    m = chain_product(tn, slopes(tn, x, kind))[:, :, : (net.n_states if state_only else net.n_in)]
     return float(torch.linalg.matrix_norm(m, ord=2).max())
 
 
@@ -133,6 +133,24 @@ def test_box_bound_dominates_sampled_a_star_state_part(seed):
     lows, highs = slope_ranges(net, box, "A_STAR")
     weights = [net.layers[0].weight[:, :2], net.layers[1].weight, net.out_weight]
     assert res.value <= _naive(weights, lows, highs, net.skip[:, :2]) * (1 + 1e-6)
+    full = sdp_bound_over_box(net, box, "A_STAR", state_only=False, backend=ACCURATE)
+    assert full.value is not None and full.size == res.size + 1
+    assert _sampled_sup(net, box, "secant", state_only=False) <= full.value
+
+
+def test_quantity_names():
+    from certify import bnb, falsify
+
+    rng = np.random.default_rng(0)
+    net = _relu_net(rng, [2, 4, 2], n_states=2, activation=act.tanh)
+    box = Box(-np.ones(2), np.ones(2))
+    sec, der = slope_ranges(net, box, "a_star"), slope_ranges(net, box, "JACOBIAN")
+    for q, ref in [(bnb.Quantity.A_STAR, sec), (falsify.Quantity.JACOBIAN, der)]:
+        got = slope_ranges(net, box, q)
+        assert all(np.array_equal(x, y) for x, y in zip(got[0] + got[1], ref[0] + ref[1]))
+    assert not np.array_equal(sec[0][0], der[0][0])  # tanh: secant and derivative ranges differ
+    with pytest.raises(UsageError):
+        slope_ranges(net, box, "hessian")
 
 
 @pytest.mark.parametrize("activation", [act.tanh, act.gelu, act.sigmoid, act.softplus])
