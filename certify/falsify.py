@@ -5,10 +5,12 @@ Strategy (DESIGN.md section 2, "Falsification first"), all seeded and batched (n
 1. an initial design of ``config.samples`` points, evaluated in chunks in float32 on ``config.torch_device()``:
    the centre, the box's vertices (all 2^n when n <= 12, else a random subset), its face centres, then Sobol
    (scrambled, seeded) and uniform points in alternating chunks (:func:`sample_points`);
-2. local search in float64 around the best few points: for piecewise-linear nets, hops to neighbouring regions
-   (points just across the nearest activation hyperplanes of each incumbent's region, plus shrinking Gaussian
-   perturbations, clipped to the box); for other nets, projected gradient ascent on the norm (torch autograd on the
-   batch), with per-point step sizes that halve when a step does not improve;
+2. local search in float64 around the best few points (a beam of up to 32 distinct regions): where the matrix is
+   constant on each activation region (J of piecewise-linear nets, A* of nets piecewise linear through the
+   origin), exact region-by-region walks along random lines through the incumbents (slivers included), hops just
+   across the nearest activation hyperplanes, and shrinking Gaussian perturbations, all clipped to the box;
+   otherwise projected gradient ascent on the norm (torch autograd on the batch), with per-point step sizes that
+   halve when a step does not improve;
 3. replay: the best candidates are recomputed in float64 through the IR (``Network.pwa`` / ``Network.jacobian``
    on CPU, then :func:`~certify.norms.induced_norm`) and the best replayed value is reported.
 
@@ -42,10 +44,10 @@ _MAX_VERTEX_DIM = 12  # all 2^n vertices up to this dimension
 _RANDOM_VERTICES = 4096  # vertices drawn at random above it
 _CPU_CHUNK_ELEMENTS = 1 << 20  # about 4 MiB of float32 tangents per chunk: near cache size on CPU
 _CUDA_CHUNK_ELEMENTS = 1 << 26
-_LOCAL_ROUNDS = 40
-_LOCAL_PATIENCE = 6  # rounds without improvement before the local search stops
-_HOPS_PER_POINT = 64  # nearest hyperplanes crossed per incumbent and round
-_GAUSS_PER_POINT = 32
+_LOCAL_ROUNDS = 60
+_LOCAL_PATIENCE = 12  # rounds without improvement before the local search stops
+_HOPS_PER_POINT = 16  # nearest hyperplanes crossed per incumbent and round
+_RAY_STEPS = 64  # regions visited per ray and round
 
 
 class Quantity(enum.Enum):
@@ -158,10 +160,16 @@ def norms_at(tnet: TorchNet, x: torch.Tensor, quantity: Quantity, p: float, colu
 
 
 class _Incumbents:
-    """The best ``k`` points seen so far (float64 points on the device, values in the sampling dtype)."""
+    """The best ``k`` points seen so far (float64 points and values on the device).
 
-    def __init__(self, k: int):
+    ``by_value``: keep one point per distinct value. Where the matrix is constant on each activation region, two
+    points of one region get bit-identical values (the same slopes give the same products), so this keeps ``k``
+    distinct regions, the beam of the region search. Otherwise repeated points only are dropped.
+    """
+
+    def __init__(self, k: int, by_value: bool = False):
         self.k = k
+        self.by_value = by_value
         self.values: torch.Tensor | None = None
         self.points: torch.Tensor | None = None
 
@@ -175,7 +183,10 @@ class _Incumbents:
         take = min(4 * self.k, values.shape[0])
         order = torch.topk(values, take).indices
         values, points = values[order], points[order]
-        same = (points.unsqueeze(0) == points.unsqueeze(1)).all(-1)  # (take, take)
+        if self.by_value:
+            same = values.unsqueeze(0) == values.unsqueeze(1)  # (take, take)
+        else:
+            same = (points.unsqueeze(0) == points.unsqueeze(1)).all(-1)
         repeat = torch.tril(same, diagonal=-1).any(1)  # equal to a better-ranked row
         keep = torch.nonzero(~repeat).squeeze(1)[: self.k]
         self.values, self.points = values[keep], points[keep]
@@ -235,16 +246,57 @@ def _hyperplane_hops(tnet: TorchNet, x: torch.Tensor, lo: torch.Tensor, hi: torc
     sq_sel = torch.gather(sq, 1, idx)
     step = torch.where(sq_sel > 0, gap_sel / torch.where(sq_sel > 0, sq_sel, 1.0), 0.0)
     scale = float((hi - lo).abs().max().clamp_min(1e-300))
-    out = []
-    for over in (1.0 + 1e-6, 1.01):
-        # go past the hyperplane by a relative 1e-6 (or 1 %) plus an absolute 1e-9 of the box size
-        push = step * over + torch.sign(step) * 1e-9 * scale / torch.sqrt(torch.where(sq_sel > 0, sq_sel, 1.0))
-        out.append(_clip(x.unsqueeze(1) - push.unsqueeze(-1) * g_sel, lo, hi).reshape(-1, n))
-    return torch.cat(out)
+    # go past the hyperplane by a relative 1e-6 plus an absolute 1e-9 of the box size
+    push = step * (1.0 + 1e-6) + torch.sign(step) * 1e-9 * scale / torch.sqrt(torch.where(sq_sel > 0, sq_sel, 1.0))
+    return _clip(x.unsqueeze(1) - push.unsqueeze(-1) * g_sel, lo, hi).reshape(-1, n)
+
+
+def _ray_midpoints(
+    tnet: TorchNet, origin: torch.Tensor, direction: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """Midpoints of the successive activation regions along rays x = o + t d, t >= 0, up to the box boundary.
+
+    origin, direction: (R, n_in). Exact 1-D region enumeration per ray (at most ``steps`` regions each): on the
+    current region z_l(t) is affine with rate dz_l/dt pushed forward through the derivative slopes, so the next
+    kink is the smallest positive (c - z_i) / rate_i over all neurons. Thin regions (slivers) that volume sampling
+    almost never hits are crossed like any other. Returns (M, n_in) midpoints, clipped to the box.
+    """
+    d = direction
+    with torch.no_grad():
+        room = torch.where(d > 0, (hi - origin) / torch.where(d > 0, d, 1.0), math.inf)
+        room = torch.minimum(room, torch.where(d < 0, (lo - origin) / torch.where(d < 0, d, 1.0), math.inf))
+        t_end = room.amin(dim=1).clamp_min(0.0)  # (R,)
+    t = torch.zeros_like(t_end)
+    push = 1e-12 * t_end.clamp_min(1e-300)
+    mids = []
+    for _ in range(steps):
+        alive = t < t_end
+        if not bool(alive.any()):
+            break
+        q = origin + t.unsqueeze(1) * d
+        h, rate, nxt = q, d, t_end.clone()
+        for w, b, act in zip(tnet.weights, tnet.biases, tnet.activations):
+            z = torch.addmm(b, h, w.T)
+            dz = rate @ w.T
+            for knot in _kinks(act.kind, act.lo, act.hi):
+                ok = dz != 0
+                delta = torch.where(ok, (knot - z) / torch.where(ok, dz, 1.0), math.inf)
+                delta = torch.where(delta > 0, delta, math.inf)
+                nxt = torch.minimum(nxt, t + delta.amin(dim=1))
+            rate = act.derivative(z) * dz
+            h = act.value(z)
+        nxt = torch.minimum(nxt, t_end)
+        mids.append(_clip(origin[alive] + (0.5 * (t + nxt))[alive].unsqueeze(1) * d[alive], lo, hi))
+        t = torch.where(alive, nxt + push, t)
+    return torch.cat(mids) if mids else origin[:0]
 
 
 def _local_pwl(tnet, inc: _Incumbents, quantity, p, columns, lo, hi, gen, budget, deadline) -> int:
-    """Region hopping around the incumbents (float64). Returns the number of points evaluated."""
+    """Region search around the incumbents (float64): line walks, hyperplane hops, Gaussian perturbations.
+
+    Each round spends about budget / 6 points; stops at the budget, the deadline, or after ``_LOCAL_PATIENCE``
+    rounds without improvement. Returns the number of points evaluated.
+    """
     radius = 0.5 * (hi - lo)
     used, stale = 0, 0
     for r in range(_LOCAL_ROUNDS):
@@ -252,10 +304,18 @@ def _local_pwl(tnet, inc: _Incumbents, quantity, p, columns, lo, hi, gen, budget
             break
         x = inc.points
         k, n = x.shape
+        quota = min(budget - used, max(budget // 6, 256))
+        # rays from the best incumbents (round robin over the beam), each walked both ways
+        n_lines = max(1, quota // (4 * _RAY_STEPS))
+        origins = x[torch.arange(n_lines, device=x.device) % k]
+        dirs = torch.randn((n_lines, n), generator=gen, dtype=torch.float64).to(x.device) * radius
+        rays = _ray_midpoints(tnet, origins.repeat(2, 1), torch.cat([dirs, -dirs]), lo, hi, _RAY_STEPS)
+        hops = _hyperplane_hops(tnet, x[: max(1, quota // (4 * _HOPS_PER_POINT))], lo, hi)
         scale = 0.3 * 0.5 ** (r % 12)
-        noise = torch.randn((k, _GAUSS_PER_POINT, n), generator=gen, dtype=torch.float64).to(x.device)
+        n_gauss = max(1, quota // (4 * k))
+        noise = torch.randn((k, n_gauss, n), generator=gen, dtype=torch.float64).to(x.device)
         gauss = _clip(x.unsqueeze(1) + scale * radius * noise, lo, hi).reshape(-1, n)
-        cand = torch.cat([_hyperplane_hops(tnet, x, lo, hi), gauss])[: max(budget - used, 1)]
+        cand = torch.cat([rays, hops, gauss])[: budget - used]
         before = float(inc.values[0])
         inc.offer(norms_at(tnet, cand, quantity, p, columns), cand)
         used += cand.shape[0]
@@ -304,7 +364,8 @@ def falsify(
 ) -> SampleResult:
     """Largest ||M(x)||_p found over the box (M = A* or J; state columns only when ``state_only``).
 
-    ``config``: samples (initial design size; the local search adds at most max(samples / 4, 2048) points more),
+    ``config``: samples (initial design size; the local search adds at most about max(samples / 2, 4096)
+    points more),
     seed, timeout (seconds, checked between chunks), device (via ``config.torch_device()``).
     The returned value is replayed in float64 through the IR at the returned point, which lies in the box.
     """
@@ -323,7 +384,9 @@ def falsify(
 
     lo64 = torch.from_numpy(np.array(box.lower, dtype=np.float64)).to(device)
     hi64 = torch.from_numpy(np.array(box.upper, dtype=np.float64)).to(device)
-    inc = _Incumbents(_TOP_K)
+    # the matrix is constant on each region: J of a PWL net, A* of a net PWL through the origin
+    regionwise = net.piecewise_linear and (quantity is Quantity.JACOBIAN or net.piecewise_linear_through_origin)
+    inc = _Incumbents(_TOP_K, by_value=regionwise)
     points = 0
     t32 = TorchNet.of(net, torch.float32, device)
     chunk = default_chunk_size(net, columns, device != "cpu")
@@ -337,13 +400,13 @@ def falsify(
         # float64 from here on: re-evaluate the incumbents (clipped into the box), then search around them
         t64 = TorchNet.of(net, torch.float64, device)
         x0 = _clip(inc.points, lo64, hi64)
-        inc = _Incumbents(_TOP_K)
+        inc = _Incumbents(_TOP_K, by_value=regionwise)
         inc.offer(norms_at(t64, x0, quantity, p, columns), x0)
         points += x0.shape[0]
-        budget = max(config.samples // 4, 2048) if config.samples > 0 else 0
+        budget = max(config.samples // 2, 4096) if config.samples > 0 else 0
         gen = torch.Generator().manual_seed(int(config.seed) + 1)
         if budget and net.layers:
-            if net.piecewise_linear:
+            if regionwise:
                 points += _local_pwl(t64, inc, quantity, p, columns, lo64, hi64, gen, budget, deadline)
             else:
                 points += _local_gradient(t64, inc, quantity, p, columns, lo64, hi64, budget, deadline)

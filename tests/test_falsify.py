@@ -202,6 +202,26 @@ def test_one_d_relu_narrow_bump_found_by_region_hopping():
     assert 0.6 <= r.x[0] <= 0.6 + 1e-7
 
 
+def test_ray_walk_visits_every_region_on_the_line_including_slivers():
+    """relu(x - a_i) with kinks a = 0.2, 0.2 + 1e-9, 0.7 and a second layer kink at x = 0.45 (on (0.2, 0.7)
+    h = 2x - 0.4 - 1e-9 > 0.5 iff x > 0.45 + 5e-10): the walk from 0 to 1 yields one midpoint per segment."""
+    from certify.falsify import _ray_midpoints
+
+    a = np.array([0.2, 0.2 + 1e-9, 0.7])
+    l0 = Layer(np.ones((3, 1)), -a, acts.relu())
+    l1 = Layer(np.array([[1.0, 1.0, 0.0]]), np.array([-0.5]), acts.relu())
+    net = Network((l0, l1), np.ones((1, 1)), np.zeros(1))
+    tn = TorchNet.of(net)
+    lo, hi = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+    mids = _ray_midpoints(tn, torch.zeros((1, 1), dtype=torch.float64), torch.ones((1, 1), dtype=torch.float64),
+                          lo, hi, steps=50).numpy()[:, 0]
+    kinks = [0.0, 0.2, 0.2 + 1e-9, 0.45 + 5e-10, 0.7, 1.0]
+    want = [(u + v) / 2 for u, v in zip(kinks[:-1], kinks[1:])]
+    np.testing.assert_allclose(mids, want, rtol=0, atol=1e-11)
+    patterns = [pattern_of(net, np.array([m])) for m in mids]
+    assert len(set(patterns)) == len(patterns)
+
+
 def test_leaky_relu_two_d_by_hand():
     """f(x) = leaky(x1 + x2) e: A* = e [1 1] or 0.1 e [1 1]; ||.||_2 = sqrt(2) |e| when x1 + x2 > 0."""
     e = np.array([[3.0], [4.0]])
@@ -292,7 +312,7 @@ def test_result_record_and_device_choice():
     assert isinstance(r, SampleResult)
     assert r.device == cfg.torch_device()
     assert r.quantity is Quantity.A_STAR and r.norm == 2.0
-    assert 100 <= r.points <= 100 + 2048 + 64
+    assert 100 <= r.points <= 100 + 32 + 4096  # design, re-evaluated incumbents, local search budget
     assert r.seconds >= 0 and r.x.shape == (2,) and not r.x.flags.writeable
     with pytest.raises(AttributeError):
         r.value = 0.0
@@ -336,3 +356,18 @@ def test_cuda_path_agrees_with_cpu():
     gpu = falsify(net, box, Quantity.A_STAR, 2.0, VerifyConfig(device="cuda", samples=20000))
     assert gpu.device == "cuda"
     assert gpu.value == pytest.approx(cpu.value, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_sampled_value_matches_the_exact_branch_and_bound_on_two_d_relu_nets(seed):
+    """sampled <= exact always; on small 2-D nets the region walk reaches the exact sup (region search of bnb)."""
+    bnb = pytest.importorskip("certify.bnb")
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, (2, 12, 12, 2), acts.relu(), scale=2.0)
+    box = Box(-np.ones(2), np.ones(2))
+    for p in P:
+        exact = bnb.sup_norm(net, box, p, "A_STAR", state_only=False, exact=True, timeout=60)
+        r = falsify(net, box, Quantity.A_STAR, p, CPU, state_only=False)
+        assert r.value <= exact.upper * (1 + 1e-12)
+        if exact.exact:
+            assert r.value >= exact.lower * (1 - 1e-9)
