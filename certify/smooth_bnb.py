@@ -5,8 +5,12 @@ On a sub-box [lo, hi] every A*(x) (resp. J(x)) is a product
     M = W_L D_{L-1} W_{L-1} ... D_0 W_0 + S,   D_l diagonal with entries in [s_lo, s_hi] per neuron,
 
 the slope ranges being the secant ranges (A*) or derivative ranges (J) of each neuron over its pre-activation
-interval (``Activation.secant_range`` / ``derivative_range`` over :func:`certify.bounds.affine_interval` bounds,
-both sound with outward rounding). Upper bounds on sup ||M|| over the sub-box (each one sound for every x in it):
+interval (``Activation.secant_range`` / ``derivative_range``, sound with outward rounding). The pre-activation
+intervals are interval bounds (:func:`certify.bounds.affine_interval`, as in ``interval_bounds``) intersected
+with the centred form z_k(c) + G_k (x - c) (:func:`preactivation_bounds`), whose error shrinks quadratically
+with the box: on small boxes it is what makes splitting converge. (``bounds.symbolic_bounds`` relaxes smooth
+activations by constants, so for them it gives the interval bounds again.)
+Upper bounds on sup ||M|| over the sub-box (each one sound for every x in it):
 
 * ``INTERVAL``: interval matrices propagated right to left (from W_0) and left to right (from W_L) and
   intersected; with |M| <= U entrywise, ||M|| <= ||U|| (exact for p = 1, inf over the interval), and for p = 2
@@ -17,8 +21,9 @@ both sound with outward rounding). Upper bounds on sup ||M|| over the sub-box (e
 * ``SCALED``: the same product after splitting each D_l = T_l^(1/2) E_l T_l^(1/2) (T_l = diag(max |slope|),
   |E_l| <= I, so ||E_l||_p <= 1): ||W_L T_{L-1}^(1/2)|| * prod ||T_l^(1/2) W_l T_{l-1}^(1/2)|| * ||T_0^(1/2) W_0||
   + ||S||, never above ``PRODUCT``.
-* ``SDP`` (p = 2 only): :func:`certify.sdp_bound.sdp_bound_over_box`, a LipSDP-Neuron bound re-checked in
-  float64; used on the few largest boxes only (it costs seconds to minutes).
+* ``SDP`` (p = 2 only, ``use_sdp``): :func:`certify.sdp_bound.sdp_bound_over_box`, a LipSDP-Neuron bound
+  re-checked in float64; used on the few largest boxes only (it costs seconds to minutes); a solve without a
+  re-checked bound is ignored.
 
 A child box inherits its parent's bound (the sup over a subset is no larger). Lower bounds come from points: box
 centres and random points of every new box (batched float64 torch kernels of :mod:`certify.falsify`), and
@@ -600,7 +605,11 @@ def _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_poin
         # ---- split a batch of the largest boxes
         take = []
         while heap and len(take) < batch:
-            take.append(heapq.heappop(heap))
+            item = heapq.heappop(heap)
+            if -item[0] <= lv:  # the rest of the heap is closed by the level too
+                heapq.heappush(heap, item)
+                break
+            take.append(item)
         los, his, inh = [], [], []
         for nb, _, lo_, hi_, _ in take:
             w = hi_ - lo_
@@ -631,7 +640,10 @@ def _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_poin
             record()
     record()
     upper = current_upper()
-    if target is not None and outcome is Outcome.CERTIFIED:
+    if outcome is Outcome.CERTIFIED and upper > target:  # closed by a lower_seed above the threshold
+        outcome = Outcome.BRACKETED
+        reason = f"boxes were closed by lower_seed {prune_seed:.12g} > threshold {target:.12g} (no witness here)"
+    if outcome is Outcome.CERTIFIED:
         proven = 1.0
     proven = float(min(max(proven, 0.0), 1.0))
     lower = best.value

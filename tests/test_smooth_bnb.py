@@ -263,3 +263,12 @@ def test_misuse_raises():
         sup_norm_boxes(net, unit_box(2), 3.0)
     with pytest.raises(ValueError):
         sup_norm_boxes(net, unit_box(2), 2.0, "HESSIAN")
+
+
+def test_lower_seed_above_threshold_never_certifies():
+    """A caller's lower_seed above the threshold closes boxes, but that is no proof: not CERTIFIED."""
+    net = random_net(4, 2, (6, 6), activation=acts.tanh(), weight_scale=2.0)
+    box = unit_box(2)
+    res = sup_norm_boxes(net, box, 2.0, "A_STAR", threshold=1e-3, lower_seed=1e9, timeout=5.0, samples=0)
+    assert res.outcome is not Outcome.CERTIFIED
+    assert res.upper > 1e-3 and res.proven_fraction < 1.0
