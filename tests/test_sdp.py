@@ -153,6 +153,22 @@ def test_quantity_names():
         slope_ranges(net, box, "hessian")
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_box_bound_dominates_the_exact_core(seed):
+    # The exact value from region branch and bound (certify.bnb) is a max over regions that really occur; the SDP
+    # bounds every slope pattern allowed by the interval ranges, so it can only be larger.
+    from certify.bnb import sup_norm
+
+    rng = np.random.default_rng(20 + seed)
+    net = _relu_net(rng, [2, 8, 6, 2], n_states=2, skip=bool(seed % 2))
+    box = Box(np.array([-1.0, -0.5]), np.array([0.5, 1.0]))
+    exact = sup_norm(net, box, 2.0, "A_STAR", exact=True, timeout=60.0)
+    assert exact.exact, exact.reason
+    res = sdp_bound_over_box(net, box, "A_STAR", backend=ACCURATE)
+    assert res.value is not None, res.reason
+    assert exact.upper <= res.value
+
+
 @pytest.mark.parametrize("activation", [act.tanh, act.gelu, act.sigmoid, act.softplus])
 @pytest.mark.parametrize("quantity,kind", [("A_STAR", "secant"), ("JACOBIAN", "derivative")])
 def test_smooth_box_bound_dominates_sampled(activation, quantity, kind):
