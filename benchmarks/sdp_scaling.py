@@ -1,7 +1,7 @@
 """SDP time against the number of neurons, SCS and Clarabel side by side.
 
     python benchmarks/sdp_scaling.py [--sizes 16,32,64,128,256,512] [--backends scs,clarabel]
-                                     [--time-limit 30] [--clarabel-max 100] [--smooth] [--tol 1e-6]
+                                     [--time-limit 45] [--clarabel-max 100] [--smooth] [--tol 1e-6]
 
 Nets 2-(n/2)-(n/2)-2 with random weights (N(0, 1/fan_in), seed 0) and every neuron's slope in [0, 1] (a global
 ReLU bound: every neuron is free, the LMI has order N = n + 2); with ``--smooth`` the ranges are [0.25, 1] (a
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="16,32,64,128,256,512")
     ap.add_argument("--backends", default=",".join(installed_backends()))
-    ap.add_argument("--time-limit", type=float, default=30.0)
+    ap.add_argument("--time-limit", type=float, default=45.0)
     ap.add_argument("--clarabel-max", type=int, default=100)
     ap.add_argument("--smooth", action="store_true")
     ap.add_argument("--tol", type=float, default=1e-6, help="solver tolerance (SCS: eps_abs = eps_rel)")

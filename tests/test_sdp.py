@@ -275,11 +275,15 @@ def _load_benchmark_loader():
 
 
 @pytest.mark.skipif(not (LIPSDP / "random_2-10-30-20-2.onnx").exists(), reason="shared LipSDP benchmark absent")
-def test_reproduces_published_lipsdp_neuron_value():
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param(ACCURATE), pytest.param("scs", marks=pytest.mark.slow)] if ACCURATE != "scs" else ["scs"],
+)
+def test_reproduces_published_lipsdp_neuron_value(backend):
     bench = _load_benchmark_loader()
     weights = bench.load_relu_chain(LIPSDP / "random_2-10-30-20-2.onnx")
     lower = [np.zeros(w.shape[0]) for w in weights[:-1]]
     upper = [np.ones(w.shape[0]) for w in weights[:-1]]
-    res = lipschitz_sdp(weights, lower, upper, backend=ACCURATE)
+    res = lipschitz_sdp(weights, lower, upper, backend=backend)
     assert res.value is not None, res.reason
     assert abs(res.value - 36.482) <= 1e-3 * 36.482
