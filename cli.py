@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compute the exact supremum instead of stopping once the verdict is settled")
     p.add_argument("--norm", default=None, help="induced norm: 1, 2 or inf (default: the region file's, else 2)")
     p.add_argument("--margin", type=float, default=None, help="certify only when the bound is <= 1 - margin")
+    p.add_argument("--method", choices=("auto", "exact", "bnb", "sdp", "interval", "sample"), default=None,
+                   help="engine for the upper bound (default auto: the strongest that applies)")
     p.add_argument("--samples", type=int, default=None, help="points for falsification (default 100000)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="sampling device (default auto)")
@@ -92,7 +94,7 @@ def run(argv: list[str] | None = None) -> int:
     from certify.api import config_for_region, verify
     from certify.box import load_region, parse_norm
     from certify.errors import CertifyError
-    from certify.verify import parse_checks
+    from certify.checks import parse_checks
 
     parser = build_parser()
     try:
@@ -102,7 +104,7 @@ def run(argv: list[str] | None = None) -> int:
         norm = parse_norm(args.norm, "--norm") if args.norm is not None else None
         config = config_for_region(
             region, norm=norm, margin=args.margin, samples=args.samples, seed=args.seed, device=args.device,
-            timeout=args.timeout, exact=True if args.exact else None,
+            timeout=args.timeout, exact=True if args.exact else None, method=args.method,
         )
         config.torch_device()
         if args.json not in (None, "-"):

@@ -83,7 +83,7 @@ def load_entry(entry: Entry):
     from certify.api import load
     from certify.box import load_region
     from certify.system import is_system_file, load_system
-    from certify.verify import align
+    from certify.checks import align
 
     model_path = ZOO / entry.model
     net = load_system(model_path) if is_system_file(model_path) else load(model_path)

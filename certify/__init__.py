@@ -11,14 +11,11 @@ from .config import VerifyConfig
 from .errors import CertifyError, ModelError, RegionError, UnsupportedOperatorError, UsageError
 from .network import Layer, Network
 from .report import Report
+from .api import load, verify
 
 
 def __getattr__(name):
-    # The importers and the API pull in onnx/onnxruntime/torch export machinery: load them on first use.
-    if name in ("load", "verify"):
-        from . import api
-
-        return getattr(api, name)
+    # The importers pull in onnx/onnxruntime/torch export machinery: load them on first use.
     if name in ("from_torch", "load_onnx", "load_model"):
         from . import importers
 

@@ -11,7 +11,7 @@ from .certificate import CheckName
 from .config import VerifyConfig
 from .network import Network
 from .report import Report
-from .verify import DEFAULT_CHECKS, align, parse_checks, run_checks
+from .checks import DEFAULT_CHECKS, align, parse_checks, run_checks
 
 
 def load(path: str | Path, n_states: int | None = None) -> Network:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from .errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
+METHODS = ("auto", "exact", "bnb", "sdp", "interval", "sample")
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,10 @@ class VerifyConfig:
 
     norm: induced norm p in {1, 2, inf}; margin: a bound must be <= 1 - margin to certify; samples: points for
     falsification; seed: RNG seed; device: 'auto' (CUDA when available), 'cpu' or 'cuda'; timeout: seconds per
-    check; exact: compute the exact value instead of stopping once the verdict is settled.
+    check; exact: compute the exact value instead of stopping once the verdict is settled; method: which engine
+    bounds sup ||A*|| / ||J|| after sampling and Corollary 4 ('auto': region branch and bound for piecewise-linear
+    nets, sub-box branch and bound with SDP otherwise; 'exact': region search only; 'bnb': either branch and bound
+    without SDP; 'sdp': one SDP over the box; 'interval': one interval-matrix bound; 'sample': none).
     """
 
     norm: float = 2.0
@@ -37,6 +41,8 @@ class VerifyConfig:
             raise UsageError(f"samples must be >= 0, got {self.samples}")
         if self.device not in DEVICES:
             raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.method not in METHODS:
+            raise UsageError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not self.timeout > 0:
             raise UsageError(f"timeout must be > 0 seconds, got {self.timeout}")
 

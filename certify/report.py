@@ -150,8 +150,12 @@ class Report:
             "  ".join("-" * w for w in widths),
         ]
         out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+        from .render import IMPLICATIONS
+
         notes = []
         for r in self.results:
+            if r.verdict is Verdict.CERTIFIED:
+                notes.append(f"  {r.check.value}: proven: {IMPLICATIONS[r.check]}")
             if r.reason:
                 notes.append(f"  {r.check.value}: {r.reason}")
             if r.witness is not None:

@@ -93,16 +93,65 @@ def exact_core_applies(net: Network, quantity: str) -> bool:
     return net.piecewise_linear and (quantity == "JACOBIAN" or net.piecewise_linear_through_origin)
 
 
+def _engine_bound(net: Network, box: Box, config: VerifyConfig, quantity: str, state_only: bool,
+                  threshold: float | None, lower: float, lower_point: np.ndarray, deadline: float):
+    """Run the engine that ``config.method`` picks; returns (bound or None, better point or None, extra dict).
+
+    A point is (x, value, matrix), replayed in float64 by the engine. ``None`` as bound: nothing applied.
+    """
+    method = config.method
+    remaining = max(0.1, deadline - time.perf_counter())
+    pwl = exact_core_applies(net, quantity)
+    if method == "sample":
+        return None, None, {}
+    if method == "interval":
+        from .smooth_bnb import BoundKind, sup_norm_bound
+
+        value = sup_norm_bound(net, box, config.norm, quantity, state_only, kinds=(BoundKind.INTERVAL,))
+        return _Bound(value, "interval"), None, {}
+    if method == "sdp":
+        if config.norm != 2.0:
+            return _Bound(float("inf"), "sdp", reason="the SDP bound is for the 2-norm only"), None, {}
+        from .sdp_bound import sdp_bound_over_box
+
+        res = sdp_bound_over_box(net, box, quantity, state_only)
+        if res.value is None:
+            return _Bound(float("inf"), "sdp", reason=f"the SDP gave no re-checked bound: {res.reason}"), None, {}
+        return _Bound(float(res.value), "sdp"), None, {"sdp": {"min_eig": res.min_eig, "seconds": res.seconds}}
+    if pwl and method in ("auto", "exact", "bnb"):
+        from .bnb import sup_norm
+
+        res = sup_norm(net, box, config.norm, quantity, state_only, lower_seed=lower, threshold=threshold,
+                       exact=config.exact or method == "exact" or threshold is None, timeout=remaining,
+                       seed=config.seed)
+        point = None if res.witness is None else (res.witness, res.lower, res.matrix)
+        extra = {"nodes": res.nodes, "lps": res.lps}
+        return _Bound(res.upper, "exact" if res.exact else "bnb", res.exact, res.reason), point, extra
+    if method == "exact":
+        why = ("the exact region search serves piecewise-linear nets (A* also needs them through the origin); "
+               f"{net.describe()} is not; use --method auto or bnb")
+        return _Bound(float("inf"), "exact", reason=why), None, {}
+    from .smooth_bnb import sup_norm_boxes
+
+    res = sup_norm_boxes(net, box, config.norm, quantity, state_only, threshold=threshold, lower_seed=lower,
+                         lower_point=lower_point, timeout=remaining,
+                         use_sdp="auto" if method == "auto" else False, seed=config.seed)
+    point = None if res.witness is None else (res.witness, res.lower, res.matrix)
+    extra = {"proven_fraction": res.proven_fraction, "boxes": res.boxes, "trace": [list(t) for t in res.trace]}
+    exact = threshold is None and res.exhausted and res.upper <= res.lower
+    return _Bound(res.upper, "boxes", exact, res.reason), point, extra
+
+
 def _sup_norm_check(
     check: CheckName, net: Network, box: Box, config: VerifyConfig, quantity: str, state_only: bool, threshold: bool
 ) -> CheckResult:
     """Bracket sup over the box of ||Q(x)||_p (Q = A* or J) and decide 'sup < 1' (or, without threshold, its value).
 
-    Lower bounds are values at replayed points; upper bounds are the Corollary 4 product, the region branch and
-    bound (PWL nets), whose minimum is still sound. Certified only when that minimum is <= 1 - margin (or, for
-    the gain, when the branch and bound closed every node).
+    Lower bounds are values at points replayed in float64; upper bounds are the Corollary 4 product and the
+    engine of ``config.method`` (region branch and bound for PWL nets, sub-box branch and bound otherwise, or a
+    single SDP / interval bound); each is sound, so their minimum is. Certified only when that minimum is
+    <= 1 - margin (or, for the gain, when an engine closed the bracket).
     """
-    from .bnb import sup_norm
     from .falsify import Quantity, falsify
     from .weight_norm import product_bound
 
@@ -115,40 +164,38 @@ def _sup_norm_check(
     bounds = [_Bound(product_bound(net, box, config.norm, quantity, state_only).value, "weight_norm")]
     level = 1.0 - config.margin
     settled = threshold and (lower >= 1.0 or (bounds[0].value <= level and not config.exact))
-    reason = ""
-    if not settled and exact_core_applies(net, quantity):
-        res = sup_norm(
-            net, box, config.norm, quantity, state_only,
-            lower_seed=lower, threshold=level if threshold else None, exact=config.exact or not threshold,
-            timeout=max(0.1, deadline - time.perf_counter()), seed=config.seed,
-        )
-        bounds.append(_Bound(res.upper, "exact" if res.exact else "bnb", res.exact, res.reason))
-        if res.witness is not None and res.lower > lower:
-            lower = float(res.lower)
-            witness = _witness(net, res.witness, res.lower, res.matrix)
-        reason = res.reason
-    elif not settled and not net.piecewise_linear:
-        reason = f"{net.describe()} is not piecewise linear: only the product bound applies at this stage"
+    extra: dict = {}
+    if not settled:
+        bound, point, extra = _engine_bound(net, box, config, quantity, state_only, level if threshold else None,
+                                            lower, sample.x, deadline)
+        if bound is not None:
+            bounds.append(bound)
+        if point is not None and point[1] > lower:
+            lower = float(point[1])
+            witness = _witness(net, point[0], point[1], point[2])
     best = min(bounds, key=lambda b: b.value)
+    engine_reason = "; ".join(b.reason for b in bounds if b.reason)
     upper = max(best.value, lower)
     if threshold:
         verdict = threshold_verdict(lower, upper, config.margin, witness)
     else:
         verdict = Verdict.CERTIFIED if best.exact else Verdict.UNKNOWN
     if verdict is Verdict.FALSIFIED:
-        method = "sample" if witness.value == sample.value else best.method
+        method = "sample" if witness.value == sample.value else bounds[-1].method
         reason = f"||{symbol}(x)|| = {lower:.6g} >= 1 at a replayed point"
     elif verdict is Verdict.CERTIFIED:
         method, reason = best.method, ""
     else:
         method = best.method
-        detail = f"; {reason}" if reason else ""
+        detail = f"; {engine_reason}" if engine_reason else ""
+        if "proven_fraction" in extra:
+            detail += f"; {100 * extra['proven_fraction']:.1f}% of the box volume proven"
         if threshold:
             reason = (f"sup ||{symbol}(x)|| lies in [{lower:.6g}, {upper:.6g}]: no witness reaches 1 and the best "
                       f"sound bound ({best.method}) is not below 1 - margin{detail}")
         else:
             reason = f"the gain lies in [{lower:.6g}, {upper:.6g}]; no exact computation settled it{detail}"
-    return CheckResult(check, verdict, lower, upper, method, time.perf_counter() - start, witness, reason)
+    return CheckResult(check, verdict, lower, upper, method, time.perf_counter() - start, witness, reason, extra)
 
 
 def check_dissipativity(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
@@ -216,11 +263,12 @@ def check_equilibria(net: Network, box: Box, config: VerifyConfig) -> CheckResul
 
     require_dynamics(net, CheckName.EQUILIBRIA)
     start = time.perf_counter()
-    if not net.piecewise_linear or net.n_inputs:
-        why = ("exogenous inputs are not supported by the equilibrium search yet" if net.n_inputs
-               else f"{net.describe()} is not piecewise linear: equilibria are located exactly only for PWL nets")
+    if net.n_inputs:
         return CheckResult(CheckName.EQUILIBRIA, Verdict.UNKNOWN, 0.0, float("inf"), "none",
-                           time.perf_counter() - start, None, why)
+                           time.perf_counter() - start, None,
+                           "exogenous inputs are not supported by the equilibrium search yet")
+    if not net.piecewise_linear:
+        return _smooth_equilibria(net, box, config, start)
     res = find_equilibria(net, box, config.norm, timeout=config.timeout)
     points = [[float(v) for v in x] for x in res.points]
     extra = {"equilibria": {"points": points, "norm_lower": res.norm_lower, "norm_upper": res.norm_upper,
@@ -238,6 +286,45 @@ def check_equilibria(net: Network, box: Box, config: VerifyConfig) -> CheckResul
     upper = res.norm_upper if math.isfinite(res.norm_upper) else float("inf")
     return CheckResult(CheckName.EQUILIBRIA, verdict, float(res.norm_lower), max(upper, float(res.norm_lower)),
                        "regions", time.perf_counter() - start, None, reason, extra)
+
+
+def _smooth_equilibria(net: Network, box: Box, config: VerifyConfig, start: float) -> CheckResult:
+    """Equilibria of a smooth net: Newton from many starts (replayed), each proven by a Krawczyk test, and the
+    Corollary 3 bounds over X. The list is certified complete only when exactly one equilibrium is proven and
+    sup ||J|| < 1 on the (convex) box, so no second one can exist there (contraction)."""
+    from .newton import equilibrium_norm_bounds, newton_equilibria, prove_equilibrium
+    from .smooth_bnb import sup_norm_boxes
+
+    budget = config.timeout
+    points = newton_equilibria(net, box, seed=config.seed)
+    proofs = [prove_equilibrium(net, x, box) for x in points]
+    bounds = equilibrium_norm_bounds(net, box, config.norm, timeout=budget / 3, seed=config.seed)
+    listed = [[float(v) for v in x] for x in points]
+    extra = {"equilibria": {"points": listed, "norm_lower": bounds.lower, "norm_upper": _num_or_inf(bounds.upper),
+                            "proven": [bool(p.proven) for p in proofs], "complete": False}}
+    text = "; ".join("[" + ", ".join(f"{v:.6g}" for v in x) + "]" for x in listed[:5]) or "none found"
+    unique = False
+    if len(points) == 1 and proofs[0].proven:
+        rho = sup_norm_boxes(net, box, config.norm, "JACOBIAN", True, threshold=1.0 - config.margin,
+                             timeout=max(0.1, budget / 3), use_sdp=False, seed=config.seed)
+        unique = rho.upper <= 1.0 - config.margin
+    if unique:
+        extra["equilibria"]["complete"] = True
+        verdict = Verdict.CERTIFIED
+        reason = (f"exactly one equilibrium in the box: {text} (existence by a Krawczyk test, uniqueness since "
+                  f"sup ||J|| < 1 on the box)")
+    else:
+        verdict = Verdict.UNKNOWN
+        proven = sum(p.proven for p in proofs)
+        reason = (f"Newton found {len(points)} equilibri{'um' if len(points) == 1 else 'a'} ({text}), {proven} "
+                  f"proven by a Krawczyk test; the search is not exhaustive for smooth nets")
+    upper = bounds.upper if math.isfinite(bounds.upper) else float("inf")
+    return CheckResult(CheckName.EQUILIBRIA, verdict, float(bounds.lower), max(upper, float(bounds.lower)),
+                       "newton", time.perf_counter() - start, None, reason, extra)
+
+
+def _num_or_inf(v: float):
+    return v if math.isfinite(v) else "inf"
 
 
 CHECKS: dict[CheckName, Callable[[Network, Box, VerifyConfig], CheckResult]] = {

@@ -1,0 +1,116 @@
+"""End-to-end checks through certify.verify: method choice, dissipativity versus contraction, equilibria."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import certify
+from certify import activations as acts
+from certify.box import Box
+from certify.certificate import Verdict
+from certify.config import VerifyConfig
+from certify.errors import UsageError
+from certify.network import Layer, Network
+from certify.norms import induced_norm
+
+
+def test_gelu_dissipative_but_not_contractive_with_three_equilibria():
+    # The issue's example: f(x) = 0.999 GELU(0.999 x) + 0.089543 on [-5, 50]: sup |A*| < 1, yet three fixed points.
+    net = Network([Layer([[0.999]], [0.0], acts.gelu())], [[0.999]], [0.089543])
+    box = Box([-5.0], [50.0])
+    rep = certify.verify(net, box, ["dissipativity", "contraction", "equilibria"], VerifyConfig(timeout=30))
+    assert rep.result("dissipativity").verdict is Verdict.CERTIFIED
+    assert rep.result("dissipativity").upper < 1
+    con = rep.result("contraction")
+    assert con.verdict is Verdict.FALSIFIED and con.witness.value >= 1
+    x = np.array(con.witness.x)
+    assert abs(net.jacobian(x)[0, 0]) == pytest.approx(con.witness.value, rel=1e-12)
+    eq = rep.result("equilibria")
+    points = eq.extra["equilibria"]["points"]
+    assert len(points) == 3 and eq.verdict is Verdict.UNKNOWN  # Newton is not exhaustive: never "complete"
+    for p in points:
+        assert abs(net.forward(np.array(p))[0] - p[0]) < 1e-9
+    assert all(eq.lower - 1e-9 <= abs(p[0]) <= eq.upper + 1e-9 for p in points)
+
+
+def _misaligned(act):
+    # ||W1|| ||W2|| = 9 but W2 D W1 = 0.15 D: the product bound fails, the engines must not.
+    return Network([Layer([[3.0, 0.0], [0.0, 0.05]], [0.1, -0.1], act)], [[0.05, 0.0], [0.0, 3.0]], [0.0, 0.0])
+
+
+@pytest.mark.parametrize("act", [acts.relu(), acts.tanh(), acts.gelu()], ids=["relu", "tanh", "gelu"])
+def test_engines_certify_what_the_product_cannot(act):
+    net = _misaligned(act)
+    box = Box([-1.0, -1.0], [1.0, 1.0])
+    res = certify.verify(net, box, ["dissipativity"], VerifyConfig(samples=4000, timeout=30)).results[0]
+    assert res.verdict is Verdict.CERTIFIED and res.upper <= 1 - 1e-6
+    assert res.method in ("exact", "bnb", "boxes", "sdp")
+    samp = certify.verify(net, box, ["dissipativity"], VerifyConfig(samples=4000, method="sample")).results[0]
+    assert samp.verdict is Verdict.UNKNOWN and samp.upper > 1  # the product alone cannot
+
+
+def test_needle_is_falsified_not_certified():
+    # slope 0.5 everywhere except on [0.3, 0.3 + 1e-6], where it is 2.5: ||A*|| > 1 only on that sliver.
+    w = 1e-6
+    net = Network([Layer([[1.0], [1.0]], [-0.3, -0.3 - w], acts.relu())], [[2.0, -2.0]], [0.0], skip=[[0.5]])
+    res = certify.verify(net, Box([0.0], [1.0]), ["contraction"], VerifyConfig(samples=500, seed=3)).results[0]
+    assert res.verdict is Verdict.FALSIFIED
+    assert 0.3 <= res.witness.x[0] <= 0.3 + w and res.witness.value == pytest.approx(2.5, rel=1e-9)
+
+
+def test_exact_gain_of_a_non_square_relu_map_matches_enumeration():
+    from certify.regions import enumerate_regions
+
+    rng = np.random.default_rng(5)
+    net = Network([Layer(rng.normal(size=(6, 3)), rng.normal(size=6), acts.relu())], rng.normal(size=(1, 6)),
+                  rng.normal(size=1))
+    box = Box(-np.ones(3), np.ones(3))
+    res = certify.verify(net, box, ["gain"], VerifyConfig(samples=2000, norm=math.inf)).results[0]
+    exact = max(float(induced_norm(r.m, math.inf)) for r in enumerate_regions(net, box).regions)
+    assert res.verdict is Verdict.CERTIFIED and res.lower == pytest.approx(exact, rel=1e-12)
+    assert res.upper == pytest.approx(exact, rel=1e-12)
+
+
+def test_exact_method_refuses_smooth_nets_honestly():
+    res = certify.verify(_misaligned(acts.tanh()), Box([-1.0, -1.0], [1.0, 1.0]), ["dissipativity"],
+                         VerifyConfig(samples=1000, method="exact")).results[0]
+    assert res.verdict is Verdict.UNKNOWN and "piecewise-linear" in res.reason
+
+
+def test_bad_method_and_dynamics_misuse():
+    with pytest.raises(UsageError):
+        VerifyConfig(method="magic")
+    net = Network([], np.ones((1, 2)), np.zeros(1))
+    with pytest.raises(UsageError, match="1 outputs but 2 states"):
+        certify.verify(net, Box([0.0, 0.0], [1.0, 1.0]), ["dissipativity"])
+
+
+def _dense_max(net, box, quantity, p, n=60):
+    g = [np.linspace(lo, hi, n) for lo, hi in zip(box.lower, box.upper)]
+    pts = np.stack(np.meshgrid(*g), -1).reshape(-1, box.dim)
+    mats = net.pwa(pts)[0] if quantity == "A_STAR" else net.jacobian(pts)
+    return float(np.max(induced_norm(mats[:, :, : net.n_states], p)))
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), name=st.sampled_from(["tanh", "sigmoid", "gelu", "softplus", "selu", "relu"]),
+       method=st.sampled_from(["auto", "bnb", "interval", "sample"]), p=st.sampled_from([1.0, 2.0, math.inf]))
+def test_brackets_contain_the_dense_maximum(seed, name, method, p):
+    rng = np.random.default_rng(seed)
+    act = acts.CATALOGUE[name]()
+    net = Network([Layer(rng.normal(size=(5, 2)), rng.normal(size=5), act)], rng.normal(size=(2, 5)) * 0.4,
+                  rng.normal(size=2), skip=rng.normal(size=(2, 2)) * 0.2)
+    box = Box([-1.0, -0.5], [0.5, 1.0])
+    cfg = VerifyConfig(samples=2000, timeout=5, method=method, norm=p, seed=seed)
+    rep = certify.verify(net, box, ["dissipativity", "contraction"], cfg)
+    for res, q in zip(rep.results, ("A_STAR", "JACOBIAN")):
+        dense = _dense_max(net, box, q, p)
+        assert res.lower <= dense * (1 + 1e-6) + 1e-9 or res.verdict is Verdict.FALSIFIED
+        assert res.upper >= dense * (1 - 1e-12)
+        if res.verdict is Verdict.CERTIFIED:
+            assert dense < 1
+        if res.verdict is Verdict.FALSIFIED:
+            assert res.witness.value >= 1 and box.contains(np.array(res.witness.x))
