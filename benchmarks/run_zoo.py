@@ -5,12 +5,13 @@
     python benchmarks/run_zoo.py --checks dissipativity,invariance --timeout 60
 
 Side by side with each bracket it prints the baseline of the same run, Corollary 4's product of layer norms (the
-cheap sufficient test, column ``Cor4``), and (column ``engines``) the bracket of the search engines built in
-parallel and not yet called by verify (exact branch and bound for piecewise-linear nets, box splitting otherwise),
-run in certify mode: they stop once the verdict is settled, so their upper bound is only as tight as it needs to be. The last column compares the verdict with the expectation recorded
+cheap sufficient test, column ``Cor4``); ``method`` names the engine that settled the check (region branch and
+bound for piecewise-linear nets, sub-box branch and bound otherwise). The engines run in certify mode: they stop
+once the verdict is settled, so an upper bound is only as tight as it needs to be. The last column compares the
+verdict with the expectation recorded
 in ``benchmarks/zoo/README.md`` (``ok``, or ``DIFF`` with the expected verdict); the exit code is 1 when a verdict
-differs (a model or the tool changed), else 0. Closed loops are read with :func:`certify.system.load_system` and
-verified as one Network; ONNX models through :func:`certify.api.verify` by path (import + onnxruntime re-check).
+differs (a model or the tool changed), else 0. Models and closed loops go through :func:`certify.api.verify` by path (import, composition and onnxruntime
+re-check on the box).
 """
 
 from __future__ import annotations
@@ -69,47 +70,10 @@ def expected_verdicts(readme: Path) -> dict[tuple[str, str], tuple[str, str]]:
 
 
 def run_entry(entry: Entry, checks, config):
-    """The Report of one entry (a system file is composed into one Network first)."""
+    """The Report of one entry (certify.verify reads ONNX models and closed-loop system files alike)."""
     from certify.api import verify
-    from certify.system import is_system_file, load_system
 
-    model_path = ZOO / entry.model
-    model = load_system(model_path) if is_system_file(model_path) else model_path
-    return verify(model, ZOO / entry.box, checks=list(checks), config=config)
-
-
-def load_entry(entry: Entry):
-    """(Network, Box) of an entry, aligned as verify aligns them."""
-    from certify.api import load
-    from certify.box import load_region
-    from certify.system import is_system_file, load_system
-    from certify.checks import align
-
-    model_path = ZOO / entry.model
-    net = load_system(model_path) if is_system_file(model_path) else load(model_path)
-    region = load_region(ZOO / entry.box)
-    return align(net, region.box, str(ZOO / entry.box))
-
-
-def engine_preview(net, box, check: str, config) -> str:
-    """What the search engines built in parallel (not yet called by verify) say about sup ||A*|| or ||J|| over the
-    box: the exact branch and bound (:func:`certify.bnb.sup_norm`) for piecewise-linear nets where it applies,
-    else the box-splitting search (:func:`certify.smooth_bnb.sup_norm_boxes`). Returns 'verdict [lo, up]'."""
-    from certify import bnb, smooth_bnb
-
-    quantity = {"dissipativity": "A_STAR", "contraction": "JACOBIAN"}.get(check)
-    if quantity is None:
-        return "-"
-    threshold = 1.0 - config.margin
-    clip_a_star = quantity == "A_STAR" and not net.piecewise_linear_through_origin
-    if net.piecewise_linear and not clip_a_star:
-        r = bnb.sup_norm(net, box, config.norm, quantity, threshold=threshold, timeout=config.timeout)
-        name = "bnb"
-    else:
-        r = smooth_bnb.sup_norm_boxes(net, box, config.norm, quantity, threshold=threshold, timeout=config.timeout)
-        name = "boxes"
-    verdict = "certified" if r.upper <= threshold else ("falsified" if r.lower >= 1.0 else "unknown")
-    return f"{verdict} [{fmt(r.lower)}, {fmt(r.upper)}] {name}"
+    return verify(ZOO / entry.model, ZOO / entry.box, checks=list(checks), config=config)
 
 
 def fmt(v: float) -> str:
@@ -127,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per check (default 30)")
     p.add_argument("--samples", type=int, default=20_000, help="falsification samples (default 20000)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--no-engines", action="store_true", help="skip the preview column of the search engines")
     args = p.parse_args(argv)
     entries = [e for e in ENTRIES if args.only is None or e.name in args.only]
     if args.only:
@@ -139,30 +102,22 @@ def main(argv: list[str] | None = None) -> int:
     expected = expected_verdicts(ZOO / "README.md")
 
     header = f"{'model':26s} {'check':14s} {'verdict':10s} {'bracket [lower, upper]':26s} {'Cor4':>8s} " \
-             f"{'method':12s} {'time s':>7s}  {'expected':10s} engines (preview, not yet in verify)"
+             f"{'method':12s} {'time s':>7s}  {'expected':10s}"
     print(header)
     print("-" * len(header))
     differ = 0
     total = time.perf_counter()
     for entry in entries:
         report = run_entry(entry, checks, config)
-        net, box = (None, None) if args.no_engines else load_entry(entry)
         product = next((r.extra.get("product") for r in report.results if r.check.value == "weight_norm"), None)
         for r in report.results:
-            want, want_engine = expected.get((entry.name, r.check.value), (None, "-"))
+            want = expected.get((entry.name, r.check.value), (None, "-"))[0]
             mark = "-" if want is None else ("ok" if want == r.verdict.value else f"DIFF({want})")
             differ += want is not None and want != r.verdict.value
             ratio = "-" if product is None or r.check.value == "contraction" else f"{product:.4f}"
             bracket = f"[{fmt(r.lower)}, {fmt(r.upper)}]"
-            start = time.perf_counter()
-            preview = "-" if net is None else engine_preview(net, box, r.check.value, config)
-            if preview != "-":
-                preview += f" {time.perf_counter() - start:.1f} s"
-                if want_engine != "-" and not preview.startswith(want_engine):
-                    preview += f"  DIFF({want_engine})"
-                    differ += 1
             print(f"{entry.name:26s} {r.check.value:14s} {r.verdict.value:10s} {bracket:26s} {ratio:>8s} "
-                  f"{r.method[:12]:12s} {r.seconds:7.2f}  {mark:10s} {preview}", flush=True)
+                  f"{r.method[:12]:12s} {r.seconds:7.2f}  {mark}", flush=True)
     print(f"\n{len(entries)} entries in {time.perf_counter() - total:.1f} s; {differ} verdict(s) differ from "
           f"benchmarks/zoo/README.md")
     return 1 if differ else 0
