@@ -364,8 +364,8 @@ def falsify(
 ) -> SampleResult:
     """Largest ||M(x)||_p found over the box (M = A* or J; state columns only when ``state_only``).
 
-    ``config``: samples (initial design size; the local search adds at most about max(samples / 2, 4096)
-    points more),
+    ``config``: samples (initial design size; the local search adds at most
+    min(max(samples / 8, 4096), 65536) points more),
     seed, timeout (seconds, checked between chunks), device (via ``config.torch_device()``).
     The returned value is replayed in float64 through the IR at the returned point, which lies in the box.
     """
@@ -403,7 +403,7 @@ def falsify(
         inc = _Incumbents(_TOP_K, by_value=regionwise)
         inc.offer(norms_at(t64, x0, quantity, p, columns), x0)
         points += x0.shape[0]
-        budget = max(config.samples // 2, 4096) if config.samples > 0 else 0
+        budget = min(max(config.samples // 8, 4096), 65536) if config.samples > 0 else 0
         gen = torch.Generator().manual_seed(int(config.seed) + 1)
         if budget and net.layers:
             if regionwise:
