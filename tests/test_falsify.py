@@ -39,7 +39,8 @@ ACTS = {
 
 def random_net(rng, sizes, act, skip=False, n_states=None, scale=1.0):
     layers = [
-        Layer(scale * rng.normal(size=(sizes[i + 1], sizes[i])) / math.sqrt(sizes[i]), rng.normal(size=sizes[i + 1]) * 0.3, act)
+        Layer(scale * rng.normal(size=(sizes[i + 1], sizes[i])) / math.sqrt(sizes[i]), 0.3 * rng.normal(size=sizes[i + 1]),
+              act)
         for i in range(len(sizes) - 2)
     ]
     out = rng.normal(size=(sizes[-1], sizes[-2])) / math.sqrt(sizes[-2])
