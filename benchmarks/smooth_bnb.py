@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from certify import activations as acts  # noqa: E402
 from certify.box import Box  # noqa: E402
 from certify.config import VerifyConfig  # noqa: E402
-from certify.falsify import Quantity as FQ  # noqa: E402
+from certify.quantity import Quantity  # noqa: E402
 from certify.falsify import falsify  # noqa: E402
 from certify.network import Layer, Network  # noqa: E402
 from certify.smooth_bnb import BoundKind, sup_norm_boxes  # noqa: E402
@@ -61,7 +61,7 @@ def make_net(seed: int, n: int, widths, act) -> Network:
 
 def scaled(net: Network, box: Box, quantity: str, target: float, seed: int) -> Network:
     """The net with its output layer scaled so that the sampled max of ||Q||_2 is ``target``."""
-    q = FQ.A_STAR if quantity == "A_STAR" else FQ.JACOBIAN
+    q = Quantity.coerce(quantity)
     s = falsify(net, box, q, 2.0, VerifyConfig(samples=50_000, seed=seed, device="cpu", timeout=30.0))
     k = target / s.value
     return Network(net.layers, k * net.out_weight, k * net.out_bias)

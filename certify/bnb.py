@@ -32,7 +32,6 @@ bracket (sampling lower bound, infinite upper) with the reason, and so does a ne
 
 from __future__ import annotations
 
-import enum
 import heapq
 import itertools
 import math
@@ -46,15 +45,11 @@ from .box import Box
 from .errors import UsageError
 from .network import Network
 from .norms import induced_norm
+from .quantity import Quantity
 from .regions import DEFAULT_MIN_RADIUS, Traversal
 
 _PAD = 1e-11
 _MARGIN = 1e-9  # relative distance of every pre-activation to a breakpoint for a point's pattern to count
-
-
-class Quantity(enum.Enum):
-    A_STAR = "A_STAR"
-    JACOBIAN = "JACOBIAN"
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,7 +211,7 @@ def sup_norm(net: Network, box: Box, p: float = 2.0, quantity: str | Quantity = 
     stop once lower > threshold) unless ``exact``. See the module docstring for soundness.
     """
     t0 = time.perf_counter()
-    q = Quantity(quantity) if not isinstance(quantity, Quantity) else quantity
+    q = Quantity.coerce(quantity)
     p = float(p)
     if p not in (1.0, 2.0, math.inf):
         raise UsageError(f"induced norm p must be 1, 2 or inf, got {p}")

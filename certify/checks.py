@@ -152,7 +152,8 @@ def _sup_norm_check(
     single SDP / interval bound); each is sound, so their minimum is. Certified only when that minimum is
     <= 1 - margin (or, for the gain, when an engine closed the bracket).
     """
-    from .falsify import Quantity, falsify
+    from .falsify import falsify
+    from .quantity import Quantity
     from .weight_norm import product_bound
 
     start = time.perf_counter()
@@ -217,7 +218,8 @@ def check_gain(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
 
 def check_weight_norm(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
     """Corollary 4: the product of layer norms and slope maxima < 1 proves dissipativity."""
-    from .falsify import Quantity, falsify
+    from .falsify import falsify
+    from .quantity import Quantity
     from .weight_norm import product_bound
 
     require_dynamics(net, CheckName.WEIGHT_NORM)

@@ -21,7 +21,6 @@ is ever reported.
 
 from __future__ import annotations
 
-import enum
 import math
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from .errors import UsageError
 from .network import Network, TorchNet
 from .norms import batched_induced_norm, induced_norm
 from .pwa import chain_product, layer_slopes, preactivations
+from .quantity import Quantity
 
 _TOP_K = 32  # incumbents kept for the local search
 _REPLAY = 8  # candidates replayed through the IR at the end
@@ -48,17 +48,6 @@ _LOCAL_ROUNDS = 60
 _LOCAL_PATIENCE = 12  # rounds without improvement before the local search stops
 _HOPS_PER_POINT = 16  # nearest hyperplanes crossed per incumbent and round
 _RAY_STEPS = 64  # regions visited per ray and round
-
-
-class Quantity(enum.Enum):
-    """Which matrix field is sampled: A*(x) (secant slopes; dissipativity) or J(x) (derivatives; contraction)."""
-
-    A_STAR = "a_star"
-    JACOBIAN = "jacobian"
-
-    @property
-    def slope_kind(self) -> str:
-        return "secant" if self is Quantity.A_STAR else "derivative"
 
 
 @dataclass(frozen=True, eq=False)

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .bnb import Quantity
+from .quantity import Quantity
 from .bounds import affine_interval
 from .box import Box
 from .config import VerifyConfig
@@ -119,12 +119,7 @@ class BoxBnBResult:
 
 # ============================================================================================ batched sub-box bounds
 def _as_quantity(quantity) -> Quantity:
-    if isinstance(quantity, Quantity):
-        return quantity
-    try:
-        return Quantity(str(getattr(quantity, "value", quantity)).upper())
-    except ValueError:
-        raise UsageError(f"quantity must be 'A_STAR' or 'JACOBIAN', got {quantity!r}") from None
+    return Quantity.coerce(quantity)
 
 
 def interval_preactivations(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -364,10 +359,9 @@ class _Lower:
     """Best replayed lower bound and its witness."""
 
     def __init__(self, net: Network, q: Quantity, p: float, cols: int) -> None:
-        from .falsify import Quantity as FQ
 
         self.net, self.q, self.p, self.cols = net, q, p, cols
-        self.fq = FQ.A_STAR if q is Quantity.A_STAR else FQ.JACOBIAN
+        self.fq = q
         self.tnet = TorchNet.of(net, torch.float64, "cpu")
         self.value, self.x, self.m = -math.inf, None, None
 
