@@ -199,18 +199,6 @@ class Activation:
     def derivative(self, z: torch.Tensor, side: int = 0) -> torch.Tensor:
         """sigma'(z); with ``side=+1``/``-1`` the right/left limit at a kink (used by the range machinery)."""
         k = self.kind
-        one, zero = torch.ones_like(z), torch.zeros_like(z)
-        pos = (z >= 0) if side > 0 else (z > 0)  # "z is (infinitesimally) right of 0"
-        if k is ActivationKind.RELU:
-            return torch.where(pos, one, zero)
-        if k is ActivationKind.LEAKY_RELU:
-            return torch.where(pos, one, self.alpha * one)
-        if k is ActivationKind.PRELU:
-            return torch.where(pos, one, self._param(z) * one)
-        if k is ActivationKind.ELU:
-            return torch.where(pos, one, self.alpha * torch.exp(torch.clamp_max(z, 0.0)))
-        if k is ActivationKind.SELU:
-            return SELU_SCALE * torch.where(pos, one, SELU_ALPHA * torch.exp(torch.clamp_max(z, 0.0)))
         if k is ActivationKind.GELU:
             return torch.special.ndtr(z) + z * _INV_SQRT_2PI * torch.exp(-0.5 * z * z)
         if k is ActivationKind.GELU_TANH:
@@ -225,6 +213,18 @@ class Activation:
             return 1.0 / torch.cosh(z) ** 2
         if k is ActivationKind.SIGMOID:
             return torch.sigmoid(z) * torch.sigmoid(-z)
+        one, zero = torch.ones_like(z), torch.zeros_like(z)
+        pos = (z >= 0) if side > 0 else (z > 0)  # "z is (infinitesimally) right of 0"
+        if k is ActivationKind.RELU:
+            return torch.where(pos, one, zero)
+        if k is ActivationKind.LEAKY_RELU:
+            return torch.where(pos, one, self.alpha * one)
+        if k is ActivationKind.PRELU:
+            return torch.where(pos, one, self._param(z) * one)
+        if k is ActivationKind.ELU:
+            return torch.where(pos, one, self.alpha * torch.exp(torch.clamp_max(z, 0.0)))
+        if k is ActivationKind.SELU:
+            return SELU_SCALE * torch.where(pos, one, SELU_ALPHA * torch.exp(torch.clamp_max(z, 0.0)))
         if k is ActivationKind.CLIP:
             # torch convention: zero on the boundaries; one-sided limits step inside.
             above_lo = (z >= self.lo) if side > 0 else (z > self.lo)
@@ -245,12 +245,18 @@ class Activation:
         Written without cancellation near 0 for every smooth activation.
         """
         k = self.kind
+        if k in (ActivationKind.RELU, ActivationKind.LEAKY_RELU, ActivationKind.PRELU):
+            return self.derivative(z, side)  # slope of the piece, sigma'(0) at 0
+        if k is ActivationKind.GELU:
+            return torch.special.ndtr(z)
+        if k is ActivationKind.GELU_TANH:
+            return 0.5 * (1 + torch.tanh(_SQRT_2_OVER_PI * (z + _GELU_TANH_C * z**3)))
+        if k is ActivationKind.SILU:
+            return torch.sigmoid(z)
         one, zero = torch.ones_like(z), torch.zeros_like(z)
         pos = (z >= 0) if side > 0 else (z > 0)
         at_zero = z == 0
         safe_z = torch.where(at_zero, one, z)
-        if k in (ActivationKind.RELU, ActivationKind.LEAKY_RELU, ActivationKind.PRELU):
-            return self.derivative(z, side)  # slope of the piece, sigma'(0) at 0
         if k is ActivationKind.ELU:
             neg = self.alpha * torch.expm1(torch.clamp_max(z, 0.0)) / safe_z
             out = torch.where(pos, one, neg)
@@ -263,12 +269,6 @@ class Activation:
             if side == 0:
                 return torch.where(at_zero, self.derivative(z), out)
             return torch.where(at_zero, torch.full_like(z, SELU_SCALE * (1.0 if side > 0 else SELU_ALPHA)), out)
-        if k is ActivationKind.GELU:
-            return torch.special.ndtr(z)
-        if k is ActivationKind.GELU_TANH:
-            return 0.5 * (1 + torch.tanh(_SQRT_2_OVER_PI * (z + _GELU_TANH_C * z**3)))
-        if k is ActivationKind.SILU:
-            return torch.sigmoid(z)
         if k is ActivationKind.SOFTPLUS:
             small = torch.log1p(torch.expm1(torch.clamp(z, -1.0, 1.0)) / 2.0) / safe_z
             large = (self.value(z) - math.log(2.0)) / safe_z
