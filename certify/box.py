@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
-
 from .errors import RegionError
+from .yamlfile import read_yaml
 
 NORMS = {"1": 1.0, "2": 2.0, "inf": math.inf}
 
@@ -201,18 +200,5 @@ def parse_region(data, path: str = "<region>") -> Region:
 
 def load_region(path: str | Path) -> Region:
     """Read and validate a region file. Uses ``yaml.safe_load``: tags that build Python objects are refused."""
-    p = Path(path)
-    if not p.is_file():
-        raise RegionError(f"{p}: region file not found")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegionError(f"{p}: cannot read the region file ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RegionError(f"{p}: not valid YAML{where}: {problem}") from None
-    return parse_region(data, str(p))
+    data = read_yaml(path, RegionError, "region file")
+    return parse_region(data, str(Path(path)))

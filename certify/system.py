@@ -39,6 +39,7 @@ import yaml
 from . import activations as acts
 from .errors import ModelError, SystemFileError
 from .network import Layer, Network
+from .yamlfile import read_yaml
 
 _TOP_KEYS = ("plant", "controller")
 _PLANT_KEYS = ("A", "B", "c")
@@ -172,22 +173,6 @@ def _mapping(path: str, key: str, value, allowed: tuple[str, ...], required: tup
     return value
 
 
-def _read_yaml(path: Path, error=SystemFileError):
-    if not path.is_file():
-        raise error(f"{path}: system file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: cannot read the system file ({exc})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise error(f"{path}: not valid YAML{at}: {problem}") from None
-
-
 def _load_controller(path: str, onnx_path: Path) -> Network:
     from .importers import load_onnx
 
@@ -259,7 +244,7 @@ def parse_system(data, path: str = "<system>", base: Path | None = None) -> Clos
 def read_system(path: str | Path) -> ClosedLoop:
     """Read and validate a system file (``yaml.safe_load``) and import its controller."""
     p = Path(path)
-    return parse_system(_read_yaml(p), str(p), p.resolve().parent)
+    return parse_system(read_yaml(p, SystemFileError, "system file"), str(p), p.resolve().parent)
 
 
 def load_system(path: str | Path) -> Network:
