@@ -1,55 +1,27 @@
 """A fast LP backend for the many small LPs of the region traversal: HiGHS through highspy, called directly.
 
 :func:`solve_lp` takes a :class:`~solvers.base.LinearProgram` without integer variables and returns a
-:class:`~solvers.base.SolveResult`. HiGHS's native model statuses go through the one literal table
-``_STATUS``; anything not in it is ``ERROR``. ``kUnboundedOrInfeasible`` is deliberately ``ERROR`` (it proves
-neither). The result is a floating-point claim: callers that prune or certify with it re-check what they use
-(the traversal recomputes the slack of every returned point in float64).
+:class:`~solvers.base.SolveResult`. The model is built and its status mapped by :mod:`solvers.highs_quiet` (the one
+HiGHS model builder and status table, shared with :mod:`solvers.milp_highs`); ``kUnboundedOrInfeasible`` is
+``ERROR`` there (it proves neither). The result is a floating-point claim: callers that prune or certify with it
+re-check what they use (the traversal recomputes the slack of every returned point in float64).
 
-:class:`LPSolver` keeps one ``Highs`` object for a run of many LPs (no module-level state); its cost per LP is
-about a tenth of a millisecond for the problems of the traversal (tens of variables and rows).
+:class:`LPSolver` keeps one ``Highs`` object for a run of many LPs (no module-level state). Besides ``solve`` it
+has two lean entry points for hot loops, on plain arrays (no :class:`LinearProgram` to build):
+:meth:`LPSolver.solve_arrays` (one LP) and :meth:`LPSolver.solve_objectives` (one polytope, several objectives:
+the model is passed once and each further objective is a cost change, warm-started from the previous basis).
 """
 
 from __future__ import annotations
 
 import time
 
-import highspy
 import numpy as np
 
 from .base import LinearProgram, SolveResult, SolveStatus
-from .highs_quiet import new_highs
+from .highs_quiet import STATUS, new_highs, pass_arrays, pass_program, status_name, status_of
 
-_MS = highspy.HighsModelStatus
-_STATUS = {
-    _MS.kOptimal: SolveStatus.OPTIMAL,
-    _MS.kInfeasible: SolveStatus.INFEASIBLE,
-    _MS.kUnbounded: SolveStatus.UNBOUNDED,
-    _MS.kUnboundedOrInfeasible: SolveStatus.ERROR,
-    _MS.kTimeLimit: SolveStatus.TIME_LIMIT,
-    _MS.kIterationLimit: SolveStatus.TIME_LIMIT,
-    _MS.kInterrupt: SolveStatus.TIME_LIMIT,
-    _MS.kModelEmpty: SolveStatus.OPTIMAL,  # no rows and no columns: the empty problem, objective 0
-    _MS.kNotset: SolveStatus.ERROR,
-    _MS.kLoadError: SolveStatus.ERROR,
-    _MS.kModelError: SolveStatus.ERROR,
-    _MS.kPresolveError: SolveStatus.ERROR,
-    _MS.kSolveError: SolveStatus.ERROR,
-    _MS.kPostsolveError: SolveStatus.ERROR,
-    _MS.kUnknown: SolveStatus.ERROR,
-    _MS.kMemoryLimit: SolveStatus.ERROR,
-}
-
-_INF = highspy.kHighsInf
-
-
-def _csc(a: np.ndarray):
-    """Column-wise sparse arrays (start, index, value) of a dense (m, n) matrix, explicit zeros dropped."""
-    at = np.ascontiguousarray(a.T)
-    cols, rows = np.nonzero(at)
-    start = np.zeros(a.shape[1] + 1, dtype=np.int32)
-    np.cumsum(np.bincount(cols, minlength=a.shape[1]), out=start[1:])
-    return start, rows.astype(np.int32), at[cols, rows]
+_STATUS = STATUS  # the shared table (solvers.highs_quiet.STATUS), re-exported for callers and tests
 
 
 class LPSolver:
@@ -74,40 +46,62 @@ class LPSolver:
         if lp.is_mip:
             return SolveResult(SolveStatus.ERROR, backend=self.name, message="LPSolver does not take integer variables")
         n = lp.n_vars
-        a = np.vstack([lp.a_ub, lp.a_eq]) if lp.a_eq.shape[0] else lp.a_ub
-        row_lo = np.concatenate([np.full(lp.a_ub.shape[0], -_INF), lp.b_eq])
-        row_hi = np.concatenate([lp.b_ub, lp.b_eq])
-        model = highspy.HighsLp()
-        model.num_col_ = n
-        model.num_row_ = a.shape[0]
-        sign = -1.0 if lp.maximize else 1.0
-        model.col_cost_ = sign * lp.c
-        model.col_lower_ = np.where(np.isfinite(lp.lower), lp.lower, -_INF)
-        model.col_upper_ = np.where(np.isfinite(lp.upper), lp.upper, _INF)
-        model.row_lower_ = row_lo
-        model.row_upper_ = row_hi
-        start, index, value = _csc(a)
-        model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        model.a_matrix_.start_ = start
-        model.a_matrix_.index_ = index
-        model.a_matrix_.value_ = value
-        model.a_matrix_.num_col_ = n
-        model.a_matrix_.num_row_ = a.shape[0]
         h = self._h
         h.clearSolver()
-        if h.passModel(model) == highspy.HighsStatus.kError:
+        if not pass_program(h, lp):
             return SolveResult(SolveStatus.ERROR, backend=self.name, message="HiGHS refused the model",
                                seconds=time.perf_counter() - t0)
         h.run()
-        native = h.getModelStatus()
-        status = _STATUS.get(native, SolveStatus.ERROR)
+        name = status_name(h)
+        status = status_of(name)
         seconds = time.perf_counter() - t0
+        message = h.modelStatusToString(h.getModelStatus())
         if status is not SolveStatus.OPTIMAL:
-            return SolveResult(status, backend=self.name, message=h.modelStatusToString(native), seconds=seconds)
+            return SolveResult(status, backend=self.name, message=message, seconds=seconds)
         x = np.array(h.getSolution().col_value, dtype=np.float64) if n else np.zeros(0)
         obj = float(lp.c @ x) if n else 0.0
         return SolveResult(status, objective=obj, bound=obj, x=x, seconds=seconds, backend=self.name,
-                           message=h.modelStatusToString(native))
+                           message=message)
+
+    def solve_arrays(self, c: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, lower: np.ndarray,
+                     upper: np.ndarray, maximize: bool = False):
+        """Lean path for hot loops: min/max c x s.t. a_ub x <= b_ub, lower <= x <= upper.
+
+        Shapes c (n,), a_ub (m, n), b_ub (m,), lower/upper (n,). Returns (status, x): x (n,) when OPTIMAL, else
+        None. Same model and status table as :meth:`solve`."""
+        h = self._h
+        h.clearSolver()
+        if not pass_arrays(h, c, a_ub, np.full(a_ub.shape[0], -np.inf), b_ub, lower, upper, maximize):
+            return SolveStatus.ERROR, None
+        h.run()
+        status = status_of(status_name(h))
+        if status is not SolveStatus.OPTIMAL:
+            return status, None
+        return status, np.array(h.getSolution().col_value, dtype=np.float64)
+
+    def solve_objectives(self, costs: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, lower: np.ndarray,
+                         upper: np.ndarray) -> list:
+        """Minimise each row of ``costs`` (k, n) over one polytope {a_ub x <= b_ub, lower <= x <= upper}.
+
+        The model is passed once; each later objective is a cost change, warm-started from the previous optimal
+        basis (HiGHS re-solves from it). Returns k pairs (status, x) as :meth:`solve_arrays` (maximise by
+        negating a row). Stops at the first objective that does not end OPTIMAL (the rest get that status)."""
+        h = self._h
+        n = costs.shape[1]
+        h.clearSolver()
+        if not pass_arrays(h, costs[0], a_ub, np.full(a_ub.shape[0], -np.inf), b_ub, lower, upper):
+            return [(SolveStatus.ERROR, None)] * costs.shape[0]
+        idx = np.arange(n, dtype=np.int32)
+        out = []
+        for k in range(costs.shape[0]):
+            if k:
+                h.changeColsCost(n, idx, np.ascontiguousarray(costs[k], dtype=np.float64))
+            h.run()
+            status = status_of(status_name(h))
+            if status is not SolveStatus.OPTIMAL:
+                return out + [(status, None)] * (costs.shape[0] - k)
+            out.append((status, np.array(h.getSolution().col_value, dtype=np.float64)))
+        return out
 
 
 def solve_lp(lp: LinearProgram, time_limit: float | None = None, tolerance: float = 1e-9) -> SolveResult:

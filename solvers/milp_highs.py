@@ -1,9 +1,9 @@
 """LP/MILP backend: HiGHS through highspy (the second backend).
 
-The problem goes to HiGHS as one column-wise sparse matrix with row bounds (``<=`` rows get -inf lower bounds,
-equality rows equal bounds). HiGHS returns values in full double precision; ``bound`` is HiGHS's MIP dual bound
-(for an LP at optimality, the optimal objective). All of it is a floating-point claim under
-``feasibility_tolerance``. ``_STATUS`` is the one table from HiGHS model statuses to :class:`SolveStatus`.
+The model is built and the status mapped by :mod:`solvers.highs_quiet` (the one HiGHS model builder and status
+table, shared with :mod:`solvers.lp`). HiGHS returns values in full double precision; ``bound`` is HiGHS's MIP
+dual bound (for an LP at optimality, the optimal objective). All of it is a floating-point claim under
+``feasibility_tolerance``.
 
 "Unbounded or infeasible" is settled without a guess: when every variable has finite bounds the problem cannot be
 unbounded, so it is infeasible; otherwise HiGHS runs again with presolve off, which tells the two apart.
@@ -16,35 +16,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from .base import LinearProgram, SolveResult, SolveStatus
-from .highs_quiet import new_highs
-
-# HighsModelStatus name -> SolveStatus (names rather than enum objects so that the table needs no import).
-_STATUS: dict[str, SolveStatus] = {
-    "kOptimal": SolveStatus.OPTIMAL,
-    "kInfeasible": SolveStatus.INFEASIBLE,
-    "kUnbounded": SolveStatus.UNBOUNDED,
-    "kUnboundedOrInfeasible": SolveStatus.INACCURATE,  # resolved in _solve (see the module docstring)
-    "kTimeLimit": SolveStatus.TIME_LIMIT,
-    "kIterationLimit": SolveStatus.TIME_LIMIT,
-    "kSolutionLimit": SolveStatus.TIME_LIMIT,
-    "kInterrupt": SolveStatus.TIME_LIMIT,
-    "kHighsInterrupt": SolveStatus.TIME_LIMIT,
-    "kObjectiveBound": SolveStatus.INACCURATE,
-    "kObjectiveTarget": SolveStatus.INACCURATE,
-    "kMemoryLimit": SolveStatus.ERROR,
-    "kNotset": SolveStatus.ERROR,
-    "kLoadError": SolveStatus.ERROR,
-    "kModelError": SolveStatus.ERROR,
-    "kPresolveError": SolveStatus.ERROR,
-    "kSolveError": SolveStatus.ERROR,
-    "kPostsolveError": SolveStatus.ERROR,
-    "kModelEmpty": SolveStatus.OPTIMAL,  # no rows and no columns: handled before the solver is called
-    "kUnknown": SolveStatus.INACCURATE,
-}
-
+from .highs_quiet import STATUS, new_highs, pass_program, status_name, status_of
 
 @dataclass(frozen=True)
 class HighsBackend:
@@ -85,12 +59,8 @@ class HighsBackend:
 
     # ----------------------------------------------------------------- internals
     def _run(self, problem: LinearProgram, time_limit: float, presolve: bool):
-        import highspy
-
-        inf = highspy.kHighsInf
         h = new_highs()
         for key, value in (
-            ("output_flag", False),
             ("time_limit", max(float(time_limit), 0.01)),
             ("primal_feasibility_tolerance", self.feasibility_tolerance),
             ("mip_feasibility_tolerance", self.feasibility_tolerance),
@@ -99,32 +69,7 @@ class HighsBackend:
             ("presolve", "on" if presolve else "off"),
         ):
             h.setOptionValue(key, value)
-        a = np.vstack([problem.a_ub, problem.a_eq])
-        row_lower = np.concatenate([np.full(problem.a_ub.shape[0], -inf), problem.b_eq])
-        row_upper = np.concatenate([problem.b_ub, problem.b_eq])
-        lp = highspy.HighsLp()
-        lp.num_col_ = problem.n_vars
-        lp.num_row_ = a.shape[0]
-        lp.col_cost_ = problem.c.astype(np.float64)
-        lp.col_lower_ = np.where(np.isneginf(problem.lower), -inf, problem.lower)
-        lp.col_upper_ = np.where(np.isposinf(problem.upper), inf, problem.upper)
-        lp.row_lower_ = row_lower
-        lp.row_upper_ = row_upper
-        csc = sparse.csc_matrix(a)
-        csc.eliminate_zeros()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.num_col_ = problem.n_vars
-        lp.a_matrix_.num_row_ = a.shape[0]
-        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-        lp.a_matrix_.value_ = csc.data.astype(np.float64)
-        if problem.is_mip:
-            lp.integrality_ = [
-                highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in problem.integer
-            ]
-        lp.sense_ = highspy.ObjSense.kMaximize if problem.maximize else highspy.ObjSense.kMinimize
-        status = h.passModel(lp)
-        if status.name == "kError":
+        if not pass_program(h, problem):
             raise RuntimeError("HiGHS rejected the model (passModel returned an error)")
         status = h.run()
         if status.name == "kError" and h.getModelStatus().name == "kNotset":
@@ -133,17 +78,17 @@ class HighsBackend:
 
     def _solve(self, problem: LinearProgram, time_limit: float, start: float) -> SolveResult:
         h = self._run(problem, time_limit, presolve=True)
-        name = h.getModelStatus().name
+        name = status_name(h)
         if name == "kUnboundedOrInfeasible":
             if np.all(np.isfinite(problem.lower)) and np.all(np.isfinite(problem.upper)):
                 name = "kInfeasible"  # bounded variables: the problem cannot be unbounded
             else:
                 remaining = time_limit - (time.perf_counter() - start)
                 h = self._run(problem, max(remaining, 0.01), presolve=False)
-                name = h.getModelStatus().name
+                name = status_name(h)
         seconds = time.perf_counter() - start
-        status = _STATUS.get(name, SolveStatus.ERROR)
-        message = "" if name in _STATUS else f"unrecognised HiGHS status {name}"
+        status = status_of(name)
+        message = "" if name in STATUS else f"unrecognised HiGHS status {name}"
         if status is not SolveStatus.OPTIMAL and not message:
             message = f"HiGHS: {h.modelStatusToString(h.getModelStatus())}"
         info = h.getInfo()

@@ -67,10 +67,54 @@ def test_integer_variables_are_refused_not_relaxed():
 
 
 def test_status_table_never_maps_an_ambiguous_status_to_a_proof():
-    from solvers import lp as lp_mod
+    from solvers import highs_quiet, lp as lp_mod, milp_highs
 
-    ms = lp_mod.highspy.HighsModelStatus
-    assert lp_mod._STATUS[ms.kUnboundedOrInfeasible] is SolveStatus.ERROR
-    for native, status in lp_mod._STATUS.items():
+    ms = highs_quiet.STATUS
+    assert lp_mod._STATUS is ms  # one table, shared by the LP and MILP paths
+    assert milp_highs.STATUS is ms
+    assert ms["kUnboundedOrInfeasible"] is SolveStatus.ERROR
+    for native, status in ms.items():
         if status is SolveStatus.OPTIMAL:
-            assert native in (ms.kOptimal, ms.kModelEmpty)
+            assert native in ("kOptimal", "kModelEmpty")
+    assert highs_quiet.status_of("kSomethingNew") is SolveStatus.ERROR
+
+
+def test_every_highs_model_status_is_in_the_table():
+    import highspy
+
+    from solvers.highs_quiet import STATUS
+
+    names = [n for n in dir(highspy.HighsModelStatus) if n.startswith("k") and n != "kMin" and n != "kMax"]
+    assert set(names) <= set(STATUS), set(names) - set(STATUS)
+
+
+def test_solve_objectives_matches_separate_solves():
+    rng = np.random.default_rng(3)
+    solver = LPSolver()
+    for _ in range(20):
+        n = 3
+        a = rng.normal(size=(6, n))
+        b = rng.uniform(0.1, 1.0, size=6)
+        lo, hi = -np.ones(n), np.ones(n)
+        costs = np.vstack([np.eye(n), -np.eye(n), rng.normal(size=(2, n))])
+        warm = solver.solve_objectives(costs, a, b, lo, hi)
+        for c, (status, x) in zip(costs, warm):
+            ref = solve_lp(_lp_dense(c, a, b, lo, hi))
+            assert status is SolveStatus.OPTIMAL and ref.status is SolveStatus.OPTIMAL
+            assert c @ x == pytest.approx(ref.objective, abs=1e-8)
+            assert np.all(a @ x <= b + 1e-8)
+            st2, x2 = solver.solve_arrays(c, a, b, lo, hi)
+            assert st2 is SolveStatus.OPTIMAL and c @ x2 == pytest.approx(ref.objective, abs=1e-8)
+
+
+def test_solve_objectives_reports_infeasible():
+    solver = LPSolver()
+    a = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    b = np.array([-0.5, -0.5])  # x <= -0.5 and x >= 0.5
+    out = solver.solve_objectives(np.eye(2), a, b, -np.ones(2), np.ones(2))
+    assert all(st is not SolveStatus.OPTIMAL and x is None for st, x in out)
+
+
+def _lp_dense(c, a, b, lo, hi):
+    n = c.shape[0]
+    return LinearProgram(c=c, a_ub=a, b_ub=b, a_eq=np.zeros((0, n)), b_eq=np.zeros(0), lower=lo, upper=hi)
