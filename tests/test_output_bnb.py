@@ -1,0 +1,83 @@
+"""Sub-box branch and bound for the invariance violation: enclosures dominate samples, verdicts agree with
+dense sampling, and a net leaving the box on a small region is found."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from certify import activations as acts
+from certify.box import Box
+from certify.network import Layer, Network
+from certify.output_bnb import jacobian_enclosure, max_violation, output_enclosure, violation_at
+
+NAMES = sorted(acts.CATALOGUE)
+
+
+def _net(rng, name, n=2, width=6, scale=0.5, skip=True):
+    act = acts.CATALOGUE[name]()
+    return Network(
+        [Layer(rng.normal(size=(width, n)), rng.normal(size=width), act),
+         Layer(rng.normal(size=(width, width)) / math.sqrt(width), rng.normal(size=width), act)],
+        rng.normal(size=(n, width)) * scale, rng.normal(size=n) * 0.1,
+        skip=rng.normal(size=(n, n)) * 0.3 if skip else None,
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), name=st.sampled_from(NAMES), w=st.floats(1e-6, 2.0))
+def test_enclosures_contain_samples(seed, name, w):
+    rng = np.random.default_rng(seed)
+    net = _net(rng, name, skip=bool(seed % 2))
+    lo = rng.uniform(-2, 1, size=2)
+    hi = lo + w * rng.uniform(0.1, 1.0, size=2)
+    x = lo + (hi - lo) * rng.random((400, 2))
+    x = np.vstack([x, lo, hi])
+    o_lo, o_hi = output_enclosure(net, lo, hi)
+    f = net.forward(x)
+    assert np.all(f >= o_lo) and np.all(f <= o_hi)
+    j_lo, j_hi = jacobian_enclosure(net, lo, hi)
+    j = net.jacobian(x)
+    assert np.all(j >= j_lo) and np.all(j <= j_hi)
+
+
+def _dense_violation(net, box, n=301):
+    g = [np.linspace(a, b, n) for a, b in zip(box.lower, box.upper)]
+    pts = np.stack(np.meshgrid(*g), -1).reshape(-1, box.dim)
+    return float(violation_at(net, box, pts)[0].max())
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), name=st.sampled_from(["tanh", "sigmoid", "gelu", "softplus", "elu", "relu"]),
+       exact=st.booleans())
+def test_bracket_contains_the_dense_maximum(seed, name, exact):
+    rng = np.random.default_rng(seed)
+    net = _net(rng, name, scale=0.3)
+    box = Box([-1.0, -1.0], [1.0, 1.0])
+    res = max_violation(net, box, exact=exact, timeout=3.0, seed=seed)
+    dense = _dense_violation(net, box)
+    assert res.upper >= dense - 1e-12
+    v, _ = violation_at(net, box, res.witness[None])
+    assert v[0] == pytest.approx(res.lower, abs=1e-12) and box.contains(res.witness)
+    if not exact and res.exhausted and res.upper < 0:
+        assert dense < 0
+
+
+def test_contracting_tanh_map_is_certified_invariant():
+    # f(x) = 0.5 tanh(W x): |f_i| <= 0.5 < 1, so f([-1, 1]^2) sits strictly inside.
+    rng = np.random.default_rng(0)
+    net = Network([Layer(rng.normal(size=(8, 2)), np.zeros(8), acts.tanh())], rng.normal(size=(2, 8)) * 0.05,
+                  np.zeros(2))
+    res = max_violation(net, Box([-1.0, -1.0], [1.0, 1.0]), timeout=10)
+    assert res.exhausted and res.upper < 0 and res.proven_fraction == pytest.approx(1.0)
+
+
+def test_needle_violation_is_found():
+    # 1-D: f(x) = 0.5 x + 3 * (sigmoid(k (x - 0.6)) - sigmoid(k (x - 0.6 - 1e-3))) leaves [0, 1] only near 0.6.
+    k = 2e4
+    net = Network([Layer([[k], [k]], [-k * 0.6, -k * 0.601], acts.sigmoid())], [[3.0, -3.0]], [0.0], skip=[[0.5]])
+    box = Box([0.0], [1.0])
+    res = max_violation(net, box, timeout=20, samples=16)
+    assert res.lower > 0 and 0.59 < res.witness[0] < 0.61
