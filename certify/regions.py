@@ -122,7 +122,9 @@ class Traversal:
         from solvers.lp import LPSolver  # the only solver access of the traversal
 
         self.net, self.box = net, box
-        self.solver = solver or LPSolver()
+        self.solver = solver or LPSolver()  # Chebyshev LPs (keeps the current node's LP loaded)
+        self.bbox_solver = LPSolver()  # bounding-box LPs (their own instance, so both stay warm)
+        self._loaded = None  # (key, rows a, rhs b) of the Chebyshev LP loaded in ``solver``
         self.lo, self.hi = box.lower, box.upper
         self.free = self.hi > self.lo
         width = float(np.max(self.hi - self.lo))
@@ -143,6 +145,10 @@ class Traversal:
         eye = np.eye(self.n)[self.free]
         self._box_a = np.vstack([np.hstack([eye, np.ones((nf, 1))]), np.hstack([-eye, np.ones((nf, 1))])])
         self._box_b = np.concatenate([self.hi[self.free], -self.lo[self.free]])
+        self._cheb_c = np.zeros(self.n + 1)
+        self._cheb_c[-1] = 1.0
+        self._cheb_lo = np.concatenate([self.lo, [-np.inf]])
+        self._cheb_hi = np.concatenate([self.hi, [np.inf]])
 
     # ------------------------------------------------------------------ geometry helpers
     def _box_radius(self, x: np.ndarray) -> np.ndarray:
@@ -199,45 +205,64 @@ class Traversal:
         return m, c
 
     # ------------------------------------------------------------------ LP
-    def _chebyshev(self, a: np.ndarray, b: np.ndarray):
-        """Max slack t of {a x + t <= b, box}: returns (status_ok, x, t) (x, t None unless OPTIMAL)."""
-        from solvers.base import LinearProgram
+    def _chebyshev(self, node: _Node, ra: np.ndarray, rb: np.ndarray):
+        """Max slack t of {a x + t <= b, box} for the node's rows (a, b) plus rows (ra, rb) ((k, n), (k,)):
+        returns (status_ok, x, t) (x, t None unless OPTIMAL). The node's LP stays loaded in the solver while its
+        pieces are tested (only the extra rows change: warm start). The returned point is re-checked in float64
+        by the caller (``_radius``)."""
+        from solvers.base import SolveStatus
 
         n = self.n
-        rows = np.vstack([np.hstack([a, np.ones((a.shape[0], 1))]), self._box_a])
-        rhs = np.concatenate([b, self._box_b])
-        c = np.zeros(n + 1)
-        c[-1] = 1.0
-        lp = LinearProgram(c=c, a_ub=rows, b_ub=rhs, a_eq=np.zeros((0, n + 1)), b_eq=np.zeros(0),
-                           lower=np.concatenate([self.lo, [-np.inf]]), upper=np.concatenate([self.hi, [np.inf]]),
-                           maximize=True)
+        if not self._extend_loaded(node):
+            rows = np.vstack([np.hstack([node.a, np.ones((node.a.shape[0], 1))]), self._box_a])
+            rhs = np.concatenate([node.b, self._box_b])
+            self._loaded = (object(), node.a, node.b)
+            if not self.solver.load(self._cheb_c, rows, rhs, self._cheb_lo, self._cheb_hi, maximize=True,
+                                    key=self._loaded[0]):
+                self._loaded = None
+                return False, None, None
         self.lps += 1
-        res = self.solver.solve(lp)
-        if not res.status.is_optimal:
+        status, x = self.solver.solve_with_rows(np.hstack([ra, np.ones((ra.shape[0], 1))]), rb)
+        if status is not SolveStatus.OPTIMAL:
             return False, None, None
-        return True, np.clip(res.x[:n], self.lo, self.hi), float(res.x[n])
+        return True, np.clip(x[:n], self.lo, self.hi), float(x[n])
+
+    def _extend_loaded(self, node: _Node) -> bool:
+        """True when the solver's loaded Chebyshev LP is the node's: it holds a prefix of the node's rows (the
+        node descends from the node loaded last) and the missing rows are added now."""
+        if self._loaded is None or not self.solver.holds(self._loaded[0]):
+            return False
+        _, a0, b0 = self._loaded
+        m0 = a0.shape[0]
+        if m0 > node.a.shape[0] or not (np.array_equal(node.a[:m0], a0) and np.array_equal(node.b[:m0], b0)):
+            return False
+        if node.a.shape[0] > m0:
+            extra = node.a[m0:]
+            if not self.solver.add_rows(np.hstack([extra, np.ones((extra.shape[0], 1))]), node.b[m0:]):
+                self._loaded = None
+                return False
+        self._loaded = (self._loaded[0], node.a, node.b)
+        return True
 
     def _tighten_by_bbox(self, node: _Node, idx: np.ndarray) -> None:
         """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (2 LPs per free
-        coordinate), padded outward by ``empty_tol`` (the same LP-accuracy assumption as an empty piece)."""
-        from solvers.base import LinearProgram
+        coordinate on one warm-started model), padded outward by ``empty_tol`` (the same LP-accuracy assumption as
+        an empty piece). Each bound is the objective of the LP's returned point, computed in float64."""
+        from solvers.base import SolveStatus
 
         node.bbox_rows = node.a.shape[0]
+        free = np.nonzero(self.free)[0]
+        eye = np.eye(self.n)[free]
+        costs = np.vstack([eye, -eye])
+        res = self.bbox_solver.solve_objectives(costs, node.a, node.b, self.lo, self.hi)
+        self.lps += len(res)
+        if any(st is not SolveStatus.OPTIMAL for st, _ in res):
+            return
         lo, hi = self.lo.copy(), self.hi.copy()
-        for k in np.nonzero(self.free)[0]:
-            for sense in (False, True):
-                c = np.zeros(self.n)
-                c[k] = 1.0
-                self.lps += 1
-                res = self.solver.solve(LinearProgram(c=c, a_ub=node.a, b_ub=node.b, a_eq=np.zeros((0, self.n)),
-                                                      b_eq=np.zeros(0), lower=self.lo, upper=self.hi,
-                                                      maximize=sense))
-                if not res.status.is_optimal:
-                    return
-                if sense:
-                    hi[k] = min(hi[k], res.objective + self.empty_tol)
-                else:
-                    lo[k] = max(lo[k], res.objective - self.empty_tol)
+        k = free.size
+        for pos, j in enumerate(free):
+            lo[j] = max(lo[j], res[pos][1][j] - self.empty_tol)
+            hi[j] = min(hi[j], res[k + pos][1][j] + self.empty_tol)
         zl, zu = affine_interval(node.g_mat[idx], node.g_vec[idx], lo, np.maximum(lo, hi))
         node.zlo, node.zhi = node.zlo.copy(), node.zhi.copy()
         node.zlo[idx] = np.maximum(node.zlo[idx], zl)
@@ -306,7 +331,7 @@ class Traversal:
                         feasible.append((j, ra, rb, node.px[keep], pr[keep], node.uncertain))
                         continue
                     a_all, b_all = np.vstack([node.a, ra]), np.concatenate([node.b, rb])
-                    ok, x, t_opt = self._chebyshev(a_all, b_all)
+                    ok, x, t_opt = self._chebyshev(node, ra, rb)
                     if not ok:
                         feasible.append((j, ra, rb, np.zeros((0, self.n)), np.zeros(0), True))
                         continue

@@ -34,6 +34,8 @@ class LPSolver:
 
     def __init__(self, tolerance: float = 1e-9, time_limit: float | None = None) -> None:
         self._h = new_highs()
+        self._key = None  # identity of the base LP kept by ``load`` (None: none)
+        self._base_rows = 0
         self._h.setOptionValue("presolve", "off")
         self._h.setOptionValue("primal_feasibility_tolerance", float(tolerance))
         self._h.setOptionValue("dual_feasibility_tolerance", float(tolerance))
@@ -47,6 +49,7 @@ class LPSolver:
             return SolveResult(SolveStatus.ERROR, backend=self.name, message="LPSolver does not take integer variables")
         n = lp.n_vars
         h = self._h
+        self._key = None
         h.clearSolver()
         if not pass_program(h, lp):
             return SolveResult(SolveStatus.ERROR, backend=self.name, message="HiGHS refused the model",
@@ -70,6 +73,7 @@ class LPSolver:
         Shapes c (n,), a_ub (m, n), b_ub (m,), lower/upper (n,). Returns (status, x): x (n,) when OPTIMAL, else
         None. Same model and status table as :meth:`solve`."""
         h = self._h
+        self._key = None
         h.clearSolver()
         if not pass_arrays(h, c, a_ub, np.full(a_ub.shape[0], -np.inf), b_ub, lower, upper, maximize):
             return SolveStatus.ERROR, None
@@ -87,6 +91,7 @@ class LPSolver:
         basis (HiGHS re-solves from it). Returns k pairs (status, x) as :meth:`solve_arrays` (maximise by
         negating a row). Stops at the first objective that does not end OPTIMAL (the rest get that status)."""
         h = self._h
+        self._key = None
         n = costs.shape[1]
         h.clearSolver()
         if not pass_arrays(h, costs[0], a_ub, np.full(a_ub.shape[0], -np.inf), b_ub, lower, upper):
@@ -103,6 +108,57 @@ class LPSolver:
             out.append((status, np.array(h.getSolution().col_value, dtype=np.float64)))
         return out
 
+    def load(self, c: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+             maximize: bool = False, key=None) -> bool:
+        """Keep the base LP  min/max c x s.t. a_ub x <= b_ub, lower <= x <= upper  loaded for
+        :meth:`solve_with_rows` (shapes as :meth:`solve_arrays`). ``key``: any object; :meth:`holds` tells
+        whether this base (by identity) is still loaded (any other solve replaces it). Returns False when HiGHS
+        refuses the model."""
+        self._h.clearSolver()
+        self._base_rows = a_ub.shape[0]
+        self._key = key
+        return pass_arrays(self._h, c, a_ub, np.full(a_ub.shape[0], -np.inf), b_ub, lower, upper, maximize)
+
+    def holds(self, key) -> bool:
+        """True when the base loaded by :meth:`load` with this ``key`` (identity) is still in place."""
+        return key is not None and self._key is key
+
+    def add_rows(self, a_extra: np.ndarray, b_extra: np.ndarray) -> bool:
+        """Add rows a_extra x <= b_extra ((k, n), (k,)) to the loaded base LP for good (the basis is kept)."""
+        if not self._add(a_extra, b_extra):
+            return False
+        self._base_rows += a_extra.shape[0]
+        return True
+
+    def _add(self, a_extra: np.ndarray, b_extra: np.ndarray) -> bool:
+        import highspy
+
+        k = a_extra.shape[0]
+        if not k:
+            return True
+        rows, cols = np.nonzero(a_extra)
+        start = np.searchsorted(rows, np.arange(k)).astype(np.int32)
+        return self._h.addRows(k, np.full(k, -highspy.kHighsInf), np.ascontiguousarray(b_extra, dtype=np.float64),
+                               int(rows.size), start, cols.astype(np.int32),
+                               np.ascontiguousarray(a_extra[rows, cols], dtype=np.float64)) != highspy.HighsStatus.kError
+
+    def solve_with_rows(self, a_extra: np.ndarray, b_extra: np.ndarray):
+        """Solve the loaded base LP with the rows a_extra x <= b_extra added ((k, n), (k,)), then drop them again.
+
+        Warm-started from the basis of the previous solve on the same base. Returns (status, x) as
+        :meth:`solve_arrays`."""
+        h = self._h
+        k = a_extra.shape[0]
+        if not self._add(a_extra, b_extra):
+            self._key = None
+            return SolveStatus.ERROR, None
+        h.run()
+        status = status_of(status_name(h))
+        x = np.array(h.getSolution().col_value, dtype=np.float64) if status is SolveStatus.OPTIMAL else None
+        if k:
+            base = self._base_rows
+            h.deleteRows(k, np.arange(base, base + k, dtype=np.int32))
+        return status, x
 
 def solve_lp(lp: LinearProgram, time_limit: float | None = None, tolerance: float = 1e-9) -> SolveResult:
     """Solve one LP with a fresh HiGHS instance (use :class:`LPSolver` for many)."""
