@@ -125,6 +125,7 @@ class Traversal:
         self.solver = solver or LPSolver()  # Chebyshev LPs (keeps the current node's LP loaded)
         self.bbox_solver = LPSolver()  # bounding-box LPs (their own instance, so both stay warm)
         self._loaded = None  # (key, rows a, rhs b) of the Chebyshev LP loaded in ``solver``
+        self._bbox_loaded = None  # the same for the polytope loaded in ``bbox_solver``
         self.lo, self.hi = box.lower, box.upper
         self.free = self.hi > self.lo
         width = float(np.max(self.hi - self.lo))
@@ -213,7 +214,8 @@ class Traversal:
         from solvers.base import SolveStatus
 
         n = self.n
-        if not self._extend_loaded(node):
+        self._loaded = self._extend_loaded(node, self.solver, self._loaded, True)
+        if self._loaded is None:
             rows = np.vstack([np.hstack([node.a, np.ones((node.a.shape[0], 1))]), self._box_a])
             rhs = np.concatenate([node.b, self._box_b])
             self._loaded = (object(), node.a, node.b)
@@ -227,22 +229,23 @@ class Traversal:
             return False, None, None
         return True, np.clip(x[:n], self.lo, self.hi), float(x[n])
 
-    def _extend_loaded(self, node: _Node) -> bool:
-        """True when the solver's loaded Chebyshev LP is the node's: it holds a prefix of the node's rows (the
-        node descends from the node loaded last) and the missing rows are added now."""
-        if self._loaded is None or not self.solver.holds(self._loaded[0]):
-            return False
-        _, a0, b0 = self._loaded
+    def _extend_loaded(self, node: _Node, solver, loaded, slack: bool):
+        """The state (key, rows a, rhs b) of ``solver``'s loaded LP when it can serve the node: it holds a prefix
+        of the node's rows (the node descends from the node loaded last) and the missing rows are added now
+        (with a slack column of ones when ``slack``); None when the node's LP must be loaded afresh."""
+        if loaded is None or not solver.holds(loaded[0]):
+            return None
+        key, a0, b0 = loaded
         m0 = a0.shape[0]
         if m0 > node.a.shape[0] or not (np.array_equal(node.a[:m0], a0) and np.array_equal(node.b[:m0], b0)):
-            return False
+            return None
         if node.a.shape[0] > m0:
             extra = node.a[m0:]
-            if not self.solver.add_rows(np.hstack([extra, np.ones((extra.shape[0], 1))]), node.b[m0:]):
-                self._loaded = None
-                return False
-        self._loaded = (self._loaded[0], node.a, node.b)
-        return True
+            if slack:
+                extra = np.hstack([extra, np.ones((extra.shape[0], 1))])
+            if not solver.add_rows(extra, node.b[m0:]):
+                return None
+        return (key, node.a, node.b)
 
     def _tighten_by_bbox(self, node: _Node, idx: np.ndarray) -> None:
         """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (2 LPs per free
@@ -254,7 +257,13 @@ class Traversal:
         free = np.nonzero(self.free)[0]
         eye = np.eye(self.n)[free]
         costs = np.vstack([eye, -eye])
-        res = self.bbox_solver.solve_objectives(costs, node.a, node.b, self.lo, self.hi)
+        self._bbox_loaded = self._extend_loaded(node, self.bbox_solver, self._bbox_loaded, False)
+        if self._bbox_loaded is None:
+            self._bbox_loaded = (object(), node.a, node.b)
+            if not self.bbox_solver.load(costs[0], node.a, node.b, self.lo, self.hi, key=self._bbox_loaded[0]):
+                self._bbox_loaded = None
+                return
+        res = self.bbox_solver.solve_loaded_objectives(costs)
         self.lps += len(res)
         if any(st is not SolveStatus.OPTIMAL for st, _ in res):
             return

@@ -90,17 +90,21 @@ class LPSolver:
         The model is passed once; each later objective is a cost change, warm-started from the previous optimal
         basis (HiGHS re-solves from it). Returns k pairs (status, x) as :meth:`solve_arrays` (maximise by
         negating a row). Stops at the first objective that does not end OPTIMAL (the rest get that status)."""
-        h = self._h
-        self._key = None
-        n = costs.shape[1]
-        h.clearSolver()
-        if not pass_arrays(h, costs[0], a_ub, np.full(a_ub.shape[0], -np.inf), b_ub, lower, upper):
+        if not self.load(costs[0], a_ub, b_ub, lower, upper):
+            self._key = None
             return [(SolveStatus.ERROR, None)] * costs.shape[0]
+        self._key = None
+        return self.solve_loaded_objectives(costs)
+
+    def solve_loaded_objectives(self, costs: np.ndarray) -> list:
+        """:meth:`solve_objectives` over the base LP loaded by :meth:`load` (and :meth:`add_rows`), warm-started
+        from its last basis; the base stays loaded (with the last row of ``costs`` as its objective)."""
+        h = self._h
+        n = costs.shape[1]
         idx = np.arange(n, dtype=np.int32)
         out = []
         for k in range(costs.shape[0]):
-            if k:
-                h.changeColsCost(n, idx, np.ascontiguousarray(costs[k], dtype=np.float64))
+            h.changeColsCost(n, idx, np.ascontiguousarray(costs[k], dtype=np.float64))
             h.run()
             status = status_of(status_name(h))
             if status is not SolveStatus.OPTIMAL:
