@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -69,8 +70,13 @@ def _result(verdict, lower, upper, method, start, witness=None, reason="", extra
     )
 
 
-def check_invariance(net: Network, box: Box, config: VerifyConfig, *, backend: str = "cbc") -> CheckResult:
-    """Certify or refute f(X) inside X (state part of the box). See the module docstring for the steps."""
+def check_invariance(
+    net: Network, box: Box, config: VerifyConfig, *, backend: str = "cbc", cutoff: bool = True
+) -> CheckResult:
+    """Certify or refute f(X) inside X (state part of the box). See the module docstring for the steps.
+
+    ``cutoff``: give each output's MILP the cutoff row of :func:`_side_cutoff` (False: plain max/min, the
+    reference the benchmark compares against)."""
     start = time.perf_counter()
     if box.dim != net.n_in:
         raise UsageError(f"the box has {box.dim} coordinates but the net takes {net.n_in} inputs")
@@ -111,7 +117,62 @@ def check_invariance(net: Network, box: Box, config: VerifyConfig, *, backend: s
         )
 
     # 3. MILP: exact max/min of each output whose interval side does not already clear the box
-    return _milp_invariance(net, box, config, backend, start, side_hi, side_lo, witness, worst, extra)
+    return _milp_invariance(net, box, config, backend, start, side_hi, side_lo, witness, worst, extra, cutoff)
+
+
+@dataclass(frozen=True)
+class _Cutoff:
+    """The cutoff of one side's MILP: ``value`` in output units (f_i >= value when maximising, <= when
+    minimising) and the solver-bound ``padding`` at that value."""
+
+    value: float
+    padding: float
+
+
+def _side_value(box: Box, i: int, maximize: bool, f_value: float) -> float:
+    """The violation f_i - upper_i (maximising) or lower_i - f_i (minimising) for an output value f_i."""
+    return f_value - box.upper[i] if maximize else box.lower[i] - f_value
+
+
+def _side_cutoff(net, enc, box, solver, i: int, maximize: bool, level: float) -> _Cutoff:
+    """Cutoff for side (i, maximize): the output value whose violation is ``level - 2 * padding``.
+
+    Only points whose violation reaches ``level`` matter (0 when certifying: a verdict needs the side < 0; the
+    best replayed violation when computing the exact bracket), so the MILP may drop every point below the
+    cutoff. The two paddings leave one padding of room: an infeasible cutoff MILP gives the side the padded bound
+    ``level - padding`` (:func:`_side_bound`), strictly below ``level``.
+    """
+    from .milp import output_padding
+
+    weights = np.zeros(net.n_out)
+    weights[i] = 1.0
+    edge = box.upper[i] + level if maximize else box.lower[i] - level
+    pad = output_padding(net, enc, weights, solver.feasibility_tolerance, edge)
+    return _Cutoff(edge - 2 * pad if maximize else edge + 2 * pad, pad)
+
+
+def _side_bound(net, enc, box, solver, i: int, maximize: bool, res, cut: _Cutoff | None) -> float:
+    """A sound upper bound on side (i, maximize)'s violation from one MILP result (inf when it gives none).
+
+    * with a cutoff and a final INFEASIBLE status: max f_i < cutoff (min f_i > cutoff), padded like a dual bound
+      (the same stated assumption about the solver's tolerance as :func:`certify.milp.output_padding`);
+    * OPTIMAL or TIME_LIMIT with a dual bound b: the output bound is b (the cutoff row can only lower the optimum
+      when the whole optimum lies beyond the cutoff, so max(b, cutoff) bounds the unrestricted max), padded;
+    * anything else: inf.
+    """
+    from .milp import output_padding
+
+    if cut is not None and res.status is SolveStatus.INFEASIBLE:
+        return _side_value(box, i, maximize, cut.value + (cut.padding if maximize else -cut.padding))
+    if res.bound is None or res.status not in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT):
+        return math.inf
+    raw = res.bound + enc.out_const[i]
+    if cut is not None:
+        raw = max(raw, cut.value) if maximize else min(raw, cut.value)
+    weights = np.zeros(net.n_out)
+    weights[i] = 1.0
+    pad = output_padding(net, enc, weights, solver.feasibility_tolerance, raw)
+    return _side_value(box, i, maximize, raw + pad if maximize else raw - pad)
 
 
 def _falsified(lower, upper, method, start, witness, worst_name, extra) -> CheckResult:
@@ -122,10 +183,12 @@ def _falsified(lower, upper, method, start, witness, worst_name, extra) -> Check
     )
 
 
-def _milp_invariance(net, box, config, backend, start, side_hi, side_lo, witness, worst, extra) -> CheckResult:
+def _milp_invariance(
+    net, box, config, backend, start, side_hi, side_lo, witness, worst, extra, cutoff=True
+) -> CheckResult:
     from solvers.registry import get_backend
 
-    from .milp import analysis_bounds, encode_network, output_padding
+    from .milp import analysis_bounds, encode_network
 
     ns = net.n_states
     names = box.names[:ns]
@@ -149,23 +212,21 @@ def _milp_invariance(net, box, config, backend, start, side_hi, side_lo, witness
         if remaining <= 0:
             reasons.append("time limit reached before every output was solved")
             break
-        res = solver.solve(enc.output_program(i, maximize), remaining)
+        level = lower if config.exact else 0.0  # the side matters only if it can reach this violation
+        cut = _side_cutoff(net, enc, box, solver, i, maximize, level) if cutoff else None
+        res = solver.solve(enc.output_program(i, maximize, None if cut is None else cut.value), remaining)
         statuses[f"{names[i]}:{'max' if maximize else 'min'}"] = res.status.value
         if res.x is not None:  # replay the solver's point in float64
             x = box.clip(res.x[enc.x_index])
             w, wi = _witness(net, box, x)
             if w.value > lower:
                 lower, witness, worst = w.value, w, wi
-        if res.bound is not None and res.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT):
-            weights = np.zeros(net.n_out)
-            weights[i] = 1.0
-            raw = res.bound + enc.out_const[i]
-            pad = output_padding(net, enc, weights, solver.feasibility_tolerance, raw)
-            if maximize:
-                hi_bound[i] = min(hi_bound[i], raw + pad - box.upper[i])
-            else:
-                lo_bound[i] = min(lo_bound[i], box.lower[i] - (raw - pad))
-        if res.status is not SolveStatus.OPTIMAL:
+        side = _side_bound(net, enc, box, solver, i, maximize, res, cut)
+        if maximize:
+            hi_bound[i] = min(hi_bound[i], side)
+        else:
+            lo_bound[i] = min(lo_bound[i], side)
+        if res.status is not SolveStatus.OPTIMAL and not (cut is not None and res.status is SolveStatus.INFEASIBLE):
             reasons.append(f"{names[i]} {'max' if maximize else 'min'}: solver {res.status.value} {res.message}".strip())
         if lower > 0 and not config.exact:
             break

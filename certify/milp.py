@@ -217,9 +217,21 @@ class NetworkEncoding:
     bounds: tuple[LayerBounds, ...]
     extra: dict = field(default_factory=dict)
 
-    def output_program(self, i: int, maximize: bool) -> LinearProgram:
-        """max (or min) of f_i over the box; the program's objective omits the constant ``out_const[i]``."""
-        return self.model.program(self.out_coef[i], maximize)
+    def output_program(self, i: int, maximize: bool, cutoff: float | None = None) -> LinearProgram:
+        """max (or min) of f_i over the box; the program's objective omits the constant ``out_const[i]``.
+
+        ``cutoff``: when given, one more row restricts the box to the points with f_i(x) >= cutoff (maximising)
+        or f_i(x) <= cutoff (minimising). The program is then infeasible iff the optimum lies beyond the cutoff
+        (max f_i < cutoff), and the solver prunes every node whose relaxation cannot reach it, as with an
+        incumbent of value ``cutoff``. Its optimum, when feasible, is the unrestricted one.
+        """
+        prog = self.model.program(self.out_coef[i], maximize)
+        if cutoff is None:
+            return prog
+        sign = -1.0 if maximize else 1.0  # max: -c v <= -(cutoff - const); min: c v <= cutoff - const
+        row = sign * self.out_coef[i]
+        rhs = sign * (float(cutoff) - self.out_const[i])
+        return replace(prog, a_ub=np.vstack([prog.a_ub, row[None]]), b_ub=np.append(prog.b_ub, rhs))
 
 
 def _check_inputs(net: Network, box: Box, bounds) -> list[LayerBounds]:

@@ -53,8 +53,11 @@ def test_milp_certifies_what_intervals_cannot(backend):
     assert res.extra["interval_upper"] > 0  # the interval step alone could not settle it
     # exact max violation: f_i = 0.9 |x_i| in [0, 0.9] -> max_i max(f_i - 1, -1 - f_i) = -0.1
     assert res.lower == pytest.approx(-0.1, abs=1e-9)
-    assert -0.1 <= res.upper < 0
-    assert res.upper == pytest.approx(-0.1, abs=1e-5)
+    assert -0.1 <= res.upper < 0  # certify mode stops once each side clears the box (cutoff MILPs)
+    exact = check_invariance(net, box, CONFIG.with_(exact=True), backend=backend)
+    assert exact.verdict is Verdict.CERTIFIED, exact.reason
+    assert exact.lower == pytest.approx(-0.1, abs=1e-9)
+    assert -0.1 <= exact.upper == pytest.approx(-0.1, abs=1e-5)
 
 
 def test_interval_suffices_without_milp(monkeypatch):
@@ -175,3 +178,67 @@ def test_non_square_map_is_a_usage_error():
         check_invariance(random_net(0, 2, (3,), n_out=1), unit_box(2), CONFIG)
     with pytest.raises(UsageError):
         check_invariance(random_net(0, 2, (3,)), unit_box(3), CONFIG)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.6, 1.4),
+       act=st.sampled_from([acts.relu(), acts.leaky_relu(0.2)]), backend=st.sampled_from(BACKENDS))
+def test_certify_mode_agrees_with_exact_mode_and_sampling(seed, scale, act, backend):
+    # few samples, so that the MILPs (with their cutoff rows) decide most verdicts, not sampling
+    net = random_net(seed, 2, (8, 8), activation=act)
+    probe = np.abs(net.forward(np.random.default_rng(0).uniform(-1, 1, (2000, 2)))).max()
+    net = scaled_net(net, scale / probe)
+    box = unit_box(2)
+    config = CONFIG.with_(samples=16)
+    fast = check_invariance(net, box, config, backend=backend)
+    exact = check_invariance(net, box, config.with_(exact=True), backend=backend)
+    plain = check_invariance(net, box, config, backend=backend, cutoff=False)
+    dense = _dense_violation(net, box)
+    assert fast.verdict is exact.verdict is plain.verdict, (fast.reason, exact.reason)
+    assert fast.verdict is not Verdict.UNKNOWN, fast.reason
+    assert dense <= fast.upper + 1e-9 and dense <= exact.upper + 1e-9
+    assert exact.upper - exact.lower < 1e-5  # the cutoff rows keep the exact bracket exact
+    if fast.verdict is Verdict.CERTIFIED:
+        assert dense < 0 and fast.upper < 0
+    else:
+        assert fast.lower > 0
+        assert violation(net, box, np.array(fast.witness.x)[None])[0][0] == fast.witness.value > 0
+
+
+class _StoppedEarly:
+    """A backend that stops every MILP on its time limit with the dual bound ``edge(program)`` and no point."""
+
+    name = "stopped"
+    supports_integer = True
+    feasibility_tolerance = 1e-9
+
+    def __init__(self, edge):
+        self.edge = edge
+
+    def available(self):
+        return True
+
+    def solve(self, problem, time_limit):
+        from solvers.base import SolveResult, SolveStatus
+
+        return SolveResult(SolveStatus.TIME_LIMIT, None, self.edge(problem), None, 0.0, self.name, "stopped")
+
+
+@pytest.mark.parametrize("cutoff", [True, False])
+@pytest.mark.parametrize("inside", [0.0, 1e-12, 1e-8])
+def test_early_stopped_milp_never_certifies_without_its_bound_clearing_the_box(monkeypatch, cutoff, inside):
+    # _abs_net: f = 0.9 |x| in [0, 0.9], no output constant. The stopped solver claims bounds at the box's edge,
+    # or within the padding inside it: never enough to certify, whatever the cutoff row says.
+    import solvers.registry as registry
+
+    def edge(problem):
+        return (1.0 - inside) if problem.maximize else (-1.0 + inside)
+
+    monkeypatch.setattr(registry, "get_backend", lambda name: _StoppedEarly(edge))
+    res = check_invariance(_abs_net(), unit_box(2), CONFIG, backend="stopped", cutoff=cutoff)
+    assert res.verdict is Verdict.UNKNOWN, res.reason
+    assert res.upper > 0
+    # a bound that clears the box by more than the padding does certify (the MILP bound path is live)
+    monkeypatch.setattr(registry, "get_backend", lambda name: _StoppedEarly(lambda p: 0.95 if p.maximize else -0.95))
+    ok = check_invariance(_abs_net(), unit_box(2), CONFIG, backend="stopped", cutoff=cutoff)
+    assert ok.verdict is Verdict.CERTIFIED and ok.upper < 0

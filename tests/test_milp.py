@@ -405,3 +405,22 @@ def test_lp_tightened_bounds_are_sound_and_tighter(seed):
         assert np.all(z >= b.pre_lower) and np.all(z <= b.pre_upper)  # sound against dense sampling
     widths = [np.sum(b.pre_upper - b.pre_lower) for b in tight[1:]]
     assert sum(widths) < sum(np.sum(a.pre_upper - a.pre_lower) for a in crown[1:])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", range(3))
+def test_output_cutoff_keeps_the_optimum_or_proves_it_below(backend, seed):
+    # f_i >= cutoff: feasible with the same optimum when the cutoff is below the max, infeasible above it
+    net = random_net(seed, 2, (6, 5), activation=[acts.relu(), acts.leaky_relu(0.2)])
+    enc = encode_network(net, unit_box(2))
+    solver = get_backend(backend)
+    for i in range(net.n_out):
+        for maximize in (True, False):
+            plain = solver.solve(enc.output_program(i, maximize), 20)
+            opt = plain.objective + enc.out_const[i]
+            inside = opt - 1e-3 if maximize else opt + 1e-3
+            beyond = opt + 1e-3 if maximize else opt - 1e-3
+            res = solver.solve(enc.output_program(i, maximize, inside), 20)
+            assert res.status is SolveStatus.OPTIMAL
+            assert res.objective + enc.out_const[i] == pytest.approx(opt, abs=1e-7)
+            assert solver.solve(enc.output_program(i, maximize, beyond), 20).status is SolveStatus.INFEASIBLE
