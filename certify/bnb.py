@@ -49,6 +49,7 @@ from .quantity import Quantity
 from .regions import DEFAULT_MIN_RADIUS, Traversal
 
 _PAD = 1e-11
+_TRACE_EVERY = 16  # nodes between two entries of BnBResult.trace
 _MARGIN = 1e-9  # relative distance of every pre-activation to a breakpoint for a point's pattern to count
 
 
@@ -60,6 +61,10 @@ class BnBResult:
     ``matrix``: Q at the witness (state columns when state_only); ``exhausted``: every node was closed, so
     ``upper`` is a sound bound from a complete search (and equals ``lower`` unless slivers or failed LPs kept a
     gap, see ``reason``); ``exact``: exhausted and lower == upper. ``nodes``/``lps``: work done.
+    ``trace``: ((seconds, lower, upper), ...) since the start, recorded every ``_TRACE_EVERY`` nodes and at the
+    end (the last entry is (seconds, lower, upper) of this result); each upper is sound at its time (max of the
+    open, pruned and unverified bounds and lower); each lower is attained by a point checked in float64 on the
+    traversal's pattern (the final lower is also replayed through the IR).
     """
 
     lower: float
@@ -71,6 +76,7 @@ class BnBResult:
     seconds: float
     reason: str = ""
     lps: int = 0
+    trace: tuple = ()
 
     @property
     def exact(self) -> bool:
@@ -257,7 +263,12 @@ def sup_norm(net: Network, box: Box, p: float = 2.0, quantity: str | Quantity = 
     heap = [(-bounder.bound(root), next(counter), root)]
     reason = ""
     falsified = False
+    trace = []
+    popped = 0
     while heap:
+        if popped % _TRACE_EVERY == 0:
+            trace.append((time.perf_counter() - t0, best[0], max(best[0], pruned_max, unverified_max, -heap[0][0])))
+        popped += 1
         if time.perf_counter() - t0 > timeout:
             reason = f"timeout after {timeout:g} s with {len(heap)} open nodes"
             break
@@ -314,7 +325,9 @@ def sup_norm(net: Network, box: Box, p: float = 2.0, quantity: str | Quantity = 
             reason = (reason + "; " if reason else "") + f"witness replay gave {v:.12g} instead of {lower:.12g}"
             lower = min(lower, v)
         matrix = replayed
-    return BnBResult(lower, upper, witness, matrix, exhausted, tr.nodes, time.perf_counter() - t0, reason, tr.lps)
+    seconds = time.perf_counter() - t0
+    trace.append((seconds, lower, upper))
+    return BnBResult(lower, upper, witness, matrix, exhausted, tr.nodes, seconds, reason, tr.lps, tuple(trace))
 
 
 def _unsupported(net, box, p, q, cols, samples, seed, t0, why) -> BnBResult:
@@ -325,4 +338,6 @@ def _unsupported(net, box, p, q, cols, samples, seed, t0, why) -> BnBResult:
     mats = mats[:, :, :cols]
     vals = induced_norm(mats, p)
     k = int(np.argmax(vals))
-    return BnBResult(float(vals[k]), math.inf, x[k], mats[k], False, 0, time.perf_counter() - t0, why)
+    seconds = time.perf_counter() - t0
+    return BnBResult(float(vals[k]), math.inf, x[k], mats[k], False, 0, seconds, why,
+                     trace=((seconds, float(vals[k]), math.inf),))

@@ -110,3 +110,19 @@ def test_timeout_keeps_a_sound_bracket():
     cut = sup_norm(net, unit_box(3), 2.0, exact=True, timeout=1e-9)
     assert not cut.exhausted and "timeout" in cut.reason
     assert cut.lower <= full.lower * (1 + 1e-12) and cut.upper >= full.upper * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_trace_brackets_the_exact_value_at_every_entry(seed):
+    net = random_net(seed, 3, (10, 10))
+    box = unit_box(3)
+    res = sup_norm(net, box, 2.0, exact=True)
+    exact = max(float(induced_norm(r.m, 2.0)) for r in enumerate_regions(net, box).regions)
+    assert res.exact and res.lower == pytest.approx(exact, rel=1e-12)
+    assert len(res.trace) >= 2 and res.trace[-1] == (res.seconds, res.lower, res.upper)
+    times = [t for t, _, _ in res.trace]
+    assert times == sorted(times)
+    for _, lo, up in res.trace:
+        assert lo <= exact * (1 + 1e-12) and up >= exact * (1 - 1e-12)
+    cut = sup_norm(net, box, 2.0, exact=True, timeout=1e-9)
+    assert cut.trace[-1][1:] == (cut.lower, cut.upper)
