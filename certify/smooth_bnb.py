@@ -58,9 +58,14 @@ from .config import VerifyConfig
 from .errors import UsageError
 from .network import Network, TorchNet
 from .norms import induced_norm
+from .smooth_bounds import NORM_PAD, PAD, centred_bound, interval_norm_bound  # noqa: F401 (re-exported)
+from .smooth_bounds import interval_left as _interval_left
+from .smooth_bounds import interval_right as _interval_right
+from .smooth_bounds import norms as _norms
+from .smooth_bounds import scale_rows as _scale_rows
 
-_PAD = 1e-11  # relative padding of interval matrix entries (rounding of interval arithmetic)
-_NORM_PAD = 1e-10  # relative padding of float64 matrix norms (SVD error is a few n eps)
+_PAD = PAD  # relative padding of interval matrix entries (rounding of interval arithmetic)
+_NORM_PAD = NORM_PAD  # relative padding of float64 matrix norms (SVD error is a few n eps)
 _BATCH = 32  # boxes split per iteration
 _MIN_REL_WIDTH = 1e-9  # boxes narrower than this (relative to the root box) in every coordinate are not split
 
@@ -72,9 +77,10 @@ class BoundKind(enum.Enum):
     PRODUCT = "product"
     SCALED = "scaled"
     SDP = "sdp"
+    CENTRED = "centred"
 
 
-DEFAULT_BOUNDS = (BoundKind.INTERVAL, BoundKind.PRODUCT)
+DEFAULT_BOUNDS = (BoundKind.INTERVAL, BoundKind.CENTRED)
 
 
 class Outcome(enum.Enum):
@@ -188,27 +194,6 @@ def slope_ranges(net: Network, lo: np.ndarray, hi: np.ndarray, quantity) -> list
     return out
 
 
-def _scale_rows(lo, hi, sl, sh):
-    """[lo, hi] (B, n, c) times diag(d) on the left with d in [sl, sh] (B, n)."""
-    a, b = sl[:, :, None], sh[:, :, None]
-    c1, c2, c3, c4 = a * lo, a * hi, b * lo, b * hi
-    return np.minimum(np.minimum(c1, c2), np.minimum(c3, c4)), np.maximum(np.maximum(c1, c2), np.maximum(c3, c4))
-
-
-def _interval_left(w, aw, lo, hi):
-    """w @ [lo, hi] for an exact w (m, n) and a batch of interval matrices (B, n, c)."""
-    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    mid, rad = np.matmul(w, c), np.matmul(aw, r)
-    return mid - rad, mid + rad
-
-
-def _interval_right(w, aw, lo, hi):
-    """[lo, hi] @ w for a batch of interval matrices (B, k, n) and an exact w (n, m)."""
-    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    mid, rad = np.matmul(c, w), np.matmul(r, aw)
-    return mid - rad, mid + rad
-
-
 def matrix_enclosure(
     net: Network, slopes: list[tuple[np.ndarray, np.ndarray]], columns: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -254,32 +239,6 @@ def _chain_enclosure(mats, slopes, columns: int) -> tuple[np.ndarray, np.ndarray
     return lo - pad, hi + pad
 
 
-def _norms(m: np.ndarray, p: float) -> np.ndarray:
-    """||m_b||_p for a batch (B, k, n), padded up by ``_NORM_PAD`` (relative)."""
-    if m.shape[-1] == 0 or m.shape[-2] == 0:
-        return np.zeros(m.shape[0])
-    if p == 1.0:
-        v = np.abs(m).sum(axis=-2).max(axis=-1)
-    elif math.isinf(p):
-        v = np.abs(m).sum(axis=-1).max(axis=-1)
-    else:
-        v = np.linalg.svd(m, compute_uv=False)[..., 0]
-    return v * (1.0 + _NORM_PAD) + 1e-300
-
-
-def interval_norm_bound(lo: np.ndarray, hi: np.ndarray, p: float) -> np.ndarray:
-    """Upper bound (B,) on ||M||_p over every M with lo <= M <= hi entrywise (batches (B, k, n))."""
-    u = np.maximum(np.abs(lo), np.abs(hi))
-    n1, ninf = _norms(u, 1.0), _norms(u, math.inf)
-    if p == 1.0:
-        return n1
-    if math.isinf(p):
-        return ninf
-    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    cr = (_norms(c, 2.0) + _norms(r, 2.0)) * (1.0 + 1e-15)
-    return np.minimum(np.minimum(_norms(u, 2.0), np.sqrt(n1 * ninf) * (1.0 + 1e-15)), cr)
-
-
 @dataclass(frozen=True, eq=False)
 class _Static:
     """Per-net data shared by every sub-box: state-column weights, their norms, ||S||, split sensitivities."""
@@ -292,6 +251,7 @@ class _Static:
     weight_norms: tuple[float, ...]
     skip_norm: float
     sensitivity: np.ndarray
+    mats_full: tuple[np.ndarray, ...]
 
     @staticmethod
     def of(net: Network, box: Box, p: float, quantity: Quantity, state_only: bool) -> "_Static":
@@ -303,7 +263,8 @@ class _Static:
         mats[0] = mats[0][:, :cols]
         first = net.layers[0].weight if net.layers else net.out_weight
         sens = np.abs(first).sum(axis=0) + 1e-300
-        return _Static(net, p, quantity, cols, tuple(mats), pb.weight_norms, pb.skip_norm, sens)
+        full = tuple([layer.weight for layer in net.layers] + [net.out_weight])
+        return _Static(net, p, quantity, cols, tuple(mats), pb.weight_norms, pb.skip_norm, sens, full)
 
 
 def box_bounds(st: _Static, lo: np.ndarray, hi: np.ndarray, kinds) -> dict[BoundKind, np.ndarray]:
@@ -319,6 +280,8 @@ def box_bounds(st: _Static, lo: np.ndarray, hi: np.ndarray, kinds) -> dict[Bound
     if BoundKind.INTERVAL in kinds:
         mlo, mhi = matrix_enclosure(net, slopes, st.cols)
         out[BoundKind.INTERVAL] = interval_norm_bound(mlo, mhi, p)
+    if BoundKind.CENTRED in kinds:
+        out[BoundKind.CENTRED] = centred_bound(st.mats_full, slopes, net.skip, st.cols, p)
     if BoundKind.PRODUCT in kinds:
         # the formula of certify.weight_norm.product_bound, with the slope maxima of each box
         v = float(np.prod(st.weight_norms)) * np.prod(np.stack([t.max(axis=1) for t in tmax]), axis=0)

@@ -1,0 +1,168 @@
+"""Centred (midpoint + perturbation) upper bounds on ||M||_p over a set of slope matrices, batched over sub-boxes.
+
+Setting (as in :mod:`certify.smooth_bnb`): on a sub-box every A*(x) (or J(x)) is
+
+    M = W_L D_{L-1} W_{L-1} ... D_0 W_0 + S,   D_l = diag(d_l),  d_l in [s_lo_l, s_hi_l] entrywise,
+
+with sound slope ranges per neuron. Write d_l = m_l + e_l with m_l the midpoint of the range and |e_l| <= delta_l
+(the half width). Telescoping the product (X_L ... X_0 - C_L ... C_0 = sum_l X_L .. X_{l+1} (X_l - C_l) C_{l-1} .. C_0):
+
+    M - M_c = sum_l Left_l diag(e_l) Right_l,
+    M_c     = W_L diag(m_{L-1}) ... diag(m_0) W_0 + S                      (one float64 matrix per box),
+    Right_l = W_l diag(m_{l-1}) W_{l-1} ... diag(m_0) W_0                 (midpoint slopes: float64 matrices),
+    Left_l  = W_L D_{L-1} W_{L-1} ... D_{l+1} W_{l+1}                     (slopes anywhere in their ranges).
+
+Hence, for every M of the set and every p in {1, 2, inf},
+
+    ||M||_p <= ||M_c||_p + sum_l min( ||Left_l diag(sqrt delta_l)||_p ||diag(sqrt delta_l) Right_l||_p ,
+                                       || |Left_l| diag(delta_l) |Right_l| ||_p ),
+
+because diag(e_l) = diag(sqrt delta_l) E diag(sqrt delta_l) with E diagonal, |E| <= I, so ||E||_p <= 1, and
+|Left diag(e) Right| <= |Left| diag(delta) |Right| entrywise (with ||A||_p <= || |A| ||_p <= ||U||_p for |A| <= U).
+Left_l over its slope ranges is an interval matrix (propagated left to right from W_L), bounded by
+:func:`interval_norm_bound`. As the sub-box shrinks the ranges shrink, the perturbation terms vanish linearly and
+the bound tends to ||M(c)||; unlike the interval matrix bound, the first-order term keeps the cancellations of
+the weight matrices (norms of products, not of absolute values).
+
+Soundness assumptions: the slope ranges enclose every slope the sub-box produces (``Activation.secant_range`` /
+``derivative_range`` over sound pre-activation bounds); float64 rounding of the products is covered by padding
+each computed matrix entrywise by ``PAD`` times its absolute-value chain (the error of a float64 chain of
+matrix products of k factors of width n is about k n eps times that chain, far below 1e-11 for widths up to
+10^3 and beyond), the midpoints and half widths are rounded so that [m - delta, m + delta] covers the range, and
+every float64 matrix norm is padded up by ``NORM_PAD`` (relative).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+PAD = 1e-11  # relative padding of computed matrix entries (rounding of float64 matrix chains)
+NORM_PAD = 1e-10  # relative padding of float64 matrix norms (SVD error is a few n eps)
+
+
+def norms(m: np.ndarray, p: float) -> np.ndarray:
+    """||m_b||_p for a batch (B, k, n), padded up by ``NORM_PAD`` (relative)."""
+    if m.shape[-1] == 0 or m.shape[-2] == 0:
+        return np.zeros(m.shape[0])
+    if p == 1.0:
+        v = np.abs(m).sum(axis=-2).max(axis=-1)
+    elif math.isinf(p):
+        v = np.abs(m).sum(axis=-1).max(axis=-1)
+    else:
+        v = np.linalg.svd(m, compute_uv=False)[..., 0]
+    return v * (1.0 + NORM_PAD) + 1e-300
+
+
+def interval_norm_bound(lo: np.ndarray, hi: np.ndarray, p: float) -> np.ndarray:
+    """Upper bound (B,) on ||M||_p over every M with lo <= M <= hi entrywise (batches (B, k, n))."""
+    u = np.maximum(np.abs(lo), np.abs(hi))
+    n1, ninf = norms(u, 1.0), norms(u, math.inf)
+    if p == 1.0:
+        return n1
+    if math.isinf(p):
+        return ninf
+    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    cr = (norms(c, 2.0) + norms(r, 2.0)) * (1.0 + 1e-15)
+    return np.minimum(np.minimum(norms(u, 2.0), np.sqrt(n1 * ninf) * (1.0 + 1e-15)), cr)
+
+
+def scale_rows(lo, hi, sl, sh):
+    """[lo, hi] (B, n, c) times diag(d) on the left with d in [sl, sh] (B, n) (exact up to one rounding)."""
+    a, b = sl[:, :, None], sh[:, :, None]
+    c1, c2, c3, c4 = a * lo, a * hi, b * lo, b * hi
+    return np.minimum(np.minimum(c1, c2), np.minimum(c3, c4)), np.maximum(np.maximum(c1, c2), np.maximum(c3, c4))
+
+
+def interval_left(w, aw, lo, hi):
+    """w @ [lo, hi] for an exact w (m, n) (``aw`` = |w|) and a batch of interval matrices (B, n, c)."""
+    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    mid, rad = np.matmul(w, c), np.matmul(aw, r)
+    return mid - rad, mid + rad
+
+
+def interval_right(w, aw, lo, hi):
+    """[lo, hi] @ w for a batch of interval matrices (B, k, n) and an exact w (n, m) (``aw`` = |w|)."""
+    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    mid, rad = np.matmul(c, w), np.matmul(r, aw)
+    return mid - rad, mid + rad
+
+
+def midpoints(sl: np.ndarray, sh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m, delta) with [m - delta, m + delta] containing [sl, sh] in exact arithmetic (arrays (B, n)).
+
+    m is the rounded midpoint; delta = max(m - sl, sh - m) rounded up by a relative 4 eps plus 1e-300 (each
+    difference errs by at most half an ulp of its magnitude)."""
+    m = 0.5 * sl + 0.5 * sh
+    d = np.maximum(m - sl, sh - m)
+    return m, d * (1.0 + 4.4e-16) + 1e-300
+
+
+def _left_intervals(mats, slopes, tmax, b: int):
+    """Interval enclosures of Left_l (l = 0..L-1), each padded: list of (lo, hi) of shape (B, n_out, n_{l+1}).
+
+    ``mats``: W_0 .. W_L; ``slopes``: per hidden layer (s_lo, s_hi) (B, n_{l+1}); ``tmax``: max |slope|."""
+    n_hidden = len(slopes)
+    out = [None] * n_hidden
+    w_out = mats[-1]
+    lo = np.broadcast_to(w_out, (b,) + w_out.shape)
+    hi = lo
+    mag = np.broadcast_to(np.abs(w_out), lo.shape)
+    out[n_hidden - 1] = (lo, hi)
+    for l in range(n_hidden - 1, 0, -1):
+        w, aw = mats[l], np.abs(mats[l])
+        sl, sh = slopes[l]
+        t_lo, t_hi = scale_rows(np.swapaxes(lo, 1, 2), np.swapaxes(hi, 1, 2), sl, sh)
+        lo, hi = interval_right(w, aw, np.swapaxes(t_lo, 1, 2), np.swapaxes(t_hi, 1, 2))
+        mag = np.matmul(mag * tmax[l][:, None, :], aw)
+        pad = PAD * mag + 1e-300
+        out[l - 1] = (lo - pad, hi + pad)
+    return out
+
+
+def _right_matrices(mats, mids, cols: int, b: int):
+    """Right_l (l = 0..L-1) and M_c without S: float64 products with midpoint slopes, plus their entrywise
+    rounding bounds. Returns (rights, pads, mc, mc_pad); rights[l], pads[l]: (B, n_{l+1}, cols)."""
+    w0 = mats[0][:, :cols]
+    r = np.broadcast_to(w0, (b,) + w0.shape)
+    mag = np.broadcast_to(np.abs(w0), r.shape)
+    rights, pads = [r], [np.zeros(r.shape)]
+    for l in range(1, len(mats)):
+        w = mats[l]
+        m = mids[l - 1][:, :, None]
+        r = np.matmul(w, m * r)
+        mag = np.matmul(np.abs(w), np.abs(m) * mag)
+        pad = PAD * mag + 1e-300
+        if l < len(mats) - 1:
+            rights.append(r)
+            pads.append(pad)
+    return rights, pads, r, pad
+
+
+def centred_bound(mats, slopes, skip, cols: int, p: float) -> np.ndarray:
+    """The centred bound of the module docstring, (B,), over B sub-boxes.
+
+    ``mats``: the weights W_0 (full columns) .. W_L as float64 arrays; ``slopes``: per hidden layer (s_lo, s_hi)
+    of shape (B, n_{l+1}) enclosing every slope; ``skip``: S (n_out, n_in) or None; ``cols``: the columns of M
+    bounded (state columns first). Sound for every M = W_L D_{L-1} ... D_0 W_0[:, :cols] + S[:, :cols] with D_l
+    within the ranges, for p in {1, 2, inf}."""
+    b = slopes[0][0].shape[0]
+    mats = list(mats)
+    mids, halves = zip(*(midpoints(sl, sh) for sl, sh in slopes))
+    tmax = [np.maximum(np.abs(sl), np.abs(sh)) for sl, sh in slopes]
+    rights, rpads, mc, mc_pad = _right_matrices(mats, mids, cols, b)
+    if skip is not None:
+        s = skip[:, :cols]
+        mc_pad = mc_pad + 1e-15 * (np.abs(mc) + np.abs(s))
+        mc = mc + s
+    total = norms(mc, p) + norms(mc_pad, p)
+    for l, (left, right, rpad, delta) in enumerate(zip(_left_intervals(mats, slopes, tmax, b), rights, rpads, halves)):
+        root = np.sqrt(delta) * (1.0 + 1e-15)
+        llo, lhi = left
+        split = interval_norm_bound(llo * root[:, None, :], lhi * root[:, None, :], p)
+        split = split * (norms(root[:, :, None] * right, p) + norms(root[:, :, None] * rpad, p))
+        labs = np.maximum(np.abs(llo), np.abs(lhi))
+        absolute = norms(np.matmul(labs * delta[:, None, :], np.abs(right) + rpad), p)
+        total = total + np.minimum(split, absolute) * (1.0 + 1e-12)
+    return total * (1.0 + 1e-12 * (len(mats) + 2))
