@@ -10,7 +10,9 @@ pre-activations z_l = G x + g are exact; the rest of the chain is relaxed:
 * M = W_L D_{L-1} ... D_l G (+ S) with D_k in those intervals is enclosed entrywise by interval matrix
   arithmetic (|M| <= U), so ||M||_p <= ||U||_p (p = 1, inf exact for U; p = 2: ||U||_2 and
   sqrt(||U||_1 ||U||_inf)); and by the product ||tail||_p ||G||_p of the interval tail W_L D ... D_l and the exact
-  head G. M is affine in each D_k separately and the norm is convex, so these relax only geometry.
+  head G; and, when at most ``_VERTEX_MAX`` neurons are unstable, by the max of ||M|| over every vertex of the
+  slope box (exact for the relaxation). M is affine in each slope separately and the norm is convex, so these
+  relax only geometry.
   Every U is padded by 1e-11 times the same chain in absolute values (rounding).
 * lower bounds: ||M|| of the region of any point whose pre-activations all stay a relative 1e-9 away from a
   breakpoint (so its pattern is that of a full-dimensional region, not an artefact of rounding on a face), exact at
@@ -49,6 +51,7 @@ from .quantity import Quantity
 from .regions import DEFAULT_MIN_RADIUS, Traversal
 
 _PAD = 1e-11
+_VERTEX_MAX = 10  # at most 2^10 slope vertices per node for the vertex bound
 _TRACE_EVERY = 16  # nodes between two entries of BnBResult.trace
 _MARGIN = 1e-9  # relative distance of every pre-activation to a breakpoint for a point's pattern to count
 
@@ -158,7 +161,38 @@ class _Bounder:
         b1 = _norm_upper(u, self.p)
         head = float(induced_norm(g, self.p)) * (1 + 1e-12)
         b2 = _norm_upper(ut, self.p) * head + self.skip_norm
-        return min(b1, b2 * (1 + 1e-12))
+        b3 = self._vertex_bound(g, ranges, nxt, mag)
+        return min(b1, b2 * (1 + 1e-12), b3)
+
+    def _vertex_bound(self, g, ranges, nxt, mag) -> float:
+        """max of ||W_L D_{L-1} ... D_l G (+ S)||_p over every vertex of the slope box (each unstable neuron at
+        s_lo or s_hi), when there are at most ``_VERTEX_MAX`` unstable neurons (else inf).
+
+        Sound: M is affine in each single slope (each appears once in the product) and the norm is convex, so the
+        max over the slope box sits at a vertex; padded by 1e-10 relative (norm rounding) plus ``_PAD`` times
+        the norm of ``mag`` (the same chain in absolute values: product rounding)."""
+        k = sum(int(np.count_nonzero(sl != sh)) for sl, sh in ranges)
+        if k > _VERTEX_MAX:
+            return math.inf
+        m = g[None, :, :]  # (B, n_l, cols)
+        for (sl, sh), w in zip(ranges, nxt):
+            s = _slope_vertices(sl, sh)
+            m = (s[None, :, :, None] * m[:, None, :, :]).reshape(-1, sl.size, m.shape[-1])
+            m = np.matmul(w, m)
+        if self.skip is not None:
+            m = m + self.skip
+        vmax = float(np.max(induced_norm(m, self.p)))
+        return vmax * (1 + 1e-10) + _PAD * _norm_upper(mag + 1e-300, self.p)
+
+
+def _slope_vertices(sl: np.ndarray, sh: np.ndarray) -> np.ndarray:
+    """(2^u, n) slope vectors: every choice of sl_i or sh_i on the u neurons with sl_i != sh_i (n,) each."""
+    unstable = np.nonzero(sl != sh)[0]
+    u = unstable.size
+    bits = (np.arange(2 ** u)[:, None] >> np.arange(u)[None, :]) & 1 if u else np.zeros((1, 0), dtype=np.int64)
+    s = np.repeat(sl[None, :], bits.shape[0], axis=0)
+    s[:, unstable] = np.where(bits == 1, sh[unstable], sl[unstable])
+    return s
 
 
 def _scale_rows(lo, hi, sl, sh):

@@ -247,13 +247,14 @@ class Traversal:
                 return None
         return (key, node.a, node.b)
 
-    def _tighten_by_bbox(self, node: _Node, idx: np.ndarray) -> None:
-        """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (2 LPs per free
-        coordinate on one warm-started model), padded outward by ``empty_tol`` (the same LP-accuracy assumption as
-        an empty piece). Each bound is the objective of the LP's returned point, computed in float64."""
+    def polytope_bbox(self, node: _Node):
+        """Bounding box (lo, hi) ((n,), (n,)) of the node's polytope {x in box : a x <= b}, from 2 LPs per free
+        coordinate on one warm-started model, padded outward by ``empty_tol`` (the same LP-accuracy assumption
+        as an empty piece; each end is the coordinate of an OPTIMAL point). None when an LP is not OPTIMAL."""
         from solvers.base import SolveStatus
 
-        node.bbox_rows = node.a.shape[0]
+        if node.a.shape[0] == 0:
+            return self.lo, self.hi
         free = np.nonzero(self.free)[0]
         eye = np.eye(self.n)[free]
         costs = np.vstack([eye, -eye])
@@ -262,17 +263,25 @@ class Traversal:
             self._bbox_loaded = (object(), node.a, node.b)
             if not self.bbox_solver.load(costs[0], node.a, node.b, self.lo, self.hi, key=self._bbox_loaded[0]):
                 self._bbox_loaded = None
-                return
+                return None
         res = self.bbox_solver.solve_loaded_objectives(costs)
         self.lps += len(res)
         if any(st is not SolveStatus.OPTIMAL for st, _ in res):
-            return
+            return None
         lo, hi = self.lo.copy(), self.hi.copy()
         k = free.size
         for pos, j in enumerate(free):
             lo[j] = max(lo[j], res[pos][1][j] - self.empty_tol)
             hi[j] = min(hi[j], res[k + pos][1][j] + self.empty_tol)
-        zl, zu = affine_interval(node.g_mat[idx], node.g_vec[idx], lo, np.maximum(lo, hi))
+        return lo, np.maximum(lo, hi)
+
+    def _tighten_by_bbox(self, node: _Node, idx: np.ndarray) -> None:
+        """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (:meth:`polytope_bbox`)."""
+        node.bbox_rows = node.a.shape[0]
+        box = self.polytope_bbox(node)
+        if box is None:
+            return
+        zl, zu = affine_interval(node.g_mat[idx], node.g_vec[idx], box[0], box[1])
         node.zlo, node.zhi = node.zlo.copy(), node.zhi.copy()
         node.zlo[idx] = np.maximum(node.zlo[idx], zl)
         node.zhi[idx] = np.minimum(node.zhi[idx], zu)

@@ -126,3 +126,29 @@ def test_trace_brackets_the_exact_value_at_every_entry(seed):
         assert lo <= exact * (1 + 1e-12) and up >= exact * (1 - 1e-12)
     cut = sup_norm(net, box, 2.0, exact=True, timeout=1e-9)
     assert cut.trace[-1][1:] == (cut.lower, cut.upper)
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), n_in=st.integers(2, 3), depth=st.integers(1, 3), width=st.integers(3, 6),
+       act=st.sampled_from(range(len(ACTS))), p=st.sampled_from(NORMS), skip=st.booleans())
+def test_every_node_bound_covers_the_jacobian_of_sampled_points_in_the_node(seed, n_in, depth, width, act, p, skip):
+    """Node upper bounds (interval matrix, tail x head, slope-vertex enumeration) against dense sampling of the
+    node's polytope: a point strictly inside it must have ||J(x)||_p <= the node's bound."""
+    net = random_net(seed, n_in, (width,) * depth, activation=ACTS[act], skip=skip)
+    box = unit_box(n_in)
+    x = np.random.default_rng(seed).uniform(-1, 1, size=(3000, n_in))
+    vals = induced_norm(net.jacobian(x), p)
+    tr = Traversal(net, box)
+    bounder = _Bounder(tr, p, n_in)
+    stack = [tr.root()]
+    checked = 0
+    while stack and checked < 60:
+        node = stack.pop()
+        b = bounder.bound(node)
+        inside = np.all(x @ node.a.T < node.b - 1e-9, axis=1) if node.a.shape[0] else np.ones(len(x), bool)
+        if inside.any():
+            assert vals[inside].max() <= b * (1 + 1e-12) + 1e-12
+        checked += 1
+        kind, val = tr.expand(node)
+        if kind == "branch":
+            stack.extend(val)
