@@ -27,7 +27,8 @@ Upper bounds on sup ||M|| over the sub-box (each one sound for every x in it):
 
 A child box inherits its parent's bound (the sup over a subset is no larger). Lower bounds come from points: box
 centres and random points of every new box (batched float64 torch kernels of :mod:`certify.falsify`), and
-projected gradient ascent (:func:`certify.falsify.falsify`) on the box with the largest bound now and then; every
+projected gradient ascent (:func:`certify.falsify.falsify`) on the box with the largest bound now and then
+(at most about 10 % of the elapsed time); every
 reported lower bound is replayed in float64 through the IR at its witness (``Network.pwa`` / ``jacobian``, then
 :func:`certify.norms.induced_norm`).
 
@@ -67,6 +68,7 @@ from .smooth_bounds import scale_rows as _scale_rows
 _PAD = PAD  # relative padding of interval matrix entries (rounding of interval arithmetic)
 _NORM_PAD = NORM_PAD  # relative padding of float64 matrix norms (SVD error is a few n eps)
 _BATCH = 32  # boxes split per iteration
+_CHUNK = 64  # boxes bounded per call of box_bounds
 _MIN_REL_WIDTH = 1e-9  # boxes narrower than this (relative to the root box) in every coordinate are not split
 
 
@@ -379,6 +381,7 @@ def sup_norm_boxes(
     samples: int = 2048,
     batch: int = _BATCH,
     max_boxes: int | None = None,
+    trial_split: int = 1,
 ) -> BoxBnBResult:
     """Bracket sup over ``box`` of ||A*(x)||_p (``quantity='A_STAR'``, dissipativity) or ||J(x)||_p ('JACOBIAN',
     contraction) for a net with any activation, by branch and bound over sub-boxes (module docstring).
@@ -401,7 +404,7 @@ def sup_norm_boxes(
     """
     with _one_torch_thread():
         return _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_point, timeout, use_sdp, seed,
-                       bounds, gap_tol, samples, batch, max_boxes)
+                       bounds, gap_tol, samples, batch, max_boxes, trial_split)
 
 
 @contextlib.contextmanager
@@ -414,8 +417,47 @@ def _one_torch_thread():
         torch.set_num_threads(before)
 
 
+def _halves(lo: np.ndarray, hi: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both halves of boxes (B, n) split along coordinate j (B,): (lo, hi) of shape (2B, n), lower halves first."""
+    rows = np.arange(lo.shape[0])
+    mid = 0.5 * (lo[rows, j] + hi[rows, j])
+    a_hi, b_lo = hi.copy(), lo.copy()
+    a_hi[rows, j], b_lo[rows, j] = mid, mid
+    return np.concatenate([lo, b_lo]), np.concatenate([a_hi, hi])
+
+
+def _split(parents, sensitivity: np.ndarray, min_w: np.ndarray, bound, trial: int):
+    """Split each parent (bound, lo (n,), hi (n,)) in two; returns the children (lo, hi (2B, n)), their
+    inherited bounds (2B,) and their (bound, kind index) from ``bound``.
+
+    The candidate coordinates are the ``trial`` widest ones by width x sensitivity (splittable only); with more
+    than one candidate every candidate split is bounded and the one whose larger child bound is smallest is kept
+    (the bounds of the kept children are reused, so trial splitting costs ``trial`` times the bounding)."""
+    inh = np.array([p[0] for p in parents])
+    lo = np.array([p[1] for p in parents])
+    hi = np.array([p[2] for p in parents])
+    w = hi - lo
+    score = np.where(w > min_w, w * sensitivity, -1.0)
+    order = np.argsort(-score, axis=1)[:, : max(1, trial)]
+    k = order.shape[1]
+    cand_ok = np.take_along_axis(score, order, axis=1) > 0  # (B, k); the first is always splittable
+    b = lo.shape[0]
+    if k == 1:
+        clo, chi = _halves(lo, hi, order[:, 0])
+        return clo, chi, np.concatenate([inh, inh]), bound(clo, chi)
+    rep = np.repeat(np.arange(b), k)
+    clo, chi = _halves(lo[rep], hi[rep], order.reshape(-1))  # (2 B k, n): lower halves then upper halves
+    val, arg = bound(clo, chi)
+    worst = np.maximum(val[: b * k], val[b * k:]).reshape(b, k)
+    worst = np.where(cand_ok, worst, np.inf)
+    pick = np.argmin(worst, axis=1)
+    idx = np.arange(b) * k + pick
+    sel = np.concatenate([idx, idx + b * k])
+    return clo[sel], chi[sel], np.concatenate([inh, inh]), (val[sel], arg[sel])
+
+
 def _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_point, timeout, use_sdp, seed, bounds,
-            gap_tol, samples, batch, max_boxes) -> BoxBnBResult:
+            gap_tol, samples, batch, max_boxes, trial_split) -> BoxBnBResult:
     t0 = time.perf_counter()
     p = _check(net, box, p)
     q = _as_quantity(quantity)
@@ -477,12 +519,17 @@ def _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_poin
     sdp_calls, sdp_seconds = 0, 0.0
     trace = []
 
-    def push(lo: np.ndarray, hi: np.ndarray, inherited: np.ndarray) -> None:
-        nonlocal n_boxes, proven, closed_max
-        b = box_bounds(st, lo, hi, cheap)
-        stacked = np.stack([b[k] for k in cheap])
+    def bound_boxes(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(smallest cheap bound (B,), index of the kind that gave it (B,)) for boxes (B, n_in), in chunks of
+        ``_CHUNK`` boxes (larger matrix products start BLAS threads, which cost tenfold on a loaded machine)."""
+        parts = [box_bounds(st, lo[i: i + _CHUNK], hi[i: i + _CHUNK], cheap) for i in range(0, lo.shape[0], _CHUNK)]
+        stacked = np.stack([np.concatenate([b[k] for b in parts]) for k in cheap])
         arg = np.argmin(stacked, axis=0)
-        val = stacked[arg, np.arange(lo.shape[0])]
+        return stacked[arg, np.arange(lo.shape[0])], arg
+
+    def push(lo: np.ndarray, hi: np.ndarray, inherited: np.ndarray, pre=None) -> None:
+        nonlocal n_boxes, proven, closed_max
+        val, arg = bound_boxes(lo, hi) if pre is None else pre
         for i, k in enumerate(cheap):
             wins[k] += int(np.sum((arg == i) & (val < inherited)))
         val = np.minimum(val, inherited)
@@ -510,7 +557,7 @@ def _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_poin
     rng = np.random.default_rng(seed)
     reason, outcome = "", Outcome.TIMEOUT
     iteration = 0
-    last_ascent = time.perf_counter()
+    ascent_s = 0.0  # seconds spent in gradient ascent after the initial one
     while True:
         if target is not None and best.value > target:
             outcome = Outcome.EXCEEDED
@@ -567,32 +614,24 @@ def _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_poin
                 heapq.heappush(heap, item)
                 break
             take.append(item)
-        los, his, inh = [], [], []
+        parents = []
         for nb, _, lo_, hi_, _ in take:
-            w = hi_ - lo_
-            if np.all(w <= min_w):
+            if np.all(hi_ - lo_ <= min_w):
                 stuck.append((-nb, lo_, hi_))
-                continue
-            score = np.where(w > min_w, w * st.sensitivity, -1.0)
-            j = int(np.argmax(score))
-            mid = 0.5 * (lo_[j] + hi_[j])
-            a_hi, b_lo = hi_.copy(), lo_.copy()
-            a_hi[j], b_lo[j] = mid, mid
-            los += [lo_, b_lo]
-            his += [a_hi, hi_]
-            inh += [-nb, -nb]
-        if los:
-            lo_b, hi_b = np.array(los), np.array(his)
+            else:
+                parents.append((-nb, lo_, hi_))
+        if parents:
+            lo_b, hi_b, inh, pre = _split(parents, st.sensitivity, min_w, bound_boxes, trial_split)
             # lower bounds: centres and one random point of every new box
             pts = np.vstack([0.5 * (lo_b + hi_b), rng.uniform(lo_b, hi_b)])
             best.offer_batch(np.clip(pts, box.lower, box.upper))
-            push(lo_b, hi_b, np.array(inh))
+            push(lo_b, hi_b, inh, pre)
         # ---- gradient ascent on the largest box now and then (about 10 % of the time)
         now = time.perf_counter()
-        if heap and now - last_ascent > 0.1 * (now - t0) and deadline - now > 0.02 * timeout:
+        if heap and ascent_s < 0.1 * (now - t0) and deadline - now > 0.02 * timeout:
             _, _, lo_, hi_, _ = heap[0]
             ascend(Box(lo_, hi_), 256, min(0.02 * timeout, 1.0))
-            last_ascent = time.perf_counter()
+            ascent_s += time.perf_counter() - now
         if iteration % 10 == 0:
             record()
     record()
