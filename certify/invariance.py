@@ -49,6 +49,14 @@ def violation(net: Network, box: Box, x: np.ndarray) -> tuple[np.ndarray, np.nda
     return per.max(axis=1), per.argmax(axis=1)
 
 
+def side_violations(net: Network, box: Box, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per state output, the largest f_i - upper_i and the largest lower_i - f_i over the points x (B, n_in):
+    two arrays (n_states,) (the sampled value of each side; only an ordering hint, never a bound)."""
+    ns = net.n_states
+    f = np.atleast_2d(net.forward(np.atleast_2d(x)))[:, :ns]
+    return (f - box.upper[:ns]).max(axis=0), (box.lower[:ns] - f).max(axis=0)
+
+
 def _sample_points(box: Box, count: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     pts = [box.center[None], rng.uniform(box.lower, box.upper, size=(max(count, 0), box.dim))]
@@ -117,7 +125,10 @@ def check_invariance(
         )
 
     # 3. MILP: exact max/min of each output whose interval side does not already clear the box
-    return _milp_invariance(net, box, config, backend, start, side_hi, side_lo, witness, worst, extra, cutoff)
+    sampled = side_violations(net, box, pts)
+    return _milp_invariance(
+        net, box, config, backend, start, (side_hi, side_lo), sampled, witness, worst, extra, cutoff
+    )
 
 
 @dataclass(frozen=True)
@@ -184,8 +195,12 @@ def _falsified(lower, upper, method, start, witness, worst_name, extra) -> Check
 
 
 def _milp_invariance(
-    net, box, config, backend, start, side_hi, side_lo, witness, worst, extra, cutoff=True
+    net, box, config, backend, start, interval_sides, sampled_sides, witness, worst, extra, cutoff=True
 ) -> CheckResult:
+    """Step 3: one MILP per output side that can matter, most doubtful (largest sampled violation) first.
+
+    ``interval_sides``/``sampled_sides``: (hi, lo) pairs of arrays (n_states,), the interval bound and the sampled
+    value of each side's violation (max f_i - upper_i; max lower_i - f_i)."""
     from solvers.registry import get_backend
 
     from .milp import analysis_bounds, encode_network
@@ -195,6 +210,7 @@ def _milp_invariance(
     solver = get_backend(backend)
     enc = encode_network(net, box, analysis_bounds(net, box))
     lower = witness.value
+    side_hi, side_lo = interval_sides
     hi_bound = side_hi.astype(float).copy()  # sound bounds per side, improved by the MILP below
     lo_bound = side_lo.astype(float).copy()
     reasons = []
@@ -204,7 +220,7 @@ def _milp_invariance(
     # still hold the maximum violation); most doubtful side first
     jobs = [(i, True) for i in range(ns)] + [(i, False) for i in range(ns)]
     jobs = [job for job in jobs if config.exact or (side_hi if job[1] else side_lo)[job[0]] >= 0]
-    jobs.sort(key=lambda job: -(side_hi[job[0]] if job[1] else side_lo[job[0]]))
+    jobs.sort(key=lambda job: -sampled_sides[0 if job[1] else 1][job[0]])
     for i, maximize in jobs:
         if (hi_bound if maximize else lo_bound)[i] <= lower:
             continue  # this side cannot raise the maximum violation
