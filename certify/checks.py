@@ -125,7 +125,7 @@ def _engine_bound(net: Network, box: Box, config: VerifyConfig, quantity: str, s
                        exact=config.exact or method == "exact" or threshold is None, timeout=remaining,
                        seed=config.seed)
         point = None if res.witness is None else (res.witness, res.lower, res.matrix)
-        extra = {"nodes": res.nodes, "lps": res.lps}
+        extra = {"nodes": res.nodes, "lps": res.lps, "trace": _thin(res.trace)}
         return _Bound(res.upper, "exact" if res.exact else "bnb", res.exact, res.reason), point, extra
     if method == "exact":
         why = ("the exact region search serves piecewise-linear nets (A* also needs them through the origin); "
@@ -137,9 +137,18 @@ def _engine_bound(net: Network, box: Box, config: VerifyConfig, quantity: str, s
                          lower_point=lower_point, timeout=remaining,
                          use_sdp="auto" if method == "auto" else False, seed=config.seed)
     point = None if res.witness is None else (res.witness, res.lower, res.matrix)
-    extra = {"proven_fraction": res.proven_fraction, "boxes": res.boxes, "trace": [list(t) for t in res.trace]}
+    extra = {"proven_fraction": res.proven_fraction, "boxes": res.boxes, "trace": _thin(res.trace)}
     exact = threshold is None and res.exhausted and res.upper <= res.lower
     return _Bound(res.upper, "boxes", exact, res.reason), point, extra
+
+
+def _thin(trace, most: int = 200) -> list[list[float]]:
+    """At most ``most`` (seconds, lower, upper) entries of a search trace, the last one always kept."""
+    rows = [list(map(float, t)) for t in trace]
+    if len(rows) <= most:
+        return rows
+    step = math.ceil(len(rows) / most)
+    return rows[:-1:step] + [rows[-1]]
 
 
 def _sup_norm_check(
