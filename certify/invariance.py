@@ -23,6 +23,7 @@ Smooth nets stop after step 2 (never certified from a MILP).
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -79,7 +80,8 @@ def _result(verdict, lower, upper, method, start, witness=None, reason="", extra
 
 
 def check_invariance(
-    net: Network, box: Box, config: VerifyConfig, *, backend: str = "cbc", cutoff: bool = True
+    net: Network, box: Box, config: VerifyConfig, *, backend: str = "cbc", cutoff: bool = True,
+    parallel: bool = True,
 ) -> CheckResult:
     """Certify or refute f(X) inside X (state part of the box). See the module docstring for the steps.
 
@@ -127,7 +129,7 @@ def check_invariance(
     # 3. MILP: exact max/min of each output whose interval side does not already clear the box
     sampled = side_violations(net, box, pts)
     return _milp_invariance(
-        net, box, config, backend, start, (side_hi, side_lo), sampled, witness, worst, extra, cutoff
+        net, box, config, backend, start, (side_hi, side_lo), sampled, witness, worst, extra, cutoff, parallel
     )
 
 
@@ -186,6 +188,51 @@ def _side_bound(net, enc, box, solver, i: int, maximize: bool, res, cut: _Cutoff
     return _side_value(box, i, maximize, raw + pad if maximize else raw - pad)
 
 
+_MAX_WORKERS = 2
+
+
+def _workers(solver, config: VerifyConfig, n_jobs: int) -> int:
+    """How many sides to solve at once: 1 in exact mode or for a backend without ``parallel_safe``, else up to
+    :data:`_MAX_WORKERS` (and the cores there are)."""
+    if config.exact or not getattr(solver, "parallel_safe", False):
+        return 1
+    return max(1, min(_MAX_WORKERS, os.cpu_count() or 1, n_jobs))
+
+
+def _solve_sides(solver, enc, jobs, skip, make_cut, deadline, workers):
+    """Yield ``(job, cut, result)`` for the sides ``jobs`` ((i, maximize) pairs), in order when ``workers`` is 1
+    (``skip(job)`` and ``make_cut(job)`` are asked just before each solve, so they see the results so far), in
+    completion order otherwise (asked at submission). ``result`` is None when the time limit ran out first.
+    Closing the generator cancels the sides not started and waits for the running ones."""
+
+    def solve(job, cut):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return None
+        return solver.solve(enc.output_program(job[0], job[1], None if cut is None else cut.value), remaining)
+
+    if workers <= 1:
+        for job in jobs:
+            if not skip(job):
+                cut = make_cut(job)
+                yield job, cut, solve(job, cut)
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = {}
+        for job in jobs:
+            if not skip(job):
+                cut = make_cut(job)
+                futures[pool.submit(solve, job, cut)] = (job, cut)
+        for fut in as_completed(futures):
+            job, cut = futures[fut]
+            yield job, cut, fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _falsified(lower, upper, method, start, witness, worst_name, extra) -> CheckResult:
     extra = {**extra, "worst_output": worst_name}
     return _result(
@@ -195,7 +242,8 @@ def _falsified(lower, upper, method, start, witness, worst_name, extra) -> Check
 
 
 def _milp_invariance(
-    net, box, config, backend, start, interval_sides, sampled_sides, witness, worst, extra, cutoff=True
+    net, box, config, backend, start, interval_sides, sampled_sides, witness, worst, extra, cutoff=True,
+    parallel=True,
 ) -> CheckResult:
     """Step 3: one MILP per output side that can matter, most doubtful (largest sampled violation) first.
 
@@ -221,16 +269,20 @@ def _milp_invariance(
     jobs = [(i, True) for i in range(ns)] + [(i, False) for i in range(ns)]
     jobs = [job for job in jobs if config.exact or (side_hi if job[1] else side_lo)[job[0]] >= 0]
     jobs.sort(key=lambda job: -sampled_sides[0 if job[1] else 1][job[0]])
-    for i, maximize in jobs:
-        if (hi_bound if maximize else lo_bound)[i] <= lower:
-            continue  # this side cannot raise the maximum violation
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
+    workers = _workers(solver, config, len(jobs)) if parallel else 1
+
+    def skip(job):  # this side cannot raise the maximum violation
+        return (hi_bound if job[1] else lo_bound)[job[0]] <= lower
+
+    def make_cut(job):  # the side matters only if it can reach `level`
+        level = lower if config.exact else 0.0
+        return _side_cutoff(net, enc, box, solver, job[0], job[1], level) if cutoff else None
+
+    sides = _solve_sides(solver, enc, jobs, skip, make_cut, deadline, workers)
+    for (i, maximize), cut, res in sides:
+        if res is None:
             reasons.append("time limit reached before every output was solved")
             break
-        level = lower if config.exact else 0.0  # the side matters only if it can reach this violation
-        cut = _side_cutoff(net, enc, box, solver, i, maximize, level) if cutoff else None
-        res = solver.solve(enc.output_program(i, maximize, None if cut is None else cut.value), remaining)
         statuses[f"{names[i]}:{'max' if maximize else 'min'}"] = res.status.value
         if res.x is not None:  # replay the solver's point in float64
             x = box.clip(res.x[enc.x_index])
@@ -246,6 +298,7 @@ def _milp_invariance(
             reasons.append(f"{names[i]} {'max' if maximize else 'min'}: solver {res.status.value} {res.message}".strip())
         if lower > 0 and not config.exact:
             break
+    sides.close()  # parallel runs: cancel the queued sides, wait for the running ones
     upper = float(max(hi_bound.max(), lo_bound.max(), lower))
     extra = {
         **extra,

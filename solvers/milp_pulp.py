@@ -56,10 +56,13 @@ def _cbc_cmd(**options):
 @dataclass(frozen=True)
 class PulpCbcBackend:
     """CBC through pulp. ``feasibility_tolerance``: CBC's primal and integer tolerance; ``gap_abs``/``gap_rel``:
-    the optimality gaps CBC may stop at (the returned bound includes them); ``threads``: CBC threads."""
+    the optimality gaps CBC may stop at (the returned bound includes them); ``threads``: CBC threads;
+    ``parallel_safe``: solves may run at once from several threads (each is its own CBC process, with its own
+    temporary files)."""
 
     name: str = "cbc"
     supports_integer: bool = True
+    parallel_safe: bool = True
     feasibility_tolerance: float = 1e-9
     gap_abs: float = 1e-9
     gap_rel: float = 1e-9

@@ -192,7 +192,7 @@ def test_certify_mode_agrees_with_exact_mode_and_sampling(seed, scale, act, back
     config = CONFIG.with_(samples=16)
     fast = check_invariance(net, box, config, backend=backend)
     exact = check_invariance(net, box, config.with_(exact=True), backend=backend)
-    plain = check_invariance(net, box, config, backend=backend, cutoff=False)
+    plain = check_invariance(net, box, config, backend=backend, cutoff=False, parallel=False)
     dense = _dense_violation(net, box)
     assert fast.verdict is exact.verdict is plain.verdict, (fast.reason, exact.reason)
     assert fast.verdict is not Verdict.UNKNOWN, fast.reason
@@ -212,8 +212,9 @@ class _StoppedEarly:
     supports_integer = True
     feasibility_tolerance = 1e-9
 
-    def __init__(self, edge):
+    def __init__(self, edge, parallel_safe=False):
         self.edge = edge
+        self.parallel_safe = parallel_safe
 
     def available(self):
         return True
@@ -224,9 +225,10 @@ class _StoppedEarly:
         return SolveResult(SolveStatus.TIME_LIMIT, None, self.edge(problem), None, 0.0, self.name, "stopped")
 
 
+@pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("cutoff", [True, False])
 @pytest.mark.parametrize("inside", [0.0, 1e-12, 1e-8])
-def test_early_stopped_milp_never_certifies_without_its_bound_clearing_the_box(monkeypatch, cutoff, inside):
+def test_early_stopped_milp_never_certifies_without_its_bound_clearing_the_box(monkeypatch, cutoff, inside, parallel):
     # _abs_net: f = 0.9 |x| in [0, 0.9], no output constant. The stopped solver claims bounds at the box's edge,
     # or within the padding inside it: never enough to certify, whatever the cutoff row says.
     import solvers.registry as registry
@@ -234,11 +236,13 @@ def test_early_stopped_milp_never_certifies_without_its_bound_clearing_the_box(m
     def edge(problem):
         return (1.0 - inside) if problem.maximize else (-1.0 + inside)
 
-    monkeypatch.setattr(registry, "get_backend", lambda name: _StoppedEarly(edge))
+    monkeypatch.setattr(registry, "get_backend", lambda name: _StoppedEarly(edge, parallel))
     res = check_invariance(_abs_net(), unit_box(2), CONFIG, backend="stopped", cutoff=cutoff)
     assert res.verdict is Verdict.UNKNOWN, res.reason
     assert res.upper > 0
     # a bound that clears the box by more than the padding does certify (the MILP bound path is live)
-    monkeypatch.setattr(registry, "get_backend", lambda name: _StoppedEarly(lambda p: 0.95 if p.maximize else -0.95))
+    monkeypatch.setattr(
+        registry, "get_backend", lambda name: _StoppedEarly(lambda p: 0.95 if p.maximize else -0.95, parallel)
+    )
     ok = check_invariance(_abs_net(), unit_box(2), CONFIG, backend="stopped", cutoff=cutoff)
     assert ok.verdict is Verdict.CERTIFIED and ok.upper < 0
