@@ -138,13 +138,14 @@ def interval_preactivations(net: Network, lo: np.ndarray, hi: np.ndarray) -> lis
     its rounding pad, and the activations' outward-rounded value ranges).
     """
     out = []
-    l, u = lo.T, hi.T
-    for layer in net.layers:
+    l, u = np.ascontiguousarray(lo.T), np.ascontiguousarray(hi.T)
+    for k, layer in enumerate(net.layers):
         zl, zu = affine_interval(layer.weight, layer.bias[:, None], l, u)
         zl, zu = np.ascontiguousarray(zl.T), np.ascontiguousarray(zu.T)
         out.append((zl, zu))
-        pl, pu = layer.activation.value_range(zl, zu)
-        l, u = pl.T, pu.T
+        if k + 1 < len(net.layers):  # the last hidden layer's value range is not needed (costly for tanh)
+            pl, pu = layer.activation.value_range(zl, zu)
+            l, u = np.ascontiguousarray(pl.T), np.ascontiguousarray(pu.T)
     return out
 
 
