@@ -104,6 +104,9 @@ class _Node:
 
 
 _POOL = 8
+# bounding-box tightening (low input dimension only) when more than _BBOX_CROSSING * (free coordinates) neurons
+# of the layer still cross a breakpoint and the node gained rows since its last bounding box
+_BBOX_CROSSING = 4
 
 
 class Traversal:
@@ -112,6 +115,10 @@ class Traversal:
     ``expand(node, on_thin)`` resolves neurons until the node is a leaf (returns ``("leaf", node)``) or needs a
     branch (returns ``("branch", children)``); ``on_thin(node, neuron, item)`` is called for each dropped sliver,
     where ``item`` can be passed to :meth:`sliver_child` to build the sliver's node (no interior point, uncertain).
+    ``solver``: a :class:`solvers.lp.LPSolver` (default: a new one) for the Chebyshev LPs; it keeps the LP of the
+    node expanded last loaded and adds the rows of its descendants (DFS order makes most LPs warm starts); the
+    bounding-box LPs have their own instance. Warm starts change no soundness assumption: every status is
+    checked to be OPTIMAL and every returned point is re-checked in float64.
     """
 
     def __init__(self, net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS, solver=None) -> None:
@@ -315,10 +322,12 @@ class Traversal:
             l = node.l
             pcs, f = self.pieces[l], node.fixed[l]
             free_idx = np.nonzero(f < 0)[0]
-            if self.n_free <= 4 and free_idx.size > 4 * self.n_free and node.a.shape[0] > node.bbox_rows:
-                self._tighten_by_bbox(node, free_idx)
             if free_idx.size:
                 over = pcs.overlapping(node.zlo[free_idx], node.zhi[free_idx], free_idx)
+                crossing = int(np.count_nonzero(over.sum(axis=1) > 1))
+                if self.n_free <= 4 and crossing > _BBOX_CROSSING * self.n_free and node.a.shape[0] > node.bbox_rows:
+                    self._tighten_by_bbox(node, free_idx)
+                    over = pcs.overlapping(node.zlo[free_idx], node.zhi[free_idx], free_idx)
             for pos, i in enumerate(free_idx):
                 gi = node.g_mat[i]
                 if not np.any(gi[self.free] != 0.0):  # constant on the box slice: fixed by its value
