@@ -10,7 +10,8 @@ Traversal (one node = the box cut by the pieces fixed so far, plus a pool of ver
   with no constraint row (the box implies it);
 * otherwise each piece the range meets is tested: a pool point whose inscribed ball (radius recomputed in
   float64 against every row and face) stays at distance > ``tol`` from the piece's planes proves the piece
-  full-dimensional with no LP; the other pieces get one Chebyshev-centre LP (maximise the slack t of
+  full-dimensional with no LP; so does a pool point pushed across the piece's plane (radius re-checked the
+  same way); the other pieces get one Chebyshev-centre LP (maximise the slack t of
   rows a x + t <= b, rows normalised) whose point is re-checked in float64;
 * one feasible piece: fix and go on; several: branch. A piece whose LP ends OPTIMAL with slack <= ``tol`` is a
   *sliver* (thinner than tol, or lower-dimensional: a hyperplane touching the polytope, a duplicate neuron): it is
@@ -307,6 +308,24 @@ class Traversal:
                 return True
         return False
 
+    def _pushed_points(self, node: _Node, ra: np.ndarray, rb: np.ndarray, a_all: np.ndarray, b_all: np.ndarray):
+        """Try to prove a piece with one new row (ra, rb) full-dimensional without an LP: push each pool point
+        x across the row's plane along its normal (free coordinates) to depth pr(x)/2 beyond it, and keep the
+        points whose inscribed radius, recomputed in float64 against every row of ``a_all``/``b_all`` and the
+        box, exceeds ``tol`` (the same check as for an LP's point). Returns (points (k, n), radii (k,)) sorted by
+        radius, at most ``_POOL``, or None when no point qualifies."""
+        if node.px.shape[0] == 0 or ra.shape[0] != 1:
+            return None
+        a = np.where(self.free, ra[0], 0.0)
+        viol = node.px @ ra[0] - rb[0]  # > 0: on the wrong side
+        x = node.px - (viol + 0.5 * node.pr)[:, None] * a[None, :]
+        r = self._radius(x, a_all, b_all)
+        keep = np.nonzero(r > self.tol)[0]
+        if keep.size == 0:
+            return None
+        keep = keep[np.argsort(-r[keep])][:_POOL]
+        return x[keep], r[keep]
+
     def _radius(self, x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Float64 inscribed radius at points x (k, n): min over box faces and rows (rows normalised)."""
         r = self._box_radius(x)
@@ -358,6 +377,10 @@ class Traversal:
                         feasible.append((j, ra, rb, node.px[keep], pr[keep], node.uncertain))
                         continue
                     a_all, b_all = np.vstack([node.a, ra]), np.concatenate([node.b, rb])
+                    pushed = self._pushed_points(node, ra, rb, a_all, b_all)
+                    if pushed is not None:
+                        feasible.append((j, ra, rb, pushed[0], pushed[1], node.uncertain))
+                        continue
                     ok, x, t_opt = self._chebyshev(node, ra, rb)
                     if not ok:
                         feasible.append((j, ra, rb, np.zeros((0, self.n)), np.zeros(0), True))

@@ -12,7 +12,7 @@ from certify.bounds import pieces
 from certify.box import Box
 from certify.errors import UsageError
 from certify.network import Layer, Network
-from certify.regions import enumerate_regions, regions
+from certify.regions import Traversal, enumerate_regions, regions
 from solvers.base import LinearProgram
 from solvers.lp import solve_lp
 from tests.random_nets import random_net, unit_box
@@ -145,3 +145,25 @@ def test_degenerate_neurons_constant_duplicate_and_zero_width_coordinate():
 def test_smooth_net_is_refused():
     with pytest.raises(UsageError):
         enumerate_regions(random_net(0, 2, (3,), activation=acts.tanh()), unit_box(2))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_interior_points_lie_on_their_pattern_in_wider_nets(seed):
+    """Wider 2-D nets exercise the LP-free proofs (pool points, pushed points) and the warm-started LPs: every
+    reported interior point replays to its region's pattern, its ball stays inside, and regions are disjoint."""
+    net = random_net(seed, 2, (16, 16))
+    box = Box(-np.ones(2), np.ones(2))
+    enum = enumerate_regions(net, box)
+    assert enum.complete
+    tr = Traversal(net, box)
+    seen = set()
+    for r in enum.regions:
+        pattern, margin = tr.pattern_at(r.interior)
+        assert all(np.array_equal(p, q) for p, q in zip(pattern, r.pattern))
+        assert np.all(r.a_ub @ r.interior <= r.b_ub - r.radius + 1e-12)
+        key = tuple(tuple(p) for p in r.pattern)
+        assert key not in seen
+        seen.add(key)
+    x = np.random.default_rng(seed).uniform(-1, 1, size=(4000, 2))
+    count = sum(r.contains(x, 1e-12).astype(int) for r in enum.regions)
+    assert np.all(count == 1)
