@@ -534,6 +534,7 @@ def _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_poin
         ``_CHUNK`` boxes (larger matrix products start BLAS threads, which cost tenfold on a loaded machine)."""
         parts = [box_bounds(st, lo[i: i + _CHUNK], hi[i: i + _CHUNK], cheap) for i in range(0, lo.shape[0], _CHUNK)]
         stacked = np.stack([np.concatenate([b[k] for b in parts]) for k in cheap])
+        stacked = np.where(np.isnan(stacked), np.inf, stacked)  # a NaN (overflow) is no bound
         arg = np.argmin(stacked, axis=0)
         return stacked[arg, np.arange(lo.shape[0])], arg
 

@@ -51,7 +51,9 @@ def norms(m: np.ndarray, p: float) -> np.ndarray:
     elif math.isinf(p):
         v = np.abs(m).sum(axis=-1).max(axis=-1)
     else:
-        v = np.linalg.svd(m, compute_uv=False)[..., 0]
+        finite = np.isfinite(m).all(axis=(-2, -1))
+        v = np.linalg.svd(np.where(finite[:, None, None], m, 0.0), compute_uv=False)[..., 0]
+        v = np.where(finite, v, np.inf)  # an overflowed matrix has no finite bound (and SVD would raise)
     return v * (1.0 + NORM_PAD) + 1e-300
 
 
@@ -165,4 +167,5 @@ def centred_bound(mats, slopes, skip, cols: int, p: float) -> np.ndarray:
         labs = np.maximum(np.abs(llo), np.abs(lhi))
         absolute = norms(np.matmul(labs * delta[:, None, :], np.abs(right) + rpad), p)
         total = total + np.minimum(split, absolute) * (1.0 + 1e-12)
-    return total * (1.0 + 1e-12 * (len(mats) + 2))
+    total = total * (1.0 + 1e-12 * (len(mats) + 2))
+    return np.where(np.isnan(total), np.inf, total)  # overflow (inf - inf) gives no bound, never a small one

@@ -92,3 +92,12 @@ def test_interval_norm_bound_and_centred_bound_agree_on_point_slopes():
     m = net.pwa(x)[0]
     assert interval_norm_bound(m, m, 2.0)[0] == pytest.approx(ref, rel=1e-9)
     _ = slope_ranges  # the ranges the engine uses are tested in test_smooth_bnb
+
+
+def test_overflow_gives_no_bound_rather_than_nan():
+    """Slope ranges so wide that the products overflow give an infinite bound, never NaN."""
+    net = random_net(1, 2, (4, 4), activation=acts.tanh())
+    mats = [layer.weight * 1e200 for layer in net.layers] + [net.out_weight * 1e200]
+    slopes = [(-np.ones((1, 4)) * 1e200, np.ones((1, 4)) * 1e200)] * 2
+    v = centred_bound(mats, slopes, None, 2, 2.0)
+    assert np.all(v == np.inf)
