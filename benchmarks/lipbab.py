@@ -7,6 +7,10 @@ For each net and p in {1, 2, inf}: sup over the box of ||J(x)||_p by branch and 
 (to 1e-9 relative); side by side in the same run, the full region enumeration without pruning (time, region count
 against ``linear_regions_in_box``, and its max norm). LipBaB's published p = 2 times on this kind of machine:
 about 0.02 s, 0.15 s, 2.1 s and 45 s (smallest to largest net).
+
+Measured (2 shared cores, same session, before/after the slope-vertex node bound and warm-started LPs):
+B&B total 3.38 s -> 2.34 s for the twelve values; largest net p = 2: 1.25 s (385 nodes, 1091 LPs) -> 0.79 s
+(156 nodes, 471 LPs); full enumeration of the four nets about 2.2 s in both.
 """
 
 from __future__ import annotations

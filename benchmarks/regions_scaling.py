@@ -6,6 +6,10 @@ Random ReLU nets (Gaussian weights / sqrt(fan_in), biases 0.5 N(0, 1), seeded) o
 seconds and regions per second of :func:`enumerate_regions` (no pruning), LPs per region, and in the same run the
 branch and bound's time to a verdict on sup ||A*||_2 < 1 (``threshold`` 1 - 1e-6) with the ratio. The default
 run is short (2-D widths 16-64, depths 1-2, plus small 4-D and 8-D nets); ``--full`` goes to width 256, depth 4.
+
+Measured (2 shared cores, same session): 2-D 64-64 net, 2501 regions: 16.1 s (156 regions/s, 13.6 LPs per
+region) before the LP work (bounding box only where many neurons still cross, LP-free pushed points, warm-started
+LPs) and 5.96 s (420 regions/s, 4.1 LPs per region) after; 2-D 32-32: 2.94 s -> 1.52 s.
 """
 
 from __future__ import annotations
