@@ -7,8 +7,9 @@ without the cutoff rows on the output MILPs, side by side in one run.
 
 Nets: ``n-w-w-n`` ReLU nets with Gaussian weights (seeded), the output layer scaled so that the largest |f_i| over
 200,000 uniform samples is ``scale`` times the box's half-width ([-1, 1]^n): 0.97 maps the box inside itself with a
-thin margin (certified), 1.03 leaves it (falsified). "plain" is ``check_invariance(..., cutoff=False)`` (one
-max/min MILP per output side, the reference), "cutoff" the default. Each line prints both times and their ratio.
+thin margin (certified), 1.03 leaves it (falsified). "plain" is ``check_invariance(..., cutoff=False,
+parallel=False)`` (one max/min MILP per output side, one after another: the reference), "cutoff" the defaults
+(cutoff rows; in certify mode, sides on up to 2 cores for CBC). Each line prints both times and their ratio.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ def parse_case(text: str) -> tuple[int, int, int]:
     return parts[0], parts[1], len(parts) - 2
 
 
-def run(net: Network, box: Box, config: VerifyConfig, backend: str, cutoff: bool):
+def run(net: Network, box: Box, config: VerifyConfig, backend: str, new: bool):
+    """One check: ``new`` = the defaults (cutoff rows, parallel sides); else cutoff and parallel both off."""
     t0 = time.perf_counter()
-    res = check_invariance(net, box, config, backend=backend, cutoff=cutoff)
+    res = check_invariance(net, box, config, backend=backend, cutoff=new, parallel=new)
     return time.perf_counter() - t0, res
 
 

@@ -16,6 +16,12 @@ worst output is named in ``extra``). The steps, cheapest first:
    A side whose interval bound already clears the box needs no MILP. Each solver bound is padded by
    :func:`certify.milp.output_padding` (solver tolerance x per-layer big-M x |W|-chain sensitivity + 1e-7
    relative; an assumption about the solver stated there), and every solution is replayed in float64 through ``net.forward``.
+   Sides go most doubtful first (largest sampled violation). Each MILP carries a cutoff row
+   (:meth:`certify.milp.NetworkEncoding.output_program`): only points whose violation reaches ``level - 2 pad`` stay
+   (``level`` 0 when certifying, the best replayed violation with ``config.exact``), so the solver prunes like
+   with an incumbent at the box's edge; an INFEASIBLE answer bounds the side by ``level - pad`` (padded like a
+   dual bound), a feasible one gives the exact side value as before. Certify mode stops at the first replayed
+   point outside the box and, for a ``parallel_safe`` backend (CBC), solves up to 2 sides at once.
 
 Smooth nets stop after step 2 (never certified from a MILP).
 """
