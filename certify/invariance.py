@@ -301,7 +301,8 @@ def _milp_invariance(
         else:
             lo_bound[i] = min(lo_bound[i], side)
         if res.status is not SolveStatus.OPTIMAL and not (cut is not None and res.status is SolveStatus.INFEASIBLE):
-            reasons.append(f"{names[i]} {'max' if maximize else 'min'}: solver {res.status.value} {res.message}".strip())
+            side_name = f"{names[i]} {'max' if maximize else 'min'}"
+            reasons.append(f"{side_name}: solver {res.status.value} {res.message}".strip())
         if lower > 0 and not config.exact:
             break
     sides.close()  # parallel runs: cancel the queued sides, wait for the running ones
