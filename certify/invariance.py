@@ -23,7 +23,8 @@ worst output is named in ``extra``). The steps, cheapest first:
    dual bound), a feasible one gives the exact side value as before. Certify mode stops at the first replayed
    point outside the box and, for a ``parallel_safe`` backend (CBC), solves up to 2 sides at once.
 
-Smooth nets stop after step 2 (never certified from a MILP).
+Smooth nets go from step 2 to a sub-box branch and bound on V (:mod:`certify.output_bnb`, interval and
+mean-value enclosures; never a MILP).
 """
 
 from __future__ import annotations
@@ -123,19 +124,38 @@ def check_invariance(
     if interval_upper < 0 and not (config.exact and net.piecewise_linear):
         return _result(Verdict.CERTIFIED, lower, interval_upper, "interval", start, witness, extra=extra)
     if not net.piecewise_linear:
-        return _result(
-            Verdict.UNKNOWN, lower, interval_upper, "interval", start, witness,
-            reason=(
-                f"smooth activations: interval bounds leave a possible violation of {interval_upper:.6g} and "
-                f"sampling found none (max violation {lower:.6g}); the exact MILP needs a piecewise-linear net"
-            ),
-            extra=extra,
-        )
+        return _smooth_invariance(net, box, config, start, lower, witness, interval_upper, extra)
 
     # 3. MILP: exact max/min of each output whose interval side does not already clear the box
     sampled = side_violations(net, box, pts)
     return _milp_invariance(
         net, box, config, backend, start, (side_hi, side_lo), sampled, witness, worst, extra, cutoff, parallel
+    )
+
+
+def _smooth_invariance(net, box, config, start, lower, witness, interval_upper, extra) -> CheckResult:
+    """Smooth nets: sub-box branch and bound on the violation (:func:`certify.output_bnb.max_violation`, interval
+    and mean-value enclosures). Never uses a MILP."""
+    from .output_bnb import max_violation
+
+    remaining = max(0.1, config.timeout - (time.perf_counter() - start))
+    res = max_violation(net, box, exact=config.exact, timeout=remaining, seed=config.seed)
+    extra = {**extra, "proven_fraction": res.proven_fraction, "boxes": res.boxes}
+    upper = min(interval_upper, res.upper)
+    if res.lower > lower and res.witness is not None:
+        witness, worst = _witness(net, box, res.witness)
+        lower = witness.value
+        extra["worst_output"] = box.names[worst]
+    upper = max(upper, lower)
+    if lower > 0:
+        return _falsified(lower, upper, "boxes", start, witness, extra["worst_output"], extra)
+    if upper < 0:
+        return _result(Verdict.CERTIFIED, lower, upper, "boxes", start, witness, extra=extra)
+    return _result(
+        Verdict.UNKNOWN, lower, upper, "boxes", start, witness,
+        reason=(f"sub-box search leaves a possible violation of {upper:.6g} (sampled max {lower:.6g}); "
+                f"{100 * res.proven_fraction:.1f}% of the box volume proven inside; {res.reason or 'stopped'}"),
+        extra=extra,
     )
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from .bounds import affine_interval, interval_bounds
 from .box import Box
+from .invariance import violation
 from .network import Network
 
 _PAD = 1e-11
@@ -109,14 +110,6 @@ def _violation_bound(net: Network, box: Box, lo: np.ndarray, hi: np.ndarray) -> 
     return float(max(np.max(o_hi[:ns] - box.upper[:ns]), np.max(box.lower[:ns] - o_lo[:ns])))
 
 
-def violation_at(net: Network, box: Box, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """V(x) (B,) and the worst output index (B,) for points x (B, n_in), in float64 through the IR."""
-    ns = net.n_states
-    f = np.atleast_2d(net.forward(np.atleast_2d(x)))[:, :ns]
-    per_output = np.maximum(f - box.upper[:ns], box.lower[:ns] - f)
-    return per_output.max(axis=1), per_output.argmax(axis=1)
-
-
 def max_violation(net: Network, box: Box, exact: bool = False, timeout: float = 30.0, gap_tol: float = 1e-6,
                   seed: int = 0, samples: int = 256) -> ViolationResult:
     """Bracket V over the box by sub-box branch and bound (module docstring). Certify mode (``exact=False``)
@@ -124,7 +117,7 @@ def max_violation(net: Network, box: Box, exact: bool = False, timeout: float = 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     pts = np.vstack([box.center[None], box.lower + (box.upper - box.lower) * rng.random((samples, box.dim))])
-    vals, worst = violation_at(net, box, pts)
+    vals, worst = violation(net, box, pts)
     k = int(np.argmax(vals))
     best = [float(vals[k]), pts[k].copy(), int(worst[k])]
     total = box.volume or 1.0
@@ -159,7 +152,7 @@ def max_violation(net: Network, box: Box, exact: bool = False, timeout: float = 
             clo, chi = lo.copy(), hi.copy()
             clo[axis], chi[axis] = a, b
             centre = 0.5 * (clo + chi)
-            v, w = violation_at(net, box, centre[None])
+            v, w = violation(net, box, centre[None])
             if v[0] > best[0]:
                 best[:] = [float(v[0]), centre, int(w[0])]
             b_child = min(ub, _violation_bound(net, box, clo, chi))

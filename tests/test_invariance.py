@@ -138,17 +138,17 @@ def test_verdicts_agree_with_dense_sampling(seed, scale, act):
 
 def test_smooth_net_is_never_certified_by_milp(monkeypatch):
     # f(x) = tanh(x) - 0.5 x maps [-1, 1]^2 into [-0.27, 0.27]^2, but intervals give [-1.27, 1.27]: only an exact
-    # method could certify it, and the MILP must not be used on a smooth net (nor any solver be asked).
+    # method could certify it. The MILP must not be used on a smooth net (nor any solver be asked): the sub-box
+    # search (interval and mean-value enclosures) certifies it, and in exact mode brackets the exact violation.
     net = Network((Layer(np.eye(2), np.zeros(2), acts.tanh()),), np.eye(2), np.zeros(2), skip=-0.5 * np.eye(2))
     monkeypatch.setitem(sys.modules, "pulp", None)
     monkeypatch.setitem(sys.modules, "highspy", None)
     res = check_invariance(net, unit_box(2), CONFIG.with_(exact=True))
-    assert res.verdict is Verdict.UNKNOWN and res.method == "interval"
-    assert "smooth" in res.reason
+    assert res.verdict is Verdict.CERTIFIED and res.method == "boxes"
     a = np.arcsinh(1.0)  # argmax of tanh(x) - x / 2 (sech^2 = 1/2)
     exact = np.tanh(a) - a / 2 - 1.0
     assert exact - 1e-3 <= res.lower <= exact + 1e-12
-    assert res.upper > 0
+    assert exact - 1e-12 <= res.upper < 0
 
 
 def test_smooth_net_leaving_the_box_is_falsified_by_sampling():

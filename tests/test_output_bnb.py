@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from certify import activations as acts
 from certify.box import Box
 from certify.network import Layer, Network
-from certify.output_bnb import jacobian_enclosure, max_violation, output_enclosure, violation_at
+from certify.invariance import violation
+from certify.output_bnb import jacobian_enclosure, max_violation, output_enclosure
 
 NAMES = sorted(acts.CATALOGUE)
 
@@ -46,7 +47,7 @@ def test_enclosures_contain_samples(seed, name, w):
 def _dense_violation(net, box, n=301):
     g = [np.linspace(a, b, n) for a, b in zip(box.lower, box.upper)]
     pts = np.stack(np.meshgrid(*g), -1).reshape(-1, box.dim)
-    return float(violation_at(net, box, pts)[0].max())
+    return float(violation(net, box, pts)[0].max())
 
 
 @settings(max_examples=12, deadline=None)
@@ -59,7 +60,7 @@ def test_bracket_contains_the_dense_maximum(seed, name, exact):
     res = max_violation(net, box, exact=exact, timeout=3.0, seed=seed)
     dense = _dense_violation(net, box)
     assert res.upper >= dense - 1e-12
-    v, _ = violation_at(net, box, res.witness[None])
+    v, _ = violation(net, box, res.witness[None])
     assert v[0] == pytest.approx(res.lower, abs=1e-12) and box.contains(res.witness)
     if not exact and res.exhausted and res.upper < 0:
         assert dense < 0
