@@ -6,8 +6,8 @@ region, and f = M_r x + c_r holds on that closure by continuity, so solving on e
 the closed region, with a tolerance) finds every isolated equilibrium in the box. Each kept point is replayed
 through the float64 IR (|f(x) - x|_inf <= 1e-9 (1 + |x|_inf), x in the box) and duplicates (a point on a face
 shared by several regions) are merged. A region where I - M_r is singular (smallest singular value <= 1e-12
-times the largest) can hold a continuum of fixed points: it is reported, not solved, and the result is not
-``complete``.
+times the largest) can hold a continuum of fixed points: unless an LP proves (I - M_r) x = c_r has no solution in
+the (slightly enlarged) region, it is reported, not solved, and the result is not ``complete``.
 
 Corollary 3 (DESIGN.md section 2), for ReLU/LeakyReLU/PReLU/identity nets where A* = M_r and b* = c_r on r:
 every equilibrium x_bar in X satisfies lb <= ||x_bar|| <= ub with
@@ -54,6 +54,27 @@ def _vector_norm(x: np.ndarray, p: float) -> float:
     return float(np.linalg.norm(x, ord=p))
 
 
+def _has_fixed_point(box: Box, region: ActivationRegion, a: np.ndarray, slack: float) -> bool:
+    """False only when an LP proves that no x in the region (enlarged by ``slack``) solves (I - M) x = c within
+    ``slack``: a singular region can then hold no equilibrium at all (e.g. a saturated controller pushing a
+    marginally stable plant). Any other LP outcome (feasible, or a status other than infeasible) answers True,
+    and the region is reported as possibly holding a continuum of fixed points."""
+    from solvers.base import LinearProgram, SolveStatus
+    from solvers.lp import solve_lp
+
+    n = a.shape[1]
+    lp = LinearProgram(
+        c=np.zeros(n),
+        a_ub=np.vstack([region.a_ub, a, -a]),
+        b_ub=np.concatenate([region.b_ub + slack, region.c + slack, -region.c + slack]),
+        a_eq=np.zeros((0, n)),
+        b_eq=np.zeros(0),
+        lower=box.lower - slack,
+        upper=box.upper + slack,
+    )
+    return solve_lp(lp).status is not SolveStatus.INFEASIBLE
+
+
 def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float = DEFAULT_MIN_RADIUS,
                     tol: float = 1e-9, timeout: float = math.inf) -> EquilibriaResult:
     """Every isolated equilibrium of x+ = f(x) in the box (see the module docstring); norm p in {1, 2, inf}.
@@ -76,7 +97,8 @@ def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float
         a = eye - r.m
         sv = np.linalg.svd(a, compute_uv=False)
         if sv[-1] <= 1e-12 * max(sv[0], 1.0):
-            singular.append(r)
+            if _has_fixed_point(box, r, a, tol * scale):
+                singular.append(r)
             continue
         x = np.linalg.solve(a, r.c)
         slack = tol * scale

@@ -81,3 +81,18 @@ def test_clip_nets_give_points_without_corollary_bounds():
     res = find_equilibria(net, unit_box(2))
     assert len(res.points) == 1 and "Corollary 3" in res.reason
     assert np.allclose(net.forward(res.points[0]), res.points[0], atol=1e-9)
+
+
+def test_singular_region_without_solution_is_settled_and_with_solutions_is_not():
+    from certify import activations as acts
+    from certify.box import Box
+    from certify.equilibria import find_equilibria
+    from certify.network import Layer, Network
+
+    box = Box([-1.0], [-0.5])  # relu(x) is off on the whole box, so f(x) = x + offset there: I - M = 0
+    shifted = Network([Layer([[1.0]], [0.0], acts.relu())], [[1.0]], [1.0], skip=[[1.0]])
+    res = find_equilibria(shifted, box)
+    assert res.points == () and res.complete and not res.singular_regions  # x = x + 1 has no solution
+    identity = Network([Layer([[1.0]], [0.0], acts.relu())], [[1.0]], [0.0], skip=[[1.0]])
+    res = find_equilibria(identity, box)
+    assert not res.complete and len(res.singular_regions) == 1  # every x is a fixed point: a continuum
