@@ -29,6 +29,20 @@ IMPLICATIONS = {
 }
 
 
+def check_notes(r) -> list[tuple[str, str]]:
+    """(label, text) lines that explain one result: what a certificate proves, the reason, the witness."""
+    notes = []
+    if r.verdict is Verdict.CERTIFIED:
+        notes.append(("proven", IMPLICATIONS[r.check]))
+    if r.reason:
+        notes.append(("reason", r.reason))
+    if r.witness is not None:
+        x = ", ".join(f"{v:.6g}" for v in r.witness.x)
+        label = "witness" if r.verdict is Verdict.FALSIFIED else "largest value found"
+        notes.append((label, f"x = [{x}], value = {r.witness.value:.10g}"))
+    return notes
+
+
 def _fmt(v: float) -> str:
     if v is None:
         return "-"
@@ -60,13 +74,7 @@ def to_markdown(report: "Report") -> str:
     lines.append("")
     for r in report.results:
         lines.append(f"## {r.check.value}: {r.verdict.value}")
-        if r.verdict is Verdict.CERTIFIED:
-            lines.append(f"Proven: {IMPLICATIONS[r.check]}")
-        if r.reason:
-            lines.append(f"Reason: {r.reason}")
-        if r.witness is not None:
-            x = ", ".join(f"{v:.6g}" for v in r.witness.x)
-            lines.append(f"Witness: x = [{x}], value = {r.witness.value:.10g}")
+        lines += [f"{label.capitalize()}: {text}" for label, text in check_notes(r)]
         lines.append("")
     return "\n".join(lines)
 
@@ -123,13 +131,7 @@ def to_html(report: "Report", with_pictures: bool = True) -> str:
     details = []
     for r in report.results:
         parts = [f"<h3>{html.escape(r.check.value)}: {r.verdict.value}</h3>"]
-        if r.verdict is Verdict.CERTIFIED:
-            parts.append(f"<p>Proven: {html.escape(IMPLICATIONS[r.check])}</p>")
-        if r.reason:
-            parts.append(f"<p>Reason: {html.escape(r.reason)}</p>")
-        if r.witness is not None:
-            x = ", ".join(f"{v:.6g}" for v in r.witness.x)
-            parts.append(f"<p>Witness: x = [{x}], value = {r.witness.value:.10g}</p>")
+        parts += [f"<p>{label.capitalize()}: {html.escape(text)}</p>" for label, text in check_notes(r)]
         details.append("\n".join(parts))
     figs = []
     if with_pictures:

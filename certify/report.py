@@ -150,18 +150,9 @@ class Report:
             "  ".join("-" * w for w in widths),
         ]
         out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-        from .render import IMPLICATIONS
+        from .render import check_notes
 
-        notes = []
-        for r in self.results:
-            if r.verdict is Verdict.CERTIFIED:
-                notes.append(f"  {r.check.value}: proven: {IMPLICATIONS[r.check]}")
-            if r.reason:
-                notes.append(f"  {r.check.value}: {r.reason}")
-            if r.witness is not None:
-                x = ", ".join(f"{v:.6g}" for v in r.witness.x)
-                label = "witness" if r.verdict is Verdict.FALSIFIED else "largest value found"
-                notes.append(f"  {r.check.value} {label}: x = [{x}]  value = {r.witness.value:.10g}")
+        notes = [f"  {r.check.value}: {label}: {text}" for r in self.results for label, text in check_notes(r)]
         if notes:
             out += ["", *notes]
         out += ["", f"verdict: {self.verdict.value}"]
