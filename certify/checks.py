@@ -142,6 +142,21 @@ def _engine_bound(net: Network, box: Box, config: VerifyConfig, quantity: str, s
     return _Bound(res.upper, "boxes", exact, res.reason), point, extra
 
 
+def _sample(net: Network, box: Box, config: VerifyConfig, quantity: str, state_only: bool, memo: dict | None):
+    """Falsification of sup ||Q(x)||, shared by the checks of one run through ``memo`` (A* = J for nets that are
+    piecewise linear through the origin, so one sampling serves dissipativity, contraction and weight_norm)."""
+    from .falsify import falsify
+    from .quantity import Quantity
+
+    key = ("A_STAR" if net.piecewise_linear_through_origin else quantity, state_only)
+    if memo is not None and key in memo:
+        return memo[key]
+    sample = falsify(net, box, Quantity[quantity], config.norm, config, state_only=state_only)
+    if memo is not None:
+        memo[key] = sample
+    return sample
+
+
 def _thin(trace, most: int = 200) -> list[list[float]]:
     """At most ``most`` (seconds, lower, upper) entries of a search trace, the last one always kept."""
     rows = [list(map(float, t)) for t in trace]
@@ -152,7 +167,8 @@ def _thin(trace, most: int = 200) -> list[list[float]]:
 
 
 def _sup_norm_check(
-    check: CheckName, net: Network, box: Box, config: VerifyConfig, quantity: str, state_only: bool, threshold: bool
+    check: CheckName, net: Network, box: Box, config: VerifyConfig, quantity: str, state_only: bool, threshold: bool,
+    memo: dict | None = None,
 ) -> CheckResult:
     """Bracket sup over the box of ||Q(x)||_p (Q = A* or J) and decide 'sup < 1' (or, without threshold, its value).
 
@@ -161,14 +177,12 @@ def _sup_norm_check(
     single SDP / interval bound); each is sound, so their minimum is. Certified only when that minimum is
     <= 1 - margin (or, for the gain, when an engine closed the bracket).
     """
-    from .falsify import falsify
-    from .quantity import Quantity
     from .weight_norm import product_bound
 
     start = time.perf_counter()
     deadline = start + config.timeout
     symbol = "A*" if quantity == "A_STAR" else "J"
-    sample = falsify(net, box, Quantity[quantity], config.norm, config, state_only=state_only)
+    sample = _sample(net, box, config, quantity, state_only, memo)
     lower = float(sample.value)
     witness = _witness(net, sample.x, sample.value, sample.matrix)
     bounds = [_Bound(product_bound(net, box, config.norm, quantity, state_only).value, "weight_norm")]
@@ -208,33 +222,31 @@ def _sup_norm_check(
     return CheckResult(check, verdict, lower, upper, method, time.perf_counter() - start, witness, reason, extra)
 
 
-def check_dissipativity(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+def check_dissipativity(net: Network, box: Box, config: VerifyConfig, memo: dict | None = None) -> CheckResult:
     """sup over X of ||A*(x)_states|| < 1 (Theorem 1)."""
     require_dynamics(net, CheckName.DISSIPATIVITY)
-    return _sup_norm_check(CheckName.DISSIPATIVITY, net, box, config, "A_STAR", state_only=True, threshold=True)
+    return _sup_norm_check(CheckName.DISSIPATIVITY, net, box, config, "A_STAR", state_only=True, threshold=True, memo=memo)
 
 
-def check_contraction(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+def check_contraction(net: Network, box: Box, config: VerifyConfig, memo: dict | None = None) -> CheckResult:
     """sup over X of ||J(x)_states|| < 1."""
     require_dynamics(net, CheckName.CONTRACTION)
-    return _sup_norm_check(CheckName.CONTRACTION, net, box, config, "JACOBIAN", state_only=True, threshold=True)
+    return _sup_norm_check(CheckName.CONTRACTION, net, box, config, "JACOBIAN", state_only=True, threshold=True, memo=memo)
 
 
-def check_gain(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+def check_gain(net: Network, box: Box, config: VerifyConfig, memo: dict | None = None) -> CheckResult:
     """sup over X of ||A*(x)|| for a map of any shape (no threshold: certified means the value is exact)."""
-    return _sup_norm_check(CheckName.GAIN, net, box, config, "A_STAR", state_only=False, threshold=False)
+    return _sup_norm_check(CheckName.GAIN, net, box, config, "A_STAR", state_only=False, threshold=False, memo=memo)
 
 
-def check_weight_norm(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+def check_weight_norm(net: Network, box: Box, config: VerifyConfig, memo: dict | None = None) -> CheckResult:
     """Corollary 4: the product of layer norms and slope maxima < 1 proves dissipativity."""
-    from .falsify import falsify
-    from .quantity import Quantity
     from .weight_norm import product_bound
 
     require_dynamics(net, CheckName.WEIGHT_NORM)
     start = time.perf_counter()
     bound = product_bound(net, box, config.norm, "A_STAR", state_only=True)
-    sample = falsify(net, box, Quantity.A_STAR, config.norm, config, state_only=True)
+    sample = _sample(net, box, config, "A_STAR", True, memo)
     witness = _witness(net, sample.x, sample.value, sample.matrix)
     lower = float(sample.value)
     upper = max(bound.value, lower)
@@ -256,7 +268,7 @@ def check_weight_norm(net: Network, box: Box, config: VerifyConfig) -> CheckResu
     )
 
 
-def check_invariance(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+def check_invariance(net: Network, box: Box, config: VerifyConfig, memo: dict | None = None) -> CheckResult:
     """f(X) inside X (state part): sampling, interval bounds, then exact MILP output bounds for PWL nets."""
     from .invariance import check_invariance as _invariance
 
@@ -264,7 +276,7 @@ def check_invariance(net: Network, box: Box, config: VerifyConfig) -> CheckResul
     return _invariance(net, box, config)
 
 
-def check_equilibria(net: Network, box: Box, config: VerifyConfig) -> CheckResult:
+def check_equilibria(net: Network, box: Box, config: VerifyConfig, memo: dict | None = None) -> CheckResult:
     """Every isolated equilibrium in X (PWL nets) and the Corollary 3 bounds on its norm.
 
     ``certified`` means the list is complete: every region was solved, each point replayed in float64, and each
@@ -338,7 +350,7 @@ def _num_or_inf(v: float):
     return v if math.isfinite(v) else "inf"
 
 
-CHECKS: dict[CheckName, Callable[[Network, Box, VerifyConfig], CheckResult]] = {
+CHECKS: dict[CheckName, Callable[..., CheckResult]] = {
     CheckName.DISSIPATIVITY: check_dissipativity,
     CheckName.CONTRACTION: check_contraction,
     CheckName.WEIGHT_NORM: check_weight_norm,
@@ -367,11 +379,11 @@ def run_checks(
         if check in (CheckName.DISSIPATIVITY, CheckName.CONTRACTION, CheckName.WEIGHT_NORM,
                      CheckName.INVARIANCE, CheckName.EQUILIBRIA):
             require_dynamics(net, check)
-    results = []
+    results, memo = [], {}
     for check in checks:
         if progress is not None:
             progress(check, None)
-        results.append(CHECKS[check](net, box, config))
+        results.append(CHECKS[check](net, box, config, memo))
         if progress is not None:
             progress(check, results[-1])
     return tuple(results)
