@@ -54,6 +54,8 @@ def test_milp_certifies_what_intervals_cannot(backend):
     # exact max violation: f_i = 0.9 |x_i| in [0, 0.9] -> max_i max(f_i - 1, -1 - f_i) = -0.1
     assert res.lower == pytest.approx(-0.1, abs=1e-9)
     assert -0.1 <= res.upper < 0  # certify mode stops once each side clears the box (cutoff MILPs)
+    # the MILP certificate is re-checked without any solver by float64 sub-box enclosures (|x| has margin 0.1)
+    assert res.extra["solver_free_recheck"].startswith("confirmed")
     exact = check_invariance(net, box, CONFIG.with_(exact=True), backend=backend)
     assert exact.verdict is Verdict.CERTIFIED, exact.reason
     assert exact.lower == pytest.approx(-0.1, abs=1e-9)
@@ -134,6 +136,16 @@ def test_verdicts_agree_with_dense_sampling(seed, scale, act):
         assert res.witness.value > 0
         assert violation(net, box, np.array(res.witness.x)[None])[0][0] == res.witness.value
         assert res.lower >= dense - 1e-9  # the MILP maximum dominates sampling
+
+
+def test_solver_free_recheck_reports_what_it_could_not_confirm():
+    from certify.invariance import _solver_free_recheck
+
+    net, box = _abs_net(), unit_box(2)
+    res = check_invariance(net, box, CONFIG)
+    tiny = _solver_free_recheck(net, box, CONFIG.with_(timeout=1e-6), res)  # no time: nothing confirmed
+    assert tiny.verdict is Verdict.CERTIFIED and "not confirmed" in tiny.extra["solver_free_recheck"]
+    assert "solver tolerances" in tiny.reason
 
 
 def test_smooth_net_is_never_certified_by_milp(monkeypatch):
