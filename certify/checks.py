@@ -187,7 +187,7 @@ def _sup_norm_check(
     witness = _witness(net, sample.x, sample.value, sample.matrix)
     bounds = [_Bound(product_bound(net, box, config.norm, quantity, state_only).value, "weight_norm")]
     level = 1.0 - config.margin
-    settled = threshold and (lower >= 1.0 or (bounds[0].value <= level and not config.exact))
+    settled = threshold and (lower >= 1.0 or (lower <= bounds[0].value <= level and not config.exact))
     extra: dict = {}
     if not settled:
         bound, point, extra = _engine_bound(net, box, config, quantity, state_only, level if threshold else None,
@@ -197,13 +197,24 @@ def _sup_norm_check(
         if point is not None and point[1] > lower:
             lower = float(point[1])
             witness = _witness(net, point[0], point[1], point[2])
+    # A bound below a value attained at a replayed point is wrong (a bug in that engine): drop it, and let no
+    # certificate stand on a run where an engine contradicted itself.
+    slack = 1e-9 * max(1.0, abs(lower))
+    broken = [b for b in bounds if b.value < lower - slack]
+    bounds = [b for b in bounds if b.value >= lower - slack] or [_Bound(float("inf"), "none")]
     best = min(bounds, key=lambda b: b.value)
     engine_reason = "; ".join(b.reason for b in bounds if b.reason)
+    if broken:
+        engine_reason = "; ".join(
+            [f"the {b.method} bound {b.value:.12g} lies below a replayed value and was discarded (please report)"
+             for b in broken] + ([engine_reason] if engine_reason else []))
     upper = max(best.value, lower)
     if threshold:
         verdict = threshold_verdict(lower, upper, config.margin, witness)
     else:
         verdict = Verdict.CERTIFIED if best.exact else Verdict.UNKNOWN
+    if broken and verdict is Verdict.CERTIFIED:
+        verdict = Verdict.UNKNOWN
     if verdict is Verdict.FALSIFIED:
         method = "sample" if witness.value == sample.value else bounds[-1].method
         reason = f"||{symbol}(x)|| = {lower:.6g} >= 1 at a replayed point"

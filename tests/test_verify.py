@@ -117,3 +117,18 @@ def test_brackets_contain_the_dense_maximum(seed, name, method, p):
             assert dense < 1
         if res.verdict is Verdict.FALSIFIED:
             assert res.witness.value >= 1 and box.contains(np.array(res.witness.x))
+
+
+def test_a_bound_contradicted_by_a_replayed_point_never_certifies(monkeypatch):
+    # An engine that (wrongly) claims sup ||A*|| <= 0.5 on a net whose replayed value is larger must not lead to
+    # a certificate: the bound is dropped and the verdict stays unknown with the reason.
+    from certify import checks
+
+    net = _misaligned(acts.tanh())
+    box = Box([-1.0, -1.0], [1.0, 1.0])
+    monkeypatch.setattr(checks, "_engine_bound",
+                        lambda *a, **k: (checks._Bound(1e-3, "bogus", exact=True), None, {}))
+    for name in ("dissipativity", "gain"):
+        res = certify.verify(net, box, [name], VerifyConfig(samples=2000)).results[0]
+        assert res.verdict is Verdict.UNKNOWN and "bogus bound" in res.reason
+        assert res.upper > 1e-3
