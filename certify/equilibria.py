@@ -102,11 +102,18 @@ def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float
             continue
         x = np.linalg.solve(a, r.c)
         slack = tol * scale
+        # An ill-conditioned solve can land outside the region although a solution lies inside: then the region
+        # is settled by the LP test rather than dismissed.
+        shaky = sv[-1] <= 1e-6 * max(sv[0], 1.0)
         if not (box.contains(x, slack) and r.contains(x, slack)):
+            if shaky and _has_fixed_point(box, r, a, slack):
+                singular.append(r)
             continue
         x = box.clip(x)
         fx = net.forward(x)
         if np.max(np.abs(fx - x)) > tol * (1.0 + np.max(np.abs(x))):
+            if _has_fixed_point(box, r, a, slack):
+                singular.append(r)
             continue
         if any(np.max(np.abs(x - y)) <= 1e-7 * scale for y in found):
             continue
@@ -132,7 +139,8 @@ def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float
     if enum.thin:
         reasons.append(f"{enum.thin} slivers thinner than {enum.tol:.3g} were not searched")
     if singular:
-        reasons.append(f"{len(singular)} regions where I - M is singular (a continuum of fixed points is possible)")
+        reasons.append(f"{len(singular)} regions where I - M is singular or ill-conditioned and an LP finds a "
+                       f"solution (a continuum of fixed points is possible)")
     complete = enum.complete and not enum.thin and not singular
     return EquilibriaResult(tuple(found), lb, ub, rho, tuple(singular), complete, consistent, len(enum.regions),
                             enum.seconds, "; ".join(reasons))

@@ -96,3 +96,22 @@ def test_singular_region_without_solution_is_settled_and_with_solutions_is_not()
     identity = Network([Layer([[1.0]], [0.0], acts.relu())], [[1.0]], [0.0], skip=[[1.0]])
     res = find_equilibria(identity, box)
     assert not res.complete and len(res.singular_regions) == 1  # every x is a fixed point: a continuum
+
+
+def test_ill_conditioned_region_is_not_dismissed(monkeypatch):
+    # f(x) = (1 - 1e-9) x + 1e-9 * 0.75 on [0.5, 1] (relu off): the fixed point 0.75 solves (I - M) x = c with
+    # I - M = 1e-9. Simulate the solve of such a system going astray (landing outside the region): the region
+    # must then be reported (an LP finds the solution), never silently dismissed as holding no equilibrium.
+    from certify import activations as acts
+    from certify import equilibria
+    from certify.box import Box
+    from certify.network import Layer, Network
+
+    eps = 1e-9
+    net = Network([Layer([[1.0]], [-2.0], acts.relu())], [[1.0]], [eps * 0.75], skip=[[1.0 - eps]])
+    box = Box([0.5], [1.0])
+    assert any(abs(p[0] - 0.75) < 1e-6 for p in equilibria.find_equilibria(net, box).points)
+    solve = np.linalg.solve
+    monkeypatch.setattr(equilibria.np.linalg, "solve", lambda a, b: solve(a, b) + 1.0)
+    res = equilibria.find_equilibria(net, box)
+    assert res.points == () and res.singular_regions and not res.complete
