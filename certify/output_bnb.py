@@ -10,9 +10,9 @@ On a sub-box B with centre c and radius r every output satisfies two sound enclo
 * the mean-value form f(x) in f(c) + J(B) (x - c), where J(B) is an interval matrix containing every Clarke
   Jacobian on B: J = W_L D_{L-1} ... D_0 W_0 + S with D_l diagonal in the derivative ranges of each neuron over its
   pre-activation interval (``Activation.derivative_range``, which for kinks contains both one-sided slopes, hence
-  their convex hull). Its error shrinks quadratically with the box, which is what makes splitting converge.
-  f(c) is computed in float64 and padded by ``_PAD`` relative (a few ulp per layer suffice), interval matrix
-  products are padded by ``_PAD`` times the same product in absolute values.
+  their convex hull), enclosed by the interval-matrix machinery of :mod:`certify.smooth_bnb`. Its error shrinks
+  quadratically with the box, which is what makes splitting converge. f(c) is computed in float64 and padded by
+  ``_PAD`` relative (a few ulp per layer suffice).
 
 Lower bounds are V at box centres, replayed in float64 through ``net.forward``. Best-first on the upper bound; the
 box with the largest bound is split in two along its widest coordinate (scaled by the Jacobian's column size).
@@ -59,32 +59,15 @@ class ViolationResult:
     reason: str = ""
 
 
-def _interval_matmul(w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sound w @ [lo, hi] for an exact matrix w (m, k) and an interval matrix (k, n)."""
-    wp, wn = np.maximum(w, 0.0), np.maximum(-w, 0.0)
-    out_lo = wp @ lo - wn @ hi
-    out_hi = wp @ hi - wn @ lo
-    pad = _PAD * (np.abs(w) @ np.maximum(np.abs(lo), np.abs(hi))) + 1e-300
-    return out_lo - pad, out_hi + pad
-
-
 def jacobian_enclosure(net: Network, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Interval matrix (n_out, n_in) containing J(x) (every Clarke Jacobian) for all x in [lo, hi]."""
-    bounds = interval_bounds(net, Box(lo, hi))
-    if not net.layers:
-        j_lo = j_hi = net.out_weight.copy()
-    else:
-        a_lo = a_hi = net.layers[0].weight
-        for i, (layer, lb) in enumerate(zip(net.layers, bounds)):
-            if i > 0:
-                a_lo, a_hi = _interval_matmul(layer.weight, a_lo, a_hi)
-            d_lo, d_hi = layer.activation.derivative_range(lb.pre_lower, lb.pre_upper)
-            cands = np.stack([d_lo[:, None] * a_lo, d_lo[:, None] * a_hi, d_hi[:, None] * a_lo, d_hi[:, None] * a_hi])
-            a_lo, a_hi = cands.min(axis=0), cands.max(axis=0)
-        j_lo, j_hi = _interval_matmul(net.out_weight, a_lo, a_hi)
-    if net.skip is not None:
-        j_lo, j_hi = j_lo + net.skip, j_hi + net.skip
-    return j_lo, j_hi
+    """Interval matrix (n_out, n_in) containing J(x) (every Clarke Jacobian) for all x in [lo, hi]: the
+    derivative ranges of :func:`certify.smooth_bnb.slope_ranges` (both one-sided slopes at a kink) pushed through
+    :func:`certify.smooth_bnb.matrix_enclosure`."""
+    from .smooth_bnb import matrix_enclosure, slope_ranges
+
+    slopes = slope_ranges(net, lo[None], hi[None], "JACOBIAN")
+    j_lo, j_hi = matrix_enclosure(net, slopes, net.n_in)
+    return j_lo[0], j_hi[0]
 
 
 def output_enclosure(net: Network, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
