@@ -303,18 +303,23 @@ def _encode_values(bld: _Builder, net: Network, box: Box, bounds: list[LayerBoun
     return x, prev, layers
 
 
-def encode_network(net: Network, box: Box, bounds: list[LayerBounds] | None = None) -> NetworkEncoding:
-    """The exact MILP of f over the box (see the module docstring); ``bounds``: optional tighter sound
-    pre-activation bounds, one :class:`LayerBounds` per hidden layer (default: interval bounds)."""
-    bounds = _check_inputs(net, box, bounds)
-    bld = _Builder()
-    x, last, layers = _encode_values(bld, net, box, bounds)
+def _finish(bld, net: Network, x, last, layers, bounds) -> NetworkEncoding:
+    """Freeze the model and attach the output map f = W_L h_L + S x + b_L in its variables."""
     model = bld.frozen()
     out_coef = np.zeros((net.n_out, model.n_vars))
     out_coef[:, last] += net.out_weight
     if net.skip is not None:
         out_coef[:, x] += net.skip
     return NetworkEncoding(model, x, out_coef, net.out_bias.copy(), tuple(layers), tuple(bounds))
+
+
+def encode_network(net: Network, box: Box, bounds: list[LayerBounds] | None = None) -> NetworkEncoding:
+    """The exact MILP of f over the box (see the module docstring); ``bounds``: optional tighter sound
+    pre-activation bounds, one :class:`LayerBounds` per hidden layer (default: interval bounds)."""
+    bounds = _check_inputs(net, box, bounds)
+    bld = _Builder()
+    x, last, layers = _encode_values(bld, net, box, bounds)
+    return _finish(bld, net, x, last, layers, bounds)
 
 
 def encode_equilibrium(net: Network, box: Box, bounds: list[LayerBounds] | None = None) -> NetworkEncoding:
@@ -337,12 +342,7 @@ def encode_equilibrium(net: Network, box: Box, bounds: list[LayerBounds] | None 
         idx.append(x[i])
         coef.append(-1.0)
         bld.eq_row(idx, coef, -net.out_bias[i])
-    model = bld.frozen()
-    out_coef = np.zeros((net.n_out, model.n_vars))
-    out_coef[:, last] += net.out_weight
-    if net.skip is not None:
-        out_coef[:, x] += net.skip
-    return NetworkEncoding(model, x, out_coef, net.out_bias.copy(), tuple(layers), tuple(bounds))
+    return _finish(bld, net, x, last, layers, bounds)
 
 
 # ===================================================================== Jacobian-vector products (LipMIP)
