@@ -50,3 +50,9 @@ def scaled_net(net: Network, factor: float) -> Network:
     """The same net with the output layer (and skip) multiplied by ``factor`` (scales A*, J and b* alike)."""
     return Network(net.layers, factor * net.out_weight, factor * net.out_bias,
                    None if net.skip is None else factor * net.skip, n_states=net.n_states)
+
+
+def gelu_example() -> tuple[Network, Box]:
+    """Issue 4's example f(x) = 0.999 GELU(0.999 x) + 0.089543 on [-5, 50]: sup |A*| < 1, three fixed points."""
+    net = Network((Layer(np.array([[0.999]]), np.zeros(1), acts.gelu()),), np.array([[0.999]]), np.array([0.089543]))
+    return net, Box(np.array([-5.0]), np.array([50.0]))

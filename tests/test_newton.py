@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from certify import activations as acts
 from certify.box import Box
 from certify.equilibria import find_equilibria
-from certify.network import Layer, Network
+from certify.network import Network
 from certify.newton import (
     bstar_enclosure,
     equilibrium_norm_bounds,
@@ -21,7 +21,7 @@ from certify.newton import (
     newton_equilibria,
     prove_equilibrium,
 )
-from random_nets import random_net, scaled_net, unit_box
+from random_nets import gelu_example, random_net, scaled_net, unit_box
 
 SMOOTH = {
     "tanh": acts.tanh,
@@ -33,18 +33,13 @@ SMOOTH = {
 }
 
 
-def _gelu_example() -> tuple[Network, Box]:
-    net = Network((Layer(np.array([[0.999]]), np.zeros(1), acts.gelu()),), np.array([[0.999]]), np.array([0.089543]))
-    return net, Box(np.array([-5.0]), np.array([50.0]))
-
-
 def _f_by_hand(x: float) -> float:
     z = 0.999 * x
     return 0.999 * z * 0.5 * math.erfc(-z / math.sqrt(2)) + 0.089543
 
 
 def test_gelu_example_three_fixed_points():
-    net, box = _gelu_example()
+    net, box = gelu_example()
     pts = newton_equilibria(net, box, starts=64, seed=0)
     assert len(pts) == 3
     xs = [float(p[0]) for p in pts]
@@ -69,7 +64,7 @@ def test_gelu_example_three_fixed_points():
 
 
 def test_krawczyk_refuses_a_box_with_two_equilibria_and_a_box_with_none():
-    net, _ = _gelu_example()
+    net, _ = gelu_example()
     two = krawczyk(net, np.array([0.9]), 0.9)  # [0, 1.8] holds 0.2152 and 1.6120
     assert not two.proven
     none = krawczyk(net, np.array([10.0]), 1e-3)  # f(10) - 10 is far from 0

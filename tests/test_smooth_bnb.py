@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from certify import activations as acts
 from certify.bounds import interval_bounds
 from certify.box import Box
-from certify.network import Layer, Network
+from certify.network import Network
 from certify.norms import induced_norm
 from certify.smooth_bnb import (
     BoundKind,
@@ -29,7 +29,7 @@ from certify.smooth_bnb import (
     sup_norm_boxes,
 )
 from certify.weight_norm import product_bound
-from random_nets import random_net, scaled_net, unit_box
+from random_nets import gelu_example, random_net, scaled_net, unit_box
 
 SMOOTH = {
     "tanh": acts.tanh,
@@ -176,13 +176,8 @@ def test_bracket_contains_dense_sampled_maximum(name, seed, quantity, p):
 
 
 # ----------------------------------------------------------------------------------------- the GELU example of issue 4
-def _gelu_example() -> tuple[Network, Box]:
-    net = Network((Layer(np.array([[0.999]]), np.zeros(1), acts.gelu()),), np.array([[0.999]]), np.array([0.089543]))
-    return net, Box(np.array([-5.0]), np.array([50.0]))
-
-
 def test_gelu_example_dissipativity_certified_contraction_falsified():
-    net, box = _gelu_example()
+    net, box = gelu_example()
     threshold = 1 - 1e-6
     dis = sup_norm_boxes(net, box, 2.0, "A_STAR", threshold=threshold, timeout=20.0, seed=1)
     assert dis.outcome is Outcome.CERTIFIED and dis.upper <= threshold and dis.proven_fraction == 1.0
@@ -200,7 +195,7 @@ def test_gelu_example_dissipativity_certified_contraction_falsified():
 def test_secant_ranges_do_not_bound_the_jacobian():
     """Using A*'s (secant) slope ranges for J would 'certify' contraction of the GELU example, which is false:
     the two quantities must be kept apart (this is the mistake the JACOBIAN path avoids)."""
-    net, box = _gelu_example()
+    net, box = gelu_example()
     st_ = _Static.of(net, box, 2.0, _as_quantity("A_STAR"), True)
     wrong = box_bounds(st_, box.lower[None], box.upper[None], (BoundKind.INTERVAL,))[BoundKind.INTERVAL][0]
     right = sup_norm_bound(net, box, 2.0, "JACOBIAN")

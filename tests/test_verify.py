@@ -15,12 +15,12 @@ from certify.config import VerifyConfig
 from certify.errors import UsageError
 from certify.network import Layer, Network
 from certify.norms import induced_norm
+from random_nets import gelu_example
 
 
 def test_gelu_dissipative_but_not_contractive_with_three_equilibria():
     # The example: f(x) = 0.999 GELU(0.999 x) + 0.089543 on [-5, 50]: sup |A*| < 1, yet three fixed points.
-    net = Network([Layer([[0.999]], [0.0], acts.gelu())], [[0.999]], [0.089543])
-    box = Box([-5.0], [50.0])
+    net, box = gelu_example()
     rep = certify.verify(net, box, ["dissipativity", "contraction", "equilibria"], VerifyConfig(timeout=30))
     assert rep.result("dissipativity").verdict is Verdict.CERTIFIED
     assert rep.result("dissipativity").upper < 1
