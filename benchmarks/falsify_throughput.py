@@ -5,11 +5,11 @@
 Nets (random Gaussian weights / sqrt(fan_in), seeded): 2-64-64-2 ReLU and 4-128-128-128-4 tanh, over [-1, 1]^n,
 on CPU. For each net and p in {2, 1, inf}, side by side in the same run:
 
-* ``ours``: :func:`certify.falsify.norms_at` in float32 on the seeded design points (chunked as ``falsify`` does):
+* ``ours``: :func:`certify.engines.sampling.norms_at` in float32 on the seeded design points (chunked as ``falsify`` does):
   slopes, the chain product from the narrow end, the batched norm (2x2 closed form / Gram eigvalsh);
 * ``baseline``: ``torch.func.vmap(torch.func.jacrev(model))`` on the equivalent ``torch.nn.Sequential`` and
   ``torch.linalg.matrix_norm(J, ord=p)``, float32, best of chunk sizes 4096 and 16384;
-* ``falsify``: the whole :func:`certify.falsify.falsify` call (design, sampling, float64 local search, replay),
+* ``falsify``: the whole :func:`certify.engines.sampling.falsify` call (design, sampling, float64 local search, replay),
   points evaluated per second of wall time.
 
 The quantity is J (A* = J for ReLU); for tanh the A* sampling rate (secant slopes) is printed too. Rates are the
@@ -36,11 +36,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify import activations as acts  # noqa: E402
-from certify.box import Box  # noqa: E402
+from certify.ir import activations as acts  # noqa: E402
+from certify.ir.box import Box  # noqa: E402
 from certify.config import VerifyConfig  # noqa: E402
-from certify.falsify import Quantity, default_chunk_size, falsify, norms_at, sample_points  # noqa: E402
-from certify.network import Layer, Network, TorchNet  # noqa: E402
+from certify.engines.sampling import Quantity, default_chunk_size, falsify, norms_at, sample_points  # noqa: E402
+from certify.ir.network import Layer, Network, TorchNet  # noqa: E402
 
 P_LABEL = {2.0: "2", 1.0: "1", math.inf: "inf"}
 

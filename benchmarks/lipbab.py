@@ -26,12 +26,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify import activations as acts  # noqa: E402
-from certify.bnb import sup_norm  # noqa: E402
-from certify.box import load_region  # noqa: E402
-from certify.network import Layer, Network  # noqa: E402
-from certify.norms import induced_norm  # noqa: E402
-from certify.regions import enumerate_regions  # noqa: E402
+from certify.ir import activations as acts  # noqa: E402
+from certify.engines.region_search import sup_norm  # noqa: E402
+from certify.importers.region_file import load_region  # noqa: E402
+from certify.ir.network import Layer, Network  # noqa: E402
+from certify.ir.numerics import induced_norm  # noqa: E402
+from certify.engines.regions import enumerate_regions  # noqa: E402
 
 LIPBAB_P2_SECONDS = [0.02, 0.15, 2.1, 45.0]
 

@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify.sdp_bound import lipschitz_sdp  # noqa: E402
-from solvers.sdp import installed_backends  # noqa: E402
+from certify.engines.lipsdp import lipschitz_sdp  # noqa: E402
+from certify.solvers.sdp import installed_backends  # noqa: E402
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "lipsdp"
 NET = "random_2-10-30-20-2.onnx"

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify.bnb import sup_norm  # noqa: E402
-from certify.regions import enumerate_regions  # noqa: E402
+from certify.engines.region_search import sup_norm  # noqa: E402
+from certify.engines.regions import enumerate_regions  # noqa: E402
 from tests.random_nets import random_net, unit_box  # noqa: E402
 
 

@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify.sdp_bound import lipschitz_sdp  # noqa: E402
+from certify.engines.lipsdp import lipschitz_sdp  # noqa: E402
 from lipsdp import sampled_lower_bound  # noqa: E402  (benchmarks/lipsdp.py)
-from solvers.sdp import installed_backends  # noqa: E402
+from certify.solvers.sdp import installed_backends  # noqa: E402
 
 
 def random_chain(n: int, seed: int = 0) -> list[np.ndarray]:

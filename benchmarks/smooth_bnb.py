@@ -2,13 +2,13 @@
 
 For tanh, sigmoid and GELU nets 2-32-32-2 and 4-64-64-4 (random, seeded; the output layer is scaled so that the
 largest sampled ||A*(x)||_2 (or ||J||) over the box is ``--target``, 0.9 by default: certifiable, not trivially),
-:func:`certify.smooth_bnb.sup_norm_boxes` runs with threshold 1 - 1e-6 three ways in the same process:
+:func:`certify.engines.box_search.sup_norm_boxes` runs with threshold 1 - 1e-6 three ways in the same process:
 
-* ``box B&B``: interval matrices + the centred bound (:mod:`certify.smooth_bounds`) per sub-box (the default);
+* ``box B&B``: interval matrices + the centred bound (:mod:`certify.bounds.centred`) per sub-box (the default);
 * ``Cor.4 B&B``: Corollary 4 alone per sub-box;
 * ``interval B&B``: interval matrices alone per sub-box;
 
-and, as the one-shot baseline, Corollary 4 on the whole box (``certify.weight_norm.product_bound``). Printed: the
+and, as the one-shot baseline, Corollary 4 on the whole box (``certify.bounds.corollary4.product_bound``). Printed: the
 verdict, the time to it, the bracket width upper - lower at 1 s, 5 s and at the end, boxes, and the proven
 volume fraction; then the width ratio of each B&B variant to the Corollary 4 one-shot bound.
 
@@ -38,14 +38,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify import activations as acts  # noqa: E402
-from certify.box import Box  # noqa: E402
+from certify.ir import activations as acts  # noqa: E402
+from certify.ir.box import Box  # noqa: E402
 from certify.config import VerifyConfig  # noqa: E402
-from certify.quantity import Quantity  # noqa: E402
-from certify.falsify import falsify  # noqa: E402
-from certify.network import Layer, Network  # noqa: E402
-from certify.smooth_bnb import BoundKind, sup_norm_boxes  # noqa: E402
-from certify.weight_norm import product_bound  # noqa: E402
+from certify.ir.quantity import Quantity  # noqa: E402
+from certify.engines.sampling import falsify  # noqa: E402
+from certify.ir.network import Layer, Network  # noqa: E402
+from certify.engines.box_search import BoundKind, sup_norm_boxes  # noqa: E402
+from certify.bounds.corollary4 import product_bound  # noqa: E402
 
 ACTS = {"tanh": acts.tanh, "sigmoid": acts.sigmoid, "gelu": acts.gelu}
 SHAPES = ((2, (32, 32)), (4, (64, 64)))

@@ -4,13 +4,14 @@ Data flows one way: model file -> importer -> :class:`Network` (float64 IR) -> w
 analyses -> :class:`CheckResult` certificates -> report / JSON / exit code.
 """
 
-from .activations import Activation, ActivationKind
-from .box import Box, Region, load_region
+from .ir.activations import Activation, ActivationKind
+from .ir.box import Box
+from .importers.region_file import Region, load_region
 from .certificate import CheckName, CheckResult, Verdict, Witness
 from .config import VerifyConfig
 from .errors import CertifyError, ModelError, RegionError, UnsupportedOperatorError, UsageError
-from .network import Layer, Network
-from .report import Report
+from .ir.network import Layer, Network
+from .report.report import Report
 from .api import load, verify
 
 

@@ -1,4 +1,4 @@
-"""The Python entry points: load a model, read a box, verify, get a :class:`~certify.report.Report`."""
+"""The Python entry points: load a model, read a box, verify, get a :class:`~certify.report.report.Report`."""
 
 from __future__ import annotations
 
@@ -6,21 +6,22 @@ import hashlib
 from pathlib import Path
 from typing import Iterable
 
-from .box import Box, Region, load_region
+from .ir.box import Box
+from .importers.region_file import Region, load_region
 from .certificate import CheckName
 from .config import VerifyConfig
-from .network import Network
-from .report import Report
-from .checks import DEFAULT_CHECKS, align, parse_checks, run_checks
+from .ir.network import Network
+from .report.report import Report
+from .checks.sup_norm import DEFAULT_CHECKS, align, parse_checks, run_checks
 
 
 def load(path: str | Path, n_states: int | None = None) -> Network:
     """Import a model: an ONNX file, or a closed-loop system file (YAML with a ``plant`` and an ONNX controller).
 
     An ONNX model is refused if the IR disagrees with onnxruntime; a system file composes plant and controller
-    into one IR (see :mod:`certify.system`).
+    into one IR (see :mod:`certify.importers.system_file`).
     """
-    from .system import is_system_file, load_system
+    from .importers.system_file import is_system_file, load_system
 
     if is_system_file(path):
         return load_system(path)
@@ -96,7 +97,7 @@ def _recheck_on_box(net: Network, path: str, box: Box, config: VerifyConfig) -> 
 
     from .errors import ModelMismatchError
     from .importers import check_agreement_onnx
-    from .system import is_system_file, read_system
+    from .importers.system_file import is_system_file, read_system
 
     rng = np.random.default_rng(config.seed)
     pts = box.lower + (box.upper - box.lower) * rng.random((256, box.dim))

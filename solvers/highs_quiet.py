@@ -1,6 +1,6 @@
 """The one place that creates HiGHS instances, builds HiGHS models and maps HiGHS statuses.
 
-Used by :mod:`solvers.lp` (many small LPs of the region traversal) and :mod:`solvers.milp_highs` (the MILP
+Used by :mod:`certify.solvers.lp` (many small LPs of the region traversal) and :mod:`certify.solvers.milp_highs` (the MILP
 backend), so both read the same model and the same status table.
 
 * :func:`new_highs`: a ``highspy.Highs()`` that does not print its banner on the process's stdout (which carries
@@ -8,10 +8,10 @@ backend), so both read the same model and the same status table.
   Python-level redirection cannot catch it, so the file descriptor is pointed at /dev/null for that construction.
   The ``threads`` option is never set: HiGHS's scheduler is process-global, and a ``threads`` value that differs
   from the first instance's makes every later run fail (model status "Not Set").
-* :func:`pass_program`: a :class:`~solvers.base.LinearProgram` (LP or MILP) handed to a Highs instance as one
+* :func:`pass_program`: a :class:`~certify.solvers.base.LinearProgram` (LP or MILP) handed to a Highs instance as one
   column-wise sparse matrix with row bounds (``<=`` rows get -inf lower bounds, equality rows equal bounds),
   objective sense and integrality.
-* ``STATUS``: the one literal table from HiGHS model status names to :class:`~solvers.base.SolveStatus`;
+* ``STATUS``: the one literal table from HiGHS model status names to :class:`~certify.solvers.base.SolveStatus`;
   :func:`status_of` applies it (anything not in it is ``ERROR``). ``kUnboundedOrInfeasible`` proves neither and
   maps to ``ERROR``; a caller that can settle it (bounded variables, a second run without presolve) does so
   before mapping. Every status is a floating-point claim under HiGHS's feasibility tolerances.

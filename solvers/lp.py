@@ -1,8 +1,8 @@
 """A fast LP backend for the many small LPs of the region traversal: HiGHS through highspy, called directly.
 
-:func:`solve_lp` takes a :class:`~solvers.base.LinearProgram` without integer variables and returns a
-:class:`~solvers.base.SolveResult`. The model is built and its status mapped by :mod:`solvers.highs_quiet` (the one
-HiGHS model builder and status table, shared with :mod:`solvers.milp_highs`); ``kUnboundedOrInfeasible`` is
+:func:`solve_lp` takes a :class:`~certify.solvers.base.LinearProgram` without integer variables and returns a
+:class:`~certify.solvers.base.SolveResult`. The model is built and its status mapped by :mod:`certify.solvers.highs_quiet` (the one
+HiGHS model builder and status table, shared with :mod:`certify.solvers.milp_highs`); ``kUnboundedOrInfeasible`` is
 ``ERROR`` there (it proves neither). The result is a floating-point claim: callers that prune or certify with it
 re-check what they use (the traversal recomputes the slack of every returned point in float64).
 

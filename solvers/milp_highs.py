@@ -1,7 +1,7 @@
 """LP/MILP backend: HiGHS through highspy (the second backend).
 
-The model is built and the status mapped by :mod:`solvers.highs_quiet` (the one HiGHS model builder and status
-table, shared with :mod:`solvers.lp`). HiGHS returns values in full double precision; ``bound`` is HiGHS's MIP
+The model is built and the status mapped by :mod:`certify.solvers.highs_quiet` (the one HiGHS model builder and status
+table, shared with :mod:`certify.solvers.lp`). HiGHS returns values in full double precision; ``bound`` is HiGHS's MIP
 dual bound (for an LP at optimality, the optimal objective). All of it is a floating-point claim under
 ``feasibility_tolerance``.
 

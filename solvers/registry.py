@@ -24,7 +24,7 @@ class Backend(Protocol):
 
     ``name``: registry name; ``supports_integer``: whether ``integer`` variables are honoured;
     ``feasibility_tolerance``: the primal (and integrality) feasibility tolerance the backend asks its solver for,
-    which callers use to pad dual bounds (a bound is a floating-point claim, see :mod:`solvers.base`).
+    which callers use to pad dual bounds (a bound is a floating-point claim, see :mod:`certify.solvers.base`).
     A backend may also set ``parallel_safe = True`` when ``solve`` may run from several threads at once (read
     with ``getattr(backend, "parallel_safe", False)``: absent means no).
     ``solve`` never raises: solver trouble comes back as ``SolveStatus.ERROR`` with the message, a missing

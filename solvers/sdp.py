@@ -6,10 +6,10 @@ Problem (solver-neutral, :class:`SemidefiniteProgram`)::
 
 The matrices are given column-wise: ``coef`` is a sparse (N*N, K) matrix whose column k is ``F_k`` flattened in
 column-major order; every ``F_k`` and ``F0`` must be symmetric. The backend returns a
-:class:`solvers.base.SolveResult` whose status comes from the literal table ``_STATUS``; it never raises: a missing
+:class:`certify.solvers.base.SolveResult` whose status comes from the literal table ``_STATUS``; it never raises: a missing
 library, a solver exception or a bad status become a status and a message. A returned ``x`` is only a
 floating-point claim (SCS in particular is a first-order method with tolerance ``tol``): callers that certify must
-rebuild F(x) themselves in float64 and check its smallest eigenvalue (see :mod:`certify.sdp_bound`).
+rebuild F(x) themselves in float64 and check its smallest eigenvalue (see :mod:`certify.engines.lipsdp`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from certify.activations import ActivationKind
+from certify.ir.activations import ActivationKind
 
 F32 = TensorProto.FLOAT
 F64 = TensorProto.DOUBLE

@@ -1,4 +1,4 @@
-"""Helpers building small random :class:`~certify.network.Network` objects for tests (seeded, float64).
+"""Helpers building small random :class:`~certify.ir.network.Network` objects for tests (seeded, float64).
 
 ``random_net(seed, n_in, widths, n_out, activation=..., bias_scale=..., weight_scale=...)`` draws Gaussian weights
 scaled by 1/sqrt(fan_in); ``activation`` is an :class:`Activation`, a callable ``width -> Activation`` (for PReLU)
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from certify import activations as acts
-from certify.box import Box
-from certify.network import Layer, Network
+from certify.ir import activations as acts
+from certify.ir.box import Box
+from certify.ir.network import Layer, Network
 
 
 def _act(spec, width: int, rng: np.random.Generator):

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
+from certify.ir import activations as acts
 
 ALL = [(name, make()) for name, make in acts.CATALOGUE.items()] + [
     ("leaky_relu_0.2", acts.leaky_relu(0.2)),

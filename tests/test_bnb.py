@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.bnb import _Bounder, sup_norm
-from certify.network import Layer, Network
-from certify.norms import induced_norm
-from certify.regions import Traversal, enumerate_regions
-from certify.weight_norm import product_bound
+from certify.ir import activations as acts
+from certify.engines.region_search import _Bounder, sup_norm
+from certify.ir.network import Layer, Network
+from certify.ir.numerics import induced_norm
+from certify.engines.regions import Traversal, enumerate_regions
+from certify.bounds.corollary4 import product_bound
 from tests.random_nets import random_net, scaled_net, unit_box
 
 NORMS = [1.0, 2.0, math.inf]

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.bounds import affine_interval, bounds_empty, interval_bounds, pieces, symbolic_bounds
+from certify.ir import activations as acts
+from certify.bounds.interval import affine_interval, bounds_empty, interval_bounds, pieces, symbolic_bounds
 from tests.random_nets import random_net, unit_box
 
 ACTS = [None, acts.leaky_relu(0.1), "prelu", acts.clip(-0.5, 0.5), acts.relu6(), acts.identity(), acts.tanh()]
@@ -52,7 +52,7 @@ def test_polytope_bounds_contain_the_points_of_the_polytope(seed, n_in, width, a
 
 def test_contradictory_fixing_proves_emptiness():
     # layer 0: z = x1, fixed off (so h = 0); layer 1: z = h - 0.5 <= -0.5, fixed on: the polytope is empty
-    from certify.network import Layer, Network
+    from certify.ir.network import Layer, Network
 
     l0 = Layer(np.array([[1.0, 0.0]]), np.array([0.0]), acts.relu())
     l1 = Layer(np.array([[1.0]]), np.array([-0.5]), acts.relu())

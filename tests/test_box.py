@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from certify.box import Box, load_region
+from certify.ir.box import Box
+from certify.importers.region_file import load_region
 from certify.errors import RegionError
 
 
@@ -26,7 +27,7 @@ def test_named_states_and_inputs(tmp_path):
 def test_plain_form(tmp_path):
     r = load_region(write(tmp_path, "lower: [-1, -2]\nupper: [1, 2]\nnorm: 1\n"))
     assert r.box.dim == 2 and r.box.n_states == 2 and r.norm == 1.0 and r.margin is None
-    assert Box.from_yaml(tmp_path / "box.yaml").upper.tolist() == [1, 2]
+    assert load_region(tmp_path / "box.yaml").box.upper.tolist() == [1, 2]
 
 
 @pytest.mark.parametrize(

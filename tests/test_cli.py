@@ -12,8 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import cli
-from certify.box import parse_norm
+import certify.cli as cli
+from certify.ir.numerics import parse_norm
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.bnb import sup_norm
-from certify.equilibria import find_equilibria
+from certify.ir import activations as acts
+from certify.engines.region_search import sup_norm
+from certify.engines.equilibria import find_equilibria
 from certify.errors import UsageError
-from certify.network import Layer, Network
+from certify.ir.network import Layer, Network
 from tests.random_nets import random_net, scaled_net, unit_box
 
 
@@ -84,10 +84,10 @@ def test_clip_nets_give_points_without_corollary_bounds():
 
 
 def test_singular_region_without_solution_is_settled_and_with_solutions_is_not():
-    from certify import activations as acts
-    from certify.box import Box
-    from certify.equilibria import find_equilibria
-    from certify.network import Layer, Network
+    from certify.ir import activations as acts
+    from certify.ir.box import Box
+    from certify.engines.equilibria import find_equilibria
+    from certify.ir.network import Layer, Network
 
     box = Box([-1.0], [-0.5])  # relu(x) is off on the whole box, so f(x) = x + offset there: I - M = 0
     shifted = Network([Layer([[1.0]], [0.0], acts.relu())], [[1.0]], [1.0], skip=[[1.0]])
@@ -102,10 +102,10 @@ def test_ill_conditioned_region_is_not_dismissed(monkeypatch):
     # f(x) = (1 - 1e-9) x + 1e-9 * 0.75 on [0.5, 1] (relu off): the fixed point 0.75 solves (I - M) x = c with
     # I - M = 1e-9. Simulate the solve of such a system going astray (landing outside the region): the region
     # must then be reported (an LP finds the solution), never silently dismissed as holding no equilibrium.
-    from certify import activations as acts
-    from certify import equilibria
-    from certify.box import Box
-    from certify.network import Layer, Network
+    from certify.ir import activations as acts
+    from certify.engines import equilibria
+    from certify.ir.box import Box
+    from certify.ir.network import Layer, Network
 
     eps = 1e-9
     net = Network([Layer([[1.0]], [-2.0], acts.relu())], [[1.0]], [eps * 0.75], skip=[[1.0 - eps]])

@@ -13,15 +13,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify import pwa
-from certify.bounds import interval_bounds
-from certify.box import Box
+from certify.ir import activations as acts
+from certify.ir import kernels as pwa
+from certify.bounds.interval import interval_bounds
+from certify.ir.box import Box
 from certify.config import VerifyConfig
 from certify.errors import UsageError
-from certify.falsify import Quantity, SampleResult, falsify, norms_at, pattern_of, sample_points
-from certify.network import Layer, Network, TorchNet
-from certify.norms import induced_norm
+from certify.engines.sampling import Quantity, SampleResult, falsify, norms_at, pattern_of, sample_points
+from certify.ir.network import Layer, Network, TorchNet
+from certify.ir.numerics import induced_norm
 
 P = [1.0, 2.0, math.inf]
 ACTS = {
@@ -206,7 +206,7 @@ def test_one_d_relu_narrow_bump_found_by_region_hopping():
 def test_ray_walk_visits_every_region_on_the_line_including_slivers():
     """relu(x - a_i) with kinks a = 0.2, 0.2 + 1e-9, 0.7 and a second layer kink at x = 0.45 (on (0.2, 0.7)
     h = 2x - 0.4 - 1e-9 > 0.5 iff x > 0.45 + 5e-10): the walk from 0 to 1 yields one midpoint per segment."""
-    from certify.falsify import _ray_midpoints
+    from certify.engines.sampling import _ray_midpoints
 
     a = np.array([0.2, 0.2 + 1e-9, 0.7])
     l0 = Layer(np.ones((3, 1)), -a, acts.relu())
@@ -362,7 +362,7 @@ def test_cuda_path_agrees_with_cpu():
 @pytest.mark.parametrize("seed", [0, 1, 4])
 def test_sampled_value_matches_the_exact_branch_and_bound_on_two_d_relu_nets(seed):
     """sampled <= exact always; on small 2-D nets the region walk reaches the exact sup (region search of bnb)."""
-    bnb = pytest.importorskip("certify.bnb")
+    from certify.engines import region_search as bnb
     rng = np.random.default_rng(seed)
     net = random_net(rng, (2, 12, 12, 2), acts.relu(), scale=2.0)
     box = Box(-np.ones(2), np.ones(2))

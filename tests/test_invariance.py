@@ -15,15 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.box import Box
+from certify.ir import activations as acts
+from certify.ir.box import Box
 from certify.certificate import CheckName, Verdict
 from certify.config import VerifyConfig
 from certify.errors import UsageError
-from certify.invariance import check_invariance, violation
-from certify.network import Layer, Network
+from certify.checks.invariance import check_invariance, violation
+from certify.ir.network import Layer, Network
 from random_nets import random_net, scaled_net, unit_box
-from solvers.registry import get_backend
+from certify.solvers.registry import get_backend
 
 BACKENDS = [b for b in ("cbc", "highs") if get_backend(b).available()]
 CONFIG = VerifyConfig(samples=5_000, timeout=30.0)
@@ -139,7 +139,7 @@ def test_verdicts_agree_with_dense_sampling(seed, scale, act):
 
 
 def test_solver_free_recheck_reports_what_it_could_not_confirm():
-    from certify.invariance import _solver_free_recheck
+    from certify.checks.invariance import _solver_free_recheck
 
     net, box = _abs_net(), unit_box(2)
     res = check_invariance(net, box, CONFIG)
@@ -232,7 +232,7 @@ class _StoppedEarly:
         return True
 
     def solve(self, problem, time_limit):
-        from solvers.base import SolveResult, SolveStatus
+        from certify.solvers.base import SolveResult, SolveStatus
 
         return SolveResult(SolveStatus.TIME_LIMIT, None, self.edge(problem), None, 0.0, self.name, "stopped")
 
@@ -243,7 +243,7 @@ class _StoppedEarly:
 def test_early_stopped_milp_never_certifies_without_its_bound_clearing_the_box(monkeypatch, cutoff, inside, parallel):
     # _abs_net: f = 0.9 |x| in [0, 0.9], no output constant. The stopped solver claims bounds at the box's edge,
     # or within the padding inside it: never enough to certify, whatever the cutoff row says.
-    import solvers.registry as registry
+    import certify.solvers.registry as registry
 
     def edge(problem):
         return (1.0 - inside) if problem.maximize else (-1.0 + inside)

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from solvers.base import LinearProgram, SolveStatus
-from solvers.lp import LPSolver, solve_lp
+from certify.solvers.base import LinearProgram, SolveStatus
+from certify.solvers.lp import LPSolver, solve_lp
 
 
 def _lp(c, a_ub=(), b_ub=(), a_eq=(), b_eq=(), lower=None, upper=None, maximize=False, integer=None):
@@ -67,7 +67,7 @@ def test_integer_variables_are_refused_not_relaxed():
 
 
 def test_status_table_never_maps_an_ambiguous_status_to_a_proof():
-    from solvers import highs_quiet, lp as lp_mod, milp_highs
+    from certify.solvers import highs_quiet, lp as lp_mod, milp_highs
 
     ms = highs_quiet.STATUS
     assert lp_mod._STATUS is ms  # one table, shared by the LP and MILP paths
@@ -82,7 +82,7 @@ def test_status_table_never_maps_an_ambiguous_status_to_a_proof():
 def test_every_highs_model_status_is_in_the_table():
     import highspy
 
-    from solvers.highs_quiet import STATUS
+    from certify.solvers.highs_quiet import STATUS
 
     names = [n for n in dir(highspy.HighsModelStatus) if n.startswith("k") and n != "kMin" and n != "kMax"]
     assert set(names) <= set(STATUS), set(names) - set(STATUS)

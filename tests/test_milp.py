@@ -19,23 +19,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.bounds import interval_bounds
-from certify.box import Box
+from certify.ir import activations as acts
+from certify.bounds.interval import interval_bounds
+from certify.ir.box import Box
 from certify.errors import UsageError
-from certify.milp import (
-    encode_equilibrium,
-    encode_gain,
-    encode_network,
-    equilibrium_exists_milp,
-    milp_gain,
-    relu_decomposition,
-)
-from certify.network import Layer, Network
-from certify.norms import induced_norm
+from certify.engines.milp_encoding import encode_equilibrium, encode_gain, encode_network, equilibrium_exists_milp, milp_gain, relu_decomposition
+from certify.ir.network import Layer, Network
+from certify.ir.numerics import induced_norm
 from random_nets import random_net, scaled_net, unit_box
-from solvers.base import LinearProgram, SolveStatus
-from solvers.registry import get_backend
+from certify.solvers.base import LinearProgram, SolveStatus
+from certify.solvers.registry import get_backend
 
 BACKENDS = [b for b in ("cbc", "highs") if get_backend(b).available()]
 FAST = "highs" if "highs" in BACKENDS else "cbc"
@@ -326,7 +319,7 @@ def test_gain_time_limit_is_not_optimal():
 
 
 def test_tighter_bounds_give_the_same_answer_with_fewer_binaries():
-    from certify.bounds import symbolic_bounds
+    from certify.bounds.interval import symbolic_bounds
 
     net = random_net(21, 2, (8, 8, 8))
     box = unit_box(2, 0.5)
@@ -362,7 +355,7 @@ def test_the_encoding_trusts_its_bounds():
 )
 def test_milp_gain_cross_checks_branch_and_bound(seed, act, widths, p):
     """The exact l1 / l-inf gains from two unrelated methods: the LipMIP MILP and region branch and bound."""
-    from certify.bnb import sup_norm
+    from certify.engines.region_search import sup_norm
 
     net = random_net(seed, 2, widths, activation=act, skip=seed % 2 == 1)
     box = unit_box(2, 0.8)
@@ -392,8 +385,8 @@ def test_milp_gain_over_closed_regions_can_exceed_the_full_dimensional_value():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_lp_tightened_bounds_are_sound_and_tighter(seed):
-    from certify.bounds import symbolic_bounds
-    from certify.milp import tighten_bounds_lp
+    from certify.bounds.interval import symbolic_bounds
+    from certify.engines.milp_encoding import tighten_bounds_lp
 
     net = random_net(seed, 2, (8, 8, 8), activation=[acts.relu(), acts.hardtanh(), acts.leaky_relu(0.1)])
     box = unit_box(2)

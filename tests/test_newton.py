@@ -10,17 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.box import Box
-from certify.equilibria import find_equilibria
-from certify.network import Network
-from certify.newton import (
-    bstar_enclosure,
-    equilibrium_norm_bounds,
-    krawczyk,
-    newton_equilibria,
-    prove_equilibrium,
-)
+from certify.ir import activations as acts
+from certify.ir.box import Box
+from certify.engines.equilibria import find_equilibria
+from certify.ir.network import Network
+from certify.engines.newton import bstar_enclosure, equilibrium_norm_bounds, krawczyk, newton_equilibria, prove_equilibrium
 from random_nets import gelu_example, random_net, scaled_net, unit_box
 
 SMOOTH = {

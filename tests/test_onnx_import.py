@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from certify import activations as acts
-from certify.activations import ActivationKind
+from certify.ir import activations as acts
+from certify.ir.activations import ActivationKind
 from certify.errors import ModelError, ModelMismatchError, UnsupportedOperatorError
 from certify.importers import check_agreement_onnx, load_model, load_onnx
-from certify.network import Layer, Network
+from certify.ir.network import Layer, Network
 from tests.onnx_builders import ACTIVATION_FORMS, F32, F64, Graph, mlp, network_to_onnx, relu_mlp, save
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"

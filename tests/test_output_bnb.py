@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.box import Box
-from certify.network import Layer, Network
-from certify.invariance import violation
-from certify.output_bnb import jacobian_enclosure, max_violation, output_enclosure
+from certify.ir import activations as acts
+from certify.ir.box import Box
+from certify.ir.network import Layer, Network
+from certify.checks.invariance import violation
+from certify.engines.violation_search import jacobian_enclosure, max_violation, output_enclosure
 
 NAMES = sorted(acts.CATALOGUE)
 

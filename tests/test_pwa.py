@@ -6,10 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
+from certify.ir import activations as acts
 from certify.errors import ModelError
-from certify.network import Layer, Network, TorchNet
-from certify.pwa import forward
+from certify.ir.network import Layer, Network, TorchNet
+from certify.ir.kernels import forward
 
 NAMES = sorted(acts.CATALOGUE) + ["prelu"]
 

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.bounds import pieces
-from certify.box import Box
+from certify.ir import activations as acts
+from certify.bounds.interval import pieces
+from certify.ir.box import Box
 from certify.errors import UsageError
-from certify.network import Layer, Network
-from certify.regions import Traversal, enumerate_regions, regions
-from solvers.base import LinearProgram
-from solvers.lp import solve_lp
+from certify.ir.network import Layer, Network
+from certify.engines.regions import Traversal, enumerate_regions, regions
+from certify.solvers.base import LinearProgram
+from certify.solvers.lp import solve_lp
 from tests.random_nets import random_net, unit_box
 
 ACTS = [None, acts.leaky_relu(0.2), "prelu", acts.clip(-0.4, 0.6), acts.relu6()]

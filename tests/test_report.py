@@ -9,11 +9,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from certify import activations as acts
-from certify.box import Box
+from certify.ir import activations as acts
+from certify.ir.box import Box
 from certify.certificate import CheckName, CheckResult, Verdict, Witness
-from certify.network import Layer, Network
-from certify.report import Report
+from certify.ir.network import Layer, Network
+from certify.report.report import Report
 
 
 def _report(verdicts, network=True):

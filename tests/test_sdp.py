@@ -1,4 +1,4 @@
-"""The SDP l2-gain bound (certify.sdp_bound, solvers.sdp): soundness against brute force and sampling, exactness
+"""The SDP l2-gain bound (certify.engines.lipsdp, certify.solvers.sdp): soundness against brute force and sampling, exactness
 where the answer is known, and the float64 re-check that must reject solutions that do not prove their claim."""
 
 from __future__ import annotations
@@ -12,22 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-import solvers.sdp as sdp_backend
-from certify import activations as act
-from certify.box import Box
+import certify.solvers.sdp as sdp_backend
+from certify.ir import activations as act
+from certify.ir.box import Box
 from certify.errors import UsageError
-from certify.network import Layer, Network, TorchNet
-from certify.pwa import chain_product, slopes
-from certify.sdp_bound import (
-    build_lmi,
-    check_lmi,
-    lipschitz_sdp,
-    lmi_matrix,
-    sdp_bound_over_box,
-    slope_ranges,
-    tightest_rho,
-)
-from solvers.base import SolveStatus
+from certify.ir.network import Layer, Network, TorchNet
+from certify.ir.kernels import chain_product, slopes
+from certify.engines.lipsdp import build_lmi, check_lmi, lipschitz_sdp, lmi_matrix, sdp_bound_over_box, slope_ranges, tightest_rho
+from certify.solvers.base import SolveStatus
 
 BACKENDS = sdp_backend.installed_backends()
 ACCURATE = "clarabel" if "clarabel" in BACKENDS else "scs"
@@ -139,7 +131,7 @@ def test_box_bound_dominates_sampled_a_star_state_part(seed):
 
 
 def test_quantity_names():
-    from certify import bnb, falsify
+    from certify.engines import region_search as bnb, sampling as falsify
 
     rng = np.random.default_rng(0)
     net = _relu_net(rng, [2, 4, 2], n_states=2, activation=act.tanh)
@@ -155,9 +147,9 @@ def test_quantity_names():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_box_bound_dominates_the_exact_core(seed):
-    # The exact value from region branch and bound (certify.bnb) is a max over regions that really occur; the SDP
+    # The exact value from region branch and bound (certify.engines.region_search) is a max over regions that really occur; the SDP
     # bounds every slope pattern allowed by the interval ranges, so it can only be larger.
-    from certify.bnb import sup_norm
+    from certify.engines.region_search import sup_norm
 
     rng = np.random.default_rng(20 + seed)
     net = _relu_net(rng, [2, 8, 6, 2], n_states=2, skip=bool(seed % 2))
@@ -190,9 +182,9 @@ def _solved_small_problem():
     res = lipschitz_sdp(weights, lower, upper, backend=ACCURATE)
     assert res.value is not None, res.reason
     # multipliers for the accepted value: the tightest rho for the solver's t is what lipschitz_sdp re-checked
-    from solvers.sdp import solve_sdp
+    from certify.solvers.sdp import solve_sdp
 
-    from certify.sdp_bound import _gain_scale, to_program
+    from certify.engines.lipsdp import _gain_scale, to_program
 
     scale = _gain_scale(data)
     sol = solve_sdp(to_program(data, scale), backend=ACCURATE, tol=1e-8)

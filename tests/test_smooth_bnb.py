@@ -10,25 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.bounds import interval_bounds
-from certify.box import Box
-from certify.network import Network
-from certify.norms import induced_norm
-from certify.smooth_bnb import (
-    BoundKind,
-    Outcome,
-    _as_quantity,
-    _Static,
-    box_bounds,
-    interval_preactivations,
-    matrix_enclosure,
-    preactivation_bounds,
-    slope_ranges,
-    sup_norm_bound,
-    sup_norm_boxes,
-)
-from certify.weight_norm import product_bound
+from certify.ir import activations as acts
+from certify.bounds.interval import interval_bounds
+from certify.ir.box import Box
+from certify.ir.network import Network
+from certify.ir.numerics import induced_norm
+from certify.engines.box_search import BoundKind, Outcome, _as_quantity, _Static, box_bounds, interval_preactivations, matrix_enclosure, preactivation_bounds, slope_ranges, sup_norm_bound, sup_norm_boxes
+from certify.bounds.corollary4 import product_bound
 from random_nets import gelu_example, random_net, scaled_net, unit_box
 
 SMOOTH = {

@@ -1,4 +1,4 @@
-"""The centred (midpoint + perturbation) bound of certify.smooth_bounds: sound against dense samples on random
+"""The centred (midpoint + perturbation) bound of certify.bounds.centred: sound against dense samples on random
 sub-boxes for every activation of the catalogue, A* and J, p in {1, 2, inf}, with and without a skip; tends to
 ||M(c)|| on small boxes; never needs the interval matrix to be tight."""
 
@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certify import activations as acts
-from certify.norms import induced_norm
-from certify.smooth_bnb import BoundKind, _as_quantity, _Static, box_bounds, slope_ranges
-from certify.smooth_bounds import centred_bound, interval_norm_bound, midpoints
+from certify.ir import activations as acts
+from certify.ir.numerics import induced_norm
+from certify.engines.box_search import BoundKind, _as_quantity, _Static, box_bounds, slope_ranges
+from certify.bounds.centred import centred_bound, interval_norm_bound, midpoints
 from random_nets import random_net, unit_box
 
 CATALOGUE = {**{k: f() for k, f in acts.CATALOGUE.items()}, "prelu": "prelu"}

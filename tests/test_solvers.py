@@ -14,14 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from solvers.base import LinearProgram, SolveStatus
-from solvers.registry import (
-    Backend,
-    UnknownBackendError,
-    available_backends,
-    backend_names,
-    get_backend,
-)
+from certify.solvers.base import LinearProgram, SolveStatus
+from certify.solvers.registry import Backend, UnknownBackendError, available_backends, backend_names, get_backend
 
 INF = math.inf
 TOL = 1e-6

@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from certify.activations import ActivationKind
+from certify.ir.activations import ActivationKind
 from certify.errors import ModelError, ModelMismatchError, UnsupportedOperatorError
 from certify.importers import check_agreement_torch, from_torch, load_onnx
-from certify.network import Layer, Network
+from certify.ir.network import Layer, Network
 
 ACTIVATIONS = {
     "relu": (lambda: nn.ReLU(), ActivationKind.RELU),

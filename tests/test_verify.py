@@ -8,13 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import certify
-from certify import activations as acts
-from certify.box import Box
+from certify.ir import activations as acts
+from certify.ir.box import Box
 from certify.certificate import Verdict
 from certify.config import VerifyConfig
 from certify.errors import UsageError
-from certify.network import Layer, Network
-from certify.norms import induced_norm
+from certify.ir.network import Layer, Network
+from certify.ir.numerics import induced_norm
 from random_nets import gelu_example
 
 
@@ -62,7 +62,7 @@ def test_needle_is_falsified_not_certified():
 
 
 def test_exact_gain_of_a_non_square_relu_map_matches_enumeration():
-    from certify.regions import enumerate_regions
+    from certify.engines.regions import enumerate_regions
 
     rng = np.random.default_rng(5)
     net = Network([Layer(rng.normal(size=(6, 3)), rng.normal(size=6), acts.relu())], rng.normal(size=(1, 6)),
@@ -122,7 +122,7 @@ def test_brackets_contain_the_dense_maximum(seed, name, method, p):
 def test_a_bound_contradicted_by_a_replayed_point_never_certifies(monkeypatch):
     # An engine that (wrongly) claims sup ||A*|| <= 0.5 on a net whose replayed value is larger must not lead to
     # a certificate: the bound is dropped and the verdict stays unknown with the reason.
-    from certify import checks
+    from certify.checks import sup_norm as checks
 
     net = _misaligned(acts.tanh())
     box = Box([-1.0, -1.0], [1.0, 1.0])

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from certify import activations as acts
-from certify.box import Box
-from certify.network import Layer, Network
-from certify.weight_norm import induced_norm_upper, product_bound
+from certify.ir import activations as acts
+from certify.ir.box import Box
+from certify.ir.network import Layer, Network
+from certify.bounds.corollary4 import induced_norm_upper, product_bound
 
 P = [1.0, 2.0, math.inf]
 

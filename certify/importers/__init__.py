@@ -1,4 +1,4 @@
-"""Model importers: ONNX files and PyTorch modules into the :class:`~certify.network.Network` IR.
+"""Model importers: ONNX files and PyTorch modules into the :class:`~certify.ir.network.Network` IR.
 
 * :func:`load_model` (dispatch on the file), :func:`load_onnx`, :func:`check_agreement_onnx`;
 * :func:`from_torch` (a module exported to ONNX in memory, then the same importer).
@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ModelError
-from ..network import Network
+from ..ir.network import Network
 from .graph import SUPPORTED_OPS
 from .onnx_import import check_agreement_onnx, load_onnx
 from .torch_import import check_agreement_torch, from_torch

@@ -1,4 +1,4 @@
-"""The numeric check that an imported :class:`~certify.network.Network` is the model it came from.
+"""The numeric check that an imported :class:`~certify.ir.network.Network` is the model it came from.
 
 Every import is compared with the original (onnxruntime for ONNX files, the module itself for PyTorch) on points;
 a disagreement raises :class:`~certify.errors.ModelMismatchError` instead of returning an IR that analyses would
@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ModelMismatchError
-from ..network import Network
+from ..ir.network import Network
 
 # (rtol, atol) by the model's input dtype.
 TOLERANCES = {

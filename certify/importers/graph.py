@@ -1,4 +1,4 @@
-"""Symbolic evaluation of an ONNX graph into the :class:`~certify.network.Network` IR.
+"""Symbolic evaluation of an ONNX graph into the :class:`~certify.ir.network.Network` IR.
 
 The graph is evaluated once, in topological order, for a single sample (batch axis of size 1), with the values of
 :mod:`certify.importers.symbolic`:
@@ -28,28 +28,12 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
-from .. import activations as acts
-from ..activations import Activation, ActivationKind
+from ..ir import activations as acts
+from ..ir.activations import Activation, ActivationKind
 from ..errors import ModelError, UnsupportedOperatorError
-from ..network import Layer, Network
+from ..ir.network import Layer, Network
 from .identify import identify
-from .symbolic import (
-    Affine,
-    Const,
-    Elementwise,
-    add,
-    affine_scalar,
-    basis_size,
-    broadcast_shape,
-    const_affine,
-    lift,
-    matmul_const_left,
-    matmul_const_right,
-    relation,
-    scale,
-    shift,
-    transpose_last,
-)
+from .symbolic import Affine, Const, Elementwise, add, affine_scalar, basis_size, broadcast_shape, const_affine, lift, matmul_const_left, matmul_const_right, relation, scale, shift, transpose_last
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 _RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}

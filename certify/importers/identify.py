@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..activations import CATALOGUE, Activation, ActivationKind
+from ..ir.activations import CATALOGUE, Activation, ActivationKind
 
 _CORE = np.linspace(-20.0, 20.0, 2001)
 _EXTRA = np.concatenate([s * np.logspace(-6, 4, 11) for s in (-1.0, 1.0)])

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper as edh
 
 from ..errors import ModelError
-from ..network import Network
+from ..ir.network import Network
 from .agreement import TOLERANCES, compare, import_points
 from .graph import InputSpec, graph_inputs, import_graph
 

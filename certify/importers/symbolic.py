@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..activations import Activation
+from ..ir.activations import Activation
 from ..errors import ModelError
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from ..network import Network
+from ..ir.network import Network
 from .agreement import TOLERANCES, compare, import_points
 from .onnx_import import import_checked, parse_model, prepare
 

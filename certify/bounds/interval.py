@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import Activation, ActivationKind
-from .box import Box
-from .network import Network
+from ..ir.activations import Activation, ActivationKind
+from ..ir.box import Box
+from ..ir.network import Network
 
 _PAD = 1e-12
 _TINY = 1e-300
@@ -305,15 +305,15 @@ def affine_range_lp(weight: np.ndarray, bias: np.ndarray, a_ub: np.ndarray, b_ub
                     solver=None) -> tuple[np.ndarray, np.ndarray, bool]:
     """Optional LP tightening: [min, max] of weight @ x + bias over {x in box : a_ub x <= b_ub}.
 
-    Two LPs per row (HiGHS, :mod:`solvers.lp`). Returns (lower, upper, ok); where an LP does not end OPTIMAL the
+    Two LPs per row (HiGHS, :mod:`certify.solvers.lp`). Returns (lower, upper, ok); where an LP does not end OPTIMAL the
     interval bound over the box is kept for that entry and ok is False. The LP optimum is re-evaluated from the
     returned point and padded outward by ``1e-7 * (1 + |value|)`` (HiGHS's feasibility tolerance is 1e-9 on
     each constraint, so the true optimum may differ from the returned point's value by about that much times the
     dual norm; the pad is a safety margin, not a proof: callers that certify treat these bounds as heuristic
     tightening of sound interval bounds).
     """
-    from solvers.base import LinearProgram
-    from solvers.lp import LPSolver
+    from ..solvers.base import LinearProgram
+    from ..solvers.lp import LPSolver
 
     solver = solver or LPSolver()
     lo, hi = affine_interval(weight, bias, box.lower, box.upper)

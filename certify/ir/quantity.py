@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 class Quantity(enum.Enum):
@@ -16,7 +16,7 @@ class Quantity(enum.Enum):
 
     @property
     def slope_kind(self) -> str:
-        """'secant' for A*, 'derivative' for J (see :mod:`certify.pwa`)."""
+        """'secant' for A*, 'derivative' for J (see :mod:`certify.ir.kernels`)."""
         return "secant" if self is Quantity.A_STAR else "derivative"
 
     @property

@@ -15,8 +15,8 @@ import io
 
 import numpy as np
 
-from .box import Box
-from .network import Network
+from ..ir.box import Box
+from ..ir.network import Network
 
 
 def _figure(width=5.0, height=4.2):
@@ -46,7 +46,7 @@ def _slice_grid(box: Box, dims: tuple[int, int], n: int) -> tuple[np.ndarray, np
 
 
 def _state_norms(net: Network, pts: np.ndarray, p: float, quantity: str) -> np.ndarray:
-    from .norms import induced_norm
+    from ..ir.numerics import induced_norm
 
     mats = net.pwa(pts)[0] if quantity == "A_STAR" else net.jacobian(pts)
     return np.asarray(induced_norm(mats[:, :, : net.n_states], p))

@@ -20,9 +20,9 @@ arithmetic on the tangent). At a kink (z = t) the MILP may take either one-sided
 maximum over the closed activation regions; it equals the maximum over full-dimensional regions except on
 degenerate nets (a pattern realised only on a lower-dimensional set).
 
-This module builds solver-neutral :class:`solvers.base.LinearProgram` s; it imports no solver library. The
+This module builds solver-neutral :class:`certify.solvers.base.LinearProgram` s; it imports no solver library. The
 analyses at the bottom (:func:`equilibrium_exists_milp`, :func:`milp_gain`) look backends up by name through
-:mod:`solvers.registry`.
+:mod:`certify.solvers.registry`.
 
 Soundness of a bound taken from a solver: the solver's dual bound is a floating-point claim made under its
 feasibility tolerance ``tol`` (a row may be violated by ``tol``, a binary may sit ``tol`` away from 0 or 1, which lets
@@ -46,13 +46,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from solvers.base import LinearProgram, SolveResult, SolveStatus
+from ..solvers.base import LinearProgram, SolveResult, SolveStatus
 
-from .activations import Activation
-from .bounds import LayerBounds, affine_interval, interval_bounds, pieces, symbolic_bounds
-from .box import Box
-from .errors import UsageError
-from .network import Network
+from ..ir.activations import Activation
+from ..bounds.interval import LayerBounds, affine_interval, interval_bounds, pieces, symbolic_bounds
+from ..ir.box import Box
+from ..errors import UsageError
+from ..ir.network import Network
 
 REL_PAD = 1e-7  # relative padding of solver bounds (covers CBC's 8-digit output and coefficient rounding)
 
@@ -74,7 +74,7 @@ class PiecewiseLinearForm:
 def relu_decomposition(act: Activation, width: int) -> PiecewiseLinearForm:
     """The affine + ReLU-terms form of a piecewise-linear activation; UsageError for a smooth one.
 
-    Built from the activation's linear pieces (:func:`certify.bounds.pieces`): with breakpoints bp_k and piece
+    Built from the activation's linear pieces (:func:`certify.bounds.interval.pieces`): with breakpoints bp_k and piece
     slopes a_0..a_K, a continuous sigma equals a_0 z + offset_0 + sum_k (a_{k+1} - a_k) relu(z - bp_k).
     """
     pcs = pieces(act, width)
@@ -520,7 +520,7 @@ def analysis_bounds(
     time_limit: float = 30.0,
 ) -> list[LayerBounds]:
     """The pre-activation bounds the analyses below encode with: the caller's, else CROWN/DeepPoly bounds
-    (:func:`certify.bounds.symbolic_bounds`, never looser than interval bounds), then (``tighten``) LP-tightened
+    (:func:`certify.bounds.interval.symbolic_bounds`, never looser than interval bounds), then (``tighten``) LP-tightened
     layer by layer (:func:`tighten_bounds_lp`): fewer binaries and smaller big-M constants."""
     if bounds is not None:
         return list(bounds)
@@ -574,7 +574,7 @@ def tighten_bounds_lp(
 
 
 def _backend(backend):
-    from solvers.registry import get_backend
+    from ..solvers.registry import get_backend
 
     return get_backend(backend) if isinstance(backend, str) else backend
 

@@ -1,6 +1,6 @@
 """Centred (midpoint + perturbation) upper bounds on ||M||_p over a set of slope matrices, batched over sub-boxes.
 
-Setting (as in :mod:`certify.smooth_bnb`): on a sub-box every A*(x) (or J(x)) is
+Setting (as in :mod:`certify.engines.box_search`): on a sub-box every A*(x) (or J(x)) is
 
     M = W_L D_{L-1} W_{L-1} ... D_0 W_0 + S,   D_l = diag(d_l),  d_l in [s_lo_l, s_hi_l] entrywise,
 

@@ -18,9 +18,23 @@ import math
 import numpy as np
 import torch
 
-from .errors import UsageError
+from ..errors import RegionError, UsageError
 
 NORMS = (1.0, 2.0, math.inf)
+_NORM_NAMES = {"1": 1.0, "2": 2.0, "inf": math.inf}
+
+
+def parse_norm(value, where: str = "norm") -> float:
+    """1, 2 or inf (as numbers or strings) -> 1.0, 2.0 or math.inf."""
+    key = str(value).strip().lower()
+    key = {"1.0": "1", "2.0": "2", "infinity": "inf", "+inf": "inf", "linf": "inf", "l1": "1", "l2": "2"}.get(key, key)
+    if key not in _NORM_NAMES:
+        raise RegionError(f"{where}: norm must be 1, 2 or inf, got {value!r}")
+    return _NORM_NAMES[key]
+
+
+def norm_label(p: float) -> str:
+    return "inf" if math.isinf(p) else str(int(p))
 
 
 def _check_p(p: float) -> float:

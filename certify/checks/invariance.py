@@ -10,20 +10,20 @@ worst output is named in ``extra``). The steps, cheapest first:
 
 1. sampling (uniform points, the box's centre and, up to 12 dimensions, its vertices): a lower bound and maybe a
    witness;
-2. interval bounds (:func:`certify.bounds.output_interval`, sound by outward rounding): certified when they suffice
+2. interval bounds (:func:`certify.bounds.interval.output_interval`, sound by outward rounding): certified when they suffice
    (method ``interval``);
-3. piecewise-linear nets only: the exact max and min of every output by MILP (:func:`certify.milp.encode_network`).
+3. piecewise-linear nets only: the exact max and min of every output by MILP (:func:`certify.engines.milp_encoding.encode_network`).
    A side whose interval bound already clears the box needs no MILP. Each solver bound is padded by
-   :func:`certify.milp.output_padding` (solver tolerance x per-layer big-M x |W|-chain sensitivity + 1e-7
+   :func:`certify.engines.milp_encoding.output_padding` (solver tolerance x per-layer big-M x |W|-chain sensitivity + 1e-7
    relative; an assumption about the solver stated there), and every solution is replayed in float64 through ``net.forward``.
    Sides go most doubtful first (largest sampled violation). Each MILP carries a cutoff row
-   (:meth:`certify.milp.NetworkEncoding.output_program`): only points whose violation reaches ``level - 2 pad`` stay
+   (:meth:`certify.engines.milp_encoding.NetworkEncoding.output_program`): only points whose violation reaches ``level - 2 pad`` stay
    (``level`` 0 when certifying, the best replayed violation with ``config.exact``), so the solver prunes like
    with an incumbent at the box's edge; an INFEASIBLE answer bounds the side by ``level - pad`` (padded like a
    dual bound), a feasible one gives the exact side value as before. Certify mode stops at the first replayed
    point outside the box and, for a ``parallel_safe`` backend (CBC), solves up to 2 sides at once.
 
-Smooth nets go from step 2 to a sub-box branch and bound on V (:mod:`certify.output_bnb`, interval and
+Smooth nets go from step 2 to a sub-box branch and bound on V (:mod:`certify.engines.violation_search`, interval and
 mean-value enclosures; never a MILP).
 """
 
@@ -36,14 +36,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.base import SolveStatus
+from ..solvers.base import SolveStatus
 
-from .bounds import output_interval
-from .box import Box
-from .certificate import CheckName, CheckResult, Verdict, Witness
-from .config import VerifyConfig
-from .errors import UsageError
-from .network import Network
+from ..bounds.interval import output_interval
+from ..ir.box import Box
+from ..certificate import CheckName, CheckResult, Verdict, Witness
+from ..config import VerifyConfig
+from ..errors import UsageError
+from ..ir.network import Network
 
 _MAX_VERTEX_DIM = 12
 _MAX_SAMPLES = 200_000
@@ -135,13 +135,13 @@ def check_invariance(
 
 
 def _solver_free_recheck(net: Network, box: Box, config: VerifyConfig, res: CheckResult) -> CheckResult:
-    """A MILP certificate rests on the stated solver-tolerance assumption (see :func:`certify.milp.output_padding`).
-    Try to confirm it without any solver, by the float64 sub-box enclosures of :mod:`certify.output_bnb`, for a
+    """A MILP certificate rests on the stated solver-tolerance assumption (see :func:`certify.engines.milp_encoding.output_padding`).
+    Try to confirm it without any solver, by the float64 sub-box enclosures of :mod:`certify.engines.violation_search`, for a
     short budget (min(2 s, timeout / 10)); record the outcome in ``extra['solver_free_recheck']``. The verdict
     stays; the reason says whether it also stands without the solver."""
     from dataclasses import replace
 
-    from .output_bnb import max_violation
+    from ..engines.violation_search import max_violation
 
     budget = min(2.0, config.timeout / 10)
     check = max_violation(net, box, exact=False, timeout=budget, seed=config.seed)
@@ -155,9 +155,9 @@ def _solver_free_recheck(net: Network, box: Box, config: VerifyConfig, res: Chec
 
 
 def _smooth_invariance(net, box, config, start, lower, witness, interval_upper, extra) -> CheckResult:
-    """Smooth nets: sub-box branch and bound on the violation (:func:`certify.output_bnb.max_violation`, interval
+    """Smooth nets: sub-box branch and bound on the violation (:func:`certify.engines.violation_search.max_violation`, interval
     and mean-value enclosures). Never uses a MILP."""
-    from .output_bnb import max_violation
+    from ..engines.violation_search import max_violation
 
     remaining = max(0.1, config.timeout - (time.perf_counter() - start))
     res = max_violation(net, box, exact=config.exact, timeout=remaining, seed=config.seed)
@@ -202,7 +202,7 @@ def _side_cutoff(net, enc, box, solver, i: int, maximize: bool, level: float) ->
     cutoff. The two paddings leave one padding of room: an infeasible cutoff MILP gives the side the padded bound
     ``level - padding`` (:func:`_side_bound`), strictly below ``level``.
     """
-    from .milp import output_padding
+    from ..engines.milp_encoding import output_padding
 
     weights = np.zeros(net.n_out)
     weights[i] = 1.0
@@ -215,12 +215,12 @@ def _side_bound(net, enc, box, solver, i: int, maximize: bool, res, cut: _Cutoff
     """A sound upper bound on side (i, maximize)'s violation from one MILP result (inf when it gives none).
 
     * with a cutoff and a final INFEASIBLE status: max f_i < cutoff (min f_i > cutoff), padded like a dual bound
-      (the same stated assumption about the solver's tolerance as :func:`certify.milp.output_padding`);
+      (the same stated assumption about the solver's tolerance as :func:`certify.engines.milp_encoding.output_padding`);
     * OPTIMAL or TIME_LIMIT with a dual bound b: the output bound is b (the cutoff row can only lower the optimum
       when the whole optimum lies beyond the cutoff, so max(b, cutoff) bounds the unrestricted max), padded;
     * anything else: inf.
     """
-    from .milp import output_padding
+    from ..engines.milp_encoding import output_padding
 
     if cut is not None and res.status is SolveStatus.INFEASIBLE:
         return _side_value(box, i, maximize, cut.value + (cut.padding if maximize else -cut.padding))
@@ -296,9 +296,9 @@ def _milp_invariance(
 
     ``interval_sides``/``sampled_sides``: (hi, lo) pairs of arrays (n_states,), the interval bound and the sampled
     value of each side's violation (max f_i - upper_i; max lower_i - f_i)."""
-    from solvers.registry import get_backend
+    from ..solvers.registry import get_backend
 
-    from .milp import analysis_bounds, encode_network
+    from ..engines.milp_encoding import analysis_bounds, encode_network
 
     ns = net.n_states
     names = box.names[:ns]

@@ -1,18 +1,18 @@
 """Equilibria x = f(x) of nets with any activation: Newton's method, a Krawczyk proof, and Corollary 3 over a box.
 
 * :func:`newton_equilibria`: damped Newton on g(x) = f(x) - x from many starts (the seeded design of
-  :func:`certify.falsify.sample_points`: centre, vertices, face centres, Sobol), batched in float64 torch; every
+  :func:`certify.engines.sampling.sample_points`: centre, vertices, face centres, Sobol), batched in float64 torch; every
   converged point is replayed through the float64 IR (``Network.forward``: |f(x) - x|_inf <= tol (1 + |x|_inf))
   and must lie in the box; duplicates are merged. It finds equilibria, it does not prove there are no others.
 * :func:`krawczyk`: a proof that a small box around a Newton point holds exactly one equilibrium. With
   X = [x_hat - r, x_hat + r], Y ~ (J(x_hat) - I)^-1 and G an interval matrix holding the (generalised)
   Jacobian of g over X, the Krawczyk operator K = x_hat - Y g(x_hat) + (I - Y G)(X - x_hat) satisfies: if
   K lies in the interior of X, g has exactly one zero in X. g(x_hat) is enclosed by interval arithmetic on the
-  degenerate box (:func:`certify.bounds.output_interval`), G by :func:`certify.smooth_bnb.matrix_enclosure` with
+  degenerate box (:func:`certify.bounds.interval.output_interval`), G by :func:`certify.engines.box_search.matrix_enclosure` with
   derivative ranges; every product is done in centre-radius form and padded for rounding.
 * :func:`equilibrium_norm_bounds`: Corollary 3 over X (DESIGN.md section 2): every equilibrium x_bar in X has
   inf_X ||b*|| / sup_X ||I - A*|| <= ||x_bar|| <= sup_X ||b*|| / (1 - rho_A) (the upper one when rho_A < 1).
-  rho_A and sup ||I - A*|| come from :func:`certify.smooth_bnb.sup_norm_boxes` (the second on the same net with
+  rho_A and sup ||I - A*|| come from :func:`certify.engines.box_search.sup_norm_boxes` (the second on the same net with
   the skip S replaced by S - I, whose A* is A* - I and whose b* is unchanged); inf and sup of ||b*|| from a
   best-first box search on a sound enclosure of b* over sub-boxes (the Lemma 1 recursion
   beta_{l+1} = Lambda_l (W_l beta_l + b_l) + sigma_l(0) in interval arithmetic, intersected with f(x) - A*(x) x
@@ -30,17 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .bounds import affine_interval, output_interval
-from .box import Box
-from .errors import UsageError
-from .network import Network, TorchNet
-from .smooth_bnb import (
-    _one_torch_thread,
-    matrix_enclosure,
-    preactivation_bounds,
-    slope_ranges,
-    sup_norm_boxes,
-)
+from ..bounds.interval import affine_interval, output_interval
+from ..ir.box import Box
+from ..errors import UsageError
+from ..ir.network import Network, TorchNet
+from .box_search import _one_torch_thread, matrix_enclosure, preactivation_bounds, slope_ranges, sup_norm_boxes
 
 _EPS = np.finfo(np.float64).eps
 
@@ -74,7 +68,7 @@ def newton_equilibria(net: Network, box: Box, starts: int = 256, seed: int = 0, 
     u = _check_autonomous(net, box, inputs)
     ns = net.n_states
     lo, hi = box.lower[:ns], box.upper[:ns]
-    from .falsify import sample_points
+    from .sampling import sample_points
 
     with _one_torch_thread():
         state_box = Box(lo, hi)
@@ -85,12 +79,12 @@ def newton_equilibria(net: Network, box: Box, starts: int = 256, seed: int = 0, 
         span = float(np.max(hi - lo)) + 1.0
 
         def residual(xs: torch.Tensor) -> torch.Tensor:
-            from .pwa import forward
+            from ..ir.kernels import forward
 
             full = torch.cat([xs, ut[: xs.shape[0]]], dim=1)
             return forward(tnet, full) - xs
 
-        from .pwa import jacobian
+        from ..ir.kernels import jacobian
 
         with torch.no_grad():
             g = residual(x)
@@ -354,7 +348,7 @@ def equilibrium_norm_bounds(net: Network, box: Box, p: float = 2.0, timeout: flo
                             gap_tol: float = 1e-2) -> NormBounds:
     """Corollary 3 bounds on the norm of every equilibrium in the box, for any activation (autonomous nets).
 
-    Four searches share ``timeout``: rho_A and sup ||I - A*|| by :func:`certify.smooth_bnb.sup_norm_boxes`, and
+    Four searches share ``timeout``: rho_A and sup ||I - A*|| by :func:`certify.engines.box_search.sup_norm_boxes`, and
     inf / sup ||b*|| by box search on :func:`bstar_enclosure`; each stops at relative gap ``gap_tol``.
     """
     t0 = time.perf_counter()

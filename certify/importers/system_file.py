@@ -17,7 +17,7 @@ controller (n inputs, m outputs). The composition (DESIGN.md section 2: skip S =
 * without clipping: the controller's hidden layers unchanged; ``out_weight = B W_K``, ``out_bias = B b_K + c``,
   ``skip = A + B S_pi`` (``S_pi`` the controller's own skip, usually absent);
 * with clipping: one more hidden layer ``clip(W_K h_K + b_K)`` of width m with activation
-  :func:`certify.activations.clip` ``(lo, hi)`` when every input shares the bounds [lo, hi]; when the bounds differ
+  :func:`certify.ir.activations.clip` ``(lo, hi)`` when every input shares the bounds [lo, hi]; when the bounds differ
   per input the layer is normalised, ``u_i = s_i + d_i clip((v_i - s_i) / d_i, -1, 1)`` with centre ``s_i`` and
   half-width ``d_i`` (the same map; only the factorisation, hence A*, differs); then ``out_weight = B`` (or
   ``B diag(d)``), ``out_bias = c`` (or ``B s + c``), ``skip = A``.
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import activations as acts
-from .errors import ModelError, SystemFileError
-from .network import Layer, Network
-from .yamlfile import read_yaml
+from ..ir import activations as acts
+from ..errors import ModelError, SystemFileError
+from ..ir.network import Layer, Network
+from .yaml_file import read_yaml
 
 _TOP_KEYS = ("plant", "controller")
 _PLANT_KEYS = ("A", "B", "c")
@@ -174,7 +174,7 @@ def _mapping(path: str, key: str, value, allowed: tuple[str, ...], required: tup
 
 
 def _load_controller(path: str, onnx_path: Path) -> Network:
-    from .importers import load_onnx
+    from . import load_onnx
 
     if not onnx_path.is_file():
         raise SystemFileError(f"{path}: controller.onnx: file {onnx_path} not found")

@@ -1,8 +1,7 @@
-"""Boxes of states (and exogenous inputs), and the region file ``box.yaml`` (DESIGN.md section 5).
+"""The region file ``box.yaml`` (DESIGN.md section 5): the box, and optionally the norm and the margin.
 
-A :class:`Box` is the set {x : lower <= x <= upper} with named coordinates; the first ``n_states`` coordinates are
-states, the rest exogenous inputs. :func:`load_region` reads a region file with ``yaml.safe_load`` only and
-validates every key; errors are :class:`~certify.errors.RegionError` naming the file and the key.
+:func:`load_region` reads a region file with ``yaml.safe_load`` only and validates every key; errors are
+:class:`~certify.errors.RegionError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -12,86 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from .errors import RegionError
-from .yamlfile import read_yaml
 
-NORMS = {"1": 1.0, "2": 2.0, "inf": math.inf}
-
-
-def parse_norm(value, where: str = "norm") -> float:
-    """1, 2 or inf (as numbers or strings) -> 1.0, 2.0 or math.inf."""
-    key = str(value).strip().lower()
-    key = {"1.0": "1", "2.0": "2", "infinity": "inf", "+inf": "inf", "linf": "inf", "l1": "1", "l2": "2"}.get(key, key)
-    if key not in NORMS:
-        raise RegionError(f"{where}: norm must be 1, 2 or inf, got {value!r}")
-    return NORMS[key]
-
-
-def norm_label(p: float) -> str:
-    return "inf" if math.isinf(p) else str(int(p))
-
-
-@dataclass(frozen=True, eq=False)
-class Box:
-    """An axis-aligned box; ``lower``/``upper`` of shape (n,), ``names`` one per coordinate."""
-
-    lower: np.ndarray
-    upper: np.ndarray
-    names: tuple[str, ...] = ()
-    n_states: int | None = None
-
-    def __post_init__(self) -> None:
-        lo = np.array(self.lower, dtype=np.float64, copy=True).reshape(-1)
-        hi = np.array(self.upper, dtype=np.float64, copy=True).reshape(-1)
-        if lo.shape != hi.shape:
-            raise RegionError(f"box: lower has {lo.size} entries but upper has {hi.size}")
-        if lo.size == 0:
-            raise RegionError("box: at least one coordinate is needed")
-        for i in range(lo.size):
-            if not (math.isfinite(lo[i]) and math.isfinite(hi[i])):
-                raise RegionError(f"box: coordinate {i} has a NaN or infinite bound [{lo[i]}, {hi[i]}]")
-            if lo[i] > hi[i]:
-                raise RegionError(f"box: coordinate {i} has lower {lo[i]} > upper {hi[i]}")
-        lo.setflags(write=False)
-        hi.setflags(write=False)
-        object.__setattr__(self, "lower", lo)
-        object.__setattr__(self, "upper", hi)
-        names = tuple(self.names) or tuple(f"x{i}" for i in range(lo.size))
-        if len(names) != lo.size:
-            raise RegionError(f"box: {len(names)} names for {lo.size} coordinates")
-        object.__setattr__(self, "names", names)
-        n_states = lo.size if self.n_states is None else int(self.n_states)
-        if not 0 < n_states <= lo.size:
-            raise RegionError(f"box: n_states must be in 1..{lo.size}, got {n_states}")
-        object.__setattr__(self, "n_states", n_states)
-
-    @property
-    def dim(self) -> int:
-        return self.lower.size
-
-    @property
-    def center(self) -> np.ndarray:
-        return 0.5 * (self.lower + self.upper)
-
-    @property
-    def radius(self) -> np.ndarray:
-        return 0.5 * (self.upper - self.lower)
-
-    @property
-    def volume(self) -> float:
-        return float(np.prod(self.upper - self.lower))
-
-    def contains(self, x: np.ndarray, tol: float = 0.0) -> np.ndarray:
-        """Boolean (B,) (or scalar) membership of points x (B, n) (or (n,))."""
-        x = np.asarray(x, dtype=np.float64)
-        return np.all((x >= self.lower - tol) & (x <= self.upper + tol), axis=-1)
-
-    def clip(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(x, self.lower, self.upper)
-
-    @staticmethod
-    def from_yaml(path: str | Path) -> "Box":
-        return load_region(path).box
+from ..errors import RegionError
+from ..ir.box import Box
+from ..ir.numerics import parse_norm
+from .yaml_file import read_yaml
 
 
 @dataclass(frozen=True)

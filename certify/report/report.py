@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
-from .box import Box, norm_label
-from .certificate import CheckResult, Verdict, Witness, overall_verdict
-from .network import Network
+from ..ir.box import Box
+from ..ir.numerics import norm_label
+from ..certificate import CheckResult, Verdict, Witness, overall_verdict
+from ..ir.network import Network
 
 SCHEMA = "certify/1"
 

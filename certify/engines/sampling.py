@@ -12,7 +12,7 @@ Strategy (DESIGN.md section 2, "Falsification first"), all seeded and batched (n
    otherwise projected gradient ascent on the norm (torch autograd on the batch), with per-point step sizes that
    halve when a step does not improve;
 3. replay: the best candidates are recomputed in float64 through the IR (``Network.pwa`` / ``Network.jacobian``
-   on CPU, then :func:`~certify.norms.induced_norm`) and the best replayed value is reported.
+   on CPU, then :func:`~certify.ir.numerics.induced_norm`) and the best replayed value is reported.
 
 Soundness: the result is a *lower* bound on the supremum, attained at the returned point ``x`` (inside the box:
 every candidate is clipped to the box in float64 before replay). Float32 values only rank points; nothing float32
@@ -29,14 +29,14 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .activations import ActivationKind
-from .box import Box
-from .config import VerifyConfig
-from .errors import UsageError
-from .network import Network, TorchNet
-from .norms import batched_induced_norm, induced_norm
-from .pwa import chain_product, layer_slopes, preactivations
-from .quantity import Quantity
+from ..ir.activations import ActivationKind
+from ..ir.box import Box
+from ..config import VerifyConfig
+from ..errors import UsageError
+from ..ir.network import Network, TorchNet
+from ..ir.numerics import batched_induced_norm, induced_norm
+from ..ir.kernels import chain_product, layer_slopes, preactivations
+from ..ir.quantity import Quantity
 
 _TOP_K = 32  # incumbents kept for the local search
 _REPLAY = 8  # candidates replayed through the IR at the end

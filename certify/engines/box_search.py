@@ -6,7 +6,7 @@ On a sub-box [lo, hi] every A*(x) (resp. J(x)) is a product
 
 the slope ranges being the secant ranges (A*) or derivative ranges (J) of each neuron over its pre-activation
 interval (``Activation.secant_range`` / ``derivative_range``, sound with outward rounding). The pre-activation
-intervals are interval bounds (:func:`certify.bounds.affine_interval`, as in ``interval_bounds``) intersected
+intervals are interval bounds (:func:`certify.bounds.interval.affine_interval`, as in ``interval_bounds``) intersected
 with the centred form z_k(c) + G_k (x - c) (:func:`preactivation_bounds`), whose error shrinks quadratically
 with the box: on small boxes it is what makes splitting converge. (``bounds.symbolic_bounds`` relaxes smooth
 activations by constants, so for them it gives the interval bounds again.)
@@ -16,26 +16,26 @@ Upper bounds on sup ||M|| over the sub-box (each one sound for every x in it):
   intersected; with |M| <= U entrywise, ||M|| <= ||U|| (exact for p = 1, inf over the interval), and for p = 2
   also sqrt(||U||_1 ||U||_inf) and ||C||_2 + ||R||_2 (centre and radius of the interval matrix). Rounding of the
   interval arithmetic is covered by padding every entry by 1e-11 times the same chain in absolute values.
-* ``CENTRED``: :func:`certify.smooth_bounds.centred_bound`: ||M_c|| at the midpoint slopes plus, per hidden layer,
+* ``CENTRED``: :func:`certify.bounds.centred.centred_bound`: ||M_c|| at the midpoint slopes plus, per hidden layer,
   the telescoped perturbation ||Left_l diag(sqrt delta_l)|| ||diag(sqrt delta_l) Right_l|| (delta_l the half widths
   of the slope ranges). It tends to ||M(c)|| as the box shrinks and keeps the cancellations of the weights (norms
   of products, not of absolute values): on the 4-64-64-4 benchmark nets it gives the smallest bound on every box
   (about 6x below ``INTERVAL`` at radius 0.05 near the maximiser of a tanh net). Default with ``INTERVAL``.
 * ``PRODUCT``: Corollary 4, prod_l ||W_l|| * prod_l max_i |slope_{l,i}| + ||S||, with the weight norms of
-  :func:`certify.weight_norm.product_bound` (which this equals on every sub-box: tested).
+  :func:`certify.bounds.corollary4.product_bound` (which this equals on every sub-box: tested).
 * ``SCALED``: the same product after splitting each D_l = T_l^(1/2) E_l T_l^(1/2) (T_l = diag(max |slope|),
   |E_l| <= I, so ||E_l||_p <= 1): ||W_L T_{L-1}^(1/2)|| * prod ||T_l^(1/2) W_l T_{l-1}^(1/2)|| * ||T_0^(1/2) W_0||
   + ||S||, never above ``PRODUCT``.
-* ``SDP`` (p = 2 only, ``use_sdp``): :func:`certify.sdp_bound.sdp_bound_over_box`, a LipSDP-Neuron bound
+* ``SDP`` (p = 2 only, ``use_sdp``): :func:`certify.engines.lipsdp.sdp_bound_over_box`, a LipSDP-Neuron bound
   re-checked in float64; used on the few largest boxes only (it costs seconds to minutes); a solve without a
   re-checked bound is ignored.
 
 A child box inherits its parent's bound (the sup over a subset is no larger). Lower bounds come from points: box
-centres and random points of every new box (batched float64 torch kernels of :mod:`certify.falsify`), and
-projected gradient ascent (:func:`certify.falsify.falsify`) on the box with the largest bound now and then
+centres and random points of every new box (batched float64 torch kernels of :mod:`certify.engines.sampling`), and
+projected gradient ascent (:func:`certify.engines.sampling.falsify`) on the box with the largest bound now and then
 (at most about 10 % of the elapsed time); every
 reported lower bound is replayed in float64 through the IR at its witness (``Network.pwa`` / ``jacobian``, then
-:func:`certify.norms.induced_norm`).
+:func:`certify.ir.numerics.induced_norm`).
 
 Search: best first on the upper bound, a batch of the largest boxes at a time; each is split in two along the
 coordinate with the largest width x sensitivity (sum of |W_0| over that input's column), or (``trial_split`` = k
@@ -60,18 +60,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .quantity import Quantity
-from .bounds import affine_interval
-from .box import Box
-from .config import VerifyConfig
-from .errors import UsageError
-from .network import Network, TorchNet
-from .norms import induced_norm
-from .smooth_bounds import NORM_PAD, PAD, centred_bound, interval_norm_bound  # noqa: F401 (re-exported)
-from .smooth_bounds import interval_left as _interval_left
-from .smooth_bounds import interval_right as _interval_right
-from .smooth_bounds import norms as _norms
-from .smooth_bounds import scale_rows as _scale_rows
+from ..ir.quantity import Quantity
+from ..bounds.interval import affine_interval
+from ..ir.box import Box
+from ..config import VerifyConfig
+from ..errors import UsageError
+from ..ir.network import Network, TorchNet
+from ..ir.numerics import induced_norm
+from ..bounds.centred import NORM_PAD, PAD, centred_bound, interval_norm_bound  # noqa: F401 (re-exported)
+from ..bounds.centred import interval_left as _interval_left
+from ..bounds.centred import interval_right as _interval_right
+from ..bounds.centred import norms as _norms
+from ..bounds.centred import scale_rows as _scale_rows
 
 _PAD = PAD  # relative padding of interval matrix entries (rounding of interval arithmetic)
 _NORM_PAD = NORM_PAD  # relative padding of float64 matrix norms (SVD error is a few n eps)
@@ -142,7 +142,7 @@ def interval_preactivations(net: Network, lo: np.ndarray, hi: np.ndarray) -> lis
     """Interval bounds on every hidden layer's pre-activations over B boxes at once.
 
     ``lo``/``hi``: (B, n_in). Returns per hidden layer (lower, upper) of shape (B, n_{l+1}); for each box these
-    equal :func:`certify.bounds.interval_bounds` (the same :func:`~certify.bounds.affine_interval` arithmetic with
+    equal :func:`certify.bounds.interval_bounds` (the same :func:`~certify.bounds.interval.affine_interval` arithmetic with
     its rounding pad, and the activations' outward-rounded value ranges).
     """
     out = []
@@ -266,7 +266,7 @@ class _Static:
 
     @staticmethod
     def of(net: Network, box: Box, p: float, quantity: Quantity, state_only: bool) -> "_Static":
-        from .weight_norm import product_bound
+        from ..bounds.corollary4 import product_bound
 
         cols = net.n_states if state_only else net.n_in
         pb = product_bound(net, box, p, quantity.value, state_only)
@@ -294,7 +294,7 @@ def box_bounds(st: _Static, lo: np.ndarray, hi: np.ndarray, kinds) -> dict[Bound
     if BoundKind.CENTRED in kinds:
         out[BoundKind.CENTRED] = centred_bound(st.mats_full, slopes, net.skip, st.cols, p)
     if BoundKind.PRODUCT in kinds:
-        # the formula of certify.weight_norm.product_bound, with the slope maxima of each box
+        # the formula of certify.bounds.corollary4.product_bound, with the slope maxima of each box
         v = float(np.prod(st.weight_norms)) * np.prod(np.stack([t.max(axis=1) for t in tmax]), axis=0)
         v = v * (1.0 + 1e-12 * (len(st.weight_norms) + len(tmax) + 2))
         out[BoundKind.PRODUCT] = (v + st.skip_norm) * (1.0 + 1e-12) if net.skip is not None else v
@@ -351,7 +351,7 @@ class _Lower:
 
     def offer_batch(self, pts: np.ndarray) -> None:
         """Evaluate points (B, n_in) with the batched float64 kernel; the best is replayed through the IR."""
-        from .falsify import norms_at
+        from .sampling import norms_at
 
         if pts.shape[0] == 0:
             return
@@ -492,7 +492,7 @@ def _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_poin
 
     def ascend(sub: Box, n: int, budget_s: float) -> None:
         nonlocal falsify_calls
-        from .falsify import falsify
+        from .sampling import falsify
 
         cfg = VerifyConfig(samples=max(n, 1), seed=seed + falsify_calls, device="cpu", timeout=max(budget_s, 1e-3))
         res = falsify(net, sub, best.fq, p, cfg, state_only=state_only)
@@ -598,7 +598,7 @@ def _search(net, box, p, quantity, state_only, threshold, lower_seed, lower_poin
         # ---- SDP on the largest box, while its time stays under half the timeout
         sdp_now = sdp_on and (use_sdp != "auto" or now - t0 >= 0.25 * timeout)
         if sdp_now and not heap[0][4] and sdp_seconds < 0.5 * timeout and deadline - now > 0.05 * timeout:
-            from .sdp_bound import sdp_bound_over_box
+            from .lipsdp import sdp_bound_over_box
 
             nb, cid, lo_, hi_, _ = heapq.heappop(heap)
             ts = time.perf_counter()

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bounds import Pieces, affine_interval, pieces
-from .box import Box
-from .errors import UsageError
-from .network import Network
+from ..bounds.interval import Pieces, affine_interval, pieces
+from ..ir.box import Box
+from ..errors import UsageError
+from ..ir.network import Network
 
 DEFAULT_MIN_RADIUS = 1e-8
 
@@ -111,12 +111,12 @@ _BBOX_CROSSING = 4
 
 
 class Traversal:
-    """The shared engine of :func:`enumerate_regions` and :mod:`certify.bnb` (internal API).
+    """The shared engine of :func:`enumerate_regions` and :mod:`certify.engines.region_search` (internal API).
 
     ``expand(node, on_thin)`` resolves neurons until the node is a leaf (returns ``("leaf", node)``) or needs a
     branch (returns ``("branch", children)``); ``on_thin(node, neuron, item)`` is called for each dropped sliver,
     where ``item`` can be passed to :meth:`sliver_child` to build the sliver's node (no interior point, uncertain).
-    ``solver``: a :class:`solvers.lp.LPSolver` (default: a new one) for the Chebyshev LPs; it keeps the LP of the
+    ``solver``: a :class:`certify.solvers.lp.LPSolver` (default: a new one) for the Chebyshev LPs; it keeps the LP of the
     node expanded last loaded and adds the rows of its descendants (DFS order makes most LPs warm starts); the
     bounding-box LPs have their own instance. Warm starts change no soundness assumption: every status is
     checked to be OPTIMAL and every returned point is re-checked in float64.
@@ -127,7 +127,7 @@ class Traversal:
             raise UsageError(f"region traversal needs piecewise-linear activations, got {net.describe()}")
         if box.dim != net.n_in:
             raise UsageError(f"the box has {box.dim} coordinates but the net takes {net.n_in} inputs")
-        from solvers.lp import LPSolver  # the only solver access of the traversal
+        from ..solvers.lp import LPSolver  # the only solver access of the traversal
 
         self.net, self.box = net, box
         self.solver = solver or LPSolver()  # Chebyshev LPs (keeps the current node's LP loaded)
@@ -219,7 +219,7 @@ class Traversal:
         returns (status_ok, x, t) (x, t None unless OPTIMAL). The node's LP stays loaded in the solver while its
         pieces are tested (only the extra rows change: warm start). The returned point is re-checked in float64
         by the caller (``_radius``)."""
-        from solvers.base import SolveStatus
+        from ..solvers.base import SolveStatus
 
         n = self.n
         self._loaded = self._extend_loaded(node, self.solver, self._loaded, True)
@@ -259,7 +259,7 @@ class Traversal:
         """Bounding box (lo, hi) ((n,), (n,)) of the node's polytope {x in box : a x <= b}, from 2 LPs per free
         coordinate on one warm-started model, padded outward by ``empty_tol`` (the same LP-accuracy assumption
         as an empty piece; each end is the coordinate of an OPTIMAL point). None when an LP is not OPTIMAL."""
-        from solvers.base import SolveStatus
+        from ..solvers.base import SolveStatus
 
         if node.a.shape[0] == 0:
             return self.lo, self.hi

@@ -1,4 +1,4 @@
-"""Render a :class:`~certify.report.Report` as Markdown, one self-contained HTML file, or JUnit XML."""
+"""Render a :class:`~certify.report.report.Report` as Markdown, one self-contained HTML file, or JUnit XML."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from .box import norm_label
-from .certificate import CheckName, Verdict
+from ..ir.numerics import norm_label
+from ..certificate import CheckName, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from .report import Report

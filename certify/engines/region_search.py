@@ -1,10 +1,10 @@
 """Branch and bound for rho = sup over the box of ||A*(x)||_p (or ||J(x)||_p), p in {1, 2, inf}, PWL nets.
 
-The nodes are those of the region traversal (:class:`certify.regions.Traversal`): a node fixes the pieces of
+The nodes are those of the region traversal (:class:`certify.engines.regions.Traversal`): a node fixes the pieces of
 some neurons, layer by layer, and carries its polytope and verified interior points. On a node, layer l's
 pre-activations z_l = G x + g are exact; the rest of the chain is relaxed:
 
-* bounds on every later pre-activation over the node (CROWN back-substitution, :func:`certify.bounds.chain_bounds`,
+* bounds on every later pre-activation over the node (CROWN back-substitution, :func:`certify.bounds.interval.chain_bounds`,
   with the node's fixed neurons exact) give each neuron a slope interval [s_lo, s_hi] (the min/max slope of the
   pieces its interval meets; a single value for stable neurons);
 * M = W_L D_{L-1} ... D_l G (+ S) with D_k in those intervals is enclosed entrywise by interval matrix
@@ -42,12 +42,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bounds import chain_bounds
-from .box import Box
-from .errors import UsageError
-from .network import Network
-from .norms import induced_norm
-from .quantity import Quantity
+from ..bounds.interval import chain_bounds
+from ..ir.box import Box
+from ..errors import UsageError
+from ..ir.network import Network
+from ..ir.numerics import induced_norm
+from ..ir.quantity import Quantity
 from .regions import DEFAULT_MIN_RADIUS, Traversal
 
 _PAD = 1e-11

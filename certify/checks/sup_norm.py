@@ -14,11 +14,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .box import Box
-from .certificate import CheckName, CheckResult, Verdict, Witness, threshold_verdict
-from .config import VerifyConfig
-from .errors import RegionError, UsageError
-from .network import Network
+from ..ir.box import Box
+from ..certificate import CheckName, CheckResult, Verdict, Witness, threshold_verdict
+from ..config import VerifyConfig
+from ..errors import RegionError, UsageError
+from ..ir.network import Network
 
 DEFAULT_CHECKS = (CheckName.DISSIPATIVITY,)
 
@@ -81,7 +81,7 @@ class _Bound:
 
 
 def _witness(net: Network, x: np.ndarray, value: float, matrix: np.ndarray) -> Witness:
-    from .falsify import pattern_of
+    from ..engines.sampling import pattern_of
 
     pattern = pattern_of(net, x) if net.piecewise_linear else None
     rows = tuple(tuple(float(v) for v in row) for row in np.atleast_2d(matrix))
@@ -105,21 +105,21 @@ def _engine_bound(net: Network, box: Box, config: VerifyConfig, quantity: str, s
     if method == "sample":
         return None, None, {}
     if method == "interval":
-        from .smooth_bnb import BoundKind, sup_norm_bound
+        from ..engines.box_search import BoundKind, sup_norm_bound
 
         value = sup_norm_bound(net, box, config.norm, quantity, state_only, kinds=(BoundKind.INTERVAL,))
         return _Bound(value, "interval"), None, {}
     if method == "sdp":
         if config.norm != 2.0:
             return _Bound(float("inf"), "sdp", reason="the SDP bound is for the 2-norm only"), None, {}
-        from .sdp_bound import sdp_bound_over_box
+        from ..engines.lipsdp import sdp_bound_over_box
 
         res = sdp_bound_over_box(net, box, quantity, state_only)
         if res.value is None:
             return _Bound(float("inf"), "sdp", reason=f"the SDP gave no re-checked bound: {res.reason}"), None, {}
         return _Bound(float(res.value), "sdp"), None, {"sdp": {"min_eig": res.min_eig, "seconds": res.seconds}}
     if pwl and method in ("auto", "exact", "bnb"):
-        from .bnb import sup_norm
+        from ..engines.region_search import sup_norm
 
         res = sup_norm(net, box, config.norm, quantity, state_only, lower_seed=lower, threshold=threshold,
                        exact=config.exact or method == "exact" or threshold is None, timeout=remaining,
@@ -131,7 +131,7 @@ def _engine_bound(net: Network, box: Box, config: VerifyConfig, quantity: str, s
         why = ("the exact region search serves piecewise-linear nets (A* also needs them through the origin); "
                f"{net.describe()} is not; use --method auto or bnb")
         return _Bound(float("inf"), "exact", reason=why), None, {}
-    from .smooth_bnb import sup_norm_boxes
+    from ..engines.box_search import sup_norm_boxes
 
     res = sup_norm_boxes(net, box, config.norm, quantity, state_only, threshold=threshold, lower_seed=lower,
                          lower_point=lower_point, timeout=remaining,
@@ -145,8 +145,8 @@ def _engine_bound(net: Network, box: Box, config: VerifyConfig, quantity: str, s
 def _sample(net: Network, box: Box, config: VerifyConfig, quantity: str, state_only: bool, memo: dict | None):
     """Falsification of sup ||Q(x)||, shared by the checks of one run through ``memo`` (A* = J for nets that are
     piecewise linear through the origin, so one sampling serves dissipativity, contraction and weight_norm)."""
-    from .falsify import falsify
-    from .quantity import Quantity
+    from ..engines.sampling import falsify
+    from ..ir.quantity import Quantity
 
     key = ("A_STAR" if net.piecewise_linear_through_origin else quantity, state_only)
     if memo is not None and key in memo:
@@ -177,7 +177,7 @@ def _sup_norm_check(
     single SDP / interval bound); each is sound, so their minimum is. Certified only when that minimum is
     <= 1 - margin (or, for the gain, when an engine closed the bracket).
     """
-    from .weight_norm import product_bound
+    from ..bounds.corollary4 import product_bound
 
     start = time.perf_counter()
     deadline = start + config.timeout
@@ -252,7 +252,7 @@ def check_gain(net: Network, box: Box, config: VerifyConfig, memo: dict | None =
 
 def check_weight_norm(net: Network, box: Box, config: VerifyConfig, memo: dict | None = None) -> CheckResult:
     """Corollary 4: the product of layer norms and slope maxima < 1 proves dissipativity."""
-    from .weight_norm import product_bound
+    from ..bounds.corollary4 import product_bound
 
     require_dynamics(net, CheckName.WEIGHT_NORM)
     start = time.perf_counter()
@@ -293,7 +293,7 @@ def check_equilibria(net: Network, box: Box, config: VerifyConfig, memo: dict | 
     ``certified`` means the list is complete: every region was solved, each point replayed in float64, and each
     equilibrium's norm lies within the Corollary 3 bounds. ``lower``/``upper`` are those bounds on ||x_bar||.
     """
-    from .equilibria import find_equilibria
+    from ..engines.equilibria import find_equilibria
 
     require_dynamics(net, CheckName.EQUILIBRIA)
     start = time.perf_counter()
@@ -326,8 +326,8 @@ def _smooth_equilibria(net: Network, box: Box, config: VerifyConfig, start: floa
     """Equilibria of a smooth net: Newton from many starts (replayed), each proven by a Krawczyk test, and the
     Corollary 3 bounds over X. The list is certified complete only when exactly one equilibrium is proven and
     sup ||J|| < 1 on the (convex) box, so no second one can exist there (contraction)."""
-    from .newton import equilibrium_norm_bounds, newton_equilibria, prove_equilibrium
-    from .smooth_bnb import sup_norm_boxes
+    from ..engines.newton import equilibrium_norm_bounds, newton_equilibria, prove_equilibrium
+    from ..engines.box_search import sup_norm_boxes
 
     budget = config.timeout
     points = newton_equilibria(net, box, seed=config.seed)

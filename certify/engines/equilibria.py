@@ -1,6 +1,6 @@
 """Equilibria x = f(x) of an autonomous piecewise-linear net in a box, and the Corollary 3 norm bounds.
 
-On each full-dimensional region r (from :func:`certify.regions.enumerate_regions`) f(x) = M_r x + c_r, so an
+On each full-dimensional region r (from :func:`certify.engines.regions.enumerate_regions`) f(x) = M_r x + c_r, so an
 equilibrium in r solves (I - M_r) x = c_r. Every point of the box lies in the closure of some full-dimensional
 region, and f = M_r x + c_r holds on that closure by continuity, so solving on every region (keeping solutions in
 the closed region, with a tolerance) finds every isolated equilibrium in the box. Each kept point is replayed
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .box import Box
-from .errors import UsageError
-from .network import Network
-from .norms import induced_norm
+from ..ir.box import Box
+from ..errors import UsageError
+from ..ir.network import Network
+from ..ir.numerics import induced_norm
 from .regions import DEFAULT_MIN_RADIUS, ActivationRegion, enumerate_regions
 
 
@@ -59,8 +59,8 @@ def _has_fixed_point(box: Box, region: ActivationRegion, a: np.ndarray, slack: f
     ``slack``: a singular region can then hold no equilibrium at all (e.g. a saturated controller pushing a
     marginally stable plant). Any other LP outcome (feasible, or a status other than infeasible) answers True,
     and the region is reported as possibly holding a continuum of fixed points."""
-    from solvers.base import LinearProgram, SolveStatus
-    from solvers.lp import solve_lp
+    from ..solvers.base import LinearProgram, SolveStatus
+    from ..solvers.lp import solve_lp
 
     n = a.shape[1]
     lp = LinearProgram(

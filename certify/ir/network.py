@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .activations import Activation, ActivationKind
-from .errors import ModelError
+from ..errors import ModelError
 
 
 def _frozen(a, shape_name: str, ndim: int) -> np.ndarray:
@@ -131,25 +131,25 @@ class Network:
     # ----------------------------------------------------------------- float64 evaluation (numpy in, numpy out)
     def forward(self, x: np.ndarray) -> np.ndarray:
         """f(x) for x of shape (n_in,) or (B, n_in); returns (n_out,) or (B, n_out)."""
-        from .pwa import forward as _forward
+        from .kernels import forward as _forward
 
         return _apply_np(_forward, self, x)
 
     def pwa(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(A*(x), b*(x)) of shapes (B, n_out, n_in) and (B, n_out) (no batch axis for a single point)."""
-        from .pwa import pwa as _pwa
+        from .kernels import pwa as _pwa
 
         return _apply_np(_pwa, self, x)
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         """J(x) of shape (B, n_out, n_in) (no batch axis for a single point)."""
-        from .pwa import jacobian as _jacobian
+        from .kernels import jacobian as _jacobian
 
         return _apply_np(_jacobian, self, x)
 
     def preactivations(self, x: np.ndarray) -> list[np.ndarray]:
         """Pre-activations z_l, one array (B, n_{l+1}) (or (n_{l+1},)) per hidden layer."""
-        from .pwa import preactivations as _pre
+        from .kernels import preactivations as _pre
 
         return _apply_np(_pre, self, x)
 
@@ -171,7 +171,7 @@ def _apply_np(kernel, net: Network, x: np.ndarray):
 
 @dataclass(frozen=True, eq=False)
 class TorchNet:
-    """The tensors of a :class:`Network` on one device and dtype, for batched kernels (see :mod:`certify.pwa`)."""
+    """The tensors of a :class:`Network` on one device and dtype, for batched kernels (see :mod:`certify.ir.kernels`)."""
 
     weights: tuple[torch.Tensor, ...]
     biases: tuple[torch.Tensor, ...]

@@ -47,21 +47,21 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from solvers.base import SolveStatus
-from solvers.sdp import SemidefiniteProgram, solve_sdp
+from ..solvers.base import SolveStatus
+from ..solvers.sdp import SemidefiniteProgram, solve_sdp
 
-from .bounds import interval_bounds
-from .box import Box
-from .errors import UsageError
-from .network import Network
-from .quantity import Quantity
+from ..bounds.interval import interval_bounds
+from ..ir.box import Box
+from ..errors import UsageError
+from ..ir.network import Network
+from ..ir.quantity import Quantity
 
 _EPS = np.finfo(np.float64).eps
 
 
 def _is_a_star(quantity: str | Quantity) -> bool:
     """'A_STAR' (secant slopes, A*(x)) or 'JACOBIAN' (derivatives, J(x)), as a string in any case or as any enum
-    member with one of those names (:class:`certify.quantity.Quantity`)."""
+    member with one of those names (:class:`certify.ir.quantity.Quantity`)."""
     return Quantity.coerce(quantity) is Quantity.A_STAR
 
 

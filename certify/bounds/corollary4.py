@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bounds import interval_bounds
-from .box import Box
-from .network import Network
+from .interval import interval_bounds
+from ..ir.box import Box
+from ..ir.network import Network
 
 _REL_PAD = 1e-12
 

@@ -10,7 +10,7 @@ On a sub-box B with centre c and radius r every output satisfies two sound enclo
 * the mean-value form f(x) in f(c) + J(B) (x - c), where J(B) is an interval matrix containing every Clarke
   Jacobian on B: J = W_L D_{L-1} ... D_0 W_0 + S with D_l diagonal in the derivative ranges of each neuron over its
   pre-activation interval (``Activation.derivative_range``, which for kinks contains both one-sided slopes, hence
-  their convex hull), enclosed by the interval-matrix machinery of :mod:`certify.smooth_bnb`. Its error shrinks
+  their convex hull), enclosed by the interval-matrix machinery of :mod:`certify.engines.box_search`. Its error shrinks
   quadratically with the box, which is what makes splitting converge. f(c) is computed in float64 and padded by
   ``_PAD`` relative (a few ulp per layer suffice).
 
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bounds import affine_interval, interval_bounds
-from .box import Box
-from .invariance import violation
-from .network import Network
+from ..bounds.interval import affine_interval, interval_bounds
+from ..ir.box import Box
+from ..checks.invariance import violation
+from ..ir.network import Network
 
 _PAD = 1e-11
 _MIN_REL_WIDTH = 1e-9
@@ -61,9 +61,9 @@ class ViolationResult:
 
 def jacobian_enclosure(net: Network, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Interval matrix (n_out, n_in) containing J(x) (every Clarke Jacobian) for all x in [lo, hi]: the
-    derivative ranges of :func:`certify.smooth_bnb.slope_ranges` (both one-sided slopes at a kink) pushed through
-    :func:`certify.smooth_bnb.matrix_enclosure`."""
-    from .smooth_bnb import matrix_enclosure, slope_ranges
+    derivative ranges of :func:`certify.engines.box_search.slope_ranges` (both one-sided slopes at a kink) pushed through
+    :func:`certify.engines.box_search.matrix_enclosure`."""
+    from .box_search import matrix_enclosure, slope_ranges
 
     slopes = slope_ranges(net, lo[None], hi[None], "JACOBIAN")
     j_lo, j_hi = matrix_enclosure(net, slopes, net.n_in)

@@ -1,6 +1,6 @@
 """Batched kernels for f(x), the pointwise-affine form (A*(x), b*(x)) and the Jacobian J(x) (DESIGN.md section 2).
 
-All functions take a :class:`~certify.network.TorchNet` and a batch ``x`` of shape (B, n_in) on the same device and
+All functions take a :class:`~certify.ir.network.TorchNet` and a batch ``x`` of shape (B, n_in) on the same device and
 dtype, and contain no Python loop over points (only over layers). The float64 CPU path is the reference used to
 replay witnesses; sampling runs the same code in float32 and/or on CUDA.
 

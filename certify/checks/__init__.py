@@ -1,0 +1,1 @@
+"""The checks: each turns engine results into a :class:`~certify.certificate.CheckResult` with a verdict."""
