@@ -39,8 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from certify.ir import activations as acts  # noqa: E402
 from certify.ir.box import Box  # noqa: E402
 from certify.config import VerifyConfig  # noqa: E402
-from certify.engines.sampling import Quantity, default_chunk_size, falsify, norms_at, sample_points  # noqa: E402
-from certify.ir.network import Layer, Network, TorchNet  # noqa: E402
+from certify.ir.quantity import Quantity
+from certify.engines.sampling import default_chunk_size, falsify, norms_at, sample_points  # noqa: E402
+from certify.ir.network import Layer, Network
+from certify.ir.kernels import TorchNet  # noqa: E402
 
 P_LABEL = {2.0: "2", 1.0: "1", math.inf: "inf"}
 

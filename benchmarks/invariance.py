@@ -7,8 +7,9 @@ without the cutoff rows on the output MILPs, side by side in one run.
 
 Nets: ``n-w-w-n`` ReLU nets with Gaussian weights (seeded), the output layer scaled so that the largest |f_i| over
 200,000 uniform samples is ``scale`` times the box's half-width ([-1, 1]^n): 0.97 maps the box inside itself with a
-thin margin (certified), 1.03 leaves it (falsified). "plain" is ``check_invariance(..., cutoff=False,
-parallel=False)`` (one max/min MILP per output side, one after another: the reference), "cutoff" the defaults
+thin margin (certified), 1.03 leaves it (falsified). "plain" is ``check_invariance`` with ``config.invariance``
+milp_cutoff=False, parallel_sides=False (one max/min MILP per output side, one after another: the reference),
+"cutoff" the defaults
 (cutoff rows; in certify mode, sides on up to 2 cores for CBC). Each line prints both times and their ratio.
 
 Measured (2 shared cores, one run; seconds, plain -> new):
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +72,9 @@ def parse_case(text: str) -> tuple[int, int, int]:
 def run(net: Network, box: Box, config: VerifyConfig, backend: str, new: bool):
     """One check: ``new`` = the defaults (cutoff rows, parallel sides); else cutoff and parallel both off."""
     t0 = time.perf_counter()
-    res = check_invariance(net, box, config, backend=backend, cutoff=new, parallel=new)
+    config = config.with_(solvers=replace(config.solvers, milp=backend),
+                          invariance=replace(config.invariance, milp_cutoff=new, parallel_sides=new))
+    res = check_invariance(net, box, config)
     return time.perf_counter() - t0, res
 
 

@@ -20,7 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify.engines.region_search import sup_norm  # noqa: E402
+from certify.config import VerifyConfig  # noqa: E402
+from certify.engines.contract import Query  # noqa: E402
+from certify.engines.region_search import region_search  # noqa: E402
+from certify.ir.quantity import Quantity  # noqa: E402
 from certify.engines.regions import enumerate_regions  # noqa: E402
 from tests.random_nets import random_net, unit_box  # noqa: E402
 
@@ -34,7 +37,7 @@ def run(cases, timeout: float) -> None:
         box = unit_box(d)
         enum = enumerate_regions(net, box, timeout=timeout)
         n = len(enum.regions)
-        res = sup_norm(net, box, 2.0, threshold=1 - 1e-6, timeout=timeout)
+        res = region_search(Query(net, box, Quantity.A_STAR, VerifyConfig(timeout=timeout), threshold=1 - 1e-6))
         verdict = ("falsified" if res.lower > 1 - 1e-6 else "certified" if res.upper <= 1 - 1e-6 else "unknown")
         tag = "" if enum.complete else " (timeout)"
         print(f"{d:2d} {'-'.join(map(str, widths)):>16s} {n:8d} {enum.seconds:8.2f} {n / enum.seconds:8.0f} "

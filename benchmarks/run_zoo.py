@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter()
     for entry in entries:
         report = run_entry(entry, checks, config)
-        product = next((r.extra.get("product") for r in report.results if r.check.value == "weight_norm"), None)
+        product = next((r.details.product for r in report.results if r.check.value == "weight_norm"), None)
         for r in report.results:
             want = expected.get((entry.name, r.check.value), (None, "-"))[0]
             mark = "-" if want is None else ("ok" if want == r.verdict.value else f"DIFF({want})")
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = "-" if product is None or r.check.value == "contraction" else f"{product:.4f}"
             bracket = f"[{fmt(r.lower)}, {fmt(r.upper)}]"
             print(f"{entry.name:26s} {r.check.value:14s} {r.verdict.value:10s} {bracket:26s} {ratio:>8s} "
-                  f"{r.method[:12]:12s} {r.seconds:7.2f}  {mark}", flush=True)
+                  f"{r.method_label[:12]:12s} {r.seconds:7.2f}  {mark}", flush=True)
     print(f"\n{len(entries)} entries in {time.perf_counter() - total:.1f} s; {differ} verdict(s) differ from "
           f"benchmarks/zoo/README.md")
     return 1 if differ else 0

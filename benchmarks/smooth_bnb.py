@@ -2,7 +2,7 @@
 
 For tanh, sigmoid and GELU nets 2-32-32-2 and 4-64-64-4 (random, seeded; the output layer is scaled so that the
 largest sampled ||A*(x)||_2 (or ||J||) over the box is ``--target``, 0.9 by default: certifiable, not trivially),
-:func:`certify.engines.box_search.sup_norm_boxes` runs with threshold 1 - 1e-6 three ways in the same process:
+:func:`certify.engines.box_search.box_search` runs with threshold 1 - 1e-6 three ways in the same process:
 
 * ``box B&B``: interval matrices + the centred bound (:mod:`certify.bounds.centred`) per sub-box (the default);
 * ``Cor.4 B&B``: Corollary 4 alone per sub-box;
@@ -44,7 +44,11 @@ from certify.config import VerifyConfig  # noqa: E402
 from certify.ir.quantity import Quantity  # noqa: E402
 from certify.engines.sampling import falsify  # noqa: E402
 from certify.ir.network import Layer, Network  # noqa: E402
-from certify.engines.box_search import BoundKind, sup_norm_boxes  # noqa: E402
+from certify.config import BoundKind  # noqa: E402
+from certify.config import BoxSearchOptions, SdpUse, VerifyConfig  # noqa: E402
+from certify.engines.box_search import box_search  # noqa: E402
+from certify.engines.contract import Query  # noqa: E402
+from certify.ir.quantity import Quantity  # noqa: E402
 from certify.bounds.corollary4 import product_bound  # noqa: E402
 
 ACTS = {"tanh": acts.tanh, "sigmoid": acts.sigmoid, "gelu": acts.gelu}
@@ -119,8 +123,10 @@ def main(argv=None) -> int:
             print(f"{label:<22}{'Cor.4 once':<14}{'certified' if cor4 <= thr else 'unknown':<11}{t_cor4:>10.3f}"
                   f"{'':>9}{'':>9}{fmt(base_w):>9}{'':>9}{fmt(cor4):>10}{1:>9}{'':>8}{1.0:>9.2f}")
             for vname, kinds in VARIANTS:
-                res = sup_norm_boxes(net, box, 2.0, args.quantity, threshold=None if args.bracket else thr,
-                                     timeout=timeout, use_sdp=False, seed=args.seed, bounds=kinds)
+                config = VerifyConfig(timeout=timeout, seed=args.seed,
+                                      boxes=BoxSearchOptions(bounds=kinds, sdp=SdpUse.NEVER))
+                res = box_search(Query(net, box, Quantity.coerce(args.quantity), config,
+                                       threshold=None if args.bracket else thr))
                 verdict = {"certified": "certified", "exceeded": "exceeded", "bracketed": "gap<1e-3"}.get(
                     res.outcome.value, "unknown")
                 t_v = f"{res.seconds:.2f}" if verdict != "unknown" else "-"

@@ -12,7 +12,7 @@ from .certificate import CheckName
 from .config import VerifyConfig
 from .ir.network import Network
 from .report.report import Report
-from .checks.sup_norm import DEFAULT_CHECKS, align, parse_checks, run_checks
+from .checks import DEFAULT_CHECKS, align, parse_checks, run_checks
 
 
 def load(path: str | Path, n_states: int | None = None) -> Network:

@@ -4,13 +4,17 @@ Soundness rules (DESIGN.md section 3):
 * ``CERTIFIED`` only from an exact computation or a re-checked bound with ``upper <= 1 - margin``;
 * ``FALSIFIED`` only with a witness replayed in float64 through the IR;
 * ``UNKNOWN`` otherwise, always with [lower, upper] and a reason.
+
+Each check attaches typed details (:class:`SupNormDetails`, :class:`WeightNormDetails`,
+:class:`InvarianceDetails`, :class:`EquilibriaDetails`); ``to_json()`` gives the keys of the JSON schema
+``certify/1`` for that check, with every float written by :func:`json_number` (strict JSON: no NaN or Infinity).
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class Verdict(enum.Enum):
@@ -28,6 +32,42 @@ class CheckName(enum.Enum):
     EQUILIBRIA = "equilibria"  # Corollary 3 bounds and equilibria
 
 
+class BoundMethod(str, enum.Enum):
+    """Which computation settled a check (the ``method`` of a result; a ``str`` enum)."""
+
+    SAMPLE = "sample"  # a replayed sampled point (falsified)
+    WEIGHT_NORM = "weight_norm"  # Corollary 4
+    EXACT = "exact"  # region branch and bound, closed bracket
+    BNB = "bnb"  # region branch and bound, open bracket
+    BOXES = "boxes"  # sub-box branch and bound
+    SDP = "sdp"  # one SDP over the box
+    INTERVAL = "interval"  # interval arithmetic
+    MILP = "milp"  # MILP output bounds (the back-end is named in the label: "milp:cbc")
+    REGIONS = "regions"  # enumeration of activation regions (equilibria)
+    NEWTON = "newton"  # Newton and Krawczyk (equilibria of smooth nets)
+    NONE = "none"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def json_number(v: float | None):
+    """A float for strict JSON (RFC 8259): finite values as numbers, +-inf as the strings "inf" / "-inf", NaN as
+    "nan", None as null."""
+    if v is None:
+        return None
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
+def _trace_json(trace) -> list[list]:
+    return [[json_number(t) for t in row] for row in trace]
+
+
 @dataclass(frozen=True)
 class Witness:
     """A point x in the box where the checked quantity takes ``value`` (replayed in float64 through the IR).
@@ -41,31 +81,173 @@ class Witness:
     pattern: tuple[tuple[int, ...], ...] | None = None
     matrix: tuple[tuple[float, ...], ...] | None = None
 
+    def to_json(self) -> dict:
+        out = {"x": [float(v) for v in self.x], "value": json_number(self.value)}
+        if self.pattern is not None:
+            out["pattern"] = [list(layer) for layer in self.pattern]
+        if self.matrix is not None:
+            out["matrix"] = [[float(v) for v in row] for row in self.matrix]
+        return out
+
+
+# ============================================================================================ per-check details
+@dataclass(frozen=True)
+class SupNormDetails:
+    """What the engine of a sup-norm check (dissipativity, contraction, gain) did: region search ``nodes`` and
+    ``lps``, or sub-box search ``boxes`` and ``proven_fraction``, or the SDP's ``sdp_min_eig`` and
+    ``sdp_seconds``; ``trace``: (seconds, lower, upper) rows, thinned to at most 200."""
+
+    nodes: int | None = None
+    lps: int | None = None
+    proven_fraction: float | None = None
+    boxes: int | None = None
+    trace: tuple[tuple[float, float, float], ...] | None = None
+    sdp_min_eig: float | None = None
+    sdp_seconds: float | None = None
+
+    def to_json(self) -> dict:
+        out: dict = {}
+        if self.nodes is not None:
+            out["nodes"] = int(self.nodes)
+            out["lps"] = int(self.lps or 0)
+        if self.proven_fraction is not None:
+            out["proven_fraction"] = json_number(self.proven_fraction)
+            out["boxes"] = int(self.boxes or 0)
+        if self.trace is not None:
+            out["trace"] = _trace_json(self.trace)
+        if self.sdp_seconds is not None:
+            out["sdp"] = {"min_eig": json_number(self.sdp_min_eig), "seconds": json_number(self.sdp_seconds)}
+        return out
+
+
+@dataclass(frozen=True)
+class WeightNormDetails:
+    """Corollary 4: the ``product`` and its factors (layer norms, slope maxima per layer, ||S||)."""
+
+    product: float
+    weight_norms: tuple[float, ...]
+    slope_maxima: tuple[float, ...]
+    skip_norm: float
+
+    def to_json(self) -> dict:
+        return {"product": json_number(self.product), "weight_norms": [json_number(v) for v in self.weight_norms],
+                "slope_maxima": [json_number(v) for v in self.slope_maxima], "skip_norm": json_number(self.skip_norm)}
+
+
+@dataclass(frozen=True)
+class MilpSides:
+    """The MILP step of the invariance check: the back-end, each side's final status ("x0:max" -> status),
+    and the sound bound of each side's violation (f_i - upper_i, lower_i - f_i) after the MILPs."""
+
+    backend: str
+    status: tuple[tuple[str, str], ...]
+    upper_excess: tuple[float, ...]
+    lower_excess: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class InvarianceDetails:
+    """The invariance check: the state output with the largest violation at the witness, the interval bound of the
+    violation, the sub-box search's work (smooth nets), the MILP step (piecewise-linear nets) and whether a MILP
+    certificate was confirmed without any solver."""
+
+    worst_output: str
+    interval_upper: float
+    proven_fraction: float | None = None
+    boxes: int | None = None
+    milp: MilpSides | None = None
+    solver_free_recheck: str | None = None
+
+    def to_json(self) -> dict:
+        out: dict = {"worst_output": self.worst_output, "interval_upper": json_number(self.interval_upper)}
+        if self.proven_fraction is not None:
+            out["proven_fraction"] = json_number(self.proven_fraction)
+            out["boxes"] = int(self.boxes or 0)
+        if self.milp is not None:
+            out["milp_backend"] = self.milp.backend
+            out["milp_status"] = dict(self.milp.status)
+            out["output_upper_excess"] = [json_number(v) for v in self.milp.upper_excess]
+            out["output_lower_excess"] = [json_number(v) for v in self.milp.lower_excess]
+        if self.solver_free_recheck is not None:
+            out["solver_free_recheck"] = self.solver_free_recheck
+        return out
+
+
+@dataclass(frozen=True)
+class EquilibriaDetails:
+    """The equilibria found (each a tuple of state values), the Corollary 3 bounds on their norm, whether the list
+    is ``complete``; ``regions`` solved (piecewise-linear nets) or per point whether a Krawczyk test ``proven`` it
+    (smooth nets)."""
+
+    points: tuple[tuple[float, ...], ...]
+    norm_lower: float
+    norm_upper: float
+    complete: bool
+    regions: int | None = None
+    proven: tuple[bool, ...] | None = None
+
+    def to_json(self) -> dict:
+        inner: dict = {"points": [[float(v) for v in x] for x in self.points],
+                       "norm_lower": json_number(self.norm_lower), "norm_upper": json_number(self.norm_upper)}
+        if self.proven is not None:
+            inner["proven"] = [bool(v) for v in self.proven]
+        inner["complete"] = bool(self.complete)
+        if self.regions is not None:
+            inner["regions"] = int(self.regions)
+        return {"equilibria": inner}
+
+
+CheckDetails = SupNormDetails | WeightNormDetails | InvarianceDetails | EquilibriaDetails
+
 
 @dataclass(frozen=True)
 class CheckResult:
     """The outcome of one check: the verdict and a bracket [lower, upper] on the supremum being checked.
 
     ``lower`` is a value attained at a replayed point (or -inf/0 when none); ``upper`` a sound bound (or inf).
-    ``extra`` holds check-specific JSON-ready data (equilibria, worst output, ...).
+    ``method``: what settled it; ``details``: the check's typed details (or None).
     """
 
     check: CheckName
     verdict: Verdict
     lower: float
     upper: float
-    method: str
+    method: BoundMethod
     seconds: float
     witness: Witness | None = None
     reason: str = ""
-    extra: dict = field(default_factory=dict)
+    details: CheckDetails | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "method", BoundMethod(self.method))
         if self.verdict is Verdict.FALSIFIED and self.witness is None:
             raise AssertionError("a falsified verdict needs a replayed witness")
         slack = 1e-9 * max(1.0, abs(self.upper)) if math.isfinite(self.upper) else 0.0
         if self.lower > self.upper + slack:
             raise AssertionError(f"bracket [{self.lower}, {self.upper}] is empty: an analysis is unsound")
+
+    @property
+    def method_label(self) -> str:
+        """The method as written in reports and JSON: ``milp:<backend>`` for MILP output bounds."""
+        if self.method is BoundMethod.MILP and isinstance(self.details, InvarianceDetails) and self.details.milp:
+            return f"milp:{self.details.milp.backend}"
+        return self.method.value
+
+    def to_json(self) -> dict:
+        """This check's entry of the JSON report (schema ``certify/1``)."""
+        entry = {
+            "verdict": self.verdict.value,
+            "lower": json_number(self.lower),
+            "upper": json_number(self.upper),
+            "method": self.method_label,
+            "seconds": round(float(self.seconds), 6),
+            "witness": None if self.witness is None else self.witness.to_json(),
+            "reason": self.reason,
+        }
+        if self.details is not None:
+            for key, value in self.details.to_json().items():
+                entry.setdefault(key, value)
+        return entry
 
 
 def overall_verdict(results) -> Verdict:

@@ -95,7 +95,7 @@ def run(argv: list[str] | None = None) -> int:
     from .importers.region_file import load_region
     from .ir.numerics import parse_norm
     from .errors import CertifyError
-    from .checks.sup_norm import parse_checks
+    from .checks import parse_checks
 
     parser = build_parser()
     try:

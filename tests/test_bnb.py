@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certify.ir import activations as acts
-from certify.engines.region_search import _Bounder, sup_norm
+from certify.engines.region_search import NodeBounder
+from engine_calls import sup_norm
 from certify.ir.network import Layer, Network
 from certify.ir.numerics import induced_norm
 from certify.engines.regions import Traversal, enumerate_regions
@@ -42,7 +43,7 @@ def test_branch_and_bound_equals_enumeration_and_brackets_are_ordered(seed, n_in
     sampled = float(induced_norm(net.jacobian(x)[:, :, :cols], p).max())
     assert sampled <= exact * (1 + 1e-12)
     tr = Traversal(net, box)
-    root_bound = _Bounder(tr, p, cols).bound(tr.root())
+    root_bound = NodeBounder(tr, p, cols).bound(tr.root())
     assert exact <= root_bound
     if not state_only:
         assert exact <= product_bound(net, box, p, "JACOBIAN", state_only=False).value * (1 + 1e-9)
@@ -139,7 +140,7 @@ def test_every_node_bound_covers_the_jacobian_of_sampled_points_in_the_node(seed
     x = np.random.default_rng(seed).uniform(-1, 1, size=(3000, n_in))
     vals = induced_norm(net.jacobian(x), p)
     tr = Traversal(net, box)
-    bounder = _Bounder(tr, p, n_in)
+    bounder = NodeBounder(tr, p, n_in)
     stack = [tr.root()]
     checked = 0
     while stack and checked < 60:

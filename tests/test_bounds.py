@@ -6,7 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certify.ir import activations as acts
-from certify.bounds.interval import affine_interval, bounds_empty, interval_bounds, pieces, symbolic_bounds
+from certify.ir.numerics import affine_interval
+from certify.bounds.crown import bounds_empty, symbolic_bounds
+from certify.bounds.interval import interval_bounds
+from certify.ir.pieces import pieces
 from tests.random_nets import random_net, unit_box
 
 ACTS = [None, acts.leaky_relu(0.1), "prelu", acts.clip(-0.5, 0.5), acts.relu6(), acts.identity(), acts.tanh()]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certify.ir import activations as acts
-from certify.engines.region_search import sup_norm
+from engine_calls import sup_norm
 from certify.engines.equilibria import find_equilibria
 from certify.errors import UsageError
 from certify.ir.network import Layer, Network

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,13 +21,21 @@ from certify.ir.box import Box
 from certify.certificate import CheckName, Verdict
 from certify.config import VerifyConfig
 from certify.errors import UsageError
-from certify.checks.invariance import check_invariance, violation
+from certify.checks.invariance import check_invariance as run_invariance
+from certify.engines.violation_search import violation
 from certify.ir.network import Layer, Network
 from random_nets import random_net, scaled_net, unit_box
 from certify.solvers.registry import get_backend
 
 BACKENDS = [b for b in ("cbc", "highs") if get_backend(b).available()]
 CONFIG = VerifyConfig(samples=5_000, timeout=30.0)
+
+
+def check_invariance(net, box, config, backend="cbc", cutoff=True, parallel=True):
+    """The invariance check with the MILP back-end and options of the config set from the arguments."""
+    config = config.with_(solvers=replace(config.solvers, milp=backend),
+                          invariance=replace(config.invariance, milp_cutoff=cutoff, parallel_sides=parallel))
+    return run_invariance(net, box, config)
 
 
 def _abs_net(scale: float = 0.9) -> Network:
@@ -49,13 +58,13 @@ def test_milp_certifies_what_intervals_cannot(backend):
     res = check_invariance(net, box, CONFIG, backend=backend)
     assert res.check is CheckName.INVARIANCE
     assert res.verdict is Verdict.CERTIFIED, res.reason
-    assert res.method == f"milp:{backend}"
-    assert res.extra["interval_upper"] > 0  # the interval step alone could not settle it
+    assert res.method_label == f"milp:{backend}"
+    assert res.details.interval_upper > 0  # the interval step alone could not settle it
     # exact max violation: f_i = 0.9 |x_i| in [0, 0.9] -> max_i max(f_i - 1, -1 - f_i) = -0.1
     assert res.lower == pytest.approx(-0.1, abs=1e-9)
     assert -0.1 <= res.upper < 0  # certify mode stops once each side clears the box (cutoff MILPs)
     # the MILP certificate is re-checked without any solver by float64 sub-box enclosures (|x| has margin 0.1)
-    assert res.extra["solver_free_recheck"].startswith("confirmed")
+    assert res.details.solver_free_recheck.startswith("confirmed")
     exact = check_invariance(net, box, CONFIG.with_(exact=True), backend=backend)
     assert exact.verdict is Verdict.CERTIFIED, exact.reason
     assert exact.lower == pytest.approx(-0.1, abs=1e-9)
@@ -94,7 +103,7 @@ def test_needle_is_falsified_with_a_witness_in_the_sliver(backend):
     assert abs(x[0] - 0.9) + abs(x[1] + 0.2) < 1e-3  # inside the diamond
     replay = violation(net, box, x[None])[0][0]
     assert replay == res.witness.value > 0  # the witness replays in float64
-    assert res.extra["worst_output"] == "x0"
+    assert res.details.worst_output == "x0"
     # exact: the max violation is 0.05, at the diamond's centre
     assert res.lower == pytest.approx(0.05, abs=1e-6)
     # the upper end is the solver's bound padded by tol x big-M (M ~ 4000 here) x sensitivity: close, not equal
@@ -138,13 +147,25 @@ def test_verdicts_agree_with_dense_sampling(seed, scale, act):
         assert res.lower >= dense - 1e-9  # the MILP maximum dominates sampling
 
 
-def test_solver_free_recheck_reports_what_it_could_not_confirm():
-    from certify.checks.invariance import _solver_free_recheck
+def _abs_abs_net() -> Network:
+    """f(x) = 0.9 | |x| - 0.5 | per coordinate, in [0, 0.45]; on [-1, 1]^2 neither intervals nor the mean-value
+    form over the whole box (f(0) = 0.45, spread 0.9) show it inside: a solver-free proof needs splitting."""
+    eye, one = np.eye(2), np.ones((1, 2))
+    w1 = np.vstack([np.kron(eye, [[1.0], [-1.0]])])  # (relu(x_i), relu(-x_i)) per coordinate
+    w2 = np.kron(eye, np.array([[1.0, 1.0], [-1.0, -1.0]]))  # (|x_i| - 0.5, 0.5 - |x_i|)
+    b2 = np.kron(np.ones(2), [-0.5, 0.5])
+    out = 0.9 * np.kron(eye, one)
+    return Network((Layer(w1, np.zeros(4), acts.relu()), Layer(w2, b2, acts.relu())), out, np.zeros(2))
 
-    net, box = _abs_net(), unit_box(2)
+
+def test_solver_free_recheck_reports_what_it_could_not_confirm():
+    from certify.checks.invariance import solver_free_recheck
+
+    net, box = _abs_abs_net(), unit_box(2)
     res = check_invariance(net, box, CONFIG)
-    tiny = _solver_free_recheck(net, box, CONFIG.with_(timeout=1e-6), res)  # no time: nothing confirmed
-    assert tiny.verdict is Verdict.CERTIFIED and "not confirmed" in tiny.extra["solver_free_recheck"]
+    assert res.verdict is Verdict.CERTIFIED and res.method_label.startswith("milp")
+    tiny = solver_free_recheck(net, box, CONFIG.with_(budget=1), res)  # one box only: nothing confirmed
+    assert tiny.verdict is Verdict.CERTIFIED and "not confirmed" in tiny.details.solver_free_recheck
     assert "solver tolerances" in tiny.reason
 
 

@@ -319,7 +319,7 @@ def test_gain_time_limit_is_not_optimal():
 
 
 def test_tighter_bounds_give_the_same_answer_with_fewer_binaries():
-    from certify.bounds.interval import symbolic_bounds
+    from certify.bounds.crown import symbolic_bounds
 
     net = random_net(21, 2, (8, 8, 8))
     box = unit_box(2, 0.5)
@@ -355,7 +355,7 @@ def test_the_encoding_trusts_its_bounds():
 )
 def test_milp_gain_cross_checks_branch_and_bound(seed, act, widths, p):
     """The exact l1 / l-inf gains from two unrelated methods: the LipMIP MILP and region branch and bound."""
-    from certify.engines.region_search import sup_norm
+    from engine_calls import sup_norm
 
     net = random_net(seed, 2, widths, activation=act, skip=seed % 2 == 1)
     box = unit_box(2, 0.8)
@@ -385,7 +385,7 @@ def test_milp_gain_over_closed_regions_can_exceed_the_full_dimensional_value():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_lp_tightened_bounds_are_sound_and_tighter(seed):
-    from certify.bounds.interval import symbolic_bounds
+    from certify.bounds.crown import symbolic_bounds
     from certify.engines.milp_encoding import tighten_bounds_lp
 
     net = random_net(seed, 2, (8, 8, 8), activation=[acts.relu(), acts.hardtanh(), acts.leaky_relu(0.1)])

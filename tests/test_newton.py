@@ -10,11 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from certify.config import VerifyConfig
 from certify.ir import activations as acts
 from certify.ir.box import Box
 from certify.engines.equilibria import find_equilibria
 from certify.ir.network import Network
-from certify.engines.newton import bstar_enclosure, equilibrium_norm_bounds, krawczyk, newton_equilibria, prove_equilibrium
+from certify.bounds.enclosures import bstar_enclosure
+from certify.engines.newton import equilibrium_norm_bounds, krawczyk, newton_equilibria, prove_equilibrium
 from random_nets import gelu_example, random_net, scaled_net, unit_box
 
 SMOOTH = {
@@ -48,7 +50,7 @@ def test_gelu_example_three_fixed_points():
     for p in pts:
         proof = prove_equilibrium(net, p, box)
         assert proof.proven and proof.lower[0] <= p[0] <= proof.upper[0]
-    bounds = equilibrium_norm_bounds(net, box, 2.0, timeout=10.0)
+    bounds = equilibrium_norm_bounds(net, box, VerifyConfig(norm=2.0), timeout=10.0)
     assert bounds.rho_a < 1  # dissipativity holds, yet there are three equilibria
     for p in pts:
         assert bounds.contains(p, 2.0)
@@ -81,7 +83,7 @@ def test_contractive_net_has_one_proven_equilibrium_inside_the_bounds(name, seed
     np.testing.assert_allclose(p, x_star, atol=1e-9)
     assert np.max(np.abs(net.forward(p) - p)) <= 1e-9 * (1 + np.max(np.abs(p)))
     assert prove_equilibrium(net, p, box).proven
-    bounds = equilibrium_norm_bounds(net, box, 2.0, timeout=4.0, seed=seed)
+    bounds = equilibrium_norm_bounds(net, box, VerifyConfig(norm=2.0, seed=seed), timeout=4.0)
     assert bounds.contains(p, 2.0)
     assert bounds.lower <= bounds.upper
 
@@ -108,7 +110,7 @@ def test_corollary3_agrees_with_the_exact_core_on_a_relu_net():
     net = scaled_net(random_net(21, 2, (5, 5), bias_scale=1.0), 0.6)
     box = unit_box(2, 2.0)
     exact = find_equilibria(net, box, 2.0)
-    ours = equilibrium_norm_bounds(net, box, 2.0, timeout=3.0)
+    ours = equilibrium_norm_bounds(net, box, VerifyConfig(norm=2.0), timeout=3.0)
     assert exact.points
     for p in exact.points:
         assert ours.contains(p, 2.0)

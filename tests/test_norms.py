@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from certify.errors import UsageError
-from certify.ir.numerics import batched_induced_norm, induced_norm
+from certify.ir.kernels import batched_induced_norm
+from certify.ir.numerics import induced_norm
 
 P = [1.0, 2.0, math.inf]
 SPECIAL_SHAPES = [(1, 1), (1, 5), (5, 1), (2, 2), (3, 5), (5, 3), (2, 6), (6, 2), (4, 4), (3, 3), (2, 3)]

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from certify.ir import activations as acts
 from certify.errors import ModelError
-from certify.ir.network import Layer, Network, TorchNet
+from certify.ir.network import Layer, Network
+from certify.ir.kernels import TorchNet
 from certify.ir.kernels import forward
 
 NAMES = sorted(acts.CATALOGUE) + ["prelu"]

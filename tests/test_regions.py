@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certify.ir import activations as acts
-from certify.bounds.interval import pieces
+from certify.ir.pieces import pieces
 from certify.ir.box import Box
 from certify.errors import UsageError
 from certify.ir.network import Layer, Network

@@ -13,8 +13,13 @@ from hypothesis import strategies as st
 
 from certify.ir import activations as acts
 from certify.ir.numerics import induced_norm
-from certify.engines.box_search import BoundKind, _as_quantity, _Static, box_bounds, slope_ranges
-from certify.bounds.centred import centred_bound, interval_norm_bound, midpoints
+from certify.bounds.norm_bounds import SupNormBounder, box_bounds
+from certify.bounds.slopes import slope_ranges
+from certify.config import BoundKind
+from certify.ir.quantity import Quantity
+from certify.bounds.centred import centred_bound
+from certify.ir.numerics import interval_norm_upper
+from certify.ir.numerics import midpoints
 from random_nets import random_net, unit_box
 
 CATALOGUE = {**{k: f() for k, f in acts.CATALOGUE.items()}, "prelu": "prelu"}
@@ -42,7 +47,7 @@ def test_centred_bound_dominates_dense_samples(name, seed, quantity, p, skip, n_
     net = random_net(seed, n_in, widths, activation=CATALOGUE[name], weight_scale=1.5, skip=skip)
     rng = np.random.default_rng(seed)
     lo, hi = _sub_boxes(rng, n_in, 6, 2.0)
-    st_ = _Static.of(net, unit_box(n_in, 2.0), p, _as_quantity(quantity), True)
+    st_ = SupNormBounder.of(net, unit_box(n_in, 2.0), p, Quantity.coerce(quantity), True)
     bound = box_bounds(st_, lo, hi, (BoundKind.CENTRED,))[BoundKind.CENTRED]
     for b in range(lo.shape[0]):
         u = rng.uniform(size=(400, n_in))
@@ -60,7 +65,7 @@ def test_centred_bound_tends_to_the_centre_norm(quantity, p):
     net = random_net(2, 4, (64, 64), activation=acts.tanh())
     c = np.array([0.3, -0.2, 0.1, 0.5])
     lo, hi = (c - 1e-7)[None], (c + 1e-7)[None]
-    st_ = _Static.of(net, unit_box(4), p, _as_quantity(quantity), True)
+    st_ = SupNormBounder.of(net, unit_box(4), p, Quantity.coerce(quantity), True)
     v = box_bounds(st_, lo, hi, (BoundKind.CENTRED,))[BoundKind.CENTRED][0]
     ref = induced_norm(_matrices(net, c[None], quantity, 4), p)[0]
     assert ref <= v <= ref * (1 + 1e-4)
@@ -90,7 +95,7 @@ def test_interval_norm_bound_and_centred_bound_agree_on_point_slopes():
     v = centred_bound(mats, slopes, net.skip, 3, 2.0)[0]
     assert ref <= v <= ref * (1 + 1e-9)
     m = net.pwa(x)[0]
-    assert interval_norm_bound(m, m, 2.0)[0] == pytest.approx(ref, rel=1e-9)
+    assert interval_norm_upper(m, m, 2.0)[0] == pytest.approx(ref, rel=1e-9)
     _ = slope_ranges  # the ranges the engine uses are tested in test_smooth_bnb
 
 

@@ -29,7 +29,7 @@ def test_gelu_dissipative_but_not_contractive_with_three_equilibria():
     x = np.array(con.witness.x)
     assert abs(net.jacobian(x)[0, 0]) == pytest.approx(con.witness.value, rel=1e-12)
     eq = rep.result("equilibria")
-    points = eq.extra["equilibria"]["points"]
+    points = eq.details.points
     assert len(points) == 3 and eq.verdict is Verdict.UNKNOWN  # Newton is not exhaustive: never "complete"
     for p in points:
         assert abs(net.forward(np.array(p))[0] - p[0]) < 1e-9
@@ -126,9 +126,13 @@ def test_a_bound_contradicted_by_a_replayed_point_never_certifies(monkeypatch):
 
     net = _misaligned(acts.tanh())
     box = Box([-1.0, -1.0], [1.0, 1.0])
-    monkeypatch.setattr(checks, "_engine_bound",
-                        lambda *a, **k: (checks._Bound(1e-3, "bogus", exact=True), None, {}))
+    from certify.certificate import BoundMethod
+
+    def bogus(query):
+        return checks.Bound(1e-3, BoundMethod.SDP, exact=True)
+
+    monkeypatch.setitem(checks.ENGINES, checks.Method.AUTO, (bogus, bogus))
     for name in ("dissipativity", "gain"):
         res = certify.verify(net, box, [name], VerifyConfig(samples=2000)).results[0]
-        assert res.verdict is Verdict.UNKNOWN and "bogus bound" in res.reason
+        assert res.verdict is Verdict.UNKNOWN and "sdp bound" in res.reason
         assert res.upper > 1e-3

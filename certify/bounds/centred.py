@@ -21,85 +21,31 @@ because diag(e_l) = diag(a_l) E diag(c_l) for any positive a_l, c_l with a_l c_l
 so ||E||_p <= 1; a_l balances the norms, :func:`_balanced_factors`), and
 |Left diag(e) Right| <= |Left| diag(delta) |Right| entrywise (with ||A||_p <= || |A| ||_p <= ||U||_p for |A| <= U).
 Left_l over its slope ranges is an interval matrix (propagated left to right from W_L), bounded by
-:func:`interval_norm_bound`. As the sub-box shrinks the ranges shrink, the perturbation terms vanish linearly and
+:func:`certify.ir.numerics.interval_norm_upper`. As the sub-box shrinks the ranges shrink, the perturbation terms vanish linearly and
 the bound tends to ||M(c)||; unlike the interval matrix bound, the first-order term keeps the cancellations of
 the weight matrices (norms of products, not of absolute values).
 
 Soundness assumptions: the slope ranges enclose every slope the sub-box produces (``Activation.secant_range`` /
 ``derivative_range`` over sound pre-activation bounds); float64 rounding of the products is covered by padding
-each computed matrix entrywise by ``PAD`` times its absolute-value chain (the error of a float64 chain of
+each computed matrix entrywise by ``CHAIN_PAD`` times its absolute-value chain (the error of a float64 chain of
 matrix products of k factors of width n is about k n eps times that chain, far below 1e-11 for widths up to
 10^3 and beyond), the midpoints and half widths are rounded so that [m - delta, m + delta] covers the range, and
-every float64 matrix norm is padded up by ``NORM_PAD`` (relative).
+every float64 matrix norm is padded up by ``NORM_PAD`` (relative, :func:`certify.ir.numerics.norm_upper`).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-PAD = 1e-11  # relative padding of computed matrix entries (rounding of float64 matrix chains)
-NORM_PAD = 1e-10  # relative padding of float64 matrix norms (SVD error is a few n eps)
-
-
-def norms(m: np.ndarray, p: float) -> np.ndarray:
-    """||m_b||_p for a batch (B, k, n), padded up by ``NORM_PAD`` (relative)."""
-    if m.shape[-1] == 0 or m.shape[-2] == 0:
-        return np.zeros(m.shape[0])
-    if p == 1.0:
-        v = np.abs(m).sum(axis=-2).max(axis=-1)
-    elif math.isinf(p):
-        v = np.abs(m).sum(axis=-1).max(axis=-1)
-    else:
-        finite = np.isfinite(m).all(axis=(-2, -1))
-        v = np.linalg.svd(np.where(finite[:, None, None], m, 0.0), compute_uv=False)[..., 0]
-        v = np.where(finite, v, np.inf)  # an overflowed matrix has no finite bound (and SVD would raise)
-    return v * (1.0 + NORM_PAD) + 1e-300
-
-
-def interval_norm_bound(lo: np.ndarray, hi: np.ndarray, p: float) -> np.ndarray:
-    """Upper bound (B,) on ||M||_p over every M with lo <= M <= hi entrywise (batches (B, k, n))."""
-    u = np.maximum(np.abs(lo), np.abs(hi))
-    n1, ninf = norms(u, 1.0), norms(u, math.inf)
-    if p == 1.0:
-        return n1
-    if math.isinf(p):
-        return ninf
-    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    cr = (norms(c, 2.0) + norms(r, 2.0)) * (1.0 + 1e-15)
-    return np.minimum(np.minimum(norms(u, 2.0), np.sqrt(n1 * ninf) * (1.0 + 1e-15)), cr)
-
-
-def scale_rows(lo, hi, sl, sh):
-    """[lo, hi] (B, n, c) times diag(d) on the left with d in [sl, sh] (B, n) (exact up to one rounding)."""
-    a, b = sl[:, :, None], sh[:, :, None]
-    c1, c2, c3, c4 = a * lo, a * hi, b * lo, b * hi
-    return np.minimum(np.minimum(c1, c2), np.minimum(c3, c4)), np.maximum(np.maximum(c1, c2), np.maximum(c3, c4))
-
-
-def interval_left(w, aw, lo, hi):
-    """w @ [lo, hi] for an exact w (m, n) (``aw`` = |w|) and a batch of interval matrices (B, n, c)."""
-    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    mid, rad = np.matmul(w, c), np.matmul(aw, r)
-    return mid - rad, mid + rad
-
-
-def interval_right(w, aw, lo, hi):
-    """[lo, hi] @ w for a batch of interval matrices (B, k, n) and an exact w (n, m) (``aw`` = |w|)."""
-    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    mid, rad = np.matmul(c, w), np.matmul(r, aw)
-    return mid - rad, mid + rad
-
-
-def midpoints(sl: np.ndarray, sh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(m, delta) with [m - delta, m + delta] containing [sl, sh] in exact arithmetic (arrays (B, n)).
-
-    m is the rounded midpoint; delta = max(m - sl, sh - m) rounded up by a relative 4 eps plus 1e-300 (each
-    difference errs by at most half an ulp of its magnitude)."""
-    m = 0.5 * sl + 0.5 * sh
-    d = np.maximum(m - sl, sh - m)
-    return m, d * (1.0 + 4.4e-16) + 1e-300
+from ..ir.numerics import (
+    CHAIN_PAD,
+    TINY,
+    interval_norm_upper,
+    matmul_interval_right,
+    midpoints,
+    norm_upper,
+    scale_rows,
+)
 
 
 def _left_intervals(mats, slopes, tmax, b: int):
@@ -117,9 +63,9 @@ def _left_intervals(mats, slopes, tmax, b: int):
         w, aw = mats[l], np.abs(mats[l])
         sl, sh = slopes[l]
         t_lo, t_hi = scale_rows(np.swapaxes(lo, 1, 2), np.swapaxes(hi, 1, 2), sl, sh)
-        lo, hi = interval_right(w, aw, np.swapaxes(t_lo, 1, 2), np.swapaxes(t_hi, 1, 2))
+        lo, hi = matmul_interval_right(w, aw, np.swapaxes(t_lo, 1, 2), np.swapaxes(t_hi, 1, 2))
         mag = np.matmul(mag * tmax[l][:, None, :], aw)
-        pad = PAD * mag + 1e-300
+        pad = CHAIN_PAD * mag + TINY
         out[l - 1] = (lo - pad, hi + pad)
     return out
 
@@ -136,7 +82,7 @@ def _right_matrices(mats, mids, cols: int, b: int):
         m = mids[l - 1][:, :, None]
         r = np.matmul(w, m * r)
         mag = np.matmul(np.abs(w), np.abs(m) * mag)
-        pad = PAD * mag + 1e-300
+        pad = CHAIN_PAD * mag + TINY
         if l < len(mats) - 1:
             rights.append(r)
             pads.append(pad)
@@ -172,14 +118,14 @@ def centred_bound(mats, slopes, skip, cols: int, p: float) -> np.ndarray:
         s = skip[:, :cols]
         mc_pad = mc_pad + 1e-15 * (np.abs(mc) + np.abs(s))
         mc = mc + s
-    total = norms(mc, p) + norms(mc_pad, p)
+    total = norm_upper(mc, p) + norm_upper(mc_pad, p)
     for l, (left, right, rpad, delta) in enumerate(zip(_left_intervals(mats, slopes, tmax, b), rights, rpads, halves)):
         llo, lhi = left
         labs = np.maximum(np.abs(llo), np.abs(lhi))
         a, c = _balanced_factors(delta, labs, right)
-        split = interval_norm_bound(llo * a[:, None, :], lhi * a[:, None, :], p)
-        split = split * (norms(c[:, :, None] * right, p) + norms(c[:, :, None] * rpad, p))
-        absolute = norms(np.matmul(labs * delta[:, None, :], np.abs(right) + rpad), p)
+        split = interval_norm_upper(llo * a[:, None, :], lhi * a[:, None, :], p)
+        split = split * (norm_upper(c[:, :, None] * right, p) + norm_upper(c[:, :, None] * rpad, p))
+        absolute = norm_upper(np.matmul(labs * delta[:, None, :], np.abs(right) + rpad), p)
         total = total + np.minimum(split, absolute) * (1.0 + 1e-12)
     total = total * (1.0 + 1e-12 * (len(mats) + 2))
     return np.where(np.isnan(total), np.inf, total)  # overflow (inf - inf) gives no bound, never a small one

@@ -5,36 +5,22 @@
 by submultiplicativity and the triangle inequality, where the slopes are the secant slopes (A*) or derivatives (J)
 whose ranges over the box come from interval bounds on the pre-activations (``Activation.secant_range`` /
 ``derivative_range``). Soundness: every factor is an upper bound. Induced 2-norms come from float64 SVD, whose
-largest singular value is accurate to a few n * eps relative (backward stability); each is padded by ``_REL_PAD``.
-The 1- and inf-norms are sums of absolute values, padded the same way.
+largest singular value is accurate to a few n * eps relative (backward stability); each is padded as in
+:func:`certify.ir.numerics.norm_upper`; the 1- and inf-norms are sums of absolute values, padded the same way; the
+product of the factors by :func:`certify.ir.numerics.product_pad`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .interval import interval_bounds
 from ..ir.box import Box
 from ..ir.network import Network
-
-_REL_PAD = 1e-12
-
-
-def induced_norm_upper(m: np.ndarray, p: float) -> float:
-    """A sound upper bound on the induced p-norm of one matrix m (k, n), p in {1, 2, inf}."""
-    m = np.asarray(m, dtype=np.float64)
-    if m.size == 0:
-        return 0.0
-    if p == 1.0:
-        value = float(np.abs(m).sum(axis=0).max())
-    elif math.isinf(p):
-        value = float(np.abs(m).sum(axis=1).max())
-    else:
-        value = float(np.linalg.svd(m, compute_uv=False)[0])
-    return value * (1.0 + _REL_PAD * (1 + max(m.shape))) + 1e-300
+from ..ir.numerics import norm_upper, product_pad
+from ..ir.quantity import Quantity
+from .interval import interval_bounds
 
 
 @dataclass(frozen=True)
@@ -53,29 +39,28 @@ class ProductBound:
         return f"({w}) * ({s}){skip}"
 
 
-def product_bound(net: Network, box: Box, p: float, quantity: str = "A_STAR", state_only: bool = True) -> ProductBound:
+def product_bound(net: Network, box: Box, p: float, quantity: Quantity | str = Quantity.A_STAR, state_only: bool = True) -> ProductBound:
     """Corollary 4 upper bound on sup over the box of ||A*(x)||_p (``quantity='A_STAR'``) or ||J(x)||_p ('JACOBIAN').
 
     ``state_only``: bound the state columns only (the first ``net.n_states`` inputs), as the dynamics checks need.
     """
-    if quantity not in ("A_STAR", "JACOBIAN"):
-        raise ValueError(f"quantity must be 'A_STAR' or 'JACOBIAN', got {quantity!r}")
+    q = Quantity.coerce(quantity)
     cols = net.n_states if state_only else net.n_in
     weights = [layer.weight for layer in net.layers] + [net.out_weight]
     weights[0] = weights[0][:, :cols]
-    weight_norms = tuple(induced_norm_upper(w, p) for w in weights)
+    weight_norms = tuple(norm_upper(w, p) for w in weights)
     slope_maxima = []
     for layer, lb in zip(net.layers, interval_bounds(net, box)):
         act = layer.activation
-        lo, hi = (act.secant_range if quantity == "A_STAR" else act.derivative_range)(lb.pre_lower, lb.pre_upper)
+        lo, hi = (act.secant_range if q is Quantity.A_STAR else act.derivative_range)(lb.pre_lower, lb.pre_upper)
         slope_maxima.append(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) if lo.size else 0.0)
-    skip_norm = induced_norm_upper(net.skip[:, :cols], p) if net.skip is not None else 0.0
+    skip_norm = norm_upper(net.skip[:, :cols], p) if net.skip is not None else 0.0
     value = float(np.prod(weight_norms)) * float(np.prod(slope_maxima)) if slope_maxima else float(np.prod(weight_norms))
-    value = value * (1.0 + _REL_PAD * (len(weight_norms) + len(slope_maxima) + 2))
+    value = value * product_pad(len(weight_norms) + len(slope_maxima))
     if net.skip is not None:
         if not net.layers:
             # f is affine: the whole map is out_weight + S, bound it directly (tighter and still sound).
-            value = induced_norm_upper(net.out_weight[:, :cols] + net.skip[:, :cols], p)
+            value = norm_upper(net.out_weight[:, :cols] + net.skip[:, :cols], p)
         else:
-            value = (value + skip_norm) * (1.0 + _REL_PAD)
+            value = (value + skip_norm) * product_pad(1)
     return ProductBound(value, weight_norms, tuple(slope_maxima), skip_norm)

@@ -1,1 +1,86 @@
-"""The checks: each turns engine results into a :class:`~certify.certificate.CheckResult` with a verdict."""
+"""The checks: each turns engine results into a :class:`~certify.certificate.CheckResult` with a verdict.
+
+One module per check (:mod:`.dissipativity`, :mod:`.contraction`, :mod:`.gain`, :mod:`.weight_norm`,
+:mod:`.invariance`, :mod:`.equilibria`); :data:`CHECKS` maps each :class:`~certify.certificate.CheckName` to its
+function, and :func:`run_checks` runs a list of them sharing one sampling per quantity (:class:`.common.SamplingMemo`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from ..certificate import CheckName, CheckResult
+from ..config import VerifyConfig
+from ..errors import UsageError
+from ..ir.box import Box
+from ..ir.network import Network
+from .common import SamplingMemo, align, require_dynamics
+from .contraction import check_contraction
+from .dissipativity import check_dissipativity
+from .equilibria import check_equilibria
+from .gain import check_gain
+from .invariance import check_invariance
+from .weight_norm import check_weight_norm
+
+DEFAULT_CHECKS = (CheckName.DISSIPATIVITY,)
+
+CheckFunction = Callable[[Network, Box, VerifyConfig, SamplingMemo], CheckResult]
+
+CHECKS: dict[CheckName, CheckFunction] = {
+    CheckName.DISSIPATIVITY: check_dissipativity,
+    CheckName.CONTRACTION: check_contraction,
+    CheckName.WEIGHT_NORM: check_weight_norm,
+    CheckName.GAIN: check_gain,
+    CheckName.INVARIANCE: check_invariance,
+    CheckName.EQUILIBRIA: check_equilibria,
+}
+
+# the checks that need x+ = f(x, u) (as many outputs as states)
+DYNAMICS_CHECKS = (CheckName.DISSIPATIVITY, CheckName.CONTRACTION, CheckName.WEIGHT_NORM, CheckName.INVARIANCE,
+                   CheckName.EQUILIBRIA)
+
+
+def parse_checks(text: str | Iterable[str]) -> tuple[CheckName, ...]:
+    """'dissipativity,contraction' -> (CheckName.DISSIPATIVITY, CheckName.CONTRACTION); UsageError on unknown names."""
+    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    if not names:
+        raise UsageError("--check needs at least one check name")
+    out = []
+    known = {c.value: c for c in CheckName}
+    for name in names:
+        if name not in known:
+            raise UsageError(f"unknown check '{name}'; choose from {', '.join(known)}")
+        if known[name] not in out:
+            out.append(known[name])
+    return tuple(out)
+
+
+def available_checks() -> tuple[CheckName, ...]:
+    return tuple(CHECKS)
+
+
+def run_checks(
+    net: Network, box: Box, checks: Iterable[CheckName], config: VerifyConfig, progress=None
+) -> tuple[CheckResult, ...]:
+    """Run each check in order. Misuse (a dynamics check on a non-square map) raises before any work starts.
+
+    ``progress``: optional callable ``progress(check, result_or_None)``, called before (None) and after each check.
+    """
+    checks = tuple(checks)
+    for check in checks:
+        if check not in CHECKS:
+            raise UsageError(f"the {check.value} check is not available yet; choose from "
+                             f"{', '.join(c.value for c in CHECKS)}")
+        if check in DYNAMICS_CHECKS:
+            require_dynamics(net, check)
+    results, memo = [], SamplingMemo()
+    for check in checks:
+        if progress is not None:
+            progress(check, None)
+        results.append(CHECKS[check](net, box, config, memo))
+        if progress is not None:
+            progress(check, results[-1])
+    return tuple(results)
+
+
+__all__ = ["CHECKS", "DEFAULT_CHECKS", "align", "available_checks", "parse_checks", "run_checks"]

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.box import Box
 from ..errors import UsageError
+from ..ir.box import Box
 from ..ir.network import Network
-from ..ir.numerics import induced_norm
+from ..ir.numerics import induced_norm, vector_norm
+from ..solvers.base import LinearProgram, SolveStatus
+from ..solvers.lp import solve_lp
 from .regions import DEFAULT_MIN_RADIUS, ActivationRegion, enumerate_regions
 
 
@@ -50,18 +52,11 @@ class EquilibriaResult:
     reason: str = ""
 
 
-def _vector_norm(x: np.ndarray, p: float) -> float:
-    return float(np.linalg.norm(x, ord=p))
-
-
 def _has_fixed_point(box: Box, region: ActivationRegion, a: np.ndarray, slack: float) -> bool:
     """False only when an LP proves that no x in the region (enlarged by ``slack``) solves (I - M) x = c within
     ``slack``: a singular region can then hold no equilibrium at all (e.g. a saturated controller pushing a
     marginally stable plant). Any other LP outcome (feasible, or a status other than infeasible) answers True,
     and the region is reported as possibly holding a continuum of fixed points."""
-    from ..solvers.base import LinearProgram, SolveStatus
-    from ..solvers.lp import solve_lp
-
     n = a.shape[1]
     lp = LinearProgram(
         c=np.zeros(n),
@@ -121,7 +116,7 @@ def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float
     reasons = []
     through_origin = net.piecewise_linear_through_origin
     if enum.regions and through_origin:
-        b_norms = np.array([_vector_norm(r.c, p) for r in enum.regions])
+        b_norms = np.array([vector_norm(r.c, p) for r in enum.regions])
         rho = float(max(induced_norm(r.m, p) for r in enum.regions))
         i_minus = float(max(induced_norm(eye - r.m, p) for r in enum.regions))
         lb = float(b_norms.min()) / i_minus if i_minus > 0 else 0.0
@@ -131,7 +126,7 @@ def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float
         if not through_origin:
             reasons.append("Corollary 3 bounds need A* constant on regions (ReLU-type nets); not given for clip")
     slack = 1e-9 * max(1.0, lb, ub if math.isfinite(ub) else 1.0)
-    consistent = all(lb - slack <= _vector_norm(x, p) <= ub + slack for x in found)
+    consistent = all(lb - slack <= vector_norm(x, p) <= ub + slack for x in found)
     if not consistent:
         reasons.append("an equilibrium's norm lies outside the Corollary 3 bounds (inconsistency: please report)")
     if not enum.complete:

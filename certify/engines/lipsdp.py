@@ -47,14 +47,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..bounds.interval import interval_bounds
+from ..errors import UsageError
+from ..ir.box import Box
+from ..ir.network import Network
+from ..ir.numerics import norm_upper
+from ..ir.quantity import Quantity
 from ..solvers.base import SolveStatus
 from ..solvers.sdp import SemidefiniteProgram, solve_sdp
-
-from ..bounds.interval import interval_bounds
-from ..ir.box import Box
-from ..errors import UsageError
-from ..ir.network import Network
-from ..ir.quantity import Quantity
 
 _EPS = np.finfo(np.float64).eps
 
@@ -128,13 +128,6 @@ class LMICheck:
     reason: str = ""
 
 
-def _spectral_norm_upper(w: np.ndarray) -> float:
-    """||w||_2 padded up by a relative 1e-10 (far above the SVD's error of a few n eps)."""
-    if w.size == 0:
-        return 0.0
-    return float(np.linalg.norm(w, 2)) * (1.0 + 1e-10)
-
-
 def build_lmi(
     weights: list[np.ndarray],
     slope_lower: list[np.ndarray],
@@ -197,9 +190,9 @@ def build_lmi(
         h_next_abs[np.flatnonzero(fr), offset + np.arange(nf)] = 1.0
         mag = np.maximum(np.abs(a), np.abs(b))
         if nf:
-            c_l = float(mag[fr].max()) * _spectral_norm_upper(w[fr]) * k_l
+            c_l = float(mag[fr].max()) * norm_upper(w[fr], 2.0) * k_l
             growth += c_l * c_l
-        k_l *= (float(mag.max()) if mag.size else 0.0) * _spectral_norm_upper(w)
+        k_l *= (float(mag.max()) if mag.size else 0.0) * norm_upper(w, 2.0)
         h, h_abs = h_next, h_next_abs
         offset += nf
     c = ws[-1] @ h

@@ -46,15 +46,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..bounds.crown import symbolic_bounds
+from ..bounds.interval import LayerBounds, interval_bounds
+from ..errors import UsageError
+from ..ir.activations import Activation
+from ..ir.box import Box
+from ..ir.network import Network
+from ..ir.numerics import SOLVER_REL_PAD, affine_interval
+from ..ir.pieces import pieces
+from ..solvers import registry
 from ..solvers.base import LinearProgram, SolveResult, SolveStatus
 
-from ..ir.activations import Activation
-from ..bounds.interval import LayerBounds, affine_interval, interval_bounds, pieces, symbolic_bounds
-from ..ir.box import Box
-from ..errors import UsageError
-from ..ir.network import Network
-
-REL_PAD = 1e-7  # relative padding of solver bounds (covers CBC's 8-digit output and coefficient rounding)
+REL_PAD = SOLVER_REL_PAD  # relative padding of solver bounds (CBC's 8-digit output, coefficient rounding)
 
 
 # ===================================================================== activations as affine + ReLU terms
@@ -574,9 +577,7 @@ def tighten_bounds_lp(
 
 
 def _backend(backend):
-    from ..solvers.registry import get_backend
-
-    return get_backend(backend) if isinstance(backend, str) else backend
+    return registry.get_backend(backend) if isinstance(backend, str) else backend
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,22 +21,28 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from ..bounds.interval import affine_interval, output_interval
-from ..ir.box import Box
+from ..bounds.enclosures import bstar_enclosure
+from ..bounds.interval import output_interval
+from ..bounds.slopes import matrix_enclosure, slope_ranges
+from ..config import SdpUse, VerifyConfig
 from ..errors import UsageError
-from ..ir.network import Network, TorchNet
-from .box_search import _one_torch_thread, matrix_enclosure, preactivation_bounds, slope_ranges, sup_norm_boxes
-
-_EPS = np.finfo(np.float64).eps
+from ..ir.box import Box
+from ..ir import kernels
+from ..ir.kernels import TorchNet
+from ..ir.network import Network
+from ..ir.numerics import EPS, TINY, affine_interval, vector_norm
+from ..ir.quantity import Quantity
+from .box_search import box_search
+from .contract import Query
+from .sampling import sample_points
+from .search import Incumbent, Node, SearchLimits, best_first, halves
 
 
 def _check_autonomous(net: Network, box: Box, inputs) -> np.ndarray:
@@ -68,48 +74,41 @@ def newton_equilibria(net: Network, box: Box, starts: int = 256, seed: int = 0, 
     u = _check_autonomous(net, box, inputs)
     ns = net.n_states
     lo, hi = box.lower[:ns], box.upper[:ns]
-    from .sampling import sample_points
+    state_box = Box(lo, hi)
+    x = sample_points(state_box, max(int(starts), 1), seed, "cpu", torch.float64)
+    tnet = TorchNet.of(net, torch.float64, "cpu")
+    ut = torch.from_numpy(u).expand(x.shape[0], -1)
+    eye = torch.eye(ns, dtype=torch.float64)
+    span = float(np.max(hi - lo)) + 1.0
 
-    with _one_torch_thread():
-        state_box = Box(lo, hi)
-        x = sample_points(state_box, max(int(starts), 1), seed, "cpu", torch.float64)
-        tnet = TorchNet.of(net, torch.float64, "cpu")
-        ut = torch.from_numpy(u).expand(x.shape[0], -1)
-        eye = torch.eye(ns, dtype=torch.float64)
-        span = float(np.max(hi - lo)) + 1.0
+    def residual(xs: torch.Tensor) -> torch.Tensor:
+        full = torch.cat([xs, ut[: xs.shape[0]]], dim=1)
+        return kernels.forward(tnet, full) - xs
 
-        def residual(xs: torch.Tensor) -> torch.Tensor:
-            from ..ir.kernels import forward
-
-            full = torch.cat([xs, ut[: xs.shape[0]]], dim=1)
-            return forward(tnet, full) - xs
-
-        from ..ir.kernels import jacobian
-
-        with torch.no_grad():
-            g = residual(x)
-            for _ in range(max_iter):
-                gn = g.abs().amax(dim=1)
-                done = gn <= tol * (1 + x.abs().amax(dim=1))
-                if bool(done.all()):
-                    break
-                jm = jacobian(tnet, torch.cat([x, ut], dim=1))[:, :, :ns] - eye
-                step, info = torch.linalg.solve_ex(jm, -g)
-                step = torch.where((info == 0).unsqueeze(1) & torch.isfinite(step), step, torch.zeros_like(step))
-                step = torch.clamp(step, -span, span)
-                # backtracking: the first of 1, 1/2, ..., 1/512 that reduces |g|_inf (else stay)
-                new_x, new_g, moved = x.clone(), g.clone(), torch.zeros_like(done)
-                for k in range(10):
-                    trial = x + (0.5**k) * step
-                    tg = residual(trial)
-                    better = (~moved) & (~done) & torch.isfinite(tg).all(dim=1) & (tg.abs().amax(dim=1) < gn)
-                    new_x = torch.where(better.unsqueeze(1), trial, new_x)
-                    new_g = torch.where(better.unsqueeze(1), tg, new_g)
-                    moved = moved | better
-                if not bool(moved.any()):
-                    break
-                x, g = new_x, new_g
-        cand = x.numpy()
+    with torch.no_grad():
+        g = residual(x)
+        for _ in range(max_iter):
+            gn = g.abs().amax(dim=1)
+            done = gn <= tol * (1 + x.abs().amax(dim=1))
+            if bool(done.all()):
+                break
+            jm = kernels.jacobian(tnet, torch.cat([x, ut], dim=1))[:, :, :ns] - eye
+            step, info = torch.linalg.solve_ex(jm, -g)
+            step = torch.where((info == 0).unsqueeze(1) & torch.isfinite(step), step, torch.zeros_like(step))
+            step = torch.clamp(step, -span, span)
+            # backtracking: the first of 1, 1/2, ..., 1/512 that reduces |g|_inf (else stay)
+            new_x, new_g, moved = x.clone(), g.clone(), torch.zeros_like(done)
+            for k in range(10):
+                trial = x + (0.5**k) * step
+                tg = residual(trial)
+                better = (~moved) & (~done) & torch.isfinite(tg).all(dim=1) & (tg.abs().amax(dim=1) < gn)
+                new_x = torch.where(better.unsqueeze(1), trial, new_x)
+                new_g = torch.where(better.unsqueeze(1), tg, new_g)
+                moved = moved | better
+            if not bool(moved.any()):
+                break
+            x, g = new_x, new_g
+    cand = x.numpy()
     points: list[np.ndarray] = []
     width = np.maximum(hi - lo, 1e-300)
     for xi in cand[np.isfinite(cand).all(axis=1)]:
@@ -140,15 +139,6 @@ class KrawczykResult:
     reason: str = ""
 
 
-def _mat_vec_interval(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """y @ [lo, hi] for an exact matrix y and an interval vector or matrix, padded for rounding."""
-    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    ay = np.abs(y)
-    mid, rad = y @ c, ay @ r
-    pad = 4 * (y.shape[1] + 2) * _EPS * (ay @ (np.abs(c) + r)) + 1e-300
-    return mid - rad - pad, mid + rad + pad
-
-
 def krawczyk(net: Network, x_hat: np.ndarray, radius, inputs=None) -> KrawczykResult:
     """Krawczyk test on X = [x_hat - radius, x_hat + radius] (states; ``radius`` scalar or (n_states,)).
 
@@ -162,13 +152,13 @@ def krawczyk(net: Network, x_hat: np.ndarray, radius, inputs=None) -> KrawczykRe
     u = np.zeros(0) if not net.n_inputs else np.asarray(inputs, dtype=np.float64).reshape(-1)
     rad = np.broadcast_to(np.asarray(radius, dtype=np.float64), (ns,)).copy()
     lo, hi = x_hat - rad, x_hat + rad
-    r = np.maximum(hi - x_hat, x_hat - lo) * (1 + 4 * _EPS)  # X - x_hat lies in [-r, r]
+    r = np.maximum(hi - x_hat, x_hat - lo) * (1 + 4 * EPS)  # X - x_hat lies in [-r, r]
     full_lo, full_hi = np.concatenate([lo, u]), np.concatenate([hi, u])
     # g(x_hat) enclosed
     pt = np.concatenate([x_hat, u])
     flo, fhi = output_interval(net, Box(pt, pt))
-    glo = (flo - x_hat) - 2 * _EPS * (np.abs(flo) + np.abs(x_hat))
-    ghi = (fhi - x_hat) + 2 * _EPS * (np.abs(fhi) + np.abs(x_hat))
+    glo = (flo - x_hat) - 2 * EPS * (np.abs(flo) + np.abs(x_hat))
+    ghi = (fhi - x_hat) + 2 * EPS * (np.abs(fhi) + np.abs(x_hat))
     # interval Jacobian of g over X
     if net.layers:
         slopes = slope_ranges(net, full_lo[None], full_hi[None], "JACOBIAN")
@@ -186,19 +176,19 @@ def krawczyk(net: Network, x_hat: np.ndarray, radius, inputs=None) -> KrawczykRe
     if not np.all(np.isfinite(y)):
         return KrawczykResult(False, lo, hi, math.inf, "J(x_hat) - I is singular")
     # I - Y (G - I): the interval G - I is exact up to one rounding (pad), then Y times it, then I minus it
-    g_lo = (jlo - eye) - 2 * _EPS * np.abs(jlo - eye)
-    g_hi = (jhi - eye) + 2 * _EPS * np.abs(jhi - eye)
-    yg_lo, yg_hi = _mat_vec_interval(y, g_lo, g_hi)
-    a_lo = (eye - yg_hi) - 2 * _EPS * (1 + np.abs(yg_hi))
-    a_hi = (eye - yg_lo) + 2 * _EPS * (1 + np.abs(yg_lo))
+    g_lo = (jlo - eye) - 2 * EPS * np.abs(jlo - eye)
+    g_hi = (jhi - eye) + 2 * EPS * np.abs(jhi - eye)
+    yg_lo, yg_hi = affine_interval(y, 0.0, g_lo, g_hi)
+    a_lo = (eye - yg_hi) - 2 * EPS * (1 + np.abs(yg_hi))
+    a_hi = (eye - yg_lo) + 2 * EPS * (1 + np.abs(yg_lo))
     a_mag = np.maximum(np.abs(a_lo), np.abs(a_hi))
     spread = a_mag @ r
-    spread = spread * (1 + 4 * (ns + 2) * _EPS) + 1e-300
-    yg0_lo, yg0_hi = _mat_vec_interval(y, glo, ghi)
+    spread = spread * (1 + 4 * (ns + 2) * EPS) + 1e-300
+    yg0_lo, yg0_hi = affine_interval(y, 0.0, glo, ghi)
     k_lo = (x_hat - yg0_hi) - spread
     k_hi = (x_hat - yg0_lo) + spread
-    k_lo = k_lo - 2 * _EPS * np.abs(k_lo) - 1e-300
-    k_hi = k_hi + 2 * _EPS * np.abs(k_hi) + 1e-300
+    k_lo = k_lo - 2 * EPS * np.abs(k_lo) - 1e-300
+    k_hi = k_hi + 2 * EPS * np.abs(k_hi) + 1e-300
     contraction = float(a_mag.sum(axis=1).max())
     if np.all(k_lo > lo) and np.all(k_hi < hi):
         return KrawczykResult(True, lo, hi, contraction)
@@ -221,106 +211,70 @@ def prove_equilibrium(net: Network, x_hat: np.ndarray, box: Box | None = None, i
     return last
 
 
-# ============================================================================================ Corollary 3 over X
-def bstar_enclosure(net: Network, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sound entrywise bounds (B, n_out) on b*(x) over each box [lo_b, hi_b] (B, n_in) (module docstring)."""
-    b = lo.shape[0]
-    if not net.layers:
-        v = np.broadcast_to(net.out_bias, (b, net.n_out))
-        return v.copy(), v.copy()
-    pre = preactivation_bounds(net, lo, hi)
-    # (1) the Lemma 1 recursion in interval arithmetic
-    beta_lo = beta_hi = None
-    for layer, (zl, zu) in zip(net.layers, pre):
-        sl, sh = layer.activation.secant_range(zl, zu)
-        s0 = layer.activation.value_at_zero
-        if beta_lo is None:
-            p_lo = np.broadcast_to(layer.bias, zl.shape)
-            p_hi = p_lo
-        else:
-            p_lo, p_hi = affine_interval(layer.weight, layer.bias[:, None], beta_lo.T, beta_hi.T)
-            p_lo, p_hi = p_lo.T, p_hi.T
-        c = np.stack([sl * p_lo, sl * p_hi, sh * p_lo, sh * p_hi])
-        mag = np.maximum(np.abs(sl), np.abs(sh)) * np.maximum(np.abs(p_lo), np.abs(p_hi))
-        pad = 4 * _EPS * (mag + abs(s0)) + 1e-300
-        beta_lo, beta_hi = c.min(axis=0) + s0 - pad, c.max(axis=0) + s0 + pad
-    b1_lo, b1_hi = affine_interval(net.out_weight, net.out_bias[:, None], beta_lo.T, beta_hi.T)
-    # (2) f(x) - A*(x) x
-    last = net.layers[-1]
-    zl, zu = pre[-1]
-    h_lo, h_hi = last.activation.value_range(zl, zu)
-    f_lo, f_hi = affine_interval(net.out_weight, net.out_bias[:, None], h_lo.T, h_hi.T)
-    a_lo, a_hi = matrix_enclosure(net, slope_ranges(net, lo, hi, "A_STAR"), net.n_in)  # includes S
-    if net.skip is not None:  # f = W_L h + b_L + S x; A* already holds S, so b* = W_L h + b_L - (A* - S) x
-        a_lo, a_hi = a_lo - net.skip, a_hi + (-net.skip)
-        a_lo, a_hi = a_lo - 4 * _EPS * np.abs(a_lo), a_hi + 4 * _EPS * np.abs(a_hi)
-    x_lo, x_hi = lo[:, None, :], hi[:, None, :]
-    corners = np.stack([a_lo * x_lo, a_lo * x_hi, a_hi * x_lo, a_hi * x_hi])
-    ax_lo, ax_hi = corners.min(axis=0).sum(axis=2), corners.max(axis=0).sum(axis=2)
-    amag = (np.maximum(np.abs(a_lo), np.abs(a_hi)) * np.maximum(np.abs(x_lo), np.abs(x_hi))).sum(axis=2)
-    pad = 4 * (net.n_in + 2) * _EPS * amag + 1e-300
-    b2_lo = f_lo.T - ax_hi - pad - 4 * _EPS * np.abs(f_lo.T)
-    b2_hi = f_hi.T - ax_lo + pad + 4 * _EPS * np.abs(f_hi.T)
-    return np.maximum(b1_lo.T, b2_lo), np.minimum(b1_hi.T, b2_hi)
+class _BstarProblem:
+    """Sub-boxes for the extremes of ||b*(x)||_p (a :class:`~certify.engines.search.SearchProblem`).
 
+    ``sign`` +1 bounds sup ||b*|| from above, -1 bounds -inf ||b*|| from above (so both are maximisations);
+    a node's item is (lo, hi)."""
 
-def _vec_norms(v: np.ndarray, p: float) -> np.ndarray:
-    return np.linalg.norm(v, ord=p, axis=-1)
+    def __init__(self, net: Network, box: Box, p: float, sign: float) -> None:
+        self.net, self.box, self.p, self.sign = net, box, p, sign
+        self.sens = np.abs(net.layers[0].weight).sum(axis=0) + 1e-300 if net.layers else np.ones(box.dim)
+
+    def bound(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Upper bound of sign * ||b*|| per box (B,) from :func:`certify.bounds.enclosures.bstar_enclosure`."""
+        blo, bhi = bstar_enclosure(self.net, lo, hi)
+        if self.sign > 0:
+            return vector_norm(np.maximum(np.abs(blo), np.abs(bhi)), self.p) * (1 + 1e-12) + TINY
+        gap = np.where((blo <= 0) & (bhi >= 0), 0.0, np.minimum(np.abs(blo), np.abs(bhi)))
+        return -(vector_norm(gap, self.p) * (1 - 1e-12))
+
+    def value(self, pts: np.ndarray) -> np.ndarray:
+        """sign * ||b*(x)|| at points (B, n_in), float64 through the IR."""
+        _, bs = self.net.pwa(pts)
+        return self.sign * vector_norm(bs, self.p)
+
+    def batch(self, top, elapsed: float) -> int:
+        return 32
+
+    def after_step(self, top, incumbent, elapsed) -> None:
+        return None
+
+    def expand(self, nodes, incumbent: Incumbent):
+        out, los, his, inherited = [], [], [], []
+        for node in nodes:
+            lo, hi = node.item
+            w = hi - lo
+            if np.all(w <= 1e-12 * (1 + np.abs(lo))):
+                out.append(Node(node.bound, node.item, final=True))
+                continue
+            clo, chi = halves(lo[None], hi[None], np.array([int(np.argmax(w * self.sens))]))
+            los += list(clo)
+            his += list(chi)
+            inherited += [node.bound, node.bound]
+        if los:
+            lo_b, hi_b = np.array(los), np.array(his)
+            centres = 0.5 * (lo_b + hi_b)
+            vals = self.value(centres)
+            k = int(np.argmax(vals))
+            incumbent.offer(float(vals[k]), centres[k])
+            ub = np.minimum(self.bound(lo_b, hi_b), np.array(inherited))
+            out += [Node(float(ub[i]), (lo_b[i], hi_b[i])) for i in range(lo_b.shape[0])]
+        return out
 
 
 def _bstar_extreme(net: Network, box: Box, p: float, maximise: bool, deadline: float, gap_tol: float,
                    max_boxes: int = 200_000) -> tuple[float, float]:
     """Bracket of sup_X ||b*|| (``maximise``) or inf_X ||b*||: returns (attained, bound), both sound as such
     (attained: ||b*(x)|| at a float64-evaluated point, bound: from enclosures over a cover of the box)."""
-    sign = 1.0 if maximise else -1.0
-
-    def bound(lo, hi):  # upper bound of sign * ||b*|| per box
-        blo, bhi = bstar_enclosure(net, lo, hi)
-        if maximise:
-            return _vec_norms(np.maximum(np.abs(blo), np.abs(bhi)), p) * (1 + 1e-12) + 1e-300
-        gap = np.where((blo <= 0) & (bhi >= 0), 0.0, np.minimum(np.abs(blo), np.abs(bhi)))
-        return -(_vec_norms(gap, p) * (1 - 1e-12))
-
-    def value(pts):
-        _, bs = net.pwa(pts)
-        return sign * _vec_norms(bs, p)
-
-    best = float(np.max(value(np.vstack([box.center, box.lower, box.upper]))))
-    sens = np.abs(net.layers[0].weight).sum(axis=0) + 1e-300 if net.layers else np.ones(box.dim)
-    counter = itertools.count()
-    heap = [(-float(bound(box.lower[None], box.upper[None])[0]), next(counter), box.lower, box.upper)]
-    closed = -math.inf
-    n = 0
-    while heap and time.perf_counter() < deadline and n < max_boxes:
-        if -heap[0][0] <= best + gap_tol * max(1.0, abs(best)):
-            closed = max(closed, -heapq.heappop(heap)[0])
-            continue
-        take = [heapq.heappop(heap) for _ in range(min(32, len(heap)))]
-        los, his, inherited = [], [], []
-        for nb, _, lo, hi in take:
-            w = hi - lo
-            if np.all(w <= 1e-12 * (1 + np.abs(lo))):
-                closed = max(closed, -nb)
-                continue
-            j = int(np.argmax(w * sens))
-            mid = 0.5 * (lo[j] + hi[j])
-            a, b = hi.copy(), lo.copy()
-            a[j], b[j] = mid, mid
-            los += [lo, b]
-            his += [a, hi]
-            inherited += [-nb, -nb]
-        if not los:
-            continue
-        lo_b, hi_b = np.array(los), np.array(his)
-        n += lo_b.shape[0]
-        best = max(best, float(np.max(value(0.5 * (lo_b + hi_b)))))
-        ub = bound(lo_b, hi_b)
-        ub = np.minimum(ub, np.array(inherited))
-        for i in range(lo_b.shape[0]):
-            heapq.heappush(heap, (-float(ub[i]), next(counter), lo_b[i], hi_b[i]))
-    top = max(closed, -heap[0][0] if heap else -math.inf, best)
-    return sign * best, sign * top
-
+    problem = _BstarProblem(net, box, p, 1.0 if maximise else -1.0)
+    corners = np.vstack([box.center, box.lower, box.upper])
+    vals = problem.value(corners)
+    incumbent = Incumbent(float(np.max(vals)), corners[int(np.argmax(vals))])
+    root = Node(float(problem.bound(box.lower[None], box.upper[None])[0]), (box.lower, box.upper))
+    limits = SearchLimits(gap_rel=gap_tol, deadline=deadline, max_nodes=max_boxes, unit="boxes")
+    run = best_first(problem, [root], incumbent, limits)
+    return problem.sign * incumbent.value, problem.sign * run.upper
 
 @dataclass(frozen=True)
 class NormBounds:
@@ -344,29 +298,29 @@ class NormBounds:
         return self.lower * (1 - 1e-9) <= v <= self.upper * (1 + 1e-9)
 
 
-def equilibrium_norm_bounds(net: Network, box: Box, p: float = 2.0, timeout: float = 30.0, seed: int = 0,
+def equilibrium_norm_bounds(net: Network, box: Box, config: VerifyConfig, timeout: float | None = None,
                             gap_tol: float = 1e-2) -> NormBounds:
-    """Corollary 3 bounds on the norm of every equilibrium in the box, for any activation (autonomous nets).
+    """Corollary 3 bounds on the norm of every equilibrium in the box, for any activation (autonomous nets), in
+    the norm ``config.norm``.
 
-    Four searches share ``timeout``: rho_A and sup ||I - A*|| by :func:`certify.engines.box_search.sup_norm_boxes`, and
-    inf / sup ||b*|| by box search on :func:`bstar_enclosure`; each stops at relative gap ``gap_tol``.
+    Four searches share ``timeout`` (default ``config.timeout``): rho_A and sup ||I - A*|| by
+    :func:`certify.engines.box_search.box_search`, and inf / sup ||b*|| by box search on
+    :func:`certify.bounds.enclosures.bstar_enclosure`; each stops at relative gap ``gap_tol``.
     """
     t0 = time.perf_counter()
     _check_autonomous(net, box, None)
     if net.n_inputs:
         raise UsageError("Corollary 3 needs an autonomous net (no exogenous inputs)")
-    p = float(p)
-    quarter = timeout / 4.0
-    rho = sup_norm_boxes(net, box, p, "A_STAR", True, timeout=quarter, use_sdp=False, seed=seed, gap_tol=gap_tol,
-                         samples=512)
+    p = float(config.norm)
+    quarter = (config.timeout if timeout is None else timeout) / 4.0
+    sub = config.with_(timeout=quarter, boxes=replace(config.boxes, sdp=SdpUse.NEVER, gap_tol=gap_tol, samples=512))
+    rho = box_search(Query(net, box, Quantity.A_STAR, sub))
     eye = np.eye(net.n_out, net.n_in)
     shifted = Network(net.layers, net.out_weight, net.out_bias, (net.skip if net.skip is not None else 0) - eye,
                       n_states=net.n_states)
-    ima = sup_norm_boxes(shifted, box, p, "A_STAR", True, timeout=quarter, use_sdp=False, seed=seed,
-                         gap_tol=gap_tol, samples=512)
-    with _one_torch_thread():
-        _, b_inf = _bstar_extreme(net, box, p, False, time.perf_counter() + quarter, gap_tol)
-        _, b_sup = _bstar_extreme(net, box, p, True, time.perf_counter() + quarter, gap_tol)
+    ima = box_search(Query(shifted, box, Quantity.A_STAR, sub))
+    _, b_inf = _bstar_extreme(net, box, p, False, time.perf_counter() + quarter, gap_tol)
+    _, b_sup = _bstar_extreme(net, box, p, True, time.perf_counter() + quarter, gap_tol)
     b_inf = max(b_inf, 0.0)
     lower = b_inf / ima.upper * (1 - 1e-12) if ima.upper > 0 and math.isfinite(ima.upper) else 0.0
     reason = ""

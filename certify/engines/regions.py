@@ -36,10 +36,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bounds.interval import Pieces, affine_interval, pieces
-from ..ir.box import Box
 from ..errors import UsageError
+from ..ir.box import Box
 from ..ir.network import Network
+from ..ir.numerics import affine_interval
+from ..ir.pieces import Pieces, pieces
+from ..solvers.base import SolveStatus
+from ..solvers.lp import LPSolver
 
 DEFAULT_MIN_RADIUS = 1e-8
 
@@ -127,8 +130,6 @@ class Traversal:
             raise UsageError(f"region traversal needs piecewise-linear activations, got {net.describe()}")
         if box.dim != net.n_in:
             raise UsageError(f"the box has {box.dim} coordinates but the net takes {net.n_in} inputs")
-        from ..solvers.lp import LPSolver  # the only solver access of the traversal
-
         self.net, self.box = net, box
         self.solver = solver or LPSolver()  # Chebyshev LPs (keeps the current node's LP loaded)
         self.bbox_solver = LPSolver()  # bounding-box LPs (their own instance, so both stay warm)
@@ -219,8 +220,6 @@ class Traversal:
         returns (status_ok, x, t) (x, t None unless OPTIMAL). The node's LP stays loaded in the solver while its
         pieces are tested (only the extra rows change: warm start). The returned point is re-checked in float64
         by the caller (``_radius``)."""
-        from ..solvers.base import SolveStatus
-
         n = self.n
         self._loaded = self._extend_loaded(node, self.solver, self._loaded, True)
         if self._loaded is None:
@@ -259,8 +258,6 @@ class Traversal:
         """Bounding box (lo, hi) ((n,), (n,)) of the node's polytope {x in box : a x <= b}, from 2 LPs per free
         coordinate on one warm-started model, padded outward by ``empty_tol`` (the same LP-accuracy assumption
         as an empty piece; each end is the coordinate of an OPTIMAL point). None when an LP is not OPTIMAL."""
-        from ..solvers.base import SolveStatus
-
         if node.a.shape[0] == 0:
             return self.lo, self.hi
         free = np.nonzero(self.free)[0]

@@ -29,13 +29,13 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..ir.activations import ActivationKind
-from ..ir.box import Box
 from ..config import VerifyConfig
 from ..errors import UsageError
-from ..ir.network import Network, TorchNet
-from ..ir.numerics import batched_induced_norm, induced_norm
-from ..ir.kernels import chain_product, layer_slopes, preactivations
+from ..ir.activations import ActivationKind
+from ..ir.box import Box
+from ..ir.kernels import TorchNet, batched_induced_norm, chain_product, layer_slopes, preactivations
+from ..ir.network import Network
+from ..ir.numerics import induced_norm
 from ..ir.quantity import Quantity
 
 _TOP_K = 32  # incumbents kept for the local search
@@ -359,8 +359,8 @@ def falsify(
     The returned value is replayed in float64 through the IR at the returned point, which lies in the box.
     """
     start = time.perf_counter()
-    if not isinstance(quantity, Quantity):
-        raise UsageError(f"quantity must be a Quantity, got {quantity!r}")
+    if not isinstance(quantity, Quantity) or not quantity.is_matrix:
+        raise UsageError(f"quantity must be Quantity.A_STAR or Quantity.JACOBIAN, got {quantity!r}")
     if box.dim != net.n_in:
         raise UsageError(f"the box has {box.dim} coordinates but the model has {net.n_in} inputs")
     p = float(norm)

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .activations import Activation, ActivationKind
 from ..errors import ModelError
+from . import kernels
+from .activations import Activation, ActivationKind
 
 
 def _frozen(a, shape_name: str, ndim: int) -> np.ndarray:
@@ -131,34 +132,26 @@ class Network:
     # ----------------------------------------------------------------- float64 evaluation (numpy in, numpy out)
     def forward(self, x: np.ndarray) -> np.ndarray:
         """f(x) for x of shape (n_in,) or (B, n_in); returns (n_out,) or (B, n_out)."""
-        from .kernels import forward as _forward
-
-        return _apply_np(_forward, self, x)
+        return _apply_np(kernels.forward, self, x)
 
     def pwa(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(A*(x), b*(x)) of shapes (B, n_out, n_in) and (B, n_out) (no batch axis for a single point)."""
-        from .kernels import pwa as _pwa
-
-        return _apply_np(_pwa, self, x)
+        return _apply_np(kernels.pwa, self, x)
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         """J(x) of shape (B, n_out, n_in) (no batch axis for a single point)."""
-        from .kernels import jacobian as _jacobian
-
-        return _apply_np(_jacobian, self, x)
+        return _apply_np(kernels.jacobian, self, x)
 
     def preactivations(self, x: np.ndarray) -> list[np.ndarray]:
         """Pre-activations z_l, one array (B, n_{l+1}) (or (n_{l+1},)) per hidden layer."""
-        from .kernels import preactivations as _pre
-
-        return _apply_np(_pre, self, x)
+        return _apply_np(kernels.preactivations, self, x)
 
 
 def _apply_np(kernel, net: Network, x: np.ndarray):
     x = np.asarray(x, dtype=np.float64)
     single = x.ndim == 1
     xt = torch.from_numpy(np.atleast_2d(x).copy())
-    out = kernel(TorchNet.of(net, torch.float64, "cpu"), xt)
+    out = kernel(kernels.TorchNet.of(net, torch.float64, "cpu"), xt)
 
     def back(t):
         if isinstance(t, (tuple, list)):
@@ -167,33 +160,3 @@ def _apply_np(kernel, net: Network, x: np.ndarray):
         return arr[0] if single else arr
 
     return back(out)
-
-
-@dataclass(frozen=True, eq=False)
-class TorchNet:
-    """The tensors of a :class:`Network` on one device and dtype, for batched kernels (see :mod:`certify.ir.kernels`)."""
-
-    weights: tuple[torch.Tensor, ...]
-    biases: tuple[torch.Tensor, ...]
-    activations: tuple[Activation, ...]
-    sigma0: tuple[float, ...]
-    out_weight: torch.Tensor
-    out_bias: torch.Tensor
-    skip: torch.Tensor | None
-    n_states: int
-
-    @staticmethod
-    def of(net: Network, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> "TorchNet":
-        def t(a):
-            return torch.from_numpy(np.array(a, dtype=np.float64)).to(dtype=dtype, device=device)
-
-        return TorchNet(
-            weights=tuple(t(layer.weight) for layer in net.layers),
-            biases=tuple(t(layer.bias) for layer in net.layers),
-            activations=net.activations,
-            sigma0=tuple(a.value_at_zero for a in net.activations),
-            out_weight=t(net.out_weight),
-            out_bias=t(net.out_bias),
-            skip=None if net.skip is None else t(net.skip),
-            n_states=net.n_states,
-        )

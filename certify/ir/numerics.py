@@ -1,14 +1,26 @@
-"""Induced matrix norms ||M||_p for p in {1, 2, inf}: exact float64 (numpy) and batched (torch, any device/dtype).
+"""The floating-point facts that soundness rests on: induced norms, interval products, outward rounding.
 
-* p = 1: the largest column sum of |M|;  p = inf: the largest row sum of |M|;  p = 2: the largest singular value.
+Every sound upper bound in certify is computed in float64 with the functions below and padded by one of the named
+constants. Each constant comes with its argument (gamma_n = n u / (1 - n u) is the classical bound on the relative
+error of a float64 sum or dot product of n terms, u = 2^-53 the unit roundoff; widths here are far below 10^4):
 
-:func:`induced_norm` is the reference used to replay witnesses (float64, SVD for p = 2). :func:`batched_induced_norm`
-is the sampling kernel: for p = 2 it uses closed forms where they exist (a vector's Euclidean norm when k == 1 or
-n == 1, the 2x2 singular-value formula, the largest eigenvalue of a 2x2 Gram matrix when min(k, n) == 2) and
-otherwise the largest eigenvalue of the smaller Gram matrix (``eigvalsh``), which is cheaper than a general SVD.
-Gram paths square the matrix, so each matrix is first divided by its largest |entry| (no overflow or underflow in
-float32); the relative error of sqrt(lambda_max) is a few ulp of the working dtype. Batched values rank sampled
-points only: every value that is reported is recomputed by :func:`induced_norm` in float64.
+* :data:`AFFINE_PAD` (1e-12): one affine map W h + b evaluated in float64 errs by at most gamma_n (|W| |h| + |b|)
+  entrywise; gamma_n < 1.2e-13 for n < 10^3, and :func:`dot_pad` grows the pad with n beyond that.
+* :data:`CHAIN_PAD` (1e-11): a chain of k matrix products errs by about k gamma_n times the same chain in absolute
+  values; every interval-matrix or slope-chain enclosure is widened by ``CHAIN_PAD`` times that absolute-value
+  chain (k <= 10 layers, n < 10^3 neurons: k gamma_n < 1.2e-12, a tenfold margin).
+* :data:`NORM_PAD` (1e-12 per dimension): a float64 induced norm of a (k, n) matrix (largest singular value by a
+  backward-stable SVD, or a column/row sum) is within a few (k + n) eps of the exact norm of the stored matrix;
+  padding by a relative ``NORM_PAD * (1 + max(k, n))`` leaves a margin of over 2000 at every size.
+* :data:`TINY` (1e-300): an absolute floor added to every pad so that a pad is never zero (underflow).
+* :data:`SOLVER_REL_PAD` (1e-7): not rounding but a stated assumption about LP/MILP solvers (violations of at most
+  their feasibility tolerance, 8-digit output of CBC); solver bounds are widened by it (see
+  :mod:`certify.engines.milp_encoding`).
+
+Induced norms for p in {1, 2, inf}: p = 1 the largest column sum of |M|, p = inf the largest row sum, p = 2 the
+largest singular value. :func:`induced_norm` is the exact float64 reference used to replay witnesses;
+:func:`norm_upper` a sound upper bound on the norm of a stored matrix; :func:`abs_norm_upper` and
+:func:`interval_norm_upper` sound bounds over a set of matrices given entrywise.
 """
 
 from __future__ import annotations
@@ -16,12 +28,27 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from ..errors import RegionError, UsageError
 
+EPS = float(np.finfo(np.float64).eps)
+AFFINE_PAD = 1e-12
+CHAIN_PAD = 1e-11
+NORM_PAD = 1e-12
+TINY = 1e-300
+SOLVER_REL_PAD = 1e-7
+
 NORMS = (1.0, 2.0, math.inf)
 _NORM_NAMES = {"1": 1.0, "2": 2.0, "inf": math.inf}
+
+
+# ============================================================================================ which norm
+def check_norm(p: float) -> float:
+    """p as a float, or UsageError unless p is 1, 2 or inf."""
+    p = float(p)
+    if p not in NORMS:
+        raise UsageError(f"induced norm p must be 1, 2 or inf, got {p}")
+    return p
 
 
 def parse_norm(value, where: str = "norm") -> float:
@@ -37,16 +64,10 @@ def norm_label(p: float) -> str:
     return "inf" if math.isinf(p) else str(int(p))
 
 
-def _check_p(p: float) -> float:
-    p = float(p)
-    if p not in NORMS:
-        raise UsageError(f"induced norm p must be 1, 2 or inf, got {p}")
-    return p
-
-
+# ============================================================================================ norms
 def induced_norm(m: np.ndarray, p: float) -> float | np.ndarray:
     """Exact float64 ||m||_p of a (k, n) matrix (returns a float) or of each matrix of a (B, k, n) batch ((B,))."""
-    p = _check_p(p)
+    p = check_norm(p)
     a = np.asarray(m, dtype=np.float64)
     if a.ndim not in (2, 3):
         raise UsageError(f"induced_norm needs a (k, n) or (B, k, n) array, got shape {a.shape}")
@@ -62,47 +83,137 @@ def induced_norm(m: np.ndarray, p: float) -> float | np.ndarray:
     return float(out) if a.ndim == 2 else out
 
 
-def _scaled(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """m / s and s = max |m_ij| per matrix (1 where the matrix is zero); s has shape m.shape[:-2]."""
-    s = m.detach().abs().amax(dim=(-2, -1))
-    s = torch.where(s > 0, s, torch.ones_like(s))
-    return m / s[..., None, None], s
+def norm_upper(m: np.ndarray, p: float) -> float | np.ndarray:
+    """Sound upper bound on ||m||_p of a stored (k, n) matrix (a float) or (B, k, n) batch ((B,)).
 
-
-def _spectral(m: torch.Tensor) -> torch.Tensor:
-    k, n = m.shape[-2:]
-    if k == 1 or n == 1:
-        return torch.linalg.vector_norm(m, dim=(-2, -1))
-    if k == 2 and n == 2:
-        a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
-        return 0.5 * (torch.hypot(a + d, b - c) + torch.hypot(a - d, b + c))
-    ms, s = _scaled(m)
-    if k == 2 or n == 2:
-        # Gram matrix of the 2-long side: [[g11, g12], [g12, g22]]; lambda_max in closed form (no cancellation).
-        rows = ms if k == 2 else ms.transpose(-2, -1)
-        u, v = rows[..., 0, :], rows[..., 1, :]
-        g11, g22, g12 = (u * u).sum(-1), (v * v).sum(-1), (u * v).sum(-1)
-        lam = 0.5 * (g11 + g22) + torch.hypot(0.5 * (g11 - g22), g12)
+    ``induced_norm`` padded by ``NORM_PAD * (1 + max(k, n))`` (relative) and ``TINY``; a matrix with a non-finite entry (overflow)
+    has no finite bound: inf (never NaN, and the SVD is not asked)."""
+    a = np.asarray(m, dtype=np.float64)
+    single = a.ndim == 2
+    b = a[None] if single else a
+    if b.shape[-1] == 0 or b.shape[-2] == 0:
+        out = np.zeros(b.shape[0])
     else:
-        gram = ms @ ms.transpose(-2, -1) if k <= n else ms.transpose(-2, -1) @ ms
-        lam = torch.linalg.eigvalsh(gram)[..., -1]
-    return torch.sqrt(torch.clamp_min(lam, 0.0)) * s
+        finite = np.isfinite(b).all(axis=(-2, -1))
+        out = induced_norm(np.where(finite[:, None, None], b, 0.0), p)
+        pad = NORM_PAD * (1 + max(b.shape[-2:]))
+        out = np.where(finite, out * (1.0 + pad) + TINY, np.inf)
+    return float(out[0]) if single else out
 
 
-def batched_induced_norm(m: torch.Tensor, p: float) -> torch.Tensor:
-    """||M_b||_p for a batch m of shape (B, k, n) (any leading batch axes), on m's device and in m's dtype.
+def abs_norm_upper(u: np.ndarray, p: float) -> float | np.ndarray:
+    """Sound upper bound on ||M||_p over every M with |M| <= u entrywise (u >= 0; (k, n) or (B, k, n)).
 
-    Returns shape (B,). Differentiable (used by gradient ascent), except at ties of the max and at repeated
-    top singular values where only a subgradient exists.
-    """
-    p = _check_p(p)
-    if m.ndim < 2:
-        raise UsageError(f"batched_induced_norm needs a (..., k, n) tensor, got shape {tuple(m.shape)}")
+    p = 1, inf: the column/row sums of u are the maximum over the set. p = 2: min(||u||_2, sqrt(||u||_1 ||u||_inf)),
+    since ||M||_2 <= || |M| ||_2 <= ||u||_2 (the spectral norm is monotone on non-negative matrices) and
+    ||M||_2^2 <= ||M||_1 ||M||_inf."""
+    p = check_norm(p)
+    if p != 2.0:
+        return norm_upper(u, p)
+    n1, ninf = norm_upper(u, 1.0), norm_upper(u, math.inf)
+    return np.minimum(norm_upper(u, 2.0), np.sqrt(np.multiply(n1, ninf)) * (1.0 + 4 * EPS))
+
+
+def interval_norm_upper(lo: np.ndarray, hi: np.ndarray, p: float) -> float | np.ndarray:
+    """Sound upper bound on ||M||_p over every M with lo <= M <= hi entrywise ((k, n) or (B, k, n) arrays).
+
+    :func:`abs_norm_upper` of max(|lo|, |hi|), and for p = 2 also ||C||_2 + ||R||_2 (centre and radius: every
+    M = C + E with |E| <= R). The rounding of C and R (at most an ulp of |C| per entry, so a matrix of 2-norm at
+    most n eps ||C||_2) is covered by the ``NORM_PAD`` of both norms. An overflowed (NaN) bound is inf."""
+    p = check_norm(p)
+    single = np.ndim(lo) == 2
+    lo, hi = (lo[None], hi[None]) if single else (lo, hi)
+    bound = abs_norm_upper(np.maximum(np.abs(lo), np.abs(hi)), p)
+    if p == 2.0:
+        c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        bound = np.minimum(bound, (norm_upper(c, 2.0) + norm_upper(r, 2.0)) * (1.0 + 2 * EPS))
+    bound = np.where(np.isnan(bound), np.inf, bound)
+    return float(bound[0]) if single else bound
+
+
+def gram_spectral_upper(m: np.ndarray, mag: np.ndarray) -> float:
+    """Sound upper bound on max_b ||m_b||_2 over a batch m (B, k, n) of computed products with |m_b| <= mag
+    entrywise up to rounding (``mag`` the absolute-value chain the products came from, (k, n)).
+
+    lambda_max of the smaller Gram matrix by ``eigvalsh`` (cheaper than an SVD per matrix). Rounding: forming the
+    Gram matrix errs by at most gamma_d |m| |m|^T (d <= 10^3 terms, gamma_d < 1.2e-13), whose 2-norm is at most
+    gamma_d ||mag||_F^2; eigvalsh is backward stable (error a few eps ||Gram||); both are covered by adding
+    1e-12 ||mag||_F^2 + 1e-12 lambda_max before the square root, and the product rounding of m itself by
+    ``CHAIN_PAD`` ||mag||_F."""
     k, n = m.shape[-2:]
     if k == 0 or n == 0:
-        return torch.zeros(m.shape[:-2], dtype=m.dtype, device=m.device)
-    if p == 1.0:
-        return m.abs().sum(dim=-2).amax(dim=-1)
-    if p == math.inf:
-        return m.abs().sum(dim=-1).amax(dim=-1)
-    return _spectral(m)
+        return 0.0
+    gram = m @ m.transpose(0, 2, 1) if k <= n else m.transpose(0, 2, 1) @ m
+    lam = float(np.max(np.linalg.eigvalsh(gram)[:, -1]))
+    fro2 = float(np.sum(mag * mag))
+    return math.sqrt(max(lam, 0.0) * (1 + 1e-12) + 1e-12 * fro2) + CHAIN_PAD * math.sqrt(fro2)
+
+
+def vector_norm(v: np.ndarray, p: float) -> float | np.ndarray:
+    """||v||_p of a vector (n,) (a float) or of each row of (B, n) ((B,)); exact float64 (no pad)."""
+    v = np.asarray(v, dtype=np.float64)
+    out = np.linalg.norm(v, ord=check_norm(p), axis=-1)
+    return float(out) if v.ndim == 1 else out
+
+
+def product_pad(m: int) -> float:
+    """Relative factor (> 1) covering the rounding of a product (or sum of non-negative terms) of m floats:
+    the error is at most m eps relative; the factor is 1 + AFFINE_PAD (m + 2), a margin of about 4000."""
+    return 1.0 + AFFINE_PAD * (m + 2)
+
+
+# ============================================================================================ interval arithmetic
+def dot_pad(n: int) -> float:
+    """Relative pad covering the float64 error of a dot product of length n: max(AFFINE_PAD, 4 (n + 2) eps)."""
+    return max(AFFINE_PAD, 4.0 * (n + 2) * EPS)
+
+
+def affine_interval(weight: np.ndarray, bias, lower: np.ndarray, upper: np.ndarray):
+    """Sound [lower, upper] of weight @ h + bias for every h in [lower, upper].
+
+    ``weight`` (m, n); ``lower``/``upper`` (n,) or (n, k) (k boxes as columns); ``bias`` (m,), (m, 1) or 0.
+    Centre-radius form: W c + b -+ |W| r, widened by ``dot_pad(n)`` (|W| |c| + |W| r + |b|) + TINY."""
+    c = 0.5 * (lower + upper)
+    r = 0.5 * (upper - lower)
+    abs_w = np.abs(weight)
+    mid = weight @ c + bias
+    rad = abs_w @ r
+    pad = dot_pad(weight.shape[-1]) * (abs_w @ np.abs(c) + rad + np.abs(bias)) + TINY
+    return mid - rad - pad, mid + rad + pad
+
+
+def scale_rows(lo: np.ndarray, hi: np.ndarray, s_lo: np.ndarray, s_hi: np.ndarray):
+    """The interval matrix diag(s) [lo, hi] for s in [s_lo, s_hi]: exact up to one rounding per entry.
+
+    ``lo``/``hi`` (n, c) with ``s_lo``/``s_hi`` (n,), or batched (B, n, c) with (B, n)."""
+    a, b = s_lo[..., None], s_hi[..., None]
+    c1, c2, c3, c4 = a * lo, a * hi, b * lo, b * hi
+    return np.minimum(np.minimum(c1, c2), np.minimum(c3, c4)), np.maximum(np.maximum(c1, c2), np.maximum(c3, c4))
+
+
+def matmul_interval_left(w: np.ndarray, abs_w: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """w @ [lo, hi] for an exact w (m, n) (``abs_w`` = |w|) and an interval matrix (n, c) or batch (B, n, c).
+
+    Not padded: callers pad the whole chain once by ``CHAIN_PAD`` times its absolute-value chain."""
+    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    mid, rad = np.matmul(w, c), np.matmul(abs_w, r)
+    return mid - rad, mid + rad
+
+
+def matmul_interval_right(w: np.ndarray, abs_w: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """[lo, hi] @ w for an interval matrix (k, n) or batch (B, k, n) and an exact w (n, m) (``abs_w`` = |w|).
+
+    Not padded (see :func:`matmul_interval_left`)."""
+    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    mid, rad = np.matmul(c, w), np.matmul(r, abs_w)
+    return mid - rad, mid + rad
+
+
+def midpoints(sl: np.ndarray, sh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m, delta) with [m - delta, m + delta] containing [sl, sh] in exact arithmetic (arrays of any shape).
+
+    m is the rounded midpoint; delta = max(m - sl, sh - m) rounded up by a relative 2 eps plus TINY (each
+    difference errs by at most half an ulp of its magnitude)."""
+    m = 0.5 * sl + 0.5 * sh
+    d = np.maximum(m - sl, sh - m)
+    return m, d * (1.0 + 2 * EPS) + TINY

@@ -1,4 +1,8 @@
-"""Render a :class:`~certify.report.report.Report` as Markdown, one self-contained HTML file, or JUnit XML."""
+"""Render a report (a :class:`~certify.report.report.Report`) as Markdown, one self-contained HTML file, or JUnit XML.
+
+Every function takes the report as its first argument; this module does not import the report type (the report
+calls it).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,11 @@ import base64
 import html
 import math
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
+import numpy as np
 
+from ..certificate import CheckName, EquilibriaDetails, Verdict
 from ..ir.numerics import norm_label
-from ..certificate import CheckName, Verdict
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .report import Report
+from . import plots
 
 _BADGE = {Verdict.CERTIFIED: "#1a7f37", Verdict.FALSIFIED: "#cf222e", Verdict.UNKNOWN: "#9a6700"}
 
@@ -51,12 +53,12 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
-def _rows(report: "Report"):
+def _rows(report):
     for r in report.results:
-        yield r, (r.check.value, r.verdict.value, _fmt(r.lower), _fmt(r.upper), r.method, f"{r.seconds:.2f}")
+        yield r, (r.check.value, r.verdict.value, _fmt(r.lower), _fmt(r.upper), r.method_label, f"{r.seconds:.2f}")
 
 
-def to_markdown(report: "Report") -> str:
+def to_markdown(report) -> str:
     head = ("check", "verdict", "lower", "upper", "method", "seconds")
     lines = [
         "# certify report",
@@ -83,10 +85,8 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"/>'
 
 
-def pictures(report: "Report") -> list[tuple[str, bytes]]:
+def pictures(report) -> list[tuple[str, bytes]]:
     """(caption, PNG) pairs for the report; empty without a network or with fewer than 2 coordinates."""
-    from . import plots
-
     net, box = report.network, report.box
     if net is None or box.dim < 2:
         return []
@@ -96,12 +96,10 @@ def pictures(report: "Report") -> list[tuple[str, bytes]]:
             witness = r.witness.x
             label = "witness" if r.verdict is Verdict.FALSIFIED else "largest value found"
             break
-    import numpy as np
-
     eq = None
     for r in report.results:
-        if r.check is CheckName.EQUILIBRIA and r.extra.get("equilibria", {}).get("points"):
-            eq = np.array(r.extra["equilibria"]["points"])
+        if isinstance(r.details, EquilibriaDetails) and r.details.points:
+            eq = np.array(r.details.points)
     out = [("||A*(x)|| over the box (first two coordinates)",
             plots.norm_map(net, box, report.norm, witness=None if witness is None else np.array(witness),
                            equilibria=eq, witness_label=label))]
@@ -110,13 +108,13 @@ def pictures(report: "Report") -> list[tuple[str, bytes]]:
     if net.is_dynamics:
         out.append(("eigenvalues of A*(x)", plots.eigenvalue_plot(net, box)))
     for r in report.results:
-        trace = r.extra.get("trace")
+        trace = getattr(r.details, "trace", None)
         if trace and len(trace) > 1:
             out.append((f"{r.check.value}: bracket against time", plots.bracket_plot(trace)))
     return out
 
 
-def to_html(report: "Report", with_pictures: bool = True) -> str:
+def to_html(report, with_pictures: bool = True) -> str:
     style = (
         "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#1f2328}"
         "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:4px 10px;text-align:left}"
@@ -151,7 +149,7 @@ def to_html(report: "Report", with_pictures: bool = True) -> str:
     )
 
 
-def to_junit(report: "Report", unknown_as: str = "failure") -> str:
+def to_junit(report, unknown_as: str = "failure") -> str:
     """JUnit XML: one test case per check; falsified is a failure, unknown a failure or skipped (``unknown_as``)."""
     if unknown_as not in ("failure", "skipped"):
         raise ValueError("unknown_as must be 'failure' or 'skipped'")
@@ -162,7 +160,7 @@ def to_junit(report: "Report", unknown_as: str = "failure") -> str:
         case = ET.SubElement(suite, "testcase", classname=report.model_path, name=r.check.value,
                              time=f"{r.seconds:.3f}")
         total += r.seconds
-        text = f"[{_fmt(r.lower)}, {_fmt(r.upper)}] by {r.method}. {r.reason}".strip()
+        text = f"[{_fmt(r.lower)}, {_fmt(r.upper)}] by {r.method_label}. {r.reason}".strip()
         if r.witness is not None:
             text += f" witness x = {list(r.witness.x)}, value = {r.witness.value:.10g}"
         if r.verdict is Verdict.FALSIFIED:

@@ -5,7 +5,7 @@ JSON schema ``certify/1`` (stable: later versions add keys, never rename)::
     {"schema": "certify/1", "model": {"path", "sha256", "description"}, "region": {"names", "lower", "upper",
      "n_states"}, "norm", "margin", "verdict",
      "checks": {"<name>": {"verdict", "lower", "upper", "method", "seconds", "reason",
-                           "witness": {"x": [...], "value", "pattern", "matrix"} or null, ...extra}}}
+                           "witness": {"x": [...], "value", "pattern", "matrix"} or null, ...the check's details}}}
 
 ``lower`` and ``upper`` bound the supremum being checked (for dissipativity sup ||A*(x)||); ``lower`` is a value
 attained at a replayed point. Infinite values are written as the strings "inf" / "-inf" (JSON has no infinity).
@@ -19,34 +19,13 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
+from ..certificate import CheckResult, Verdict, overall_verdict
 from ..ir.box import Box
-from ..ir.numerics import norm_label
-from ..certificate import CheckResult, Verdict, Witness, overall_verdict
 from ..ir.network import Network
+from ..ir.numerics import norm_label
+from . import render
 
 SCHEMA = "certify/1"
-
-
-def _num(v: float):
-    if v is None:
-        return None
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def _witness_dict(w: Witness | None):
-    if w is None:
-        return None
-    out = {"x": [float(v) for v in w.x], "value": _num(w.value)}
-    if w.pattern is not None:
-        out["pattern"] = [list(layer) for layer in w.pattern]
-    if w.matrix is not None:
-        out["matrix"] = [[float(v) for v in row] for row in w.matrix]
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,20 +52,7 @@ class Report:
         raise KeyError(name)
 
     def to_dict(self) -> dict:
-        checks = {}
-        for r in self.results:
-            entry = {
-                "verdict": r.verdict.value,
-                "lower": _num(r.lower),
-                "upper": _num(r.upper),
-                "method": r.method,
-                "seconds": round(float(r.seconds), 6),
-                "witness": _witness_dict(r.witness),
-                "reason": r.reason,
-            }
-            for key, value in r.extra.items():
-                entry.setdefault(key, value)
-            checks[r.check.value] = entry
+        checks = {r.check.value: r.to_json() for r in self.results}
         return {
             "schema": SCHEMA,
             "model": {"path": self.model_path, "sha256": self.model_sha256, "description": self.model_description},
@@ -106,38 +72,30 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def to_markdown(self) -> str:
-        from .render import to_markdown
-
-        return to_markdown(self)
+        return render.to_markdown(self)
 
     def to_html(self, path: str | Path | None = None, pictures: bool = True) -> str:
         """One self-contained HTML page (images embedded); written to ``path`` when given."""
-        from .render import to_html
-
-        text = to_html(self, with_pictures=pictures)
+        text = render.to_html(self, with_pictures=pictures)
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
 
     def to_junit(self, path: str | Path | None = None, unknown_as: str = "failure") -> str:
         """JUnit XML, one test case per check (falsified = failure; unknown = failure or skipped)."""
-        from .render import to_junit
-
-        text = to_junit(self, unknown_as)
+        text = render.to_junit(self, unknown_as)
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
 
     def _repr_html_(self) -> str:  # notebooks
-        from .render import to_html
-
-        return to_html(self, with_pictures=True)
+        return render.to_html(self, with_pictures=True)
 
     def to_table(self) -> str:
         """A plain-text table: one row per check, then the reasons and witnesses."""
         head = ("check", "verdict", "lower", "upper", "method", "seconds")
         rows = [
-            (r.check.value, r.verdict.value, _fmt(r.lower), _fmt(r.upper), r.method, f"{r.seconds:.2f}")
+            (r.check.value, r.verdict.value, _fmt(r.lower), _fmt(r.upper), r.method_label, f"{r.seconds:.2f}")
             for r in self.results
         ]
         widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
@@ -151,9 +109,7 @@ class Report:
             "  ".join("-" * w for w in widths),
         ]
         out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-        from .render import check_notes
-
-        notes = [f"  {r.check.value}: {label}: {text}" for r in self.results for label, text in check_notes(r)]
+        notes = [f"  {r.check.value}: {label}: {text}" for r in self.results for label, text in render.check_notes(r)]
         if notes:
             out += ["", *notes]
         out += ["", f"verdict: {self.verdict.value}"]
