@@ -5,7 +5,8 @@
 Nets (random Gaussian weights / sqrt(fan_in), seeded): 2-64-64-2 ReLU and 4-128-128-128-4 tanh, over [-1, 1]^n,
 on CPU. For each net and p in {2, 1, inf}, side by side in the same run:
 
-* ``ours``: :func:`certify.engines.sampling.norms_at` in float32 on the seeded design points (chunked as ``falsify`` does):
+* ``ours``: :func:`certify.engines.sampling.norms_at` in float32 on the seeded design points (chunked as ``falsify``
+does):
   slopes, the chain product from the narrow end, the batched norm (2x2 closed form / Gram eigvalsh);
 * ``baseline``: ``torch.func.vmap(torch.func.jacrev(model))`` on the equivalent ``torch.nn.Sequential`` and
   ``torch.linalg.matrix_norm(J, ord=p)``, float32, best of chunk sizes 4096 and 16384;
@@ -36,13 +37,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from certify.config import VerifyConfig  # noqa: E402
+from certify.engines.sampling import default_chunk_size, falsify, norms_at, sample_points  # noqa: E402
 from certify.ir import activations as acts  # noqa: E402
 from certify.ir.box import Box  # noqa: E402
-from certify.config import VerifyConfig  # noqa: E402
-from certify.ir.quantity import Quantity
-from certify.engines.sampling import default_chunk_size, falsify, norms_at, sample_points  # noqa: E402
-from certify.ir.network import Layer, Network
 from certify.ir.kernels import TorchNet  # noqa: E402
+from certify.ir.network import Layer, Network
+from certify.ir.quantity import Quantity
 
 P_LABEL = {2.0: "2", 1.0: "1", math.inf: "inf"}
 
@@ -116,12 +117,12 @@ def main(argv=None) -> None:
         quantities = [Quantity.JACOBIAN] + ([Quantity.A_STAR] if not net.piecewise_linear else [])
         for p in (2.0, 1.0, math.inf):
             base = max(
-                best_rate(chunked(lambda v: torch.linalg.matrix_norm(jac(v), ord=p), x, c), len(x), args.repeats)
+                best_rate(chunked(lambda v, p=p: torch.linalg.matrix_norm(jac(v), ord=p), x, c), len(x), args.repeats)
                 for c in (4096, 16384)
             )
             ref = torch.linalg.matrix_norm(jac(x[:chunk]), ord=p)
             for q in quantities:
-                kernel = chunked(lambda v: norms_at(tnet, v, q, p, net.n_states), x, chunk)
+                kernel = chunked(lambda v, q=q, p=p, tnet=tnet, cols=net.n_states: norms_at(tnet, v, q, p, cols), x, chunk)
                 ours = best_rate(kernel, len(x), args.repeats)
                 cfg = VerifyConfig(device="cpu", samples=args.points, seed=0, timeout=600.0)
                 r = falsify(net, box, q, p, cfg)

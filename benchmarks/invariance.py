@@ -40,10 +40,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from certify.checks.invariance import check_invariance  # noqa: E402
+from certify.config import VerifyConfig  # noqa: E402
 from certify.ir import activations as acts  # noqa: E402
 from certify.ir.box import Box  # noqa: E402
-from certify.config import VerifyConfig  # noqa: E402
-from certify.checks.invariance import check_invariance  # noqa: E402
 from certify.ir.network import Layer, Network  # noqa: E402
 
 

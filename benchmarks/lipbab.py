@@ -3,7 +3,8 @@
     python benchmarks/lipbab.py [folder] [--no-enum]
 
 For each net and p in {1, 2, inf}: sup over the box of ||J(x)||_p by branch and bound
-(:func:`certify.engines.region_search.region_search` on the exact query for J, all input columns), compared with ``exact_on_float32_weights``
+(:func:`certify.engines.region_search.region_search` on the exact query for J, all input columns), compared with
+``exact_on_float32_weights``
 (to 1e-9 relative); side by side in the same run, the full region enumeration without pruning (time, region count
 against ``linear_regions_in_box``, and its max norm). LipBaB's published p = 2 times on this kind of machine:
 about 0.02 s, 0.15 s, 2.1 s and 45 s (smallest to largest net).
@@ -19,22 +20,21 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify.ir import activations as acts  # noqa: E402
 from certify.config import VerifyConfig  # noqa: E402
 from certify.engines.contract import Query  # noqa: E402
 from certify.engines.region_search import region_search  # noqa: E402
-from certify.ir.quantity import Quantity  # noqa: E402
+from certify.engines.regions import enumerate_regions  # noqa: E402
 from certify.importers.region_file import load_region  # noqa: E402
+from certify.ir import activations as acts  # noqa: E402
 from certify.ir.network import Layer, Network  # noqa: E402
 from certify.ir.numerics import induced_norm  # noqa: E402
-from certify.engines.regions import enumerate_regions  # noqa: E402
+from certify.ir.quantity import Quantity  # noqa: E402
 
 LIPBAB_P2_SECONDS = [0.02, 0.15, 2.1, 45.0]
 

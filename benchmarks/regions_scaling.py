@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from certify.config import VerifyConfig  # noqa: E402
 from certify.engines.contract import Query  # noqa: E402
 from certify.engines.region_search import region_search  # noqa: E402
-from certify.ir.quantity import Quantity  # noqa: E402
 from certify.engines.regions import enumerate_regions  # noqa: E402
+from certify.ir.quantity import Quantity  # noqa: E402
 from tests.random_nets import random_net, unit_box  # noqa: E402
 
 

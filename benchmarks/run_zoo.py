@@ -10,7 +10,8 @@ bound for piecewise-linear nets, sub-box branch and bound otherwise). The engine
 once the verdict is settled, so an upper bound is only as tight as it needs to be. The last column compares the
 verdict with the expectation recorded
 in ``benchmarks/zoo/README.md`` (``ok``, or ``DIFF`` with the expected verdict); the exit code is 1 when a verdict
-differs (a model or the tool changed), else 0. Models and closed loops go through :func:`certify.api.verify` by path (import, composition and onnxruntime
+differs (a model or the tool changed), else 0. Models and closed loops go through :func:`certify.api.verify` by path
+(import, composition and onnxruntime
 re-check on the box).
 """
 

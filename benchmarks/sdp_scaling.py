@@ -7,7 +7,8 @@ Nets 2-(n/2)-(n/2)-2 with random weights (N(0, 1/fan_in), seed 0) and every neur
 ReLU bound: every neuron is free, the LMI has order N = n + 2); with ``--smooth`` the ranges are [0.25, 1] (a
 tanh-like secant range: the multipliers then also weigh dense rank-one terms). Printed per size and backend: the
 solver status, the seconds (model building, solve and float64 re-check), the bound, and side by side the naive
-product of norms and a lower bound (max ||M|| over slope vertices: 64 random ones improved by greedy flips, and, for [0, 1], over the
+product of norms and a lower bound (max ||M|| over slope vertices: 64 random ones improved by greedy flips, and, for
+[0, 1], over the
 Jacobians of the bias-free ReLU net at 20000 directions) with the ratios. Clarabel is an
 interior-point method whose PSD cone Hessian is dense of order N(N+1)/2: above ``--clarabel-max`` neurons it is
 skipped (its memory would grow as N^4). ``--time-limit`` bounds each solve; a stopped solve gives no bound.
@@ -24,8 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify.engines.lipsdp import lipschitz_sdp  # noqa: E402
 from lipsdp import sampled_lower_bound  # noqa: E402  (benchmarks/lipsdp.py)
+
+from certify.engines.lipsdp import lipschitz_sdp  # noqa: E402
 from certify.solvers.sdp import installed_backends  # noqa: E402
 
 

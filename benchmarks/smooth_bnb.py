@@ -38,18 +38,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certify.ir import activations as acts  # noqa: E402
-from certify.ir.box import Box  # noqa: E402
-from certify.config import VerifyConfig  # noqa: E402
-from certify.ir.quantity import Quantity  # noqa: E402
-from certify.engines.sampling import falsify  # noqa: E402
-from certify.ir.network import Layer, Network  # noqa: E402
-from certify.config import BoundKind  # noqa: E402
-from certify.config import BoxSearchOptions, SdpUse, VerifyConfig  # noqa: E402
+from certify.bounds.corollary4 import product_bound  # noqa: E402
+from certify.config import (  # noqa: E402
+    BoundKind,  # noqa: E402
+    BoxSearchOptions,
+    SdpUse,
+    VerifyConfig,  # noqa: E402
+)
 from certify.engines.box_search import box_search  # noqa: E402
 from certify.engines.contract import Query  # noqa: E402
+from certify.engines.sampling import falsify  # noqa: E402
+from certify.ir import activations as acts  # noqa: E402
+from certify.ir.box import Box  # noqa: E402
+from certify.ir.network import Layer, Network  # noqa: E402
 from certify.ir.quantity import Quantity  # noqa: E402
-from certify.bounds.corollary4 import product_bound  # noqa: E402
 
 ACTS = {"tanh": acts.tanh, "sigmoid": acts.sigmoid, "gelu": acts.gelu}
 SHAPES = ((2, (32, 32)), (4, (64, 64)))

@@ -4,15 +4,15 @@ Data flows one way: model file -> importer -> :class:`Network` (float64 IR) -> w
 analyses -> :class:`CheckResult` certificates -> report / JSON / exit code.
 """
 
-from .ir.activations import Activation, ActivationKind
-from .ir.box import Box
-from .importers.region_file import Region, load_region
+from .api import load, verify
 from .certificate import CheckName, CheckResult, Verdict, Witness
 from .config import VerifyConfig
 from .errors import CertifyError, ModelError, RegionError, UnsupportedOperatorError, UsageError
+from .importers.region_file import Region, load_region
+from .ir.activations import Activation, ActivationKind
+from .ir.box import Box
 from .ir.network import Layer, Network
 from .report.report import Report
-from .api import load, verify
 
 
 def __getattr__(name):

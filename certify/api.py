@@ -6,13 +6,13 @@ import hashlib
 from pathlib import Path
 from typing import Iterable
 
-from .ir.box import Box
-from .importers.region_file import Region, load_region
 from .certificate import CheckName
+from .checks import DEFAULT_CHECKS, align, parse_checks, run_checks
 from .config import VerifyConfig
+from .importers.region_file import Region, load_region
+from .ir.box import Box
 from .ir.network import Network
 from .report.report import Report
-from .checks import DEFAULT_CHECKS, align, parse_checks, run_checks
 
 
 def load(path: str | Path, n_states: int | None = None) -> Network:

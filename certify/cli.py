@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="sampling device (default auto)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per check (default 60)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the JSON report to PATH ('-' for stdout)")
-    p.add_argument("--report", default=None, metavar="PATH", help="write a report: PATH.html (with pictures) or PATH.md")
+    p.add_argument("--report", default=None, metavar="PATH",
+                   help="write a report: PATH.html (with pictures) or PATH.md")
     p.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML (one test case per check)")
     p.add_argument("--unknown-as", choices=("failure", "skipped"), default="failure",
                    help="how an unknown check appears in JUnit (default failure)")
@@ -92,10 +93,10 @@ def _progress(quiet: bool):
 
 def run(argv: list[str] | None = None) -> int:
     from .api import config_for_region, verify
+    from .checks import parse_checks
+    from .errors import CertifyError
     from .importers.region_file import load_region
     from .ir.numerics import parse_norm
-    from .errors import CertifyError
-    from .checks import parse_checks
 
     parser = build_parser()
     try:

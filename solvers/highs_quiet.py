@@ -1,6 +1,7 @@
 """The one place that creates HiGHS instances, builds HiGHS models and maps HiGHS statuses.
 
-Used by :mod:`certify.solvers.lp` (many small LPs of the region traversal) and :mod:`certify.solvers.milp_highs` (the MILP
+Used by :mod:`certify.solvers.lp` (many small LPs of the region traversal) and :mod:`certify.solvers.milp_highs` (the
+MILP
 backend), so both read the same model and the same status table.
 
 * :func:`new_highs`: a ``highspy.Highs()`` that does not print its banner on the process's stdout (which carries

@@ -1,7 +1,8 @@
 """A fast LP backend for the many small LPs of the region traversal: HiGHS through highspy, called directly.
 
 :func:`solve_lp` takes a :class:`~certify.solvers.base.LinearProgram` without integer variables and returns a
-:class:`~certify.solvers.base.SolveResult`. The model is built and its status mapped by :mod:`certify.solvers.highs_quiet` (the one
+:class:`~certify.solvers.base.SolveResult`. The model is built and its status mapped by
+:mod:`certify.solvers.highs_quiet` (the one
 HiGHS model builder and status table, shared with :mod:`certify.solvers.milp_highs`); ``kUnboundedOrInfeasible`` is
 ``ERROR`` there (it proves neither). The result is a floating-point claim: callers that prune or certify with it
 re-check what they use (the traversal recomputes the slack of every returned point in float64).
@@ -41,6 +42,9 @@ class LPSolver:
         self._h.setOptionValue("dual_feasibility_tolerance", float(tolerance))
         if time_limit is not None:
             self._h.setOptionValue("time_limit", float(time_limit))
+
+    def available(self) -> bool:
+        return True  # the instance exists, so highspy imported
 
     def solve(self, lp: LinearProgram) -> SolveResult:
         """Solve ``lp`` (continuous variables only); see the module docstring for the status table."""
@@ -144,7 +148,8 @@ class LPSolver:
         start = np.searchsorted(rows, np.arange(k)).astype(np.int32)
         return self._h.addRows(k, np.full(k, -highspy.kHighsInf), np.ascontiguousarray(b_extra, dtype=np.float64),
                                int(rows.size), start, cols.astype(np.int32),
-                               np.ascontiguousarray(a_extra[rows, cols], dtype=np.float64)) != highspy.HighsStatus.kError
+                               np.ascontiguousarray(a_extra[rows, cols], dtype=np.float64)
+                               ) != highspy.HighsStatus.kError
 
     def solve_with_rows(self, a_extra: np.ndarray, b_extra: np.ndarray):
         """Solve the loaded base LP with the rows a_extra x <= b_extra added ((k, n), (k,)), then drop them again.

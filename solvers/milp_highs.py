@@ -20,6 +20,7 @@ import numpy as np
 from .base import LinearProgram, SolveResult, SolveStatus
 from .highs_quiet import STATUS, new_highs, pass_program, status_name, status_of
 
+
 @dataclass(frozen=True)
 class HighsBackend:
     """HiGHS via highspy. ``feasibility_tolerance``: primal and MIP feasibility tolerance; ``gap_abs``/``gap_rel``:
@@ -46,7 +47,8 @@ class HighsBackend:
         try:
             import highspy  # noqa: F401
         except ImportError as exc:
-            return SolveResult(SolveStatus.NOT_INSTALLED, backend=self.name, message=f"highspy is not installed ({exc})")
+            return SolveResult(SolveStatus.NOT_INSTALLED, backend=self.name,
+                               message=f"highspy is not installed ({exc})")
         try:
             return self._solve(problem, time_limit, start)
         except Exception as exc:  # noqa: BLE001 - solver trouble is a status, never an exception

@@ -70,7 +70,7 @@ class PulpCbcBackend:
 
     def available(self) -> bool:
         try:
-            import pulp
+            import pulp  # noqa: F401 (is it installed?)
         except ImportError:
             return False
         try:

@@ -1,12 +1,21 @@
-"""Look up LP/MILP backends by name: ``get_backend('cbc')``, ``get_backend('highs')``, ``available_backends()``.
+"""The one registry of solver back-ends, by problem kind and name.
 
-Every backend satisfies the :class:`Backend` protocol. Looking one up never imports its solver library (that happens
-inside ``solve`` / ``available``), so a missing library shows up as ``SolveStatus.NOT_INSTALLED``, never as an
-ImportError at lookup. Adding a backend is one file plus one line in ``_FACTORIES``.
+* ``ProblemKind.MILP``: a :class:`~certify.solvers.base.LinearProgram` (LP, or MILP when it marks integer
+  variables) solved once: ``cbc`` (through pulp) and ``highs`` (through highspy);
+* ``ProblemKind.LP_SEQUENCE``: many small LPs over one growing polytope, warm-started (the region traversal):
+  ``highs`` (:class:`~certify.solvers.lp.LPSolver`);
+* ``ProblemKind.SDP``: a :class:`~certify.solvers.sdp.SemidefiniteProgram`: ``scs`` and ``clarabel`` (through cvxpy).
+
+``get_backend(name, kind)`` returns a new back-end object (LP sequences keep state, so each search gets its own);
+which name serves which problem in a run comes from :class:`certify.config.SolverChoice`. Looking a back-end up
+never imports its solver library (that happens inside ``solve`` / ``available``), so a missing library shows up as
+``SolveStatus.NOT_INSTALLED``, never as an ImportError at lookup. Adding a back-end is one file plus one line in
+``_FACTORIES``.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Callable, Protocol, runtime_checkable
 
 from .base import LinearProgram, SolveResult
@@ -14,8 +23,18 @@ from .base import LinearProgram, SolveResult
 DEFAULT_BACKEND = "cbc"
 
 
+class ProblemKind(str, enum.Enum):
+    MILP = "milp"
+    LP_SEQUENCE = "lp_sequence"
+    SDP = "sdp"
+
+    @property
+    def label(self) -> str:
+        return {"milp": "MILP", "lp_sequence": "LP", "sdp": "SDP"}[self.value]
+
+
 class UnknownBackendError(ValueError):
-    """A backend name that is not registered (the message lists the names that are)."""
+    """A back-end name that is not registered for a problem kind (the message lists the names that are)."""
 
 
 @runtime_checkable
@@ -40,38 +59,61 @@ class Backend(Protocol):
     def solve(self, problem: LinearProgram, time_limit: float) -> SolveResult: ...
 
 
-def _cbc() -> Backend:
+def _cbc():
     from .milp_pulp import PulpCbcBackend
 
     return PulpCbcBackend()
 
 
-def _highs() -> Backend:
+def _highs():
     from .milp_highs import HighsBackend
 
     return HighsBackend()
 
 
-_FACTORIES: dict[str, Callable[[], Backend]] = {"cbc": _cbc, "highs": _highs}
+def _highs_lp():
+    from .lp import LPSolver
+
+    return LPSolver()
+
+
+def _sdp(name: str):
+    def make():
+        from .sdp import CvxpySdpBackend
+
+        return CvxpySdpBackend(name)
+
+    return make
+
+
+_FACTORIES: dict[tuple[ProblemKind, str], Callable[[], object]] = {
+    (ProblemKind.MILP, "cbc"): _cbc,
+    (ProblemKind.MILP, "highs"): _highs,
+    (ProblemKind.LP_SEQUENCE, "highs"): _highs_lp,
+    (ProblemKind.SDP, "scs"): _sdp("scs"),
+    (ProblemKind.SDP, "clarabel"): _sdp("clarabel"),
+}
 _ALIASES = {"pulp": "cbc", "pulp_cbc": "cbc", "coin": "cbc", "highspy": "highs"}
 
 
-def backend_names() -> tuple[str, ...]:
-    """Every registered backend name (installed or not)."""
-    return tuple(_FACTORIES)
+def backend_names(kind: ProblemKind = ProblemKind.MILP) -> tuple[str, ...]:
+    """Every back-end name registered for ``kind`` (installed or not)."""
+    return tuple(name for k, name in _FACTORIES if k is ProblemKind(kind))
 
 
-def get_backend(name: str = DEFAULT_BACKEND) -> Backend:
-    """The backend registered under ``name`` (case-insensitive; 'pulp' and 'highspy' are aliases)."""
+def get_backend(name: str = DEFAULT_BACKEND, kind: ProblemKind = ProblemKind.MILP):
+    """A new back-end object registered under ``name`` for ``kind`` (case-insensitive; 'pulp' and 'highspy' are
+    aliases)."""
+    kind = ProblemKind(kind)
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
-    if key not in _FACTORIES:
+    if (kind, key) not in _FACTORIES:
         raise UnknownBackendError(
-            f"unknown MILP backend {name!r}; choose one of {', '.join(backend_names())}"
+            f"unknown {kind.label} backend {name!r}; choose one of {', '.join(backend_names(kind))}"
         )
-    return _FACTORIES[key]()
+    return _FACTORIES[(kind, key)]()
 
 
-def available_backends() -> tuple[str, ...]:
-    """Names of the backends whose solver library is installed and runs here."""
-    return tuple(n for n in backend_names() if get_backend(n).available())
+def available_backends(kind: ProblemKind = ProblemKind.MILP) -> tuple[str, ...]:
+    """Names of the back-ends for ``kind`` whose solver library is installed and runs here."""
+    return tuple(n for n in backend_names(kind) if get_backend(n, kind).available())

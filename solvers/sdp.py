@@ -6,7 +6,8 @@ Problem (solver-neutral, :class:`SemidefiniteProgram`)::
 
 The matrices are given column-wise: ``coef`` is a sparse (N*N, K) matrix whose column k is ``F_k`` flattened in
 column-major order; every ``F_k`` and ``F0`` must be symmetric. The backend returns a
-:class:`certify.solvers.base.SolveResult` whose status comes from the literal table ``_STATUS``; it never raises: a missing
+:class:`certify.solvers.base.SolveResult` whose status comes from the literal table ``_STATUS``; it never raises: a
+missing
 library, a solver exception or a bad status become a status and a message. A returned ``x`` is only a
 floating-point claim (SCS in particular is a first-order method with tolerance ``tol``): callers that certify must
 rebuild F(x) themselves in float64 and check its smallest eigenvalue (see :mod:`certify.engines.lipsdp`).
@@ -77,6 +78,23 @@ class SemidefiniteProgram:
     @property
     def n_vars(self) -> int:
         return self.c.size
+
+
+@dataclass(frozen=True)
+class CvxpySdpBackend:
+    """An SDP back-end of the registry (:mod:`certify.solvers.registry`): ``name`` 'scs' or 'clarabel' through cvxpy.
+
+    ``solve(problem, time_limit, tol=..., max_iters=...)`` is :func:`solve_sdp`; it never raises."""
+
+    name: str
+    supports_integer: bool = False
+
+    def available(self) -> bool:
+        return self.name in installed_backends()
+
+    def solve(self, problem: SemidefiniteProgram, time_limit: float | None = None, tol: float = 1e-8,
+              max_iters: int | None = None) -> SolveResult:
+        return solve_sdp(problem, backend=self.name, tol=tol, time_limit=time_limit, max_iters=max_iters)
 
 
 def installed_backends() -> tuple[str, ...]:

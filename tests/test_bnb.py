@@ -4,16 +4,16 @@ import math
 
 import numpy as np
 import pytest
+from engine_calls import sup_norm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify.ir import activations as acts
+from certify.bounds.corollary4 import product_bound
 from certify.engines.region_search import NodeBounder
-from engine_calls import sup_norm
+from certify.engines.regions import Traversal, enumerate_regions
+from certify.ir import activations as acts
 from certify.ir.network import Layer, Network
 from certify.ir.numerics import induced_norm
-from certify.engines.regions import Traversal, enumerate_regions
-from certify.bounds.corollary4 import product_bound
 from tests.random_nets import random_net, scaled_net, unit_box
 
 NORMS = [1.0, 2.0, math.inf]

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify.ir import activations as acts
-from certify.ir.numerics import affine_interval
 from certify.bounds.crown import bounds_empty, symbolic_bounds
 from certify.bounds.interval import interval_bounds
+from certify.ir import activations as acts
+from certify.ir.numerics import affine_interval
 from certify.ir.pieces import pieces
 from tests.random_nets import random_net, unit_box
 

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from certify.ir.box import Box
-from certify.importers.region_file import load_region
 from certify.errors import RegionError
+from certify.importers.region_file import load_region
+from certify.ir.box import Box
 
 
 def write(tmp_path, text, name="box.yaml"):
@@ -17,7 +17,8 @@ def write(tmp_path, text, name="box.yaml"):
 
 
 def test_named_states_and_inputs(tmp_path):
-    p = write(tmp_path, "states:\n  level_1: [0.0, 1.0]\n  level_2: [0, 2]\ninputs:\n  pump: [0.0, 0.5]\nnorm: inf\nmargin: 1.0e-3\n")
+    p = write(tmp_path, "states:\n  level_1: [0.0, 1.0]\n  level_2: [0, 2]\ninputs:\n  pump: [0.0, 0.5]\n"
+                        "norm: inf\nmargin: 1.0e-3\n")
     r = load_region(p)
     assert r.box.names == ("level_1", "level_2", "pump")
     assert r.box.lower.tolist() == [0, 0, 0] and r.box.upper.tolist() == [1, 2, 0.5]

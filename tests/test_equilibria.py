@@ -4,13 +4,14 @@ import math
 
 import numpy as np
 import pytest
+from engine_calls import sup_norm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify.ir import activations as acts
-from engine_calls import sup_norm
+from certify.config import VerifyConfig
 from certify.engines.equilibria import find_equilibria
 from certify.errors import UsageError
+from certify.ir import activations as acts
 from certify.ir.network import Layer, Network
 from tests.random_nets import random_net, scaled_net, unit_box
 
@@ -23,7 +24,7 @@ def test_contractive_nets_have_the_fixed_point_iteration_limit_as_only_equilibri
     box = unit_box(2, 3.0)
     rho = sup_norm(net, box, math.inf, quantity="JACOBIAN", exact=True).upper
     net = scaled_net(net, 0.7 / max(rho, 1e-12))  # a contraction in the inf-norm on the box
-    res = find_equilibria(net, box, p)
+    res = find_equilibria(net, box, VerifyConfig(norm=p))
     x = np.random.default_rng(seed).uniform(-3, 3, size=(100, 2))
     for _ in range(200):
         x = np.clip(net.forward(x), -3, 3)
@@ -44,7 +45,7 @@ def test_hand_made_relu_map_with_three_equilibria():
     l0 = Layer(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]), np.array([0.0, -0.5, 0.0, 0.0]),
                acts.relu())
     net = Network((l0,), np.array([[2.0, -3.0, 0.0, 0.0], [0.0, 0.0, 0.5, -0.5]]), np.zeros(2))
-    res = find_equilibria(net, unit_box(2), 2.0)
+    res = find_equilibria(net, unit_box(2), VerifyConfig(norm=2.0))
     pts = sorted(tuple(np.round(p, 12)) for p in res.points)
     assert pts == [(0.0, 0.0), (0.75, 0.0)]
     assert res.complete and res.consistent
@@ -62,8 +63,8 @@ def test_affine_map_has_its_unique_solution():
     c = 0.2 * rng.normal(size=3)
     net = Network((Layer(w, np.zeros(3), acts.identity()),), np.eye(3), c)
     want = np.linalg.solve(np.eye(3) - w, c)  # about (1.77, -0.17, -0.90): outside the unit box
-    assert len(find_equilibria(net, unit_box(3), math.inf).points) == 0
-    res = find_equilibria(net, unit_box(3, 2.0), math.inf)
+    assert len(find_equilibria(net, unit_box(3), VerifyConfig(norm=math.inf)).points) == 0
+    res = find_equilibria(net, unit_box(3, 2.0), VerifyConfig(norm=math.inf))
     assert len(res.points) == 1 and res.complete
     assert np.allclose(res.points[0], want, atol=1e-12)
 
@@ -84,9 +85,9 @@ def test_clip_nets_give_points_without_corollary_bounds():
 
 
 def test_singular_region_without_solution_is_settled_and_with_solutions_is_not():
+    from certify.engines.equilibria import find_equilibria
     from certify.ir import activations as acts
     from certify.ir.box import Box
-    from certify.engines.equilibria import find_equilibria
     from certify.ir.network import Layer, Network
 
     box = Box([-1.0], [-0.5])  # relu(x) is off on the whole box, so f(x) = x + offset there: I - M = 0
@@ -102,8 +103,8 @@ def test_ill_conditioned_region_is_not_dismissed(monkeypatch):
     # f(x) = (1 - 1e-9) x + 1e-9 * 0.75 on [0.5, 1] (relu off): the fixed point 0.75 solves (I - M) x = c with
     # I - M = 1e-9. Simulate the solve of such a system going astray (landing outside the region): the region
     # must then be reported (an LP finds the solution), never silently dismissed as holding no equilibrium.
-    from certify.ir import activations as acts
     from certify.engines import equilibria
+    from certify.ir import activations as acts
     from certify.ir.box import Box
     from certify.ir.network import Layer, Network
 

@@ -13,19 +13,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from certify.bounds.interval import interval_bounds
+from certify.config import VerifyConfig
+from certify.engines.sampling import SampleResult, falsify, norms_at, pattern_of, sample_points
+from certify.errors import UsageError
 from certify.ir import activations as acts
 from certify.ir import kernels as pwa
-from certify.bounds.interval import interval_bounds
 from certify.ir.box import Box
-from certify.config import VerifyConfig
-from certify.errors import UsageError
+from certify.ir.kernels import TorchNet
+from certify.ir.network import Layer, Network
+from certify.ir.numerics import induced_norm
 from certify.ir.quantity import Quantity
 
 MATRIX_QUANTITIES = (Quantity.A_STAR, Quantity.JACOBIAN)
-from certify.engines.sampling import SampleResult, falsify, norms_at, pattern_of, sample_points
-from certify.ir.network import Layer, Network
-from certify.ir.kernels import TorchNet
-from certify.ir.numerics import induced_norm
 
 P = [1.0, 2.0, math.inf]
 ACTS = {
@@ -43,7 +43,8 @@ ACTS = {
 
 def random_net(rng, sizes, act, skip=False, n_states=None, scale=1.0):
     layers = [
-        Layer(scale * rng.normal(size=(sizes[i + 1], sizes[i])) / math.sqrt(sizes[i]), 0.3 * rng.normal(size=sizes[i + 1]),
+        Layer(scale * rng.normal(size=(sizes[i + 1], sizes[i])) / math.sqrt(sizes[i]),
+              0.3 * rng.normal(size=sizes[i + 1]),
               act)
         for i in range(len(sizes) - 2)
     ]

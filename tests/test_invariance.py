@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from random_nets import random_net, scaled_net, unit_box
 
+from certify.certificate import CheckName, Verdict
+from certify.checks.invariance import check_invariance as run_invariance
+from certify.config import VerifyConfig
+from certify.engines.violation_search import violation
+from certify.errors import UsageError
 from certify.ir import activations as acts
 from certify.ir.box import Box
-from certify.certificate import CheckName, Verdict
-from certify.config import VerifyConfig
-from certify.errors import UsageError
-from certify.checks.invariance import check_invariance as run_invariance
-from certify.engines.violation_search import violation
 from certify.ir.network import Layer, Network
-from random_nets import random_net, scaled_net, unit_box
 from certify.solvers.registry import get_backend
 
 BACKENDS = [b for b in ("cbc", "highs") if get_backend(b).available()]

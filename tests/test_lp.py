@@ -67,7 +67,8 @@ def test_integer_variables_are_refused_not_relaxed():
 
 
 def test_status_table_never_maps_an_ambiguous_status_to_a_proof():
-    from certify.solvers import highs_quiet, lp as lp_mod, milp_highs
+    from certify.solvers import highs_quiet, milp_highs
+    from certify.solvers import lp as lp_mod
 
     ms = highs_quiet.STATUS
     assert lp_mod._STATUS is ms  # one table, shared by the LP and MILP paths

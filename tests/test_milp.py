@@ -18,15 +18,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from milp_oracles import encode_equilibrium, encode_gain, equilibrium_exists_milp, milp_gain
+from random_nets import random_net, scaled_net, unit_box
 
-from certify.ir import activations as acts
 from certify.bounds.interval import interval_bounds
-from certify.ir.box import Box
+from certify.engines.milp_encoding import encode_network, relu_decomposition
 from certify.errors import UsageError
-from certify.engines.milp_encoding import encode_equilibrium, encode_gain, encode_network, equilibrium_exists_milp, milp_gain, relu_decomposition
+from certify.ir import activations as acts
+from certify.ir.box import Box
 from certify.ir.network import Layer, Network
 from certify.ir.numerics import induced_norm
-from random_nets import random_net, scaled_net, unit_box
 from certify.solvers.base import LinearProgram, SolveStatus
 from certify.solvers.registry import get_backend
 
@@ -204,7 +205,10 @@ def _pieces(act: acts.Activation, width: int):
         edges = [-math.inf, *knots, math.inf]
         pieces = []
         for lo, hi in zip(edges[:-1], edges[1:]):
-            mid = (lo + hi) / 2 if math.isfinite(lo) and math.isfinite(hi) else (hi - 1 if math.isfinite(hi) else lo + 1)
+            if math.isfinite(lo) and math.isfinite(hi):
+                mid = (lo + hi) / 2
+            else:
+                mid = hi - 1 if math.isfinite(hi) else lo + 1
             slope = form.slope[j] + sum(c[j] for c, k in zip(form.coefs, form.knots) if mid > k[j])
             pieces.append((lo, hi, slope))
         out.append(pieces)
@@ -386,7 +390,7 @@ def test_milp_gain_over_closed_regions_can_exceed_the_full_dimensional_value():
 @pytest.mark.parametrize("seed", range(3))
 def test_lp_tightened_bounds_are_sound_and_tighter(seed):
     from certify.bounds.crown import symbolic_bounds
-    from certify.engines.milp_encoding import tighten_bounds_lp
+    from certify.engines.milp_analyses import tighten_bounds_lp
 
     net = random_net(seed, 2, (8, 8, 8), activation=[acts.relu(), acts.hardtanh(), acts.leaky_relu(0.1)])
     box = unit_box(2)

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from random_nets import gelu_example, random_net, scaled_net, unit_box
 
+from certify.bounds.enclosures import bstar_enclosure
 from certify.config import VerifyConfig
+from certify.engines.equilibria import find_equilibria
+from certify.engines.newton import equilibrium_norm_bounds, krawczyk, newton_equilibria, prove_equilibrium
 from certify.ir import activations as acts
 from certify.ir.box import Box
-from certify.engines.equilibria import find_equilibria
 from certify.ir.network import Network
-from certify.bounds.enclosures import bstar_enclosure
-from certify.engines.newton import equilibrium_norm_bounds, krawczyk, newton_equilibria, prove_equilibrium
-from random_nets import gelu_example, random_net, scaled_net, unit_box
 
 SMOOTH = {
     "tanh": acts.tanh,
@@ -109,7 +109,7 @@ def test_corollary3_agrees_with_the_exact_core_on_a_relu_net():
     and can only be looser than the exact core's."""
     net = scaled_net(random_net(21, 2, (5, 5), bias_scale=1.0), 0.6)
     box = unit_box(2, 2.0)
-    exact = find_equilibria(net, box, 2.0)
+    exact = find_equilibria(net, box, VerifyConfig(norm=2.0))
     ours = equilibrium_norm_bounds(net, box, VerifyConfig(norm=2.0), timeout=3.0)
     assert exact.points
     for p in exact.points:

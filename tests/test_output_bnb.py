@@ -5,15 +5,15 @@ import math
 
 import numpy as np
 import pytest
+from engine_calls import max_violation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from certify.bounds.enclosures import jacobian_enclosure, output_enclosure
+from certify.engines.violation_search import violation
 from certify.ir import activations as acts
 from certify.ir.box import Box
 from certify.ir.network import Layer, Network
-from certify.engines.violation_search import violation
-from certify.bounds.enclosures import jacobian_enclosure, output_enclosure
-from engine_calls import max_violation
 
 NAMES = sorted(acts.CATALOGUE)
 

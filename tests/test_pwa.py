@@ -6,11 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify.ir import activations as acts
 from certify.errors import ModelError
+from certify.ir import activations as acts
+from certify.ir.kernels import TorchNet, forward
 from certify.ir.network import Layer, Network
-from certify.ir.kernels import TorchNet
-from certify.ir.kernels import forward
 
 NAMES = sorted(acts.CATALOGUE) + ["prelu"]
 

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify.ir import activations as acts
-from certify.ir.pieces import pieces
-from certify.ir.box import Box
-from certify.errors import UsageError
-from certify.ir.network import Layer, Network
 from certify.engines.regions import Traversal, enumerate_regions, regions
+from certify.errors import UsageError
+from certify.ir import activations as acts
+from certify.ir.box import Box
+from certify.ir.network import Layer, Network
+from certify.ir.pieces import pieces
 from certify.solvers.base import LinearProgram
 from certify.solvers.lp import solve_lp
 from tests.random_nets import random_net, unit_box

@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from certify.certificate import CheckName, CheckResult, Verdict, Witness
 from certify.ir import activations as acts
 from certify.ir.box import Box
-from certify.certificate import CheckName, CheckResult, Verdict, Witness
 from certify.ir.network import Layer, Network
 from certify.report.report import Report
 
@@ -25,7 +25,8 @@ def _report(verdicts, network=True):
     for name, v in verdicts:
         w = Witness((0.5, -0.25), 1.25) if v is Verdict.FALSIFIED else None
         lower, upper = (1.25, math.inf) if w else (0.5, 0.75 if v is Verdict.CERTIFIED else 1.5)
-        results.append(CheckResult(name, v, lower, upper, "sample", 0.01, w, reason="" if v is Verdict.CERTIFIED else "why"))
+        reason = "" if v is Verdict.CERTIFIED else "why"
+        results.append(CheckResult(name, v, lower, upper, "sample", 0.01, w, reason=reason))
     return Report("m.onnx", "ab" * 32, net.describe(), box, 2.0, 1e-6, tuple(results), network=net if network else None)
 
 

@@ -1,4 +1,5 @@
-"""The SDP l2-gain bound (certify.engines.lipsdp, certify.solvers.sdp): soundness against brute force and sampling, exactness
+"""The SDP l2-gain bound (certify.engines.lipsdp, certify.solvers.sdp): soundness against brute force and sampling,
+exactness
 where the answer is known, and the float64 re-check that must reject solutions that do not prove their claim."""
 
 from __future__ import annotations
@@ -13,13 +14,20 @@ import pytest
 import torch
 
 import certify.solvers.sdp as sdp_backend
+from certify.engines.lipsdp import (
+    build_lmi,
+    check_lmi,
+    lipschitz_sdp,
+    lmi_matrix,
+    sdp_bound_over_box,
+    slope_ranges,
+    tightest_rho,
+)
+from certify.errors import UsageError
 from certify.ir import activations as act
 from certify.ir.box import Box
-from certify.errors import UsageError
+from certify.ir.kernels import TorchNet, chain_product, slopes
 from certify.ir.network import Layer, Network
-from certify.ir.kernels import TorchNet
-from certify.ir.kernels import chain_product, slopes
-from certify.engines.lipsdp import build_lmi, check_lmi, lipschitz_sdp, lmi_matrix, sdp_bound_over_box, slope_ranges, tightest_rho
 from certify.solvers.base import SolveStatus
 
 BACKENDS = sdp_backend.installed_backends()
@@ -132,7 +140,8 @@ def test_box_bound_dominates_sampled_a_star_state_part(seed):
 
 
 def test_quantity_names():
-    from certify.engines import region_search as bnb, sampling as falsify
+    from certify.engines import region_search as bnb
+    from certify.engines import sampling as falsify
 
     rng = np.random.default_rng(0)
     net = _relu_net(rng, [2, 4, 2], n_states=2, activation=act.tanh)
@@ -148,7 +157,8 @@ def test_quantity_names():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_box_bound_dominates_the_exact_core(seed):
-    # The exact value from region branch and bound (certify.engines.region_search) is a max over regions that really occur; the SDP
+    # The exact value from region branch and bound (certify.engines.region_search) is a max over regions that really
+    # occur; the SDP
     # bounds every slope pattern allowed by the interval ranges, so it can only be larger.
     from engine_calls import sup_norm
 
@@ -183,9 +193,8 @@ def _solved_small_problem():
     res = lipschitz_sdp(weights, lower, upper, backend=ACCURATE)
     assert res.value is not None, res.reason
     # multipliers for the accepted value: the tightest rho for the solver's t is what lipschitz_sdp re-checked
-    from certify.solvers.sdp import solve_sdp
-
     from certify.engines.lipsdp import _gain_scale, to_program
+    from certify.solvers.sdp import solve_sdp
 
     scale = _gain_scale(data)
     sol = solve_sdp(to_program(data, scale), backend=ACCURATE, tol=1e-8)

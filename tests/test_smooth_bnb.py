@@ -7,22 +7,22 @@ import math
 
 import numpy as np
 import pytest
+from engine_calls import sup_norm_boxes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from random_nets import gelu_example, random_net, scaled_net, unit_box
 
-from certify.ir import activations as acts
+from certify.bounds.corollary4 import product_bound
 from certify.bounds.interval import interval_bounds
-from certify.ir.box import Box
-from certify.ir.network import Network
-from certify.ir.numerics import induced_norm
 from certify.bounds.norm_bounds import SupNormBounder, box_bounds, sup_norm_bound
 from certify.bounds.slopes import interval_preactivations, matrix_enclosure, preactivation_bounds, slope_ranges
 from certify.config import BoundKind
 from certify.engines.contract import Outcome
+from certify.ir import activations as acts
+from certify.ir.box import Box
+from certify.ir.network import Network
+from certify.ir.numerics import induced_norm
 from certify.ir.quantity import Quantity
-from engine_calls import sup_norm_boxes
-from certify.bounds.corollary4 import product_bound
-from random_nets import gelu_example, random_net, scaled_net, unit_box
 
 SMOOTH = {
     "tanh": acts.tanh,
@@ -61,7 +61,8 @@ def _points_in(rng, lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------- sub-box bounds vs samples
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(sorted(EVERY)), seed=st.integers(0, 10_000), quantity=st.sampled_from(["A_STAR", "JACOBIAN"]),
+@given(name=st.sampled_from(sorted(EVERY)), seed=st.integers(0, 10_000),
+       quantity=st.sampled_from(["A_STAR", "JACOBIAN"]),
        p=st.sampled_from([1.0, 2.0, math.inf]), skip=st.booleans(), n_in=st.integers(1, 3))
 def test_sub_box_bounds_dominate_samples(name, seed, quantity, p, skip, n_in):
     """Every bound kind on a sub-box is >= ||Q(x)|| at every sampled x of that sub-box; the interval matrix
@@ -88,7 +89,8 @@ def test_sub_box_bounds_dominate_samples(name, seed, quantity, p, skip, n_in):
 
 @pytest.mark.parametrize("name", sorted(EVERY))
 def test_batched_bounds_agree_with_single_box_functions(name):
-    """The batched interval pre-activations equal bounds.interval_bounds box by box (to an ulp), the centred form is never
+    """The batched interval pre-activations equal bounds.interval_bounds box by box (to an ulp), the centred form is
+    never
     looser, and the PRODUCT bound is weight_norm.product_bound on every sub-box (or below it, with the centred
     bounds)."""
     net = random_net(3, 3, (6, 5), activation=EVERY[name](), skip=True)

@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from random_nets import random_net, unit_box
 
-from certify.ir import activations as acts
-from certify.ir.numerics import induced_norm
+from certify.bounds.centred import centred_bound
 from certify.bounds.norm_bounds import SupNormBounder, box_bounds
 from certify.bounds.slopes import slope_ranges
 from certify.config import BoundKind
+from certify.ir import activations as acts
+from certify.ir.numerics import induced_norm, interval_norm_upper, midpoints
 from certify.ir.quantity import Quantity
-from certify.bounds.centred import centred_bound
-from certify.ir.numerics import interval_norm_upper
-from certify.ir.numerics import midpoints
-from random_nets import random_net, unit_box
 
 CATALOGUE = {**{k: f() for k, f in acts.CATALOGUE.items()}, "prelu": "prelu"}
 

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from certify.ir import activations as acts
 from certify.errors import CertifyError, SystemFileError
-from certify.ir.network import Layer, Network
 from certify.importers.system_file import compose, is_system_file, load_system, read_system
+from certify.ir import activations as acts
+from certify.ir.network import Network
 from tests.random_nets import random_net
 
 ZOO = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo"

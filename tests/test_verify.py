@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from random_nets import gelu_example
 
 import certify
-from certify.ir import activations as acts
-from certify.ir.box import Box
 from certify.certificate import Verdict
 from certify.config import VerifyConfig
 from certify.errors import UsageError
+from certify.ir import activations as acts
+from certify.ir.box import Box
 from certify.ir.network import Layer, Network
 from certify.ir.numerics import induced_norm
-from random_nets import gelu_example
 
 
 def test_gelu_dissipative_but_not_contractive_with_three_equilibria():

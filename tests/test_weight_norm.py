@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
+from certify.bounds.corollary4 import product_bound
 from certify.ir import activations as acts
 from certify.ir.box import Box
 from certify.ir.network import Layer, Network
-from certify.bounds.corollary4 import product_bound
 from certify.ir.numerics import norm_upper
 
 P = [1.0, 2.0, math.inf]
@@ -24,7 +24,8 @@ def test_product_bound_dominates_samples(p, name):
     rng = np.random.default_rng(3)
     act = acts.CATALOGUE[name]()
     net = Network(
-        [Layer(rng.normal(size=(6, 2)), rng.normal(size=6), act), Layer(rng.normal(size=(6, 6)), rng.normal(size=6), act)],
+        [Layer(rng.normal(size=(6, 2)), rng.normal(size=6), act),
+         Layer(rng.normal(size=(6, 6)), rng.normal(size=6), act)],
         rng.normal(size=(2, 6)),
         rng.normal(size=2),
         skip=rng.normal(size=(2, 2)),
@@ -57,7 +58,8 @@ def test_selu_slope_enters_the_product():
 
 def test_state_only_drops_input_columns():
     rng = np.random.default_rng(0)
-    net = Network([Layer(rng.normal(size=(4, 3)), rng.normal(size=4), acts.tanh())], rng.normal(size=(2, 4)), np.zeros(2), n_states=2)
+    net = Network([Layer(rng.normal(size=(4, 3)), rng.normal(size=4), acts.tanh())], rng.normal(size=(2, 4)),
+                  np.zeros(2), n_states=2)
     box = Box(-np.ones(3), np.ones(3), n_states=2)
     full = product_bound(net, box, 2.0, state_only=False)
     states = product_bound(net, box, 2.0, state_only=True)

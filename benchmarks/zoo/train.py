@@ -1,4 +1,5 @@
-"""Train the benchmark zoo (CPU, torch, seeded) and write the ONNX files, box files and system files next to this script.
+"""Train the benchmark zoo (CPU, torch, seeded) and write the ONNX files, box files and system files next to this
+script.
 
     python benchmarks/zoo/train.py                # every model (about a minute in all on 2 cores)
     python benchmarks/zoo/train.py two_tank_svd   # one or more by name
@@ -281,7 +282,8 @@ def dcdc() -> str:
     _system_file("dcdc", plants.DCDC, 0.0, 1.0,
                  f"DC-DC converter x+ = A x + B u (x = inductor current, capacitor voltage), u = clip(pi(x), 0, 1);\n"
                  f"pi (2-8-8-1 ReLU) imitates u = clip({DCDC_U_EQ} - K (x - x_eq), 0, 1), x_eq = "
-                 f"{np.round(x_eq, 4).tolist()},\nK = {np.round(K, 4).tolist()} (LQR, Q = diag(1/0.2^2, 1/7^2), R = 1).")
+                 f"{np.round(x_eq, 4).tolist()},\nK = {np.round(K, 4).tolist()} "
+                 f"(LQR, Q = diag(1/0.2^2, 1/7^2), R = 1).")
     write_box(HERE / "dcdc.box.yaml", "DC-DC converter: current in [0, 0.2], voltage in [0, 7] (see README.md).",
               {"current": (0.0, 0.2), "voltage": (0.0, 7.0)})
     return out

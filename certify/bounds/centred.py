@@ -21,7 +21,8 @@ because diag(e_l) = diag(a_l) E diag(c_l) for any positive a_l, c_l with a_l c_l
 so ||E||_p <= 1; a_l balances the norms, :func:`_balanced_factors`), and
 |Left diag(e) Right| <= |Left| diag(delta) |Right| entrywise (with ||A||_p <= || |A| ||_p <= ||U||_p for |A| <= U).
 Left_l over its slope ranges is an interval matrix (propagated left to right from W_L), bounded by
-:func:`certify.ir.numerics.interval_norm_upper`. As the sub-box shrinks the ranges shrink, the perturbation terms vanish linearly and
+:func:`certify.ir.numerics.interval_norm_upper`. As the sub-box shrinks the ranges shrink, the perturbation terms
+vanish linearly and
 the bound tends to ||M(c)||; unlike the interval matrix bound, the first-order term keeps the cancellations of
 the weight matrices (norms of products, not of absolute values).
 
@@ -119,7 +120,7 @@ def centred_bound(mats, slopes, skip, cols: int, p: float) -> np.ndarray:
         mc_pad = mc_pad + 1e-15 * (np.abs(mc) + np.abs(s))
         mc = mc + s
     total = norm_upper(mc, p) + norm_upper(mc_pad, p)
-    for l, (left, right, rpad, delta) in enumerate(zip(_left_intervals(mats, slopes, tmax, b), rights, rpads, halves)):
+    for left, right, rpad, delta in zip(_left_intervals(mats, slopes, tmax, b), rights, rpads, halves):
         llo, lhi = left
         labs = np.maximum(np.abs(llo), np.abs(lhi))
         a, c = _balanced_factors(delta, labs, right)

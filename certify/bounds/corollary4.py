@@ -39,7 +39,8 @@ class ProductBound:
         return f"({w}) * ({s}){skip}"
 
 
-def product_bound(net: Network, box: Box, p: float, quantity: Quantity | str = Quantity.A_STAR, state_only: bool = True) -> ProductBound:
+def product_bound(net: Network, box: Box, p: float, quantity: Quantity | str = Quantity.A_STAR,
+                  state_only: bool = True) -> ProductBound:
     """Corollary 4 upper bound on sup over the box of ||A*(x)||_p (``quantity='A_STAR'``) or ||J(x)||_p ('JACOBIAN').
 
     ``state_only``: bound the state columns only (the first ``net.n_states`` inputs), as the dynamics checks need.
@@ -55,7 +56,7 @@ def product_bound(net: Network, box: Box, p: float, quantity: Quantity | str = Q
         lo, hi = (act.secant_range if q is Quantity.A_STAR else act.derivative_range)(lb.pre_lower, lb.pre_upper)
         slope_maxima.append(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) if lo.size else 0.0)
     skip_norm = norm_upper(net.skip[:, :cols], p) if net.skip is not None else 0.0
-    value = float(np.prod(weight_norms)) * float(np.prod(slope_maxima)) if slope_maxima else float(np.prod(weight_norms))
+    value = float(np.prod(weight_norms)) * (float(np.prod(slope_maxima)) if slope_maxima else 1.0)
     value = value * product_pad(len(weight_norms) + len(slope_maxima))
     if net.skip is not None:
         if not net.layers:

@@ -28,7 +28,6 @@ from .centred import centred_bound
 from .corollary4 import product_bound
 from .slopes import matrix_enclosure, slope_ranges
 
-
 DEFAULT_BOUNDS = (BoundKind.INTERVAL, BoundKind.CENTRED)
 
 

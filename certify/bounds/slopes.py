@@ -23,7 +23,8 @@ def interval_preactivations(net: Network, lo: np.ndarray, hi: np.ndarray) -> lis
     """Interval bounds on every hidden layer's pre-activations over B boxes at once.
 
     ``lo``/``hi``: (B, n_in). Returns per hidden layer (lower, upper) of shape (B, n_{l+1}); for each box these
-    equal :func:`certify.bounds.interval.interval_bounds` (the same :func:`~certify.bounds.interval.affine_interval` arithmetic with
+    equal :func:`certify.bounds.interval.interval_bounds` (the same :func:`~certify.bounds.interval.affine_interval`
+    arithmetic with
     its rounding pad, and the activations' outward-rounded value ranges).
     """
     out = []

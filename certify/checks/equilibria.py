@@ -43,7 +43,7 @@ def check_equilibria(net: Network, box: Box, config: VerifyConfig, memo: Samplin
                            "exogenous inputs are not supported by the equilibrium search yet")
     if not net.piecewise_linear:
         return _smooth_equilibria(net, box, config, start)
-    res = find_equilibria(net, box, config.norm, min_radius=config.regions.min_radius, timeout=config.timeout)
+    res = find_equilibria(net, box, config)
     points = _listed(res.points)
     details = EquilibriaDetails(points, res.norm_lower, res.norm_upper, res.complete, regions=res.regions)
     if res.complete and res.consistent:

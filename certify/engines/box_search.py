@@ -274,7 +274,6 @@ def box_search(query: Query) -> EngineResult:
         reason = f"gap closed to the tolerance {options.gap_tol:g}"
     counts = SearchCounts(boxes=problem.boxes, sdp_calls=problem.sdp_calls, sdp_seconds=problem.sdp_seconds,
                           wins=tuple((k.value, int(v)) for k, v in problem.wins.items()))
-    exact = query.threshold is None and run.open == 0 and upper <= incumbent.value
     return EngineResult(incumbent.value, upper, incumbent.point, incumbent.data, run.open == 0,
                         time.perf_counter() - t0, reason, run.trace, outcome, counts, proven,
                         method="boxes")

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import VerifyConfig
 from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.network import Network
-from ..ir.numerics import induced_norm, vector_norm
+from ..ir.numerics import check_norm, induced_norm, vector_norm
+from ..solvers import registry
 from ..solvers.base import LinearProgram, SolveStatus
-from ..solvers.lp import solve_lp
-from .regions import DEFAULT_MIN_RADIUS, ActivationRegion, enumerate_regions
+from .regions import ActivationRegion, enumerate_regions
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +53,7 @@ class EquilibriaResult:
     reason: str = ""
 
 
-def _has_fixed_point(box: Box, region: ActivationRegion, a: np.ndarray, slack: float) -> bool:
+def _has_fixed_point(box: Box, region: ActivationRegion, a: np.ndarray, slack: float, solver) -> bool:
     """False only when an LP proves that no x in the region (enlarged by ``slack``) solves (I - M) x = c within
     ``slack``: a singular region can then hold no equilibrium at all (e.g. a saturated controller pushing a
     marginally stable plant). Any other LP outcome (feasible, or a status other than infeasible) answers True,
@@ -67,18 +68,20 @@ def _has_fixed_point(box: Box, region: ActivationRegion, a: np.ndarray, slack: f
         lower=box.lower - slack,
         upper=box.upper + slack,
     )
-    return solve_lp(lp).status is not SolveStatus.INFEASIBLE
+    return solver.solve(lp, 60.0).status is not SolveStatus.INFEASIBLE
 
 
-def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float = DEFAULT_MIN_RADIUS,
-                    tol: float = 1e-9, timeout: float = math.inf) -> EquilibriaResult:
-    """Every isolated equilibrium of x+ = f(x) in the box (see the module docstring); norm p in {1, 2, inf}.
+def find_equilibria(net: Network, box: Box, config: VerifyConfig | None = None, tol: float = 1e-9) -> EquilibriaResult:
+    """Every isolated equilibrium of x+ = f(x) in the box (see the module docstring) and the Corollary 3 bounds in
+    the norm ``config.norm``; regions by ``config.regions.min_radius`` within ``config.timeout``; the LPs that
+    settle singular regions go to ``config.solvers.lp_relaxation``. ``tol``: the replay tolerance.
 
     Raises :class:`UsageError` unless the net is piecewise linear and autonomous (n_out == n_in == n_states).
     """
-    p = float(norm)
-    if p not in (1.0, 2.0, math.inf):
-        raise UsageError(f"norm must be 1, 2 or inf, got {norm}")
+    config = VerifyConfig() if config is None else config
+    p = check_norm(config.norm)
+    min_radius, timeout = config.regions.min_radius, config.timeout
+    solver = registry.get_backend(config.solvers.lp_relaxation)
     if not (net.n_out == net.n_in == net.n_states):
         raise UsageError(f"equilibria need an autonomous net with as many outputs as states (got {net.describe()},"
                          f" {net.n_states} states); exogenous inputs are not supported yet")
@@ -92,7 +95,7 @@ def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float
         a = eye - r.m
         sv = np.linalg.svd(a, compute_uv=False)
         if sv[-1] <= 1e-12 * max(sv[0], 1.0):
-            if _has_fixed_point(box, r, a, tol * scale):
+            if _has_fixed_point(box, r, a, tol * scale, solver):
                 singular.append(r)
             continue
         x = np.linalg.solve(a, r.c)
@@ -101,13 +104,13 @@ def find_equilibria(net: Network, box: Box, norm: float = 2.0, min_radius: float
         # is settled by the LP test rather than dismissed.
         shaky = sv[-1] <= 1e-6 * max(sv[0], 1.0)
         if not (box.contains(x, slack) and r.contains(x, slack)):
-            if shaky and _has_fixed_point(box, r, a, slack):
+            if shaky and _has_fixed_point(box, r, a, slack, solver):
                 singular.append(r)
             continue
         x = box.clip(x)
         fx = net.forward(x)
         if np.max(np.abs(fx - x)) > tol * (1.0 + np.max(np.abs(x))):
-            if _has_fixed_point(box, r, a, slack):
+            if _has_fixed_point(box, r, a, slack, solver):
                 singular.append(r)
             continue
         if any(np.max(np.abs(x - y)) <= 1e-7 * scale for y in found):

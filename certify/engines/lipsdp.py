@@ -53,8 +53,9 @@ from ..ir.box import Box
 from ..ir.network import Network
 from ..ir.numerics import norm_upper
 from ..ir.quantity import Quantity
-from ..solvers.base import SolveStatus
-from ..solvers.sdp import SemidefiniteProgram, solve_sdp
+from ..solvers import registry
+from ..solvers.base import SolveResult, SolveStatus
+from ..solvers.sdp import SemidefiniteProgram
 
 _EPS = np.finfo(np.float64).eps
 
@@ -202,7 +203,10 @@ def build_lmi(
         c_abs[:, :n0] += np.abs(skip)
     n_max = max(max(w.shape) for w in ws)
     gamma = 16.0 * (len(ws) + 3) * (n_max + n) * _EPS
-    cat = (lambda xs, width: np.concatenate(xs) if xs else np.zeros((0, width)))
+
+    def cat(xs, width):
+        return np.concatenate(xs) if xs else np.zeros((0, width))
+
     return LipschitzLMI(
         n_in=n0,
         c=c,
@@ -393,7 +397,12 @@ def lipschitz_sdp(
 def _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin):
     """One solve and its float64 re-check: (SolveResult, LMICheck, raw sqrt(rho) or None)."""
     program = to_program(data, scale, g_margin=g_margin)
-    result = solve_sdp(program, backend=backend, tol=tol, time_limit=time_limit, max_iters=max_iters)
+    try:
+        solver = registry.get_backend(backend, registry.ProblemKind.SDP)
+    except registry.UnknownBackendError as exc:
+        result = SolveResult(SolveStatus.NOT_INSTALLED, backend=str(backend), message=str(exc))
+    else:
+        result = solver.solve(program, time_limit=time_limit, tol=tol, max_iters=max_iters)
     if result.x is None:
         return result, LMICheck(None, math.nan, math.nan, math.nan, "no solution"), None
     rho = float(result.x[0]) * scale * scale

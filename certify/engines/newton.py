@@ -1,14 +1,16 @@
 """Equilibria x = f(x) of nets with any activation: Newton's method, a Krawczyk proof, and Corollary 3 over a box.
 
 * :func:`newton_equilibria`: damped Newton on g(x) = f(x) - x from many starts (the seeded design of
-  :func:`certify.engines.sampling.sample_points`: centre, vertices, face centres, Sobol), batched in float64 torch; every
+  :func:`certify.engines.sampling.sample_points`: centre, vertices, face centres, Sobol), batched in float64 torch;
+  every
   converged point is replayed through the float64 IR (``Network.forward``: |f(x) - x|_inf <= tol (1 + |x|_inf))
   and must lie in the box; duplicates are merged. It finds equilibria, it does not prove there are no others.
 * :func:`krawczyk`: a proof that a small box around a Newton point holds exactly one equilibrium. With
   X = [x_hat - r, x_hat + r], Y ~ (J(x_hat) - I)^-1 and G an interval matrix holding the (generalised)
   Jacobian of g over X, the Krawczyk operator K = x_hat - Y g(x_hat) + (I - Y G)(X - x_hat) satisfies: if
   K lies in the interior of X, g has exactly one zero in X. g(x_hat) is enclosed by interval arithmetic on the
-  degenerate box (:func:`certify.bounds.interval.output_interval`), G by :func:`certify.engines.box_search.matrix_enclosure` with
+  degenerate box (:func:`certify.bounds.interval.output_interval`), G by
+  :func:`certify.engines.box_search.matrix_enclosure` with
   derivative ranges; every product is done in centre-radius form and padded for rounding.
 * :func:`equilibrium_norm_bounds`: Corollary 3 over X (DESIGN.md section 2): every equilibrium x_bar in X has
   inf_X ||b*|| / sup_X ||I - A*|| <= ||x_bar|| <= sup_X ||b*|| / (1 - rho_A) (the upper one when rho_A < 1).
@@ -33,8 +35,8 @@ from ..bounds.interval import output_interval
 from ..bounds.slopes import matrix_enclosure, slope_ranges
 from ..config import SdpUse, VerifyConfig
 from ..errors import UsageError
-from ..ir.box import Box
 from ..ir import kernels
+from ..ir.box import Box
 from ..ir.kernels import TorchNet
 from ..ir.network import Network
 from ..ir.numerics import EPS, TINY, affine_interval, vector_norm

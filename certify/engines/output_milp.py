@@ -27,7 +27,8 @@ from ..ir.box import Box
 from ..ir.network import Network
 from ..solvers import registry
 from ..solvers.base import SolveStatus
-from .milp_encoding import analysis_bounds, encode_network, output_padding
+from .milp_analyses import analysis_bounds
+from .milp_encoding import encode_network, output_padding
 from .violation_search import violation
 
 

@@ -4,7 +4,8 @@ The nodes are those of the region traversal (:class:`certify.engines.regions.Tra
 some neurons, layer by layer, and carries its polytope and verified interior points. On a node, layer l's
 pre-activations z_l = G x + g are exact; the rest of the chain is relaxed:
 
-* bounds on every later pre-activation over the node (CROWN back-substitution, :func:`certify.bounds.interval.chain_bounds`,
+* bounds on every later pre-activation over the node (CROWN back-substitution,
+:func:`certify.bounds.interval.chain_bounds`,
   with the node's fixed neurons exact) give each neuron a slope interval [s_lo, s_hi] (the min/max slope of the
   pieces its interval meets; a single value for stable neurons);
 * M = W_L D_{L-1} ... D_l G (+ S) with D_k in those intervals is enclosed entrywise by interval matrix
@@ -19,7 +20,8 @@ pre-activations z_l = G x + g are exact; the rest of the chain is relaxed:
   breakpoint (so its pattern is that of a full-dimensional region, not an artefact of rounding on a face), exact at
   leaves (float64, SVD for p = 2).
 
-Best-first search on the upper bound (:func:`certify.engines.search.best_first`). A node is pruned when its bound is <= the best lower bound (exact value)
+Best-first search on the upper bound (:func:`certify.engines.search.best_first`). A node is pruned when its bound is
+<= the best lower bound (exact value)
 or <= max(threshold, lower) (certifying: ``threshold`` = 1 - margin). Slivers the traversal drops (LP slack in
 [-empty_tol, tol]) are not trusted to be empty: each gets the relaxation bound of its node with that piece
 fixed, and is searched like any node (its sub-pieces get LPs; those proven empty are dropped), so a leaf
@@ -37,7 +39,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -134,7 +135,8 @@ class NodeBounder:
         s_lo or s_hi), when there are at most ``_VERTEX_MAX`` unstable neurons (else inf).
 
         Sound: M is affine in each single slope (each appears once in the product) and the norm is convex, so the
-        max over the slope box sits at a vertex; padded as in :func:`certify.ir.numerics.norm_upper` (norm rounding) plus ``CHAIN_PAD`` times
+        max over the slope box sits at a vertex; padded as in :func:`certify.ir.numerics.norm_upper` (norm rounding)
+        plus ``CHAIN_PAD`` times
         the norm of ``mag`` (the same chain in absolute values: product rounding)."""
         k = sum(int(np.count_nonzero(sl != sh)) for sl, sh in ranges)
         if k > _VERTEX_MAX:
@@ -262,7 +264,7 @@ def region_search(query: Query) -> EngineResult:
                if net.piecewise_linear else f"the exact core needs piecewise-linear activations ({net.describe()})")
         return unsupported(query, why, t0)
     options = query.config.regions
-    tr = Traversal(net, box, options.min_radius)
+    tr = Traversal(net, box, options.min_radius, lp_backend=query.config.solvers.lp)
     bounder = NodeBounder(tr, p, cols)
     incumbent = Incumbent(*sample_lower(tr, p, cols, options.samples, query.seed))
     problem = _RegionProblem(tr, bounder, p, cols)

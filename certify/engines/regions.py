@@ -41,8 +41,8 @@ from ..ir.box import Box
 from ..ir.network import Network
 from ..ir.numerics import affine_interval
 from ..ir.pieces import Pieces, pieces
+from ..solvers import registry
 from ..solvers.base import SolveStatus
-from ..solvers.lp import LPSolver
 
 DEFAULT_MIN_RADIUS = 1e-8
 
@@ -119,20 +119,23 @@ class Traversal:
     ``expand(node, on_thin)`` resolves neurons until the node is a leaf (returns ``("leaf", node)``) or needs a
     branch (returns ``("branch", children)``); ``on_thin(node, neuron, item)`` is called for each dropped sliver,
     where ``item`` can be passed to :meth:`sliver_child` to build the sliver's node (no interior point, uncertain).
-    ``solver``: a :class:`certify.solvers.lp.LPSolver` (default: a new one) for the Chebyshev LPs; it keeps the LP of the
+    ``solver``: an LP-sequence back-end (default: a new ``lp_backend`` from :mod:`certify.solvers.registry`, a
+    :class:`certify.solvers.lp.LPSolver`) for the Chebyshev LPs; it keeps the LP of the
     node expanded last loaded and adds the rows of its descendants (DFS order makes most LPs warm starts); the
     bounding-box LPs have their own instance. Warm starts change no soundness assumption: every status is
     checked to be OPTIMAL and every returned point is re-checked in float64.
     """
 
-    def __init__(self, net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS, solver=None) -> None:
+    def __init__(self, net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS, solver=None,
+                 lp_backend: str = "highs") -> None:
         if not net.piecewise_linear:
             raise UsageError(f"region traversal needs piecewise-linear activations, got {net.describe()}")
         if box.dim != net.n_in:
             raise UsageError(f"the box has {box.dim} coordinates but the net takes {net.n_in} inputs")
         self.net, self.box = net, box
-        self.solver = solver or LPSolver()  # Chebyshev LPs (keeps the current node's LP loaded)
-        self.bbox_solver = LPSolver()  # bounding-box LPs (their own instance, so both stay warm)
+        lp = registry.ProblemKind.LP_SEQUENCE
+        self.solver = solver or registry.get_backend(lp_backend, lp)  # Chebyshev LPs (the current node's LP loaded)
+        self.bbox_solver = registry.get_backend(lp_backend, lp)  # bounding-box LPs (their own, so both stay warm)
         self._loaded = None  # (key, rows a, rhs b) of the Chebyshev LP loaded in ``solver``
         self._bbox_loaded = None  # the same for the polytope loaded in ``bbox_solver``
         self.lo, self.hi = box.lower, box.upper

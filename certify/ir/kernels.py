@@ -32,7 +32,7 @@ from .numerics import check_norm
 
 @dataclass(frozen=True, eq=False)
 class TorchNet:
-    """The tensors of a :class:`Network` on one device and dtype, for batched kernels (see :mod:`certify.ir.kernels`)."""
+    """The tensors of a :class:`~certify.ir.network.Network` on one device and dtype, for the batched kernels."""
 
     weights: tuple[torch.Tensor, ...]
     biases: tuple[torch.Tensor, ...]
@@ -65,7 +65,7 @@ def preactivations(net: TorchNet, x: torch.Tensor) -> list[torch.Tensor]:
     """Pre-activations z_l, each (B, n_{l+1})."""
     zs = []
     h = x
-    for i, (w, b, act) in enumerate(zip(net.weights, net.biases, net.activations)):
+    for i, (w, b) in enumerate(zip(net.weights, net.biases)):
         if i:
             h = net.activations[i - 1].value(zs[-1])
         zs.append(torch.addmm(b, h, w.T))

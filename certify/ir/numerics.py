@@ -86,7 +86,8 @@ def induced_norm(m: np.ndarray, p: float) -> float | np.ndarray:
 def norm_upper(m: np.ndarray, p: float) -> float | np.ndarray:
     """Sound upper bound on ||m||_p of a stored (k, n) matrix (a float) or (B, k, n) batch ((B,)).
 
-    ``induced_norm`` padded by ``NORM_PAD * (1 + max(k, n))`` (relative) and ``TINY``; a matrix with a non-finite entry (overflow)
+    ``induced_norm`` padded by ``NORM_PAD * (1 + max(k, n))`` (relative) and ``TINY``; a matrix with a non-finite
+    entry (overflow)
     has no finite bound: inf (never NaN, and the SVD is not asked)."""
     a = np.asarray(m, dtype=np.float64)
     single = a.ndim == 2

@@ -10,6 +10,7 @@ import base64
 import html
 import math
 import xml.etree.ElementTree as ET
+
 import numpy as np
 
 from ..certificate import CheckName, EquilibriaDetails, Verdict
@@ -65,7 +66,8 @@ def to_markdown(report) -> str:
         "",
         f"* model: `{report.model_path}` ({report.model_description})",
         f"* sha256: `{report.model_sha256 or '-'}`",
-        f"* region: {', '.join(f'{n} in [{lo:g}, {hi:g}]' for n, lo, hi in zip(report.box.names, report.box.lower, report.box.upper))}",
+        "* region: " + ", ".join(f"{n} in [{lo:g}, {hi:g}]"
+                                 for n, lo, hi in zip(report.box.names, report.box.lower, report.box.upper)),
         f"* norm: {norm_label(report.norm)}, margin: {report.margin:g}",
         f"* **verdict: {report.verdict.value}**",
         "",

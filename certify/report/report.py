@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-
 from pathlib import Path
 
 from ..certificate import CheckResult, Verdict, overall_verdict
