@@ -6,9 +6,12 @@ import hashlib
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from .certificate import CheckName
 from .checks import DEFAULT_CHECKS, align, parse_checks, run_checks
 from .config import VerifyConfig
+from .errors import ModelMismatchError
 from .importers.region_file import Region, load_region
 from .ir.box import Box
 from .ir.network import Network
@@ -21,6 +24,7 @@ def load(path: str | Path, n_states: int | None = None) -> Network:
     An ONNX model is refused if the IR disagrees with onnxruntime; a system file composes plant and controller
     into one IR (see :mod:`certify.importers.system_file`).
     """
+    # deferred on purpose: the ONNX importers load onnx and onnxruntime, which a run on a Network does not need
     from .importers.system_file import is_system_file, load_system
 
     if is_system_file(path):
@@ -93,10 +97,7 @@ def _recheck_on_box(net: Network, path: str, box: Box, config: VerifyConfig) -> 
     For a system file the controller is checked on the state part of those points and the composed IR against
     simulating the plant with the controller.
     """
-    import numpy as np
-
-    from .errors import ModelMismatchError
-    from .importers import check_agreement_onnx
+    from .importers import check_agreement_onnx  # deferred on purpose (onnxruntime), as in load()
     from .importers.system_file import is_system_file, read_system
 
     rng = np.random.default_rng(config.seed)

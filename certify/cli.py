@@ -7,6 +7,7 @@ Exit codes: 0 every requested check certified, 1 any falsified, 2 otherwise unkn
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -58,9 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _writable(option: str, path: str) -> None:
     """Refuse an output path that cannot be written, before any long computation starts."""
-    import os
-
-    from .errors import UsageError
+    from .errors import UsageError  # the command imports certify lazily: --help answers without loading engines
 
     parent = Path(path).resolve().parent
     if not parent.is_dir():
@@ -92,6 +91,7 @@ def _progress(quiet: bool):
 
 
 def run(argv: list[str] | None = None) -> int:
+    # deferred on purpose: the engines (and torch) load only once the arguments parse
     from .api import config_for_region, verify
     from .checks import parse_checks
     from .errors import CertifyError
@@ -153,8 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = run(argv)
     except BrokenPipeError:  # e.g. `certify ... | head`: the reader left; not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_UNKNOWN
     except KeyboardInterrupt:
@@ -163,8 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help
         code = exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # a bug: one line, not a traceback; CERTIFY_DEBUG=1 shows it
-        import os
-
         if os.environ.get("CERTIFY_DEBUG"):
             raise
         print(f"certify: internal error: {type(exc).__name__}: {exc} (set CERTIFY_DEBUG=1 for details; "

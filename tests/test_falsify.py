@@ -211,7 +211,7 @@ def test_one_d_relu_narrow_bump_found_by_region_hopping():
 def test_ray_walk_visits_every_region_on_the_line_including_slivers():
     """relu(x - a_i) with kinks a = 0.2, 0.2 + 1e-9, 0.7 and a second layer kink at x = 0.45 (on (0.2, 0.7)
     h = 2x - 0.4 - 1e-9 > 0.5 iff x > 0.45 + 5e-10): the walk from 0 to 1 yields one midpoint per segment."""
-    from certify.engines.sampling import _ray_midpoints
+    from certify.engines.sampling import ray_midpoints
 
     a = np.array([0.2, 0.2 + 1e-9, 0.7])
     l0 = Layer(np.ones((3, 1)), -a, acts.relu())
@@ -219,7 +219,7 @@ def test_ray_walk_visits_every_region_on_the_line_including_slivers():
     net = Network((l0, l1), np.ones((1, 1)), np.zeros(1))
     tn = TorchNet.of(net)
     lo, hi = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
-    mids = _ray_midpoints(tn, torch.zeros((1, 1), dtype=torch.float64), torch.ones((1, 1), dtype=torch.float64),
+    mids = ray_midpoints(tn, torch.zeros((1, 1), dtype=torch.float64), torch.ones((1, 1), dtype=torch.float64),
                           lo, hi, steps=50).numpy()[:, 0]
     kinks = [0.0, 0.2, 0.2 + 1e-9, 0.45 + 5e-10, 0.7, 1.0]
     want = [(u + v) / 2 for u, v in zip(kinks[:-1], kinks[1:])]

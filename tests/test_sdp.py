@@ -193,10 +193,10 @@ def _solved_small_problem():
     res = lipschitz_sdp(weights, lower, upper, backend=ACCURATE)
     assert res.value is not None, res.reason
     # multipliers for the accepted value: the tightest rho for the solver's t is what lipschitz_sdp re-checked
-    from certify.engines.lipsdp import _gain_scale, to_program
+    from certify.engines.lipsdp import gain_scale, to_program
     from certify.solvers.sdp import solve_sdp
 
-    scale = _gain_scale(data)
+    scale = gain_scale(data)
     sol = solve_sdp(to_program(data, scale), backend=ACCURATE, tol=1e-8)
     t = sol.x[1:] * scale * scale
     return data, weights, lower, upper, res, t

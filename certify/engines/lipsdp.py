@@ -303,7 +303,7 @@ def tightest_rho(data: LipschitzLMI, t: np.ndarray) -> float | None:
 
 
 # ----------------------------------------------------------------------------------------------- solver data
-def _gain_scale(data: LipschitzLMI) -> float:
+def gain_scale(data: LipschitzLMI) -> float:
     """A positive scale of the gain used to normalise the SDP (the solver sees rho / scale^2 ~ 1)."""
     s = float(np.linalg.norm(data.c, 2)) if data.c.size else 0.0
     return s if s > 0 and math.isfinite(s) else 1.0
@@ -368,7 +368,7 @@ def lipschitz_sdp(
     """
     start = time.perf_counter()
     data = build_lmi(weights, slope_lower, slope_upper, skip)
-    scale = _gain_scale(data)
+    scale = gain_scale(data)
     # Pass 1 keeps a margin of tol on the free-output block (costs about tol relative); when its solution is
     # optimal but fails the re-check (the solver stopped on that block's boundary), pass 2 asks for 100 tol.
     res = _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin=tol)

@@ -240,7 +240,7 @@ def _hyperplane_hops(tnet: TorchNet, x: torch.Tensor, lo: torch.Tensor, hi: torc
     return _clip(x.unsqueeze(1) - push.unsqueeze(-1) * g_sel, lo, hi).reshape(-1, n)
 
 
-def _ray_midpoints(
+def ray_midpoints(
     tnet: TorchNet, origin: torch.Tensor, direction: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, steps: int
 ) -> torch.Tensor:
     """Midpoints of the successive activation regions along rays x = o + t d, t >= 0, up to the box boundary.
@@ -298,7 +298,7 @@ def _local_pwl(tnet, inc: _Incumbents, quantity, p, columns, lo, hi, gen, budget
         n_lines = max(1, quota // (4 * _RAY_STEPS))
         origins = x[torch.arange(n_lines, device=x.device) % k]
         dirs = torch.randn((n_lines, n), generator=gen, dtype=torch.float64).to(x.device) * radius
-        rays = _ray_midpoints(tnet, origins.repeat(2, 1), torch.cat([dirs, -dirs]), lo, hi, _RAY_STEPS)
+        rays = ray_midpoints(tnet, origins.repeat(2, 1), torch.cat([dirs, -dirs]), lo, hi, _RAY_STEPS)
         hops = _hyperplane_hops(tnet, x[: max(1, quota // (4 * _HOPS_PER_POINT))], lo, hi)
         scale = 0.3 * 0.5 ** (r % 12)
         n_gauss = max(1, quota // (4 * k))

@@ -17,10 +17,11 @@ import numpy as np
 
 from ..ir.box import Box
 from ..ir.network import Network
+from ..ir.numerics import induced_norm
 
 
 def _figure(width=5.0, height=4.2):
-    import matplotlib
+    import matplotlib  # deferred on purpose: matplotlib loads only when a report draws pictures
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
@@ -46,8 +47,6 @@ def _slice_grid(box: Box, dims: tuple[int, int], n: int) -> tuple[np.ndarray, np
 
 
 def _state_norms(net: Network, pts: np.ndarray, p: float, quantity: str) -> np.ndarray:
-    from ..ir.numerics import induced_norm
-
     mats = net.pwa(pts)[0] if quantity == "A_STAR" else net.jacobian(pts)
     return np.asarray(induced_norm(mats[:, :, : net.n_states], p))
 
