@@ -82,10 +82,6 @@ def _gelu_tanh_derivative(z: float) -> float:
     return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * z * z)
 
 
-def _gelu_tanh_value(z: float) -> float:
-    return 0.5 * z * (1 + math.tanh(_SQRT_2_OVER_PI * (z + _GELU_TANH_C * z**3)))
-
-
 def _numeric_derivative_root(f: Callable[[float], float], a: float, b: float) -> float:
     """Critical point of f on [a, b] where f' changes sign (f' by a central difference, then bisection)."""
     h = 1e-6
