@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import ModelError
 from ..ir.network import Network
-from .graph import SUPPORTED_OPS
+from .operators import SUPPORTED_OPS
 from .onnx_import import check_agreement_onnx, load_onnx
 from .torch_import import check_agreement_torch, from_torch
 

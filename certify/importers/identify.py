@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..ir.activations import CATALOGUE, Activation, ActivationKind
+from .symbolic import Affine, Elementwise, affine_scalar, merge_unique
 
 _CORE = np.linspace(-20.0, 20.0, 2001)
 _EXTRA = np.concatenate([s * np.logspace(-6, 4, 11) for s in (-1.0, 1.0)])
@@ -70,4 +71,24 @@ def identify(
             continue
         if np.all(np.abs(gv - (a * sv + c)) <= _TOL * (1.0 + np.abs(gv))):
             return act, a, c
+    return None
+
+
+def _identify_or_none(fn, leaves, m):
+    try:
+        return identify(fn, leaves, m)
+    except (RuntimeError, ValueError, TypeError):  # an expression torch cannot evaluate: not an activation
+        return None
+
+
+def identify_expression(e: Elementwise) -> tuple[Activation, float, float, Affine] | None:
+    """(sigma, a, c, z): e = scale * (a sigma(z) + c) + shift, with z = base or one of e's variables; or None."""
+    m = max([len(leaf.slopes) for leaf in e.leaves if leaf.kind is ActivationKind.PRELU] + [1])
+    for c, d in merge_unique(((1.0, 0.0),), e.args):
+        if (c, d) == (1.0, 0.0):
+            found = _identify_or_none(e.fn, e.leaves, m)
+        else:  # look for the activation in the variable s = c * t + d
+            found = _identify_or_none(lambda s, fn=e.fn, c=c, d=d: fn((s - d) / c), e.leaves, m)
+        if found is not None:
+            return (*found, affine_scalar(e.base, c, d))
     return None

@@ -106,6 +106,15 @@ class Elementwise:
 Value = Const | Affine | Elementwise
 
 
+def merge_unique(a: tuple, b: tuple) -> tuple:
+    """``a`` followed by the entries of ``b`` not already in it (compared by identity or equality)."""
+    out = list(a)
+    for x in b:
+        if all(x is not y and x != y for y in out):
+            out.append(x)
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- basis bookkeeping
 def basis_size(level: int, n_in: int, widths: list[int]) -> int:
     """nb of a level: n_in at level 0, n_k + n_in at level k >= 1."""
