@@ -547,6 +547,149 @@ def test_near_miss_of_a_pattern_is_refused_not_misidentified(tmp_path):
         load_onnx(path)
 
 
+# --------------------------------------------------------------------------- structural recognition only
+def _elementwise_model(tmp_path: Path, build, name: str = "model.onnx", dtype=F32) -> Path:
+    """x [batch, 3] -> z = Gemm -> build(graph, z) -> Gemm to 1 output."""
+    g = Graph(dtype)
+    z = g.gemm("x", np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, -0.5, 1.0]]), np.array([0.1, 0.0, -0.2]))
+    out = g.gemm(build(g, z), np.ones((1, 3)), np.zeros(1))
+    return save(g.model([("x", ["batch", 3])], out, None, 17), tmp_path, name)
+
+
+def _crafted_jump(g: Graph, z: str) -> str:
+    """Where(z > a, Where(z < a + 1e-5, c, relu(z)), relu(z)): ReLU except on a window of width 1e-5."""
+    a = 0.31234
+    jump = g.op("Greater", [z, g.const(a, "a")])
+    inner = g.op("Where", [g.op("Less", [z, g.const(a + 1e-5, "a2")]), g.const(5.0, "c"), g.op("Relu", [z])])
+    return g.op("Where", [jump, inner, g.op("Relu", [z])])
+
+
+def test_crafted_jump_is_refused_not_taken_for_relu(tmp_path):
+    """It agrees with ReLU on every grid and random point but is not ReLU: refused, naming the Where node and
+    the comparison. (The grid identification used to accept it as ReLU.)"""
+    path = _elementwise_model(tmp_path, _crafted_jump)
+    x = np.array([[0.31234 + 5e-6 - 0.1, 0.0, 0.0]])  # z_0 = 0.31234 + 5e-6: inside the window
+    assert ort_forward(path, x)[0, 0] == pytest.approx(5.0, abs=1e-5)  # the graph's jump (relu gives 0.31)
+    with pytest.raises(UnsupportedOperatorError, match=r"model\.onnx: node 'Where_\d+' \(Where\): operator Where "
+                                                       r"\(graph node #\d+\) on a condition computed from the "
+                                                       r"comparison \[node 'Less_\d+' \(Less\)\]") as info:
+        load_onnx(path)
+    msg = str(info.value)
+    assert "export the activation as a standard ONNX operator (Relu" in msg and "\n" not in msg
+
+
+def _sign(g, z):
+    return g.op("Sign", [z])
+
+
+def _equal(g, z):
+    return g.op("Where", [g.op("Equal", [z, g.const(0.5, "h")]), g.const(0.0, "zero"), z])
+
+
+def _abs_alone(g, z):
+    return g.op("Abs", [z])
+
+
+def _round(g, z):
+    return g.op("Round", [z])
+
+
+def _if(g, z):
+    total = g.op("Reshape", [g.gemm(z, np.ones((1, 3)), np.zeros(1)), g.const(np.zeros(0), "scalar", np.int64)])
+    cond = g.op("Greater", [total, g.const(0.0, "zero")])
+    then = helper.make_graph([helper.make_node("Relu", [z], ["t_out"])], "then", [],
+                             [helper.make_tensor_value_info("t_out", F32, None)])
+    other = helper.make_graph([helper.make_node("Identity", [z], ["e_out"])], "else", [],
+                              [helper.make_tensor_value_info("e_out", F32, None)])
+    out = g.name("if")
+    g.nodes.append(helper.make_node("If", [cond], [out], name="my_if", then_branch=then, else_branch=other))
+    return out
+
+
+def _sign_via_cast(g, z):
+    return g.op("Mul", [z, g.op("Cast", [g.op("Greater", [z, g.const(0.0, "zero")])], to=F32)])
+
+
+@pytest.mark.parametrize("build,pattern", [
+    (_sign, r"node 'Sign_\d+' \(Sign\): operator Sign \(graph node #\d+\) on an input-dependent tensor is an "
+            r"elementwise function certify does not represent"),
+    (_round, r"node 'Round_\d+' \(Round\): operator Round \(graph node #\d+\)"),
+    (_equal, r"node 'Where_\d+' \(Where\): operator Where .*\[node 'Equal_\d+' \(Equal\)\].*its condition is an? "
+             r"Equal"),
+    (_abs_alone, r"the elementwise expression built by \[node 'Abs_\d+' \(Abs\)\] is not an activation certify "
+                 r"knows"),
+    (_if, r"node 'my_if' \(If\): operator If \(graph node #\d+\) is control flow"),
+    (_sign_via_cast, r"node 'Cast_\d+' \(Cast\): operator Cast \(graph node #\d+\) uses the comparison "
+                     r"\[node 'Greater_\d+' \(Greater\)\]"),
+], ids=["sign", "round", "equal", "abs_alone", "if", "comparison_cast_to_float"])
+def test_elementwise_operators_outside_the_catalogue_are_refused(tmp_path, build, pattern):
+    path = _elementwise_model(tmp_path, build)
+    with pytest.raises(UnsupportedOperatorError, match=pattern) as info:
+        load_onnx(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg and "export" in msg and "graph node #" in msg
+
+
+def _gelu_tanh_with(cubic: float):
+    def build(g, z):
+        cube = g.op("Mul", [z, g.op("Mul", [z, z])])
+        inner = g.op("Mul", [g.constant_node(np.sqrt(2.0 / np.pi)),
+                             g.op("Add", [z, g.op("Mul", [g.constant_node(cubic), cube])])])
+        half = g.op("Mul", [g.constant_node(0.5), z])
+        return g.op("Mul", [half, g.op("Add", [g.constant_node(1.0), g.op("Tanh", [inner])])])
+    return build
+
+
+def _gelu_erf_over(divisor: float):
+    def build(g, z):
+        e = g.op("Erf", [g.op("Div", [z, g.constant_node(divisor)])])
+        return g.op("Mul", [g.op("Mul", [z, g.op("Add", [e, g.constant_node(1.0)])]), g.constant_node(0.5)])
+    return build
+
+
+@pytest.mark.parametrize("build,looks_like", [
+    (_gelu_tanh_with(0.05), r"GELU \(tanh\)"),
+    (_gelu_erf_over(1.5), r"GELU 0\.5 x \(1 \+ erf\(x / sqrt 2\)\)"),
+], ids=["gelu_tanh_0.05", "gelu_erf_over_1.5"])
+def test_pattern_with_a_wrong_constant_is_refused_not_approximated(tmp_path, build, looks_like):
+    path = _elementwise_model(tmp_path, build, dtype=F64)
+    with pytest.raises(UnsupportedOperatorError, match=r"is not an activation certify knows .*it uses the "
+                                                       rf"functions of {looks_like}.* but not its exact structure"):
+        load_onnx(path)
+
+
+def test_right_constants_in_float32_and_float64_are_recognised(tmp_path):
+    """The same GELU tanh pattern with 0.044715 (float32 or float64 constants) imports as GELU_TANH."""
+    for dtype, name in ((F32, "f32.onnx"), (F64, "f64.onnx")):
+        path = _elementwise_model(tmp_path, _gelu_tanh_with(0.044715), name, dtype)
+        net = load_onnx(path)
+        assert [a.kind for a in net.activations] == [ActivationKind.GELU_TANH]
+        assert_matches_ort(net, path, np.random.default_rng(0), 3.0, atol=2e-5)
+
+
+def _softplus_where(threshold: float, true_scale: float = 1.0):
+    def build(g, z):
+        beta = g.const(2.0, "beta")
+        s = g.op("Mul", [z, beta])
+        sp = g.op("Div", [g.op("Softplus", [s]), beta])
+        x = z if true_scale == 1.0 else g.op("Mul", [z, g.const(true_scale, "k")])
+        return g.op("Where", [g.op("Greater", [s, g.const(threshold, "thr")]), x, sp])
+    return build
+
+
+@pytest.mark.parametrize("build,reason", [
+    (_softplus_where(5.0), r"its threshold 5 is below 20"),
+    (_softplus_where(20.0, true_scale=1.1), r"its true branch is not the compared value divided by beta"),
+], ids=["low_threshold", "wrong_linear_branch"])
+def test_softplus_threshold_form_only_with_its_exact_branches(tmp_path, build, reason):
+    path = _elementwise_model(tmp_path, build)
+    with pytest.raises(UnsupportedOperatorError, match=rf"\(Where\): operator Where .*\[node 'Greater_\d+' "
+                                                       rf"\(Greater\)\].*{reason}"):
+        load_onnx(path)
+    ok = load_onnx(_elementwise_model(tmp_path, _softplus_where(20.0), "ok.onnx"))
+    assert [a.kind for a in ok.activations] == [ActivationKind.SOFTPLUS]
+
+
 def test_dropout_in_training_mode(tmp_path):
     g = Graph(F32)
     h = g.op("Dropout", [g.gemm("x", np.eye(3), np.zeros(3)), g.const(0.5, "r"), g.const(True, "t", np.bool_)])

@@ -9,14 +9,18 @@ layers and builds the ``Network``; what each operator does is a handler in the t
   operators (Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Concat, Slice, Gather, Split, Expand, Tile, Identity,
   Dropout, Cast) act on the affine coefficients, so consecutive linear operators fold into one affine map;
 * an elementwise nonlinearity makes an :class:`Elementwise` value; expressions over the same pre-activation
-  (x * sigmoid(x), the GELU written with Erf, HardSwish written with HardSigmoid) grow until a linear operator or the
-  graph output needs the value: then it is identified with an activation and *closes a layer* z -> sigma(z)
-  (:meth:`GraphEvaluator.materialize`);
+  (x * sigmoid(x), the GELU written with Erf, HardSwish written with HardSigmoid) grow, in the normal form of
+  :mod:`certify.importers.expression`, until a linear operator or the graph output needs the value: then it is
+  recognised as an activation *by its structure* (:mod:`certify.importers.patterns`; never by evaluating it) and
+  *closes a layer* z -> sigma(z) (:meth:`GraphEvaluator.materialize`);
 * an affine function of the raw input x added to one of the last hidden vector gives the skip S.
 
 Anything else (two activations in parallel, a skip into a hidden layer, a product of two input-dependent tensors,
-an operator outside the table) is refused with a message naming the node and operator. Layout operators and every
-node whose inputs are all constant are evaluated with ONNX's reference implementation (``onnx.reference``), so
+an elementwise expression that is no recognised activation, a comparison or Where outside torch's softplus
+threshold form, control flow, an operator outside the table) is refused with an
+:class:`~certify.errors.UnsupportedOperatorError` or :class:`~certify.errors.ModelError` naming the file, the node
+(name, and its index in the graph for refused operators) and the operator, and saying what to do. Layout operators
+and every node whose inputs are all constant are evaluated with ONNX's reference implementation (``onnx.reference``), so
 their semantics (negative axes, opset differences) are ONNX's own: a layout operator runs on a tensor of entry
 indices and the result says where each output entry comes from.
 """
@@ -34,9 +38,9 @@ from ..errors import ModelError, UnsupportedOperatorError
 from ..ir import activations as acts
 from ..ir.activations import ActivationKind
 from ..ir.network import Layer, Network
-from .identify import identify_expression
-from .operators import FLOAT_TYPES, OPERATORS, SUPPORTED_OPS
-from .symbolic import Affine, Const, Elementwise, Value, affine_scalar, lift
+from .operators import CONTROL_FLOW_OPS, FLOAT_TYPES, OPERATORS, SUPPORTED_OPS, UNREPRESENTED_ELEMENTWISE_OPS
+from .patterns import ADVICE, recognise, resemblance
+from .symbolic import Affine, Condition, Const, Elementwise, Value, affine_scalar, lift
 
 RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
@@ -114,7 +118,8 @@ class GraphEvaluator:
 
     ``values``: tensor name -> :data:`~certify.importers.symbolic.Value`; ``layers``/``widths`` grow as activations
     close layers (``closed_by`` names the nodes of each layer's activation, for messages); ``node_desc`` describes
-    the node being evaluated; ``n_in`` is the number of model inputs (the size of the level-0 basis).
+    the node being evaluated and ``node_index`` its position in the graph; ``n_in`` is the number of model inputs
+    (the size of the level-0 basis).
     """
 
     def __init__(self, model: onnx.ModelProto, source: str):
@@ -127,11 +132,18 @@ class GraphEvaluator:
         self.values: dict[str, Value] = {}
         self.materialized: dict[Elementwise, Affine] = {}
         self.node_desc = ""
+        self.node_index = -1
+        self.node_positions: dict[str, int] = {}
         self.needed: set[str] = set()
         self.specs = graph_inputs(model, source)
         self.n_in = sum(s.size for s in self.specs)
 
     # ------------------------------------------------------------------ messages
+    def positions(self, descs) -> str:
+        """'graph node #3' or 'graph nodes #3, #5': where the described nodes are in the graph."""
+        found = [f"#{self.node_positions[d]}" for d in descs if d in self.node_positions]
+        return f"graph node{'s' if len(found) > 1 else ''} {', '.join(found)}" if found else "graph nodes unknown"
+
     def fail(self, msg: str, kind=ModelError) -> ModelError:
         """The exception to raise: ``kind`` with the file and the current node in front of ``msg``."""
         return kind(f"{self.source}: {self.node_desc}: {msg}" if self.node_desc else f"{self.source}: {msg}")
@@ -164,7 +176,8 @@ class GraphEvaluator:
                 self.needed.update(n for n in nodes[i].input if n)
         for i, node in enumerate(nodes):
             if keep[i]:
-                self.node_desc = describe_node(node, i)
+                self.node_desc, self.node_index = describe_node(node, i), i
+                self.node_positions[self.node_desc] = i
                 try:
                     self.evaluate_node(node)
                 except ModelError as e:
@@ -178,7 +191,7 @@ class GraphEvaluator:
                     raise self.fail(
                         f"cannot import this node ({type(e).__name__}: {text}); please report this model"
                     ) from e
-        self.node_desc = ""
+        self.node_desc, self.node_index = "", -1
         return self.finish(graph.output[0].name, n_states)
 
     def evaluate_node(self, node: onnx.NodeProto) -> None:
@@ -197,15 +210,35 @@ class GraphEvaluator:
                 raise self.fail(f"input tensor {name!r} is produced by no earlier node (the graph is not sorted)")
             else:
                 inputs.append(self.values[name])
-        if node.op_type in RANDOM_OPS:
+        op, where = node.op_type, f"graph node #{self.node_index}"
+        if op in RANDOM_OPS:
             raise self.fail("random operators cannot be verified", UnsupportedOperatorError)
+        if op in CONTROL_FLOW_OPS:
+            raise self.fail(
+                f"operator {op} ({where}) is control flow (a branch or loop chosen by a tensor's value), which "
+                "certify does not import; export the inference path of the model without it", UnsupportedOperatorError
+            )
+        conditions = [v for v in inputs if isinstance(v, Condition)]
+        if conditions and op != "Where":
+            raise self.fail(
+                f"operator {op} ({where}) uses the comparison [{conditions[0].node}] "
+                f"({self.positions([conditions[0].node])}) of input-dependent tensors (a jump in the function); a "
+                "comparison is accepted only inside torch's softplus threshold form Where(beta x > threshold, x, "
+                f"softplus(beta x) / beta); {ADVICE}", UnsupportedOperatorError
+            )
         if all(v is None or isinstance(v, Const) for v in inputs):
             outs = self.fold(node, inputs)
         else:
-            handler = OPERATORS.get(node.op_type)
+            handler = OPERATORS.get(op)
+            if handler is None and op in UNREPRESENTED_ELEMENTWISE_OPS:
+                raise self.fail(
+                    f"operator {op} ({where}) on an input-dependent tensor is an elementwise function certify does "
+                    f"not represent (no activation of the catalogue, no part of a recognised pattern); {ADVICE}; "
+                    f"supported operators: {', '.join(SUPPORTED_OPS)}", UnsupportedOperatorError
+                )
             if handler is None:
                 raise self.fail(
-                    f"operator {node.op_type} is not supported on input-dependent tensors; supported operators: "
+                    f"operator {op} is not supported on input-dependent tensors ({where}); supported operators: "
                     f"{', '.join(SUPPORTED_OPS)}",
                     UnsupportedOperatorError,
                 )
@@ -263,6 +296,8 @@ class GraphEvaluator:
 
     def affine_or_const(self, v: Value) -> Affine | Const:
         """``v`` with an elementwise expression materialised (a layer closed)."""
+        if isinstance(v, Condition):
+            raise self.fail(f"uses the comparison [{v.node}] as a number; {ADVICE}", UnsupportedOperatorError)
         if isinstance(v, Elementwise):
             return self.materialize(v)
         return v
@@ -276,7 +311,8 @@ class GraphEvaluator:
         return v
 
     def materialize(self, e: Elementwise) -> Affine:
-        """Identify the expression with an activation, close a layer z -> sigma(z), return sigma(z) as Affine."""
+        """Recognise the expression as an activation (:func:`~certify.importers.patterns.recognise`, by its
+        structure only), close a layer z -> sigma(z), return a * sigma(z) + b as Affine."""
         if e in self.materialized:
             return self.materialized[e]
         z = e.base
@@ -288,20 +324,18 @@ class GraphEvaluator:
                 f"[{self.closed_by[z.level]}]: two activations in parallel (or a skip into a hidden layer); certify "
                 "supports a chain of (affine, activation) steps with a linear skip to the output only"
             )
-        if e.bare:
-            act, a, c = e.leaves[0], 1.0, 0.0
-        else:
-            found = identify_expression(e)
-            if found is None:
-                names = ", ".join(sorted(acts.CATALOGUE))
-                raise self.fail(
-                    f"the elementwise expression built by [{nodes}] is not an activation certify knows ({names}); "
-                    "export the activation as a single standard operator",
-                    UnsupportedOperatorError,
-                )
-            act, a, c, z = found
-        if act.kind is ActivationKind.IDENTITY and not e.bare:
-            out = affine_scalar(z, a, c)
+        found = recognise(e)
+        if found is None:
+            names = ", ".join(sorted(acts.CATALOGUE))
+            raise self.fail(
+                f"the elementwise expression built by [{nodes}] is not an activation certify knows ({names}): it is "
+                f"{e.poly.describe()} in t = its input ({self.positions(e.nodes)}){resemblance(e)}; {ADVICE}",
+                UnsupportedOperatorError,
+            )
+        act, a, b = found.activation, found.scale, found.shift
+        z = affine_scalar(e.base, *found.variable)
+        if act.kind is ActivationKind.IDENTITY:
+            out = affine_scalar(z, a, b)
         else:
             n_h = z.coef.shape[0] if z.level == 0 else self.widths[z.level - 1]
             if z.level > 0 and np.any(z.coef[n_h:] != 0):
@@ -315,8 +349,7 @@ class GraphEvaluator:
             self.widths.append(m)
             self.closed_by.append(nodes)
             coef = np.concatenate([np.eye(m), np.zeros((self.n_in, m))]).reshape(m + self.n_in, *z.shape)
-            out = affine_scalar(Affine(top + 1, coef, np.zeros(z.shape)), a, c)
-        out = affine_scalar(out, e.scale, e.shift)
+            out = affine_scalar(Affine(top + 1, coef, np.zeros(z.shape)), a, b)
         self.materialized[e] = out
         return out
 
@@ -328,6 +361,8 @@ class GraphEvaluator:
             raise self.fail(f"the graph output {out_name!r} is produced by no node")
         if isinstance(v, Const):
             raise self.fail(f"the graph output {out_name!r} does not depend on the input")
+        if isinstance(v, Condition):
+            raise self.fail(f"the graph output {out_name!r} is a comparison [{v.node}], not a real vector")
         self.node_desc = f"output {out_name!r}"
         v = self.affine(v)
         self.node_desc = ""

@@ -17,9 +17,19 @@ Kinds of handlers:
   constant. Identity, Dropout (not in training mode), Cast/CastLike to float types, Shape and Size pass through;
 * activation operators (Relu, LeakyRelu, PRelu, Elu, Selu, Gelu, Tanh, Sigmoid, Softplus, Clip, HardSigmoid,
   HardSwish, Max/Min with constant scalars): an activation of the catalogue (:mod:`certify.ir.activations`);
-* elementwise primitives (Erf, Exp, Log, Sqrt, Reciprocal, Abs, Pow with a constant exponent, the comparisons
-  Greater/Less/GreaterOrEqual/LessOrEqual, Where): pieces of an elementwise expression of one pre-activation,
-  accepted only once the whole expression is identified with an activation (:mod:`certify.importers.identify`).
+* elementwise primitives (Erf, Exp, Log, Sqrt, Reciprocal, Abs, Pow with a constant exponent): pieces of an
+  elementwise expression of one pre-activation, kept in normal form (:mod:`certify.importers.expression`) and
+  accepted only once the whole expression is recognised by its structure as an activation
+  (:mod:`certify.importers.patterns`); Abs alone, Erf alone, ... are refused when the expression is needed;
+* comparisons (Greater, Less, GreaterOrEqual, LessOrEqual, Equal) and Where on input-dependent values: only as
+  torch's softplus(beta, threshold) form ``Where(beta x > threshold, x, softplus(beta x) / beta)``; a comparison
+  makes a :class:`~certify.importers.symbolic.Condition` that nothing but that Where may use, and any other Where
+  on an input-dependent condition is refused. A Where with a constant condition is a fixed mask (linear).
+
+Refused on input-dependent tensors: every operator outside the table, with a message naming the node and saying
+what to do; the elementwise ones of :data:`UNREPRESENTED_ELEMENTWISE_OPS` (Sign, Round, Floor, ...) with the
+advice to export the activation as a standard operator. Control flow (:data:`CONTROL_FLOW_OPS`: If, Loop, Scan)
+is refused even on constants.
 
 :data:`SUPPORTED_OPS` is the sorted list of the table's keys.
 """
@@ -31,14 +41,15 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import onnx
-import torch
 
 from ..errors import UnsupportedOperatorError
 from ..ir import activations as acts
-from .elementwise import apply_activation, apply_primitive, binary, combine_all, pick_base
+from .elementwise import apply_activation, apply_function, binary
+from .expression import Poly
+from .patterns import ADVICE, SOFTPLUS_MIN_THRESHOLD, softplus_threshold_mismatch
 from .symbolic import (
-    Affine, Const, Elementwise, add, affine_scalar, basis_size, const_affine, lift, matmul_const_left,
-    matmul_const_right, scale, shift, transpose_last,
+    Affine, Condition, Const, Elementwise, add, affine_scalar, basis_size, const_affine, lift, matmul_const_left,
+    matmul_const_right, scalar_image, scale, shift, transpose_last,
 )
 
 if TYPE_CHECKING:
@@ -52,6 +63,15 @@ LAYOUT_DATA_INPUTS = {
     "Reshape": (0,), "Transpose": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Flatten": (0,), "Slice": (0,),
     "Gather": (0,), "Split": (0,), "Expand": (0,), "Tile": (0,), "Concat": None,
 }
+# Elementwise operators that are no activation of the catalogue and no piece of a recognised pattern: refused on
+# input-dependent tensors with the advice of patterns.ADVICE (a jump, a rounding, a logical value, ...).
+UNREPRESENTED_ELEMENTWISE_OPS = frozenset({
+    "Sign", "Round", "Floor", "Ceil", "Mod", "Not", "And", "Or", "Xor", "IsNaN", "IsInf", "BitShift", "Sin", "Cos",
+    "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Celu", "Mish", "Softsign",
+    "ThresholdedRelu", "Shrink", "Hardmax", "Trilu",
+})
+# Control flow: a branch chosen by a tensor's value (and subgraphs reading outer values): never imported.
+CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 SELU_ALPHA_F32 = 1.67326319217681884765625
 SELU_GAMMA_F32 = 1.05070102214813232421875
 
@@ -160,7 +180,7 @@ def neg(ctx: GraphEvaluator, node, inputs, attrs):
     v = inputs[0]
     if isinstance(v, Elementwise):
         return [v.outer(-1.0, 0.0)]
-    return [scale(v, np.array(-1.0))]
+    return [scalar_image(scale(v, np.array(-1.0)), v)]
 
 
 def matmul(ctx: GraphEvaluator, node, inputs, attrs):
@@ -334,7 +354,7 @@ def hard_sigmoid(ctx: GraphEvaluator, node, inputs, attrs):
     if isinstance(x, Elementwise):
         x = x.outer(alpha, beta)
     else:
-        x = affine_scalar(x, alpha, beta)
+        x = scalar_image(affine_scalar(x, alpha, beta), x)
     return [apply_activation(ctx, acts.clip(0.0, 1.0), x)]
 
 
@@ -381,45 +401,42 @@ def minimum(ctx: GraphEvaluator, node, inputs, attrs):
 
 
 # ============================================================================ elementwise primitives
-def primitive(fn) -> Handler:
-    """The handler of a one-input elementwise function that is no activation by itself (Erf, Exp, ...)."""
+def primitive(name: str) -> Handler:
+    """The handler of a one-input elementwise function that is no activation by itself (Erf, Exp, ...): a piece
+    of an elementwise expression, accepted only inside a recognised pattern (:mod:`certify.importers.patterns`)."""
 
     def handler(ctx: GraphEvaluator, node, inputs, attrs):
-        return [apply_primitive(ctx, fn, inputs[0])]
+        return [apply_function(ctx, lambda p: Poly.apply(name, p), inputs[0])]
 
-    handler.__name__ = fn.__name__
-    handler.__doc__ = f"{fn.__name__} of an input-dependent tensor: a piece of an elementwise expression."
+    handler.__name__ = name.lower()
+    handler.__doc__ = f"{name} of an input-dependent tensor: a piece of an elementwise expression."
     return handler
 
 
 def power(ctx: GraphEvaluator, node, inputs, attrs):
-    """Pow with a constant scalar exponent."""
+    """Pow with a constant scalar exponent (a small integer power is expanded: z^3 in the GELU tanh pattern)."""
     base, expo = inputs
     if not isinstance(expo, Const) or expo.scalar() is None:
         raise ctx.fail("only a constant scalar exponent is supported", UnsupportedOperatorError)
     p = expo.scalar()
     if p == 1.0:
         return [base]
-    return [apply_primitive(ctx, lambda t: torch.pow(t, p), base)]
+    return [apply_function(ctx, lambda poly: poly.power(p), base)]
 
 
-def comparison(fn) -> Handler:
-    """The handler of Greater, Less, GreaterOrEqual or LessOrEqual between functions of one pre-activation."""
-
-    def handler(ctx: GraphEvaluator, node, inputs, attrs):
-        a, b = inputs[:2]
-        out = combine_all(ctx, fn, [a, b], pick_base(a, b))
-        if out is None:
-            raise ctx.fail("compares tensors that are not functions of one pre-activation", UnsupportedOperatorError)
-        return [out]
-
-    handler.__name__ = fn.__name__
-    return handler
+def comparison(ctx: GraphEvaluator, node, inputs, attrs):
+    """Greater, Less, Equal, ... on input-dependent values: a Condition, which only a Where may use, and only in
+    torch's softplus threshold form (the Where refuses every other one, naming both nodes)."""
+    a, b = inputs[:2]
+    return [Condition(node.op_type, a, b, ctx.node_desc)]
 
 
 def where(ctx: GraphEvaluator, node, inputs, attrs):
-    """Where: a constant mask is linear; a condition on the input is a piece of an elementwise expression."""
+    """Where: a constant mask is linear; a condition on the input only as torch's softplus threshold form."""
     cond, a, b = inputs
+    if isinstance(a, Condition) or isinstance(b, Condition):
+        raise ctx.fail(f"Where selects between comparisons (graph node #{ctx.node_index}); {ADVICE}",
+                       UnsupportedOperatorError)
     if isinstance(cond, Const):  # a fixed mask: a * mask + b * (1 - mask)
         mask = np.asarray(cond.value).astype(bool)
         parts = [
@@ -429,11 +446,20 @@ def where(ctx: GraphEvaluator, node, inputs, attrs):
         if all(isinstance(p, Const) for p in parts):
             return [Const(parts[0].value + parts[1].value)]
         return [binary(ctx, "Add", *parts)]
-    out = combine_all(ctx, torch.where, [cond, a, b], pick_base(a, b, cond))
-    if out is None:
-        raise ctx.fail("Where over tensors that are not functions of one pre-activation",
-                       UnsupportedOperatorError)
-    return [out]
+    if isinstance(cond, Condition):
+        reason = softplus_threshold_mismatch(cond.op, cond.lhs, cond.rhs, a, b)
+        if reason is None:
+            return [Elementwise(b.base, b.poly, b.nodes + (cond.node, ctx.node_desc), b.variables)]
+        source = f"the comparison [{cond.node}] ({ctx.positions([cond.node])})"
+    else:
+        source, reason = "an input-dependent tensor", "its condition is not a comparison"
+    raise ctx.fail(
+        f"operator Where (graph node #{ctx.node_index}) on a condition computed from {source} makes a function "
+        "with a jump that certify does not represent; it is accepted only as torch's softplus threshold form "
+        f"Where(beta x > threshold, x, softplus(beta x) / beta) with threshold >= {SOFTPLUS_MIN_THRESHOLD:g}, and "
+        f"this one is not ({reason}); {ADVICE}",
+        UnsupportedOperatorError,
+    )
 
 
 # ============================================================================ the table
@@ -473,18 +499,19 @@ OPERATORS: dict[str, Handler] = {
     "HardSwish": hard_swish,
     "Max": maximum,
     "Min": minimum,
-    # elementwise primitives
-    "Erf": primitive(torch.erf),
-    "Exp": primitive(torch.exp),
-    "Log": primitive(torch.log),
-    "Sqrt": primitive(torch.sqrt),
-    "Reciprocal": primitive(torch.reciprocal),
-    "Abs": primitive(torch.abs),
+    # elementwise primitives: pieces of a recognised pattern only
+    "Erf": primitive("Erf"),
+    "Exp": primitive("Exp"),
+    "Log": primitive("Log"),
+    "Sqrt": primitive("Sqrt"),
+    "Reciprocal": primitive("Reciprocal"),
+    "Abs": primitive("Abs"),
     "Pow": power,
-    "Greater": comparison(torch.gt),
-    "Less": comparison(torch.lt),
-    "GreaterOrEqual": comparison(torch.ge),
-    "LessOrEqual": comparison(torch.le),
+    "Greater": comparison,
+    "Less": comparison,
+    "GreaterOrEqual": comparison,
+    "LessOrEqual": comparison,
+    "Equal": comparison,
     "Where": where,
 }
 SUPPORTED_OPS = tuple(sorted(OPERATORS))
