@@ -3,6 +3,7 @@ and every refusal (with the file, node and operator named)."""
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -698,15 +699,22 @@ def test_dropout_in_training_mode(tmp_path):
         load_onnx(path)
 
 
-def _external_model(tmp_path: Path, location: str) -> Path:
-    w = numpy_helper.from_array(np.eye(2, dtype=np.float32), "W")
-    w.data_location = TensorProto.EXTERNAL
-    w.ClearField("raw_data")
-    entry = w.external_data.add()
-    entry.key, entry.value = "location", location
+def _external_tensor(name: str, shape, location: str, **entries: str) -> TensorProto:
+    """A float32 tensor of ``shape`` whose data is external (``location`` and further entries, e.g. offset)."""
+    t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=list(shape))
+    t.data_location = TensorProto.EXTERNAL
+    for key, value in {"location": location, **entries}.items():
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    return t
+
+
+def _external_model(tmp_path: Path, location: str, extra: tuple = (), **entries: str) -> Path:
+    """y = x @ W with W (2 x 2, float32) stored in ``location``; ``extra`` initializers no node uses."""
+    w = _external_tensor("W", (2, 2), location, **entries)
     g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", F32, ["batch", 2])],
-                          [helper.make_tensor_value_info("y", F32, ["batch", 2])], initializer=[w])
+                          [helper.make_tensor_value_info("y", F32, ["batch", 2])], initializer=[w, *extra])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     path = tmp_path / "model" / "m.onnx"
     path.parent.mkdir(exist_ok=True)
@@ -746,3 +754,123 @@ def test_clip_attribute_form_at_old_opset_and_hardsigmoid_fold(tmp_path):
     np.testing.assert_allclose(net.layers[0].bias, 0.25 * np.array([0.1, -0.2]) + 0.5, rtol=1e-7)
     assert net.activations[0] == acts.clip(0.0, 1.0)
     np.testing.assert_array_equal(net.out_weight, np.eye(2))
+
+
+# --------------------------------------------------------------------------- bad files: one clear ModelError each
+def _peak_memory(fn) -> int:
+    """Peak bytes allocated (tracemalloc: Python objects and numpy arrays) while ``fn()`` runs."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("opset", [1, 6])
+def test_opset_older_than_supported_is_refused(tmp_path, opset):
+    """Opsets before 7 broadcast differently (Add's broadcast/axis attributes, Gemm-6); opset 1 used to crash."""
+    w = numpy_helper.from_array(np.eye(2, dtype=np.float32), "W")
+    b = numpy_helper.from_array(np.ones(2, dtype=np.float32), "b")
+    g = helper.make_graph([helper.make_node("Gemm", ["x", "W", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", F32, [1, 2])],
+                          [helper.make_tensor_value_info("y", F32, [1, 2])], initializer=[w, b])
+    path = tmp_path / "old.onnx"
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=4)
+                     .SerializeToString())
+    with pytest.raises(ModelError, match=rf"old\.onnx: the model uses ONNX opset {opset}; certify supports opset 7 "
+                                         r"or newer .*convert it with onnx\.version_converter"):
+        load_onnx(path)
+
+
+@pytest.mark.parametrize("entries,message", [
+    ({"length": "-16"}, r"has length '-16', not a non-negative decimal integer"),
+    ({"length": "8"}, r"declares a length of 8 bytes but the tensor \(shape \[2, 2\], type FLOAT\) has 16: the "
+                      r"length is too short"),
+    ({"length": "32"}, r"declares a length of 32 bytes .* has 16: the length is too long"),
+    ({"offset": "abc"}, r"has offset 'abc', not a non-negative decimal integer"),
+    ({"offset": "-4"}, r"has offset '-4', not a non-negative decimal integer"),
+    ({"offset": "8"}, r"asks for bytes 8\.\.24 of a 16-byte file"),
+], ids=["negative_length", "short_length", "long_length", "non_numeric_offset", "negative_offset", "past_the_end"])
+def test_external_data_with_a_bad_offset_or_length_is_refused(tmp_path, entries, message):
+    path = _external_model(tmp_path, "w.bin", **entries)
+    (path.parent / "w.bin").write_bytes(np.eye(2, dtype=np.float32).tobytes())
+    with pytest.raises(ModelError, match=rf"m\.onnx: external data 'w\.bin' of tensor 'W' {message}") as info:
+        load_onnx(path)
+    assert "\n" not in str(info.value)
+
+
+def test_external_data_location_with_a_nul_byte_is_refused(tmp_path):
+    path = _external_model(tmp_path, "w.bin\x00../../etc/passwd")
+    (path.parent / "w.bin").write_bytes(np.eye(2, dtype=np.float32).tobytes())
+    with pytest.raises(ModelError, match=r"m\.onnx: external data .* of tensor 'W': the location contains a NUL "
+                                         r"byte; the model file is damaged"):
+        load_onnx(path)
+
+
+def test_external_data_file_far_larger_than_its_tensors_is_refused_without_reading_it(tmp_path):
+    """A small model naming a 2 GiB (sparse) file for a 16-byte tensor: refused; the file is never read whole."""
+    path = _external_model(tmp_path, "big.bin")
+    with open(path.parent / "big.bin", "wb") as f:
+        f.truncate(2**31)
+    assert path.stat().st_size < 1000
+
+    def load():
+        with pytest.raises(ModelError, match=r"m\.onnx: external data file 'big\.bin' has 2147483648 bytes but the "
+                                             r"model's tensors declare only the first 16; .*save the model again"):
+            load_onnx(path)
+
+    assert _peak_memory(load) < 20 * 2**20
+
+
+def test_unused_external_initializer_is_never_read(tmp_path):
+    """A 200 MB initializer no node uses (a sparse file): the model imports, and the tensor costs no memory."""
+    unused = _external_tensor("unused", (50_000_000,), "unused.bin")
+    path = _external_model(tmp_path, "w.bin", extra=(unused,))
+    (path.parent / "w.bin").write_bytes(np.array([[1, 2], [3, 4]], dtype=np.float32).tobytes())
+    with open(path.parent / "unused.bin", "wb") as f:
+        f.truncate(200_000_000)
+    nets = []
+    assert _peak_memory(lambda: nets.append(load_onnx(path))) < 30 * 2**20
+    np.testing.assert_array_equal(nets[0].out_weight, np.array([[1, 3], [2, 4]]))
+
+
+def test_unused_embedded_initializer_is_not_materialised(tmp_path):
+    """A 32 MB initializer inside the model file that no node uses: the file is mapped, not copied, and the
+    tensor is dropped before any conversion (it used to be read, converted and serialised several times)."""
+    g = Graph(F32)
+    out = g.op("Relu", [g.gemm("x", np.eye(2), np.zeros(2))])
+    g.inits.append(numpy_helper.from_array(np.ones(8_000_000, dtype=np.float32), "unused"))
+    path = save(g.model([("x", ["batch", 2])], out, None, 17), tmp_path)
+    g.inits.clear()
+    assert path.stat().st_size > 32_000_000
+    nets = []
+    assert _peak_memory(lambda: nets.append(load_onnx(path))) < 16 * 2**20
+    assert nets[0].widths == (2,)
+
+
+@pytest.mark.parametrize("case", ["opset_1", "non_numeric_offset", "nul_location", "short_length"])
+def test_bad_files_exit_3_with_one_line(tmp_path, case, capsys):
+    """Through the command line: exit code 3 and one line on stderr, never a traceback."""
+    from certify.cli import run
+
+    if case == "opset_1":
+        g = helper.make_graph([helper.make_node("Gemm", ["x", "W", "b"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", F32, [1, 2])],
+                              [helper.make_tensor_value_info("y", F32, [1, 2])],
+                              initializer=[numpy_helper.from_array(np.eye(2, dtype=np.float32), "W"),
+                                           numpy_helper.from_array(np.ones(2, dtype=np.float32), "b")])
+        path = tmp_path / "model" / "m.onnx"
+        path.parent.mkdir()
+        path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 1)], ir_version=4)
+                         .SerializeToString())
+    else:
+        entries = {"non_numeric_offset": {"offset": "1e3"}, "nul_location": {}, "short_length": {"length": "4"}}[case]
+        path = _external_model(tmp_path, "w.bin\x00" if case == "nul_location" else "w.bin", **entries)
+        (path.parent / "w.bin").write_bytes(np.eye(2, dtype=np.float32).tobytes())
+    box = tmp_path / "box.yaml"
+    box.write_text("lower: [-1, -1]\nupper: [1, 1]\n")
+    code = run([str(path), "--region", str(box), "--check", "weight_norm"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert len(err.strip().splitlines()) == 1 and "m.onnx" in err and "Traceback" not in err

@@ -158,8 +158,6 @@ class GraphEvaluator:
             )
         if len(graph.sparse_initializer):
             raise self.fail("sparse initializers are not supported; store the weights as dense tensors")
-        for init in graph.initializer:
-            self.values[init.name] = Const(numpy_helper.to_array(init))
         offset = 0
         for spec in self.specs:
             shape = (1, spec.size) if spec.rank == 2 else (spec.size,)
@@ -174,6 +172,12 @@ class GraphEvaluator:
             if any(o in self.needed for o in nodes[i].output):
                 keep[i] = True
                 self.needed.update(n for n in nodes[i].input if n)
+        for init in graph.initializer:  # only those the output needs: an unused tensor is never converted
+            if init.name in self.needed:
+                try:
+                    self.values[init.name] = Const(numpy_helper.to_array(init))
+                except Exception as e:  # raw data of the wrong size, an unknown type: a damaged file
+                    raise self.fail(f"initializer {init.name!r} cannot be read ({_first_line(e)})") from None
         for i, node in enumerate(nodes):
             if keep[i]:
                 self.node_desc, self.node_index = describe_node(node, i), i
