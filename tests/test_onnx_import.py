@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from certify.cli import run as cli_run
 from certify.ir import activations as acts
 from certify.ir.activations import ActivationKind
 from certify.errors import ModelError, ModelMismatchError, UnsupportedOperatorError
@@ -631,6 +632,29 @@ def test_elementwise_operators_outside_the_catalogue_are_refused(tmp_path, build
     assert msg.startswith(f"{path}: ") and "\n" not in msg and "export" in msg and "graph node #" in msg
 
 
+def test_an_expression_that_would_explode_is_refused_at_once(tmp_path):
+    """tanh(z + 1) squared 30 times (a power 2^30), or Erf nested 12 deep: refused as soon as the normal form passes
+    its bounds, never expanded."""
+    def build(g, z):
+        p = g.op("Add", [z, g.const(1.0, "one")])
+        p = g.op("Tanh", [p])
+        for _ in range(30):
+            p = g.op("Mul", [p, p])
+        return p
+
+    with pytest.raises(UnsupportedOperatorError, match=r"node 'Mul_\d+' \(Mul\): the elementwise expression grows "
+                                                       r"past degree 16"):
+        load_onnx(_elementwise_model(tmp_path, build))
+
+    def nested(g, z):
+        for _ in range(12):
+            z = g.op("Erf", [z])
+        return z
+
+    with pytest.raises(UnsupportedOperatorError, match=r"\(Erf\): the elementwise expression grows past 8 nested"):
+        load_onnx(_elementwise_model(tmp_path, nested, "nested.onnx"))
+
+
 def _gelu_tanh_with(cubic: float):
     def build(g, z):
         cube = g.op("Mul", [z, g.op("Mul", [z, z])])
@@ -852,8 +876,6 @@ def test_unused_embedded_initializer_is_not_materialised(tmp_path):
 @pytest.mark.parametrize("case", ["opset_1", "non_numeric_offset", "nul_location", "short_length"])
 def test_bad_files_exit_3_with_one_line(tmp_path, case, capsys):
     """Through the command line: exit code 3 and one line on stderr, never a traceback."""
-    from certify.cli import run
-
     if case == "opset_1":
         g = helper.make_graph([helper.make_node("Gemm", ["x", "W", "b"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", F32, [1, 2])],
@@ -870,7 +892,7 @@ def test_bad_files_exit_3_with_one_line(tmp_path, case, capsys):
         (path.parent / "w.bin").write_bytes(np.eye(2, dtype=np.float32).tobytes())
     box = tmp_path / "box.yaml"
     box.write_text("lower: [-1, -1]\nupper: [1, 1]\n")
-    code = run([str(path), "--region", str(box), "--check", "weight_norm"])
+    code = cli_run([str(path), "--region", str(box), "--check", "weight_norm"])
     err = capsys.readouterr().err
     assert code == 3, err
     assert len(err.strip().splitlines()) == 1 and "m.onnx" in err and "Traceback" not in err

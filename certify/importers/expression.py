@@ -11,7 +11,9 @@ normal form compute the same real function at every point, whatever the order in
 operations. No other identity is applied (log(exp(t)) stays as written, t * (1 / t) is not 1), so a normal form
 never claims an equality that does not hold everywhere. Comparison (:func:`close`) allows a relative difference in
 each coefficient (float32 rounding of the constants an exporter writes) and nothing else: a monomial present on
-one side only is a difference.
+one side only is a difference. An expression past :data:`MAX_TERMS` terms, degree :data:`MAX_DEGREE` or
+:data:`MAX_DEPTH` nested functions is refused at once (UnsupportedOperatorError), so a hostile graph cannot make the
+normal form grow without bound.
 """
 
 from __future__ import annotations
@@ -19,9 +21,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..errors import UnsupportedOperatorError
 from ..ir.activations import Activation
 
 MAX_EXPANDED_POWER = 8
+# Bounds that no activation pattern comes near (they have at most 3 terms, degree 3, functions 2 deep): past them an
+# expression is refused at once instead of growing (squaring (x + 1) thirty times would make 2^30 terms).
+MAX_TERMS = 64
+MAX_DEGREE = 16
+MAX_DEPTH = 8
+
+
+def _too_large(what: str) -> UnsupportedOperatorError:
+    return UnsupportedOperatorError(
+        f"the elementwise expression grows past {what}; no activation certify knows is written like that: export "
+        "the activation as a standard ONNX operator"
+    )
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,10 @@ class Atom:
 
     fn: Activation | str
     arg: Poly
+
+    def __post_init__(self):
+        if self.arg.depth() >= MAX_DEPTH:
+            raise _too_large(f"{MAX_DEPTH} nested functions")
 
     @property
     def name(self) -> str:
@@ -48,6 +67,8 @@ class Monomial:
         exps: dict[Atom, int] = dict(self.factors)
         for atom, e in other.factors:
             exps[atom] = exps.get(atom, 0) + e
+        if self.power + other.power > MAX_DEGREE or any(e > MAX_DEGREE for e in exps.values()):
+            raise _too_large(f"degree {MAX_DEGREE}")
         return Monomial(self.power + other.power, tuple(sorted(exps.items(), key=repr)))
 
 
@@ -63,7 +84,10 @@ class Poly:
     # ------------------------------------------------------------------ construction
     @staticmethod
     def from_terms(terms: dict[Monomial, float]) -> Poly:
-        return Poly(tuple(sorted(((m, c) for m, c in terms.items() if c != 0.0), key=lambda mc: repr(mc[0]))))
+        kept = [(m, c) for m, c in terms.items() if c != 0.0]
+        if len(kept) > MAX_TERMS:
+            raise _too_large(f"{MAX_TERMS} terms")
+        return Poly(tuple(sorted(kept, key=lambda mc: repr(mc[0]))))
 
     @staticmethod
     def constant(c: float) -> Poly:
@@ -105,6 +129,8 @@ class Poly:
 
     def integer_power(self, n: int) -> Poly:
         """self ** n for an integer n >= 0, expanded."""
+        if n > MAX_DEGREE:
+            raise _too_large(f"degree {MAX_DEGREE}")
         out = Poly.constant(1.0)
         for _ in range(n):
             out = out * self
@@ -129,6 +155,10 @@ class Poly:
         return out
 
     # ------------------------------------------------------------------ reading
+    def depth(self) -> int:
+        """How deeply functions nest in the expression (0: a polynomial in t)."""
+        return max((1 + atom.arg.depth() for m, _ in self.terms for atom, _ in m.factors), default=0)
+
     def coefficient(self, m: Monomial) -> float:
         return dict(self.terms).get(m, 0.0)
 

@@ -76,9 +76,10 @@ class Elementwise:
     ``poly``: the expression in normal form (:class:`~certify.importers.expression.Poly`), e.g. ``relu(t)`` for a
     Relu node, ``0.5 t + 0.5 t erf(0.707107 t)`` for the GELU written with Erf;
     ``nodes``: the graph nodes the expression came from (for messages);
-    ``variables``: pairs (c, d) such that c * base + d is a tensor the expression was built from (an operand, or the
-    input of a function inside): the variables in which a pattern's constants are checked (torch's softplus(beta) is
-    written over beta * x, and 0.5 x (1 + tanh(...)) may be built on 0.5 x).
+    ``variables``: pairs (c, d) such that c * base + d is a tensor the expression was built from (an operand, the
+    tensor an operand was scaled from (:attr:`Affine.origin`), or the input of a function inside): the variables in
+    which a pattern's constants are checked (x * sigmoid(beta x) is silu in beta x, and 0.5 x (1 + tanh(...)) may be
+    built on 0.5 x).
     """
 
     base: Affine
