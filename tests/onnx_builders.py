@@ -101,6 +101,12 @@ def _gelu_erf(g: Graph, x, n, rng):
     return g.op("Mul", [m, g.constant_node(0.5)])
 
 
+def _gelu_erf_reordered(g: Graph, x, n, rng):
+    """0.5 x first, then (1 + erf(x * (1 / sqrt 2))): another exporter's order, a Mul instead of the Div."""
+    e = g.op("Erf", [g.op("Mul", [g.constant_node(1.0 / math.sqrt(2.0)), x])])
+    return g.op("Mul", [g.op("Mul", [g.constant_node(0.5), x]), g.op("Add", [g.constant_node(1.0), e])])
+
+
 def _gelu_tanh_pattern(g: Graph, x, n, rng):
     cube = g.op("Mul", [x, g.op("Mul", [x, x])])
     inner = g.op("Mul", [g.constant_node(math.sqrt(2.0 / math.pi)),
@@ -116,6 +122,7 @@ def _gelu_tanh_pow(g: Graph, x, n, rng):
 
 
 def _softplus_log_exp(g: Graph, x, n, rng):
+    """Softplus as ONNX's own function body writes it: Log(Exp(x) + 1)."""
     return g.op("Log", [g.op("Add", [g.op("Exp", [x]), g.const(1.0, "one")])])
 
 
@@ -168,6 +175,7 @@ ACTIVATION_FORMS = [
     Form("gelu_tanh_op", lambda g, x, n, r: g.op("Gelu", [x], approximate="tanh"), (ActivationKind.GELU_TANH,),
          (20,)),
     Form("gelu_erf_pattern", _gelu_erf, (ActivationKind.GELU,)),
+    Form("gelu_erf_reordered", _gelu_erf_reordered, (ActivationKind.GELU,), (17,)),
     Form("gelu_tanh_pattern", _gelu_tanh_pattern, (ActivationKind.GELU_TANH,)),
     Form("gelu_tanh_pow_pattern", _gelu_tanh_pow, (ActivationKind.GELU_TANH,), (17,)),
     Form("softplus_log_exp", _softplus_log_exp, (ActivationKind.SOFTPLUS,), (17,)),

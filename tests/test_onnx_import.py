@@ -3,6 +3,7 @@ and every refusal (with the file, node and operator named)."""
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from certify.cli import run as cli_run
 from certify.ir import activations as acts
 from certify.ir.activations import ActivationKind
 from certify.errors import ModelError, ModelMismatchError, UnsupportedOperatorError
@@ -547,6 +549,172 @@ def test_near_miss_of_a_pattern_is_refused_not_misidentified(tmp_path):
         load_onnx(path)
 
 
+# --------------------------------------------------------------------------- structural recognition only
+def _elementwise_model(tmp_path: Path, build, name: str = "model.onnx", dtype=F32) -> Path:
+    """x [batch, 3] -> z = Gemm -> build(graph, z) -> Gemm to 1 output."""
+    g = Graph(dtype)
+    z = g.gemm("x", np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, -0.5, 1.0]]), np.array([0.1, 0.0, -0.2]))
+    out = g.gemm(build(g, z), np.ones((1, 3)), np.zeros(1))
+    return save(g.model([("x", ["batch", 3])], out, None, 17), tmp_path, name)
+
+
+def _crafted_jump(g: Graph, z: str) -> str:
+    """Where(z > a, Where(z < a + 1e-5, c, relu(z)), relu(z)): ReLU except on a window of width 1e-5."""
+    a = 0.31234
+    jump = g.op("Greater", [z, g.const(a, "a")])
+    inner = g.op("Where", [g.op("Less", [z, g.const(a + 1e-5, "a2")]), g.const(5.0, "c"), g.op("Relu", [z])])
+    return g.op("Where", [jump, inner, g.op("Relu", [z])])
+
+
+def test_crafted_jump_is_refused_not_taken_for_relu(tmp_path):
+    """It agrees with ReLU on every grid and random point but is not ReLU: refused, naming the Where node and
+    the comparison. (The grid identification used to accept it as ReLU.)"""
+    path = _elementwise_model(tmp_path, _crafted_jump)
+    x = np.array([[0.31234 + 5e-6 - 0.1, 0.0, 0.0]])  # z_0 = 0.31234 + 5e-6: inside the window
+    assert ort_forward(path, x)[0, 0] == pytest.approx(5.0, abs=1e-5)  # the graph's jump (relu gives 0.31)
+    with pytest.raises(UnsupportedOperatorError, match=r"model\.onnx: node 'Where_\d+' \(Where\): operator Where "
+                                                       r"\(graph node #\d+\) on a condition computed from the "
+                                                       r"comparison \[node 'Less_\d+' \(Less\)\]") as info:
+        load_onnx(path)
+    msg = str(info.value)
+    assert "export the activation as a standard ONNX operator (Relu" in msg and "\n" not in msg
+
+
+def _sign(g, z):
+    return g.op("Sign", [z])
+
+
+def _equal(g, z):
+    return g.op("Where", [g.op("Equal", [z, g.const(0.5, "h")]), g.const(0.0, "zero"), z])
+
+
+def _abs_alone(g, z):
+    return g.op("Abs", [z])
+
+
+def _round(g, z):
+    return g.op("Round", [z])
+
+
+def _if(g, z):
+    total = g.op("Reshape", [g.gemm(z, np.ones((1, 3)), np.zeros(1)), g.const(np.zeros(0), "scalar", np.int64)])
+    cond = g.op("Greater", [total, g.const(0.0, "zero")])
+    then = helper.make_graph([helper.make_node("Relu", [z], ["t_out"])], "then", [],
+                             [helper.make_tensor_value_info("t_out", F32, None)])
+    other = helper.make_graph([helper.make_node("Identity", [z], ["e_out"])], "else", [],
+                              [helper.make_tensor_value_info("e_out", F32, None)])
+    out = g.name("if")
+    g.nodes.append(helper.make_node("If", [cond], [out], name="my_if", then_branch=then, else_branch=other))
+    return out
+
+
+def _sign_via_cast(g, z):
+    return g.op("Mul", [z, g.op("Cast", [g.op("Greater", [z, g.const(0.0, "zero")])], to=F32)])
+
+
+@pytest.mark.parametrize("build,pattern", [
+    (_sign, r"node 'Sign_\d+' \(Sign\): operator Sign \(graph node #\d+\) on an input-dependent tensor is an "
+            r"elementwise function certify does not represent"),
+    (_round, r"node 'Round_\d+' \(Round\): operator Round \(graph node #\d+\)"),
+    (_equal, r"node 'Where_\d+' \(Where\): operator Where .*\[node 'Equal_\d+' \(Equal\)\].*its condition is an? "
+             r"Equal"),
+    (_abs_alone, r"the elementwise expression built by \[node 'Abs_\d+' \(Abs\)\] is not an activation certify "
+                 r"knows"),
+    (_if, r"node 'my_if' \(If\): operator If \(graph node #\d+\) is control flow"),
+    (_sign_via_cast, r"node 'Cast_\d+' \(Cast\): operator Cast \(graph node #\d+\) uses the comparison "
+                     r"\[node 'Greater_\d+' \(Greater\)\]"),
+], ids=["sign", "round", "equal", "abs_alone", "if", "comparison_cast_to_float"])
+def test_elementwise_operators_outside_the_catalogue_are_refused(tmp_path, build, pattern):
+    path = _elementwise_model(tmp_path, build)
+    with pytest.raises(UnsupportedOperatorError, match=pattern) as info:
+        load_onnx(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg and "export" in msg and "graph node #" in msg
+
+
+def test_an_expression_that_would_explode_is_refused_at_once(tmp_path):
+    """tanh(z + 1) squared 30 times (a power 2^30), or Erf nested 12 deep: refused as soon as the normal form passes
+    its bounds, never expanded."""
+    def build(g, z):
+        p = g.op("Add", [z, g.const(1.0, "one")])
+        p = g.op("Tanh", [p])
+        for _ in range(30):
+            p = g.op("Mul", [p, p])
+        return p
+
+    with pytest.raises(UnsupportedOperatorError, match=r"node 'Mul_\d+' \(Mul\): the elementwise expression grows "
+                                                       r"past degree 16"):
+        load_onnx(_elementwise_model(tmp_path, build))
+
+    def nested(g, z):
+        for _ in range(12):
+            z = g.op("Erf", [z])
+        return z
+
+    with pytest.raises(UnsupportedOperatorError, match=r"\(Erf\): the elementwise expression grows past 8 nested"):
+        load_onnx(_elementwise_model(tmp_path, nested, "nested.onnx"))
+
+
+def _gelu_tanh_with(cubic: float):
+    def build(g, z):
+        cube = g.op("Mul", [z, g.op("Mul", [z, z])])
+        inner = g.op("Mul", [g.constant_node(np.sqrt(2.0 / np.pi)),
+                             g.op("Add", [z, g.op("Mul", [g.constant_node(cubic), cube])])])
+        half = g.op("Mul", [g.constant_node(0.5), z])
+        return g.op("Mul", [half, g.op("Add", [g.constant_node(1.0), g.op("Tanh", [inner])])])
+    return build
+
+
+def _gelu_erf_over(divisor: float):
+    def build(g, z):
+        e = g.op("Erf", [g.op("Div", [z, g.constant_node(divisor)])])
+        return g.op("Mul", [g.op("Mul", [z, g.op("Add", [e, g.constant_node(1.0)])]), g.constant_node(0.5)])
+    return build
+
+
+@pytest.mark.parametrize("build,looks_like", [
+    (_gelu_tanh_with(0.05), r"GELU \(tanh\)"),
+    (_gelu_erf_over(1.5), r"GELU 0\.5 x \(1 \+ erf\(x / sqrt 2\)\)"),
+], ids=["gelu_tanh_0.05", "gelu_erf_over_1.5"])
+def test_pattern_with_a_wrong_constant_is_refused_not_approximated(tmp_path, build, looks_like):
+    path = _elementwise_model(tmp_path, build, dtype=F64)
+    with pytest.raises(UnsupportedOperatorError, match=r"is not an activation certify knows .*it uses the "
+                                                       rf"functions of {looks_like}.* but not its exact structure"):
+        load_onnx(path)
+
+
+def test_right_constants_in_float32_and_float64_are_recognised(tmp_path):
+    """The same GELU tanh pattern with 0.044715 (float32 or float64 constants) imports as GELU_TANH."""
+    for dtype, name in ((F32, "f32.onnx"), (F64, "f64.onnx")):
+        path = _elementwise_model(tmp_path, _gelu_tanh_with(0.044715), name, dtype)
+        net = load_onnx(path)
+        assert [a.kind for a in net.activations] == [ActivationKind.GELU_TANH]
+        assert_matches_ort(net, path, np.random.default_rng(0), 3.0, atol=2e-5)
+
+
+def _softplus_where(threshold: float, true_scale: float = 1.0):
+    def build(g, z):
+        beta = g.const(2.0, "beta")
+        s = g.op("Mul", [z, beta])
+        sp = g.op("Div", [g.op("Softplus", [s]), beta])
+        x = z if true_scale == 1.0 else g.op("Mul", [z, g.const(true_scale, "k")])
+        return g.op("Where", [g.op("Greater", [s, g.const(threshold, "thr")]), x, sp])
+    return build
+
+
+@pytest.mark.parametrize("build,reason", [
+    (_softplus_where(5.0), r"its threshold 5 is below 20"),
+    (_softplus_where(20.0, true_scale=1.1), r"its true branch is not the compared value divided by beta"),
+], ids=["low_threshold", "wrong_linear_branch"])
+def test_softplus_threshold_form_only_with_its_exact_branches(tmp_path, build, reason):
+    path = _elementwise_model(tmp_path, build)
+    with pytest.raises(UnsupportedOperatorError, match=rf"\(Where\): operator Where .*\[node 'Greater_\d+' "
+                                                       rf"\(Greater\)\].*{reason}"):
+        load_onnx(path)
+    ok = load_onnx(_elementwise_model(tmp_path, _softplus_where(20.0), "ok.onnx"))
+    assert [a.kind for a in ok.activations] == [ActivationKind.SOFTPLUS]
+
+
 def test_dropout_in_training_mode(tmp_path):
     g = Graph(F32)
     h = g.op("Dropout", [g.gemm("x", np.eye(3), np.zeros(3)), g.const(0.5, "r"), g.const(True, "t", np.bool_)])
@@ -555,15 +723,22 @@ def test_dropout_in_training_mode(tmp_path):
         load_onnx(path)
 
 
-def _external_model(tmp_path: Path, location: str) -> Path:
-    w = numpy_helper.from_array(np.eye(2, dtype=np.float32), "W")
-    w.data_location = TensorProto.EXTERNAL
-    w.ClearField("raw_data")
-    entry = w.external_data.add()
-    entry.key, entry.value = "location", location
+def _external_tensor(name: str, shape, location: str, **entries: str) -> TensorProto:
+    """A float32 tensor of ``shape`` whose data is external (``location`` and further entries, e.g. offset)."""
+    t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=list(shape))
+    t.data_location = TensorProto.EXTERNAL
+    for key, value in {"location": location, **entries}.items():
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    return t
+
+
+def _external_model(tmp_path: Path, location: str, extra: tuple = (), **entries: str) -> Path:
+    """y = x @ W with W (2 x 2, float32) stored in ``location``; ``extra`` initializers no node uses."""
+    w = _external_tensor("W", (2, 2), location, **entries)
     g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", F32, ["batch", 2])],
-                          [helper.make_tensor_value_info("y", F32, ["batch", 2])], initializer=[w])
+                          [helper.make_tensor_value_info("y", F32, ["batch", 2])], initializer=[w, *extra])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     path = tmp_path / "model" / "m.onnx"
     path.parent.mkdir(exist_ok=True)
@@ -603,3 +778,121 @@ def test_clip_attribute_form_at_old_opset_and_hardsigmoid_fold(tmp_path):
     np.testing.assert_allclose(net.layers[0].bias, 0.25 * np.array([0.1, -0.2]) + 0.5, rtol=1e-7)
     assert net.activations[0] == acts.clip(0.0, 1.0)
     np.testing.assert_array_equal(net.out_weight, np.eye(2))
+
+
+# --------------------------------------------------------------------------- bad files: one clear ModelError each
+def _peak_memory(fn) -> int:
+    """Peak bytes allocated (tracemalloc: Python objects and numpy arrays) while ``fn()`` runs."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("opset", [1, 6])
+def test_opset_older_than_supported_is_refused(tmp_path, opset):
+    """Opsets before 7 broadcast differently (Add's broadcast/axis attributes, Gemm-6); opset 1 used to crash."""
+    w = numpy_helper.from_array(np.eye(2, dtype=np.float32), "W")
+    b = numpy_helper.from_array(np.ones(2, dtype=np.float32), "b")
+    g = helper.make_graph([helper.make_node("Gemm", ["x", "W", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", F32, [1, 2])],
+                          [helper.make_tensor_value_info("y", F32, [1, 2])], initializer=[w, b])
+    path = tmp_path / "old.onnx"
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=4)
+                     .SerializeToString())
+    with pytest.raises(ModelError, match=rf"old\.onnx: the model uses ONNX opset {opset}; certify supports opset 7 "
+                                         r"or newer .*convert it with onnx\.version_converter"):
+        load_onnx(path)
+
+
+@pytest.mark.parametrize("entries,message", [
+    ({"length": "-16"}, r"has length '-16', not a non-negative decimal integer"),
+    ({"length": "8"}, r"declares a length of 8 bytes but the tensor \(shape \[2, 2\], type FLOAT\) has 16: the "
+                      r"length is too short"),
+    ({"length": "32"}, r"declares a length of 32 bytes .* has 16: the length is too long"),
+    ({"offset": "abc"}, r"has offset 'abc', not a non-negative decimal integer"),
+    ({"offset": "-4"}, r"has offset '-4', not a non-negative decimal integer"),
+    ({"offset": "8"}, r"asks for bytes 8\.\.24 of a 16-byte file"),
+], ids=["negative_length", "short_length", "long_length", "non_numeric_offset", "negative_offset", "past_the_end"])
+def test_external_data_with_a_bad_offset_or_length_is_refused(tmp_path, entries, message):
+    path = _external_model(tmp_path, "w.bin", **entries)
+    (path.parent / "w.bin").write_bytes(np.eye(2, dtype=np.float32).tobytes())
+    with pytest.raises(ModelError, match=rf"m\.onnx: external data 'w\.bin' of tensor 'W' {message}") as info:
+        load_onnx(path)
+    assert "\n" not in str(info.value)
+
+
+def test_external_data_location_with_a_nul_byte_is_refused(tmp_path):
+    path = _external_model(tmp_path, "w.bin\x00../../etc/passwd")
+    (path.parent / "w.bin").write_bytes(np.eye(2, dtype=np.float32).tobytes())
+    with pytest.raises(ModelError, match=r"m\.onnx: external data .* of tensor 'W': the location contains a NUL "
+                                         r"byte; the model file is damaged"):
+        load_onnx(path)
+
+
+def test_external_data_file_far_larger_than_its_tensors_is_refused_without_reading_it(tmp_path):
+    """A small model naming a 2 GiB (sparse) file for a 16-byte tensor: refused; the file is never read whole."""
+    path = _external_model(tmp_path, "big.bin")
+    with open(path.parent / "big.bin", "wb") as f:
+        f.truncate(2**31)
+    assert path.stat().st_size < 1000
+
+    def load():
+        with pytest.raises(ModelError, match=r"m\.onnx: external data file 'big\.bin' has 2147483648 bytes but the "
+                                             r"model's tensors declare only the first 16; .*save the model again"):
+            load_onnx(path)
+
+    assert _peak_memory(load) < 20 * 2**20
+
+
+def test_unused_external_initializer_is_never_read(tmp_path):
+    """A 200 MB initializer no node uses (a sparse file): the model imports, and the tensor costs no memory."""
+    unused = _external_tensor("unused", (50_000_000,), "unused.bin")
+    path = _external_model(tmp_path, "w.bin", extra=(unused,))
+    (path.parent / "w.bin").write_bytes(np.array([[1, 2], [3, 4]], dtype=np.float32).tobytes())
+    with open(path.parent / "unused.bin", "wb") as f:
+        f.truncate(200_000_000)
+    nets = []
+    assert _peak_memory(lambda: nets.append(load_onnx(path))) < 30 * 2**20
+    np.testing.assert_array_equal(nets[0].out_weight, np.array([[1, 3], [2, 4]]))
+
+
+def test_unused_embedded_initializer_is_not_materialised(tmp_path):
+    """A 32 MB initializer inside the model file that no node uses: the file is mapped, not copied, and the
+    tensor is dropped before any conversion (it used to be read, converted and serialised several times)."""
+    g = Graph(F32)
+    out = g.op("Relu", [g.gemm("x", np.eye(2), np.zeros(2))])
+    g.inits.append(numpy_helper.from_array(np.ones(8_000_000, dtype=np.float32), "unused"))
+    path = save(g.model([("x", ["batch", 2])], out, None, 17), tmp_path)
+    g.inits.clear()
+    assert path.stat().st_size > 32_000_000
+    nets = []
+    assert _peak_memory(lambda: nets.append(load_onnx(path))) < 16 * 2**20
+    assert nets[0].widths == (2,)
+
+
+@pytest.mark.parametrize("case", ["opset_1", "non_numeric_offset", "nul_location", "short_length"])
+def test_bad_files_exit_3_with_one_line(tmp_path, case, capsys):
+    """Through the command line: exit code 3 and one line on stderr, never a traceback."""
+    if case == "opset_1":
+        g = helper.make_graph([helper.make_node("Gemm", ["x", "W", "b"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", F32, [1, 2])],
+                              [helper.make_tensor_value_info("y", F32, [1, 2])],
+                              initializer=[numpy_helper.from_array(np.eye(2, dtype=np.float32), "W"),
+                                           numpy_helper.from_array(np.ones(2, dtype=np.float32), "b")])
+        path = tmp_path / "model" / "m.onnx"
+        path.parent.mkdir()
+        path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 1)], ir_version=4)
+                         .SerializeToString())
+    else:
+        entries = {"non_numeric_offset": {"offset": "1e3"}, "nul_location": {}, "short_length": {"length": "4"}}[case]
+        path = _external_model(tmp_path, "w.bin\x00" if case == "nul_location" else "w.bin", **entries)
+        (path.parent / "w.bin").write_bytes(np.eye(2, dtype=np.float32).tobytes())
+    box = tmp_path / "box.yaml"
+    box.write_text("lower: [-1, -1]\nupper: [1, 1]\n")
+    code = cli_run([str(path), "--region", str(box), "--check", "weight_norm"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert len(err.strip().splitlines()) == 1 and "m.onnx" in err and "Traceback" not in err

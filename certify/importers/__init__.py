@@ -10,12 +10,14 @@ What imports (see :mod:`certify.importers.graph`): a chain of (affine, activatio
 function of the last hidden vector plus a linear skip S x. Consecutive linear operators (Gemm, MatMul, Add/Sub/Mul/
 Div by constants, Neg, 1x1 Conv, BatchNormalization, layout operators) fold into one affine map. Activations:
 the operators Relu, LeakyRelu, PRelu, Elu, Selu, Gelu, Tanh, Sigmoid, Softplus, Clip, Max/Min with a constant,
-HardSigmoid (its alpha x + beta folded into the affine map before clip(0, 1)), HardSwish, and any elementwise
-expression of one pre-activation that equals a catalogue activation up to scalar affine maps (GELU with Erf or
-Tanh, x * sigmoid(beta x), torch's softplus(beta) with its Where, ...), recognised on a grid and then vouched for
-by the agreement check. Refused, with the file, node and operator named: other operators, two activations in
-parallel, skips into hidden layers, products of input-dependent tensors, non-1x1 convolutions, more than two
-inputs, non-vector outputs, external data outside the model's folder.
+HardSigmoid (its alpha x + beta folded into the affine map before clip(0, 1)), HardSwish, and the elementwise
+patterns exporters write for catalogue activations, recognised by their structure and constants (never by
+evaluating them on points; see :mod:`certify.importers.patterns`): GELU with Erf or Tanh, x * sigmoid(beta x),
+x * HardSigmoid(x), (x + |x|) / 2, log(1 + exp(x)), torch's softplus(beta) with its Where. Refused, with the
+file, node and operator named: other operators, other elementwise expressions (Abs alone, a GELU with a wrong
+constant, ...), comparisons and Where on input-dependent values outside that softplus form, control flow (If,
+Loop, Scan), two activations in parallel, skips into hidden layers, products of input-dependent tensors, non-1x1
+convolutions, more than two inputs, non-vector outputs, external data outside the model's folder.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from ..errors import ModelError
 from ..ir.network import Network
-from .graph import SUPPORTED_OPS
+from .operators import SUPPORTED_OPS
 from .onnx_import import check_agreement_onnx, load_onnx
 from .torch_import import check_agreement_torch, from_torch
 

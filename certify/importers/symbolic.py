@@ -7,8 +7,10 @@ The importer evaluates a graph once, symbolically, for a single sample (a batch 
   ``T = sum_i coef[i] * basis_i + offset`` with ``coef`` of shape (nb, *s) and ``offset`` of shape ``s``.
   Level 0: the basis is the input x (nb = n_in). Level k >= 1: the basis is [h_k ; x] (nb = n_k + n_in),
   h_k being the output of the k-th activation layer; the x part is a linear skip that may only reach the output;
-* :class:`Elementwise`: ``scale * fn(base) + shift`` applied entry by entry to an :class:`Affine` ``base``
-  (an activation, or an exporter's pattern such as x * sigmoid(x), still to be identified).
+* :class:`Elementwise`: an expression ``poly(base)`` applied entry by entry to an :class:`Affine` ``base``, in
+  the normal form of :mod:`certify.importers.expression` (an activation, or an exporter's pattern such as
+  x * sigmoid(x), still to be recognised);
+* :class:`Condition`: the result of a comparison on input-dependent values (only a Where may use it).
 
 Every operation here is exact float64 linear algebra on ``coef``/``offset``: folding a chain of linear operators into
 one affine map introduces only rounding error. No state lives here: the layer stack is kept by the importer.
@@ -17,13 +19,12 @@ one affine map introduces only rounding error. No state lives here: the layer st
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
-import torch
 
-from ..ir.activations import Activation
 from ..errors import ModelError
+from ..ir.activations import Activation
+from .expression import Poly
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,11 +48,17 @@ class Const:
 
 @dataclass(frozen=True, eq=False)
 class Affine:
-    """A tensor affine in the basis of ``level``: coef (nb, *shape), offset (*shape), both float64."""
+    """A tensor affine in the basis of ``level``: coef (nb, *shape), offset (*shape), both float64.
+
+    ``origin``: when the tensor is ``c * origin + d`` for scalars c, d written in the graph (Mul, Div, Add, Sub by a
+    scalar constant, Neg), the tensor it was computed from (the first one of such a chain): a variable in which an
+    exporter's pattern may be written (0.5 x and x / sqrt 2 are both computed from x in ``0.5 x (1 + erf(x / sqrt
+    2))``)."""
 
     level: int
     coef: np.ndarray
     offset: np.ndarray
+    origin: "Affine | None" = field(default=None, repr=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -64,46 +71,73 @@ class Affine:
 
 @dataclass(frozen=True, eq=False)
 class Elementwise:
-    """``scale * fn(t) + shift`` with t = ``base``, entry by entry.
+    """``poly(t)`` with t = ``base``, entry by entry: an elementwise expression of one pre-activation.
 
-    ``fn`` maps a float64 torch tensor (T, m) (m = 1 or the number of entries of ``base``) to the same shape.
-    ``leaves``: the activations of the catalogue the expression is made of (candidates when identifying it);
-    ``bare``: ``fn`` is exactly ``leaves[0].value`` (a single activation operator, no identification needed);
+    ``poly``: the expression in normal form (:class:`~certify.importers.expression.Poly`), e.g. ``relu(t)`` for a
+    Relu node, ``0.5 t + 0.5 t erf(0.707107 t)`` for the GELU written with Erf;
     ``nodes``: the graph nodes the expression came from (for messages);
-    ``args``: pairs (c, d) such that c * base + d is a variable the expression was built from (an operand, or the
-    input of an activation inside): the other variables in which to look for an activation (torch's
-    softplus(beta) is written over beta * x, and 0.5 x (1 + tanh(...)) may be built on 0.5 x).
+    ``variables``: pairs (c, d) such that c * base + d is a tensor the expression was built from (an operand, the
+    tensor an operand was scaled from (:attr:`Affine.origin`), or the input of a function inside): the variables in
+    which a pattern's constants are checked (x * sigmoid(beta x) is silu in beta x, and 0.5 x (1 + tanh(...)) may be
+    built on 0.5 x).
     """
 
     base: Affine
-    fn: Callable[[torch.Tensor], torch.Tensor]
-    leaves: tuple[Activation, ...]
-    bare: bool
+    poly: Poly
     nodes: tuple[str, ...]
-    scale: float = 1.0
-    shift: float = 0.0
-    args: tuple[tuple[float, float], ...] = field(default=())
+    variables: tuple[tuple[float, float], ...] = field(default=((1.0, 0.0),))
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self.base.shape
 
+    @property
+    def bare(self) -> bool:
+        """The expression is ``a * sigma(c t + d) + b`` for one activation sigma of the catalogue."""
+        single = self.poly.single_atom()
+        return (single is not None and isinstance(single[0].fn, Activation)
+                and single[0].arg.affine_parts() is not None)
+
+    @property
+    def has_activation(self) -> bool:
+        return any(isinstance(a.fn, Activation) for a in self.poly.atoms())
+
     def outer(self, scale: float, shift: float) -> "Elementwise":
-        """``scale * self + shift``: keeps the expression and its bareness."""
-        return Elementwise(
-            self.base, self.fn, self.leaves, self.bare, self.nodes,
-            scale * self.scale, scale * self.shift + shift, self.args,
-        )
-
-    def full(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The whole expression ``scale * fn + shift`` as one function of t."""
-        fn, s, r = self.fn, self.scale, self.shift
-        if s == 1.0 and r == 0.0:
-            return fn
-        return lambda t: s * fn(t) + r
+        """``scale * self + shift``."""
+        return Elementwise(self.base, self.poly.scaled(scale).shifted(shift), self.nodes, self.variables)
 
 
-Value = Const | Affine | Elementwise
+@dataclass(frozen=True, eq=False)
+class Condition:
+    """The boolean result of a comparison ``op(lhs, rhs)`` (Greater) on input-dependent values, made by ``node``.
+
+    It is no number: only a Where may consume it, and only in an exporter pattern (torch's softplus threshold)."""
+
+    op: str
+    lhs: "Value"
+    rhs: "Value"
+    node: str
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(np.broadcast_shapes(self.lhs.shape, self.rhs.shape))
+
+
+Value = Const | Affine | Elementwise | Condition
+
+
+def merge_unique(a: tuple, b: tuple) -> tuple:
+    """``a`` followed by the entries of ``b`` not already in it (compared by identity or equality)."""
+    out = list(a)
+    for x in b:
+        if all(x is not y and x != y for y in out):
+            out.append(x)
+    return tuple(out)
+
+
+def scalar_image(result: Affine, source: Affine) -> Affine:
+    """``result`` (c * source + d for scalars c, d) with its origin recorded (see :class:`Affine`)."""
+    return Affine(result.level, result.coef, result.offset, source.origin or source)
 
 
 # --------------------------------------------------------------------------- basis bookkeeping
@@ -244,4 +278,6 @@ def relation(u: Affine, v: Affine) -> tuple[float, float] | None:
     scale_ = 1.0 + float(np.abs(v.offset).max(initial=0.0)) + abs(c) * float(np.abs(u.offset).max(initial=0.0))
     if d_all.size and np.max(np.abs(d_all - d)) > 1e-12 * scale_:
         return None
+    if abs(d) <= 1e-12 * scale_:  # rounding of c * offset, not an offset: v = c * u exactly as written
+        d = 0.0
     return c, d
