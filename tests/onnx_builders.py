@@ -111,7 +111,8 @@ def _gelu_tanh_pattern(g: Graph, x, n, rng):
     cube = g.op("Mul", [x, g.op("Mul", [x, x])])
     inner = g.op("Mul", [g.constant_node(math.sqrt(2.0 / math.pi)),
                          g.op("Add", [x, g.op("Mul", [g.constant_node(0.044715), cube])])])
-    return g.op("Mul", [g.constant_node(0.5), g.op("Mul", [x, g.op("Add", [g.constant_node(1.0), g.op("Tanh", [inner])])])])
+    one_plus_tanh = g.op("Add", [g.constant_node(1.0), g.op("Tanh", [inner])])
+    return g.op("Mul", [g.constant_node(0.5), g.op("Mul", [x, one_plus_tanh])])
 
 
 def _gelu_tanh_pow(g: Graph, x, n, rng):

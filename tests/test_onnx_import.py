@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from certify.cli import run as cli_run
-from certify.ir import activations as acts
-from certify.ir.activations import ActivationKind
 from certify.errors import ModelError, ModelMismatchError, UnsupportedOperatorError
 from certify.importers import check_agreement_onnx, load_model, load_onnx
+from certify.ir import activations as acts
+from certify.ir.activations import ActivationKind
 from certify.ir.network import Layer, Network
 from tests.onnx_builders import ACTIVATION_FORMS, F32, F64, Graph, mlp, network_to_onnx, relu_mlp, save
 
@@ -230,8 +230,8 @@ def test_layout_operators_on_input_dependent_tensors(tmp_path):
     h = g.op("Gather", [h, g.const([0, 2, 2, 5, 1], "idx", np.int64)], axis=1)  # [1, 5] with a repeat
     h = g.op("Transpose", [g.op("Transpose", [h], perm=[1, 0])], perm=[1, 0])
     h = g.op("Cast", [h], to=F32)
-    h = g.op("Sum", [h, g.op("Expand", [g.op("Slice", [h, g.const([0], "s", np.int64), g.const([1], "e", np.int64),
-                                                       g.const([1], "a", np.int64)]), g.const([1, 5], "sh", np.int64)])])
+    first = g.op("Slice", [h, g.const([0], "s", np.int64), g.const([1], "e", np.int64), g.const([1], "a", np.int64)])
+    h = g.op("Sum", [h, g.op("Expand", [first, g.const([1, 5], "sh", np.int64)])])
     h = g.op("Where", [g.const([True, False, True, True, False], "mask", np.bool_), h, g.const(0.25, "q")])
     h = g.op("Relu", [g.gemm(h, rng.standard_normal((4, 5)), rng.standard_normal(4))])
     h = g.gemm(h, rng.standard_normal((2, 4)), rng.standard_normal(2))
@@ -363,7 +363,8 @@ def test_agreement_check_catches_a_wrong_network(tmp_path):
     w = l0.weight.copy()
     w[0, 0] += 1e-3
     wrong = Network((Layer(w, l0.bias, l0.activation), *net.layers[1:]), net.out_weight, net.out_bias)
-    with pytest.raises(ModelMismatchError, match=r"model\.onnx: the imported network disagrees with onnxruntime") as info:
+    message = r"model\.onnx: the imported network disagrees with onnxruntime"
+    with pytest.raises(ModelMismatchError, match=message) as info:
         check_agreement_onnx(wrong, path, pts)
     assert "\n" not in str(info.value)
 
@@ -448,7 +449,8 @@ def test_conv_that_is_not_1x1(tmp_path):
     h = g.op("Conv", [h, g.const(np.ones((1, 1, 2, 2)), "K")])
     h = g.op("Flatten", [h])
     path = save(g.model([("x", ["batch", 4])], h, None, 17), tmp_path)
-    with pytest.raises(UnsupportedOperatorError, match=r"node 'Conv_\d+' \(Conv\): Conv with kernel shape \[2, 2\] is not 1x1"):
+    message = r"node 'Conv_\d+' \(Conv\): Conv with kernel shape \[2, 2\] is not 1x1"
+    with pytest.raises(UnsupportedOperatorError, match=message):
         load_onnx(path)
 
 
@@ -480,7 +482,8 @@ def test_output_that_is_not_a_vector(tmp_path):
     g = Graph(F32)
     h = g.op("Reshape", [g.gemm("x", np.ones((4, 3)), np.zeros(4)), g.const([1, 2, 2], "s", np.int64)])
     path = save(g.model([("x", ["batch", 3])], h, None, 17), tmp_path)
-    with pytest.raises(ModelError, match=r"model\.onnx: the output '.*' has shape \[1, 2, 2\] .* needs a vector output"):
+    message = r"model\.onnx: the output '.*' has shape \[1, 2, 2\] .* needs a vector output"
+    with pytest.raises(ModelError, match=message):
         load_onnx(path)
 
 

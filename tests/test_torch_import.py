@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from certify.ir.activations import ActivationKind
 from certify.errors import ModelError, ModelMismatchError, UnsupportedOperatorError
 from certify.importers import check_agreement_torch, from_torch, load_onnx
+from certify.ir.activations import ActivationKind
 from certify.ir.network import Layer, Network
 
 ACTIVATIONS = {

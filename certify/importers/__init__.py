@@ -26,8 +26,8 @@ from pathlib import Path
 
 from ..errors import ModelError
 from ..ir.network import Network
-from .operators import SUPPORTED_OPS
 from .onnx_import import check_agreement_onnx, load_onnx
+from .operators import SUPPORTED_OPS
 from .torch_import import check_agreement_torch, from_torch
 
 _PICKLED = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"}

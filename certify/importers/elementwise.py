@@ -19,7 +19,17 @@ from ..ir.activations import Activation
 from .expression import Poly
 from .patterns import recognise
 from .symbolic import (
-    Affine, Const, Elementwise, Value, add, broadcast_shape, merge_unique, relation, scalar_image, scale, shift,
+    Affine,
+    Const,
+    Elementwise,
+    Value,
+    add,
+    broadcast_shape,
+    merge_unique,
+    relation,
+    scalar_image,
+    scale,
+    shift,
 )
 
 if TYPE_CHECKING:

@@ -252,7 +252,8 @@ class GraphEvaluator:
                 continue
             if i >= len(outs) or outs[i] is None:
                 if name in self.needed:
-                    raise self.fail(f"output {i} ({name!r}) of this operator is not supported", UnsupportedOperatorError)
+                    raise self.fail(f"output {i} ({name!r}) of this operator is not supported",
+                                    UnsupportedOperatorError)
                 continue
             self.values[name] = outs[i]
 

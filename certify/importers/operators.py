@@ -48,8 +48,21 @@ from .elementwise import apply_activation, apply_function, binary
 from .expression import Poly
 from .patterns import ADVICE, SOFTPLUS_MIN_THRESHOLD, softplus_threshold_mismatch
 from .symbolic import (
-    Affine, Condition, Const, Elementwise, add, affine_scalar, basis_size, const_affine, lift, matmul_const_left,
-    matmul_const_right, scalar_image, scale, shift, transpose_last,
+    Affine,
+    Condition,
+    Const,
+    Elementwise,
+    add,
+    affine_scalar,
+    basis_size,
+    const_affine,
+    lift,
+    matmul_const_left,
+    matmul_const_right,
+    scalar_image,
+    scale,
+    shift,
+    transpose_last,
 )
 
 if TYPE_CHECKING:
@@ -134,7 +147,8 @@ def dropout(ctx: GraphEvaluator, node, inputs, attrs):
         if not isinstance(mode, Const):
             raise ctx.fail("training_mode depends on the input")
         if bool(np.asarray(mode.value).ravel()[0]):
-            raise ctx.fail("Dropout in training mode is random; export the model in eval mode", UnsupportedOperatorError)
+            raise ctx.fail("Dropout in training mode is random; export the model in eval mode",
+                           UnsupportedOperatorError)
     return [inputs[0]]
 
 

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..ir import activations as acts
 from ..errors import ModelError, SystemFileError
+from ..ir import activations as acts
 from ..ir.network import Layer, Network
 from .yaml_file import read_yaml
 
