@@ -14,7 +14,6 @@ from certify.engines.regions import Traversal, enumerate_regions
 from certify.ir import activations as acts
 from certify.ir.network import Layer, Network
 from certify.ir.numerics import induced_norm
-from tests.random_nets import random_net, scaled_net, unit_box
 
 NORMS = [1.0, 2.0, math.inf]
 ACTS = [None, acts.leaky_relu(0.2), "prelu", acts.clip(-0.5, 0.5)]
@@ -25,7 +24,7 @@ ACTS = [None, acts.leaky_relu(0.2), "prelu", acts.clip(-0.5, 0.5)]
        act=st.sampled_from(range(len(ACTS))), p=st.sampled_from(NORMS), skip=st.booleans(),
        state_only=st.booleans())
 def test_branch_and_bound_equals_enumeration_and_brackets_are_ordered(seed, n_in, depth, width, act, p, skip,
-                                                                      state_only):
+                                                                      state_only, random_net, unit_box):
     n_states = n_in - 1 if state_only else None
     net = random_net(seed, n_in, (width,) * depth, activation=ACTS[act], skip=skip, n_states=n_states)
     box = unit_box(n_in)
@@ -50,7 +49,7 @@ def test_branch_and_bound_equals_enumeration_and_brackets_are_ordered(seed, n_in
 
 
 @pytest.mark.parametrize("act", [None, acts.leaky_relu(0.1)])
-def test_a_star_equals_jacobian_for_relu_type_nets(act):
+def test_a_star_equals_jacobian_for_relu_type_nets(act, random_net, unit_box):
     net = random_net(5, 3, (6, 5), activation=act)
     a = sup_norm(net, unit_box(3), 2.0, quantity="A_STAR", exact=True)
     j = sup_norm(net, unit_box(3), 2.0, quantity="JACOBIAN", exact=True)
@@ -68,7 +67,7 @@ def needle_net(delta: float = 1e-3, gain: float = 1.0) -> Network:
 
 
 @pytest.mark.parametrize("p", NORMS)
-def test_needle_is_falsified_with_a_witness_inside_the_sliver(p):
+def test_needle_is_falsified_with_a_witness_inside_the_sliver(p, unit_box):
     net, box, delta = needle_net(), unit_box(2), 1e-3
     x = np.random.default_rng(0).uniform(-1, 1, size=(100_000, 2))
     assert induced_norm(net.jacobian(x), p).max() == pytest.approx(0.5)  # sampling misses it
@@ -82,7 +81,7 @@ def test_needle_is_falsified_with_a_witness_inside_the_sliver(p):
     assert exact.exact and exact.lower == pytest.approx(expected, rel=1e-12)
 
 
-def test_certify_mode_and_exact_value_of_a_scaled_net():
+def test_certify_mode_and_exact_value_of_a_scaled_net(random_net, scaled_net, unit_box):
     net = random_net(11, 3, (8, 8))
     box = unit_box(3)
     v = sup_norm(net, box, 2.0, exact=True).lower
@@ -95,7 +94,7 @@ def test_certify_mode_and_exact_value_of_a_scaled_net():
     assert bad.lower > 1 - 1e-6 and not bad.exhausted
 
 
-def test_unsupported_requests_return_a_bracket_with_a_reason():
+def test_unsupported_requests_return_a_bracket_with_a_reason(random_net, unit_box):
     smooth = random_net(0, 2, (4,), activation=acts.tanh())
     res = sup_norm(smooth, unit_box(2), 2.0, quantity="JACOBIAN")
     assert not res.exhausted and math.isinf(res.upper) and res.lower > 0 and "piecewise-linear" in res.reason
@@ -105,7 +104,7 @@ def test_unsupported_requests_return_a_bracket_with_a_reason():
     assert sup_norm(clip, unit_box(2), 2.0, quantity="JACOBIAN", exact=True).exact
 
 
-def test_timeout_keeps_a_sound_bracket():
+def test_timeout_keeps_a_sound_bracket(random_net, unit_box):
     net = random_net(2, 3, (10, 10, 10))
     full = sup_norm(net, unit_box(3), 2.0, exact=True)
     cut = sup_norm(net, unit_box(3), 2.0, exact=True, timeout=1e-9)
@@ -114,7 +113,7 @@ def test_timeout_keeps_a_sound_bracket():
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_trace_brackets_the_exact_value_at_every_entry(seed):
+def test_trace_brackets_the_exact_value_at_every_entry(seed, random_net, unit_box):
     net = random_net(seed, 3, (10, 10))
     box = unit_box(3)
     res = sup_norm(net, box, 2.0, exact=True)
@@ -132,7 +131,8 @@ def test_trace_brackets_the_exact_value_at_every_entry(seed):
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), n_in=st.integers(2, 3), depth=st.integers(1, 3), width=st.integers(3, 6),
        act=st.sampled_from(range(len(ACTS))), p=st.sampled_from(NORMS), skip=st.booleans())
-def test_every_node_bound_covers_the_jacobian_of_sampled_points_in_the_node(seed, n_in, depth, width, act, p, skip):
+def test_every_node_bound_covers_the_jacobian_of_sampled_points_in_the_node(seed, n_in, depth, width, act, p, skip,
+                                                                           random_net, unit_box):
     """Node upper bounds (interval matrix, tail x head, slope-vertex enumeration) against dense sampling of the
     node's polytope: a point strictly inside it must have ||J(x)||_p <= the node's bound."""
     net = random_net(seed, n_in, (width,) * depth, activation=ACTS[act], skip=skip)

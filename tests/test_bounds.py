@@ -10,7 +10,6 @@ from certify.bounds.interval import interval_bounds
 from certify.ir import activations as acts
 from certify.ir.numerics import affine_interval
 from certify.ir.pieces import pieces
-from tests.random_nets import random_net, unit_box
 
 ACTS = [None, acts.leaky_relu(0.1), "prelu", acts.clip(-0.5, 0.5), acts.relu6(), acts.identity(), acts.tanh()]
 
@@ -18,7 +17,7 @@ ACTS = [None, acts.leaky_relu(0.1), "prelu", acts.clip(-0.5, 0.5), acts.relu6(),
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), n_in=st.integers(2, 4), depth=st.integers(1, 3), width=st.integers(3, 8),
        act=st.sampled_from(range(len(ACTS))))
-def test_bounds_contain_samples_and_crown_is_inside_interval(seed, n_in, depth, width, act):
+def test_bounds_contain_samples_and_crown_is_inside_interval(seed, n_in, depth, width, act, random_net, unit_box):
     net = random_net(seed, n_in, (width,) * depth, activation=ACTS[act])
     box = unit_box(n_in)
     x = np.random.default_rng(seed).uniform(-1, 1, size=(4000, n_in))
@@ -33,7 +32,7 @@ def test_bounds_contain_samples_and_crown_is_inside_interval(seed, n_in, depth, 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), n_in=st.integers(2, 3), width=st.integers(3, 6),
        act=st.sampled_from([None, acts.leaky_relu(0.2), acts.clip(-0.3, 0.4)]))
-def test_polytope_bounds_contain_the_points_of_the_polytope(seed, n_in, width, act):
+def test_polytope_bounds_contain_the_points_of_the_polytope(seed, n_in, width, act, random_net, unit_box):
     net = random_net(seed, n_in, (width, width, width), activation=act)
     box = unit_box(n_in)
     rng = np.random.default_rng(seed)
@@ -53,7 +52,7 @@ def test_polytope_bounds_contain_the_points_of_the_polytope(seed, n_in, width, a
         assert np.all(z[inside] >= s.pre_lower) and np.all(z[inside] <= s.pre_upper)
 
 
-def test_contradictory_fixing_proves_emptiness():
+def test_contradictory_fixing_proves_emptiness(unit_box):
     # layer 0: z = x1, fixed off (so h = 0); layer 1: z = h - 0.5 <= -0.5, fixed on: the polytope is empty
     from certify.ir.network import Layer, Network
 

@@ -13,13 +13,13 @@ from certify.engines.equilibria import find_equilibria
 from certify.errors import UsageError
 from certify.ir import activations as acts
 from certify.ir.network import Layer, Network
-from tests.random_nets import random_net, scaled_net, unit_box
 
 
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 10_000), depth=st.integers(1, 2), width=st.integers(3, 6),
        act=st.sampled_from([None, acts.leaky_relu(0.2)]), p=st.sampled_from([1.0, 2.0, math.inf]))
-def test_contractive_nets_have_the_fixed_point_iteration_limit_as_only_equilibrium(seed, depth, width, act, p):
+def test_contractive_nets_have_the_fixed_point_iteration_limit_as_only_equilibrium(seed, depth, width, act, p,
+                                                                                   random_net, scaled_net, unit_box):
     net = random_net(seed, 2, (width,) * depth, activation=act, bias_scale=0.2)
     box = unit_box(2, 3.0)
     rho = sup_norm(net, box, math.inf, quantity="JACOBIAN", exact=True).upper
@@ -38,7 +38,7 @@ def test_contractive_nets_have_the_fixed_point_iteration_limit_as_only_equilibri
     assert res.rho < 1 or math.isinf(res.norm_upper)
 
 
-def test_hand_made_relu_map_with_three_equilibria():
+def test_hand_made_relu_map_with_three_equilibria(unit_box):
     # f(x) = 2 relu(x) - relu(2x - 1) ... per coordinate g(t) = 2 relu(t) - 3 relu(t - 0.5): fixed points t = 0 and
     # t = 1 - ... solve: on t < 0: g = 0 -> t = 0 is on the boundary; 0 < t < 0.5: g = 2t -> only t = 0;
     # t > 0.5: g = 2t - 3t + 1.5 = 1.5 - t -> t = 0.75.  First coordinate only; second x2+ = 0.5 x2.
@@ -51,13 +51,13 @@ def test_hand_made_relu_map_with_three_equilibria():
     assert res.complete and res.consistent
 
 
-def test_identity_map_reports_singular_regions():
+def test_identity_map_reports_singular_regions(unit_box):
     net = Network((Layer(np.eye(2), np.zeros(2), acts.identity()),), np.eye(2), np.zeros(2))
     res = find_equilibria(net, unit_box(2))
     assert res.singular_regions and not res.complete and "singular" in res.reason
 
 
-def test_affine_map_has_its_unique_solution():
+def test_affine_map_has_its_unique_solution(unit_box):
     rng = np.random.default_rng(3)
     w = 0.3 * rng.normal(size=(3, 3))
     c = 0.2 * rng.normal(size=3)
@@ -69,14 +69,14 @@ def test_affine_map_has_its_unique_solution():
     assert np.allclose(res.points[0], want, atol=1e-12)
 
 
-def test_non_square_and_exogenous_inputs_are_refused():
+def test_non_square_and_exogenous_inputs_are_refused(random_net, unit_box):
     with pytest.raises(UsageError):
         find_equilibria(random_net(0, 3, (4,), n_out=2), unit_box(3))
     with pytest.raises(UsageError):
         find_equilibria(random_net(0, 3, (4,), n_out=2, n_states=2), unit_box(3))
 
 
-def test_clip_nets_give_points_without_corollary_bounds():
+def test_clip_nets_give_points_without_corollary_bounds(random_net, scaled_net, unit_box):
     net = random_net(4, 2, (5,), activation=acts.clip(-0.5, 0.5), bias_scale=0.1)
     net = scaled_net(net, 0.3)
     res = find_equilibria(net, unit_box(2))

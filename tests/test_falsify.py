@@ -12,6 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from random_nets import random_net
 
 from certify.bounds.interval import interval_bounds
 from certify.config import VerifyConfig
@@ -41,16 +42,9 @@ ACTS = {
 }
 
 
-def random_net(rng, sizes, act, skip=False, n_states=None, scale=1.0):
-    layers = [
-        Layer(scale * rng.normal(size=(sizes[i + 1], sizes[i])) / math.sqrt(sizes[i]),
-              0.3 * rng.normal(size=sizes[i + 1]),
-              act)
-        for i in range(len(sizes) - 2)
-    ]
-    out = rng.normal(size=(sizes[-1], sizes[-2])) / math.sqrt(sizes[-2])
-    s = rng.normal(size=(sizes[-1], sizes[0])) * 0.3 if skip else None
-    return Network(tuple(layers), out, rng.normal(size=sizes[-1]), skip=s, n_states=n_states)
+# The nets these tests were tuned on: hidden layers N(0, 1) / sqrt(fan_in) times `weight_scale`, hidden biases
+# 0.3 N(0, 1); the output weight N(0, 1) / sqrt(fan_in) whatever `weight_scale`, the skip, then an N(0, 1) output bias.
+NET = {"bias_scale": 0.3, "out_scale": 1.0, "out_bias_scale": 1.0, "out_order": "wsb"}
 
 
 def naive_product(net: Network, x: np.ndarray, kind: str) -> np.ndarray:
@@ -91,7 +85,7 @@ def nets(draw):
     sizes = draw(st.lists(st.integers(1, 6), min_size=2, max_size=5))
     act = ACTS[draw(st.sampled_from(sorted(ACTS)))]
     rng = np.random.default_rng(seed)
-    return random_net(rng, sizes, act, skip=draw(st.booleans())), rng
+    return random_net(rng, sizes[0], sizes[1:-1], sizes[-1], act, skip=draw(st.booleans()), **NET), rng
 
 
 @settings(max_examples=60, deadline=None)
@@ -129,7 +123,7 @@ def test_layer_slopes_equal_the_catalogue(name):
 
 
 def test_chain_product_rejects_bad_columns():
-    tn = TorchNet.of(random_net(np.random.default_rng(0), (3, 4, 2), acts.relu()))
+    tn = TorchNet.of(random_net(0, 3, (4,), 2, acts.relu(), **NET))
     with pytest.raises(ValueError):
         pwa.chain_product(tn, pwa.slopes(tn, torch.zeros(1, 3, dtype=torch.float64), "secant"), columns=4)
 
@@ -258,7 +252,7 @@ def test_tanh_one_d_secant_versus_derivative_by_hand():
 @pytest.mark.parametrize("quantity", MATRIX_QUANTITIES)
 def test_sampled_value_between_design_points_and_interval_bound(name, quantity):
     rng = np.random.default_rng(11)
-    net = random_net(rng, (3, 8, 8, 3), ACTS[name], skip=True, scale=2.0)
+    net = random_net(rng, 3, (8, 8), 3, ACTS[name], skip=True, weight_scale=2.0, **NET)
     box = Box(np.array([-1.0, -0.5, 0.0]), np.array([1.0, 0.5, 0.3]))
     cfg = VerifyConfig(device="cpu", samples=3000, seed=2)
     for p in P:
@@ -276,7 +270,7 @@ def test_sampled_value_between_design_points_and_interval_bound(name, quantity):
 @pytest.mark.parametrize("name", ["tanh", "sigmoid", "gelu"])
 def test_gradient_ascent_reaches_the_dense_grid_maximum(name):
     rng = np.random.default_rng(4)
-    net = random_net(rng, (2, 10, 2), ACTS[name], scale=3.0)
+    net = random_net(rng, 2, (10,), 2, ACTS[name], weight_scale=3.0, **NET)
     box = Box(np.array([-2.0, -1.0]), np.array([1.0, 2.0]))
     g = np.linspace(0, 1, 801)
     grid = np.stack(np.meshgrid(box.lower[0] + 3 * g, box.lower[1] + 3 * g), -1).reshape(-1, 2)
@@ -290,7 +284,7 @@ def test_gradient_ascent_reaches_the_dense_grid_maximum(name):
 def test_seeding_gives_identical_results():
     rng = np.random.default_rng(7)
     for act in (acts.relu(), acts.tanh()):
-        net = random_net(rng, (2, 16, 16, 2), act)
+        net = random_net(rng, 2, (16, 16), 2, act, **NET)
         box = Box(-np.ones(2), np.ones(2))
         cfg = VerifyConfig(device="cpu", samples=5000, seed=9)
         r1, r2 = (falsify(net, box, Quantity.JACOBIAN, 2.0, cfg) for _ in range(2))
@@ -300,7 +294,7 @@ def test_seeding_gives_identical_results():
 
 def test_state_only_takes_the_state_columns():
     rng = np.random.default_rng(8)
-    net = random_net(rng, (3, 6, 2), acts.relu(), skip=True, n_states=2)  # x = (s1, s2, u)
+    net = random_net(rng, 3, (6,), 2, acts.relu(), skip=True, n_states=2, **NET)  # x = (s1, s2, u)
     box = Box(-np.ones(3), np.ones(3), n_states=2)
     state = falsify(net, box, Quantity.A_STAR, 2.0, CPU)
     full = falsify(net, box, Quantity.A_STAR, 2.0, CPU, state_only=False)
@@ -311,7 +305,7 @@ def test_state_only_takes_the_state_columns():
 
 
 def test_result_record_and_device_choice():
-    net = random_net(np.random.default_rng(1), (2, 4, 2), acts.relu())
+    net = random_net(1, 2, (4,), 2, acts.relu(), **NET)
     box = Box(-np.ones(2), np.ones(2))
     cfg = VerifyConfig(samples=100)  # device "auto"
     r = falsify(net, box, Quantity.A_STAR, 2.0, cfg)
@@ -325,7 +319,7 @@ def test_result_record_and_device_choice():
 
 
 def test_timeout_still_returns_a_replayed_point():
-    net = random_net(np.random.default_rng(2), (4, 32, 32, 4), acts.tanh())
+    net = random_net(2, 4, (32, 32), 4, acts.tanh(), **NET)
     box = Box(-np.ones(4), np.ones(4))
     r = falsify(net, box, Quantity.JACOBIAN, 2.0, VerifyConfig(device="cpu", samples=10**7, timeout=0.05))
     assert r.points < 10**7
@@ -334,7 +328,7 @@ def test_timeout_still_returns_a_replayed_point():
 
 
 def test_zero_samples_and_bad_arguments():
-    net = random_net(np.random.default_rng(3), (2, 4, 2), acts.relu())
+    net = random_net(3, 2, (4,), 2, acts.relu(), **NET)
     box = Box(-np.ones(2), np.ones(2))
     r = falsify(net, box, Quantity.A_STAR, 2.0, VerifyConfig(device="cpu", samples=0))
     assert r.points >= 1 and box.contains(r.x)
@@ -356,7 +350,7 @@ def test_pattern_of_by_hand():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_path_agrees_with_cpu():
-    net = random_net(np.random.default_rng(6), (2, 32, 32, 2), acts.relu())
+    net = random_net(6, 2, (32, 32), 2, acts.relu(), **NET)
     box = Box(-np.ones(2), np.ones(2))
     cpu = falsify(net, box, Quantity.A_STAR, 2.0, VerifyConfig(device="cpu", samples=20000))
     gpu = falsify(net, box, Quantity.A_STAR, 2.0, VerifyConfig(device="cuda", samples=20000))
@@ -369,7 +363,7 @@ def test_sampled_value_matches_the_exact_branch_and_bound_on_two_d_relu_nets(see
     """sampled <= exact always; on small 2-D nets the region walk reaches the exact sup (region search of bnb)."""
     import engine_calls as bnb
     rng = np.random.default_rng(seed)
-    net = random_net(rng, (2, 12, 12, 2), acts.relu(), scale=2.0)
+    net = random_net(rng, 2, (12, 12), 2, acts.relu(), weight_scale=2.0, **NET)
     box = Box(-np.ones(2), np.ones(2))
     for p in P:
         exact = bnb.sup_norm(net, box, p, "A_STAR", state_only=False, exact=True, timeout=60)

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from random_nets import random_net, scaled_net, unit_box
 
 from certify.certificate import CheckName, Verdict
 from certify.checks.invariance import check_invariance as run_invariance
@@ -53,7 +52,7 @@ def _dense_violation(net: Network, box: Box, count: int = 200_000, seed: int = 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_milp_certifies_what_intervals_cannot(backend):
+def test_milp_certifies_what_intervals_cannot(backend, unit_box):
     net, box = _abs_net(), unit_box(2)
     res = check_invariance(net, box, CONFIG, backend=backend)
     assert res.check is CheckName.INVARIANCE
@@ -71,7 +70,7 @@ def test_milp_certifies_what_intervals_cannot(backend):
     assert -0.1 <= exact.upper == pytest.approx(-0.1, abs=1e-5)
 
 
-def test_interval_suffices_without_milp(monkeypatch):
+def test_interval_suffices_without_milp(monkeypatch, random_net, scaled_net, unit_box):
     net = scaled_net(random_net(3, 2, (5, 5), bias_scale=0.1), 0.1)
     monkeypatch.setitem(sys.modules, "pulp", None)  # no solver needed, so none may be asked
     res = check_invariance(net, unit_box(2), CONFIG)
@@ -93,7 +92,7 @@ def _needle_net(a: float = 0.9, b: float = -0.2, k: float = 1000.0) -> Network:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_needle_is_falsified_with_a_witness_in_the_sliver(backend):
+def test_needle_is_falsified_with_a_witness_in_the_sliver(backend, unit_box):
     net, box = _needle_net(), unit_box(2)
     assert _dense_violation(net, box, 100_000) < 0  # sampling does not see the sliver
     res = check_invariance(net, box, CONFIG.with_(exact=True), backend=backend)
@@ -127,7 +126,7 @@ def test_exogenous_inputs_range_over_their_box_and_only_states_are_compared():
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), scale=st.floats(0.4, 1.6),
        act=st.sampled_from([acts.relu(), acts.leaky_relu(0.2), acts.hardtanh()]))
-def test_verdicts_agree_with_dense_sampling(seed, scale, act):
+def test_verdicts_agree_with_dense_sampling(seed, scale, act, random_net, scaled_net, unit_box):
     net = random_net(seed, 2, (6, 6), activation=act, skip=True)
     # scale the output so that the max |f| over the box is about `scale` (near the box's edge)
     probe = np.abs(net.forward(np.random.default_rng(0).uniform(-1, 1, (2000, 2)))).max()
@@ -158,7 +157,7 @@ def _abs_abs_net() -> Network:
     return Network((Layer(w1, np.zeros(4), acts.relu()), Layer(w2, b2, acts.relu())), out, np.zeros(2))
 
 
-def test_solver_free_recheck_reports_what_it_could_not_confirm():
+def test_solver_free_recheck_reports_what_it_could_not_confirm(unit_box):
     from certify.checks.invariance import solver_free_recheck
 
     net, box = _abs_abs_net(), unit_box(2)
@@ -169,7 +168,7 @@ def test_solver_free_recheck_reports_what_it_could_not_confirm():
     assert "solver tolerances" in tiny.reason
 
 
-def test_smooth_net_is_never_certified_by_milp(monkeypatch):
+def test_smooth_net_is_never_certified_by_milp(monkeypatch, unit_box):
     # f(x) = tanh(x) - 0.5 x maps [-1, 1]^2 into [-0.27, 0.27]^2, but intervals give [-1.27, 1.27]: only an exact
     # method could certify it. The MILP must not be used on a smooth net (nor any solver be asked): the sub-box
     # search (interval and mean-value enclosures) certifies it, and in exact mode brackets the exact violation.
@@ -184,7 +183,7 @@ def test_smooth_net_is_never_certified_by_milp(monkeypatch):
     assert exact - 1e-12 <= res.upper < 0
 
 
-def test_smooth_net_leaving_the_box_is_falsified_by_sampling():
+def test_smooth_net_leaving_the_box_is_falsified_by_sampling(unit_box):
     net = Network((Layer(np.eye(2), np.zeros(2), acts.softplus()),), 1.8 * np.eye(2), np.zeros(2),
                   skip=-0.9 * np.eye(2))  # f(-1) = 1.8 softplus(-1) + 0.9 = 1.46 > 1
     res = check_invariance(net, unit_box(2), CONFIG)
@@ -192,13 +191,13 @@ def test_smooth_net_leaving_the_box_is_falsified_by_sampling():
     assert res.witness.value == pytest.approx(1.8 * np.log1p(np.exp(-1.0)) + 0.9 - 1.0, abs=1e-9)
 
 
-def test_tanh_net_inside_is_certified_by_intervals():
+def test_tanh_net_inside_is_certified_by_intervals(unit_box):
     net = Network((Layer(np.eye(2), np.zeros(2), acts.tanh()),), 0.5 * np.eye(2), np.zeros(2))
     res = check_invariance(net, unit_box(2), CONFIG)
     assert res.verdict is Verdict.CERTIFIED and res.method == "interval"
 
 
-def test_missing_solver_gives_unknown(monkeypatch):
+def test_missing_solver_gives_unknown(monkeypatch, unit_box):
     monkeypatch.setitem(sys.modules, "pulp", None)
     res = check_invariance(_abs_net(), unit_box(2), CONFIG, backend="cbc")
     assert res.verdict is Verdict.UNKNOWN
@@ -206,7 +205,7 @@ def test_missing_solver_gives_unknown(monkeypatch):
     assert res.upper > 0  # only the interval bound remains
 
 
-def test_non_square_map_is_a_usage_error():
+def test_non_square_map_is_a_usage_error(random_net, unit_box):
     with pytest.raises(UsageError, match="invariance"):
         check_invariance(random_net(0, 2, (3,), n_out=1), unit_box(2), CONFIG)
     with pytest.raises(UsageError):
@@ -216,7 +215,7 @@ def test_non_square_map_is_a_usage_error():
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), scale=st.floats(0.6, 1.4),
        act=st.sampled_from([acts.relu(), acts.leaky_relu(0.2)]), backend=st.sampled_from(BACKENDS))
-def test_certify_mode_agrees_with_exact_mode_and_sampling(seed, scale, act, backend):
+def test_certify_mode_agrees_with_exact_mode_and_sampling(seed, scale, act, backend, random_net, scaled_net, unit_box):
     # few samples, so that the MILPs (with their cutoff rows) decide most verdicts, not sampling
     net = random_net(seed, 2, (8, 8), activation=act)
     probe = np.abs(net.forward(np.random.default_rng(0).uniform(-1, 1, (2000, 2)))).max()
@@ -261,7 +260,8 @@ class _StoppedEarly:
 @pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("cutoff", [True, False])
 @pytest.mark.parametrize("inside", [0.0, 1e-12, 1e-8])
-def test_early_stopped_milp_never_certifies_without_its_bound_clearing_the_box(monkeypatch, cutoff, inside, parallel):
+def test_early_stopped_milp_never_certifies_without_its_bound_clearing_the_box(monkeypatch, cutoff, inside, parallel,
+                                                                              unit_box):
     # _abs_net: f = 0.9 |x| in [0, 0.9], no output constant. The stopped solver claims bounds at the box's edge,
     # or within the padding inside it: never enough to certify, whatever the cutoff row says.
     import certify.solvers.registry as registry

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from random_nets import gelu_example, random_net, scaled_net, unit_box
 
 from certify.bounds.enclosures import bstar_enclosure
 from certify.config import VerifyConfig
@@ -34,7 +33,7 @@ def _f_by_hand(x: float) -> float:
     return 0.999 * z * 0.5 * math.erfc(-z / math.sqrt(2)) + 0.089543
 
 
-def test_gelu_example_three_fixed_points():
+def test_gelu_example_three_fixed_points(gelu_example):
     net, box = gelu_example()
     pts = newton_equilibria(net, box, starts=64, seed=0)
     assert len(pts) == 3
@@ -59,7 +58,7 @@ def test_gelu_example_three_fixed_points():
     assert bounds.upper >= 0.089543 / (1 - 0.999**2)
 
 
-def test_krawczyk_refuses_a_box_with_two_equilibria_and_a_box_with_none():
+def test_krawczyk_refuses_a_box_with_two_equilibria_and_a_box_with_none(gelu_example):
     net, _ = gelu_example()
     two = krawczyk(net, np.array([0.9]), 0.9)  # [0, 1.8] holds 0.2152 and 1.6120
     assert not two.proven
@@ -69,7 +68,8 @@ def test_krawczyk_refuses_a_box_with_two_equilibria_and_a_box_with_none():
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(sorted(SMOOTH)), seed=st.integers(0, 10_000), skip=st.booleans())
-def test_contractive_net_has_one_proven_equilibrium_inside_the_bounds(name, seed, skip):
+def test_contractive_net_has_one_proven_equilibrium_inside_the_bounds(name, seed, skip, random_net, scaled_net,
+                                                                       unit_box):
     base = random_net(seed, 2, (6, 6), activation=SMOOTH[name](), bias_scale=0.3, skip=skip)
     box = unit_box(2, 3.0)
     x = np.random.default_rng(seed).uniform(-3, 3, size=(4000, 2))
@@ -91,7 +91,7 @@ def test_contractive_net_has_one_proven_equilibrium_inside_the_bounds(name, seed
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(sorted(SMOOTH) + ["relu", "hardtanh"]), seed=st.integers(0, 10_000),
        skip=st.booleans())
-def test_bstar_enclosure_contains_samples(name, seed, skip):
+def test_bstar_enclosure_contains_samples(name, seed, skip, random_net):
     act = {"relu": acts.relu, "hardtanh": acts.hardtanh}.get(name) or SMOOTH[name]
     net = random_net(seed, 3, (5, 4), activation=act(), weight_scale=1.5, skip=skip)
     rng = np.random.default_rng(seed)
@@ -104,7 +104,7 @@ def test_bstar_enclosure_contains_samples(name, seed, skip):
         assert np.all(bs >= blo[k]) and np.all(bs <= bhi[k])
 
 
-def test_corollary3_agrees_with_the_exact_core_on_a_relu_net():
+def test_corollary3_agrees_with_the_exact_core_on_a_relu_net(random_net, scaled_net, unit_box):
     """On a ReLU net every equilibrium is listed exactly by the region enumeration; our bounds must hold them
     and can only be looser than the exact core's."""
     net = scaled_net(random_net(21, 2, (5, 5), bias_scale=1.0), 0.6)
@@ -120,7 +120,7 @@ def test_corollary3_agrees_with_the_exact_core_on_a_relu_net():
     assert len(found) == len(exact.points)
 
 
-def test_inputs_are_required_when_the_net_has_them():
+def test_inputs_are_required_when_the_net_has_them(random_net, scaled_net):
     net = random_net(0, 3, (4,), n_out=2, activation=acts.tanh(), n_states=2)
     box = Box(-np.ones(3), np.ones(3), n_states=2)
     with pytest.raises(ValueError):

@@ -1,8 +1,6 @@
 """Sub-box branch and bound for the invariance violation: enclosures dominate samples, verdicts agree with
 dense sampling, and a net leaving the box on a small region is found."""
 
-import math
-
 import numpy as np
 import pytest
 from engine_calls import max_violation
@@ -18,21 +16,16 @@ from certify.ir.network import Layer, Network
 NAMES = sorted(acts.CATALOGUE)
 
 
-def _net(rng, name, n=2, width=6, scale=0.5, skip=True):
-    act = acts.CATALOGUE[name]()
-    return Network(
-        [Layer(rng.normal(size=(width, n)), rng.normal(size=width), act),
-         Layer(rng.normal(size=(width, width)) / math.sqrt(width), rng.normal(size=width), act)],
-        rng.normal(size=(n, width)) * scale, rng.normal(size=n) * 0.1,
-        skip=rng.normal(size=(n, n)) * 0.3 if skip else None,
-    )
+# The nets these tests draw: 2 -> 6 -> 6 -> 2, N(0, 1) entries with only the second hidden weight divided by
+# sqrt(6), the output weight times `out_scale`, an output bias 0.1 N(0, 1) and a skip 0.3 N(0, 1).
+NET = {"bias_scale": 1.0, "out_bias_scale": 0.1, "fan_in": (False, True, False)}
 
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), name=st.sampled_from(NAMES), w=st.floats(1e-6, 2.0))
-def test_enclosures_contain_samples(seed, name, w):
+def test_enclosures_contain_samples(seed, name, w, random_net):
     rng = np.random.default_rng(seed)
-    net = _net(rng, name, skip=bool(seed % 2))
+    net = random_net(rng, 2, (6, 6), 2, acts.CATALOGUE[name](), out_scale=0.5, skip=bool(seed % 2), **NET)
     lo = rng.uniform(-2, 1, size=2)
     hi = lo + w * rng.uniform(0.1, 1.0, size=2)
     x = lo + (hi - lo) * rng.random((400, 2))
@@ -54,9 +47,9 @@ def _dense_violation(net, box, n=301):
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), name=st.sampled_from(["tanh", "sigmoid", "gelu", "softplus", "elu", "relu"]),
        exact=st.booleans())
-def test_bracket_contains_the_dense_maximum(seed, name, exact):
+def test_bracket_contains_the_dense_maximum(seed, name, exact, random_net):
     rng = np.random.default_rng(seed)
-    net = _net(rng, name, scale=0.3)
+    net = random_net(rng, 2, (6, 6), 2, acts.CATALOGUE[name](), out_scale=0.3, skip=True, **NET)
     box = Box([-1.0, -1.0], [1.0, 1.0])
     res = max_violation(net, box, exact=exact, timeout=3.0, seed=seed)
     dense = _dense_violation(net, box)
@@ -67,11 +60,9 @@ def test_bracket_contains_the_dense_maximum(seed, name, exact):
         assert dense < 0
 
 
-def test_contracting_tanh_map_is_certified_invariant():
+def test_contracting_tanh_map_is_certified_invariant(random_net):
     # f(x) = 0.5 tanh(W x): |f_i| <= 0.5 < 1, so f([-1, 1]^2) sits strictly inside.
-    rng = np.random.default_rng(0)
-    net = Network([Layer(rng.normal(size=(8, 2)), np.zeros(8), acts.tanh())], rng.normal(size=(2, 8)) * 0.05,
-                  np.zeros(2))
+    net = random_net(0, 2, (8,), 2, acts.tanh(), bias_scale=0.0, out_scale=0.05, fan_in=False)
     res = max_violation(net, Box([-1.0, -1.0], [1.0, 1.0]), timeout=10)
     assert res.exhausted and res.upper < 0 and res.proven_fraction == pytest.approx(1.0)
 

@@ -14,25 +14,23 @@ from certify.ir.network import Layer, Network
 NAMES = sorted(acts.CATALOGUE) + ["prelu"]
 
 
-def _act(name, width, rng):
+# The nets these tests draw: every entry N(0, 1) unscaled, PReLU slopes N(0, 1) after their layer's weight and
+# bias, and the skip (when present) before the output layer.
+NET = {"fan_in": False, "bias_scale": 1.0, "skip_scale": 1.0, "out_order": "swb"}
+
+
+def _act(name):
+    """The activation spec for random_net: the catalogue entry, or PReLU with slopes drawn from the net's rng."""
     if name == "prelu":
-        return acts.prelu(rng.normal(size=width))
+        return lambda width, rng: acts.prelu(rng.normal(size=width))
     return acts.CATALOGUE[name]()
-
-
-def random_net(rng, name, sizes=(3, 6, 5, 3), skip=True, n_states=None):
-    layers = [
-        Layer(rng.normal(size=(m, n)), rng.normal(size=m), _act(name, m, rng)) for n, m in zip(sizes[:-2], sizes[1:-1])
-    ]
-    s = rng.normal(size=(sizes[-1], sizes[0])) if skip else None
-    return Network(layers, rng.normal(size=(sizes[-1], sizes[-2])), rng.normal(size=sizes[-1]), s, n_states)
 
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("skip", [False, True])
-def test_pwa_identity(name, skip):
+def test_pwa_identity(name, skip, random_net):
     rng = np.random.default_rng(hash(name) % 2**32)
-    net = random_net(rng, name, skip=skip)
+    net = random_net(rng, 3, (6, 5), 3, _act(name), skip=skip, **NET)
     x = rng.normal(size=(200, 3)) * 3
     a, b = net.pwa(x)
     assert a.shape == (200, 3, 3) and b.shape == (200, 3)
@@ -40,9 +38,9 @@ def test_pwa_identity(name, skip):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_jacobian_matches_autograd(name):
+def test_jacobian_matches_autograd(name, random_net):
     rng = np.random.default_rng(1 + hash(name) % 2**32)
-    net = random_net(rng, name)
+    net = random_net(rng, 3, (6, 5), 3, _act(name), skip=True, **NET)
     x = rng.normal(size=(100, 3)) * 3
     tn = TorchNet.of(net)
     auto = torch.func.vmap(torch.func.jacrev(lambda v: forward(tn, v[None])[0]))(torch.from_numpy(x)).numpy()
@@ -50,16 +48,16 @@ def test_jacobian_matches_autograd(name):
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "prelu", "identity"])
-def test_pwa_equals_jacobian_for_pwl_through_origin(name):
+def test_pwa_equals_jacobian_for_pwl_through_origin(name, random_net):
     rng = np.random.default_rng(7)
-    net = random_net(rng, name)
+    net = random_net(rng, 3, (6, 5), 3, _act(name), skip=True, **NET)
     x = rng.normal(size=(100, 3))
     np.testing.assert_allclose(net.pwa(x)[0], net.jacobian(x), atol=1e-12)
 
 
-def test_pwa_differs_from_jacobian_for_tanh():
+def test_pwa_differs_from_jacobian_for_tanh(random_net):
     rng = np.random.default_rng(8)
-    net = random_net(rng, "tanh")
+    net = random_net(rng, 3, (6, 5), 3, _act("tanh"), skip=True, **NET)
     x = rng.normal(size=(50, 3))
     assert np.abs(net.pwa(x)[0] - net.jacobian(x)).max() > 1e-3
 
@@ -73,10 +71,9 @@ def test_pwa_differs_from_jacobian_for_tanh():
     n_in=st.integers(1, 4),
     n_out=st.integers(1, 4),
 )
-def test_pwa_identity_random_shapes(seed, name, depth, width, n_in, n_out):
+def test_pwa_identity_random_shapes(seed, name, depth, width, n_in, n_out, random_net):
     rng = np.random.default_rng(seed)
-    sizes = (n_in, *([width] * depth), n_out)
-    net = random_net(rng, name, sizes=sizes, skip=bool(seed % 2))
+    net = random_net(rng, n_in, (width,) * depth, n_out, _act(name), skip=bool(seed % 2), **NET)
     x = rng.normal(size=(20, n_in)) * 2
     a, b = net.pwa(x)
     np.testing.assert_allclose(np.einsum("bij,bj->bi", a, x) + b, net.forward(x), atol=1e-10)

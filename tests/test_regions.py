@@ -15,7 +15,6 @@ from certify.ir.network import Layer, Network
 from certify.ir.pieces import pieces
 from certify.solvers.base import LinearProgram
 from certify.solvers.lp import solve_lp
-from tests.random_nets import random_net, unit_box
 
 ACTS = [None, acts.leaky_relu(0.2), "prelu", acts.clip(-0.4, 0.6), acts.relu6()]
 
@@ -69,7 +68,7 @@ def brute_force_patterns(net, box, tol):
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), n_in=st.integers(2, 3), act=st.sampled_from(range(len(ACTS))),
        widths=st.sampled_from([(3,), (4,), (3, 3), (4, 3), (2, 2, 2)]))
-def test_regions_match_brute_force_over_all_patterns(seed, n_in, act, widths):
+def test_regions_match_brute_force_over_all_patterns(seed, n_in, act, widths, random_net, unit_box):
     if ACTS[act] is not None and not isinstance(ACTS[act], str) and ACTS[act].kind.value == "clip" and sum(widths) > 6:
         widths = widths[:1]  # 3 pieces per neuron: keep the brute force small
     net = random_net(seed, n_in, widths, activation=ACTS[act])
@@ -89,7 +88,7 @@ def test_regions_match_brute_force_over_all_patterns(seed, n_in, act, widths):
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), n_in=st.integers(2, 4), act=st.sampled_from(range(len(ACTS))),
        depth=st.integers(1, 3), width=st.integers(3, 6), skip=st.booleans())
-def test_affine_maps_replay_and_regions_cover_the_box(seed, n_in, act, depth, width, skip):
+def test_affine_maps_replay_and_regions_cover_the_box(seed, n_in, act, depth, width, skip, random_net):
     net = random_net(seed, n_in, (width,) * depth, activation=ACTS[act], skip=skip)
     box = Box(-np.ones(n_in), 0.5 * np.ones(n_in))
     enum = enumerate_regions(net, box)
@@ -112,7 +111,7 @@ def test_affine_maps_replay_and_regions_cover_the_box(seed, n_in, act, depth, wi
     assert np.all(count == 1)
 
 
-def test_identity_layers_give_one_region_and_the_affine_map():
+def test_identity_layers_give_one_region_and_the_affine_map(unit_box):
     rng = np.random.default_rng(1)
     w0, w1 = rng.normal(size=(4, 3)), rng.normal(size=(2, 4))
     net = Network((Layer(w0, rng.normal(size=4), acts.identity()),), w1, rng.normal(size=2))
@@ -121,7 +120,7 @@ def test_identity_layers_give_one_region_and_the_affine_map():
     assert r.a_ub.shape == (0, 3)
 
 
-def test_degenerate_neurons_constant_duplicate_and_zero_width_coordinate():
+def test_degenerate_neurons_constant_duplicate_and_zero_width_coordinate(random_net, unit_box):
     # neuron 0: z = x0; neuron 1: its duplicate; neuron 2: zero weights and bias (z = 0 on the whole box);
     # layer 1: z = h0 - h1 (identically 0) and z = h0 + h2 - 0.25
     w0 = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
@@ -142,13 +141,13 @@ def test_degenerate_neurons_constant_duplicate_and_zero_width_coordinate():
     assert np.all(count == 1)
 
 
-def test_smooth_net_is_refused():
+def test_smooth_net_is_refused(random_net, unit_box):
     with pytest.raises(UsageError):
         enumerate_regions(random_net(0, 2, (3,), activation=acts.tanh()), unit_box(2))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_interior_points_lie_on_their_pattern_in_wider_nets(seed):
+def test_interior_points_lie_on_their_pattern_in_wider_nets(seed, random_net):
     """Wider 2-D nets exercise the LP-free proofs (pool points, pushed points) and the warm-started LPs: every
     reported interior point replays to its region's pattern, its ball stays inside, and regions are disjoint."""
     net = random_net(seed, 2, (16, 16))

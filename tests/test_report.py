@@ -8,18 +8,17 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from random_nets import random_net
 
 from certify.certificate import CheckName, CheckResult, Verdict, Witness
 from certify.ir import activations as acts
 from certify.ir.box import Box
-from certify.ir.network import Layer, Network
 from certify.report.report import Report
 
 
 def _report(verdicts, network=True):
-    rng = np.random.default_rng(0)
-    net = Network([Layer(rng.normal(size=(8, 2)) * 0.5, rng.normal(size=8) * 0.1, acts.relu())],
-                  rng.normal(size=(2, 8)) * 0.3, np.zeros(2))
+    net = random_net(0, 2, (8,), 2, acts.relu(), weight_scale=0.5, bias_scale=0.1, out_scale=0.3, out_bias_scale=0.0,
+                     fan_in=False)
     box = Box(np.array([-1.0, -1.0]), np.array([1.0, 1.0]), ("a", "b"))
     results = []
     for name, v in verdicts:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from random_nets import random_net, random_weights
 
 import certify.solvers.sdp as sdp_backend
 from certify.engines.lipsdp import (
@@ -27,16 +28,17 @@ from certify.errors import UsageError
 from certify.ir import activations as act
 from certify.ir.box import Box
 from certify.ir.kernels import TorchNet, chain_product, slopes
-from certify.ir.network import Layer, Network
+from certify.ir.network import Network
 from certify.solvers.base import SolveStatus
 
 BACKENDS = sdp_backend.installed_backends()
 ACCURATE = "clarabel" if "clarabel" in BACKENDS else "scs"
 LIPSDP = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "lipsdp"
 
-
-def _random_weights(rng, sizes, scale=1.0):
-    return [scale * rng.normal(size=(m, n)) / math.sqrt(n) for n, m in zip(sizes[:-1], sizes[1:])]
+# The nets these tests draw: every hidden weight 1.5 N(0, 1) / sqrt(fan_in) first, then the hidden biases
+# 0.5 N(0, 1), the output weight N(0, 1) / sqrt(fan_in), the skip 0.3 N(0, 1) (when present) and a zero output bias.
+NET = {"weight_scale": 1.5, "bias_scale": 0.5, "out_scale": 1.0, "out_bias_scale": 0.0, "out_order": "wsb",
+       "weights_first": True}
 
 
 def _vertex_max(weights, lower, upper, skip=None) -> float:
@@ -93,7 +95,7 @@ def test_skip_is_inside_the_lmi_not_added(backend):
 @pytest.mark.parametrize("with_skip", [False, True])
 def test_relu_global_bound_dominates_every_slope_vertex(seed, with_skip):
     rng = np.random.default_rng(seed)
-    weights = _random_weights(rng, [2, 4, 4, 2], scale=1.5)
+    weights = random_weights(rng, [2, 4, 4, 2], scale=1.5)
     lower = [np.zeros(4), np.zeros(4)]
     upper = [np.ones(4), np.ones(4)]
     # a few neurons fixed (stable active / inactive), as over a small box
@@ -104,13 +106,6 @@ def test_relu_global_bound_dominates_every_slope_vertex(seed, with_skip):
     assert res.value is not None, res.reason
     exact = _vertex_max(weights, lower, upper, skip)
     assert exact <= res.value <= _naive(weights, lower, upper, skip) * (1 + 1e-6)
-
-
-def _relu_net(rng, sizes, n_states, skip=False, activation=act.relu):
-    layers = [Layer(w, rng.normal(size=w.shape[0]) * 0.5, activation()) for w in _random_weights(rng, sizes[:-1], 1.5)]
-    out = rng.normal(size=(sizes[-1], sizes[-2])) / math.sqrt(sizes[-2])
-    s = rng.normal(size=(sizes[-1], sizes[0])) * 0.3 if skip else None
-    return Network(tuple(layers), out, np.zeros(sizes[-1]), s, n_states=n_states)
 
 
 def _sampled_sup(net: Network, box: Box, kind: str, n: int = 100_000, seed: int = 0, state_only=True) -> float:
@@ -125,7 +120,7 @@ def _sampled_sup(net: Network, box: Box, kind: str, n: int = 100_000, seed: int 
 @pytest.mark.parametrize("seed", range(3))
 def test_box_bound_dominates_sampled_a_star_state_part(seed):
     rng = np.random.default_rng(10 + seed)
-    net = _relu_net(rng, [3, 8, 8, 2], n_states=2, skip=True)
+    net = random_net(rng, 3, (8, 8), 2, act.relu(), skip=True, n_states=2, **NET)
     box = Box(-0.5 * np.ones(3), 0.5 * np.ones(3), n_states=2)
     res = sdp_bound_over_box(net, box, "A_STAR", state_only=True, backend=ACCURATE)
     assert res.value is not None, res.reason
@@ -144,7 +139,7 @@ def test_quantity_names():
     from certify.engines import sampling as falsify
 
     rng = np.random.default_rng(0)
-    net = _relu_net(rng, [2, 4, 2], n_states=2, activation=act.tanh)
+    net = random_net(rng, 2, (4,), 2, act.tanh(), n_states=2, **NET)
     box = Box(-np.ones(2), np.ones(2))
     sec, der = slope_ranges(net, box, "a_star"), slope_ranges(net, box, "JACOBIAN")
     for q, ref in [(bnb.Quantity.A_STAR, sec), (falsify.Quantity.JACOBIAN, der)]:
@@ -163,7 +158,7 @@ def test_box_bound_dominates_the_exact_core(seed):
     from engine_calls import sup_norm
 
     rng = np.random.default_rng(20 + seed)
-    net = _relu_net(rng, [2, 8, 6, 2], n_states=2, skip=bool(seed % 2))
+    net = random_net(rng, 2, (8, 6), 2, act.relu(), skip=bool(seed % 2), n_states=2, **NET)
     box = Box(np.array([-1.0, -0.5]), np.array([0.5, 1.0]))
     exact = sup_norm(net, box, 2.0, "A_STAR", exact=True, timeout=60.0)
     assert exact.exact, exact.reason
@@ -176,7 +171,7 @@ def test_box_bound_dominates_the_exact_core(seed):
 @pytest.mark.parametrize("quantity,kind", [("A_STAR", "secant"), ("JACOBIAN", "derivative")])
 def test_smooth_box_bound_dominates_sampled(activation, quantity, kind):
     rng = np.random.default_rng(7)
-    net = _relu_net(rng, [2, 6, 6, 2], n_states=2, activation=activation)
+    net = random_net(rng, 2, (6, 6), 2, activation(), n_states=2, **NET)
     box = Box(np.array([-1.0, -0.5]), np.array([0.5, 1.0]))
     res = sdp_bound_over_box(net, box, quantity, backend=ACCURATE)
     assert res.value is not None, res.reason
@@ -186,7 +181,7 @@ def test_smooth_box_bound_dominates_sampled(activation, quantity, kind):
 # ------------------------------------------------------------------------------------------- the float64 re-check
 def _solved_small_problem():
     rng = np.random.default_rng(5)
-    weights = _random_weights(rng, [2, 5, 4, 2], scale=1.5)
+    weights = random_weights(rng, [2, 5, 4, 2], scale=1.5)
     lower = [np.zeros(5), np.full(4, 0.2)]
     upper = [np.ones(5), np.ones(4)]
     data = build_lmi(weights, lower, upper)
@@ -253,7 +248,7 @@ def test_unknown_backend_gives_no_bound():
 
 def test_stopped_solve_gives_no_bound():
     rng = np.random.default_rng(2)
-    weights = _random_weights(rng, [2, 8, 8, 2], scale=2.0)
+    weights = random_weights(rng, [2, 8, 8, 2], scale=2.0)
     res = lipschitz_sdp(weights, [np.zeros(8)] * 2, [np.ones(8)] * 2, backend="scs", max_iters=3)
     assert res.status is not SolveStatus.OPTIMAL
     assert res.value is None and res.reason

@@ -10,7 +10,6 @@ import pytest
 from engine_calls import sup_norm_boxes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from random_nets import gelu_example, random_net, scaled_net, unit_box
 
 from certify.bounds.corollary4 import product_bound
 from certify.bounds.interval import interval_bounds
@@ -64,7 +63,7 @@ def _points_in(rng, lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
 @given(name=st.sampled_from(sorted(EVERY)), seed=st.integers(0, 10_000),
        quantity=st.sampled_from(["A_STAR", "JACOBIAN"]),
        p=st.sampled_from([1.0, 2.0, math.inf]), skip=st.booleans(), n_in=st.integers(1, 3))
-def test_sub_box_bounds_dominate_samples(name, seed, quantity, p, skip, n_in):
+def test_sub_box_bounds_dominate_samples(name, seed, quantity, p, skip, n_in, random_net, unit_box):
     """Every bound kind on a sub-box is >= ||Q(x)|| at every sampled x of that sub-box; the interval matrix
     contains every sampled matrix entrywise; pre-activation bounds contain sampled pre-activations."""
     net = random_net(seed, n_in, (5, 4), activation=EVERY[name](), weight_scale=1.5, skip=skip)
@@ -88,7 +87,7 @@ def test_sub_box_bounds_dominate_samples(name, seed, quantity, p, skip, n_in):
 
 
 @pytest.mark.parametrize("name", sorted(EVERY))
-def test_batched_bounds_agree_with_single_box_functions(name):
+def test_batched_bounds_agree_with_single_box_functions(name, random_net, unit_box):
     """The batched interval pre-activations equal bounds.interval_bounds box by box (to an ulp), the centred form is
     never
     looser, and the PRODUCT bound is weight_norm.product_bound on every sub-box (or below it, with the centred
@@ -121,7 +120,7 @@ def test_batched_bounds_agree_with_single_box_functions(name):
             assert prod[b] == pytest.approx(ref, rel=1e-12)
 
 
-def test_centred_form_is_quadratic_on_small_boxes():
+def test_centred_form_is_quadratic_on_small_boxes(random_net):
     """On a small box the centred pre-activation bounds of the second layer are much tighter than intervals."""
     net = random_net(5, 2, (16, 16), activation=acts.tanh(), weight_scale=2.0)
     c = np.array([0.3, -0.2])
@@ -131,7 +130,7 @@ def test_centred_form_is_quadratic_on_small_boxes():
     assert np.max(w_centred) < 0.5 * np.max(w_plain)
 
 
-def test_state_only_bounds_state_columns():
+def test_state_only_bounds_state_columns(random_net):
     """With exogenous inputs, state_only bounds ||Q[:, :n_states]|| and still uses the inputs' ranges."""
     net = random_net(11, 3, (6, 6), n_out=2, activation=acts.gelu(), n_states=2)
     box = Box(-np.ones(3), np.ones(3), n_states=2)
@@ -152,7 +151,7 @@ def _dense_max(net: Network, box: Box, quantity: str, p: float, n: int = 201) ->
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(["tanh", "sigmoid", "gelu", "softplus", "selu"]), seed=st.integers(0, 10_000),
        quantity=st.sampled_from(["A_STAR", "JACOBIAN"]), p=st.sampled_from([1.0, 2.0, math.inf]))
-def test_bracket_contains_dense_sampled_maximum(name, seed, quantity, p):
+def test_bracket_contains_dense_sampled_maximum(name, seed, quantity, p, random_net, unit_box):
     net = random_net(seed, 2, (6, 6), activation=SMOOTH[name](), weight_scale=1.5)
     box = unit_box(2, 1.5)
     res = sup_norm_boxes(net, box, p, quantity, timeout=3.0, use_sdp=False, seed=seed, samples=256, gap_tol=1e-3)
@@ -171,7 +170,7 @@ def test_bracket_contains_dense_sampled_maximum(name, seed, quantity, p):
 
 
 # ----------------------------------------------------------------------------------------- the GELU example of issue 4
-def test_gelu_example_dissipativity_certified_contraction_falsified():
+def test_gelu_example_dissipativity_certified_contraction_falsified(gelu_example):
     net, box = gelu_example()
     threshold = 1 - 1e-6
     dis = sup_norm_boxes(net, box, 2.0, "A_STAR", threshold=threshold, timeout=20.0, seed=1)
@@ -187,7 +186,7 @@ def test_gelu_example_dissipativity_certified_contraction_falsified():
     assert con.lower == pytest.approx(0.999**2 * 1.128904, rel=1e-5)  # GELU' peaks at sqrt(2): 1.1289...
 
 
-def test_secant_ranges_do_not_bound_the_jacobian():
+def test_secant_ranges_do_not_bound_the_jacobian(gelu_example):
     """Using A*'s (secant) slope ranges for J would 'certify' contraction of the GELU example, which is false:
     the two quantities must be kept apart (this is the mistake the JACOBIAN path avoids)."""
     net, box = gelu_example()
@@ -201,7 +200,7 @@ def test_secant_ranges_do_not_bound_the_jacobian():
 
 # ----------------------------------------------------------------------------------------- verdicts and budgets
 @pytest.mark.parametrize("name", ["tanh", "sigmoid", "gelu"])
-def test_contractive_net_is_certified(name):
+def test_contractive_net_is_certified(name, random_net, scaled_net, unit_box):
     base = random_net(7, 2, (8, 8), activation=SMOOTH[name]())
     box = unit_box(2)
     net = scaled_net(base, 0.8 / _dense_max(base, box, "JACOBIAN", 2.0, 101))
@@ -211,7 +210,7 @@ def test_contractive_net_is_certified(name):
     assert res.lower >= 0.79  # the sampled max is 0.8 (grid), attained values are replayed
 
 
-def test_proven_fraction_grows_with_the_box_budget():
+def test_proven_fraction_grows_with_the_box_budget(random_net, scaled_net, unit_box):
     base = random_net(2, 2, (16, 16), activation=acts.tanh())
     box = unit_box(2)
     net = scaled_net(base, 0.95 / _dense_max(base, box, "A_STAR", 2.0, 101))
@@ -226,7 +225,7 @@ def test_proven_fraction_grows_with_the_box_budget():
     assert fractions[-1] == 1.0 and fractions[0] < 1.0
 
 
-def test_lower_point_and_seed():
+def test_lower_point_and_seed(random_net, unit_box):
     net = random_net(4, 2, (6, 6), activation=acts.sigmoid(), weight_scale=2.0)
     box = unit_box(2)
     x0 = np.array([0.25, -0.5])
@@ -237,7 +236,7 @@ def test_lower_point_and_seed():
     assert res.outcome is Outcome.BRACKETED
 
 
-def test_sdp_bound_is_used_soundly():
+def test_sdp_bound_is_used_soundly(random_net, unit_box):
     net = random_net(9, 2, (4, 4), activation=acts.tanh(), weight_scale=1.5)
     box = unit_box(2)
     res = sup_norm_boxes(net, box, 2.0, "JACOBIAN", timeout=60.0, use_sdp=True, max_boxes=8, samples=256)
@@ -245,7 +244,7 @@ def test_sdp_bound_is_used_soundly():
     assert _dense_max(net, box, "JACOBIAN", 2.0) <= res.upper
 
 
-def test_misuse_raises():
+def test_misuse_raises(random_net, unit_box):
     net = random_net(0, 2, (3,), activation=acts.tanh())
     with pytest.raises(ValueError):
         sup_norm_boxes(net, unit_box(3), 2.0)
@@ -255,7 +254,7 @@ def test_misuse_raises():
         sup_norm_boxes(net, unit_box(2), 2.0, "HESSIAN")
 
 
-def test_lower_seed_above_threshold_never_certifies():
+def test_lower_seed_above_threshold_never_certifies(random_net, unit_box):
     """A caller's lower_seed above the threshold closes boxes, but that is no proof: not CERTIFIED."""
     net = random_net(4, 2, (6, 6), activation=acts.tanh(), weight_scale=2.0)
     box = unit_box(2)
@@ -265,7 +264,7 @@ def test_lower_seed_above_threshold_never_certifies():
 
 
 @pytest.mark.parametrize("trial", [1, 3])
-def test_trial_split_bracket_contains_dense_maximum(trial):
+def test_trial_split_bracket_contains_dense_maximum(trial, random_net, unit_box):
     """Splitting along the best of several trial coordinates still bounds the densely sampled maximum (lower is a
     replayed witness, which may lie above a grid maximum)."""
     net = random_net(7, 2, (8, 8), activation=acts.tanh(), weight_scale=1.5)

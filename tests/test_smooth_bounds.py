@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from random_nets import random_net, unit_box
 
 from certify.bounds.centred import centred_bound
 from certify.bounds.norm_bounds import SupNormBounder, box_bounds
@@ -39,7 +38,7 @@ def _sub_boxes(rng, n, k, half):
 @given(name=st.sampled_from(sorted(CATALOGUE)), seed=st.integers(0, 10_000),
        quantity=st.sampled_from(["A_STAR", "JACOBIAN"]), p=st.sampled_from([1.0, 2.0, math.inf]),
        skip=st.booleans(), n_in=st.integers(1, 3), depth=st.integers(1, 3))
-def test_centred_bound_dominates_dense_samples(name, seed, quantity, p, skip, n_in, depth):
+def test_centred_bound_dominates_dense_samples(name, seed, quantity, p, skip, n_in, depth, random_net, unit_box):
     """On every random sub-box the centred bound is >= ||Q(x)||_p at dense samples (corners included)."""
     widths = (6, 5, 4)[:depth]
     net = random_net(seed, n_in, widths, activation=CATALOGUE[name], weight_scale=1.5, skip=skip)
@@ -57,7 +56,7 @@ def test_centred_bound_dominates_dense_samples(name, seed, quantity, p, skip, n_
 
 @pytest.mark.parametrize("quantity", ["A_STAR", "JACOBIAN"])
 @pytest.mark.parametrize("p", [1.0, 2.0, math.inf])
-def test_centred_bound_tends_to_the_centre_norm(quantity, p):
+def test_centred_bound_tends_to_the_centre_norm(quantity, p, random_net, unit_box):
     """On a tiny box the bound is within a relative 1e-4 of ||Q(c)||, and below the interval matrix bound on a
     4-64-64-4 tanh net's moderately small boxes (where it is meant to win)."""
     net = random_net(2, 4, (64, 64), activation=acts.tanh())
@@ -83,7 +82,7 @@ def test_midpoints_cover_the_ranges():
         assert Fraction(mm) - Fraction(dd) <= Fraction(a) and Fraction(b) <= Fraction(mm) + Fraction(dd)
 
 
-def test_interval_norm_bound_and_centred_bound_agree_on_point_slopes():
+def test_interval_norm_bound_and_centred_bound_agree_on_point_slopes(random_net):
     """With degenerate slope ranges the set is one matrix: both bounds equal its norm to rounding."""
     net = random_net(4, 3, (8, 6), activation=acts.gelu(), skip=True)
     x = np.array([[0.2, -0.4, 0.9]])
@@ -97,7 +96,7 @@ def test_interval_norm_bound_and_centred_bound_agree_on_point_slopes():
     _ = slope_ranges  # the ranges the engine uses are tested in test_smooth_bnb
 
 
-def test_overflow_gives_no_bound_rather_than_nan():
+def test_overflow_gives_no_bound_rather_than_nan(random_net):
     """Slope ranges so wide that the products overflow give an infinite bound, never NaN."""
     net = random_net(1, 2, (4, 4), activation=acts.tanh())
     mats = [layer.weight * 1e200 for layer in net.layers] + [net.out_weight * 1e200]

@@ -18,7 +18,6 @@ from certify.errors import CertifyError, SystemFileError
 from certify.importers.system_file import compose, is_system_file, load_system, read_system
 from certify.ir import activations as acts
 from certify.ir.network import Network
-from tests.random_nets import random_net
 
 ZOO = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo"
 
@@ -145,7 +144,7 @@ def test_clipping_is_active_on_both_sides_and_jacobian_has_the_skip(tmp_path):
     assert np.array_equal(net.out_weight, B) and np.array_equal(net.skip, A)
 
 
-def test_unclipped_composition_premultiplies_the_last_layer():
+def test_unclipped_composition_premultiplies_the_last_layer(random_net):
     ctrl = random_net(3, n_in=2, widths=(4,), n_out=1)
     A, B, c = np.eye(2) * 0.5, np.array([[2.0], [-1.0]]), np.array([0.1, 0.2])
     net = compose(A, B, c, ctrl)
@@ -154,7 +153,7 @@ def test_unclipped_composition_premultiplies_the_last_layer():
     assert np.array_equal(net.skip, A)
 
 
-def test_controller_with_a_skip():
+def test_controller_with_a_skip(random_net):
     """An affine controller u = K x + k (skip only, no hidden layers) can be clipped; a deep one with a skip not."""
     K = np.array([[0.3, -0.2]])
     affine = Network((), np.zeros((1, 2)), np.array([0.1]), skip=K)
@@ -171,7 +170,7 @@ def test_controller_with_a_skip():
         compose(A, B, None, deep, np.array([-1.0]), np.array([1.0]))
 
 
-def test_compose_refuses_mismatched_controller():
+def test_compose_refuses_mismatched_controller(random_net):
     ctrl = random_net(0, n_in=3, widths=(4,), n_out=1)
     with pytest.raises(SystemFileError, match="controller"):
         compose(np.eye(2), np.ones((2, 1)), None, ctrl)

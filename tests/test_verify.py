@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from random_nets import gelu_example
 
 import certify
 from certify.certificate import Verdict
@@ -18,7 +17,7 @@ from certify.ir.network import Layer, Network
 from certify.ir.numerics import induced_norm
 
 
-def test_gelu_dissipative_but_not_contractive_with_three_equilibria():
+def test_gelu_dissipative_but_not_contractive_with_three_equilibria(gelu_example):
     # The example: f(x) = 0.999 GELU(0.999 x) + 0.089543 on [-5, 50]: sup |A*| < 1, yet three fixed points.
     net, box = gelu_example()
     rep = certify.verify(net, box, ["dissipativity", "contraction", "equilibria"], VerifyConfig(timeout=30))
@@ -61,12 +60,10 @@ def test_needle_is_falsified_not_certified():
     assert 0.3 <= res.witness.x[0] <= 0.3 + w and res.witness.value == pytest.approx(2.5, rel=1e-9)
 
 
-def test_exact_gain_of_a_non_square_relu_map_matches_enumeration():
+def test_exact_gain_of_a_non_square_relu_map_matches_enumeration(random_net):
     from certify.engines.regions import enumerate_regions
 
-    rng = np.random.default_rng(5)
-    net = Network([Layer(rng.normal(size=(6, 3)), rng.normal(size=6), acts.relu())], rng.normal(size=(1, 6)),
-                  rng.normal(size=1))
+    net = random_net(5, 3, (6,), 1, acts.relu(), bias_scale=1.0, fan_in=False)  # every entry N(0, 1)
     box = Box(-np.ones(3), np.ones(3))
     res = certify.verify(net, box, ["gain"], VerifyConfig(samples=2000, norm=math.inf)).results[0]
     exact = max(float(induced_norm(r.m, math.inf)) for r in enumerate_regions(net, box).regions)
@@ -98,11 +95,10 @@ def _dense_max(net, box, quantity, p, n=60):
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10_000), name=st.sampled_from(["tanh", "sigmoid", "gelu", "softplus", "selu", "relu"]),
        method=st.sampled_from(["auto", "bnb", "interval", "sample"]), p=st.sampled_from([1.0, 2.0, math.inf]))
-def test_brackets_contain_the_dense_maximum(seed, name, method, p):
+def test_brackets_contain_the_dense_maximum(seed, name, method, p, random_net):
     rng = np.random.default_rng(seed)
-    act = acts.CATALOGUE[name]()
-    net = Network([Layer(rng.normal(size=(5, 2)), rng.normal(size=5), act)], rng.normal(size=(2, 5)) * 0.4,
-                  rng.normal(size=2), skip=rng.normal(size=(2, 2)) * 0.2)
+    net = random_net(rng, 2, (5,), 2, acts.CATALOGUE[name](), bias_scale=1.0, out_scale=0.4, skip=True, skip_scale=0.2,
+                     fan_in=False)
     box = Box([-1.0, -0.5], [0.5, 1.0])
     cfg = VerifyConfig(samples=2000, timeout=5, method=method, norm=p, seed=seed)
     rep = certify.verify(net, box, ["dissipativity", "contraction"], cfg)

@@ -20,16 +20,10 @@ def _norm(m, p):
 
 @pytest.mark.parametrize("p", P)
 @pytest.mark.parametrize("name", ["relu", "tanh", "selu", "gelu", "softplus", "hardswish", "leaky_relu"])
-def test_product_bound_dominates_samples(p, name):
+def test_product_bound_dominates_samples(p, name, random_net):
     rng = np.random.default_rng(3)
-    act = acts.CATALOGUE[name]()
-    net = Network(
-        [Layer(rng.normal(size=(6, 2)), rng.normal(size=6), act),
-         Layer(rng.normal(size=(6, 6)), rng.normal(size=6), act)],
-        rng.normal(size=(2, 6)),
-        rng.normal(size=2),
-        skip=rng.normal(size=(2, 2)),
-    )
+    net = random_net(rng, 2, (6, 6), 2, acts.CATALOGUE[name](), bias_scale=1.0, skip=True, skip_scale=1.0,
+                     fan_in=False)  # every entry N(0, 1)
     box = Box(np.array([-1.0, -2.0]), np.array([1.0, 0.5]))
     x = box.lower + (box.upper - box.lower) * rng.random((5000, 2))
     for quantity, mats in (("A_STAR", net.pwa(x)[0]), ("JACOBIAN", net.jacobian(x))):
@@ -56,10 +50,8 @@ def test_selu_slope_enters_the_product():
     assert pb.slope_maxima[0] == pytest.approx(acts.SELU_SCALE * acts.SELU_ALPHA, rel=1e-6)
 
 
-def test_state_only_drops_input_columns():
-    rng = np.random.default_rng(0)
-    net = Network([Layer(rng.normal(size=(4, 3)), rng.normal(size=4), acts.tanh())], rng.normal(size=(2, 4)),
-                  np.zeros(2), n_states=2)
+def test_state_only_drops_input_columns(random_net):
+    net = random_net(0, 3, (4,), 2, acts.tanh(), bias_scale=1.0, out_bias_scale=0.0, fan_in=False, n_states=2)
     box = Box(-np.ones(3), np.ones(3), n_states=2)
     full = product_bound(net, box, 2.0, state_only=False)
     states = product_bound(net, box, 2.0, state_only=True)
