@@ -117,12 +117,14 @@ def main(argv=None) -> None:
         quantities = [Quantity.JACOBIAN] + ([Quantity.A_STAR] if not net.piecewise_linear else [])
         for p in (2.0, 1.0, math.inf):
             base = max(
-                best_rate(chunked(lambda v, p=p: torch.linalg.matrix_norm(jac(v), ord=p), x, c), len(x), args.repeats)
+                best_rate(chunked(lambda v, p=p, jac=jac: torch.linalg.matrix_norm(jac(v), ord=p), x, c), len(x),
+                          args.repeats)
                 for c in (4096, 16384)
             )
             ref = torch.linalg.matrix_norm(jac(x[:chunk]), ord=p)
             for q in quantities:
-                kernel = chunked(lambda v, q=q, p=p, tnet=tnet, cols=net.n_states: norms_at(tnet, v, q, p, cols), x, chunk)
+                kernel = chunked(lambda v, q=q, p=p, tnet=tnet, cols=net.n_states: norms_at(tnet, v, q, p, cols), x,
+                                 chunk)
                 ours = best_rate(kernel, len(x), args.repeats)
                 cfg = VerifyConfig(device="cpu", samples=args.points, seed=0, timeout=600.0)
                 r = falsify(net, box, q, p, cfg)
