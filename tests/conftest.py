@@ -1,4 +1,5 @@
-"""Shared fixtures: the random-net builder and boxes of ``tests/random_nets.py``.
+"""Shared fixtures: the random-net builder and boxes of ``tests/random_nets.py``, the ONNX builders of
+``tests/onnx_builders.py``.
 
 Each fixture hands out the function itself (``random_net(seed, 2, (6, 6), activation=acts.tanh())``), so a test
 takes it as an argument instead of importing it. They are session-scoped: they hold no state, and hypothesis
@@ -8,6 +9,7 @@ helpers) imports the same functions from ``random_nets``.
 
 from __future__ import annotations
 
+import onnx_builders
 import pytest
 import random_nets
 
@@ -40,3 +42,25 @@ def scaled_net():
 def gelu_example():
     """:func:`random_nets.gelu_example`: ``gelu_example()`` is issue 4's GELU example as ``(net, box)``."""
     return random_nets.gelu_example
+
+
+@pytest.fixture(scope="session")
+def gemm_chain():
+    """:func:`onnx_builders.gemm_chain`: an ONNX Gemm chain ``gemm_chain(weights, biases, activation)``."""
+    return onnx_builders.gemm_chain
+
+
+@pytest.fixture(scope="session")
+def network_to_onnx():
+    """:func:`onnx_builders.network_to_onnx`: a ``Network`` written back as ONNX operators."""
+    return onnx_builders.network_to_onnx
+
+
+@pytest.fixture
+def save_model(tmp_path):
+    """``save_model(model, name="model.onnx")``: the ONNX model written under the test's ``tmp_path``."""
+
+    def save(model, name: str = "model.onnx"):
+        return onnx_builders.save(model, tmp_path, name)
+
+    return save

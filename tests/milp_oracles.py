@@ -31,7 +31,6 @@ from certify.engines.milp_encoding import (
     check_encoding_inputs,
     derivative_range,
     encode_values,
-    objective_amplification,
 )
 from certify.errors import UsageError
 from certify.ir.box import Box
@@ -330,6 +329,18 @@ def milp_gain(
         upper = raw + bound_padding(raw, solver.feasibility_tolerance, enc.model.big_m_scale, amp)
     result = combine_results(results, best_val, raw, None)
     return MilpGain(best_val, best_x, result, upper, tuple(per_row))
+
+
+# ===================================================================== padding of solver bounds
+def objective_amplification(net: Network, out_weights: np.ndarray) -> float:
+    """How much an error of 1 in every hidden neuron can move sum_i |out_weights_i| f_i: with s_L = |ow| |W_L|
+    and s_l = s_{l+1} |W_l|, returns 1 + ||ow||_1 + sum_l ||s_l||_1 (|W| entrywise; an interval-matrix bound)."""
+    s = np.abs(np.atleast_2d(out_weights)).sum(axis=0) @ np.abs(net.out_weight)
+    total = 1.0 + float(np.abs(out_weights).sum()) + float(s.sum())
+    for layer in reversed(net.layers[1:]):
+        s = s @ np.abs(layer.weight)
+        total += float(s.sum())
+    return total
 
 
 def _gain_amplification(net: Network, enc: GainEncoding) -> float:

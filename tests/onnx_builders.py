@@ -219,6 +219,30 @@ def mlp(
     return g.model([("x", [batch, sizes[0]])], h, None, opset)
 
 
+def gemm_chain(weights, biases, activation: str = "Relu", extra_node=None) -> onnx.ModelProto:
+    """x [batch, n] -> Gemm -> activation -> ... -> Gemm (float32, opset 17) -> y [batch, m], nodes named
+    ``gemm<i>`` / ``act<i>``; ``extra_node(name)`` appends one node after the last Gemm (its first output is y's).
+
+    ``weights[l]`` has shape (n_{l+1}, n_l), ``biases[l]`` (n_{l+1},)."""
+    nodes, inits, cur = [], [], "x"
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        inits += [numpy_helper.from_array(np.asarray(w, np.float32), f"W{i}"),
+                  numpy_helper.from_array(np.asarray(b, np.float32), f"b{i}")]
+        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"b{i}"], [f"z{i}"], name=f"gemm{i}", transB=1))
+        cur = f"z{i}"
+        if i < len(weights) - 1:
+            nodes.append(helper.make_node(activation, [cur], [f"h{i}"], name=f"act{i}"))
+            cur = f"h{i}"
+    if extra_node is not None:
+        nodes.append(extra_node(cur))
+        cur = nodes[-1].output[0]
+    nodes.append(helper.make_node("Identity", [cur], ["y"], name="out"))
+    n_in, n_out = np.shape(weights[0])[1], np.shape(weights[-1])[0]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_in])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n_out])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def relu_mlp(sizes=(3, 5, 2), rng=None, opset: int = 17, dtype: int = F32) -> onnx.ModelProto:
     return mlp(ACTIVATION_FORMS[0], sizes, rng, opset, dtype)
 

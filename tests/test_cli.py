@@ -8,36 +8,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 import certify.cli as cli
 from certify.ir.numerics import parse_norm
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-
-
-def gemm_model(path, weights, biases, act="Relu", extra_node=None):
-    nodes, inits, cur = [], [], "x"
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        inits += [numpy_helper.from_array(np.asarray(w, np.float32), f"W{i}"),
-                  numpy_helper.from_array(np.asarray(b, np.float32), f"b{i}")]
-        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"b{i}"], [f"z{i}"], name=f"gemm{i}", transB=1))
-        cur = f"z{i}"
-        if i < len(weights) - 1:
-            nodes.append(helper.make_node(act, [cur], [f"h{i}"], name=f"act{i}"))
-            cur = f"h{i}"
-    if extra_node is not None:
-        nodes.append(extra_node(cur))
-        cur = nodes[-1].output[0]
-    nodes.append(helper.make_node("Identity", [cur], ["y"], name="out"))
-    n_in, n_out = np.shape(weights[0])[1], np.shape(weights[-1])[0]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_in])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n_out])], inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return path
 
 
 def run(args, capsys):
@@ -86,11 +64,11 @@ def test_json_to_stdout_is_pure_json(capsys):
     assert data["checks"]["weight_norm"]["upper"] == pytest.approx(data["checks"]["weight_norm"]["product"])
 
 
-def test_unknown_when_no_bound_settles_it(tmp_path, capsys):
+def test_unknown_when_no_bound_settles_it(tmp_path, capsys, gemm_chain, save_model):
     # tanh net whose true sup of ||A*|| is small, while the product of norms exceeds 1 (weights misaligned).
     w1 = [[3.0, 0.0], [0.0, 0.05]]
     w2 = [[0.05, 0.0], [0.0, 3.0]]
-    model = gemm_model(tmp_path / "m.onnx", [w1, w2], [[0, 0], [0, 0]], act="Tanh")
+    model = save_model(gemm_chain([w1, w2], [[0, 0], [0, 0]], "Tanh"), "m.onnx")
     code, out, err = run([model, "--region", box(tmp_path), "--samples", "2000", "--timeout", "5",
                           "--check", "weight_norm"], capsys)
     assert code == 2, out + err
@@ -137,18 +115,18 @@ def test_bad_inputs(tmp_path, capsys):
     _bad(capsys, [ex, "--region", good_box, "--json", tmp_path / "no" / "dir.json"], "does not exist")
 
 
-def test_non_square_model_refused_for_dynamics_but_gain_works(tmp_path, capsys):
-    model = gemm_model(tmp_path / "m.onnx", [np.eye(3, 2), np.ones((1, 3)) * 0.1], [np.zeros(3), [0.0]])
+def test_non_square_model_refused_for_dynamics_but_gain_works(tmp_path, capsys, gemm_chain, save_model):
+    model = save_model(gemm_chain([np.eye(3, 2), np.ones((1, 3)) * 0.1], [np.zeros(3), [0.0]]), "m.onnx")
     _bad(capsys, [model, "--region", box(tmp_path)], "1 outputs but 2 states")
     code, out, err = run([model, "--region", box(tmp_path), "--check", "gain", "--samples", "1000"], capsys)
     assert code in (0, 2) and "gain" in out, err
 
 
-def test_unsupported_operator_named(tmp_path, capsys):
+def test_unsupported_operator_named(tmp_path, capsys, gemm_chain, save_model):
     def softmax(cur):
         return helper.make_node("Softmax", [cur], ["sm"], name="the_softmax")
 
-    model = gemm_model(tmp_path / "m.onnx", [np.eye(2), np.eye(2)], [np.zeros(2), np.zeros(2)], extra_node=softmax)
+    model = save_model(gemm_chain([np.eye(2), np.eye(2)], [np.zeros(2), np.zeros(2)], extra_node=softmax), "m.onnx")
     code, out, err = run([model, "--region", box(tmp_path)], capsys)
     assert code == 3 and "Softmax" in err and "the_softmax" in err and len(err.strip().splitlines()) == 1
 

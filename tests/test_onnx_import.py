@@ -78,7 +78,7 @@ def test_matmul_add_and_float64_model_agree_tightly(tmp_path):
     np.testing.assert_allclose(net.forward(x), ort_forward(path, x), rtol=0, atol=1e-12)
 
 
-def test_weights_come_through_exactly_round_trip(tmp_path):
+def test_weights_come_through_exactly_round_trip(network_to_onnx, save_model):
     """A Network written as ONNX (float64) and read back gives the same matrices, not just the same outputs."""
     rng = np.random.default_rng(3)
     layers = (
@@ -86,7 +86,7 @@ def test_weights_come_through_exactly_round_trip(tmp_path):
         Layer(rng.standard_normal((4, 5)), rng.standard_normal(4), acts.leaky_relu(0.125)),
     )
     net = Network(layers, rng.standard_normal((3, 4)), rng.standard_normal(3), skip=rng.standard_normal((3, 3)))
-    back = load_onnx(save(network_to_onnx(net), tmp_path))
+    back = load_onnx(save_model(network_to_onnx(net)))
     for la, lb in zip(net.layers, back.layers):
         np.testing.assert_array_equal(la.weight, lb.weight)
         np.testing.assert_array_equal(la.bias, lb.bias)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certify.engines.regions import Traversal, enumerate_regions, regions
+from certify.engines.regions import Traversal, enumerate_regions
 from certify.errors import UsageError
 from certify.ir import activations as acts
 from certify.ir.box import Box
@@ -115,7 +115,7 @@ def test_identity_layers_give_one_region_and_the_affine_map(unit_box):
     rng = np.random.default_rng(1)
     w0, w1 = rng.normal(size=(4, 3)), rng.normal(size=(2, 4))
     net = Network((Layer(w0, rng.normal(size=4), acts.identity()),), w1, rng.normal(size=2))
-    (r,) = regions(net, unit_box(3))
+    (r,) = enumerate_regions(net, unit_box(3)).regions
     assert np.allclose(r.m, w1 @ w0) and np.allclose(r.c, w1 @ net.layers[0].bias + net.out_bias)
     assert r.a_ub.shape == (0, 3)
 

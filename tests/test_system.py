@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper, numpy_helper
+from onnx_builders import gemm_chain
 
 from certify.errors import CertifyError, SystemFileError
 from certify.importers.system_file import compose, is_system_file, load_system, read_system
@@ -23,25 +23,6 @@ ZOO = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo"
 
 
 # --------------------------------------------------------------------------- helpers
-def gemm_chain(weights, biases, activation: str) -> onnx.ModelProto:
-    """x -> Gemm -> act -> ... -> Gemm (float32), input 'x' [batch, n], output 'y'."""
-    nodes, inits, current = [], [], "x"
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        inits += [numpy_helper.from_array(np.asarray(w, np.float32), f"W{i}"),
-                  numpy_helper.from_array(np.asarray(b, np.float32), f"b{i}")]
-        nodes.append(helper.make_node("Gemm", [current, f"W{i}", f"b{i}"], [f"z{i}"], transB=1))
-        current = f"z{i}"
-        if i < len(weights) - 1:
-            nodes.append(helper.make_node(activation, [current], [f"h{i}"]))
-            current = f"h{i}"
-    nodes[-1].output[0] = "y"
-    graph = helper.make_graph(
-        nodes, "controller",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", weights[0].shape[1]])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", weights[-1].shape[0]])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-
 def random_controller(rng, n: int, m: int, widths=(6, 5), gain: float = 1.0, activation: str = "Relu"):
     sizes = (n, *widths, m)
     ws = [rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i]) for i in range(len(sizes) - 1)]

@@ -131,7 +131,7 @@ def symbolic_bounds(net: Network, box: Box, fixed=None) -> list[LayerBounds]:
     ReLU-type layers piece 0 is z <= 0 and piece 1 is z >= 0).
 
     Never looser than :func:`interval_bounds` (intersected with it). Returns one :class:`LayerBounds` per hidden
-    layer; an empty polytope shows as some pre_lower > pre_upper (:func:`bounds_empty`).
+    layer; an empty polytope shows as some pre_lower > pre_upper (or a layer without entries).
     """
     if not net.layers:
         return []
@@ -145,8 +145,3 @@ def symbolic_bounds(net: Network, box: Box, fixed=None) -> list[LayerBounds]:
             plo, phi = lo, hi
         out.append(LayerBounds(lo, hi, plo, phi))
     return out
-
-
-def bounds_empty(bounds: list[LayerBounds]) -> bool:
-    """True when some layer's bounds prove the polytope empty (an interval with lower > upper or no entries)."""
-    return any(b.pre_lower.size == 0 or np.any(b.pre_lower > b.pre_upper) for b in bounds)

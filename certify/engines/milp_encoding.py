@@ -329,18 +329,6 @@ def derivative_range(layer_enc: LayerEncoding) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-# ===================================================================== padding of solver bounds
-def objective_amplification(net: Network, out_weights: np.ndarray) -> float:
-    """How much an error of 1 in every hidden neuron can move sum_i |out_weights_i| f_i: with s_L = |ow| |W_L|
-    and s_l = s_{l+1} |W_l|, returns 1 + ||ow||_1 + sum_l ||s_l||_1 (|W| entrywise; an interval-matrix bound)."""
-    s = np.abs(np.atleast_2d(out_weights)).sum(axis=0) @ np.abs(net.out_weight)
-    total = 1.0 + float(np.abs(out_weights).sum()) + float(s.sum())
-    for layer in reversed(net.layers[1:]):
-        s = s @ np.abs(layer.weight)
-        total += float(s.sum())
-    return total
-
-
 def output_padding(net: Network, enc: NetworkEncoding, weights: np.ndarray, tolerance: float, value: float) -> float:
     """Padding of a solver bound on weights @ f(x) (weights (n_out,)); see the module docstring."""
     s = np.abs(weights) @ np.abs(net.out_weight)  # sensitivity to h_L

@@ -494,8 +494,3 @@ def enumerate_regions(net: Network, box: Box, min_radius: float = DEFAULT_MIN_RA
         reason = f"{uncertain} leaves reached through LPs without an optimal status"
     return RegionEnumeration(tuple(out), complete, thin[0], uncertain, tr.lps, tr.nodes,
                              time.perf_counter() - t0, tr.tol, reason)
-
-
-def regions(net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS) -> list[ActivationRegion]:
-    """The list of :func:`enumerate_regions` (every full-dimensional region with inradius > tol)."""
-    return list(enumerate_regions(net, box, min_radius).regions)
