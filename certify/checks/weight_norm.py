@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from ..bounds.corollary4 import product_bound
@@ -19,8 +20,10 @@ def check_weight_norm(net: Network, box: Box, config: VerifyConfig, memo: Sampli
     start = time.perf_counter()
     bound = product_bound(net, box, config.norm, Quantity.A_STAR, state_only=True)
     sample = memo.sample(net, box, config, Quantity.A_STAR, True)
-    witness = matrix_witness(net, sample.x, sample.value, sample.matrix)
-    lower = float(sample.value)
+    if sample.generic:
+        lower, witness = float(sample.value), matrix_witness(net, sample.x, sample.value, sample.matrix)
+    else:  # a point on a kink is no witness (its matrix is a derivative convention's)
+        lower, witness = -math.inf, None
     upper = max(bound.value, lower)
     verdict = threshold_verdict(lower, upper, config.margin, witness)
     reason = ""

@@ -38,7 +38,7 @@ from ..ir.numerics import induced_norm
 from ..ir.quantity import Quantity
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .lipsdp import sdp_bound_over_box
-from .sampling import falsify, norms_at
+from .sampling import falsify, generic_point, norms_at
 from .search import Incumbent, Node, SearchLimits, best_first, halves, volume_fraction
 
 _CHUNK = 64  # boxes bounded per call of box_bounds
@@ -52,6 +52,7 @@ class _Lower:
 
     def __init__(self, query: Query) -> None:
         self.net, self.q, self.p, self.cols = query.network, query.quantity, query.norm, query.columns
+        self.box = query.box
         self.tnet = TorchNet.of(self.net, torch.float64, "cpu")
 
     def replay(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -60,8 +61,11 @@ class _Lower:
         return float(induced_norm(m, self.p)), m
 
     def offer_point(self, x: np.ndarray, incumbent: Incumbent) -> None:
-        v, m = self.replay(x)
-        incumbent.offer(v, np.array(x, dtype=np.float64), m)
+        """Offer the value at a generic point at or near x (a point on a kink is no witness)."""
+        x, generic = generic_point(self.net, self.box, np.asarray(x, dtype=np.float64))
+        if generic:
+            v, m = self.replay(x)
+            incumbent.offer(v, np.array(x, dtype=np.float64), m)
 
     def offer_batch(self, pts: np.ndarray, incumbent: Incumbent) -> None:
         """Evaluate points (B, n_in) with the batched float64 kernel; the best is replayed through the IR."""

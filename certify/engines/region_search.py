@@ -57,11 +57,12 @@ from ..ir.numerics import (
 from ..ir.quantity import Quantity
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .regions import Traversal
+from .sampling import GENERIC_MARGIN
 from .search import Incumbent, Node, SearchLimits, best_first
 
 _VERTEX_MAX = 10  # at most 2^10 slope vertices per node for the vertex bound
 _TRACE_EVERY = 16  # nodes between two entries of the trace
-GENERIC_MARGIN = 1e-9  # relative distance of every pre-activation to a breakpoint for a point's pattern to count
+
 
 
 class NodeBounder:

@@ -11,8 +11,10 @@ Strategy (DESIGN.md section 2, "Falsification first"), all seeded and batched (n
    across the nearest activation hyperplanes, and shrinking Gaussian perturbations, all clipped to the box;
    otherwise projected gradient ascent on the norm (torch autograd on the batch), with per-point step sizes that
    halve when a step does not improve;
-3. replay: the best candidates are recomputed in float64 through the IR (``Network.pwa`` / ``Network.jacobian``
-   on CPU, then :func:`~certify.ir.numerics.induced_norm`) and the best replayed value is reported.
+3. replay: the best candidates are moved to generic points (:func:`generic_point`: every pre-activation away from
+   its activation's kinks, so the matrix is that of an open region, not of a derivative convention), recomputed in
+   float64 through the IR (``Network.pwa`` / ``Network.jacobian`` on CPU, then
+   :func:`~certify.ir.numerics.induced_norm`), and the best replayed value is reported.
 
 Soundness: the result is a *lower* bound on the supremum, attained at the returned point ``x`` (inside the box:
 every candidate is clipped to the box in float64 before replay). Float32 values only rank points; nothing float32
@@ -48,6 +50,7 @@ _LOCAL_ROUNDS = 60
 _LOCAL_PATIENCE = 12  # rounds without improvement before the local search stops
 _HOPS_PER_POINT = 16  # nearest hyperplanes crossed per incumbent and round
 _RAY_STEPS = 64  # regions visited per ray and round
+GENERIC_MARGIN = 1e-9  # relative distance of every pre-activation to a kink for a point to be generic
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +58,9 @@ class SampleResult:
     """Best point found. ``value`` = ||matrix||_p replayed in float64 through the IR at ``x`` (n_in,).
 
     ``matrix``: the replayed float64 matrix, (n_out, n_states) when ``state_only`` else (n_out, n_in).
-    ``points``: points evaluated (initial design plus local search); ``device``: where sampling ran.
+    ``points``: points evaluated (initial design plus local search); ``device``: where sampling ran;
+    ``generic``: x is a generic point (:func:`generic_point`), so ``value`` is the norm of an open region's matrix
+    (False only when no generic point was found near the best candidates: then ``value`` is no witness).
     """
 
     value: float
@@ -66,6 +71,7 @@ class SampleResult:
     device: str
     quantity: Quantity = Quantity.A_STAR
     norm: float = 2.0
+    generic: bool = True
 
 
 # --------------------------------------------------------------------------------------------- the point design
@@ -241,14 +247,16 @@ def _hyperplane_hops(tnet: TorchNet, x: torch.Tensor, lo: torch.Tensor, hi: torc
 
 
 def ray_midpoints(
-    tnet: TorchNet, origin: torch.Tensor, direction: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, steps: int
+    tnet: TorchNet, origin: torch.Tensor, direction: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, steps: int,
+    deadline: float = math.inf,
 ) -> torch.Tensor:
     """Midpoints of the successive activation regions along rays x = o + t d, t >= 0, up to the box boundary.
 
     origin, direction: (R, n_in). Exact 1-D region enumeration per ray (at most ``steps`` regions each): on the
     current region z_l(t) is affine with rate dz_l/dt pushed forward through the derivative slopes, so the next
     kink is the smallest positive (c - z_i) / rate_i over all neurons. Thin regions (slivers) that volume sampling
-    almost never hits are crossed like any other. Returns (M, n_in) midpoints, clipped to the box.
+    almost never hits are crossed like any other. Returns (M, n_in) midpoints, clipped to the box; stops early at
+    ``deadline`` (a ``time.perf_counter()`` value) with the midpoints found so far.
     """
     d = direction
     with torch.no_grad():
@@ -260,7 +268,7 @@ def ray_midpoints(
     mids = []
     for _ in range(steps):
         alive = t < t_end
-        if not bool(alive.any()):
+        if not bool(alive.any()) or time.perf_counter() > deadline:
             break
         q = origin + t.unsqueeze(1) * d
         h, rate, nxt = q, d, t_end.clone()
@@ -298,7 +306,7 @@ def _local_pwl(tnet, inc: _Incumbents, quantity, p, columns, lo, hi, gen, budget
         n_lines = max(1, quota // (4 * _RAY_STEPS))
         origins = x[torch.arange(n_lines, device=x.device) % k]
         dirs = torch.randn((n_lines, n), generator=gen, dtype=torch.float64).to(x.device) * radius
-        rays = ray_midpoints(tnet, origins.repeat(2, 1), torch.cat([dirs, -dirs]), lo, hi, _RAY_STEPS)
+        rays = ray_midpoints(tnet, origins.repeat(2, 1), torch.cat([dirs, -dirs]), lo, hi, _RAY_STEPS, deadline)
         hops = _hyperplane_hops(tnet, x[: max(1, quota // (4 * _HOPS_PER_POINT))], lo, hi)
         scale = 0.3 * 0.5 ** (r % 12)
         n_gauss = max(1, quota // (4 * k))
@@ -400,12 +408,12 @@ def falsify(
             else:
                 points += _local_gradient(t64, inc, quantity, p, columns, lo64, hi64, budget, deadline)
 
-    best_value, best_x, best_m = -math.inf, None, None
-    for x in inc.points[:_REPLAY].cpu().numpy():
-        x = np.clip(x, box.lower, box.upper)
+    best_value, best_x, best_m, best_generic = -math.inf, None, None, False
+    for i, x in enumerate(inc.points[:_REPLAY].cpu().numpy()):
+        x, generic = generic_point(net, box, np.clip(x, box.lower, box.upper), seed=config.seed + i)
         value, m = _replay(net, x, quantity, p, columns)
-        if best_x is None or value > best_value:
-            best_value, best_x, best_m = value, x, m
+        if best_x is None or (generic, value) > (best_generic, best_value):
+            best_value, best_x, best_m, best_generic = value, x, m, generic
     best_x.setflags(write=False)
     best_m.setflags(write=False)
     return SampleResult(
@@ -417,7 +425,40 @@ def falsify(
         device=device,
         quantity=quantity,
         norm=p,
+        generic=best_generic,
     )
+
+
+def kink_margin(net: Network, x: np.ndarray) -> np.ndarray:
+    """For points x (B, n_in): the smallest relative distance |z - k| / (1 + |z|) of any pre-activation z to a kink
+    k of its activation (:meth:`certify.ir.activations.Activation.kinks`), (B,); inf when no activation has one."""
+    zs = net.preactivations(np.atleast_2d(x))
+    margin = np.full(np.atleast_2d(x).shape[0], math.inf)
+    for layer, z in zip(net.layers, zs):
+        for k in layer.activation.kinks():
+            margin = np.minimum(margin, (np.abs(z - k) / (1.0 + np.abs(z))).min(axis=1))
+    return margin
+
+
+def generic_point(net: Network, box: Box, x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """A point where every pre-activation is a relative ``GENERIC_MARGIN`` away from its activation's kinks, so
+    that A*(x) and J(x) are the matrices of the open region around it (not of a derivative convention at a kink).
+
+    Returns (x, True) when x (n_in,) is generic; else the first generic point found in the box near x (seeded
+    random points in cubes of growing radius, 1e-9 to 1e-1 of the box width, free coordinates only) and True; else
+    (x, False) (a neuron may sit on its kink on the whole box, e.g. one with zero weights)."""
+    x = np.asarray(x, dtype=np.float64)
+    if kink_margin(net, x)[0] > GENERIC_MARGIN:
+        return x, True
+    rng = np.random.default_rng(seed)
+    free = (box.upper > box.lower).astype(np.float64)
+    width = float(np.max(box.upper - box.lower)) or 1.0
+    for radius in (1e-9, 1e-7, 1e-5, 1e-3, 1e-1):
+        cand = np.clip(x + radius * width * free * rng.uniform(-1.0, 1.0, size=(16, x.size)), box.lower, box.upper)
+        ok = np.nonzero(kink_margin(net, cand) > GENERIC_MARGIN)[0]
+        if ok.size:
+            return cand[ok[0]], True
+    return x, False
 
 
 def pattern_of(net: Network, x: np.ndarray) -> tuple[tuple[int, ...], ...]:

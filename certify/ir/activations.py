@@ -295,6 +295,21 @@ class Activation:
         raise AssertionError(k)
 
     # ----------------------------------------------------------------- knots
+    def kinks(self) -> tuple[float, ...]:
+        """Pre-activation values where sigma' jumps (and with it, at 0, the secant slope). A point with a
+        pre-activation on one has a matrix A*(x) or J(x) that depends on the derivative convention there, not the
+        matrix of an open region: such a point is no witness (see :func:`certify.engines.sampling.generic_point`)."""
+        k = self.kind
+        if k in (ActivationKind.RELU, ActivationKind.LEAKY_RELU, ActivationKind.PRELU, ActivationKind.SELU):
+            return (0.0,)
+        if k is ActivationKind.ELU:
+            return (0.0,) if self.alpha != 1.0 else ()
+        if k is ActivationKind.CLIP:
+            return tuple(v for v in (self.lo, self.hi) if math.isfinite(v))
+        if k is ActivationKind.HARDSWISH:
+            return (-3.0, 3.0)
+        return ()
+
     def _value_knots(self) -> tuple[float, ...]:
         k = self.kind
         if k is ActivationKind.GELU:

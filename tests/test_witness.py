@@ -1,0 +1,47 @@
+"""Witnesses are generic points: every pre-activation away from its activation's kinks.
+
+At a kink, A*(x) and J(x) depend on the derivative convention (ReLU'(0) = 0) and need not be the matrix of any open
+region, so a point there proves nothing about sup ||A*|| over the regions (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import certify
+from certify.config import VerifyConfig
+from certify.engines.sampling import GENERIC_MARGIN, falsify, generic_point, kink_margin
+from certify.ir import activations as acts
+from certify.ir.box import Box
+from certify.ir.network import Layer, Network
+from certify.ir.quantity import Quantity
+
+
+def _half_identity() -> Network:
+    """f(x) = 1.5 x - relu(x) + relu(-x) = 0.5 x: A* = 0.5 on both open regions, but at x = 0 the convention
+    ReLU'(0) = 0 switches both neurons off and leaves the skip alone, A*(0) = 1.5."""
+    layer = Layer(np.array([[1.0], [-1.0]]), np.zeros(2), acts.relu())
+    return Network((layer,), np.array([[-1.0, 1.0]]), np.zeros(1), skip=np.array([[1.5]]))
+
+
+def test_a_kink_point_is_no_witness():
+    net, box = _half_identity(), Box([-1.0], [1.0])
+    assert abs(float(net.pwa(np.zeros(1))[0][0, 0])) == 1.5  # the convention's matrix at the kink
+    res = certify.verify(net, box, ["dissipativity", "contraction"], VerifyConfig(samples=2000))
+    for r in res.results:
+        assert r.verdict is certify.Verdict.CERTIFIED, r.reason
+        assert r.upper < 1 and r.lower == 0.5
+
+
+def test_sampling_reports_a_generic_point():
+    net, box = _half_identity(), Box([-1.0], [1.0])
+    r = falsify(net, box, Quantity.A_STAR, 2.0, VerifyConfig(samples=500, device="cpu"))
+    assert r.generic and kink_margin(net, r.x)[0] > GENERIC_MARGIN and r.value == 0.5
+
+
+def test_generic_point_moves_off_the_kink_and_keeps_generic_points():
+    net, box = _half_identity(), Box([-1.0], [1.0])
+    x, ok = generic_point(net, box, np.zeros(1))
+    assert ok and x[0] != 0.0 and abs(x[0]) <= 0.1 * 2
+    y, ok = generic_point(net, box, np.array([0.3]))
+    assert ok and y[0] == 0.3
