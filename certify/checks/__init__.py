@@ -7,6 +7,7 @@ function, and :func:`run_checks` runs a list of them sharing one sampling per qu
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Iterable
 
 from ..certificate import CheckName, CheckResult
@@ -23,6 +24,7 @@ from .invariance import check_invariance
 from .weight_norm import check_weight_norm
 
 DEFAULT_CHECKS = (CheckName.DISSIPATIVITY,)
+_MIN_CHECK_SECONDS = 0.01  # a check whose share of the time is spent still samples briefly and reports unknown
 
 CheckFunction = Callable[[Network, Box, VerifyConfig, SamplingMemo], CheckResult]
 
@@ -64,7 +66,9 @@ def run_checks(
 ) -> tuple[CheckResult, ...]:
     """Run each check in order. Misuse (a dynamics check on a non-square map) raises before any work starts.
 
-    ``progress``: optional callable ``progress(check, result_or_None)``, called before (None) and after each check.
+    ``config.timeout`` bounds the whole run: each check gets the time left divided by the checks left (a check
+    that ends early leaves its time to the next). ``progress``: optional callable ``progress(check, result_or_None)``,
+    called before (None) and after each check.
     """
     checks = tuple(checks)
     for check in checks:
@@ -74,10 +78,12 @@ def run_checks(
         if check in DYNAMICS_CHECKS:
             require_dynamics(net, check)
     results, memo = [], SamplingMemo()
-    for check in checks:
+    deadline = time.perf_counter() + config.timeout  # --timeout bounds the whole run, shared among the checks
+    for i, check in enumerate(checks):
         if progress is not None:
             progress(check, None)
-        results.append(CHECKS[check](net, box, config, memo))
+        share = max(deadline - time.perf_counter(), 0.0) / (len(checks) - i)
+        results.append(CHECKS[check](net, box, config.with_(timeout=max(share, _MIN_CHECK_SECONDS)), memo))
         if progress is not None:
             progress(check, results[-1])
     return tuple(results)

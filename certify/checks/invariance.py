@@ -108,25 +108,32 @@ def check_invariance(net: Network, box: Box, config: VerifyConfig, memo: Samplin
         return _falsified(lower, upper, BoundMethod.MILP, start, witness, details)
     if upper < 0:
         res = _result(Verdict.CERTIFIED, lower, upper, BoundMethod.MILP, start, witness, details)
-        return solver_free_recheck(net, box, config, res)
+        budget = min(2.0, config.timeout / 10, query.seconds_left())
+        return solver_free_recheck(net, box, config, res, budget)
     reason = "; ".join(sides.reasons) if sides.reasons else (
         f"the padded MILP bound {upper:.3g} does not clear the box although no replayed point leaves it")
     return _result(Verdict.UNKNOWN, lower, upper, BoundMethod.MILP, start, witness, details, reason)
 
 
-def solver_free_recheck(net: Network, box: Box, config: VerifyConfig, res: CheckResult) -> CheckResult:
+def solver_free_recheck(net: Network, box: Box, config: VerifyConfig, res: CheckResult,
+                        budget: float | None = None) -> CheckResult:
     """A MILP certificate rests on the stated solver-tolerance assumption (see
     :func:`certify.engines.milp_encoding.output_padding`). Try to confirm it without any solver, by the float64
-    sub-box enclosures of :mod:`certify.engines.violation_search`, for a short budget (min(2 s, timeout / 10));
+    sub-box enclosures of :mod:`certify.engines.violation_search`, for a short ``budget`` of seconds (default
+    min(2 s, timeout / 10); the check passes no more than its remaining time), and at most ``config.budget`` boxes;
     record the outcome in the details' ``solver_free_recheck``. The verdict stays; the reason says whether it also
     stands without the solver."""
-    budget = min(2.0, config.timeout / 10)
-    check = violation_search(Query(net, box, Quantity.VIOLATION, config.with_(timeout=budget), threshold=0.0))
-    if check.exhausted and check.upper < 0:
-        note = "confirmed by float64 sub-box enclosures (no solver)"
+    budget = min(2.0, config.timeout / 10) if budget is None else budget
+    rests = "the certificate rests on the MILP bound padded for solver tolerances"
+    if budget <= 0:
+        note = f"not re-checked without a solver (no time left); {rests}"
     else:
-        note = (f"not confirmed without a solver within {budget:g} s ({100 * check.proven_fraction:.1f}% of the box "
-                f"proven); the certificate rests on the MILP bound padded for solver tolerances")
+        check = violation_search(Query(net, box, Quantity.VIOLATION, config.with_(timeout=budget), threshold=0.0))
+        if check.exhausted and check.upper < 0:
+            note = "confirmed by float64 sub-box enclosures (no solver)"
+        else:
+            note = (f"not confirmed without a solver within {budget:g} s ({100 * check.proven_fraction:.1f}% of the "
+                    f"box proven); {rests}")
     return replace(res, details=replace(res.details, solver_free_recheck=note),
                    reason=(res.reason + "; " if res.reason else "") + note)
 

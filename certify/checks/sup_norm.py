@@ -115,20 +115,24 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
     """
     start = time.perf_counter()
     symbol = quantity.symbol
-    sample = memo.sample(net, box, config, quantity, state_only)
+    # sampling may use half of the check's time when an engine follows (all of it with --method sample)
+    share = 1.0 if config.method is Method.SAMPLE else 0.5
+    sample = memo.sample(net, box, config.with_(timeout=share * config.timeout), quantity, state_only)
     if sample.generic:
         lower, witness = float(sample.value), matrix_witness(net, sample.x, sample.value, sample.matrix)
     else:  # a point on a kink: its matrix is a derivative convention's, not an open region's (no witness)
         lower, witness = -math.inf, None
     bounds = [Bound(product_bound(net, box, config.norm, quantity, state_only).value, BoundMethod.WEIGHT_NORM)]
     level = config.threshold
-    settled = threshold and (lower >= 1.0 or (lower <= bounds[0].value <= level and not config.exact))
+    # --exact asks for the value whatever the verdict: only without it may sampling or Corollary 4 settle the check
+    settled = threshold and not config.exact and (lower >= 1.0 or lower <= bounds[0].value <= level)
     details = None
     if not settled:
         regions_engine, other_engine = ENGINES[config.method]
         engine = regions_engine if exact_core_applies(net, quantity) else other_engine
         if engine is not None:
-            query = Query(net, box, quantity, config, state_only, threshold=level if threshold else None,
+            query = Query(net, box, quantity, config, state_only,
+                          threshold=level if threshold and not config.exact else None,
                           lower_seed=lower, lower_point=sample.x if sample.generic else None,
                           deadline=start + config.timeout)
             bound = engine(query)
@@ -155,7 +159,10 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
     if broken and verdict is Verdict.CERTIFIED:
         verdict = Verdict.UNKNOWN
     if verdict is Verdict.FALSIFIED:
-        method = BoundMethod.SAMPLE if sample.generic and witness.value == sample.value else bounds[-1].method
+        if best.exact:
+            method = best.method  # --exact: the engine closed the bracket
+        else:
+            method = BoundMethod.SAMPLE if sample.generic and witness.value == sample.value else bounds[-1].method
         reason = f"||{symbol}(x)|| = {lower:.6g} >= 1 at a replayed point"
     elif verdict is Verdict.CERTIFIED:
         method, reason = best.method, ""
