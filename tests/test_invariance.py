@@ -175,7 +175,7 @@ def test_smooth_net_is_never_certified_by_milp(monkeypatch, unit_box):
     net = Network((Layer(np.eye(2), np.zeros(2), acts.tanh()),), np.eye(2), np.zeros(2), skip=-0.5 * np.eye(2))
     monkeypatch.setitem(sys.modules, "pulp", None)
     monkeypatch.setitem(sys.modules, "highspy", None)
-    res = check_invariance(net, unit_box(2), CONFIG.with_(exact=True))
+    res = check_invariance(net, unit_box(2), CONFIG.with_(exact=True, budget=4000))  # a budget, not a time limit
     assert res.verdict is Verdict.CERTIFIED and res.method == "boxes"
     a = np.arcsinh(1.0)  # argmax of tanh(x) - x / 2 (sech^2 = 1/2)
     exact = np.tanh(a) - a / 2 - 1.0

@@ -20,6 +20,8 @@ from certify.solvers.registry import Backend, UnknownBackendError, available_bac
 INF = math.inf
 TOL = 1e-6
 
+NO_LIMIT = 600.0  # seconds: far above what these tiny problems take, so no test depends on a time limit
+
 
 @pytest.fixture(params=backend_names())
 def backend(request) -> Backend:
@@ -71,7 +73,7 @@ def check_optimal(problem: LinearProgram, res, expected: float) -> None:
 def test_lp_inequalities(backend):
     # max 3x + 2y, x + y <= 4, x + 3y <= 6, x <= 3: vertex (3, 1), value 11.
     p = lp([3, 2], [[1, 1], [1, 3]], [4, 6], upper=[3, INF], maximize=True)
-    res = backend.solve(p, 10)
+    res = backend.solve(p, NO_LIMIT)
     check_optimal(p, res, 11.0)
     assert np.allclose(res.x, [3, 1], atol=1e-7)
 
@@ -79,7 +81,7 @@ def test_lp_inequalities(backend):
 def test_lp_equalities(backend):
     # min x + 2y + 3z, x + y + z = 1, x - y = 0.2, all >= 0: objective 2.6 - 3y, y <= 0.4 -> 1.4 at (0.6, 0.4, 0).
     p = lp([1, 2, 3], a_eq=[[1, 1, 1], [1, -1, 0]], b_eq=[1, 0.2])
-    res = backend.solve(p, 10)
+    res = backend.solve(p, NO_LIMIT)
     check_optimal(p, res, 1.4)
     assert np.allclose(res.x, [0.6, 0.4, 0.0], atol=1e-7)
 
@@ -87,13 +89,13 @@ def test_lp_equalities(backend):
 def test_lp_free_variables_and_negative_bounds(backend):
     # min |shifted|: min t, t >= x - 2.5, t >= 2.5 - x, x in [-1, 1] free t -> x = 1, t = 1.5.
     p = lp([0, 1], [[1, -1], [-1, -1]], [2.5, -2.5], lower=[-1, -INF], upper=[1, INF])
-    check_optimal(p, backend.solve(p, 10), 1.5)
+    check_optimal(p, backend.solve(p, NO_LIMIT), 1.5)
 
 
 def test_mip_equality(backend):
     # min x + y, 3x + 5y = 23, x, y integer >= 0: (1, 4) -> 5 (the other solution (6, 1) gives 7).
     p = lp([1, 1], a_eq=[[3, 5]], b_eq=[23], upper=[20, 20], integer=[True, True])
-    res = backend.solve(p, 10)
+    res = backend.solve(p, NO_LIMIT)
     check_optimal(p, res, 5.0)
     assert np.allclose(res.x, [1, 4], atol=1e-6)
 
@@ -110,7 +112,7 @@ def test_binary_knapsack_matches_enumeration(backend):
         if weights @ np.array(bits) <= cap
     )
     p = lp(values, [weights], [cap], upper=np.ones(n), integer=np.ones(n, bool), maximize=True)
-    res = backend.solve(p, 20)
+    res = backend.solve(p, NO_LIMIT)
     check_optimal(p, res, best)
 
 
@@ -119,38 +121,38 @@ def test_mixed_binary_continuous(backend):
     # d = 0 -> y <= min(-1 + 0.5 x, 1) = 1; d = 1 -> y <= min(2 + 0.5 x, 4) = 4 at x = 4.
     p = lp([0, 1, 0], [[-0.5, 1, -3], [0, 1, -3]], [-1, 1], lower=[0, -10, 0], upper=[4, 10, 1],
            integer=[False, False, True], maximize=True)
-    res = backend.solve(p, 10)
+    res = backend.solve(p, NO_LIMIT)
     check_optimal(p, res, 4.0)
     assert np.allclose(res.x, [4, 4, 1], atol=1e-6)
 
 
 def test_infeasible_lp(backend):
     p = lp([1], [[-1]], [-2], upper=[1])  # x >= 2 with x <= 1
-    res = backend.solve(p, 10)
+    res = backend.solve(p, NO_LIMIT)
     assert res.status is SolveStatus.INFEASIBLE
     assert res.x is None and res.bound is None
 
 
 def test_infeasible_mip(backend):
     p = lp([1], a_eq=[[2]], b_eq=[3], upper=[3], integer=[True])  # 2x = 3 has no integer root
-    assert backend.solve(p, 10).status is SolveStatus.INFEASIBLE
+    assert backend.solve(p, NO_LIMIT).status is SolveStatus.INFEASIBLE
 
 
 def test_unbounded_lp(backend):
     p = lp([1, 1], [[1, -1]], [1], maximize=True)  # x - y <= 1, x, y >= 0, max x + y
-    res = backend.solve(p, 10)
+    res = backend.solve(p, NO_LIMIT)
     assert res.status is SolveStatus.UNBOUNDED
     assert res.bound is None
 
 
 def test_unbounded_mip(backend):
     p = lp([1, 1], [[1, -1]], [1], integer=[True, False], maximize=True)
-    assert backend.solve(p, 10).status is SolveStatus.UNBOUNDED
+    assert backend.solve(p, NO_LIMIT).status is SolveStatus.UNBOUNDED
 
 
 def test_no_constraints(backend):
     p = lp([1, -2], lower=[-1, -1], upper=[2, 3])  # min x - 2y in a box: (-1, 3) -> -7
-    check_optimal(p, backend.solve(p, 10), -7.0)
+    check_optimal(p, backend.solve(p, NO_LIMIT), -7.0)
 
 
 def _market_split(m: int, n: int, seed: int):
