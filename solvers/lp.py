@@ -15,6 +15,7 @@ the model is passed once and each further objective is a cost change, warm-start
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -25,10 +26,46 @@ from .highs_quiet import STATUS, new_highs, pass_arrays, pass_program, status_na
 _STATUS = STATUS  # the shared table (solvers.highs_quiet.STATUS), re-exported for callers and tests
 
 
+def _trouble_is_a_status(failure):
+    """Decorate an LPSolver method so that an exception raised inside HiGHS becomes a failure answer
+    (``failure(self, *args)``: an ERROR status, False, ...) and forgets the loaded LP: solver trouble is a status,
+    never an exception (a caller then treats the LP as unsettled, which is sound)."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except Exception:  # noqa: BLE001 - HiGHS raising is reported as a status
+                self._key = None
+                return failure(self, *args)
+
+        return guarded
+
+    return wrap
+
+
+def _error_pair(self, *args):
+    return SolveStatus.ERROR, None
+
+
+def _error_pairs(self, costs, *args):
+    return [(SolveStatus.ERROR, None)] * int(np.shape(costs)[0])
+
+
+def _refused(self, *args):
+    return False
+
+
+def _error_result(self, *args):
+    return SolveResult(SolveStatus.ERROR, backend=self.name, message="HiGHS raised an exception")
+
+
 class LPSolver:
     """One HiGHS instance reused for a sequence of LPs (silent, presolve off: the problems are tiny).
 
-    ``tolerance`` sets HiGHS's primal and dual feasibility tolerances.
+    ``tolerance`` sets HiGHS's primal and dual feasibility tolerances. No method raises on solver trouble: an
+    exception inside HiGHS becomes an ERROR status (or False for ``load``/``add_rows``).
     """
 
     name = "highs-lp"
@@ -46,6 +83,7 @@ class LPSolver:
     def available(self) -> bool:
         return True  # the instance exists, so highspy imported
 
+    @_trouble_is_a_status(_error_result)
     def solve(self, lp: LinearProgram) -> SolveResult:
         """Solve ``lp`` (continuous variables only); see the module docstring for the status table."""
         t0 = time.perf_counter()
@@ -70,6 +108,7 @@ class LPSolver:
         return SolveResult(status, objective=obj, bound=obj, x=x, seconds=seconds, backend=self.name,
                            message=message)
 
+    @_trouble_is_a_status(_error_pair)
     def solve_arrays(self, c: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, lower: np.ndarray,
                      upper: np.ndarray, maximize: bool = False):
         """Lean path for hot loops: min/max c x s.t. a_ub x <= b_ub, lower <= x <= upper.
@@ -87,6 +126,7 @@ class LPSolver:
             return status, None
         return status, np.array(h.getSolution().col_value, dtype=np.float64)
 
+    @_trouble_is_a_status(_error_pairs)
     def solve_objectives(self, costs: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, lower: np.ndarray,
                          upper: np.ndarray) -> list:
         """Minimise each row of ``costs`` (k, n) over one polytope {a_ub x <= b_ub, lower <= x <= upper}.
@@ -100,6 +140,7 @@ class LPSolver:
         self._key = None
         return self.solve_loaded_objectives(costs)
 
+    @_trouble_is_a_status(_error_pairs)
     def solve_loaded_objectives(self, costs: np.ndarray) -> list:
         """:meth:`solve_objectives` over the base LP loaded by :meth:`load` (and :meth:`add_rows`), warm-started
         from its last basis; the base stays loaded (with the last row of ``costs`` as its objective)."""
@@ -116,6 +157,7 @@ class LPSolver:
             out.append((status, np.array(h.getSolution().col_value, dtype=np.float64)))
         return out
 
+    @_trouble_is_a_status(_refused)
     def load(self, c: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, lower: np.ndarray, upper: np.ndarray,
              maximize: bool = False, key=None) -> bool:
         """Keep the base LP  min/max c x s.t. a_ub x <= b_ub, lower <= x <= upper  loaded for
@@ -131,6 +173,7 @@ class LPSolver:
         """True when the base loaded by :meth:`load` with this ``key`` (identity) is still in place."""
         return key is not None and self._key is key
 
+    @_trouble_is_a_status(_refused)
     def add_rows(self, a_extra: np.ndarray, b_extra: np.ndarray) -> bool:
         """Add rows a_extra x <= b_extra ((k, n), (k,)) to the loaded base LP for good (the basis is kept)."""
         if not self._add(a_extra, b_extra):
@@ -151,6 +194,7 @@ class LPSolver:
                                np.ascontiguousarray(a_extra[rows, cols], dtype=np.float64)
                                ) != highspy.HighsStatus.kError
 
+    @_trouble_is_a_status(_error_pair)
     def solve_with_rows(self, a_extra: np.ndarray, b_extra: np.ndarray):
         """Solve the loaded base LP with the rows a_extra x <= b_extra added ((k, n), (k,)), then drop them again.
 

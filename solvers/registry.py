@@ -37,6 +37,11 @@ class UnknownBackendError(ValueError):
     """A back-end name that is not registered for a problem kind (the message lists the names that are)."""
 
 
+class BackendUnavailableError(RuntimeError):
+    """A stateful back-end (an LP sequence) that cannot be created here: its library is missing or fails to start.
+    Engines that need it answer ``unknown`` with this message; it is never a user error."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """An LP/MILP solver behind the shared interface.
@@ -72,9 +77,13 @@ def _highs():
 
 
 def _highs_lp():
-    from .lp import LPSolver
+    try:
+        from .lp import LPSolver
 
-    return LPSolver()
+        return LPSolver()
+    except Exception as exc:  # noqa: BLE001 - a missing or broken highspy is reported, never raised raw
+        raise BackendUnavailableError(f"the LP back-end 'highs' cannot run here (highspy: {exc}); "
+                                      "install highspy") from None
 
 
 def _sdp(name: str):

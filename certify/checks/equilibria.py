@@ -20,6 +20,7 @@ from ..engines.newton import equilibrium_norm_bounds, newton_equilibria, prove_e
 from ..ir.box import Box
 from ..ir.network import Network
 from ..ir.quantity import Quantity
+from ..solvers import registry
 from .common import SamplingMemo, require_dynamics
 
 
@@ -43,7 +44,11 @@ def check_equilibria(net: Network, box: Box, config: VerifyConfig, memo: Samplin
                            "exogenous inputs are not supported by the equilibrium search yet")
     if not net.piecewise_linear:
         return _smooth_equilibria(net, box, config, start)
-    res = find_equilibria(net, box, config)
+    try:
+        res = find_equilibria(net, box, config)
+    except registry.BackendUnavailableError as exc:
+        return CheckResult(CheckName.EQUILIBRIA, Verdict.UNKNOWN, 0.0, math.inf, BoundMethod.NONE,
+                           time.perf_counter() - start, None, f"the region enumeration cannot run: {exc}")
     points = _listed(res.points)
     details = EquilibriaDetails(points, res.norm_lower, res.norm_upper, res.complete, regions=res.regions)
     if res.complete and res.consistent:

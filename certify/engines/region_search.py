@@ -55,6 +55,7 @@ from ..ir.numerics import (
     scale_rows,
 )
 from ..ir.quantity import Quantity
+from ..solvers import registry
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .regions import Traversal
 from .sampling import GENERIC_MARGIN
@@ -265,7 +266,10 @@ def region_search(query: Query) -> EngineResult:
                if net.piecewise_linear else f"the exact core needs piecewise-linear activations ({net.describe()})")
         return unsupported(query, why, t0)
     options = query.config.regions
-    tr = Traversal(net, box, options.min_radius, lp_backend=query.config.solvers.lp)
+    try:
+        tr = Traversal(net, box, options.min_radius, lp_backend=query.config.solvers.lp)
+    except registry.BackendUnavailableError as exc:
+        return unsupported(query, f"the region search cannot run: {exc}", t0)
     bounder = NodeBounder(tr, p, cols)
     incumbent = Incumbent(*sample_lower(tr, p, cols, options.samples, query.seed))
     problem = _RegionProblem(tr, bounder, p, cols)
