@@ -10,7 +10,7 @@ import numpy as np
 
 import certify
 from certify.config import VerifyConfig
-from certify.engines.sampling import GENERIC_MARGIN, falsify, generic_point, kink_margin
+from certify.engines.sampling import falsify, generic_mask, generic_point
 from certify.ir import activations as acts
 from certify.ir.box import Box
 from certify.ir.network import Layer, Network
@@ -36,7 +36,7 @@ def test_a_kink_point_is_no_witness():
 def test_sampling_reports_a_generic_point():
     net, box = _half_identity(), Box([-1.0], [1.0])
     r = falsify(net, box, Quantity.A_STAR, 2.0, VerifyConfig(samples=500, device="cpu"))
-    assert r.generic and kink_margin(net, r.x)[0] > GENERIC_MARGIN and r.value == 0.5
+    assert r.generic and generic_mask(net, r.x)[0] and r.value == 0.5
 
 
 def test_generic_point_moves_off_the_kink_and_keeps_generic_points():
@@ -45,3 +45,22 @@ def test_generic_point_moves_off_the_kink_and_keeps_generic_points():
     assert ok and x[0] != 0.0 and abs(x[0]) <= 0.1 * 2
     y, ok = generic_point(net, box, np.array([0.3]))
     assert ok and y[0] == 0.3
+
+
+def _strip_net(width: float = 1e-9, gain: float = 2.0) -> Network:
+    """f(x) = 0.5 x + [gain (relu(x0) - relu(x0 - width)), 0]: A* = 0.5 I except on the strip 0 < x0 < width,
+    a region far thinner than the traversal's 1e-8 (relative) sliver tolerance, where ||A*|| = 0.5 + gain."""
+    layer = Layer(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([0.0, -width]), acts.relu())
+    out = np.array([[gain, -gain], [0.0, 0.0]])
+    return Network((layer,), out, np.zeros(2), skip=0.5 * np.eye(2))
+
+
+def test_a_counterexample_inside_a_sliver_is_found_and_replays():
+    from certify.engines.contract import Query
+    from certify.engines.region_search import region_search
+
+    net, box = _strip_net(), Box([-1.0, -1.0], [1.0, 1.0])
+    res = region_search(Query(net, box, Quantity.A_STAR, VerifyConfig(timeout=60.0)))
+    assert res.exact and res.lower == res.upper == 2.5, res.reason
+    assert 0.0 < res.witness[0] < 1e-9 and generic_mask(net, res.witness)[0]
+    assert float(np.linalg.norm(net.pwa(res.witness)[0], 2)) == 2.5  # the witness replays through the IR

@@ -58,7 +58,7 @@ from ..ir.quantity import Quantity
 from ..solvers import registry
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .regions import Traversal
-from .sampling import GENERIC_MARGIN
+from .sampling import generic_mask
 from .search import Incumbent, Node, SearchLimits, best_first
 
 _VERTEX_MAX = 10  # at most 2^10 slope vertices per node for the vertex bound
@@ -166,20 +166,17 @@ def slope_vertices(sl: np.ndarray, sh: np.ndarray) -> np.ndarray:
 
 
 def sample_lower(tr: Traversal, p: float, cols: int, samples: int, seed: int):
-    """Best (value, x, matrix) over random points and box corners/centre, each strictly inside a region."""
+    """Best (value, x, matrix) over random points and the box centre, each generic (:func:`generic_mask`)."""
     rng = np.random.default_rng(seed)
     lo, hi = tr.lo, tr.hi
     pts = [tr.box.center[None, :], rng.uniform(lo, hi, size=(samples, tr.n))]
     x = np.vstack(pts)
     h = x
     slopes = []
-    ok = np.ones(x.shape[0], dtype=bool)
+    ok = generic_mask(tr.net, x)
     for w, b, pcs in zip(tr.weights, tr.biases, tr.pieces):
         z = h @ w.T + b
         piece = pcs.piece_of(z)
-        if pcs.breakpoints.shape[1]:
-            rel = np.abs(z[..., None] - pcs.breakpoints) / (1.0 + np.abs(z[..., None]))
-            ok &= np.all(rel > GENERIC_MARGIN, axis=(1, 2))
         idx = np.arange(z.shape[1])
         s = pcs.slope[idx, piece]
         slopes.append(s)
@@ -205,6 +202,7 @@ class _RegionProblem:
         self.tr, self.bounder, self.p, self.cols = tr, bounder, p, cols
         self.slivers: list = []
         self.unverified_max = -math.inf
+        self.sliver_witnesses = 0  # leaves without a pool point settled by a generic Chebyshev centre
 
     def batch(self, top: Node, elapsed: float) -> int:
         return 1
@@ -216,15 +214,28 @@ class _RegionProblem:
         self.slivers.append(self.tr.sliver_child(node, i, item))
 
     def _offer_pool_point(self, node, incumbent: Incumbent) -> None:
-        """Offer the deepest verified pool point of a node, if it is generic (every pre-activation a relative
-        ``GENERIC_MARGIN`` away from a breakpoint, so its pattern is that of a full-dimensional region)."""
+        """Offer the deepest verified pool point of a node, if it is generic (:func:`generic_mask`: its pattern is
+        then that of an open region)."""
         if node.px.shape[0] == 0:
             return
         x = node.px[int(np.argmax(node.pr))]
-        pattern, margin = self.tr.pattern_at(x)
-        if margin > GENERIC_MARGIN:
+        if generic_mask(self.tr.net, x)[0]:
+            pattern, _ = self.tr.pattern_at(x)
             m = self.tr.matrix_of(pattern)[:, : self.cols]
             incumbent.offer(float(induced_norm(m, self.p)), x.copy(), m)
+
+    def _sliver_point(self, leaf) -> np.ndarray | None:
+        """A witness inside a leaf without a verified pool point (a sliver, or a leaf reached through an LP without
+        an optimal status): its Chebyshev centre, if it is generic and its pattern is the leaf's (so the leaf's
+        matrix is the matrix there); else None (the leaf then only raises ``upper``)."""
+        x = self.tr.interior_point(leaf)
+        if x is None or not generic_mask(self.tr.net, x)[0]:
+            return None
+        pattern, _ = self.tr.pattern_at(x)
+        if all(np.array_equal(p, f) for p, f in zip(pattern, leaf.fixed)):
+            self.sliver_witnesses += 1
+            return x
+        return None
 
     def _bounded(self, child) -> list[Node]:
         b = self.bounder.bound(child)
@@ -240,8 +251,9 @@ class _RegionProblem:
             if kind == "leaf":
                 m, _ = self.tr.leaf_map(val)
                 v = float(induced_norm(m[:, : self.cols], self.p))
-                if val.px.shape[0]:
-                    incumbent.offer(v, val.px[int(np.argmax(val.pr))].copy(), m[:, : self.cols])
+                x = val.px[int(np.argmax(val.pr))].copy() if val.px.shape[0] else self._sliver_point(val)
+                if x is not None:
+                    incumbent.offer(v, x, m[:, : self.cols])
                 else:
                     self.unverified_max = max(self.unverified_max, v)
                     out.append(Node(v, None, final=True))

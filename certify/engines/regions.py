@@ -413,6 +413,12 @@ class Traversal:
             self._finish_layer(node)
         return "leaf", node
 
+    def interior_point(self, node: _Node) -> np.ndarray | None:
+        """The Chebyshev centre (n_in,) of a node's polytope when its LP ends OPTIMAL with a positive slack, else
+        None. The point may lie in a sliver far thinner than ``tol``: callers check it in float64 before use."""
+        ok, x, t = self._chebyshev(node, np.zeros((0, self.n)), np.zeros(0))
+        return x if ok and t is not None and t > 0 else None
+
     def sliver_child(self, node: _Node, i: int, item) -> _Node:
         """The node of a dropped sliver (a snapshot of ``node`` with neuron i on the sliver's piece)."""
         child = node.copy()

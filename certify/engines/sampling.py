@@ -37,7 +37,7 @@ from ..ir.activations import ActivationKind
 from ..ir.box import Box
 from ..ir.kernels import TorchNet, batched_induced_norm, chain_product, layer_slopes, preactivations
 from ..ir.network import Network
-from ..ir.numerics import induced_norm
+from ..ir.numerics import TINY, induced_norm
 from ..ir.quantity import Quantity
 
 _TOP_K = 32  # incumbents kept for the local search
@@ -50,7 +50,7 @@ _LOCAL_ROUNDS = 60
 _LOCAL_PATIENCE = 12  # rounds without improvement before the local search stops
 _HOPS_PER_POINT = 16  # nearest hyperplanes crossed per incumbent and round
 _RAY_STEPS = 64  # regions visited per ray and round
-GENERIC_MARGIN = 1e-9  # relative distance of every pre-activation to a kink for a point to be generic
+GENERIC_PAD = 1e-10  # a generic point's pre-activations clear every kink by this times |W| |h| + |b|
 
 
 @dataclass(frozen=True, eq=False)
@@ -429,33 +429,41 @@ def falsify(
     )
 
 
-def kink_margin(net: Network, x: np.ndarray) -> np.ndarray:
-    """For points x (B, n_in): the smallest relative distance |z - k| / (1 + |z|) of any pre-activation z to a kink
-    k of its activation (:meth:`certify.ir.activations.Activation.kinks`), (B,); inf when no activation has one."""
-    zs = net.preactivations(np.atleast_2d(x))
-    margin = np.full(np.atleast_2d(x).shape[0], math.inf)
-    for layer, z in zip(net.layers, zs):
-        for k in layer.activation.kinks():
-            margin = np.minimum(margin, (np.abs(z - k) / (1.0 + np.abs(z))).min(axis=1))
-    return margin
+def generic_mask(net: Network, x: np.ndarray) -> np.ndarray:
+    """For points x (B, n_in) (or (n_in,)): True where every pre-activation z is farther from each kink k of its
+    activation (:meth:`certify.ir.activations.Activation.kinks`) than ``GENERIC_PAD`` (|W| |h| + |b|), a bound far
+    above the float64 error of z (a few n eps of the same sum, per layer). Such a point lies in the open
+    activation region its computed signs name (all its inequalities hold strictly), so A*(x) and J(x) there are the
+    matrices of that open region, however thin it is. Float64 numpy evaluation through the IR; shape (B,)."""
+    h = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    ok = np.ones(h.shape[0], dtype=bool)
+    for layer in net.layers:
+        z = h @ layer.weight.T + layer.bias
+        kinks = layer.activation.kinks()
+        if kinks:
+            err = GENERIC_PAD * (np.abs(h) @ np.abs(layer.weight).T + np.abs(layer.bias)) + TINY
+            for k in kinks:
+                ok &= np.all(np.abs(z - k) > err + GENERIC_PAD * abs(k), axis=1)
+        h = layer.activation.np_value(z)
+    return ok
 
 
 def generic_point(net: Network, box: Box, x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, bool]:
-    """A point where every pre-activation is a relative ``GENERIC_MARGIN`` away from its activation's kinks, so
-    that A*(x) and J(x) are the matrices of the open region around it (not of a derivative convention at a kink).
+    """A generic point (:func:`generic_mask`) at or near x (n_in,) in the box, so that A*(x) and J(x) are the
+    matrices of an open region (not of a derivative convention at a kink).
 
-    Returns (x, True) when x (n_in,) is generic; else the first generic point found in the box near x (seeded
-    random points in cubes of growing radius, 1e-9 to 1e-1 of the box width, free coordinates only) and True; else
-    (x, False) (a neuron may sit on its kink on the whole box, e.g. one with zero weights)."""
+    Returns (x, True) when x is generic; else the first generic point found in the box near x (seeded random points
+    in cubes of growing radius, 1e-9 to 1e-1 of the box width, free coordinates only) and True; else (x, False) (a
+    neuron may sit on its kink on the whole box, e.g. one with zero weights)."""
     x = np.asarray(x, dtype=np.float64)
-    if kink_margin(net, x)[0] > GENERIC_MARGIN:
+    if generic_mask(net, x)[0]:
         return x, True
     rng = np.random.default_rng(seed)
     free = (box.upper > box.lower).astype(np.float64)
     width = float(np.max(box.upper - box.lower)) or 1.0
     for radius in (1e-9, 1e-7, 1e-5, 1e-3, 1e-1):
         cand = np.clip(x + radius * width * free * rng.uniform(-1.0, 1.0, size=(16, x.size)), box.lower, box.upper)
-        ok = np.nonzero(kink_margin(net, cand) > GENERIC_MARGIN)[0]
+        ok = np.nonzero(generic_mask(net, cand))[0]
         if ok.size:
             return cand[ok[0]], True
     return x, False
