@@ -199,7 +199,8 @@ def test_tanh_net_inside_is_certified_by_intervals(unit_box):
 
 def test_missing_solver_gives_unknown(monkeypatch, unit_box):
     monkeypatch.setitem(sys.modules, "pulp", None)
-    res = check_invariance(_abs_net(), unit_box(2), CONFIG, backend="cbc")
+    # one box for the solver-free fallback: the MILP step alone is tested (it cannot run)
+    res = check_invariance(_abs_abs_net(), unit_box(2), CONFIG.with_(budget=1), backend="cbc")
     assert res.verdict is Verdict.UNKNOWN
     assert "not_installed" in res.reason
     assert res.upper > 0  # only the interval bound remains
@@ -262,7 +263,7 @@ class _StoppedEarly:
 @pytest.mark.parametrize("inside", [0.0, 1e-12, 1e-8])
 def test_early_stopped_milp_never_certifies_without_its_bound_clearing_the_box(monkeypatch, cutoff, inside, parallel,
                                                                               unit_box):
-    # _abs_net: f = 0.9 |x| in [0, 0.9], no output constant. The stopped solver claims bounds at the box's edge,
+    # _abs_abs_net: f in [0, 0.45], no output constant. The stopped solver claims bounds at the box's edge,
     # or within the padding inside it: never enough to certify, whatever the cutoff row says.
     import certify.solvers.registry as registry
 
@@ -270,12 +271,23 @@ def test_early_stopped_milp_never_certifies_without_its_bound_clearing_the_box(m
         return (1.0 - inside) if problem.maximize else (-1.0 + inside)
 
     monkeypatch.setattr(registry, "get_backend", lambda name: _StoppedEarly(edge, parallel))
-    res = check_invariance(_abs_net(), unit_box(2), CONFIG, backend="stopped", cutoff=cutoff)
+    # one box for the solver-free fallback, which would settle the net on its own: the MILP bound path is tested
+    config = CONFIG.with_(budget=1)
+    res = check_invariance(_abs_abs_net(), unit_box(2), config, backend="stopped", cutoff=cutoff)
     assert res.verdict is Verdict.UNKNOWN, res.reason
     assert res.upper > 0
     # a bound that clears the box by more than the padding does certify (the MILP bound path is live)
     monkeypatch.setattr(
         registry, "get_backend", lambda name: _StoppedEarly(lambda p: 0.95 if p.maximize else -0.95, parallel)
     )
-    ok = check_invariance(_abs_net(), unit_box(2), CONFIG, backend="stopped", cutoff=cutoff)
+    ok = check_invariance(_abs_abs_net(), unit_box(2), config, backend="stopped", cutoff=cutoff)
     assert ok.verdict is Verdict.CERTIFIED and ok.upper < 0
+
+
+def test_a_margin_below_the_milp_padding_is_settled_without_a_solver(unit_box):
+    # f = (1 - 3e-8) |x| per coordinate: inside the box by 3e-8, less than the 1e-7 padding of every MILP bound;
+    # the mean-value enclosure over the whole box already proves it (f(0) = 0, |J| <= 1 - 3e-8).
+    net = _abs_net(1.0 - 3e-8)
+    res = check_invariance(net, unit_box(2), CONFIG)
+    assert res.verdict is Verdict.CERTIFIED and res.method == "boxes" and res.upper < 0, res.reason
+    assert "padding" in res.reason and "no solver" in res.reason

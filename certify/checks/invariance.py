@@ -112,6 +112,18 @@ def check_invariance(net: Network, box: Box, config: VerifyConfig, memo: Samplin
         return solver_free_recheck(net, box, config, res, budget)
     reason = "; ".join(sides.reasons) if sides.reasons else (
         f"the padded MILP bound {upper:.3g} does not clear the box although no replayed point leaves it")
+    if sides.raw_upper < 0 <= upper:
+        reason += (f" (the solver's optimum clears the box by {-sides.raw_upper:.3g}, less than the padding "
+                   f"{sides.padding:.3g} for its tolerances)")
+    if query.seconds_left() > 0:  # settle it without any solver, by float64 sub-box enclosures, if time allows
+        boxes = violation_search(query.with_(lower_seed=lower))
+        if boxes.exhausted and boxes.upper < 0:
+            details = replace(details, proven_fraction=boxes.proven_fraction, boxes=boxes.boxes,
+                              solver_free_recheck="settled by float64 sub-box enclosures (no solver)")
+            return _result(Verdict.CERTIFIED, lower, max(boxes.upper, lower), BoundMethod.BOXES, start, witness,
+                           details, reason + "; settled by float64 sub-box enclosures (no solver)")
+        upper = min(upper, max(boxes.upper, lower))
+        reason += f"; float64 sub-box enclosures proved {100 * boxes.proven_fraction:.1f}% of the box inside"
     return _result(Verdict.UNKNOWN, lower, upper, BoundMethod.MILP, start, witness, details, reason)
 
 

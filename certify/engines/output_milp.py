@@ -61,8 +61,9 @@ def _side_cutoff(net, enc, box, solver, i: int, maximize: bool, level: float) ->
     return _Cutoff(edge - 2 * pad if maximize else edge + 2 * pad, pad)
 
 
-def _side_bound(net, enc, box, solver, i: int, maximize: bool, res, cut: _Cutoff | None) -> float:
-    """A sound upper bound on side (i, maximize)'s violation from one MILP result (inf when it gives none).
+def _side_bound(net, enc, box, solver, i: int, maximize: bool, res, cut: _Cutoff | None):
+    """A sound upper bound on side (i, maximize)'s violation from one MILP result, with the padding it includes
+    and the unpadded value: (bound, padding, raw) ((inf, 0, inf) when the result gives none).
 
     * with a cutoff and a final INFEASIBLE status: max f_i < cutoff (min f_i > cutoff), padded like a dual bound
       (the same stated assumption about the solver's tolerance as :func:`certify.engines.milp_encoding.output_padding`);
@@ -71,16 +72,17 @@ def _side_bound(net, enc, box, solver, i: int, maximize: bool, res, cut: _Cutoff
     * anything else: inf.
     """
     if cut is not None and res.status is SolveStatus.INFEASIBLE:
-        return _side_value(box, i, maximize, cut.value + (cut.padding if maximize else -cut.padding))
+        padded = cut.value + (cut.padding if maximize else -cut.padding)
+        return _side_value(box, i, maximize, padded), cut.padding, _side_value(box, i, maximize, cut.value)
     if res.bound is None or res.status not in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT):
-        return math.inf
+        return math.inf, 0.0, math.inf
     raw = res.bound + enc.out_const[i]
     if cut is not None:
         raw = max(raw, cut.value) if maximize else min(raw, cut.value)
     weights = np.zeros(net.n_out)
     weights[i] = 1.0
     pad = output_padding(net, enc, weights, solver.feasibility_tolerance, raw)
-    return _side_value(box, i, maximize, raw + pad if maximize else raw - pad)
+    return _side_value(box, i, maximize, raw + pad if maximize else raw - pad), pad, _side_value(box, i, maximize, raw)
 
 
 _MAX_WORKERS = 2
@@ -133,7 +135,9 @@ class SideBounds:
 
     ``lower``: the largest violation replayed at ``point`` (n_in,); ``upper_excess``/``lower_excess`` (n_states,):
     sound bounds on max f_i - upper_i and max lower_i - f_i; ``status``: each solved side's final status;
-    ``reasons``: why a side gave no final answer; ``backend``: the MILP back-end's name."""
+    ``reasons``: why a side gave no final answer; ``backend``: the MILP back-end's name; ``padding``: the largest
+    padding for solver tolerances applied to a side; ``raw_upper``: the largest side before padding (what the
+    solver claims; not a sound bound on its own)."""
 
     lower: float
     point: np.ndarray
@@ -142,6 +146,8 @@ class SideBounds:
     status: tuple[tuple[str, str], ...]
     reasons: tuple[str, ...]
     backend: str
+    padding: float = 0.0
+    raw_upper: float = math.inf
 
     @property
     def upper(self) -> float:
@@ -163,6 +169,8 @@ def milp_side_bounds(net: Network, box: Box, config: VerifyConfig, deadline: flo
     hi_bound = side_hi.astype(float).copy()  # sound bounds per side, improved by the MILP below
     lo_bound = side_lo.astype(float).copy()
     reasons, statuses = [], {}
+    padding = 0.0  # the largest padding applied to a side
+    raw_hi, raw_lo = hi_bound.copy(), lo_bound.copy()  # the same bounds without the padding of solved sides
     best = [float(lower), np.asarray(point, dtype=np.float64)]
     # a side needs a MILP when its interval bound does not clear the box (or, with config.exact, when it could
     # still hold the maximum violation); most doubtful side first
@@ -189,15 +197,18 @@ def milp_side_bounds(net: Network, box: Box, config: VerifyConfig, deadline: flo
             v, _ = violation(net, box, x[None])
             if v[0] > best[0]:
                 best[:] = [float(v[0]), x]
-        side = _side_bound(net, enc, box, solver, i, maximize, res, cut)
+        side, pad, raw = _side_bound(net, enc, box, solver, i, maximize, res, cut)
+        padding = max(padding, pad)
         if maximize:
-            hi_bound[i] = min(hi_bound[i], side)
+            hi_bound[i], raw_hi[i] = min(hi_bound[i], side), min(raw_hi[i], raw)
         else:
-            lo_bound[i] = min(lo_bound[i], side)
+            lo_bound[i], raw_lo[i] = min(lo_bound[i], side), min(raw_lo[i], raw)
         if res.status is not SolveStatus.OPTIMAL and not (cut is not None and res.status is SolveStatus.INFEASIBLE):
             side_name = f"{names[i]} {'max' if maximize else 'min'}"
             reasons.append(f"{side_name}: solver {res.status.value} {res.message}".strip())
         if best[0] > 0 and not config.exact:
             break
     sides.close()  # parallel runs: cancel the queued sides, wait for the running ones
-    return SideBounds(best[0], best[1], hi_bound, lo_bound, tuple(statuses.items()), tuple(reasons), solver.name)
+    raw_upper = float(max(raw_hi.max(), raw_lo.max(), best[0]))
+    return SideBounds(best[0], best[1], hi_bound, lo_bound, tuple(statuses.items()), tuple(reasons), solver.name,
+                      padding, raw_upper)
