@@ -45,6 +45,7 @@ from ..ir.numerics import (
     matmul_interval_right,
     midpoints,
     norm_upper,
+    overflow_to_inf,
     scale_rows,
 )
 
@@ -103,6 +104,7 @@ def _balanced_factors(delta: np.ndarray, left_abs: np.ndarray, right: np.ndarray
     return a, c
 
 
+@overflow_to_inf
 def centred_bound(mats, slopes, skip, cols: int, p: float) -> np.ndarray:
     """The centred bound of the module docstring, (B,), over B sub-boxes.
 

@@ -22,7 +22,7 @@ from ..config import BoundKind
 from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.network import Network
-from ..ir.numerics import check_norm, interval_norm_upper, norm_upper, product_pad
+from ..ir.numerics import check_norm, interval_norm_upper, norm_upper, overflow_to_inf, product_pad
 from ..ir.quantity import Quantity
 from .centred import centred_bound
 from .corollary4 import product_bound
@@ -57,6 +57,7 @@ class SupNormBounder:
         return SupNormBounder(net, p, quantity, cols, tuple(mats), pb.weight_norms, pb.skip_norm, sens, full)
 
 
+@overflow_to_inf
 def box_bounds(st: SupNormBounder, lo: np.ndarray, hi: np.ndarray, kinds) -> dict[BoundKind, np.ndarray]:
     """Every requested (non-SDP) upper bound on sup ||Q(x)||_p over each of B boxes ``lo``/``hi`` (B, n_in)."""
     net, p = st.net, st.p

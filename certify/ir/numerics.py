@@ -25,6 +25,7 @@ largest singular value. :func:`induced_norm` is the exact float64 reference used
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -40,6 +41,18 @@ SOLVER_REL_PAD = 1e-7
 
 NORMS = (1.0, 2.0, math.inf)
 _NORM_NAMES = {"1": 1.0, "2": 2.0, "inf": math.inf}
+
+
+def overflow_to_inf(function):
+    """Decorate a bound computation whose float overflow yields inf (or NaN, which its callers map to inf): the
+    overflow is part of the computation, so numpy's RuntimeWarnings about it are not shown to the user."""
+
+    @functools.wraps(function)
+    def quiet(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return function(*args, **kwargs)
+
+    return quiet
 
 
 # ============================================================================================ which norm
