@@ -211,7 +211,8 @@ def test_system_file_errors_name_file_and_key(ctrl_dir, case):
      "  u_max: [.inf]\n", "controller.u_max[0]"),
     ("plant: [1, 2]\ncontroller:\n  onnx: controller.onnx\n", "plant"),
     ("- just a list\n", "plant"),
-    ("plant: !!python/object/apply:os.system ['true']\ncontroller: {onnx: controller.onnx}\n", "YAML"),
+    ("plant: !!python/object/apply:os.system ['true']\ncontroller: {onnx: controller.onnx}\n",
+     "plant (line 1): the tag !!python/object/apply:os.system is not allowed"),
     ("plant: {A: [[1]\n", "YAML"),
 ])
 def test_malformed_system_files(ctrl_dir, text, key):
@@ -240,18 +241,83 @@ def test_onnx_path_is_relative_to_the_system_file(ctrl_dir, tmp_path, monkeypatc
 
 
 def test_is_system_file(ctrl_dir):
+    # a .yaml/.yml model is always read as a system file, so its mistakes are reported as such (issue 8, item 10)
     system = write_system(ctrl_dir, **GOOD)
     box = ctrl_dir / "box.yaml"
     box.write_text("states:\n  a: [0, 1]\n  b: [0, 1]\n", encoding="utf-8")
-    broken = ctrl_dir / "broken.yaml"
+    broken = ctrl_dir / "broken.yml"
     broken.write_text("plant: {A: [[1]\n", encoding="utf-8")
-    assert is_system_file(system)
-    assert not is_system_file(box)
-    assert not is_system_file(broken)
+    other = ctrl_dir / "loop.system"
+    other.write_text(system.read_text(encoding="utf-8"), encoding="utf-8")
+    assert is_system_file(system) and is_system_file(box) and is_system_file(broken)
+    assert is_system_file(ctrl_dir / "missing.yaml")
+    assert is_system_file(other)
     assert not is_system_file(ctrl_dir / "controller.onnx")
     assert not is_system_file(ctrl_dir / "garbage.onnx")
-    assert not is_system_file(ctrl_dir / "missing.yaml")
     assert not is_system_file(ctrl_dir)
+    assert not is_system_file(ctrl_dir / "missing.system")
+    assert not is_system_file(None)
+
+
+SYSTEM_LOAD_ERRORS = {
+    "syntax error": ("plant: {A: [[1]\ncontroller: {onnx: controller.onnx}\n", "not valid YAML at line"),
+    "missing plant": ("controller:\n  onnx: controller.onnx\n", "'plant' is missing"),
+    "python tag": ("plant: !!python/object/apply:os.system ['true']\ncontroller: {onnx: controller.onnx}\n",
+                   "tag !!python/object/apply:os.system is not allowed"),
+    "region file as model": ("states:\n  a: [0, 1]\n", "looks like a region file"),
+    "duplicate plant.A": ("plant:\n  A: [[1, 0], [0, 1]]\n  B: [[1], [1]]\n  A: [[0.5, 0], [0, 0.5]]\n"
+                          "controller:\n  onnx: controller.onnx\n", "plant.A (line 4): duplicate key 'A'"),
+    "duplicate top key": ("plant:\n  A: [[1, 0], [0, 1]]\n  B: [[1], [1]]\ncontroller:\n  onnx: controller.onnx\n"
+                          "controller:\n  onnx: other.onnx\n", "controller (line 6): duplicate key"),
+    "YAML 1.1 base 60": ("plant:\n  A: [[1, 0], [0, 1:30]]\n  B: [[1], [1]]\ncontroller:\n  onnx: controller.onnx\n",
+                         "plant.A[1][1] (line 2): '1:30' is a base-60 number"),
+    "400 digits": ("plant:\n  A: [[1, 0], [0, 1" + "0" * 399 + "]]\n  B: [[1], [1]]\ncontroller:\n  onnx: c.onnx\n",
+                   "plant.A[1][1] (line 2): the number"),
+    "deep nesting": ("plant:\n  A: " + "[" * 20_000 + "]" * 20_000 + "\n", "nest"),
+}
+
+
+@pytest.mark.parametrize("case", list(SYSTEM_LOAD_ERRORS))
+def test_bad_system_files_are_reported_as_system_files(ctrl_dir, case):
+    # certify.load dispatches on the file: these were "unknown model format '.yaml'" (issue 8, item 10)
+    import certify
+
+    text, needle = SYSTEM_LOAD_ERRORS[case]
+    path = ctrl_dir / "system.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SystemFileError) as info:
+        certify.load(path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg and needle in msg, msg
+    assert "unknown model format" not in msg
+
+
+def test_a_system_path_that_is_not_a_regular_file(ctrl_dir):
+    import os
+
+    import certify
+
+    folder = ctrl_dir / "loop.yaml"
+    folder.mkdir()
+    with pytest.raises(SystemFileError, match="is a folder"):
+        certify.load(folder)
+    if hasattr(os, "mkfifo"):
+        fifo = ctrl_dir / "fifo.yaml"
+        os.mkfifo(fifo)  # never opened for writing: a blocking read would hang
+        with pytest.raises(SystemFileError, match="named pipe"):
+            certify.load(fifo)
+
+
+def test_the_command_reports_a_broken_system_file(ctrl_dir, capsys):
+    from certify.cli import run
+
+    path = ctrl_dir / "system.yaml"
+    path.write_text("plant: {A: [[1]\ncontroller: {onnx: controller.onnx}\n", encoding="utf-8")
+    box = ctrl_dir / "box.yaml"
+    box.write_text("states:\n  a: [0, 1]\n  b: [0, 1]\n", encoding="utf-8")
+    assert run([str(path), "--region", str(box), "--quiet"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not valid YAML" in err and str(path) in err, err
 
 
 # --------------------------------------------------------------------------- the committed zoo (smoke)

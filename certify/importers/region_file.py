@@ -1,13 +1,15 @@
 """The region file ``box.yaml`` (DESIGN.md section 5): the box, and optionally the norm and the margin.
 
-:func:`load_region` reads a region file with ``yaml.safe_load`` only and validates every key; errors are
-:class:`~certify.errors.RegionError` naming the file and the key.
+:func:`load_region` reads a region file with :func:`certify.importers.yaml_file.read_yaml` (safe, YAML 1.2 scalars,
+duplicate keys refused, bounded) and validates every key; errors are :class:`~certify.errors.RegionError` naming
+the file and the key. :meth:`Region.from_yaml` is the same as a classmethod.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,59 +17,121 @@ import numpy as np
 from ..errors import RegionError
 from ..ir.box import Box
 from ..ir.numerics import parse_norm
-from .yaml_file import read_yaml
+from .yaml_file import Limits, read_yaml
 
 
 @dataclass(frozen=True)
 class Region:
-    """What a region file says: the box, and optionally the norm and the margin."""
+    """What a region file says: the box, and optionally the norm (1, 2 or inf) and the margin (in [0, 1)).
+
+    ``Region.from_yaml("box.yaml")`` reads one (the same as :func:`load_region`).
+    """
 
     box: Box
     norm: float | None = None
     margin: float | None = None
     path: str = ""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.box, Box):
+            raise TypeError(f"Region: box must be a certify.Box, got {type(self.box).__name__}")
+        if self.norm is not None:
+            if isinstance(self.norm, bool) or not isinstance(self.norm, (int, float, str)):
+                raise TypeError(f"Region: norm must be 1, 2, math.inf or None, got {self.norm!r}")
+            object.__setattr__(self, "norm", parse_norm(self.norm, "Region"))
+        if self.margin is not None:
+            m = self.margin
+            if isinstance(m, bool) or not isinstance(m, (int, float)):
+                raise TypeError(f"Region: margin must be a number in [0, 1) or None, got {m!r}")
+            if not 0 <= m < 1:
+                raise RegionError(f"Region: margin must be in [0, 1), got {m!r}")
+            object.__setattr__(self, "margin", float(m))
+        if not isinstance(self.path, (str, os.PathLike)):
+            raise TypeError(f"Region: path must be text, got {type(self.path).__name__}")
+        object.__setattr__(self, "path", str(self.path))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, n_in: int | None = None) -> "Region":
+        """The region of a region file: its box, and the file's norm and margin (None where it gives none)."""
+        return load_region(path, n_in)
+
 
 _TOP_KEYS = {"states", "inputs", "lower", "upper", "norm", "margin", "names"}
 
+MAX_COORDINATES = 100_000  # a region file listing more coordinates is refused while it is read
+LIMITS = Limits(max_bytes=16 << 20, max_depth=8, max_items=MAX_COORDINATES, max_nodes=5 * MAX_COORDINATES + 64)
+_HINT = "; a region lists one [lower, upper] per model input"
+
+
+def _bound(path: str, key: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise RegionError(f"{path}: {key} must be a number, got {v!r}")
+    try:
+        x = float(v)
+    except OverflowError:
+        raise RegionError(f"{path}: {key} = {v!r} overflows float64; give a smaller number") from None
+    if not math.isfinite(x):
+        raise RegionError(f"{path}: {key} is NaN or infinite; give a finite number")
+    return x
+
+
+def _check_interval(path: str, key: str, lo: float, hi: float) -> None:
+    if lo > hi:
+        raise RegionError(f"{path}: {key} has lower {lo} > upper {hi}; swap them")
+    if not math.isfinite(hi - lo):
+        raise RegionError(f"{path}: {key} = [{lo}, {hi}] is wider than float64 can hold (upper - lower overflows); "
+                          "give a narrower interval")
+
 
 def _interval(path: str, key: str, name: str, value) -> tuple[float, float]:
+    where = f"{key}.{name}"
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise RegionError(f"{path}: {key}.{name} must be a pair [lower, upper], got {value!r}")
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise RegionError(f"{path}: {key}.{name} must hold two numbers, got {value!r}")
-        out.append(float(v))
-    lo, hi = out
+        raise RegionError(f"{path}: {where} must be a pair [lower, upper], got {value!r}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+        raise RegionError(f"{path}: {where} must hold two numbers, got {value!r}")
+    try:
+        lo, hi = float(value[0]), float(value[1])
+    except OverflowError:
+        raise RegionError(f"{path}: {where} has a bound that overflows float64; give smaller numbers") from None
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise RegionError(f"{path}: {key}.{name} has a NaN or infinite bound {value!r}; give finite numbers")
-    if lo > hi:
-        raise RegionError(f"{path}: {key}.{name} has lower {lo} > upper {hi}; swap them")
+        raise RegionError(f"{path}: {where} has a NaN or infinite bound {value!r}; give finite numbers")
+    _check_interval(path, where, lo, hi)
     return lo, hi
+
+
+def _name(path: str, key: str, name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise RegionError(f"{path}: {key}: every name must be non-empty text, got {name!r}")
+    if not name.isprintable():
+        raise RegionError(f"{path}: {key}: the name {name!r} holds control characters; give printable text")
+    return name
 
 
 def _named_block(path: str, key: str, block) -> list[tuple[str, float, float]]:
     if not isinstance(block, dict) or not block:
         raise RegionError(f"{path}: '{key}' must map each name to [lower, upper]")
-    return [(str(name), *_interval(path, key, str(name), value)) for name, value in block.items()]
+    return [(_name(path, key, name), *_interval(path, key, name, value)) for name, value in block.items()]
 
 
 def _number_list(path: str, key: str, value) -> list[float]:
     if not isinstance(value, (list, tuple)) or not value:
         raise RegionError(f"{path}: '{key}' must be a non-empty list of numbers")
-    out = []
-    for i, v in enumerate(value):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise RegionError(f"{path}: {key}[{i}] must be a number, got {v!r}")
-        if not math.isfinite(float(v)):
-            raise RegionError(f"{path}: {key}[{i}] is NaN or infinite; give a finite number")
-        out.append(float(v))
-    return out
+    return [_bound(path, f"{key}[{i}]", v) for i, v in enumerate(value)]
 
 
-def parse_region(data, path: str = "<region>") -> Region:
-    """Validate the parsed YAML of a region file (see DESIGN.md section 5)."""
+def _check_size(path: str, count: int, n_in: int | None, more: bool = False) -> None:
+    if n_in is not None and count != n_in:
+        raise RegionError(
+            f"{path}: the region has {'more than ' if more else ''}{count} coordinates but the model takes {n_in} "
+            "inputs; give one [lower, upper] per model input"
+        )
+
+
+def parse_region(data, path: str = "<region>", n_in: int | None = None) -> Region:
+    """Validate the parsed YAML of a region file (see DESIGN.md section 5).
+
+    ``n_in``: the number of model inputs when known; a region of another size is refused (before the box is built).
+    """
     if not isinstance(data, dict):
         raise RegionError(f"{path}: a region file must be a mapping with 'states' (or 'lower'/'upper')")
     unknown = sorted(set(map(str, data)) - _TOP_KEYS)
@@ -82,6 +146,8 @@ def parse_region(data, path: str = "<region>") -> Region:
     if has_named:
         if "names" in data:
             raise RegionError(f"{path}: 'names' goes with 'lower'/'upper'; with 'states' the keys are the names")
+        if isinstance(data["states"], dict) and isinstance(data.get("inputs", {}), dict):
+            _check_size(path, len(data["states"]) + len(data.get("inputs", {})), n_in)
         states = _named_block(path, "states", data["states"])
         inputs = _named_block(path, "inputs", data["inputs"]) if "inputs" in data else []
         rows = states + inputs
@@ -89,12 +155,17 @@ def parse_region(data, path: str = "<region>") -> Region:
         lower = [r[1] for r in rows]
         upper = [r[2] for r in rows]
         n_states = len(states)
+        both = sorted({r[0] for r in states} & {r[0] for r in inputs})
+        if both:
+            raise RegionError(f"{path}: '{both[0]}' is listed under both 'states' and 'inputs'; give it once")
     elif has_plain:
         if "inputs" in data:
             raise RegionError(f"{path}: 'inputs' goes with 'states'; with 'lower'/'upper' list every coordinate")
         for key in ("lower", "upper"):
             if key not in data:
                 raise RegionError(f"{path}: '{key}' is missing; the plain form needs both 'lower' and 'upper'")
+        if isinstance(data["lower"], list):
+            _check_size(path, len(data["lower"]), n_in)
         lower = _number_list(path, "lower", data["lower"])
         upper = _number_list(path, "upper", data["upper"])
         if len(lower) != len(upper):
@@ -102,15 +173,20 @@ def parse_region(data, path: str = "<region>") -> Region:
         for i, (lo, hi) in enumerate(zip(lower, upper)):
             if lo > hi:
                 raise RegionError(f"{path}: lower[{i}] = {lo} > upper[{i}] = {hi}; swap them")
-        names = data.get("names") or [f"x{i}" for i in range(len(lower))]
+            _check_interval(path, f"[lower[{i}], upper[{i}]]", lo, hi)
+        names = data.get("names")
+        if names is None:
+            names = [f"x{i}" for i in range(len(lower))]
         if not isinstance(names, list) or len(names) != len(lower):
             raise RegionError(f"{path}: 'names' must list {len(lower)} names")
-        names = [str(n) for n in names]
+        names = [_name(path, f"names[{i}]", n) for i, n in enumerate(names)]
         n_states = None
     else:
         raise RegionError(f"{path}: the region needs 'states' (name: [lower, upper]) or 'lower' and 'upper'")
     if len(set(names)) != len(names):
-        raise RegionError(f"{path}: coordinate names must be distinct")
+        seen: set[str] = set()
+        twice = next(n for n in names if n in seen or seen.add(n))
+        raise RegionError(f"{path}: names: '{twice}' is given twice; coordinate names must be distinct")
     norm = parse_norm(data["norm"], f"{path}: norm") if "norm" in data else None
     margin = None
     if "margin" in data:
@@ -122,7 +198,20 @@ def parse_region(data, path: str = "<region>") -> Region:
     return Region(box=box, norm=norm, margin=margin, path=path)
 
 
-def load_region(path: str | Path) -> Region:
-    """Read and validate a region file. Uses ``yaml.safe_load``: tags that build Python objects are refused."""
-    data = read_yaml(path, RegionError, "region file")
-    return parse_region(data, str(Path(path)))
+def load_region(path: str | Path, n_in: int | None = None) -> Region:
+    """Read and validate a region file (see :mod:`certify.importers.yaml_file`: no Python tags, no duplicate keys,
+    YAML 1.2 scalars, bounded size).
+
+    ``n_in``: the number of model inputs when known; a region of another size is refused while it is read (a
+    region far too long stops being read after ``n_in + 64`` entries).
+    """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise TypeError(f"load_region needs a path (str or pathlib.Path), got {type(path).__name__}")
+    if n_in is not None and (isinstance(n_in, bool) or not isinstance(n_in, int) or n_in < 1):
+        raise TypeError(f"load_region: n_in must be a positive int or None, got {n_in!r}")
+    limits, hint = LIMITS, _HINT
+    if n_in is not None and n_in + 64 < MAX_COORDINATES:
+        limits = replace(LIMITS, max_items=n_in + 64)
+        hint = f"; the model takes {n_in} inputs: give one [lower, upper] per model input"
+    data = read_yaml(path, RegionError, "region file", limits, hint)
+    return parse_region(data, str(Path(path)), n_in)

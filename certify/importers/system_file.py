@@ -1,6 +1,6 @@
 """Closed-loop systems: a known linear plant composed with a trained controller, as ONE :class:`Network`.
 
-A system file (YAML, read with ``yaml.safe_load`` only)::
+A system file (YAML, read by :func:`certify.importers.yaml_file.read_yaml`: safe, strict, bounded)::
 
     plant:
       A: [[1, 1], [0, 1]]      # n x n
@@ -30,18 +30,22 @@ controller's own IR is trusted as far as the ONNX importer's agreement check wit
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..errors import ModelError, SystemFileError
 from ..ir import activations as acts
 from ..ir.network import Layer, Network
-from .yaml_file import read_yaml
+from .yaml_file import Limits, read_text, read_yaml
 
 _TOP_KEYS = ("plant", "controller")
+_REGION_KEYS = {"states", "inputs", "lower", "upper"}
+# a system file: a few matrices; A of a 1000-state plant is 10^6 numbers
+LIMITS = Limits(max_bytes=64 << 20, max_depth=8, max_items=100_000, max_nodes=4_000_000)
 _PLANT_KEYS = ("A", "B", "c")
 _CONTROLLER_KEYS = ("onnx", "u_min", "u_max")
 
@@ -146,9 +150,13 @@ def _matrix(path: str, key: str, value) -> np.ndarray:
 def _number(path: str, key: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise SystemFileError(f"{path}: {key} must be a number, got {v!r}")
-    if not math.isfinite(float(v)):
+    try:
+        x = float(v)
+    except OverflowError:
+        raise SystemFileError(f"{path}: {key} overflows float64; give a smaller number") from None
+    if not math.isfinite(x):
         raise SystemFileError(f"{path}: {key} is NaN or infinite; give a finite number")
-    return float(v)
+    return x
 
 
 def _vector(path: str, key: str, value, size: int) -> np.ndarray:
@@ -189,12 +197,18 @@ def parse_system(data, path: str = "<system>", base: Path | None = None) -> Clos
     """Validate a parsed system file and import its controller (ONNX path relative to ``base``)."""
     if not isinstance(data, dict):
         raise SystemFileError(f"{path}: a system file must be a mapping with keys 'plant' and 'controller'")
+    if "plant" not in data and _REGION_KEYS & set(data):
+        raise SystemFileError(
+            f"{path}: 'plant' is missing: this looks like a region file; give it with --region, and as the model an "
+            "ONNX file or a system file with 'plant' (A, B, c) and 'controller' (onnx, u_min, u_max)"
+        )
     unknown = sorted(set(map(str, data)) - set(_TOP_KEYS))
     if unknown:
         raise SystemFileError(f"{path}: unknown key '{unknown[0]}'; allowed keys are plant, controller")
     for key in _TOP_KEYS:
         if key not in data:
-            raise SystemFileError(f"{path}: '{key}' is missing")
+            raise SystemFileError(f"{path}: '{key}' is missing; a system file has 'plant' (A, B, c) and 'controller' "
+                                  "(onnx, u_min, u_max)")
     plant = _mapping(path, "plant", data["plant"], _PLANT_KEYS, ("A", "B"))
     ctrl = _mapping(path, "controller", data["controller"], _CONTROLLER_KEYS, ("onnx",))
     A = _matrix(path, "plant.A", plant["A"])
@@ -242,9 +256,12 @@ def parse_system(data, path: str = "<system>", base: Path | None = None) -> Clos
 
 
 def read_system(path: str | Path) -> ClosedLoop:
-    """Read and validate a system file (``yaml.safe_load``) and import its controller."""
+    """Read and validate a system file (:func:`certify.importers.yaml_file.read_yaml`: no Python tags, no duplicate
+    keys, YAML 1.2 scalars, bounded size) and import its controller."""
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise TypeError(f"read_system needs a path (str or pathlib.Path), got {type(path).__name__}")
     p = Path(path)
-    return parse_system(read_yaml(p, SystemFileError, "system file"), str(p), p.resolve().parent)
+    return parse_system(read_yaml(p, SystemFileError, "system file", LIMITS), str(p), p.resolve().parent)
 
 
 def load_system(path: str | Path) -> Network:
@@ -253,12 +270,22 @@ def load_system(path: str | Path) -> Network:
 
 
 def is_system_file(path: str | Path) -> bool:
-    """True when ``path`` is a YAML file whose top level is a mapping with a ``plant`` key (never raises)."""
-    p = Path(path)
-    try:
-        if not p.is_file() or p.suffix.lower() == ".onnx" or p.stat().st_size > 1 << 20:
-            return False
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError):
+    """True when the model ``path`` is to be read as a system file (never raises, never blocks).
+
+    A name ending in ``.yaml`` or ``.yml`` always is (so a syntax error, a missing ``plant`` or a refused tag is
+    reported by :func:`read_system`, not as an unknown model format); a regular file of another suffix (not
+    ``.onnx``) is when its text has a top-level ``plant:`` key.
+    """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
         return False
-    return isinstance(data, dict) and "plant" in data
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return True
+    if suffix == ".onnx":
+        return False
+    try:
+        text = read_text(p, SystemFileError, "system file", 1 << 20)
+    except SystemFileError:
+        return False
+    return re.search(r"^plant\s*:", text, re.MULTILINE) is not None
