@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 from dataclasses import dataclass, field, replace
+from functools import partial
+
+import numpy as np
 
 from .errors import UsageError
 
@@ -69,6 +73,45 @@ class SdpUse(str, enum.Enum):
 
 METHODS = tuple(m.value for m in Method)
 DEVICES = tuple(d.value for d in Device)
+SEED_MAX = 2**63 - 1  # seeds are whole numbers in [0, SEED_MAX] (numpy and torch take them all)
+
+
+# --------------------------------------------------------------------------- validation of option values
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _whole(owner: str, option: str, value, least: int, most: int | None = None) -> int:
+    """``value`` as an int in [least, most]; TypeError for a bool, a float (10.5 or 10.0) or text."""
+    if not _is_int(value):
+        raise TypeError(f"{owner}: {option} must be a whole number (an int), got {value!r}")
+    value = int(value)
+    if value < least or most is not None and value > most:
+        span = f">= {least}" if most is None else f"in [{least}, {most}]"
+        raise UsageError(f"{owner}: {option} must be {span}, got {value}")
+    return value
+
+
+def _real(owner: str, option: str, value, least: float = -math.inf, positive: bool = False,
+          below: float | None = None) -> float:
+    """``value`` as a finite float >= least (> 0 when ``positive``, < ``below`` when given)."""
+    if not _is_real(value):
+        raise TypeError(f"{owner}: {option} must be a number, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x) or x < least or positive and x <= 0 or below is not None and x >= below:
+        span = ("> 0" if positive else f">= {least:g}") + ("" if below is None else f" and < {below:g}")
+        raise UsageError(f"{owner}: {option} must be a finite number {span}, got {value!r}")
+    return x
+
+
+def _flag(owner: str, option: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {option} must be True or False, got {value!r}")
+    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -85,6 +128,13 @@ class SolverChoice:
     milp: str = "cbc"
     sdp: str = "scs"
 
+    def __post_init__(self) -> None:
+        # Names are looked up in the registry when a search starts (tests register their own back-ends there).
+        for option in ("lp", "lp_relaxation", "milp", "sdp"):
+            name = getattr(self, option)
+            if not isinstance(name, str) or not name.strip():
+                raise TypeError(f"SolverChoice: {option} must be a back-end name (a non-empty str), got {name!r}")
+
 
 @dataclass(frozen=True)
 class RegionSearchOptions:
@@ -95,6 +145,10 @@ class RegionSearchOptions:
 
     min_radius: float = 1e-8
     samples: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "min_radius", _real("RegionSearchOptions", "min_radius", self.min_radius, 0.0))
+        object.__setattr__(self, "samples", _whole("RegionSearchOptions", "samples", self.samples, 0))
 
 
 @dataclass(frozen=True)
@@ -113,6 +167,18 @@ class BoxSearchOptions:
     trial_split: int = 1
     sdp: SdpUse = SdpUse.AUTO
 
+    def __post_init__(self) -> None:
+        owner = "BoxSearchOptions"
+        bounds = self.bounds
+        if isinstance(bounds, (str, BoundKind)) or not isinstance(bounds, (tuple, list)):
+            raise TypeError(f"{owner}: bounds must be a tuple of BoundKind names, got {bounds!r}")
+        object.__setattr__(self, "bounds", tuple(_coerce(BoundKind, b, f"{owner}: bounds entry") for b in bounds))
+        object.__setattr__(self, "gap_tol", _real(owner, "gap_tol", self.gap_tol, 0.0))
+        object.__setattr__(self, "samples", _whole(owner, "samples", self.samples, 0))
+        object.__setattr__(self, "batch", _whole(owner, "batch", self.batch, 1))
+        object.__setattr__(self, "trial_split", _whole(owner, "trial_split", self.trial_split, 1))
+        object.__setattr__(self, "sdp", _coerce(SdpUse, self.sdp, f"{owner}: sdp"))
+
 
 @dataclass(frozen=True)
 class InvarianceOptions:
@@ -129,15 +195,44 @@ class InvarianceOptions:
     gap_tol: float = 1e-6
     samples: int = 256
 
+    def __post_init__(self) -> None:
+        owner = "InvarianceOptions"
+        object.__setattr__(self, "milp_cutoff", _flag(owner, "milp_cutoff", self.milp_cutoff))
+        object.__setattr__(self, "parallel_sides", _flag(owner, "parallel_sides", self.parallel_sides))
+        object.__setattr__(self, "gap_tol", _real(owner, "gap_tol", self.gap_tol, 0.0))
+        object.__setattr__(self, "samples", _whole(owner, "samples", self.samples, 0))
+
 
 def _coerce(enum_type, value, option: str):
     if isinstance(value, enum_type):
         return value
+    choices = ", ".join(v.value for v in enum_type)
+    if not isinstance(value, str):
+        raise TypeError(f"{option} must be one of {choices} (a str or {enum_type.__name__}), got {value!r}")
     try:
-        return enum_type(str(value).strip().lower())
+        return enum_type(value.strip().lower())
     except ValueError:
-        choices = ", ".join(v.value for v in enum_type)
         raise UsageError(f"{option} must be one of {choices}, got {value!r}") from None
+
+
+def _norm(value) -> float:
+    if isinstance(value, str):
+        key = {"1": 1.0, "2": 2.0, "inf": math.inf, "infinity": math.inf}.get(value.strip().lower())
+        if key is None:
+            raise UsageError(f"VerifyConfig: norm must be 1, 2 or inf, got {value!r}")
+        return key
+    if not _is_real(value):
+        raise TypeError(f"VerifyConfig: norm must be 1, 2 or math.inf, got {value!r}")
+    if float(value) not in (1.0, 2.0, math.inf):
+        raise UsageError(f"VerifyConfig: norm must be 1, 2 or inf, got {value!r}")
+    return float(value)
+
+
+def _instance(option: str, value, cls):
+    if not isinstance(value, cls):
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise TypeError(f"VerifyConfig: {option} must be {article} {cls.__name__}, got {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -166,19 +261,22 @@ class VerifyConfig:
     invariance: InvarianceOptions = field(default_factory=InvarianceOptions)
 
     def __post_init__(self) -> None:
-        if self.norm not in (1.0, 2.0, math.inf):
-            raise UsageError(f"norm must be 1, 2 or inf, got {self.norm}")
-        if not 0 <= self.margin < 1:
-            raise UsageError(f"margin must be in [0, 1), got {self.margin}")
-        if self.samples < 0:
-            raise UsageError(f"samples must be >= 0, got {self.samples}")
-        object.__setattr__(self, "device", _coerce(Device, self.device, "device"))
-        object.__setattr__(self, "method", _coerce(Method, self.method, "method"))
-        if not self.timeout > 0:
-            raise UsageError(f"timeout must be > 0 seconds, got {self.timeout}")
-        if self.budget is not None and (isinstance(self.budget, bool) or int(self.budget) != self.budget
-                                        or self.budget < 1):
-            raise UsageError(f"budget must be a positive whole number of nodes, got {self.budget!r}")
+        owner = "VerifyConfig"
+        put = partial(object.__setattr__, self)
+        put("norm", _norm(self.norm))
+        put("margin", _real(owner, "margin", self.margin, 0.0, below=1.0))
+        put("samples", _whole(owner, "samples", self.samples, 0))
+        put("seed", _whole(owner, "seed", self.seed, 0, SEED_MAX))
+        put("device", _coerce(Device, self.device, f"{owner}: device"))
+        put("timeout", _real(owner, "timeout (seconds)", self.timeout, positive=True))
+        put("exact", _flag(owner, "exact", self.exact))
+        put("method", _coerce(Method, self.method, f"{owner}: method"))
+        if self.budget is not None:
+            put("budget", _whole(owner, "budget (nodes per search)", self.budget, 1))
+        _instance("solvers", self.solvers, SolverChoice)
+        _instance("regions", self.regions, RegionSearchOptions)
+        _instance("boxes", self.boxes, BoxSearchOptions)
+        _instance("invariance", self.invariance, InvarianceOptions)
 
     @property
     def threshold(self) -> float:
@@ -186,6 +284,11 @@ class VerifyConfig:
         return 1.0 - self.margin
 
     def with_(self, **changes) -> "VerifyConfig":
+        """A copy with ``changes``. Engines derive seeds by adding to the user's (``seed + k``): a derived seed past
+        :data:`SEED_MAX` wraps around (modulo 2**63) instead of being refused."""
+        seed = changes.get("seed")
+        if _is_int(seed) and seed > SEED_MAX:
+            changes["seed"] = int(seed) % (SEED_MAX + 1)
         return replace(self, **changes)
 
     def torch_device(self) -> str:

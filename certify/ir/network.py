@@ -8,6 +8,7 @@ states). Every importer produces this object; every analysis consumes it. Arrays
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,13 +20,31 @@ from .activations import Activation, ActivationKind
 
 
 def _frozen(a, shape_name: str, ndim: int) -> np.ndarray:
-    arr = np.array(a, dtype=np.float64, copy=True)
+    """A read-only float64 copy of ``a`` with ``ndim`` dimensions: TypeError for text or non-numeric data,
+    ModelError for a wrong or ragged shape, empty axes or non-finite entries."""
+    if a is None or isinstance(a, (str, bytes, dict, set)):
+        raise TypeError(f"{shape_name} must be an array of numbers, got {type(a).__name__}")
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError):  # ragged nested lists
+        raise ModelError(f"{shape_name} must be a rectangular array of numbers (rows of one length)") from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{shape_name} must hold real numbers, got an array of dtype {arr.dtype}")
     if arr.ndim != ndim:
         raise ModelError(f"{shape_name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if 0 in arr.shape:
+        raise ModelError(f"{shape_name} has an empty axis (shape {arr.shape}); every layer needs at least one neuron")
+    arr = np.array(arr, dtype=np.float64, copy=True)
     if not np.all(np.isfinite(arr)):
         raise ModelError(f"{shape_name} contains NaN or infinite entries")
     arr.setflags(write=False)
     return arr
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,12 +56,18 @@ class Layer:
     activation: Activation
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "weight", _frozen(self.weight, "layer weight", 2))
-        object.__setattr__(self, "bias", _frozen(self.bias, "layer bias", 1))
+        object.__setattr__(self, "weight", _frozen(self.weight, "Layer: weight", 2))
+        object.__setattr__(self, "bias", _frozen(self.bias, "Layer: bias", 1))
+        if not isinstance(self.activation, Activation):
+            raise TypeError(f"Layer: activation must be a certify.Activation (e.g. certify.ir.activations.relu()), "
+                            f"got {self.activation!r}")
         if self.bias.shape[0] != self.weight.shape[0]:
             raise ModelError(f"layer bias has {self.bias.shape[0]} entries for a weight of shape {self.weight.shape}")
         if self.activation.kind is ActivationKind.PRELU and len(self.activation.slopes) not in (1, self.width):
             raise ModelError(f"PRelu has {len(self.activation.slopes)} slopes for a layer of width {self.width}")
+
+    def __repr__(self) -> str:
+        return f"Layer({self.weight.shape[1]} -> {self.width} {self.activation.describe()})"
 
     @property
     def width(self) -> int:
@@ -65,9 +90,15 @@ class Network:
     input_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "layers", tuple(self.layers))
-        object.__setattr__(self, "out_weight", _frozen(self.out_weight, "output weight", 2))
-        object.__setattr__(self, "out_bias", _frozen(self.out_bias, "output bias", 1))
+        layers = self.layers
+        if isinstance(layers, Layer) or not isinstance(layers, (tuple, list)):
+            raise TypeError(f"Network: layers must be a tuple or list of Layer, got {type(layers).__name__}")
+        odd = next((x for x in layers if not isinstance(x, Layer)), None)
+        if odd is not None:
+            raise TypeError(f"Network: every entry of layers must be a Layer, got {type(odd).__name__}")
+        object.__setattr__(self, "layers", tuple(layers))
+        object.__setattr__(self, "out_weight", _frozen(self.out_weight, "Network: out_weight", 2))
+        object.__setattr__(self, "out_bias", _frozen(self.out_bias, "Network: out_bias", 1))
         n_in = self.layers[0].weight.shape[1] if self.layers else self.out_weight.shape[1]
         prev = n_in
         for i, layer in enumerate(self.layers):
@@ -79,14 +110,28 @@ class Network:
         if self.out_bias.shape[0] != self.out_weight.shape[0]:
             raise ModelError("output bias and output weight disagree in size")
         if self.skip is not None:
-            object.__setattr__(self, "skip", _frozen(self.skip, "skip matrix", 2))
+            object.__setattr__(self, "skip", _frozen(self.skip, "Network: skip", 2))
             if self.skip.shape != (self.n_out, n_in):
                 raise ModelError(f"skip matrix has shape {self.skip.shape}, expected {(self.n_out, n_in)}")
-        n_states = n_in if self.n_states is None else int(self.n_states)
+        n_states = self.n_states
+        if n_states is None:
+            n_states = n_in
+        elif not isinstance(n_states, numbers.Integral) or isinstance(n_states, (bool, np.bool_)):
+            raise TypeError(f"Network: n_states must be an int or None, got {n_states!r}")
+        n_states = int(n_states)
         if not 0 < n_states <= n_in:
             raise ModelError(f"n_states must be in 1..{n_in}, got {n_states}")
         object.__setattr__(self, "n_states", n_states)
-        object.__setattr__(self, "input_names", tuple(self.input_names))
+        names = self.input_names
+        if isinstance(names, (str, bytes)) or not isinstance(names, (tuple, list)):
+            raise TypeError(f"Network: input_names must be a tuple of str, got {type(names).__name__}")
+        if any(not isinstance(n, str) for n in names):
+            raise TypeError(f"Network: input_names must be str, got {names!r}")
+        object.__setattr__(self, "input_names", tuple(names))
+
+    def __repr__(self) -> str:
+        split = _count(self.n_states, "state") + (f", {_count(self.n_inputs, 'input')}" if self.n_inputs else "")
+        return f"Network({self.describe()}, {split})"
 
     # ----------------------------------------------------------------- shape facts
     @property
