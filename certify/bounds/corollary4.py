@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir.box import Box
+from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.numerics import norm_upper, product_pad
 from ..ir.quantity import Quantity
@@ -40,28 +41,35 @@ class ProductBound:
 
 
 def product_bound(net: Network, box: Box, p: float, quantity: Quantity | str = Quantity.A_STAR,
-                  state_only: bool = True) -> ProductBound:
+                  state_only: bool = True, metric: Metric | None = None) -> ProductBound:
     """Corollary 4 upper bound on sup over the box of ||A*(x)||_p (``quantity='A_STAR'``) or ||J(x)||_p ('JACOBIAN').
 
-    ``state_only``: bound the state columns only (the first ``net.n_states`` inputs), as the dynamics checks need.
+    ``state_only``: bound the state columns only (the first ``net.n_states`` inputs), as the dynamics checks need;
+    ``metric``: in a weighted norm ||T M T^{-1}||_2 (state-only, p = 2): the layer norms of the conjugated first and
+    last layers ||W_0 T^{-1}||, ||T W_L|| and ||T S T^{-1}||.
     """
     q = Quantity.coerce(quantity)
     cols = net.n_states if state_only else net.n_in
     weights = [layer.weight for layer in net.layers] + [net.out_weight]
     weights[0] = weights[0][:, :cols]
+    skip = None if net.skip is None else net.skip[:, :cols]
+    factor = 1.0
+    if metric is not None and not metric.is_identity:  # Corollary 4 in the metric: the conjugated first/last layers
+        weights, skip = metric.conjugated_chain(net)
+        factor = metric.upper_factor
     weight_norms = tuple(norm_upper(w, p) for w in weights)
     slope_maxima = []
     for layer, lb in zip(net.layers, interval_bounds(net, box)):
         act = layer.activation
         lo, hi = (act.secant_range if q is Quantity.A_STAR else act.derivative_range)(lb.pre_lower, lb.pre_upper)
         slope_maxima.append(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) if lo.size else 0.0)
-    skip_norm = norm_upper(net.skip[:, :cols], p) if net.skip is not None else 0.0
+    skip_norm = norm_upper(skip, p) if skip is not None else 0.0
     value = float(np.prod(weight_norms)) * (float(np.prod(slope_maxima)) if slope_maxima else 1.0)
     value = value * product_pad(len(weight_norms) + len(slope_maxima))
-    if net.skip is not None:
+    if skip is not None:
         if not net.layers:
             # f is affine: the whole map is out_weight + S, bound it directly (tighter and still sound).
-            value = norm_upper(net.out_weight[:, :cols] + net.skip[:, :cols], p)
+            value = norm_upper(weights[-1] + skip, p)
         else:
             value = (value + skip_norm) * product_pad(1)
-    return ProductBound(value, weight_norms, tuple(slope_maxima), skip_norm)
+    return ProductBound(value * factor, weight_norms, tuple(slope_maxima), skip_norm)

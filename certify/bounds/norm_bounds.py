@@ -21,6 +21,7 @@ import numpy as np
 from ..config import BoundKind
 from ..errors import UsageError
 from ..ir.box import Box
+from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.numerics import check_norm, interval_norm_upper, norm_upper, overflow_to_inf, product_pad
 from ..ir.quantity import Quantity
@@ -33,7 +34,9 @@ DEFAULT_BOUNDS = (BoundKind.INTERVAL, BoundKind.CENTRED)
 
 @dataclass(frozen=True, eq=False)
 class SupNormBounder:
-    """Per-net data shared by every sub-box: state-column weights, their norms, ||S||, split sensitivities."""
+    """Per-net data shared by every sub-box: the chain's matrices (state columns first, conjugated by a metric when
+    one is given), their norms, the skip and ||S||, split sensitivities, and the metric's float64 inverse factor
+    (:mod:`certify.ir.metric`) that every bound is multiplied by."""
 
     net: Network
     p: float
@@ -44,40 +47,54 @@ class SupNormBounder:
     skip_norm: float
     sensitivity: np.ndarray
     mats_full: tuple[np.ndarray, ...]
+    skip: np.ndarray | None = None
+    factor: float = 1.0
 
     @staticmethod
-    def of(net: Network, box: Box, p: float, quantity: Quantity, state_only: bool) -> "SupNormBounder":
+    def of(net: Network, box: Box, p: float, quantity: Quantity, state_only: bool,
+           metric: Metric | None = None) -> "SupNormBounder":
         cols = net.n_states if state_only else net.n_in
-        pb = product_bound(net, box, p, quantity.value, state_only)
-        mats = [layer.weight for layer in net.layers] + [net.out_weight]
-        mats[0] = mats[0][:, :cols]
+        pb = product_bound(net, box, p, quantity, state_only)
         first = net.layers[0].weight if net.layers else net.out_weight
         sens = np.abs(first).sum(axis=0) + 1e-300
+        if metric is not None and not metric.is_identity:
+            chain, skip = metric.conjugated_chain(net)
+            conj = product_bound(net, box, p, quantity, state_only, metric)
+            return SupNormBounder(net, p, quantity, cols, tuple(chain), conj.weight_norms, conj.skip_norm, sens,
+                                  tuple(chain), skip, metric.upper_factor)
+        mats = [layer.weight for layer in net.layers] + [net.out_weight]
+        mats[0] = mats[0][:, :cols]
         full = tuple([layer.weight for layer in net.layers] + [net.out_weight])
-        return SupNormBounder(net, p, quantity, cols, tuple(mats), pb.weight_norms, pb.skip_norm, sens, full)
+        return SupNormBounder(net, p, quantity, cols, tuple(mats), pb.weight_norms, pb.skip_norm, sens, full,
+                              net.skip)
 
 
 @overflow_to_inf
 def box_bounds(st: SupNormBounder, lo: np.ndarray, hi: np.ndarray, kinds) -> dict[BoundKind, np.ndarray]:
     """Every requested (non-SDP) upper bound on sup ||Q(x)||_p over each of B boxes ``lo``/``hi`` (B, n_in)."""
+    out = _box_bounds(st, lo, hi, kinds)
+    return out if st.factor == 1.0 else {k: v * st.factor for k, v in out.items()}
+
+
+def _box_bounds(st: SupNormBounder, lo: np.ndarray, hi: np.ndarray, kinds) -> dict[BoundKind, np.ndarray]:
     net, p = st.net, st.p
     out: dict[BoundKind, np.ndarray] = {}
     if not net.layers:
-        m = (net.out_weight + (0 if net.skip is None else net.skip))[:, : st.cols]
+        m = st.mats[0][:, : st.cols] + (0 if st.skip is None else st.skip[:, : st.cols])
         v = norm_upper(m, p)
         return {k: np.full(lo.shape[0], v) for k in kinds if k is not BoundKind.SDP}
     slopes = slope_ranges(net, lo, hi, st.quantity)
     tmax = [np.maximum(np.abs(sl), np.abs(sh)) for sl, sh in slopes]
     if BoundKind.INTERVAL in kinds:
-        mlo, mhi = matrix_enclosure(net, slopes, st.cols)
+        mlo, mhi = matrix_enclosure(net, slopes, st.cols, st.mats_full, st.skip)
         out[BoundKind.INTERVAL] = interval_norm_upper(mlo, mhi, p)
     if BoundKind.CENTRED in kinds:
-        out[BoundKind.CENTRED] = centred_bound(st.mats_full, slopes, net.skip, st.cols, p)
+        out[BoundKind.CENTRED] = centred_bound(st.mats_full, slopes, st.skip, st.cols, p)
     if BoundKind.PRODUCT in kinds:
         # the formula of certify.bounds.corollary4.product_bound, with the slope maxima of each box
         v = float(np.prod(st.weight_norms)) * np.prod(np.stack([t.max(axis=1) for t in tmax]), axis=0)
         v = v * product_pad(len(st.weight_norms) + len(tmax))
-        out[BoundKind.PRODUCT] = (v + st.skip_norm) * product_pad(1) if net.skip is not None else v
+        out[BoundKind.PRODUCT] = (v + st.skip_norm) * product_pad(1) if st.skip is not None else v
     if BoundKind.SCALED in kinds:
         roots = [np.sqrt(t) for t in tmax]
         v = norm_upper(roots[0][:, :, None] * st.mats[0][None], p)
@@ -85,15 +102,16 @@ def box_bounds(st: SupNormBounder, lo: np.ndarray, hi: np.ndarray, kinds) -> dic
             v = v * norm_upper(roots[l][:, :, None] * st.mats[l][None] * roots[l - 1][:, None, :], p)
         v = v * norm_upper(st.mats[-1][None] * roots[-1][:, None, :], p)
         v = v * product_pad(len(st.mats))
-        out[BoundKind.SCALED] = (v + st.skip_norm) * product_pad(1) if net.skip is not None else v
+        out[BoundKind.SCALED] = (v + st.skip_norm) * product_pad(1) if st.skip is not None else v
     return out
 
 
 def sup_norm_bound(net: Network, box: Box, p: float = 2.0, quantity="A_STAR", state_only: bool = True,
-                   kinds=DEFAULT_BOUNDS) -> float:
-    """A sound upper bound on sup over the box of ||A*(x)||_p or ||J(x)||_p from one box (no splitting, no SDP)."""
+                   kinds=DEFAULT_BOUNDS, metric: Metric | None = None) -> float:
+    """A sound upper bound on sup over the box of ||A*(x)||_p or ||J(x)||_p (with a metric: ||T M T^{-1}||_2)
+    from one box (no splitting, no SDP)."""
     p = check_query(net, box, p)
-    st = SupNormBounder.of(net, box, p, Quantity.coerce(quantity), state_only)
+    st = SupNormBounder.of(net, box, p, Quantity.coerce(quantity), state_only, metric)
     kinds = tuple(k for k in kinds if k is not BoundKind.SDP) or DEFAULT_BOUNDS
     b = box_bounds(st, box.lower[None], box.upper[None], kinds)
     return float(min(v[0] for v in b.values()))

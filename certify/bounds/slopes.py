@@ -88,19 +88,22 @@ def slope_ranges(net: Network, lo: np.ndarray, hi: np.ndarray, quantity) -> list
 
 
 def matrix_enclosure(
-    net: Network, slopes: list[tuple[np.ndarray, np.ndarray]], columns: int
+    net: Network, slopes: list[tuple[np.ndarray, np.ndarray]], columns: int, mats=None, skip=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Entrywise enclosure [lower, upper] (each (B, n_out, columns)) of W_L D_{L-1} ... D_0 W_0[:, :columns] + S
     for all diagonal D_l within the slope ranges ``slopes`` (per layer two (B, n_{l+1}) arrays).
 
     Two interval propagations (right to left from W_0, left to right from W_L) intersected, padded by
     ``CHAIN_PAD`` times the absolute-value chain |W_L| T_{L-1} ... T_0 |W_0| (T = max |slope|): sound for widths far
-    beyond 10^3 (float64 interval arithmetic errs by about (L + 1) n eps times that chain).
+    beyond 10^3 (float64 interval arithmetic errs by about (L + 1) n eps times that chain). ``mats``/``skip``: the
+    chain's matrices W_0 .. W_L and S in place of the net's (a metric's conjugated chain,
+    :meth:`certify.ir.metric.Metric.conjugated_chain`).
     """
-    mats = [layer.weight for layer in net.layers] + [net.out_weight]
+    if mats is None:
+        mats, skip = [layer.weight for layer in net.layers] + [net.out_weight], net.skip
     lo, hi = chain_enclosure(mats, slopes, columns)
-    if net.skip is not None:
-        s = net.skip[:, :columns]
+    if skip is not None:
+        s = skip[:, :columns]
         scale = np.abs(lo) + np.abs(hi) + np.abs(s)
         lo, hi = lo + s - 1e-15 * scale, hi + s + 1e-15 * scale
     return lo, hi

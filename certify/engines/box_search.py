@@ -34,11 +34,9 @@ from ..config import BoundKind, SdpUse
 from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.kernels import TorchNet
-from ..ir.numerics import induced_norm
-from ..ir.quantity import Quantity
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .lipsdp import sdp_bound_over_box
-from .sampling import falsify, generic_point, norms_at
+from .sampling import falsify, generic_point, norms_at, replay_norm
 from .search import Incumbent, Node, SearchLimits, best_first, halves, volume_fraction
 
 _CHUNK = 64  # boxes bounded per call of box_bounds
@@ -48,23 +46,19 @@ _SDP_MAX_NEURONS = 64  # SdpUse.AUTO runs the SDP only on nets with at most this
 
 
 class _Lower:
-    """Evaluates candidate points and offers the best to the incumbent, replayed in float64 through the IR."""
+    """Evaluates candidate points and offers the best to the incumbent, replayed in float64 through the IR (at
+    generic points, in the query's metric)."""
 
     def __init__(self, query: Query) -> None:
         self.net, self.q, self.p, self.cols = query.network, query.quantity, query.norm, query.columns
-        self.box = query.box
-        self.tnet = TorchNet.of(self.net, torch.float64, "cpu")
-
-    def replay(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        m = self.net.jacobian(x) if self.q is Quantity.JACOBIAN else self.net.pwa(x)[0]
-        m = np.array(m[:, : self.cols], dtype=np.float64)
-        return float(induced_norm(m, self.p)), m
+        self.box, self.metric = query.box, query.metric
+        self.tnet = TorchNet.of(self.net, torch.float64, "cpu", query.metric)
 
     def offer_point(self, x: np.ndarray, incumbent: Incumbent) -> None:
         """Offer the value at a generic point at or near x (a point on a kink is no witness)."""
         x, generic = generic_point(self.net, self.box, np.asarray(x, dtype=np.float64))
         if generic:
-            v, m = self.replay(x)
+            v, m = replay_norm(self.net, x, self.q, self.p, self.cols, self.metric)
             incumbent.offer(v, np.array(x, dtype=np.float64), m)
 
     def offer_batch(self, pts: np.ndarray, incumbent: Incumbent) -> None:
@@ -133,7 +127,8 @@ class _BoxProblem:
             raise UsageError("the sub-box search needs at least one bound kind")
         self.cheap = tuple(k for k in kinds if k is not BoundKind.SDP) or (BoundKind.PRODUCT,)
         self.sdp_on = sdp_applies(query)
-        self.bounder = SupNormBounder.of(query.network, query.box, query.norm, query.quantity, query.state_only)
+        self.bounder = SupNormBounder.of(query.network, query.box, query.norm, query.quantity, query.state_only,
+                                         query.metric)
         box = query.box
         root_w = box.upper - box.lower
         self.min_w = _MIN_REL_WIDTH * np.where(root_w > 0, root_w, 1.0)
@@ -185,7 +180,7 @@ class _BoxProblem:
         limit = max(min(q.seconds_left(), 0.5 * q.config.timeout - self.sdp_seconds), 1.0)
         try:
             res = sdp_bound_over_box(q.network, Box(lo, hi), q.quantity, q.state_only, time_limit=limit,
-                                     backend=q.config.solvers.sdp)
+                                     backend=q.config.solvers.sdp, metric=q.metric)
             value = res.value
         except (ArithmeticError, np.linalg.LinAlgError):  # defensive: solver trouble is never fatal here
             value = None
@@ -221,7 +216,7 @@ class _BoxProblem:
         """Projected gradient ascent (:func:`certify.engines.sampling.falsify`) on ``sub``, the best point offered."""
         q = self.query
         config = q.config.with_(samples=max(n, 1), seed=q.seed + self.falsify_calls, timeout=max(budget_s, 1e-3))
-        res = falsify(q.network, sub, q.quantity, q.norm, config, state_only=q.state_only)
+        res = falsify(q.network, sub, q.quantity, q.norm, config, state_only=q.state_only, metric=q.metric)
         self.falsify_calls += 1
         if res.value > incumbent.value:
             self.lower.offer_point(np.clip(res.x, q.box.lower, q.box.upper), incumbent)

@@ -21,6 +21,7 @@ import numpy as np
 from ..config import VerifyConfig
 from ..errors import UsageError
 from ..ir.box import Box
+from ..ir.metric import Metric, check_metric_applies
 from ..ir.network import Network
 from ..ir.numerics import check_norm
 from ..ir.quantity import Quantity
@@ -58,10 +59,17 @@ class Query:
     lower_seed: float = -math.inf
     lower_point: np.ndarray | None = None
     deadline: float | None = None
+    metric: Metric | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantity", Quantity.coerce(self.quantity))
         check_norm(self.config.norm)
+        if self.metric is not None and self.metric.is_identity:
+            object.__setattr__(self, "metric", None)
+        if self.metric is not None:
+            if not self.state_only or not self.quantity.is_matrix:
+                raise UsageError("a metric weights the state block of A* or J: it needs a state-only matrix query")
+            check_metric_applies(self.metric, self.config.norm, self.network.n_states, self.network.n_out)
         if self.box.dim != self.network.n_in:
             raise UsageError(f"the box has {self.box.dim} coordinates but the net takes {self.network.n_in} inputs")
         if self.deadline is None:
@@ -133,10 +141,13 @@ class EngineResult:
     counts: SearchCounts = field(default_factory=SearchCounts)
     proven_fraction: float = 0.0
     method: str = ""
+    closed: bool = False
 
     @property
     def exact(self) -> bool:
-        return self.exhausted and self.upper <= self.lower
+        """A complete search closed the bracket (``closed``: closed before a metric's float64 inverse correction
+        widened it by a relative 1e-15 or so, :mod:`certify.ir.metric`)."""
+        return self.exhausted and (self.upper <= self.lower or self.closed)
 
     @property
     def nodes(self) -> int:

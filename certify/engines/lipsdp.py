@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,6 +50,7 @@ import scipy.sparse as sp
 from ..bounds.interval import interval_bounds
 from ..errors import UsageError
 from ..ir.box import Box
+from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.numerics import norm_upper
 from ..ir.quantity import Quantity
@@ -441,9 +442,11 @@ def sdp_bound_over_box(
     quantity: str | Quantity = "A_STAR",
     state_only: bool = True,
     backend: str = "scs",
+    metric: Metric | None = None,
     **solver_options,
 ) -> SDPBound:
-    """Upper bound on sup_{x in box} ||A*(x)||_2 (``quantity='A_STAR'``) or ||J(x)||_2 (``'JACOBIAN'``).
+    """Upper bound on sup_{x in box} ||A*(x)||_2 (``quantity='A_STAR'``) or ||J(x)||_2 (``'JACOBIAN'``); with a
+    ``metric`` on the states, of ||T M T^{-1}||_2 (the conjugated first and last layers and skip).
 
     ``state_only``: bound the state columns only (the first ``net.n_states`` inputs: W_0 and S restricted to
     them), as the dissipativity and contraction checks need. Sound because every A*(x) / J(x) with x in the box
@@ -456,4 +459,8 @@ def sdp_bound_over_box(
     weights = [layer.weight for layer in net.layers] + [net.out_weight]
     weights[0] = weights[0][:, cols]
     skip = None if net.skip is None else net.skip[:, cols]
-    return lipschitz_sdp(weights, lows, highs, skip, backend=backend, **solver_options)
+    if metric is None or metric.is_identity:
+        return lipschitz_sdp(weights, lows, highs, skip, backend=backend, **solver_options)
+    chain, skip = metric.conjugated_chain(net)
+    res = lipschitz_sdp(list(chain), lows, highs, skip, backend=backend, **solver_options)
+    return res if res.value is None else replace(res, value=res.value * metric.upper_factor)

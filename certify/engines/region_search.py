@@ -43,6 +43,7 @@ import time
 import numpy as np
 
 from ..bounds.crown import chain_bounds
+from ..ir.metric import Metric
 from ..ir.numerics import (
     CHAIN_PAD,
     TINY,
@@ -58,7 +59,7 @@ from ..ir.quantity import Quantity
 from ..solvers import registry
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .regions import Traversal
-from .sampling import generic_mask
+from .sampling import generic_mask, replay_norm
 from .search import Incumbent, Node, SearchLimits, best_first
 
 _VERTEX_MAX = 10  # at most 2^10 slope vertices per node for the vertex bound
@@ -67,17 +68,32 @@ _TRACE_EVERY = 16  # nodes between two entries of the trace
 
 
 class NodeBounder:
-    """Sound upper bounds on ||M||_p over a node of the traversal (module docstring); ``cols``: columns of M."""
+    """Sound upper bounds on ||M||_p over a node of the traversal (module docstring); ``cols``: columns of M;
+    ``metric``: bound ||T M Q||_2 instead (the conjugated chain ends; the caller applies the metric's float64
+    inverse factor once, to the final bracket)."""
 
-    def __init__(self, tr: Traversal, p: float, cols: int) -> None:
+    def __init__(self, tr: Traversal, p: float, cols: int, metric: Metric | None = None) -> None:
         self.tr, self.p, self.cols = tr, p, cols
         net = tr.net
+        self.metric = None if metric is None or metric.is_identity else metric
         self.layers = [(l.weight, l.bias, l.activation, pc) for l, pc in zip(net.layers, tr.pieces)]
-        self.out_w = net.out_weight
-        self.abs_out = np.abs(net.out_weight)
+        self.out_w = net.out_weight if self.metric is None else self.metric.t @ net.out_weight
+        self.abs_out = np.abs(self.out_w)
         self.abs_w = [np.abs(w) for w in tr.weights]
         self.skip = None if net.skip is None else net.skip[:, :cols]
+        if self.skip is not None and self.metric is not None:
+            self.skip = self.metric.conjugate(self.skip)
         self.skip_norm = 0.0 if self.skip is None else norm_upper(self.skip, p)
+
+    def matrix(self, m: np.ndarray) -> np.ndarray:
+        """The state matrix the bounds are about: m[:, :cols], conjugated T m Q by the metric when there is one."""
+        m = m[:, : self.cols]
+        return m if self.metric is None else self.metric.conjugate(m)
+
+    def head(self, node) -> np.ndarray:
+        """The node's exact pre-activation map G (state columns), times Q with a metric."""
+        g = node.g_mat[:, : self.cols]
+        return g if self.metric is None else g @ self.metric.t_inv
 
     def slope_ranges(self, node, fixed_override=None):
         """Per layer l.. L-1 the (s_lo, s_hi) slope intervals over the node, or None when bounds prove it empty."""
@@ -99,11 +115,11 @@ class NodeBounder:
         """Sound upper bound on ||M||_p over the node (-inf when the node is proven empty)."""
         if node.l >= self.tr.L:
             m, _ = self.tr.leaf_map(node)
-            return float(induced_norm(m[:, : self.cols], self.p))
+            return float(induced_norm(self.matrix(m), self.p))
         ranges = self.slope_ranges(node, fixed_override)
         if ranges is None:
             return -math.inf
-        g = node.g_mat[:, : self.cols]
+        g = self.head(node)
         # interval matrix X in [xc - xr, xc + xr]; start exact: X = G
         lo_m, hi_m = g, g
         mag = np.abs(g)
@@ -165,7 +181,7 @@ def slope_vertices(sl: np.ndarray, sh: np.ndarray) -> np.ndarray:
     return s
 
 
-def sample_lower(tr: Traversal, p: float, cols: int, samples: int, seed: int):
+def sample_lower(tr: Traversal, p: float, cols: int, samples: int, seed: int, metric: Metric | None = None):
     """Best (value, x, matrix) over random points and the box centre, each generic (:func:`generic_mask`)."""
     rng = np.random.default_rng(seed)
     lo, hi = tr.lo, tr.hi
@@ -187,6 +203,8 @@ def sample_lower(tr: Traversal, p: float, cols: int, samples: int, seed: int):
     m = np.matmul(tr.net.out_weight, m)
     if tr.net.skip is not None:
         m = m + tr.net.skip[:, :cols]
+    if metric is not None and not metric.is_identity:
+        m = metric.conjugate(m)
     vals = np.where(ok, induced_norm(m, p), -np.inf)
     k = int(np.argmax(vals))
     if not np.isfinite(vals[k]):
@@ -221,8 +239,8 @@ class _RegionProblem:
         x = node.px[int(np.argmax(node.pr))]
         if generic_mask(self.tr.net, x)[0]:
             pattern, _ = self.tr.pattern_at(x)
-            m = self.tr.matrix_of(pattern)[:, : self.cols]
-            incumbent.offer(float(induced_norm(m, self.p)), x.copy(), m)
+            m = self.tr.matrix_of(pattern)
+            incumbent.offer(float(induced_norm(self.bounder.matrix(m), self.p)), x.copy(), m[:, : self.cols])
 
     def _sliver_point(self, leaf) -> np.ndarray | None:
         """A witness inside a leaf without a verified pool point (a sliver, or a leaf reached through an LP without
@@ -250,7 +268,7 @@ class _RegionProblem:
             self.slivers.clear()
             if kind == "leaf":
                 m, _ = self.tr.leaf_map(val)
-                v = float(induced_norm(m[:, : self.cols], self.p))
+                v = float(induced_norm(self.bounder.matrix(m), self.p))
                 x = val.px[int(np.argmax(val.pr))].copy() if val.px.shape[0] else self._sliver_point(val)
                 if x is not None:
                     incumbent.offer(v, x, m[:, : self.cols])
@@ -282,11 +300,15 @@ def region_search(query: Query) -> EngineResult:
         tr = Traversal(net, box, options.min_radius, lp_backend=query.config.solvers.lp)
     except registry.BackendUnavailableError as exc:
         return unsupported(query, f"the region search cannot run: {exc}", t0)
-    bounder = NodeBounder(tr, p, cols)
-    incumbent = Incumbent(*sample_lower(tr, p, cols, options.samples, query.seed))
+    metric = query.metric
+    bounder = NodeBounder(tr, p, cols, metric)
+    incumbent = Incumbent(*sample_lower(tr, p, cols, options.samples, query.seed, metric))
     problem = _RegionProblem(tr, bounder, p, cols)
     root = tr.root()
-    limits = SearchLimits(threshold=query.threshold, lower_seed=query.lower_seed, deadline=query.deadline,
+    # with a metric the search runs on ||T M Q|| (Q the float64 inverse of T) and corrects the bracket at the end
+    up, down = (1.0, 1.0) if metric is None else (metric.upper_factor, metric.lower_factor)
+    threshold = None if query.threshold is None else query.threshold / up
+    limits = SearchLimits(threshold=threshold, lower_seed=query.lower_seed, deadline=query.deadline,
                           timeout=query.config.timeout, max_nodes=query.budget, unit="nodes",
                           trace_every=_TRACE_EVERY)
     run = best_first(problem, [Node(bounder.bound(root), root)], incumbent, limits, start=t0)
@@ -303,20 +325,20 @@ def region_search(query: Query) -> EngineResult:
         if query.threshold is not None and run.closed_max > lower:
             parts.append(f"nodes pruned below the threshold {query.threshold:.12g}")
         reason = "; ".join(parts)
+    closed = exhausted and upper <= lower
+    lower, upper = lower * down, upper * up
     witness, matrix = incumbent.point, incumbent.data
     if witness is not None:
-        replayed = net.jacobian(witness) if q is Quantity.JACOBIAN else net.pwa(witness)[0]
-        replayed = replayed[:, :cols]
-        v = float(induced_norm(replayed, p))
+        v, replayed = replay_norm(net, witness, q, p, cols, metric)
         if abs(v - lower) > 1e-9 * max(1.0, abs(lower)):
             reason = (reason + "; " if reason else "") + f"witness replay gave {v:.12g} instead of {lower:.12g}"
-            lower = min(lower, v)
+            lower, closed = min(lower, v), False
         matrix = replayed
     seconds = time.perf_counter() - t0
-    trace = run.trace[:-1] + ((seconds, lower, upper),)
-    exact = exhausted and upper <= lower
+    trace = tuple((t, lo * down, hi * up) for t, lo, hi in run.trace[:-1]) + ((seconds, lower, upper),)
     return EngineResult(lower, upper, witness, matrix, exhausted, seconds, reason, trace, run.outcome,
-                        SearchCounts(nodes=tr.nodes, lps=tr.lps), method="exact" if exact else "bnb")
+                        SearchCounts(nodes=tr.nodes, lps=tr.lps), method="exact" if closed else "bnb",
+                        closed=closed)
 
 
 def unsupported(query: Query, why: str, t0: float) -> EngineResult:

@@ -36,6 +36,7 @@ from ..errors import UsageError
 from ..ir.activations import ActivationKind
 from ..ir.box import Box
 from ..ir.kernels import TorchNet, batched_induced_norm, chain_product, layer_slopes, preactivations
+from ..ir.metric import Metric, check_metric_applies
 from ..ir.network import Network
 from ..ir.numerics import TINY, induced_norm
 from ..ir.quantity import Quantity
@@ -349,17 +350,24 @@ def _local_gradient(tnet, inc: _Incumbents, quantity, p, columns, lo, hi, budget
 
 
 # --------------------------------------------------------------------------------------------- replay
-def _replay(net: Network, x: np.ndarray, quantity: Quantity, p: float, columns: int) -> tuple[float, np.ndarray]:
-    """Float64 matrix and norm at x through the IR (CPU reference path)."""
+def replay_norm(net: Network, x: np.ndarray, quantity: Quantity, p: float, columns: int,
+                metric: Metric | None = None) -> tuple[float, np.ndarray]:
+    """(value, matrix) at x (n_in,) in float64 through the IR (the CPU reference path): the matrix A*(x) or J(x)
+    (first ``columns`` columns) and its norm; with a metric, ||T M T^{-1}||_2 from below (the float64 inverse's
+    correction, :mod:`certify.ir.metric`), so the value is attained."""
     m = net.pwa(x)[0] if quantity is Quantity.A_STAR else net.jacobian(x)
     m = np.array(m[:, :columns], dtype=np.float64)
-    return induced_norm(m, p), m
+    if metric is None or metric.is_identity:
+        return induced_norm(m, p), m
+    return float(induced_norm(metric.conjugate(m), 2.0)) * metric.lower_factor, m
 
 
 def falsify(
-    net: Network, box: Box, quantity: Quantity, norm: float, config: VerifyConfig, state_only: bool = True
+    net: Network, box: Box, quantity: Quantity, norm: float, config: VerifyConfig, state_only: bool = True,
+    metric: Metric | None = None,
 ) -> SampleResult:
-    """Largest ||M(x)||_p found over the box (M = A* or J; state columns only when ``state_only``).
+    """Largest ||M(x)||_p found over the box (M = A* or J; state columns only when ``state_only``); with a
+    ``metric`` (state-only, p = 2), the largest ||T M(x) T^{-1}||_2.
 
     ``config``: samples (initial design size; the local search adds at most
     min(max(samples / 8, 4096), 65536) points more),
@@ -385,7 +393,11 @@ def falsify(
     regionwise = net.piecewise_linear and (quantity is Quantity.JACOBIAN or net.piecewise_linear_through_origin)
     inc = _Incumbents(_TOP_K, by_value=regionwise)
     points = 0
-    t32 = TorchNet.of(net, torch.float32, device)
+    if metric is not None and not metric.is_identity:
+        check_metric_applies(metric, p, net.n_states, net.n_out)
+        if not state_only:
+            raise UsageError("a metric weights the state block: sample with state_only=True")
+    t32 = TorchNet.of(net, torch.float32, device, metric)
     chunk = default_chunk_size(net, columns, device != "cpu")
     with torch.no_grad():
         for pts in _design_chunks(box, max(config.samples, 1), config.seed, device, torch.float32, chunk):
@@ -395,7 +407,7 @@ def falsify(
                 break
 
         # float64 from here on: re-evaluate the incumbents (clipped into the box), then search around them
-        t64 = TorchNet.of(net, torch.float64, device)
+        t64 = TorchNet.of(net, torch.float64, device, metric)
         x0 = _clip(inc.points, lo64, hi64)
         inc = _Incumbents(_TOP_K, by_value=regionwise)
         inc.offer(norms_at(t64, x0, quantity, p, columns), x0)
@@ -411,7 +423,7 @@ def falsify(
     best_value, best_x, best_m, best_generic = -math.inf, None, None, False
     for i, x in enumerate(inc.points[:_REPLAY].cpu().numpy()):
         x, generic = generic_point(net, box, np.clip(x, box.lower, box.upper), seed=config.seed + i)
-        value, m = _replay(net, x, quantity, p, columns)
+        value, m = replay_norm(net, x, quantity, p, columns, metric)
         if best_x is None or (generic, value) > (best_generic, best_value):
             best_value, best_x, best_m, best_generic = value, x, m, generic
     best_x.setflags(write=False)

@@ -32,7 +32,11 @@ from .numerics import check_norm
 
 @dataclass(frozen=True, eq=False)
 class TorchNet:
-    """The tensors of a :class:`~certify.ir.network.Network` on one device and dtype, for the batched kernels."""
+    """The tensors of a :class:`~certify.ir.network.Network` on one device and dtype, for the batched kernels.
+
+    ``metric_ends``: with a metric ||.||_P = ||T .||_2 on the states (:mod:`certify.ir.metric`), the ends of the
+    state-column chain (W_0[:, :n] Q, T W_L, T S[:, :n] Q) that :func:`chain_product` uses in place of the plain
+    ones, so that it returns T M Q; the values f(x) and the slopes are those of the net itself."""
 
     weights: tuple[torch.Tensor, ...]
     biases: tuple[torch.Tensor, ...]
@@ -42,13 +46,24 @@ class TorchNet:
     out_bias: torch.Tensor
     skip: torch.Tensor | None
     n_states: int
+    metric_ends: tuple | None = None
 
     @staticmethod
-    def of(net, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> "TorchNet":
-        """The tensors of ``net`` (a :class:`~certify.ir.network.Network`) in ``dtype`` on ``device``."""
+    def of(net, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
+           metric=None) -> "TorchNet":
+        """The tensors of ``net`` (a :class:`~certify.ir.network.Network`) in ``dtype`` on ``device``; ``metric``:
+        a :class:`~certify.ir.metric.Metric` on the states (None: the plain 2-norm)."""
         def t(a):
             return torch.from_numpy(np.array(a, dtype=np.float64)).to(dtype=dtype, device=device)
 
+        ends = None
+        if metric is not None and not metric.is_identity:
+            ns = net.n_states
+            first = net.layers[0].weight[:, :ns] if net.layers else net.out_weight[:, :ns]
+            last = net.out_weight if net.layers else np.eye(net.n_out)
+            skip = None if net.skip is None else net.skip[:, :ns]
+            first, last, skip = metric.chain_ends(first, last, skip)
+            ends = (t(first), t(last), None if skip is None else t(skip))
         return TorchNet(
             weights=tuple(t(layer.weight) for layer in net.layers),
             biases=tuple(t(layer.bias) for layer in net.layers),
@@ -58,6 +73,7 @@ class TorchNet:
             out_bias=t(net.out_bias),
             skip=None if net.skip is None else t(net.skip),
             n_states=net.n_states,
+            metric_ends=ends,
         )
 
 
@@ -122,6 +138,8 @@ def chain_product(net: TorchNet, slopes: list[torch.Tensor], columns: int | None
     c = n_in if columns is None else int(columns)
     if not 0 < c <= n_in:
         raise ValueError(f"columns must be in 1..{n_in}, got {columns}")
+    if net.metric_ends is not None:
+        return _metric_chain_product(net, slopes, c)
     if not slopes:
         m = net.out_weight[:, :c].expand(1, -1, -1)
     else:
@@ -133,6 +151,22 @@ def chain_product(net: TorchNet, slopes: list[torch.Tensor], columns: int | None
     if net.skip is not None:
         m = m + net.skip[:, :c]
     return m
+
+
+def _metric_chain_product(net: TorchNet, slopes: list[torch.Tensor], c: int) -> torch.Tensor:
+    """T M Q on the state columns (see :class:`TorchNet`): the chain with its metric ends."""
+    if c != net.n_states:
+        raise ValueError(f"a metric weights the {net.n_states} state columns, not {c}")
+    first, last, skip = net.metric_ends
+    if not slopes:  # no hidden layer: M = W_out (state columns) + S, and T M Q = T (W_out Q) + T S Q
+        m = (last @ first).expand(1, -1, -1)
+    else:
+        mats = [first, *net.weights[1:], last]
+        if c <= last.shape[0]:
+            m = _tangent_chain(mats, list(slopes)).permute(1, 2, 0)
+        else:
+            m = _tangent_chain([w.T for w in reversed(mats)], list(reversed(slopes))).transpose(0, 1)
+    return m if skip is None else m + skip
 
 
 def layer_slopes(act: Activation, z: torch.Tensor, kind: str) -> torch.Tensor:
