@@ -17,6 +17,7 @@ from functools import partial
 import numpy as np
 
 from .errors import UsageError
+from .ir.metric import Metric
 
 
 class Method(str, enum.Enum):
@@ -235,6 +236,23 @@ def _instance(option: str, value, cls):
     return value
 
 
+METRIC_AUTO = "auto"
+
+
+def _metric(value):
+    """None (the plain norm), "auto", or a validated :class:`Metric` (from a Metric or a matrix P)."""
+    if value is None or isinstance(value, Metric):
+        return None if value is not None and value.is_identity else value
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in ("identity", "none", "euclidean"):
+            return None
+        if key == METRIC_AUTO:
+            return METRIC_AUTO
+        raise UsageError(f"VerifyConfig: metric must be 'identity', 'auto' or a matrix P, got {value!r}")
+    return _metric(Metric.of(value, "VerifyConfig: metric"))
+
+
 @dataclass(frozen=True)
 class VerifyConfig:
     """Options of a verification run.
@@ -242,8 +260,11 @@ class VerifyConfig:
     norm: induced norm p in {1, 2, inf}; margin: a bound must be <= 1 - margin to certify; samples: points for
     falsification; seed: RNG seed; device: :class:`Device`; timeout: seconds per check; exact: compute the exact
     value instead of stopping once the verdict is settled; method: :class:`Method`; budget: at most this many nodes
-    (regions or sub-boxes) bounded per search, a deterministic limit (None: only the time limit); solvers: the
-    back-ends; regions, boxes, invariance: the options of each engine.
+    (regions or sub-boxes) bounded per search, a deterministic limit (None: only the time limit); metric: the weighted
+    2-norm ||x||_P = ||T x||_2 on the states that dissipativity, contraction, weight_norm and Corollary 3 use (a
+    :class:`~certify.ir.metric.Metric` or a matrix P; None or "identity": the plain norm; "auto": search for one,
+    see :mod:`certify.engines.metric_search`); solvers: the back-ends; regions, boxes, invariance: the options of
+    each engine.
     """
 
     norm: float = 2.0
@@ -255,6 +276,7 @@ class VerifyConfig:
     exact: bool = False
     method: Method = Method.AUTO
     budget: int | None = None
+    metric: Metric | str | None = None
     solvers: SolverChoice = field(default_factory=SolverChoice)
     regions: RegionSearchOptions = field(default_factory=RegionSearchOptions)
     boxes: BoxSearchOptions = field(default_factory=BoxSearchOptions)
@@ -273,6 +295,7 @@ class VerifyConfig:
         put("method", _coerce(Method, self.method, f"{owner}: method"))
         if self.budget is not None:
             put("budget", _whole(owner, "budget (nodes per search)", self.budget, 1))
+        put("metric", _metric(self.metric))
         _instance("solvers", self.solvers, SolverChoice)
         _instance("regions", self.regions, RegionSearchOptions)
         _instance("boxes", self.boxes, BoxSearchOptions)

@@ -14,6 +14,7 @@ from ..config import VerifyConfig
 from ..engines.sampling import SampleResult, falsify, pattern_of
 from ..errors import RegionError, UsageError
 from ..ir.box import Box
+from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.quantity import Quantity
 
@@ -74,11 +75,13 @@ class SamplingMemo:
     are piecewise linear through the origin, so one sampling serves dissipativity, contraction and weight_norm."""
 
     def __init__(self) -> None:
-        self._results: dict[tuple[Quantity, bool], SampleResult] = {}
+        self._results: dict[tuple, SampleResult] = {}
 
-    def sample(self, net: Network, box: Box, config: VerifyConfig, quantity: Quantity,
-               state_only: bool) -> SampleResult:
-        key = (Quantity.A_STAR if net.piecewise_linear_through_origin else quantity, state_only)
+    def sample(self, net: Network, box: Box, config: VerifyConfig, quantity: Quantity, state_only: bool,
+               metric: Metric | None = None) -> SampleResult:
+        """The run's falsification of sup ||Q(x)|| (in ``metric`` when one is given)."""
+        key = (Quantity.A_STAR if net.piecewise_linear_through_origin else quantity, state_only, id(metric))
         if key not in self._results:
-            self._results[key] = falsify(net, box, quantity, config.norm, config, state_only=state_only)
+            self._results[key] = falsify(net, box, quantity, config.norm, config, state_only=state_only,
+                                         metric=metric)
         return self._results[key]

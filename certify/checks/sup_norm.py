@@ -23,6 +23,7 @@ from ..engines.contract import EngineResult, Query
 from ..engines.lipsdp import sdp_bound_over_box
 from ..engines.region_search import region_search
 from ..ir.box import Box
+from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.quantity import Quantity
 from .common import SamplingMemo, matrix_witness, thin_trace
@@ -71,7 +72,7 @@ def _sdp(query: Query) -> Bound:
     if query.norm != 2.0:
         return Bound(math.inf, BoundMethod.SDP, reason="the SDP bound is for the 2-norm only")
     res = sdp_bound_over_box(query.network, query.box, query.quantity, query.state_only,
-                             backend=query.config.solvers.sdp)
+                             backend=query.config.solvers.sdp, metric=query.metric)
     if res.value is None:
         return Bound(math.inf, BoundMethod.SDP, reason=f"the SDP gave no re-checked bound: {res.reason}")
     details = SupNormDetails(sdp_min_eig=res.min_eig, sdp_seconds=res.seconds)
@@ -81,7 +82,7 @@ def _sdp(query: Query) -> Bound:
 def _interval(query: Query) -> Bound:
     """One interval-matrix bound over the whole box."""
     value = sup_norm_bound(query.network, query.box, query.norm, query.quantity, query.state_only,
-                           kinds=(BoundKind.INTERVAL,))
+                           kinds=(BoundKind.INTERVAL,), metric=query.metric)
     return Bound(value, BoundMethod.INTERVAL)
 
 
@@ -106,23 +107,26 @@ ENGINES: dict[Method, tuple[Engine | None, Engine | None]] = {
 
 # ============================================================================================ the flow
 def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfig, quantity: Quantity,
-                   state_only: bool, threshold: bool, memo: SamplingMemo) -> CheckResult:
+                   state_only: bool, threshold: bool, memo: SamplingMemo,
+                   metric: Metric | None = None) -> CheckResult:
     """Bracket sup over the box of ||Q(x)||_p (Q = A* or J) and decide 'sup < 1' (or, without threshold, its value).
 
     Lower bounds are values at points replayed in float64; upper bounds are the Corollary 4 product and the engine
-    of ``config.method``. A bound below a value attained at a replayed point is wrong (a bug in that engine): it is
-    dropped, and no certificate stands on a run where an engine contradicted itself.
+    of ``config.method``; with a ``metric``, every one of them in ||T M T^{-1}||_2. A bound below a value attained
+    at a replayed point is wrong (a bug in that engine): it is dropped, and no certificate stands on a run where an
+    engine contradicted itself.
     """
     start = time.perf_counter()
     symbol = quantity.symbol
     # sampling may use half of the check's time when an engine follows (all of it with --method sample)
     share = 1.0 if config.method is Method.SAMPLE else 0.5
-    sample = memo.sample(net, box, config.with_(timeout=share * config.timeout), quantity, state_only)
+    sample = memo.sample(net, box, config.with_(timeout=share * config.timeout), quantity, state_only, metric)
     if sample.generic:
         lower, witness = float(sample.value), matrix_witness(net, sample.x, sample.value, sample.matrix)
     else:  # a point on a kink: its matrix is a derivative convention's, not an open region's (no witness)
         lower, witness = -math.inf, None
-    bounds = [Bound(product_bound(net, box, config.norm, quantity, state_only).value, BoundMethod.WEIGHT_NORM)]
+    bounds = [Bound(product_bound(net, box, config.norm, quantity, state_only, metric).value,
+                    BoundMethod.WEIGHT_NORM)]
     level = config.threshold
     # --exact asks for the value whatever the verdict: only without it may sampling or Corollary 4 settle the check
     settled = threshold and not config.exact and (lower >= 1.0 or lower <= bounds[0].value <= level)
@@ -134,7 +138,7 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
             query = Query(net, box, quantity, config, state_only,
                           threshold=level if threshold and not config.exact else None,
                           lower_seed=lower, lower_point=sample.x if sample.generic else None,
-                          deadline=start + config.timeout)
+                          deadline=start + config.timeout, metric=metric)
             bound = engine(query)
             details = bound.details
             bounds.append(bound)
@@ -158,6 +162,8 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
         verdict = Verdict.CERTIFIED if best.exact else Verdict.UNKNOWN
     if broken and verdict is Verdict.CERTIFIED:
         verdict = Verdict.UNKNOWN
+    if metric is not None:
+        symbol = f"T {symbol} T^-1"
     if verdict is Verdict.FALSIFIED:
         if best.exact:
             method = best.method  # --exact: the engine closed the bracket

@@ -9,6 +9,7 @@ from ..bounds.corollary4 import product_bound
 from ..certificate import BoundMethod, CheckName, CheckResult, Verdict, WeightNormDetails, threshold_verdict
 from ..config import VerifyConfig
 from ..ir.box import Box
+from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.quantity import Quantity
 from .common import SamplingMemo, matrix_witness, require_dynamics
@@ -18,8 +19,9 @@ def check_weight_norm(net: Network, box: Box, config: VerifyConfig, memo: Sampli
     """Certified when the Corollary 4 product is <= 1 - margin; falsified when a replayed ||A*(x)|| >= 1."""
     require_dynamics(net, CheckName.WEIGHT_NORM)
     start = time.perf_counter()
-    bound = product_bound(net, box, config.norm, Quantity.A_STAR, state_only=True)
-    sample = memo.sample(net, box, config, Quantity.A_STAR, True)
+    metric = config.metric if isinstance(config.metric, Metric) else None  # auto: Corollary 4 in the plain norm
+    bound = product_bound(net, box, config.norm, Quantity.A_STAR, True, metric)
+    sample = memo.sample(net, box, config, Quantity.A_STAR, True, metric)
     if sample.generic:
         lower, witness = float(sample.value), matrix_witness(net, sample.x, sample.value, sample.matrix)
     else:  # a point on a kink is no witness (its matrix is a derivative convention's)

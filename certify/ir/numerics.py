@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -231,3 +232,42 @@ def midpoints(sl: np.ndarray, sh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     m = 0.5 * sl + 0.5 * sh
     d = np.maximum(m - sl, sh - m)
     return m, d * (1.0 + 2 * EPS) + TINY
+
+
+# ============================================================================================ spectral radius
+def characteristic_polynomial(m: np.ndarray) -> list:
+    """The exact characteristic polynomial det(z I - M) of a float64 square matrix, as Fractions, highest degree
+    first ([1, c_1, ..., c_n]); Faddeev-LeVerrier in exact rational arithmetic on the stored entries."""
+    a = [[Fraction(float(v)) for v in row] for row in np.asarray(m, dtype=np.float64)]
+    n = len(a)
+    coeffs = [Fraction(1)]
+    mk = [[Fraction(0)] * n for _ in range(n)]  # M_0 = 0
+    for k in range(1, n + 1):
+        # M_k = A M_{k-1} + c_{k-1} I ;  c_k = -trace(A M_k) / k
+        prod = [[sum(a[i][t] * mk[t][j] for t in range(n)) for j in range(n)] for i in range(n)]
+        mk = [[prod[i][j] + (coeffs[-1] if i == j else 0) for j in range(n)] for i in range(n)]
+        am = [[sum(a[i][t] * mk[t][j] for t in range(n)) for j in range(n)] for i in range(n)]
+        coeffs.append(-sum(am[i][i] for i in range(n)) / k)
+    return coeffs
+
+
+def spectral_radius_below_one(m: np.ndarray) -> bool:
+    """True iff every eigenvalue of the stored float64 matrix M lies strictly inside the unit circle, decided
+    exactly: the Schur-Cohn recursion on det(z I - M) in rational arithmetic (p of degree n with leading a_0 and
+    constant a_n is Schur stable iff |a_n| < |a_0| and (a_0 p(z) - a_n p*(z)) / z is, p* the reversed polynomial).
+    Since rho(M) <= ||T M T^{-1}|| for every invertible T, False proves that no quadratic metric gives ||M||_P < 1."""
+    p = characteristic_polynomial(m)
+    while len(p) > 1:
+        a0, an = p[0], p[-1]
+        if abs(an) >= abs(a0):
+            return False
+        rev = p[::-1]
+        q = [a0 * p[i] - an * rev[i] for i in range(len(p))]
+        p = q[:-1]  # the constant term of a0 p - an p* is a0 an - an a0 = 0: divide by z
+    return True
+
+
+def spectral_radius(m: np.ndarray) -> float:
+    """max |eigenvalue| of M in float64 (an estimate for reports; decisions use :func:`spectral_radius_below_one`)."""
+    m = np.asarray(m, dtype=np.float64)
+    return float(np.max(np.abs(np.linalg.eigvals(m)))) if m.size else 0.0
