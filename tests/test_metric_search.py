@@ -15,8 +15,7 @@ from certify.config import VerifyConfig
 from certify.engines.contract import Query
 from certify.engines.metric_search import metric_search, propose_metric, state_matrices
 from certify.engines.regions import enumerate_regions
-from certify.ir import activations as acts
-from certify.ir.network import Layer, Network
+from certify.ir.network import Network
 from certify.ir.numerics import induced_norm, spectral_radius, spectral_radius_below_one
 from certify.ir.quantity import Quantity
 
