@@ -11,8 +11,8 @@ For each loop, in the same run:
   at the box's centre (the linearisation), and the region search checks once in that P.
 
 Random loops (:func:`random_loop`): 16-neuron ReLU loops that contract at rate <= 0.9 in a hidden metric with
-cond(T) about 30, but not in the 2-norm, over [-1, 1]^n; seeded. Printed: the verdict, the seconds, the rate upper bound,
-and a summary of how often each approach certifies.
+cond(T) about 30, but not in the 2-norm, over [-1, 1]^n; seeded. Printed: the verdict, the seconds, the rate
+upper bound, and a summary of how often each approach certifies.
 
 Measured (2 shared cores, --timeout 30 --loops 3, one run): auto certifies 11 of 12 loops (the DC-DC loop at rate
 0.981 in 1.9 s, the double integrator near the origin at 0.435 in 0.25 s, the nine random loops at rates 0.57-0.995
@@ -24,7 +24,6 @@ origin, rate 0.78), its bound elsewhere 1.19-2.89.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
