@@ -17,10 +17,18 @@ import math
 from dataclasses import dataclass
 
 
-class Verdict(enum.Enum):
+class Verdict(str, enum.Enum):
+    """The answer of a check or a run; a ``str`` enum, so ``report.verdict == "certified"`` (``.value`` is the text)."""
+
     CERTIFIED = "certified"
     FALSIFIED = "falsified"
     UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 class CheckName(enum.Enum):
@@ -82,11 +90,11 @@ class Witness:
     matrix: tuple[tuple[float, ...], ...] | None = None
 
     def to_json(self) -> dict:
-        out = {"x": [float(v) for v in self.x], "value": json_number(self.value)}
+        out = {"x": [json_number(v) for v in self.x], "value": json_number(self.value)}
         if self.pattern is not None:
             out["pattern"] = [list(layer) for layer in self.pattern]
         if self.matrix is not None:
-            out["matrix"] = [[float(v) for v in row] for row in self.matrix]
+            out["matrix"] = [[json_number(v) for v in row] for row in self.matrix]
         return out
 
 
@@ -187,7 +195,7 @@ class EquilibriaDetails:
     proven: tuple[bool, ...] | None = None
 
     def to_json(self) -> dict:
-        inner: dict = {"points": [[float(v) for v in x] for x in self.points],
+        inner: dict = {"points": [[json_number(v) for v in x] for x in self.points],
                        "norm_lower": json_number(self.norm_lower), "norm_upper": json_number(self.norm_upper)}
         if self.proven is not None:
             inner["proven"] = [bool(v) for v in self.proven]
@@ -240,7 +248,7 @@ class CheckResult:
             "lower": json_number(self.lower),
             "upper": json_number(self.upper),
             "method": self.method_label,
-            "seconds": round(float(self.seconds), 6),
+            "seconds": json_number(round(float(self.seconds), 6)),
             "witness": None if self.witness is None else self.witness.to_json(),
             "reason": self.reason,
         }

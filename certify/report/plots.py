@@ -12,12 +12,15 @@ Every function returns PNG bytes; nothing is shown on screen and no global matpl
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..ir.box import Box
-from ..ir.network import Network
 from ..ir.numerics import induced_norm
+
+if TYPE_CHECKING:  # annotations only: a report can be read and written without loading torch
+    from ..ir.network import Network
 
 
 def _figure(width=5.0, height=4.2):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from ..certificate import CheckName, EquilibriaDetails, Verdict
 from ..ir.numerics import norm_label
 from . import plots
+from .provenance import certify_version
 
 _BADGE = {Verdict.CERTIFIED: "#1a7f37", Verdict.FALSIFIED: "#cf222e", Verdict.UNKNOWN: "#9a6700"}
 
@@ -49,6 +51,8 @@ def check_notes(r) -> list[tuple[str, str]]:
 def _fmt(v: float) -> str:
     if v is None:
         return "-"
+    if math.isnan(v):
+        return "nan"
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
     return f"{v:.6g}"
@@ -59,26 +63,43 @@ def _rows(report):
         yield r, (r.check.value, r.verdict.value, _fmt(r.lower), _fmt(r.upper), r.method_label, f"{r.seconds:.2f}")
 
 
+# Markdown punctuation that can start emphasis, code, links, tables or strikethrough anywhere in a line (an
+# underscore inside a word, as in weight_norm, cannot, and stays as it is)
+_MD_SPECIAL = re.compile(r"([\\`*{}\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+
+
+def md_escape(text) -> str:
+    """User text (region names, paths, reasons) as inert Markdown: HTML special characters as entities (so
+    ``<script>`` stays text), Markdown punctuation backslash-escaped, line breaks as spaces."""
+    text = " ".join(str(text).splitlines())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
 def to_markdown(report) -> str:
     head = ("check", "verdict", "lower", "upper", "method", "seconds")
+    region = ", ".join(f"{md_escape(n)} in [{lo:g}, {hi:g}]"
+                       for n, lo, hi in zip(report.box.names, report.box.lower, report.box.upper))
     lines = [
         "# certify report",
         "",
-        f"* model: `{report.model_path}` ({report.model_description})",
-        f"* sha256: `{report.model_sha256 or '-'}`",
-        "* region: " + ", ".join(f"{n} in [{lo:g}, {hi:g}]"
-                                 for n, lo, hi in zip(report.box.names, report.box.lower, report.box.upper)),
+        f"* model: {md_escape(report.model_path)} ({md_escape(report.model_description)})",
+        f"* sha256: {md_escape(report.model_sha256 or '-')}",
+        f"* region: {region}",
         f"* norm: {norm_label(report.norm)}, margin: {report.margin:g}",
+    ]
+    if report.provenance is not None:
+        lines.append(f"* run: {md_escape(report.provenance.summary())}")
+    lines += [
         f"* **verdict: {report.verdict.value}**",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    lines += ["| " + " | ".join(cells) + " |" for _, cells in _rows(report)]
+    lines += ["| " + " | ".join(md_escape(c) for c in cells) + " |" for _, cells in _rows(report)]
     lines.append("")
     for r in report.results:
         lines.append(f"## {r.check.value}: {r.verdict.value}")
-        lines += [f"{label.capitalize()}: {text}" for label, text in check_notes(r)]
+        lines += [f"{label.capitalize()}: {md_escape(text)}" for label, text in check_notes(r)]
         lines.append("")
     return "\n".join(lines)
 
@@ -138,33 +159,50 @@ def to_html(report, with_pictures: bool = True) -> str:
         figs = [f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
                 for cap, png in pictures(report)]
     verdict = report.verdict
+    run = "" if report.provenance is None else f"<br>run {html.escape(report.provenance.summary())}"
     region = ", ".join(f"{html.escape(n)} &isin; [{lo:g}, {hi:g}]"
                        for n, lo, hi in zip(report.box.names, report.box.lower, report.box.upper))
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>certify report</title><style>{style}</style>"
         f"</head><body><h1>certify report: <span class='v' style='background:{_BADGE[verdict]}'>{verdict.value}"
         f"</span></h1><p>model <code>{html.escape(report.model_path)}</code> ({html.escape(report.model_description)})"
-        f"<br>sha256 <code>{report.model_sha256 or '-'}</code><br>region {region}<br>norm {norm_label(report.norm)},"
-        f" margin {report.margin:g}</p><table><tr><th>check</th><th>verdict</th><th>lower</th><th>upper</th>"
-        f"<th>method</th><th>seconds</th></tr>{''.join(rows)}</table>{''.join(details)}"
+        f"<br>sha256 <code>{html.escape(report.model_sha256 or '-')}</code><br>region {region}<br>norm "
+        f"{norm_label(report.norm)}, margin {report.margin:g}{run}</p><table><tr><th>check</th><th>verdict</th>"
+        f"<th>lower</th><th>upper</th><th>method</th><th>seconds</th></tr>{''.join(rows)}</table>{''.join(details)}"
         f"<div>{''.join(figs)}</div></body></html>"
     )
 
 
+# characters XML 1.0 cannot hold at all (ElementTree would write them and give a file no parser reads)
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml(text) -> str:
+    return _XML_INVALID.sub("\ufffd", str(text))
+
+
 def to_junit(report, unknown_as: str = "failure") -> str:
-    """JUnit XML: one test case per check; falsified is a failure, unknown a failure or skipped (``unknown_as``)."""
+    """JUnit XML: one test case per check; falsified is a failure, unknown a failure or skipped (``unknown_as``).
+
+    The suite's ``<properties>`` record the certify version, the options and the library versions of the run."""
     if unknown_as not in ("failure", "skipped"):
         raise ValueError("unknown_as must be 'failure' or 'skipped'")
     suite = ET.Element("testsuite", name="certify", tests=str(len(report.results)))
+    properties = ET.SubElement(suite, "properties")
+    prov = report.provenance
+    pairs = prov.properties() if prov is not None else [("certify.version", certify_version())]
+    for name, value in pairs:
+        ET.SubElement(properties, "property", name=_xml(name), value=_xml(value))
     failures = skipped = 0
     total = 0.0
     for r in report.results:
-        case = ET.SubElement(suite, "testcase", classname=report.model_path, name=r.check.value,
+        case = ET.SubElement(suite, "testcase", classname=_xml(report.model_path), name=r.check.value,
                              time=f"{r.seconds:.3f}")
         total += r.seconds
         text = f"[{_fmt(r.lower)}, {_fmt(r.upper)}] by {r.method_label}. {r.reason}".strip()
         if r.witness is not None:
             text += f" witness x = {list(r.witness.x)}, value = {r.witness.value:.10g}"
+        text = _xml(text)
         if r.verdict is Verdict.FALSIFIED:
             ET.SubElement(case, "failure", message=f"{r.check.value} falsified", type="falsified").text = text
             failures += 1
