@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -15,6 +16,7 @@ from .errors import ModelMismatchError
 from .importers.region_file import Region, load_region
 from .ir.box import Box
 from .ir.network import Network
+from .report.provenance import Provenance
 from .report.report import Report
 
 
@@ -55,16 +57,18 @@ def verify(
     ('dissipativity', 'contraction', 'weight_norm', 'gain', ...). The norm and margin of a region file apply unless
     ``config`` is given explicitly.
     """
+    names = _check_names(checks)
+    _check_types(model, box, config, progress)
     box_path = "region"
-    if isinstance(box, (str, Path, Region)):
+    if isinstance(box, (str, os.PathLike, Region)):
         region = box if isinstance(box, Region) else load_region(box)
         box_path = region.path or box_path
         if config is None:
             config = config_for_region(region)
         box = region.box
     config = config or VerifyConfig()
-    if isinstance(model, (str, Path)):
-        path = str(model)
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
         net = load(model)
         sha = file_sha256(model)
         net, box = align(net, box, box_path)
@@ -72,12 +76,47 @@ def verify(
     else:
         path, sha, net = "<in-memory>", "", model
         net, box = align(net, box, box_path)
-    if checks and all(isinstance(c, CheckName) for c in checks):
-        names = tuple(checks)
-    else:
-        names = parse_checks(checks)
+    provenance = Provenance.of(config, device_used=config.torch_device())
     results = run_checks(net, box, names, config, progress)
-    return Report(path, sha, net.describe(), box, config.norm, config.margin, results, network=net)
+    return Report(path, sha, net.describe(), box, config.norm, config.margin, results, network=net,
+                  provenance=provenance)
+
+
+def _check_names(checks) -> tuple[CheckName, ...]:
+    """The checks asked for: a name, a CheckName, or an iterable of them (TypeError for anything else)."""
+    if isinstance(checks, CheckName):
+        return (checks,)
+    if isinstance(checks, str):
+        return parse_checks(checks)
+    try:
+        items = list(checks)
+    except TypeError:
+        raise TypeError(f"certify.verify: checks must be a name, a CheckName or a list of them, got "
+                        f"{type(checks).__name__}") from None
+    for c in items:
+        if not isinstance(c, (str, CheckName)):
+            raise TypeError(f"certify.verify: each check must be a name (str) or a CheckName, got {c!r}")
+    names = []
+    for c in items:
+        for name in (c,) if isinstance(c, CheckName) else parse_checks([c]):
+            if name not in names:
+                names.append(name)
+    return parse_checks([]) if not names else tuple(names)
+
+
+def _check_types(model, box, config, progress) -> None:
+    if isinstance(model, bytes) or not isinstance(model, (str, os.PathLike, Network)):
+        raise TypeError(f"certify.verify: model must be a path (str or pathlib.Path) to an ONNX or system file, or a "
+                        f"certify.Network, got {type(model).__name__}")
+    if isinstance(box, bytes) or not isinstance(box, (str, os.PathLike, Box, Region)):
+        raise TypeError(f"certify.verify: box must be a region-file path, a certify.Box or a certify.Region, got "
+                        f"{type(box).__name__}; build one with certify.Box(lower, upper)")
+    if config is not None and not isinstance(config, VerifyConfig):
+        raise TypeError(f"certify.verify: config must be a certify.VerifyConfig or None, got {type(config).__name__}"
+                        "; write VerifyConfig(samples=..., ...)")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"certify.verify: progress must be callable(check, result_or_None) or None, got "
+                        f"{type(progress).__name__}")
 
 
 def config_for_region(region, **overrides) -> VerifyConfig:
