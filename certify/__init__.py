@@ -4,26 +4,42 @@ Data flows one way: model file -> importer -> :class:`Network` (float64 IR) -> w
 analyses -> :class:`CheckResult` certificates -> report / JSON / exit code.
 """
 
-from .api import load, verify
-from .certificate import CheckName, CheckResult, Verdict, Witness
-from .config import VerifyConfig
-from .errors import CertifyError, ModelError, RegionError, UnsupportedOperatorError, UsageError
-from .importers.region_file import Region, load_region
-from .ir.activations import Activation, ActivationKind
-from .ir.box import Box
-from .ir.network import Layer, Network
-from .report.report import Report
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
 
-def __getattr__(name):
-    # The importers pull in onnx/onnxruntime/torch export machinery: load them on first use.
-    if name in ("from_torch", "load_onnx", "load_model"):
-        from . import importers
+# The public names are exported lazily (PEP 562): importing ``certify`` (and so ``certify.cli``, ``certify.config``
+# or any other submodule, which first runs this file) must not load torch, onnx or the engines, so that
+# ``certify --help``, ``certify --version`` and bad-input errors answer at once. Each name is loaded from the module
+# listed here on first use; this table is the whole public surface and ``__all__`` is built from it.
+_EXPORTS = {
+    "Activation": "certify.ir.activations",
+    "ActivationKind": "certify.ir.activations",
+    "Box": "certify.ir.box",
+    "CertifyError": "certify.errors",
+    "CheckName": "certify.certificate",
+    "CheckResult": "certify.certificate",
+    "Layer": "certify.ir.network",
+    "ModelError": "certify.errors",
+    "Network": "certify.ir.network",
+    "Region": "certify.importers.region_file",
+    "RegionError": "certify.errors",
+    "Report": "certify.report.report",
+    "UnsupportedOperatorError": "certify.errors",
+    "UsageError": "certify.errors",
+    "Verdict": "certify.certificate",
+    "VerifyConfig": "certify.config",
+    "Witness": "certify.certificate",
+    "from_torch": "certify.importers",
+    "load": "certify.api",
+    "load_model": "certify.importers",
+    "load_onnx": "certify.importers",
+    "load_region": "certify.importers.region_file",
+    "verify": "certify.api",
+}
 
-        return getattr(importers, name)
-    raise AttributeError(f"module 'certify' has no attribute {name!r}")
-
-__all__ = [
+__all__ = [  # the keys of _EXPORTS, and the version
     "Activation",
     "ActivationKind",
     "Box",
@@ -34,17 +50,56 @@ __all__ = [
     "ModelError",
     "Network",
     "Region",
-    "Report",
-    "from_torch",
-    "load",
-    "load_model",
-    "load_onnx",
-    "verify",
     "RegionError",
+    "Report",
     "UnsupportedOperatorError",
     "UsageError",
     "Verdict",
     "VerifyConfig",
     "Witness",
+    "from_torch",
+    "load",
+    "load_model",
+    "load_onnx",
     "load_region",
+    "verify",
+    "__version__",
 ]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("certify")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'certify' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; never executed
+    from .api import load, verify
+    from .certificate import CheckName, CheckResult, Verdict, Witness
+    from .config import VerifyConfig
+    from .errors import CertifyError, ModelError, RegionError, UnsupportedOperatorError, UsageError
+    from .importers import from_torch, load_model, load_onnx
+    from .importers.region_file import Region, load_region
+    from .ir.activations import Activation, ActivationKind
+    from .ir.box import Box
+    from .ir.network import Layer, Network
+    from .report.report import Report

@@ -1,21 +1,56 @@
 """The ``certify`` command: ``certify MODEL --region BOX [options]``; the exit code is the verdict.
 
-Exit codes: 0 every requested check certified, 1 any falsified, 2 otherwise unknown, 3 bad input or usage,
-4 an internal error (a bug in certify: please report it with the command line).
+Exit codes (:data:`EXIT_CODES`): 0 every requested check certified, 1 any falsified, 2 otherwise unknown, 3 bad
+input or usage (or an output that cannot be written), 4 an internal error (a bug in certify), 130 interrupted by
+SIGINT, 143 terminated by SIGTERM.
+
+Startup is cheap on purpose: this module imports only the standard library and :mod:`certify.errors` at the top.
+The arguments, the model path, the region file and the output paths are all checked before the engines (and torch)
+are imported, so ``--help``, ``--version`` and bad input answer at once. Output files are written only at the end,
+all at once and atomically (:mod:`certify.report.output`): an error, a full disk or a signal never leaves a
+truncated file and never destroys an existing one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import warnings
 from pathlib import Path
 
+from .errors import CertifyError, UsageError
+
 EXIT_CERTIFIED, EXIT_FALSIFIED, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130 and 143, as shells report them
+
+EXIT_CODES = """\
+exit codes:
+  0    every check certified
+  1    some check falsified (a replayed counterexample exists)
+  2    otherwise unknown (the bracket and the reason are printed)
+  3    bad input or usage, or an output file that cannot be written (one line on stderr naming the file,
+       key, option or ONNX node)
+  4    internal error: a bug in certify (one line; CERTIFY_DEBUG=1 shows the traceback; please report it)
+  130  interrupted (SIGINT, Ctrl-C): one line on stderr; no output file written or changed
+  143  terminated (SIGTERM): the same
+
+Output files (--json, --report, --junit) are written at the end, atomically: never half-written, never one of
+the inputs or another output.
+"""
+
+_REPORT_SUFFIXES = (".html", ".htm", ".md")
 
 
 class _UsageExit(Exception):
     pass
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread by the handler :func:`main` installs (a BaseException, like
+    KeyboardInterrupt, so that no ``except Exception`` in an engine swallows it)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,11 +58,19 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageExit(message)
 
 
+def _version() -> str:
+    from . import __version__
+
+    return f"certify {__version__}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="certify",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Prove or refute dissipativity, contraction and related properties of a trained network "
-        "x+ = f(x) (or f(x, u)) over a box. Exit code: 0 certified, 1 falsified, 2 unknown, 3 bad input.",
+        "x+ = f(x) (or f(x, u)) over a box.\nThe exit code is the verdict (see the table below).",
+        epilog=EXIT_CODES,
     )
     p.add_argument("model", help="model file (.onnx) or closed-loop system file (.yaml with plant and controller)")
     p.add_argument("--region", required=True, metavar="BOX", help="region file (box.yaml)")
@@ -46,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=None, help="points for falsification (default 100000)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="sampling device (default auto)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per check (default 60)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds for the whole run, shared among the checks (default 60)")
+    p.add_argument("--budget", type=int, default=None, metavar="N",
+                   help="at most N nodes (regions or sub-boxes) per search: a deterministic limit, so that a "
+                   "verdict does not depend on the machine's speed (default: no limit but the time)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the JSON report to PATH ('-' for stdout)")
     p.add_argument("--report", default=None, metavar="PATH",
                    help="write a report: PATH.html (with pictures) or PATH.md")
@@ -54,22 +101,105 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unknown-as", choices=("failure", "skipped"), default="failure",
                    help="how an unknown check appears in JUnit (default failure)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (and the JSON with --json -)")
+    p.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     return p
 
 
-def _writable(option: str, path: str) -> None:
-    """Refuse an output path that cannot be written, before any long computation starts."""
-    from .errors import UsageError  # the command imports certify lazily: --help answers without loading engines
+# ============================================================================================ argument checks
+def _parse_checks(text: str):
+    """The requested checks as CheckNames (the same names and messages as :func:`certify.checks.parse_checks`,
+    which this command cannot import before the arguments are valid: it loads the engines)."""
+    from .certificate import CheckName
 
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"{option} {path}: folder {parent} does not exist")
-    if Path(path).is_dir():
-        raise UsageError(f"{option} {path}: is a folder; give a file name")
-    if not os.access(parent, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"{option} {path}: not writable")
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise UsageError("--check needs at least one check name")
+    known = {c.value: c for c in CheckName}
+    out = []
+    for name in names:
+        if name not in known:
+            raise UsageError(f"unknown check '{name}'; choose from {', '.join(known)}")
+        if known[name] not in out:
+            out.append(known[name])
+    return tuple(out)
 
 
+def _model_file(path: str) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise CertifyError(f"{path}: model file not found")
+    if not p.is_file():
+        raise CertifyError(f"{path}: the model is not a regular file; give an .onnx file or a system file (.yaml)")
+
+
+def _outputs(args) -> list[tuple[str, str]]:
+    """(option, path) of every output file asked for (``--json -`` is stdout, not a file)."""
+    out = []
+    if args.json not in (None, "-"):
+        out.append(("--json", args.json))
+    if args.report is not None:
+        if Path(args.report.rstrip("/" + (os.altsep or ""))).suffix.lower() not in _REPORT_SUFFIXES:
+            raise CertifyError(f"--report {args.report}: give a file ending in .html or .md")
+        out.append(("--report", args.report))
+    if args.junit is not None:
+        out.append(("--junit", args.junit))
+    return out
+
+
+def _controller_of(model: str) -> str | None:
+    """The controller ONNX file a system file names (resolved as the importer resolves it), or None when ``model``
+    is not a system file or does not name one readably (the importer then reports what is wrong)."""
+    from .errors import SystemFileError
+    from .importers.system_file import is_system_file
+    from .importers.yaml_file import read_yaml
+
+    if not is_system_file(model):
+        return None
+    try:
+        data = read_yaml(model, SystemFileError, "system file")
+    except CertifyError:
+        return None
+    ctrl = data.get("controller") if isinstance(data, dict) else None
+    name = ctrl.get("onnx") if isinstance(ctrl, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        return None
+    p = Path(name)
+    return str(p if p.is_absolute() else Path(model).resolve().parent / p)
+
+
+def _refuse_clashes(inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> None:
+    """An output path that names an input or another output would destroy data: refuse it (exit 3)."""
+    from .report.output import OutputError, same_file
+
+    for i, (option, path) in enumerate(outputs):
+        for what, source in inputs:
+            if same_file(path, source):
+                raise OutputError(f"{option} {path}: is the {what} ({source}); writing it would destroy the input; "
+                                  "give another path")
+        for other, other_path in outputs[:i]:
+            if same_file(path, other_path):
+                raise OutputError(f"{option} {path}: is also the {other} output; give each output its own path")
+
+
+def _config(region, args):
+    """The run's VerifyConfig: the options given, else the region file's norm and margin, else the defaults (as
+    :func:`certify.api.config_for_region`, without loading the engines)."""
+    from .config import VerifyConfig
+    from .ir.numerics import parse_norm
+
+    values = {}
+    if region.norm is not None:
+        values["norm"] = region.norm
+    if region.margin is not None:
+        values["margin"] = region.margin
+    given = {"norm": parse_norm(args.norm, "--norm") if args.norm is not None else None, "margin": args.margin,
+             "samples": args.samples, "seed": args.seed, "device": args.device, "timeout": args.timeout,
+             "exact": True if args.exact else None, "method": args.method, "budget": args.budget}
+    values.update({k: v for k, v in given.items() if v is not None})
+    return VerifyConfig(**values)
+
+
+# ============================================================================================ the run
 def _progress(quiet: bool):
     """A progress display on stderr (rich), or None when quiet or stderr is not a terminal."""
     if quiet or not sys.stderr.isatty():
@@ -90,82 +220,165 @@ def _progress(quiet: bool):
     return bar, update
 
 
-def run(argv: list[str] | None = None) -> int:
-    # deferred on purpose: the engines (and torch) load only once the arguments parse
-    from .api import config_for_region, verify
-    from .checks import parse_checks
-    from .errors import CertifyError
-    from .importers.region_file import load_region
-    from .ir.numerics import parse_norm
+@contextlib.contextmanager
+def _quiet_numerics():
+    """No floating-point RuntimeWarnings on the user's terminal: the analyses handle overflow and NaN themselves
+    (a bound that overflows is no bound; the verdict says so). CERTIFY_DEBUG=1 keeps them."""
+    if os.environ.get("CERTIFY_DEBUG"):
+        yield
+        return
+    import numpy as np
 
-    parser = build_parser()
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def _rendered(report, args, outputs) -> list[tuple[str, str]]:
+    """(path, text) of every output file, rendered before any of them is written."""
+    files = []
+    for option, path in outputs:
+        if option == "--json":
+            files.append((path, report.to_json() + "\n"))
+        elif option == "--report":
+            md = Path(path).suffix.lower() == ".md"
+            files.append((path, report.to_markdown() if md else report.to_html()))
+        else:
+            files.append((path, report.to_junit(unknown_as=args.unknown_as)))
+    return files
+
+
+@contextlib.contextmanager
+def hold_signals():
+    """SIGINT and SIGTERM wait while the output files are written and moved into place (a short step), so that an
+    interrupt never leaves some outputs of this run beside older others. One that comes meanwhile is taken right
+    after (exit 130 or 143, saying that the outputs were written).
+
+    The Python-level handlers are swapped for one that only takes note (Python runs signal handlers in the main
+    thread whichever thread the signal reached, so this holds with torch's and the solvers' threads running; a
+    signal mask would not). A signal that was being ignored stays ignored."""
+    came: list[int] = []
+
+    def note(signum, frame):
+        came.append(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, note)
+        except ValueError:  # not the main thread: signals are not ours to handle
+            pass
     try:
-        args = parser.parse_args(argv)
-        checks = parse_checks(args.check)
-        region = load_region(args.region)
-        norm = parse_norm(args.norm, "--norm") if args.norm is not None else None
-        config = config_for_region(
-            region, norm=norm, margin=args.margin, samples=args.samples, seed=args.seed, device=args.device,
-            timeout=args.timeout, exact=True if args.exact else None, method=args.method,
-        )
-        config.torch_device()
-        if args.json not in (None, "-"):
-            _writable("--json", args.json)
-        if args.report is not None:
-            if Path(args.report).suffix.lower() not in (".html", ".htm", ".md"):
-                raise CertifyError(f"--report {args.report}: give a file ending in .html or .md")
-            _writable("--report", args.report)
-        if args.junit is not None:
-            _writable("--junit", args.junit)
-        if not Path(args.model).is_file():
-            raise CertifyError(f"{args.model}: model file not found")
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if came:
+        stop = Terminated() if signal.SIGTERM in came else KeyboardInterrupt()
+        stop.after_outputs = True
+        raise stop
+
+
+def _run(args) -> int:
+    checks = _parse_checks(args.check)
+    _model_file(args.model)
+    outputs = _outputs(args)
+    from .importers.region_file import load_region
+
+    region = load_region(args.region)
+    config = _config(region, args)
+    inputs = [("model file", args.model), ("region file", args.region)]
+    controller = _controller_of(args.model)
+    if controller is not None:
+        inputs.append(("controller named by the system file", controller))
+    _refuse_clashes(inputs, outputs)
+    from .report.output import check_output_path, write_all_atomic
+
+    for option, path in outputs:
+        check_output_path(option, path)
+    # deferred on purpose: the engines (and torch) load only once the arguments, the region and the outputs are valid
+    from .api import verify
+    from .certificate import Verdict
+
+    config.torch_device()
+    with _quiet_numerics():
         bar, update = _progress(args.quiet)
         if bar is not None:
             with bar:
                 report = verify(args.model, region, checks, config, progress=update)
         else:
             report = verify(args.model, region, checks, config)
-    except _UsageExit as exc:
-        print(f"certify: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except CertifyError as exc:
-        print(f"certify: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        files = _rendered(report, args, outputs)
     if args.json == "-":
         print(report.to_json())
     elif not args.quiet:
         print(report.to_table())
-    if args.json not in (None, "-"):
-        Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
-    if args.report is not None:
-        if Path(args.report).suffix.lower() == ".md":
-            Path(args.report).write_text(report.to_markdown(), encoding="utf-8")
-        else:
-            report.to_html(args.report)
-    if args.junit is not None:
-        report.to_junit(args.junit, unknown_as=args.unknown_as)
-    from .certificate import Verdict
-
+    sys.stdout.flush()
+    if files:
+        with hold_signals():
+            write_all_atomic(files)
     return {Verdict.CERTIFIED: EXIT_CERTIFIED, Verdict.FALSIFIED: EXIT_FALSIFIED}.get(report.verdict, EXIT_UNKNOWN)
 
 
+def run(argv: list[str] | None = None) -> int:
+    """Run the command with ``argv`` (default ``sys.argv[1:]``) and return the exit code; ``--help`` and
+    ``--version`` raise SystemExit(0) as argparse does."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return _run(args)
+    except (_UsageExit, CertifyError) as exc:
+        message = " ".join(str(exc).split())  # one line
+        print(f"certify: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _outputs_note(exc: BaseException) -> str:
+    if getattr(exc, "after_outputs", False):
+        return "it came after the output files were written in full"
+    return "no output file was written or changed"
+
+
+def _stop(message: str, code: int):
+    """Leave at once after a signal: worker threads (MILP sides) and solver processes are not waited for."""
+    print(f"certify: {message}", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread: keep the default
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = run(argv)
     except BrokenPipeError:  # e.g. `certify ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_UNKNOWN
-    except KeyboardInterrupt:
-        print("certify: interrupted", file=sys.stderr)
-        code = EXIT_UNKNOWN
-    except SystemExit as exc:  # --help
+    except KeyboardInterrupt as exc:
+        _stop(f"interrupted (SIGINT); {_outputs_note(exc)}", EXIT_SIGINT)
+    except Terminated as exc:
+        _stop(f"terminated (SIGTERM); {_outputs_note(exc)}", EXIT_SIGTERM)
+    except SystemExit as exc:  # --help, --version
         code = exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # a bug: one line, not a traceback; CERTIFY_DEBUG=1 shows it
         if os.environ.get("CERTIFY_DEBUG"):
             raise
-        print(f"certify: internal error: {type(exc).__name__}: {exc} (set CERTIFY_DEBUG=1 for details; "
-              "please report it)", file=sys.stderr)
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(f"certify: internal error: {message} (set CERTIFY_DEBUG=1 for details; please report it)",
+              file=sys.stderr)
         code = EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGTERM, previous)
     sys.exit(code)
 
 

@@ -170,3 +170,80 @@ def test_bad_system_file_names_the_key(tmp_path, capsys):
     bad = tmp_path / "sys.yaml"
     bad.write_text("plant:\n  A: [[1, 0], [0, 1], [1, 1]]\n  B: [[0], [1]]\ncontroller:\n  onnx: c.onnx\n")
     _bad(capsys, [bad, "--region", box(tmp_path)], "plant.A")
+
+
+def test_version(capsys):
+    import certify
+
+    with pytest.raises(SystemExit) as exc:
+        cli.run(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"certify {certify.__version__}"
+    assert certify.__version__[0].isdigit()
+
+
+def test_help_lists_every_exit_code(capsys):
+    with pytest.raises(SystemExit):
+        cli.run(["--help"])
+    out = capsys.readouterr().out
+    for code in ("0", "1", "2", "3", "4", "130", "143"):
+        assert f"\n  {code} " in out, code
+    assert "--budget" in out and "whole run" in out
+
+
+def test_options_and_versions_recorded_in_json_and_junit(tmp_path, capsys):
+    import xml.etree.ElementTree as ET
+
+    junit = tmp_path / "j.xml"
+    code, out, err = run([EXAMPLES / "tank_relu.onnx", "--region", EXAMPLES / "box.yaml", "--check", "dissipativity",
+                          "--samples", "1500", "--seed", "3", "--timeout", "40", "--budget", "25", "--norm", "inf",
+                          "--margin", "0.001", "--method", "bnb", "--device", "cpu", "--json", "-", "--junit", junit],
+                         capsys)
+    assert code in (0, 2), err
+    data = json.loads(out)
+    import certify
+
+    assert data["tool"] == {"name": "certify", "version": certify.__version__}
+    opts = data["options"]
+    assert (opts["seed"], opts["samples"], opts["timeout"], opts["budget"]) == (3, 1500, 40.0, 25)
+    assert (opts["method"], opts["norm"], opts["margin"], opts["exact"]) == ("bnb", "inf", 0.001, False)
+    assert opts["device"] == "cpu" and opts["device_used"] == "cpu" and opts["solvers"]["milp"]
+    for lib in ("torch", "onnxruntime", "pulp", "highspy", "cvxpy", "scs", "numpy"):
+        assert lib in data["versions"]
+    assert data["versions"]["torch"] == __import__("torch").__version__
+    props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().find("properties")}
+    assert props["option.budget"] == "25" and props["option.timeout"] == "40.0" and props["option.seed"] == "3"
+    assert props["certify.version"] == certify.__version__ and props["version.torch"] == data["versions"]["torch"]
+
+
+def test_budget_option(tmp_path, capsys):
+    code, out, err = run([EXAMPLES / "tank_relu.onnx", "--region", EXAMPLES / "box.yaml", "--budget", "5",
+                          "--samples", "500", "--exact", "--json", "-"], capsys)
+    assert code in (0, 2) and json.loads(out)["options"]["budget"] == 5, err
+    _bad(capsys, [EXAMPLES / "tank_relu.onnx", "--region", EXAMPLES / "box.yaml", "--budget", "0"], "budget")
+    _bad(capsys, [EXAMPLES / "tank_relu.onnx", "--region", EXAMPLES / "box.yaml", "--budget", "many"], "--budget")
+
+
+def test_no_runtime_warnings_on_the_terminal(tmp_path):
+    # A check whose numerics overflow (as sound bounds of huge weights do) must not print numpy's RuntimeWarnings
+    # on the user's terminal; the error line of a real failure still comes through.
+    script = tmp_path / "noisy.py"
+    script.write_text(
+        "import sys, warnings\n"
+        "import numpy as np\n"
+        "import certify.checks as checks\n"
+        "from certify.certificate import CheckName\n"
+        "import certify.cli as cli\n"
+        "inner = checks.CHECKS[CheckName.WEIGHT_NORM]\n"
+        "def noisy(*args):\n"
+        "    np.float64(1e308) * np.float64(10.0)\n"
+        "    np.array([0.0]) / np.array([0.0])\n"
+        "    warnings.warn('overflow encountered in matmul', RuntimeWarning)\n"
+        "    return inner(*args)\n"
+        "checks.CHECKS[CheckName.WEIGHT_NORM] = noisy\n"
+        "cli.main(sys.argv[1:])\n"
+    )
+    args = [sys.executable, str(script), str(EXAMPLES / "tank_relu.onnx"), "--region", str(EXAMPLES / "box.yaml"),
+            "--check", "weight_norm", "--samples", "500"]
+    quiet = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert "verdict: certified" in quiet.stdout
