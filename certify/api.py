@@ -120,14 +120,9 @@ def _check_types(model, box, config, progress) -> None:
 
 
 def config_for_region(region, **overrides) -> VerifyConfig:
-    """A VerifyConfig taking norm and margin from the region file, unless given in ``overrides`` (not None)."""
-    values = {}
-    if region.norm is not None:
-        values["norm"] = region.norm
-    if region.margin is not None:
-        values["margin"] = region.margin
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return VerifyConfig(**values)
+    """A VerifyConfig taking norm, margin and metric from the region file, unless given in ``overrides`` (not
+    None): :meth:`certify.importers.region_file.Region.config`."""
+    return region.config(**overrides)
 
 
 def _recheck_on_box(net: Network, path: str, box: Box, config: VerifyConfig) -> None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from .errors import UsageError
 
 
 class Verdict(str, enum.Enum):
@@ -38,6 +40,23 @@ class CheckName(enum.Enum):
     GAIN = "gain"  # sup_X ||A*(x)||, any shape, no threshold
     INVARIANCE = "invariance"  # f(X) inside X
     EQUILIBRIA = "equilibria"  # Corollary 3 bounds and equilibria
+    STABILITY = "stability"  # one equilibrium attracting every trajectory from X (or a region of attraction)
+
+
+def parse_checks(text) -> tuple[CheckName, ...]:
+    """'dissipativity,contraction' (or a list of names) -> (CheckName.DISSIPATIVITY, CheckName.CONTRACTION); a
+    UsageError naming the unknown name and the choices otherwise."""
+    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    if not names:
+        raise UsageError("--check needs at least one check name")
+    known = {c.value: c for c in CheckName}
+    out = []
+    for name in names:
+        if name not in known:
+            raise UsageError(f"unknown check '{name}'; choose from {', '.join(known)}")
+        if known[name] not in out:
+            out.append(known[name])
+    return tuple(out)
 
 
 class BoundMethod(str, enum.Enum):
@@ -103,7 +122,9 @@ class Witness:
 class SupNormDetails:
     """What the engine of a sup-norm check (dissipativity, contraction, gain) did: region search ``nodes`` and
     ``lps``, or sub-box search ``boxes`` and ``proven_fraction``, or the SDP's ``sdp_min_eig`` and
-    ``sdp_seconds``; ``trace``: (seconds, lower, upper) rows, thinned to at most 200."""
+    ``sdp_seconds``; ``trace``: (seconds, lower, upper) rows, thinned to at most 200. With a metric
+    ||x||_P = ||T x||_2: ``metric`` P (rows), its ``metric_condition`` number and, when it was found by search,
+    the SDP's ``metric_rate`` and the ``metric_rounds``; ``spectral_radius``: a refutation's spectral radius."""
 
     nodes: int | None = None
     lps: int | None = None
@@ -112,6 +133,11 @@ class SupNormDetails:
     trace: tuple[tuple[float, float, float], ...] | None = None
     sdp_min_eig: float | None = None
     sdp_seconds: float | None = None
+    metric: tuple[tuple[float, ...], ...] | None = None
+    metric_condition: float | None = None
+    metric_rate: float | None = None
+    metric_rounds: int | None = None
+    spectral_radius: float | None = None
 
     def to_json(self) -> dict:
         out: dict = {}
@@ -125,6 +151,12 @@ class SupNormDetails:
             out["trace"] = _trace_json(self.trace)
         if self.sdp_seconds is not None:
             out["sdp"] = {"min_eig": json_number(self.sdp_min_eig), "seconds": json_number(self.sdp_seconds)}
+        if self.metric is not None:
+            out["metric"] = {"P": [[json_number(v) for v in row] for row in self.metric],
+                             "condition_number": json_number(self.metric_condition),
+                             "rate": json_number(self.metric_rate), "rounds": self.metric_rounds}
+        if self.spectral_radius is not None:
+            out["spectral_radius"] = json_number(self.spectral_radius)
         return out
 
 
@@ -205,7 +237,44 @@ class EquilibriaDetails:
         return {"equilibria": inner}
 
 
-CheckDetails = SupNormDetails | WeightNormDetails | InvarianceDetails | EquilibriaDetails
+@dataclass(frozen=True)
+class StabilityDetails:
+    """The pieces of the stability check: the ``equilibria`` found (and whether the list is complete), the metric P
+    and the contraction ``rate`` (an upper bound on sup ||T J T^-1||_2) with the contraction verdict, the invariance
+    verdict, and the set S of starts that converge: ``start_set`` "box" or "ellipsoid" (centred at the first
+    equilibrium, ``radius`` in ||.||_P) with its ``box_share`` of the box's volume."""
+
+    equilibria: tuple[tuple[float, ...], ...] = ()
+    equilibria_complete: bool = False
+    metric: tuple[tuple[float, ...], ...] | None = None
+    rate: float | None = None
+    contraction: str | None = None
+    invariance: str | None = None
+    start_set: str | None = None
+    box_share: float | None = None
+    radius: float | None = None
+
+    def with_invariance(self, verdict: str) -> "StabilityDetails":
+        return replace(self, invariance=verdict)
+
+    def with_set(self, kind: str, share: float, radius: float | None) -> "StabilityDetails":
+        return replace(self, start_set=kind, box_share=share, radius=radius)
+
+    def to_json(self) -> dict:
+        out: dict = {"equilibria": {"points": [[json_number(v) for v in x] for x in self.equilibria],
+                                    "complete": bool(self.equilibria_complete)}}
+        if self.metric is not None:
+            out["metric"] = {"P": [[json_number(v) for v in row] for row in self.metric]}
+        out["rate"] = json_number(self.rate)
+        out["contraction"] = self.contraction
+        out["invariance"] = self.invariance
+        out["start_set"] = self.start_set
+        out["box_share"] = json_number(self.box_share)
+        out["radius"] = json_number(self.radius)
+        return out
+
+
+CheckDetails = SupNormDetails | WeightNormDetails | InvarianceDetails | EquilibriaDetails | StabilityDetails
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import CertifyError, UsageError
+from .certificate import parse_checks
+from .errors import CertifyError
 
 EXIT_CERTIFIED, EXIT_FALSIFIED, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130 and 143, as shells report them
@@ -77,12 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check",
         default="dissipativity",
-        help="comma-separated checks: dissipativity, contraction, weight_norm, gain, invariance, equilibria "
-        "(default: dissipativity)",
+        help="comma-separated checks: dissipativity, contraction, weight_norm, gain, invariance, equilibria, "
+        "stability (default: dissipativity)",
     )
     p.add_argument("--exact", action="store_true",
                    help="compute the exact supremum instead of stopping once the verdict is settled")
     p.add_argument("--norm", default=None, help="induced norm: 1, 2 or inf (default: the region file's, else 2)")
+    p.add_argument("--metric", default=None, metavar="identity|auto|FILE.yaml",
+                   help="the weighted 2-norm ||x||_P = sqrt(x^T P x) on the states: identity (the Euclidean norm), "
+                   "auto (search for a P), or a file with the matrix P (default: the region file's, else identity)")
     p.add_argument("--margin", type=float, default=None, help="certify only when the bound is <= 1 - margin")
     p.add_argument("--method", choices=("auto", "exact", "bnb", "sdp", "interval", "sample"), default=None,
                    help="engine for the upper bound (default auto: the strongest that applies)")
@@ -106,24 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ============================================================================================ argument checks
-def _parse_checks(text: str):
-    """The requested checks as CheckNames (the same names and messages as :func:`certify.checks.parse_checks`,
-    which this command cannot import before the arguments are valid: it loads the engines)."""
-    from .certificate import CheckName
-
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    if not names:
-        raise UsageError("--check needs at least one check name")
-    known = {c.value: c for c in CheckName}
-    out = []
-    for name in names:
-        if name not in known:
-            raise UsageError(f"unknown check '{name}'; choose from {', '.join(known)}")
-        if known[name] not in out:
-            out.append(known[name])
-    return tuple(out)
-
-
 def _model_file(path: str) -> None:
     p = Path(path)
     if not p.exists():
@@ -182,21 +168,20 @@ def _refuse_clashes(inputs: list[tuple[str, str]], outputs: list[tuple[str, str]
 
 
 def _config(region, args):
-    """The run's VerifyConfig: the options given, else the region file's norm and margin, else the defaults (as
-    :func:`certify.api.config_for_region`, without loading the engines)."""
-    from .config import VerifyConfig
+    """The run's VerifyConfig: the options given, else the region file's norm, margin and metric, else the defaults
+    (:meth:`certify.importers.region_file.Region.config`)."""
+    from .importers.region_file import load_metric
     from .ir.numerics import parse_norm
 
-    values = {}
-    if region.norm is not None:
-        values["norm"] = region.norm
-    if region.margin is not None:
-        values["margin"] = region.margin
-    given = {"norm": parse_norm(args.norm, "--norm") if args.norm is not None else None, "margin": args.margin,
-             "samples": args.samples, "seed": args.seed, "device": args.device, "timeout": args.timeout,
-             "exact": True if args.exact else None, "method": args.method, "budget": args.budget}
-    values.update({k: v for k, v in given.items() if v is not None})
-    return VerifyConfig(**values)
+    metric = None
+    if args.metric is not None:
+        key = args.metric.strip().lower()
+        metric = "identity" if key == "identity" else "auto" if key == "auto" else load_metric(
+            args.metric, region.box.n_states)
+    return region.config(norm=parse_norm(args.norm, "--norm") if args.norm is not None else None,
+                         margin=args.margin, samples=args.samples, seed=args.seed, device=args.device,
+                         timeout=args.timeout, exact=True if args.exact else None, method=args.method,
+                         budget=args.budget, metric=metric)
 
 
 # ============================================================================================ the run
@@ -281,7 +266,7 @@ def hold_signals():
 
 
 def _run(args) -> int:
-    checks = _parse_checks(args.check)
+    checks = parse_checks(args.check)
     _model_file(args.model)
     outputs = _outputs(args)
     from .importers.region_file import load_region

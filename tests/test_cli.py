@@ -108,7 +108,7 @@ def test_bad_inputs(tmp_path, capsys):
     _bad(capsys, [ex, "--region", box(tmp_path, "!!python/object/apply:os.system ['true']\n", "b5.yaml")], "b5.yaml")
     _bad(capsys, [ex, "--region", box(tmp_path, "lower: [0, 0, 0]\nupper: [1, 1, 1]\n", "b6.yaml")],
          "3 coordinates but the model takes 2 inputs")
-    _bad(capsys, [ex, "--region", good_box, "--check", "stability"], "unknown check 'stability'")
+    _bad(capsys, [ex, "--region", good_box, "--check", "stabilty"], "unknown check 'stabilty'")
     _bad(capsys, [ex, "--region", good_box, "--norm", "3"], "norm must be 1, 2 or inf")
     _bad(capsys, [ex], "--region")
     _bad(capsys, [ex, "--region", good_box, "--samples", "many"], "--samples")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable
 
-from ..certificate import CheckName, CheckResult
+from ..certificate import CheckName, CheckResult, parse_checks
 from ..config import VerifyConfig
 from ..errors import UsageError
 from ..ir.box import Box
@@ -21,6 +21,7 @@ from .dissipativity import check_dissipativity
 from .equilibria import check_equilibria
 from .gain import check_gain
 from .invariance import check_invariance
+from .stability import check_stability
 from .weight_norm import check_weight_norm
 
 DEFAULT_CHECKS = (CheckName.DISSIPATIVITY,)
@@ -35,26 +36,12 @@ CHECKS: dict[CheckName, CheckFunction] = {
     CheckName.GAIN: check_gain,
     CheckName.INVARIANCE: check_invariance,
     CheckName.EQUILIBRIA: check_equilibria,
+    CheckName.STABILITY: check_stability,
 }
 
 # the checks that need x+ = f(x, u) (as many outputs as states)
 DYNAMICS_CHECKS = (CheckName.DISSIPATIVITY, CheckName.CONTRACTION, CheckName.WEIGHT_NORM, CheckName.INVARIANCE,
-                   CheckName.EQUILIBRIA)
-
-
-def parse_checks(text: str | Iterable[str]) -> tuple[CheckName, ...]:
-    """'dissipativity,contraction' -> (CheckName.DISSIPATIVITY, CheckName.CONTRACTION); UsageError on unknown names."""
-    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
-    if not names:
-        raise UsageError("--check needs at least one check name")
-    out = []
-    known = {c.value: c for c in CheckName}
-    for name in names:
-        if name not in known:
-            raise UsageError(f"unknown check '{name}'; choose from {', '.join(known)}")
-        if known[name] not in out:
-            out.append(known[name])
-    return tuple(out)
+                   CheckName.EQUILIBRIA, CheckName.STABILITY)
 
 
 def available_checks() -> tuple[CheckName, ...]:

@@ -20,15 +20,16 @@ import time
 
 import numpy as np
 
-from ..certificate import BoundMethod, CheckName, CheckResult, Verdict
+from ..certificate import BoundMethod, CheckName, CheckResult, SupNormDetails, Verdict
 from ..config import VerifyConfig
 from ..engines.contract import Query
 from ..engines.metric_search import metric_search
 from ..ir.box import Box
+from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.numerics import induced_norm
 from ..ir.quantity import Quantity
-from .common import matrix_witness, require_dynamics
+from .common import matrix_witness, require_dynamics, thin_trace
 
 
 def _p_text(p: np.ndarray) -> str:
@@ -55,22 +56,38 @@ def auto_metric_check(check: CheckName, net: Network, box: Box, config: VerifyCo
         upper = max(rho, math.inf if found.result is None else found.result.upper)
         reason = (f"the spectral radius of {symbol}(x) is {r.radius:.6g} >= 1 at a replayed point (decided exactly): "
                   f"no quadratic metric can certify, since rho(M) <= ||T M T^-1|| for every T")
-        return CheckResult(check, Verdict.FALSIFIED, rho, upper, BoundMethod.SAMPLE, seconds, witness, reason)
+        details = SupNormDetails(spectral_radius=r.radius)
+        return CheckResult(check, Verdict.FALSIFIED, rho, upper, BoundMethod.SAMPLE, seconds, witness, reason,
+                           details)
     res, metric = found.result, found.metric
     if res is None or metric is None:
         return CheckResult(check, Verdict.UNKNOWN, 0.0, math.inf, BoundMethod.NONE, seconds,
                            reason=f"no metric found: {found.reason}")
-    method = BoundMethod(res.method) if res.method in BoundMethod._value2member_map_ else BoundMethod.BNB
+    method = BoundMethod(res.method) if res.method in {m.value for m in BoundMethod} else BoundMethod.BNB
     witness = None if res.witness is None else matrix_witness(net, res.witness, res.lower, res.matrix)
+    details = _details(res, method, metric, found)
     described = (f"in the metric P = {_p_text(metric.p)} (condition number {metric.condition_number:.3g}; "
                  f"||x||_P = sqrt(x^T P x), found by SDP with rate {found.rate:.6g} on {found.matrices} "
                  f"sampled matrices in {found.rounds} round{'s' if found.rounds != 1 else ''})")
     if found.certified(config.threshold):
         reason = f"sup ||T {symbol} T^-1||_2 <= {res.upper:.6g} < 1 {described}"
-        return CheckResult(check, Verdict.CERTIFIED, res.lower, res.upper, method, seconds, witness, reason)
+        return CheckResult(check, Verdict.CERTIFIED, res.lower, res.upper, method, seconds, witness, reason, details)
     plain = "" if res.witness is None else (
         f"; ||{symbol}(x)||_2 = {induced_norm(res.matrix, 2.0):.6g} at the witness")
     reason = (f"sup ||T {symbol} T^-1||_2 lies in [{res.lower:.6g}, {res.upper:.6g}] {described}: "
               f"{found.reason}{plain}")
     return CheckResult(check, Verdict.UNKNOWN, res.lower, max(res.upper, res.lower), method, seconds, witness,
-                       reason)
+                       reason, details)
+
+
+def metric_rows(metric: Metric) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(v) for v in row) for row in metric.p)
+
+
+def _details(res, method: BoundMethod, metric: Metric, found) -> SupNormDetails:
+    """The engine's work in the metric found, and the metric (P, condition number, SDP rate, rounds)."""
+    common = dict(trace=thin_trace(res.trace), metric=metric_rows(metric), metric_condition=metric.condition_number,
+                  metric_rate=found.rate, metric_rounds=found.rounds)
+    if method is BoundMethod.BOXES:
+        return SupNormDetails(proven_fraction=res.proven_fraction, boxes=res.boxes, **common)
+    return SupNormDetails(nodes=res.nodes, lps=res.lps, **common)

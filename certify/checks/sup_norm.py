@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..bounds.corollary4 import product_bound
@@ -182,4 +182,7 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
                       f"sound bound ({best.method.value}) is not below 1 - margin{detail}")
         else:
             reason = f"the gain lies in [{lower:.6g}, {upper:.6g}]; no exact computation settled it{detail}"
+    if metric is not None:  # the metric the check was measured in
+        rows = tuple(tuple(float(v) for v in row) for row in metric.p)
+        details = replace(details or SupNormDetails(), metric=rows, metric_condition=metric.condition_number)
     return CheckResult(check, verdict, lower, upper, method, time.perf_counter() - start, witness, reason, details)

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RegionError
+from ..config import VerifyConfig
+from ..errors import RegionError, UsageError
 from ..ir.box import Box
+from ..ir.metric import Metric
 from ..ir.numerics import parse_norm
 from .yaml_file import Limits, read_yaml
 
@@ -24,13 +26,15 @@ from .yaml_file import Limits, read_yaml
 class Region:
     """What a region file says: the box, and optionally the norm (1, 2 or inf) and the margin (in [0, 1)).
 
-    ``Region.from_yaml("box.yaml")`` reads one (the same as :func:`load_region`).
+    ``Region.from_yaml("box.yaml")`` reads one (the same as :func:`load_region`). ``metric``: the weighted norm of
+    the file's ``metric:`` key (a :class:`~certify.ir.metric.Metric`, "auto", or None).
     """
 
     box: Box
     norm: float | None = None
     margin: float | None = None
     path: str = ""
+    metric: Metric | str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.box, Box):
@@ -50,13 +54,21 @@ class Region:
             raise TypeError(f"Region: path must be text, got {type(self.path).__name__}")
         object.__setattr__(self, "path", str(self.path))
 
+    def config(self, **overrides) -> VerifyConfig:
+        """The run's VerifyConfig: the given ``overrides`` (those not None), else this file's norm, margin and
+        metric, else the defaults."""
+        values = {k: v for k, v in (("norm", self.norm), ("margin", self.margin), ("metric", self.metric))
+                  if v is not None}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return VerifyConfig(**values)
+
     @classmethod
     def from_yaml(cls, path: str | Path, n_in: int | None = None) -> "Region":
         """The region of a region file: its box, and the file's norm and margin (None where it gives none)."""
         return load_region(path, n_in)
 
 
-_TOP_KEYS = {"states", "inputs", "lower", "upper", "norm", "margin", "names"}
+_TOP_KEYS = {"states", "inputs", "lower", "upper", "norm", "margin", "names", "metric"}
 
 MAX_COORDINATES = 100_000  # a region file listing more coordinates is refused while it is read
 LIMITS = Limits(max_bytes=16 << 20, max_depth=8, max_items=MAX_COORDINATES, max_nodes=5 * MAX_COORDINATES + 64)
@@ -137,7 +149,8 @@ def parse_region(data, path: str = "<region>", n_in: int | None = None) -> Regio
     unknown = sorted(set(map(str, data)) - _TOP_KEYS)
     if unknown:
         raise RegionError(
-            f"{path}: unknown key '{unknown[0]}'; allowed keys are states, inputs, lower, upper, names, norm, margin"
+            f"{path}: unknown key '{unknown[0]}'; allowed keys are states, inputs, lower, upper, names, norm, margin, "
+            f"metric"
         )
     has_named = "states" in data
     has_plain = "lower" in data or "upper" in data
@@ -195,7 +208,44 @@ def parse_region(data, path: str = "<region>", n_in: int | None = None) -> Regio
             raise RegionError(f"{path}: margin must be a number in [0, 1), got {m!r}")
         margin = float(m)
     box = Box(np.array(lower), np.array(upper), tuple(names), n_states)
-    return Region(box=box, norm=norm, margin=margin, path=path)
+    metric = parse_metric(data["metric"], f"{path}: metric", box.n_states) if "metric" in data else None
+    return Region(box=box, norm=norm, margin=margin, path=path, metric=metric)
+
+
+def parse_metric(value, where: str, n_states: int | None = None) -> Metric | str | None:
+    """A metric given in a file: "auto", "identity" (None), or a matrix P (rows) that is symmetric positive definite
+    with one row per state; a RegionError naming ``where`` otherwise."""
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in ("auto", "identity"):
+            return "auto" if key == "auto" else None
+        raise RegionError(f"{where}: give 'auto', 'identity' or a matrix P (a list of rows), got {value!r}")
+    if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
+        raise RegionError(f"{where}: the metric must be 'auto', 'identity' or a matrix P (a list of rows)")
+    for i, row in enumerate(value):
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise RegionError(f"{where}[{i}][{j}]: must be a number, got {v!r}")
+    try:
+        metric = Metric.of(value, where)
+    except UsageError as exc:
+        raise RegionError(str(exc)) from None
+    if n_states is not None and metric.dim != n_states:
+        raise RegionError(f"{where}: P is {metric.dim}x{metric.dim} but the region has {n_states} states; give one "
+                          f"row and column per state")
+    return metric
+
+
+def load_metric(path: str | Path, n_states: int | None = None) -> Metric | str | None:
+    """A metric file (``--metric FILE.yaml``): the matrix P as a list of rows, or a mapping with one key ``P`` (or
+    ``metric``) holding it (or "auto" / "identity"); read with the same strict YAML reader as region files."""
+    data = read_yaml(path, RegionError, "metric file", LIMITS, _HINT)
+    if isinstance(data, dict):
+        keys = [k for k in data if k in ("P", "metric")]
+        if len(data) != 1 or not keys:
+            raise RegionError(f"{path}: a metric file holds the matrix P, or a mapping with the one key 'P'")
+        data = data[keys[0]]
+    return parse_metric(data, f"{path}: P", n_states)
 
 
 def load_region(path: str | Path, n_in: int | None = None) -> Region:

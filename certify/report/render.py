@@ -31,7 +31,13 @@ IMPLICATIONS = {
     CheckName.GAIN: "the value bounds sup ||A*(x)|| over the box (the local Lipschitz constant for ReLU-type nets).",
     CheckName.INVARIANCE: "f maps the box into itself, so trajectories starting in it stay in it.",
     CheckName.EQUILIBRIA: "the equilibria in the box and the Corollary 3 bounds on their norm.",
+    CheckName.STABILITY: "one equilibrium attracts every trajectory that starts in the stated set (the box, or the "
+    "P-ellipsoid around the equilibrium), at the stated rate in ||.||_P.",
 }
+
+# Said beside a falsified check in the plain 2-norm, so that nobody reads it as instability.
+NOT_INSTABILITY = ("a falsified check in the Euclidean norm is not instability: a loop can be stable in a weighted "
+                   "norm ||x||_P (try --metric auto, or --check stability)")
 
 
 def check_notes(r) -> list[tuple[str, str]]:
@@ -39,6 +45,9 @@ def check_notes(r) -> list[tuple[str, str]]:
     notes = []
     if r.verdict is Verdict.CERTIFIED:
         notes.append(("proven", IMPLICATIONS[r.check]))
+    plain = getattr(r.details, "metric", None) is None and getattr(r.details, "spectral_radius", None) is None
+    if r.verdict is Verdict.FALSIFIED and r.check in (CheckName.DISSIPATIVITY, CheckName.CONTRACTION) and plain:
+        notes.append(("note", NOT_INSTABILITY))
     if r.reason:
         notes.append(("reason", r.reason))
     if r.witness is not None:
