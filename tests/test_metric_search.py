@@ -87,3 +87,23 @@ def test_state_matrices_keep_one_matrix_per_region(random_net, unit_box):
     pts = np.random.default_rng(0).uniform(-1, 1, size=(500, 2))
     _, mats = state_matrices(q, pts)
     assert 1 <= mats.shape[0] <= len(enumerate_regions(net, unit_box(2)).regions)
+
+
+def test_a_failed_second_proposal_reports_the_first_rounds_metric_and_rate(monkeypatch):
+    """Round 1 proposes P = I (rate 0.9) and the engine refutes it with a witness; round 2's SDP finds nothing.
+    The check must report round 1's metric with round 1's rate (it crashed on a missing rate before)."""
+    import certify.engines.metric_search as ms
+    from certify.ir import activations as acts
+    from certify.ir.box import Box
+    from certify.ir.network import Layer
+
+    proposals = iter([(np.eye(2), 0.9)])
+    monkeypatch.setattr(ms, "propose_metric", lambda *a, **k: next(proposals, (None, None)))
+    m = np.array([[0.5, 2.0], [0.0, 0.5]])  # ||M||_2 > 2, spectral radius 0.5: refutes P = I, not every metric
+    net = Network((Layer(np.eye(2), np.zeros(2), acts.identity()),), m, np.zeros(2))
+    r = certify.verify(net, Box([-1.0, -1.0], [1.0, 1.0]), ["contraction"],
+                       VerifyConfig(metric="auto", timeout=30.0)).results[0]
+    assert r.verdict is certify.Verdict.UNKNOWN
+    assert r.details.metric_rate == 0.9 and r.details.metric_rounds == 2
+    assert np.allclose(np.array(r.details.metric), np.eye(2)) and "no common metric" in r.reason
+    assert r.lower == pytest.approx(induced_norm(m, 2.0), rel=1e-9)

@@ -142,7 +142,14 @@ def _solve_for_p(matrices: np.ndarray, rate: float, backend: str, time_limit: fl
     pairs = [(a, b) for a in range(n) for b in range(a, n)]
     for v, (i, j) in enumerate(pairs):
         p[i, j] = p[j, i] = res.x[v]
-    return p
+    return _normalised(p)
+
+
+def _normalised(p: np.ndarray) -> np.ndarray:
+    """P scaled so its smallest eigenvalue is 1 (the norms ||T M T^-1|| do not depend on the scale of P, the
+    report's figures do); P unchanged when it is not positive definite (Metric.of refuses it later)."""
+    low = float(np.linalg.eigvalsh(p)[0]) if np.all(np.isfinite(p)) else 0.0
+    return p / low if low > 0 else p
 
 
 def propose_metric(matrices: np.ndarray, backend: str = "scs", deadline: float = math.inf,
@@ -198,9 +205,9 @@ def metric_search(query: Query, samples: int = 4096) -> MetricSearch:
     for rounds in range(1, _MAX_ROUNDS + 1):
         if query.seconds_left() <= 0:
             break
-        p, rate = propose_metric(np.array(pool), query.config.solvers.sdp,
-                                 time.perf_counter() + 0.3 * query.seconds_left(), target=query.threshold)
-        if p is None:
+        p, proposed_rate = propose_metric(np.array(pool), query.config.solvers.sdp,
+                                          time.perf_counter() + 0.3 * query.seconds_left(), target=query.threshold)
+        if p is None:  # the metric, result and rate of the last round (if any) stay the ones reported
             reason = (f"the SDP found no common metric with rate below {query.threshold:.6g} for the "
                       f"{len(pool)} sampled matrices")
             break
@@ -209,6 +216,7 @@ def metric_search(query: Query, samples: int = 4096) -> MetricSearch:
         except ValueError:
             reason = "the SDP's proposal is not positive definite"
             break
+        rate = proposed_rate
         result = engine(query.with_(metric=metric))
         if result.upper <= query.threshold:
             return MetricSearch(metric, result, None, rate, rounds, len(pool), "", time.perf_counter() - t0)
