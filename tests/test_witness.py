@@ -7,6 +7,8 @@ region, so a point there proves nothing about sup ||A*|| over the regions (DESIG
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 import certify
 from certify.config import VerifyConfig
@@ -64,3 +66,21 @@ def test_a_counterexample_inside_a_sliver_is_found_and_replays():
     assert res.exact and res.lower == res.upper == 2.5, res.reason
     assert 0.0 < res.witness[0] < 1e-9 and generic_mask(net, res.witness)[0]
     assert float(np.linalg.norm(net.pwa(res.witness)[0], 2)) == 2.5  # the witness replays through the IR
+
+
+def test_a_witness_just_above_one_is_printed_above_one():
+    """||J|| = 1 + 2e-8 at the witness: the reason used to read "||J(x)|| = 1 >= 1" (6 digits)."""
+    m = np.diag([1.0 + 2e-8, 0.5])
+    net = Network((Layer(np.eye(2), np.zeros(2), acts.identity()),), m, np.zeros(2))
+    r = certify.verify(net, Box([-1.0, -1.0], [1.0, 1.0]), ["contraction"], VerifyConfig(timeout=30.0)).results[0]
+    assert r.verdict is certify.Verdict.FALSIFIED
+    assert "= 1.00000002 >= 1" in r.reason, r.reason
+
+
+@given(value=st.floats(0.0, 10.0), reference=st.sampled_from([1.0, 0.97, 0.0]))
+def test_digits_beside_never_prints_a_different_value_as_the_reference(value, reference):
+    from certify.checks.common import digits_beside
+
+    text = digits_beside(value, reference)
+    assert (float(text) == reference) == (value == reference)
+    assert abs(float(text) - value) <= 1e-5 * max(abs(value), 1e-300)

@@ -85,3 +85,13 @@ class SamplingMemo:
             self._results[key] = falsify(net, box, quantity, config.norm, config, state_only=state_only,
                                          metric=metric)
         return self._results[key]
+
+
+def digits_beside(value: float, reference: float = 1.0) -> str:
+    """``value`` with as many significant digits (6 to 17) as it takes to tell it from ``reference`` in print:
+    1.00000002 against 1 prints as "1.00000002", not "1" (a reason "||J|| = 1 >= 1" reads as a contradiction)."""
+    for digits in range(6, 18):
+        text = f"{value:.{digits}g}"
+        if value == reference or float(text) != reference:
+            return text
+    return repr(float(value))

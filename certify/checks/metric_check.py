@@ -29,7 +29,7 @@ from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.numerics import induced_norm
 from ..ir.quantity import Quantity
-from .common import matrix_witness, require_dynamics, thin_trace
+from .common import digits_beside, matrix_witness, require_dynamics, thin_trace
 
 
 def _p_text(p: np.ndarray) -> str:
@@ -54,8 +54,8 @@ def auto_metric_check(check: CheckName, net: Network, box: Box, config: VerifyCo
         rho = max(r.radius, 1.0)  # proven >= 1 exactly; the float64 estimate may round below a defective 1
         witness = matrix_witness(net, r.x, rho, r.matrix)
         upper = max(rho, math.inf if found.result is None else found.result.upper)
-        reason = (f"the spectral radius of {symbol}(x) is {r.radius:.6g} >= 1 at a replayed point (decided exactly): "
-                  f"no quadratic metric can certify, since rho(M) <= ||T M T^-1|| for every T")
+        reason = (f"the spectral radius of {symbol}(x) is {digits_beside(r.radius)} >= 1 at a replayed point "
+                  f"(decided exactly): no quadratic metric can certify, since rho(M) <= ||T M T^-1|| for every T")
         details = SupNormDetails(spectral_radius=r.radius)
         return CheckResult(check, Verdict.FALSIFIED, rho, upper, BoundMethod.SAMPLE, seconds, witness, reason,
                            details)

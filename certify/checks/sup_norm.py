@@ -26,7 +26,7 @@ from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.quantity import Quantity
-from .common import SamplingMemo, matrix_witness, thin_trace
+from .common import SamplingMemo, digits_beside, matrix_witness, thin_trace
 
 
 def exact_core_applies(net: Network, quantity: Quantity) -> bool:
@@ -169,7 +169,7 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
             method = best.method  # --exact: the engine closed the bracket
         else:
             method = BoundMethod.SAMPLE if sample.generic and witness.value == sample.value else bounds[-1].method
-        reason = f"||{symbol}(x)|| = {lower:.6g} >= 1 at a replayed point"
+        reason = f"||{symbol}(x)|| = {digits_beside(lower)} >= 1 at a replayed point"
     elif verdict is Verdict.CERTIFIED:
         method, reason = best.method, ""
     else:

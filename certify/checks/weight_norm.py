@@ -12,7 +12,7 @@ from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.quantity import Quantity
-from .common import SamplingMemo, matrix_witness, require_dynamics
+from .common import SamplingMemo, digits_beside, matrix_witness, require_dynamics
 
 
 def check_weight_norm(net: Network, box: Box, config: VerifyConfig, memo: SamplingMemo) -> CheckResult:
@@ -32,7 +32,7 @@ def check_weight_norm(net: Network, box: Box, config: VerifyConfig, memo: Sampli
     if verdict is Verdict.UNKNOWN:
         reason = f"the product of norms {bound.describe()} = {bound.value:.6g} is not below 1 - margin"
     elif verdict is Verdict.FALSIFIED:
-        reason = f"||A*(x)|| = {lower:.6g} >= 1 at a replayed point, so no norm bound can certify"
+        reason = f"||A*(x)|| = {digits_beside(lower)} >= 1 at a replayed point, so no norm bound can certify"
     details = WeightNormDetails(bound.value, tuple(bound.weight_norms), tuple(bound.slope_maxima), bound.skip_norm)
     method = BoundMethod.SAMPLE if verdict is Verdict.FALSIFIED else BoundMethod.WEIGHT_NORM
     return CheckResult(CheckName.WEIGHT_NORM, verdict, lower, upper, method, time.perf_counter() - start, witness,
