@@ -15,8 +15,28 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.network import Network
-from ..ir.numerics import CHAIN_PAD, TINY, affine_interval, matmul_interval_left, matmul_interval_right, scale_rows
+from ..ir.numerics import (
+    CHAIN_PAD,
+    TINY,
+    affine_interval,
+    matmul_interval_left,
+    matmul_interval_right,
+    outward,
+    scale_rows,
+)
 from ..ir.quantity import Quantity
+
+
+def activation_range(range_of, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``range_of(lower, upper)`` (an activation's ``value_range``, ``secant_range`` or ``derivative_range``) for
+    pre-activation intervals that may have overflowed float64: a neuron with an infinite (or NaN) end may take any
+    value we can bound, so its range is [-inf, inf]; the others get the activation's sound range. Arrays of any
+    shape; an activation's own range functions take finite intervals only."""
+    ok = np.isfinite(lower) & np.isfinite(upper)
+    if ok.all():
+        return range_of(lower, upper)
+    lo, hi = range_of(np.where(ok, lower, 0.0), np.where(ok, upper, 0.0))
+    return np.where(ok, lo, -np.inf), np.where(ok, hi, np.inf)
 
 
 def interval_preactivations(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -34,7 +54,7 @@ def interval_preactivations(net: Network, lo: np.ndarray, hi: np.ndarray) -> lis
         zl, zu = np.ascontiguousarray(zl.T), np.ascontiguousarray(zu.T)
         out.append((zl, zu))
         if k + 1 < len(net.layers):  # the last hidden layer's value range is not needed (costly for tanh)
-            pl, pu = layer.activation.value_range(zl, zu)
+            pl, pu = activation_range(layer.activation.value_range, zl, zu)
             l, u = np.ascontiguousarray(pl.T), np.ascontiguousarray(pu.T)
     return out
 
@@ -64,13 +84,13 @@ def preactivation_bounds(net: Network, lo: np.ndarray, hi: np.ndarray,
     derivs = []
     for k in range(1, len(net.layers)):
         zl, zu = out[k - 1]
-        derivs.append(net.layers[k - 1].activation.derivative_range(zl, zu))
+        derivs.append(activation_range(net.layers[k - 1].activation.derivative_range, zl, zu))
         g_lo, g_hi = chain_enclosure([layer.weight for layer in net.layers[: k + 1]], derivs, net.n_in)
         rad = np.matmul(np.maximum(np.abs(g_lo), np.abs(g_hi)), r[:, :, None])[:, :, 0]
         rad = rad * (1.0 + 1e-12) + TINY
         cl, cu = at_c[k]
-        lo_k = np.maximum(plain[k][0], cl - rad)
-        hi_k = np.minimum(plain[k][1], cu + rad)
+        lo_k = np.fmax(plain[k][0], cl - rad)  # fmax/fmin: an overflowed (NaN) centred end is no bound
+        hi_k = np.fmin(plain[k][1], cu + rad)
         out.append((lo_k, hi_k))
     return out
 
@@ -83,7 +103,7 @@ def slope_ranges(net: Network, lo: np.ndarray, hi: np.ndarray, quantity) -> list
     for layer, (zl, zu) in zip(net.layers, preactivation_bounds(net, lo, hi)):
         act = layer.activation
         rng = act.secant_range if q is Quantity.A_STAR else act.derivative_range
-        out.append(rng(zl, zu))
+        out.append(activation_range(rng, zl, zu))
     return out
 
 
@@ -105,7 +125,7 @@ def matrix_enclosure(
     if skip is not None:
         s = skip[:, :columns]
         scale = np.abs(lo) + np.abs(hi) + np.abs(s)
-        lo, hi = lo + s - 1e-15 * scale, hi + s + 1e-15 * scale
+        lo, hi = outward(lo + s - 1e-15 * scale, hi + s + 1e-15 * scale)
     return lo, hi
 
 
@@ -132,4 +152,4 @@ def chain_enclosure(mats, slopes, columns: int) -> tuple[np.ndarray, np.ndarray]
             lo2, hi2 = matmul_interval_right(w, aw, np.swapaxes(t_lo, 1, 2), np.swapaxes(t_hi, 1, 2))
         lo, hi = np.maximum(lo, lo2), np.minimum(hi, hi2)
     pad = CHAIN_PAD * mag + TINY
-    return lo - pad, hi + pad
+    return outward(lo - pad, hi + pad)  # an overflowed entry (inf * 0 in the pad) is no bound

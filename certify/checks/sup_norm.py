@@ -25,6 +25,7 @@ from ..engines.region_search import region_search
 from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.network import Network
+from ..ir.numerics import OVERFLOW_REASON
 from ..ir.quantity import Quantity
 from .common import SamplingMemo, digits_beside, matrix_witness, thin_trace
 
@@ -127,6 +128,8 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
         lower, witness = -math.inf, None
     bounds = [Bound(product_bound(net, box, config.norm, quantity, state_only, metric).value,
                     BoundMethod.WEIGHT_NORM)]
+    # a sampled matrix or the weight-norm product that does not fit in float64: say so if the check stays unknown
+    overflow = sample.overflow or math.isinf(bounds[0].value)
     level = config.threshold
     # --exact asks for the value whatever the verdict: only without it may sampling or Corollary 4 settle the check
     settled = threshold and not config.exact and (lower >= 1.0 or lower <= bounds[0].value <= level)
@@ -177,6 +180,8 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
         detail = f"; {engine_reason}" if engine_reason else ""
         if details is not None and details.proven_fraction is not None:
             detail += f"; {100 * details.proven_fraction:.1f}% of the box volume proven"
+        if overflow:
+            detail += f"; {OVERFLOW_REASON}"
         if threshold:
             reason = (f"sup ||{symbol}(x)|| lies in [{lower:.6g}, {upper:.6g}]: no witness reaches 1 and the best "
                       f"sound bound ({best.method.value}) is not below 1 - margin{detail}")

@@ -74,12 +74,16 @@ class MetricSearch:
 
 def state_matrices(query: Query, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(points, matrices): the generic points among ``points`` (B, n_in) and the state block of A* or J there
-    (B', n, n), one per distinct matrix (regions of a piecewise-linear net give equal matrices)."""
+    (B', n, n), one per distinct finite matrix (regions of a piecewise-linear net give equal matrices)."""
     net, ns = query.network, query.network.n_states
     pts = points[generic_mask(net, points)]
     if pts.shape[0] == 0:
         return pts, np.zeros((0, ns, ns))
     mats = (net.jacobian(pts) if query.quantity is Quantity.JACOBIAN else net.pwa(pts)[0])[:, :ns, :ns]
+    finite = np.isfinite(mats).all(axis=(1, 2))  # a matrix that overflowed float64 is no matrix to learn from
+    pts, mats = pts[finite], mats[finite]
+    if pts.shape[0] == 0:
+        return pts, np.zeros((0, ns, ns))
     _, keep = np.unique(np.round(mats.reshape(mats.shape[0], -1), 12), axis=0, return_index=True)
     keep = np.sort(keep)
     return pts[keep], mats[keep]
@@ -194,7 +198,8 @@ def metric_search(query: Query, samples: int = 4096) -> MetricSearch:
     pts = sample_points(query.box, samples, query.seed, "cpu").double().numpy()
     pts, mats = state_matrices(query, pts)
     if mats.shape[0] == 0:
-        return MetricSearch(None, None, None, None, 0, 0, "no generic sample point", time.perf_counter() - t0)
+        why = "no generic sample point with a matrix that fits in float64 (none, or all overflow)"
+        return MetricSearch(None, None, None, None, 0, 0, why, time.perf_counter() - t0)
     refutation = _refute(query, pts, mats)
     if refutation is not None:
         return MetricSearch(None, None, refutation, None, 0, int(mats.shape[0]), "", time.perf_counter() - t0)

@@ -62,6 +62,8 @@ class SampleResult:
     ``points``: points evaluated (initial design plus local search); ``device``: where sampling ran;
     ``generic``: x is a generic point (:func:`generic_point`), so ``value`` is the norm of an open region's matrix
     (False only when no generic point was found near the best candidates: then ``value`` is no witness).
+    ``overflow``: the matrix at some replayed candidate overflowed float64 (its norm is NaN, see
+    :func:`~certify.ir.numerics.induced_norm`); such a point is never the witness.
     """
 
     value: float
@@ -73,6 +75,7 @@ class SampleResult:
     quantity: Quantity = Quantity.A_STAR
     norm: float = 2.0
     generic: bool = True
+    overflow: bool = False
 
 
 # --------------------------------------------------------------------------------------------- the point design
@@ -421,9 +424,12 @@ def falsify(
                 points += _local_gradient(t64, inc, quantity, p, columns, lo64, hi64, budget, deadline)
 
     best_value, best_x, best_m, best_generic = -math.inf, None, None, False
+    overflow = False
     for i, x in enumerate(inc.points[:_REPLAY].cpu().numpy()):
         x, generic = generic_point(net, box, np.clip(x, box.lower, box.upper), seed=config.seed + i)
         value, m = replay_norm(net, x, quantity, p, columns, metric)
+        if math.isnan(value):  # the matrix overflowed float64 there: no value, so no witness (induced_norm)
+            overflow, generic, value = True, False, -math.inf
         if best_x is None or (generic, value) > (best_generic, best_value):
             best_value, best_x, best_m, best_generic = value, x, m, generic
     best_x.setflags(write=False)
@@ -438,6 +444,7 @@ def falsify(
         quantity=quantity,
         norm=p,
         generic=best_generic,
+        overflow=overflow,
     )
 
 

@@ -80,6 +80,13 @@ def compare(
             f"{source}: {against} gives a non-finite output at x = {_show(pts[i])}; "
             "the model overflows there, certify cannot verify it"
         )
+    bad_ir = ~np.all(np.isfinite(ir), axis=1)
+    if np.any(bad_ir):  # inf or NaN (inf - inf) inside the float64 IR where the reference kept finite values
+        i = int(np.argmax(bad_ir))
+        raise ModelMismatchError(
+            f"{source}: the model's values overflow float64 at x = {_show(pts[i])} (the imported network gives a "
+            f"non-finite output there, {against} a finite one); certify cannot verify it"
+        )
     scale = max(1.0, float(np.max(np.abs(ref), initial=0.0)), float(np.max(np.abs(pts), initial=0.0)))
     err = np.abs(ir - ref)
     allowed = rtol * np.abs(ref) + atol * scale

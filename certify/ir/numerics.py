@@ -80,7 +80,12 @@ def norm_label(p: float) -> str:
 
 # ============================================================================================ norms
 def induced_norm(m: np.ndarray, p: float) -> float | np.ndarray:
-    """Exact float64 ||m||_p of a (k, n) matrix (returns a float) or of each matrix of a (B, k, n) batch ((B,))."""
+    """Exact float64 ||m||_p of a (k, n) matrix (returns a float) or of each matrix of a (B, k, n) batch ((B,)).
+
+    A matrix with a non-finite entry (an inf or NaN left by float64 overflow while it was computed) has no float64
+    value: its norm is NaN, which never passes for a value (NaN > v is False), so it can be neither a witness nor
+    an incumbent; :func:`overflowed` tells callers so. A finite matrix whose norm exceeds the float64 range gets
+    inf (its exact norm is above every float). The SVD is never asked about a non-finite matrix."""
     p = check_norm(p)
     a = np.asarray(m, dtype=np.float64)
     if a.ndim not in (2, 3):
@@ -88,13 +93,28 @@ def induced_norm(m: np.ndarray, p: float) -> float | np.ndarray:
     k, n = a.shape[-2:]
     if k == 0 or n == 0:
         out = np.zeros(a.shape[:-2])
-    elif p == 1.0:
-        out = np.abs(a).sum(axis=-2).max(axis=-1)
-    elif p == math.inf:
-        out = np.abs(a).sum(axis=-1).max(axis=-1)
     else:
-        out = np.linalg.svd(a, compute_uv=False)[..., 0]
+        finite = np.isfinite(a).all(axis=(-2, -1))
+        if not np.all(finite):
+            a = np.where(finite[..., None, None], a, 0.0)
+        with np.errstate(over="ignore"):
+            if p == 1.0:
+                out = np.abs(a).sum(axis=-2).max(axis=-1)
+            elif p == math.inf:
+                out = np.abs(a).sum(axis=-1).max(axis=-1)
+            else:
+                out = np.linalg.svd(a, compute_uv=False)[..., 0]  # LAPACK scales huge or tiny matrices itself
+        out = np.where(finite, out, np.nan)
     return float(out) if a.ndim == 2 else out
+
+
+def overflowed(value) -> bool:
+    """Whether a value computed by these functions is NaN anywhere: a matrix or a bound that float64 could not
+    hold (see :func:`induced_norm`). Callers turn it into an ``unknown`` with the reason :data:`OVERFLOW_REASON`."""
+    return bool(np.any(np.isnan(np.asarray(value, dtype=np.float64))))
+
+
+OVERFLOW_REASON = "the model's values overflow float64 on this box (a matrix entry or a bound is inf or NaN)"
 
 
 def norm_upper(m: np.ndarray, p: float) -> float | np.ndarray:
@@ -194,7 +214,21 @@ def affine_interval(weight: np.ndarray, bias, lower: np.ndarray, upper: np.ndarr
     mid = weight @ c + bias
     rad = abs_w @ r
     pad = dot_pad(weight.shape[-1]) * (abs_w @ np.abs(c) + rad + np.abs(bias)) + TINY
-    return mid - rad - pad, mid + rad + pad
+    return outward(mid - rad - pad, mid + rad + pad)
+
+
+def outward(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] with every non-finite lower end made -inf and every non-finite upper end +inf (arrays of any shape).
+
+    Float64 overflow leaves inf or NaN (inf - inf, 0 * inf) in an interval computation; neither is a sound end
+    (a partial sum may overflow although the exact value is finite), so an end that is not finite is no bound.
+    Every interval function here returns its result through this, so no NaN ever leaves them: an overflowed
+    interval is [-inf, inf] (or half-infinite), and the norms of :func:`norm_upper` over it are inf."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        clean = np.isfinite(np.sum(lo)) and np.isfinite(np.sum(hi))  # one pass; a false alarm only costs the fix
+    if clean:
+        return lo, hi
+    return np.where(np.isfinite(lo), lo, -np.inf), np.where(np.isfinite(hi), hi, np.inf)
 
 
 def scale_rows(lo: np.ndarray, hi: np.ndarray, s_lo: np.ndarray, s_hi: np.ndarray):
@@ -203,7 +237,8 @@ def scale_rows(lo: np.ndarray, hi: np.ndarray, s_lo: np.ndarray, s_hi: np.ndarra
     ``lo``/``hi`` (n, c) with ``s_lo``/``s_hi`` (n,), or batched (B, n, c) with (B, n)."""
     a, b = s_lo[..., None], s_hi[..., None]
     c1, c2, c3, c4 = a * lo, a * hi, b * lo, b * hi
-    return np.minimum(np.minimum(c1, c2), np.minimum(c3, c4)), np.maximum(np.maximum(c1, c2), np.maximum(c3, c4))
+    return outward(np.minimum(np.minimum(c1, c2), np.minimum(c3, c4)),
+                   np.maximum(np.maximum(c1, c2), np.maximum(c3, c4)))
 
 
 def matmul_interval_left(w: np.ndarray, abs_w: np.ndarray, lo: np.ndarray, hi: np.ndarray):
@@ -212,7 +247,7 @@ def matmul_interval_left(w: np.ndarray, abs_w: np.ndarray, lo: np.ndarray, hi: n
     Not padded: callers pad the whole chain once by ``CHAIN_PAD`` times its absolute-value chain."""
     c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
     mid, rad = np.matmul(w, c), np.matmul(abs_w, r)
-    return mid - rad, mid + rad
+    return outward(mid - rad, mid + rad)
 
 
 def matmul_interval_right(w: np.ndarray, abs_w: np.ndarray, lo: np.ndarray, hi: np.ndarray):
@@ -221,7 +256,7 @@ def matmul_interval_right(w: np.ndarray, abs_w: np.ndarray, lo: np.ndarray, hi: 
     Not padded (see :func:`matmul_interval_left`)."""
     c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
     mid, rad = np.matmul(c, w), np.matmul(r, abs_w)
-    return mid - rad, mid + rad
+    return outward(mid - rad, mid + rad)
 
 
 def midpoints(sl: np.ndarray, sh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -255,7 +290,11 @@ def spectral_radius_below_one(m: np.ndarray) -> bool:
     """True iff every eigenvalue of the stored float64 matrix M lies strictly inside the unit circle, decided
     exactly: the Schur-Cohn recursion on det(z I - M) in rational arithmetic (p of degree n with leading a_0 and
     constant a_n is Schur stable iff |a_n| < |a_0| and (a_0 p(z) - a_n p*(z)) / z is, p* the reversed polynomial).
-    Since rho(M) <= ||T M T^{-1}|| for every invertible T, False proves that no quadratic metric gives ||M||_P < 1."""
+    Since rho(M) <= ||T M T^{-1}|| for every invertible T, False proves that no quadratic metric gives ||M||_P < 1.
+    A matrix with a non-finite entry (float64 overflow, see :func:`induced_norm`) has no stored value to decide on:
+    it refutes nothing, so the answer is True, and callers must not read True as a proof of stability then."""
+    if not np.all(np.isfinite(np.asarray(m, dtype=np.float64))):
+        return True
     p = characteristic_polynomial(m)
     while len(p) > 1:
         a0, an = p[0], p[-1]
@@ -268,6 +307,9 @@ def spectral_radius_below_one(m: np.ndarray) -> bool:
 
 
 def spectral_radius(m: np.ndarray) -> float:
-    """max |eigenvalue| of M in float64 (an estimate for reports; decisions use :func:`spectral_radius_below_one`)."""
+    """max |eigenvalue| of M in float64 (an estimate for reports; decisions use :func:`spectral_radius_below_one`);
+    NaN for a matrix with a non-finite entry (float64 overflow)."""
     m = np.asarray(m, dtype=np.float64)
+    if not np.all(np.isfinite(m)):
+        return math.nan
     return float(np.max(np.abs(np.linalg.eigvals(m)))) if m.size else 0.0
