@@ -53,6 +53,7 @@ class BoundKind(str, enum.Enum):
     SCALED = "scaled"
     SDP = "sdp"
     CENTRED = "centred"
+    SECOND_ORDER = "second_order"
 
     def __str__(self) -> str:
         return self.value
@@ -121,13 +122,14 @@ class SolverChoice:
 
     ``lp``: the many small LPs of the region traversal; ``lp_relaxation``: LP relaxations that tighten
     pre-activation bounds before a MILP; ``milp``: exact output bounds (invariance), equilibria, l1/linf gains;
-    ``sdp``: the LipSDP bound.
+    ``sdp``: the LipSDP bound and the metric proposals ('ipm': the interior-point method of
+    :mod:`certify.solvers.sdp_ipm`, which exploits the LipSDP LMI's low-rank structure; 'scs', 'clarabel').
     """
 
     lp: str = "highs"
     lp_relaxation: str = "highs"
     milp: str = "cbc"
-    sdp: str = "scs"
+    sdp: str = "ipm"
 
     def __post_init__(self) -> None:
         # Names are looked up in the registry when a search starts (tests register their own back-ends there).

@@ -4,7 +4,8 @@
   variables) solved once: ``cbc`` (through pulp) and ``highs`` (through highspy);
 * ``ProblemKind.LP_SEQUENCE``: many small LPs over one growing polytope, warm-started (the region traversal):
   ``highs`` (:class:`~certify.solvers.lp.LPSolver`);
-* ``ProblemKind.SDP``: a :class:`~certify.solvers.sdp.SemidefiniteProgram`: ``scs`` and ``clarabel`` (through cvxpy).
+* ``ProblemKind.SDP``: a :class:`~certify.solvers.sdp.SemidefiniteProgram`: ``scs`` and ``clarabel`` (through cvxpy),
+  ``ipm`` (:mod:`certify.solvers.sdp_ipm`, numpy/scipy, exploits low-rank coefficients).
 
 ``get_backend(name, kind)`` returns a new back-end object (LP sequences keep state, so each search gets its own);
 which name serves which problem in a run comes from :class:`certify.config.SolverChoice`. Looking a back-end up
@@ -95,12 +96,19 @@ def _sdp(name: str):
     return make
 
 
+def _sdp_ipm():
+    from .sdp_ipm import InteriorPointSdpBackend
+
+    return InteriorPointSdpBackend()
+
+
 _FACTORIES: dict[tuple[ProblemKind, str], Callable[[], object]] = {
     (ProblemKind.MILP, "cbc"): _cbc,
     (ProblemKind.MILP, "highs"): _highs,
     (ProblemKind.LP_SEQUENCE, "highs"): _highs_lp,
     (ProblemKind.SDP, "scs"): _sdp("scs"),
     (ProblemKind.SDP, "clarabel"): _sdp("clarabel"),
+    (ProblemKind.SDP, "ipm"): _sdp_ipm,
 }
 _ALIASES = {"pulp": "cbc", "pulp_cbc": "cbc", "coin": "cbc", "highspy": "highs"}
 

@@ -29,10 +29,11 @@ from certify.ir import activations as act
 from certify.ir.box import Box
 from certify.ir.kernels import TorchNet, chain_product, slopes
 from certify.ir.network import Network
+from certify.solvers import registry
 from certify.solvers.base import SolveStatus
 
-BACKENDS = sdp_backend.installed_backends()
-ACCURATE = "clarabel" if "clarabel" in BACKENDS else "scs"
+BACKENDS = registry.available_backends(registry.ProblemKind.SDP)
+ACCURATE = "ipm"
 LIPSDP = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "lipsdp"
 
 # The nets these tests draw: every hidden weight 1.5 N(0, 1) / sqrt(fan_in) first, then the hidden biases
@@ -189,10 +190,9 @@ def _solved_small_problem():
     assert res.value is not None, res.reason
     # multipliers for the accepted value: the tightest rho for the solver's t is what lipschitz_sdp re-checked
     from certify.engines.lipsdp import gain_scale, to_program
-    from certify.solvers.sdp import solve_sdp
 
     scale = gain_scale(data)
-    sol = solve_sdp(to_program(data, scale), backend=ACCURATE, tol=1e-8)
+    sol = registry.get_backend(ACCURATE, registry.ProblemKind.SDP).solve(to_program(data, scale), tol=1e-8)
     t = sol.x[1:] * scale * scale
     return data, weights, lower, upper, res, t
 
@@ -246,10 +246,11 @@ def test_unknown_backend_gives_no_bound():
     assert res.value is None and res.status is SolveStatus.NOT_INSTALLED and "unknown SDP backend" in res.reason
 
 
-def test_stopped_solve_gives_no_bound():
+@pytest.mark.parametrize("backend", ["scs", "ipm"])
+def test_stopped_solve_gives_no_bound(backend):
     rng = np.random.default_rng(2)
     weights = random_weights(rng, [2, 8, 8, 2], scale=2.0)
-    res = lipschitz_sdp(weights, [np.zeros(8)] * 2, [np.ones(8)] * 2, backend="scs", max_iters=3)
+    res = lipschitz_sdp(weights, [np.zeros(8)] * 2, [np.ones(8)] * 2, backend=backend, max_iters=3)
     assert res.status is not SolveStatus.OPTIMAL
     assert res.value is None and res.reason
 

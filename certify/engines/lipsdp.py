@@ -25,17 +25,24 @@ the gain. The skip S sits inside C (the input feeds the output directly), which 
 ||M - S|| + ||S||. With every neuron fixed the LMI is rho I - C^T C >= 0: the SDP returns ||C||^2 exactly.
 
 **The float64 re-check** (:func:`check_lmi`). F is rebuilt from the returned (rho, t) with t clipped at 0, by a
-code path independent of the one that fed the solver, and lambda = eigvalsh(F)[0] is computed. The error of
-building F and of eigvalsh is at most err = gamma * ||F_abs||_F (F_abs: the same matrix built from absolute
-values, gamma = 16 (L + 3) (n_max + N) * eps; standard bounds |fl(AB) - AB| <= n eps |A||B| and the backward
-stability of eigvalsh), so the exact F satisfies F >= -(d) I with d = max(0, err - lambda). Margin argument:
+code path independent of the one that fed the solver (:func:`lmi_matrix`, dense, from the formula). The error of
+building F is at most err = gamma * ||F_abs||_F (F_abs: the same matrix built from absolute values,
+gamma = 16 (L + 3) (n_max + N) * eps; standard bounds |fl(AB) - AB| <= n eps |A||B|). A d >= 0 with
+F_exact + d I >= 0 is then *proven* by a floating-point Cholesky factorisation of F - sigma I with the rounding
+argument of Higham's Theorem 10.3 (:func:`certified_shift`; eigvalsh only estimates where to shift and is
+reported as ``min_eig``). Margin argument:
 for admissible w, ||w||^2 = ||h_0||^2 + sum_l ||g_l||^2 <= growth * ||h_0||^2 with
 growth = 1 + sum_l c_l^2, c_l = max_free_l |slope| * ||W_l[free rows]||_2 * K_l, K_{l+1} = max_l |slope| *
 ||W_l||_2 * K_l, K_0 = 1. Hence ||y||^2 <= (rho + d * growth) ||h_0||^2: adding delta to rho adds delta * E_0,
 i.e. delta I on the h_0 block only, and the hidden directions are paid for through the growth factor. The bound
 is accepted with rho + d * growth when that inflation is at most ``inflate_tol * rho`` plus the pure
-floating-point part 2 * err * growth; otherwise the multipliers do not certify the claimed rho and no bound is
+floating-point part; otherwise the multipliers do not certify the claimed rho and no bound is
 given. A solver status other than optimal gives no bound either.
+
+**Solvers.** The LMI's coefficients have low rank (rank 2 per neuron, :func:`to_program`), which the default
+back-end 'ipm' (:mod:`certify.solvers.sdp_ipm`, an interior-point method) exploits: O(N^3) work per iteration
+instead of the O(N^4) and more of a generic conic solver; 'scs' and 'clarabel' (through cvxpy) solve the same
+program from its sparse form. Measured in ``benchmarks/sdp_scaling.py``.
 """
 
 from __future__ import annotations
@@ -45,18 +52,17 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..bounds.interval import interval_bounds
 from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.network import Network
-from ..ir.numerics import norm_upper
+from ..ir.numerics import OVERFLOW_REASON, norm_upper
 from ..ir.quantity import Quantity
 from ..solvers import registry
 from ..solvers.base import SolveResult, SolveStatus
-from ..solvers.sdp import SemidefiniteProgram
+from ..solvers.sdp import LowRankCoefficients, SemidefiniteProgram
 
 _EPS = np.finfo(np.float64).eps
 
@@ -254,8 +260,53 @@ def _lmi_abs(data: LipschitzLMI, rho: float, t: np.ndarray) -> np.ndarray:
     return f
 
 
+def certified_shift(f: np.ndarray, err: float, estimate: float | None = None) -> float | None:
+    """A d >= 0 such that every symmetric F_exact with ||F_exact - f||_2 <= err satisfies F_exact + d I >= 0,
+    proven by one floating-point Cholesky factorisation; None when the factorisations tried fail.
+
+    ``f`` (N, N) symmetric float64; ``estimate``: an estimate of lambda_min(f) (eigvalsh; only steers the shift).
+    Argument (Higham, Accuracy and Stability of Numerical Algorithms, Thm 10.3; Rump, BIT 46 (2006)): if Cholesky
+    runs to completion on the float matrix A = fl(f - sigma I), then R^T R = A + dA with |dA| <= gamma_{N+1} |R^T||R|,
+    so lambda_min(A) >= -alpha tr(A), alpha = gamma_{N+1} / (1 - gamma_{N+1}), gamma_k = k u / (1 - k u) (this
+    holds for any order of the inner products, blocked LAPACK included; it assumes IEEE arithmetic and no fast
+    matrix multiplication). The subtraction on the diagonal is off by at most u/(1-u) |A_ii|. Hence
+    lambda_min(F_exact) >= sigma - alpha tr(A) - u/(1-u) max|A_ii| - err, and d is the positive part of minus
+    that, rounded up.
+    """
+    n = f.shape[0]
+    if n == 0:
+        return 0.0
+    u = 0.5 * _EPS
+    gamma = (n + 1) * u / (1 - (n + 1) * u)
+    alpha = gamma / (1 - gamma)
+    diag = np.diag(f)
+    trace_est = float(np.sum(np.abs(diag)))
+    lam = float(np.linalg.eigvalsh(f)[0]) if estimate is None else float(estimate)
+    if not (math.isfinite(lam) and math.isfinite(trace_est) and math.isfinite(err)):
+        return None
+    slack = 4.0 * alpha * trace_est + 1e-300
+    target = 2.0 * (err + alpha * trace_est + 1e-300)  # a shift this large already gives d = 0
+    for widen in (1.0, 16.0, 256.0):
+        sigma = min(lam - widen * slack, target)
+        a = f.copy()
+        a[np.diag_indices(n)] = diag - sigma
+        try:
+            np.linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            continue
+        a_diag = np.abs(np.diag(a))
+        trace_a = float(np.sum(a_diag)) * (1 + (n + 1) * _EPS)
+        lost = alpha * trace_a + u / (1 - u) * float(a_diag.max()) + n * 1e-300
+        d = (err + lost) * (1 + 8 * _EPS) - sigma
+        return max(0.0, d) * (1 + 4 * _EPS)
+    return None
+
+
 def check_lmi(data: LipschitzLMI, rho: float, t: np.ndarray, inflate_tol: float = 1e-4) -> LMICheck:
-    """Re-check (rho, t) in float64 and return the bound it proves, if any (see the module docstring)."""
+    """Re-check (rho, t) in float64 and return the bound it proves, if any (see the module docstring).
+
+    The proof is :func:`certified_shift` (a rounding-safe Cholesky test of the rebuilt LMI with the allowance
+    ``err`` for building it); ``min_eig`` (eigvalsh) is reported and steers the shift but proves nothing."""
     t = np.maximum(np.asarray(t, dtype=np.float64).reshape(-1), 0.0)
     rho = float(rho)
     if t.shape != (data.n_free,) or not (math.isfinite(rho) and np.all(np.isfinite(t))):
@@ -263,9 +314,14 @@ def check_lmi(data: LipschitzLMI, rho: float, t: np.ndarray, inflate_tol: float 
     f = lmi_matrix(data, rho, t)
     lam = float(np.linalg.eigvalsh(f)[0]) if f.size else 0.0
     err = data.gamma * float(np.linalg.norm(_lmi_abs(data, rho, t))) + 1e-300
-    deficit = max(0.0, err - lam)
+    deficit = certified_shift(f, err, lam)
+    if deficit is None:
+        return LMICheck(None, lam, err, math.nan,
+                        f"float64 re-check failed: no Cholesky factorisation of the rebuilt LMI near its smallest "
+                        f"eigenvalue {lam:.3e} succeeded")
     inflation = deficit * data.growth
-    allowed = inflate_tol * max(rho, 0.0) + 2.0 * err * data.growth
+    floating = 2.0 * (err + 8.0 * (data.size + 2) * _EPS * float(np.sum(np.abs(np.diag(f))))) * data.growth
+    allowed = inflate_tol * max(rho, 0.0) + floating
     if inflation > allowed:
         return LMICheck(
             None,
@@ -314,38 +370,31 @@ def to_program(data: LipschitzLMI, scale: float = 1.0, g_margin: float = 0.0) ->
     """The SDP  min rho  s.t.  F(rho, t) >= g_margin * diag(0, I), t >= 0, with C divided by ``scale`` (then rho
     and t scale by scale^2).
 
-    Variables x = [rho, t_1, ..., t_F]; F_k written column-major into a sparse (N*N, 1 + F) matrix. The margin on
-    the block of the free outputs keeps an approximate solution strictly inside there, so that
+    Variables x = [rho, t_1, ..., t_F]. The coefficients have low rank (:class:`LowRankCoefficients`): rho's is
+    E_0 = sum_{j < n_in} e_j e_j^T, and t_i's is -Q_i = -(p_i q_i^T + q_i p_i^T) / 2 with p_i = e_{g_i} - a_i U_i and
+    q_i = b_i U_i - e_{g_i} (q_i(w) = (p_i . w)(q_i . w)); the 'ipm' back-end exploits that, cvxpy gets the sparse
+    form. The margin on the block of the free outputs keeps an approximate solution strictly inside there, so that
     :func:`tightest_rho` can factor that block (first-order solvers otherwise stop on its boundary, slightly
     outside).
     """
-    n = data.size
-    c = data.c / scale
-    rows, cols, vals = [np.arange(data.n_in) * (n + 1)], [np.zeros(data.n_in, dtype=np.int64)], [np.ones(data.n_in)]
-    for k in range(data.n_free):
-        p = int(data.g_index[k])
-        u = data.u[k]
-        supp = np.flatnonzero(u)
-        us = u[supp]
-        a, b = data.lower[k], data.upper[k]
-        r = [np.array([p * (n + 1)]), supp + p * n, p + supp * n]
-        v = [np.ones(1), -0.5 * (a + b) * us, -0.5 * (a + b) * us]
-        if a * b != 0.0:
-            jj, ll = np.meshgrid(supp, supp, indexing="ij")
-            r.append((jj + ll * n).ravel())
-            v.append((a * b) * np.outer(us, us).ravel())
-        r = np.concatenate(r)
-        rows.append(r)
-        cols.append(np.full(r.size, k + 1, dtype=np.int64))
-        vals.append(np.concatenate(v))
-    coef = sp.csc_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n * n, 1 + data.n_free)
+    n, nf = data.size, data.n_free
+    eye_in = np.eye(data.n_in, n)
+    e_g = np.zeros((nf, n))
+    e_g[np.arange(nf), data.g_index] = 1.0
+    p = e_g - data.lower[:, None] * data.u
+    q = data.upper[:, None] * data.u - e_g
+    terms = LowRankCoefficients(
+        left=np.concatenate([eye_in, p]),
+        right=np.concatenate([eye_in, q]),
+        weight=np.concatenate([np.ones(data.n_in), -np.ones(nf)]),
+        owner=np.concatenate([np.zeros(data.n_in, dtype=np.int64), 1 + np.arange(nf)]),
     )
-    objective = np.zeros(1 + data.n_free)
+    objective = np.zeros(1 + nf)
     objective[0] = 1.0
+    c = data.c / scale
     f0 = -(c.T @ c)
     f0[data.g_index, data.g_index] -= g_margin
-    return SemidefiniteProgram(c=objective, f0=f0, coef=coef, lower=np.zeros(1 + data.n_free))
+    return SemidefiniteProgram(c=objective, f0=f0, low_rank=terms, lower=np.zeros(1 + nf))
 
 
 # ----------------------------------------------------------------------------------------------- public entry points
@@ -354,7 +403,7 @@ def lipschitz_sdp(
     slope_lower: list[np.ndarray],
     slope_upper: list[np.ndarray],
     skip: np.ndarray | None = None,
-    backend: str = "scs",
+    backend: str = "ipm",
     *,
     tol: float = 1e-6,
     time_limit: float | None = None,
@@ -363,12 +412,16 @@ def lipschitz_sdp(
 ) -> SDPBound:
     """Upper bound on sup ||W_L Lambda_{L-1} ... Lambda_0 W_0 + S||_2 over slopes in [slope_lower, slope_upper].
 
-    Shapes as in :func:`build_lmi`. ``backend``: 'scs' or 'clarabel'; ``tol``/``time_limit``/``max_iters`` go
-    to the solver; ``inflate_tol``: largest relative increase of rho the re-check may apply. Never raises on
-    solver trouble: a non-optimal status or a failed re-check gives ``value=None`` with the reason.
+    Shapes as in :func:`build_lmi`. ``backend``: a registered SDP back-end ('ipm', 'scs' or 'clarabel');
+    ``tol``/``time_limit``/``max_iters`` go to the solver; ``inflate_tol``: largest relative increase of rho the
+    re-check may apply. Never raises on solver trouble: a non-optimal status or a failed re-check gives
+    ``value=None`` with the reason.
     """
     start = time.perf_counter()
     data = build_lmi(weights, slope_lower, slope_upper, skip)
+    if not _representable(data):  # a solver would only see inf and NaN (and print its complaints)
+        return SDPBound(value=None, status=SolveStatus.ERROR, seconds=time.perf_counter() - start, min_eig=None,
+                        reason=f"no SDP bound: {OVERFLOW_REASON}", backend=backend, size=data.size)
     scale = gain_scale(data)
     # Pass 1 keeps a margin of tol on the free-output block (costs about tol relative); when its solution is
     # optimal but fails the re-check (the solver stopped on that block's boundary), pass 2 asks for 100 tol.
@@ -393,6 +446,15 @@ def lipschitz_sdp(
         backend=backend,
         size=data.size,
     )
+
+
+def _representable(data: LipschitzLMI) -> bool:
+    """Whether F(rho, t) can be built in float64: its entries are sums of at most N + 1 products of two entries of
+    C or U and two slopes, so (largest |entry|)^2 (largest |slope|, at least 1)^2 (N + 1) must be finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = max((float(np.max(np.abs(a))) for a in (data.c, data.c_abs, data.u, data.u_abs) if a.size), default=0.0)
+        s = max((float(np.max(np.abs(a))) for a in (data.lower, data.upper) if a.size), default=0.0)
+        return math.isfinite(m * m * max(s, 1.0) ** 2 * (data.size + 1)) and math.isfinite(data.growth)
 
 
 def _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin):
@@ -441,7 +503,7 @@ def sdp_bound_over_box(
     box: Box,
     quantity: str | Quantity = "A_STAR",
     state_only: bool = True,
-    backend: str = "scs",
+    backend: str = "ipm",
     metric: Metric | None = None,
     **solver_options,
 ) -> SDPBound:
