@@ -18,7 +18,7 @@ Hence, for every M of the set and every p in {1, 2, inf},
                                        || |Left_l| diag(delta_l) |Right_l| ||_p ),
 
 because diag(e_l) = diag(a_l) E diag(c_l) for any positive a_l, c_l with a_l c_l >= delta_l (E diagonal, |E| <= I,
-so ||E||_p <= 1; a_l balances the norms, :func:`_balanced_factors`), and
+so ||E||_p <= 1; a_l balances the norms, :func:`balanced_factors`), and
 |Left diag(e) Right| <= |Left| diag(delta) |Right| entrywise (with ||A||_p <= || |A| ||_p <= ||U||_p for |A| <= U).
 Left_l over its slope ranges is an interval matrix (propagated left to right from W_L), bounded by
 :func:`certify.ir.numerics.interval_norm_upper`. As the sub-box shrinks the ranges shrink, the perturbation terms
@@ -50,7 +50,7 @@ from ..ir.numerics import (
 )
 
 
-def _left_intervals(mats, slopes, tmax, b: int):
+def left_intervals(mats, slopes, tmax, b: int):
     """Interval enclosures of Left_l (l = 0..L-1), each padded: list of (lo, hi) of shape (B, n_out, n_{l+1}).
 
     ``mats``: W_0 .. W_L; ``slopes``: per hidden layer (s_lo, s_hi) (B, n_{l+1}); ``tmax``: max |slope|."""
@@ -91,7 +91,7 @@ def _right_matrices(mats, mids, cols: int, b: int):
     return rights, pads, r, pad
 
 
-def _balanced_factors(delta: np.ndarray, left_abs: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def balanced_factors(delta: np.ndarray, left_abs: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positive factors (a, c), each (B, n), with a_i c_i >= delta_i (exactly, after rounding): the split
     diag(e) = diag(a) E diag(c), |E| <= I. a_i = sqrt(delta_i) (||Right row i|| / ||Left column i||)^(1/2)
     balances the two norms (measured: 6 to 13 % below a = c = sqrt(delta) near a maximiser); the ratio is clipped
@@ -112,6 +112,15 @@ def centred_bound(mats, slopes, skip, cols: int, p: float) -> np.ndarray:
     of shape (B, n_{l+1}) enclosing every slope; ``skip``: S (n_out, n_in) or None; ``cols``: the columns of M
     bounded (state columns first). Sound for every M = W_L D_{L-1} ... D_0 W_0[:, :cols] + S[:, :cols] with D_l
     within the ranges, for p in {1, 2, inf}."""
+    mc, mc_pad, perturbation = centred_parts(mats, slopes, skip, cols, p)
+    total = (norm_upper(mc, p) + norm_upper(mc_pad, p) + perturbation) * (1.0 + 1e-12 * (len(mats) + 2))
+    return np.where(np.isnan(total), np.inf, total)  # overflow (inf - inf) gives no bound, never a small one
+
+
+def centred_parts(mats, slopes, skip, cols: int, p: float):
+    """The pieces of :func:`centred_bound`: (M_c (B, n_out, cols), its entrywise rounding bound (B, n_out, cols),
+    the perturbation bound (B,)): every M of the set is M_c + E + P with |E| <= the rounding bound and
+    ||P||_p <= the perturbation bound (rounded up). Arguments as :func:`centred_bound`."""
     b = slopes[0][0].shape[0]
     mats = list(mats)
     mids, halves = zip(*(midpoints(sl, sh) for sl, sh in slopes))
@@ -121,14 +130,13 @@ def centred_bound(mats, slopes, skip, cols: int, p: float) -> np.ndarray:
         s = skip[:, :cols]
         mc_pad = mc_pad + 1e-15 * (np.abs(mc) + np.abs(s))
         mc = mc + s
-    total = norm_upper(mc, p) + norm_upper(mc_pad, p)
-    for left, right, rpad, delta in zip(_left_intervals(mats, slopes, tmax, b), rights, rpads, halves):
+    total = np.zeros(b)
+    for left, right, rpad, delta in zip(left_intervals(mats, slopes, tmax, b), rights, rpads, halves):
         llo, lhi = left
         labs = np.maximum(np.abs(llo), np.abs(lhi))
-        a, c = _balanced_factors(delta, labs, right)
+        a, c = balanced_factors(delta, labs, right)
         split = interval_norm_upper(llo * a[:, None, :], lhi * a[:, None, :], p)
         split = split * (norm_upper(c[:, :, None] * right, p) + norm_upper(c[:, :, None] * rpad, p))
         absolute = norm_upper(np.matmul(labs * delta[:, None, :], np.abs(right) + rpad), p)
         total = total + np.minimum(split, absolute) * (1.0 + 1e-12)
-    total = total * (1.0 + 1e-12 * (len(mats) + 2))
-    return np.where(np.isnan(total), np.inf, total)  # overflow (inf - inf) gives no bound, never a small one
+    return mc, mc_pad, total * (1.0 + 1e-12 * (len(mats) + 2))

@@ -9,6 +9,8 @@ within the ranges. The bound kinds (:class:`BoundKind`), each sound for every x 
 * ``PRODUCT``: Corollary 4 with the slope maxima of each sub-box (:mod:`certify.bounds.corollary4`);
 * ``SCALED``: the same product after splitting each D_l = T_l^(1/2) E_l T_l^(1/2) (T_l = diag(max |slope|),
   ||E_l||_p <= 1), never above ``PRODUCT``;
+* ``SECOND_ORDER``: :func:`certify.bounds.second_order.second_order_bound` (per-neuron Taylor models: exceeds the sup
+  by O(width^2) on small boxes; inf where an activation's slope function is not Lipschitz);
 * ``SDP``: the LipSDP bound over the sub-box (an engine, :mod:`certify.engines.lipsdp`; not computed here).
 """
 
@@ -27,6 +29,7 @@ from ..ir.numerics import check_norm, interval_norm_upper, norm_upper, overflow_
 from ..ir.quantity import Quantity
 from .centred import centred_bound
 from .corollary4 import product_bound
+from .second_order import second_order_bound
 from .slopes import matrix_enclosure, slope_ranges
 
 DEFAULT_BOUNDS = (BoundKind.INTERVAL, BoundKind.CENTRED)
@@ -90,6 +93,8 @@ def _box_bounds(st: SupNormBounder, lo: np.ndarray, hi: np.ndarray, kinds) -> di
         out[BoundKind.INTERVAL] = interval_norm_upper(mlo, mhi, p)
     if BoundKind.CENTRED in kinds:
         out[BoundKind.CENTRED] = centred_bound(st.mats_full, slopes, st.skip, st.cols, p)
+    if BoundKind.SECOND_ORDER in kinds:
+        out[BoundKind.SECOND_ORDER] = second_order_bound(net, lo, hi, st.quantity, p, st.mats_full, st.skip, st.cols)
     if BoundKind.PRODUCT in kinds:
         # the formula of certify.bounds.corollary4.product_bound, with the slope maxima of each box
         v = float(np.prod(st.weight_norms)) * np.prod(np.stack([t.max(axis=1) for t in tmax]), axis=0)

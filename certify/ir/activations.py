@@ -15,6 +15,18 @@ critical point changes the value by O(delta^2)). Slopes of ReLU, LeakyReLU, PReL
 
 Conventions at kinks follow torch autograd (ReLU'(0) = 0, LeakyReLU'(0) = alpha, Hardtanh' = 0 on its
 boundaries, ELU'(0) = alpha).
+
+Second-order (mean-value) enclosures of J(x) and A*(x) need the *curvatures* sigma'' (for J) and s'(z) (for A*)
+over an interval, by the same monotone pieces (``second_derivative_range``, ``secant_derivative_range``). They apply
+only where sigma' (resp. s) is Lipschitz continuous (``lipschitz_derivative``, ``lipschitz_secant``): then J (resp.
+A*) is Lipschitz in x and M(x) - M(c) is the integral of its derivative along the segment, whose factors lie in
+these ranges (at a kink of sigma'' or s' both one-sided limits are included). The knots (interior critical points)
+are the zeros of sigma''' and of s''. Since s(z) = integral_0^1 sigma'(t z) dt, z^3 s''(z) = integral_0^z u^2
+sigma'''(u) du is monotone between sign changes of sigma''' and vanishes at 0, so each side of 0 has at most as many
+zeros of s'' as sigma''' has sign changes there; tanh, sigmoid, GELU, SiLU and softplus have them in closed form
+or bracketed by a sign change, and the test suite checks every piece for monotonicity on a dense grid. Near 0, s'
+is evaluated by the Taylor series of tanh (exact Bernoulli numbers) or of ELU's exponential, so that no
+cancellation enters the range.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable
 
 import numpy as np
@@ -54,6 +67,8 @@ class ActivationKind(enum.Enum):
 
 _PWL_THROUGH_ORIGIN = {ActivationKind.RELU, ActivationKind.LEAKY_RELU, ActivationKind.PRELU, ActivationKind.IDENTITY}
 _PIECEWISE_LINEAR = _PWL_THROUGH_ORIGIN | {ActivationKind.CLIP}
+_SMOOTH = {ActivationKind.TANH, ActivationKind.SIGMOID, ActivationKind.GELU, ActivationKind.GELU_TANH,
+           ActivationKind.SILU, ActivationKind.SOFTPLUS}
 
 
 def _bisect_root(g: Callable[[float], float], a: float, b: float) -> float:
@@ -99,6 +114,153 @@ _GELU_TANH_MIN = _bisect_root(_gelu_tanh_derivative, -2.0, -0.2)
 _GELU_TANH_DERIV_CRIT = _numeric_derivative_root(_gelu_tanh_derivative, 0.5, 3.0)
 
 
+def _tanh_series() -> tuple[float, ...]:
+    """Taylor coefficients a_n of tanh(y) = sum_{n>=1} a_n y^(2n-1) (n = 1..19), a_n = 4^n (4^n - 1) B_2n / (2n)!,
+    from exact Bernoulli numbers (radius of convergence pi/2)."""
+    bern = [Fraction(1)]
+    for m in range(1, 39):
+        bern.append(-sum(Fraction(math.comb(m + 1, k)) * bern[k] for k in range(m)) / (m + 1))
+    return tuple(float(Fraction(4**n * (4**n - 1)) * bern[2 * n] / math.factorial(2 * n)) for n in range(1, 20))
+
+
+_TANH_A = _tanh_series()
+# s'(z) of tanh for |z| < 1/2: sum_{n>=2} (2n - 2) a_n z^(2n-3) = z * sum_m c_m (z^2)^m (terms fall by (2z/pi)^2)
+_TANH_SD_SERIES = tuple((2 * n - 2) * a for n, a in zip(range(2, 20), _TANH_A[1:]))
+# s'(z) of softplus for |z| < 1, y = z / 2: (1/4) sum_{n>=1} a_n (1 - 1/(2n)) y^(2n-2), from
+# softplus(z) - log 2 = z / 2 + log cosh(z / 2) and log cosh(y) = sum_n a_n y^(2n) / (2n)
+_SOFTPLUS_SD_SERIES = tuple(0.25 * a * (1.0 - 0.5 / n) for n, a in zip(range(1, 20), _TANH_A))
+# s'(z) / alpha of ELU for -1/2 < z <= 0: sum_{m>=0} (m + 1) z^m / (m + 2)!
+_ELU_SD_SERIES = tuple((m + 1) / math.factorial(m + 2) for m in range(18))
+_TANH_D2_CRIT = math.atanh(1.0 / math.sqrt(3.0))  # tanh''' = -2 sech^2 (1 - 3 tanh^2)
+_SIGMOID_D2_CRIT = math.log(2.0 + math.sqrt(3.0))  # sigmoid''' = s (1 - s) (1 - 6 s + 6 s^2)
+# silu''' = s' (3 (1 - 2 s) + z (1 - 6 s + 6 s^2)) = s' (-3 t + z (1.5 t^2 - 0.5)), t = tanh(z / 2): one zero for z > 0
+_SILU_D2_CRIT = _bisect_root(lambda z: -3.0 * math.tanh(z / 2) + z * (1.5 * math.tanh(z / 2) ** 2 - 0.5), 2.0, 5.0)
+
+
+def _gelu_tanh_second_derivative(z: float) -> float:
+    u1 = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * z * z)
+    u2 = _SQRT_2_OVER_PI * 6 * _GELU_TANH_C * z
+    t = math.tanh(_SQRT_2_OVER_PI * (z + _GELU_TANH_C * z**3))
+    return (1 - t * t) * (u1 + 0.5 * z * (u2 - 2 * t * u1 * u1))
+
+
+_GELU_TANH_D2_CRIT = _numeric_derivative_root(_gelu_tanh_second_derivative, 1.0, 3.0)  # about 2.0135
+
+
+def _tanh_secant_curvature(z: float) -> float:
+    """z s''(z) = tanh''(z) - 2 s'(z) for s(z) = tanh(z) / z (z away from 0): its sign is that of s'' for z > 0."""
+    s1 = (1.0 / math.cosh(z) ** 2 - math.tanh(z) / z) / z
+    return -2.0 * math.tanh(z) / math.cosh(z) ** 2 - 2.0 * s1
+
+
+_TANH_SD_CRIT = _bisect_root(_tanh_secant_curvature, 0.5, 1.5)  # about 0.91994
+# third-order knots (zeros of sigma'''' and s'''), for the second-order Taylor models of smooth nets
+_TANH_D3_CRIT = math.atanh(math.sqrt(2.0 / 3.0))  # tanh'''' = 4 t (1 - t^2) (4 - 6 t^2)
+_GELU_D3_CRITS = (math.sqrt((7 - math.sqrt(33)) / 2), math.sqrt((7 + math.sqrt(33)) / 2))  # phi (-z^4 + 7 z^2 - 4)
+
+
+def _gelu_tanh_third_derivative(z: float) -> float:
+    u1 = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * z * z)
+    u2 = _SQRT_2_OVER_PI * 6 * _GELU_TANH_C * z
+    u3 = _SQRT_2_OVER_PI * 6 * _GELU_TANH_C
+    t = math.tanh(_SQRT_2_OVER_PI * (z + _GELU_TANH_C * z**3))
+    s = 1 - t * t
+    return s * (1.5 * (u2 - 2 * t * u1 * u1)
+                + 0.5 * z * (u3 - 2 * s * u1**3 - 6 * t * u1 * u2 + 4 * t * t * u1**3))
+
+
+def _silu_third_derivative(z: float) -> float:
+    t = math.tanh(z / 2)
+    return 0.25 * (1 - t * t) * (-3.0 * t + z * (1.5 * t * t - 0.5))
+
+
+def _tanh_secant_second(z: float) -> float:
+    """s''(z) = (sigma'' - 2 s') / z for s = tanh(z) / z (z away from 0)."""
+    s1 = (1.0 / math.cosh(z) ** 2 - math.tanh(z) / z) / z
+    return (-2.0 * math.tanh(z) / math.cosh(z) ** 2 - 2.0 * s1) / z
+
+
+def _softplus_secant_second(z: float) -> float:
+    sig = 1.0 / (1.0 + math.exp(-z))
+    s = (math.log1p(math.exp(z)) - math.log(2.0)) / z
+    s1 = (sig - s) / z
+    return (sig * (1 - sig) - 2.0 * s1) / z
+
+
+def _gelu_tanh_secant_second(z: float) -> float:
+    u1 = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * z * z)
+    u2 = _SQRT_2_OVER_PI * 6 * _GELU_TANH_C * z
+    t = math.tanh(_SQRT_2_OVER_PI * (z + _GELU_TANH_C * z**3))
+    return 0.5 * (1 - t * t) * (u2 - 2 * t * u1 * u1)
+
+
+_GELU_TANH_D3_CRITS = (_numeric_derivative_root(_gelu_tanh_third_derivative, 0.5, 1.2),
+                       _numeric_derivative_root(_gelu_tanh_third_derivative, 2.0, 3.0))  # about 0.7876, 2.5534
+_SILU_D3_CRITS = (_numeric_derivative_root(_silu_third_derivative, 0.7, 1.5),
+                  _numeric_derivative_root(_silu_third_derivative, 3.5, 5.5))  # about 1.0320, 4.4292
+_TANH_SS_CRIT = _numeric_derivative_root(_tanh_secant_second, 1.2, 2.0)  # about 1.5818
+_SOFTPLUS_SS_CRIT = _numeric_derivative_root(_softplus_secant_second, 1.3, 2.1)  # about 1.6939
+_GELU_TANH_SS_CRIT = _numeric_derivative_root(_gelu_tanh_secant_second, 0.7, 1.3)  # about 0.9949
+# s''(z) of tanh for |z| < 1/2: sum_{n>=2} (2n - 2)(2n - 3) a_n z^(2n-4)
+_TANH_SS_SERIES = tuple((2 * n - 2) * (2 * n - 3) * a for n, a in zip(range(2, 20), _TANH_A[1:]))
+# s''(z) of softplus for |z| < 1, y = z / 2: (1/8) y sum_{n>=2} a_n (1 - 1/(2n)) (2n - 2) y^(2n-4)
+_SOFTPLUS_SS_SERIES = tuple(0.125 * a * (1.0 - 0.5 / n) * (2 * n - 2) for n, a in zip(range(2, 20), _TANH_A[1:]))
+# s''(z) / alpha of ELU for -1/2 < z <= 0: sum_{m>=1} m (m + 1) z^(m-1) / (m + 2)!
+_ELU_SS_SERIES = tuple(m * (m + 1) / math.factorial(m + 2) for m in range(1, 19))
+_CURVATURE_Z_MAX = 1e3  # beyond |z| = 1e3 the curvatures of GELU / GELU-tanh are 0 in float64; avoids 0 * inf
+
+
+def _horner(coeffs, x: torch.Tensor) -> torch.Tensor:
+    out = torch.full_like(x, coeffs[-1])
+    for c in reversed(coeffs[:-1]):
+        out = out * x + c
+    return out
+
+
+def _tanh_secant_derivative(z: torch.Tensor) -> torch.Tensor:
+    """d/dz (tanh(z) / z): the series below |z| = 1/2 (no cancellation), the closed form above."""
+    small = torch.abs(z) < 0.5
+    zl = torch.where(small, torch.ones_like(z), z)
+    out = (1.0 / torch.cosh(zl) ** 2 - torch.tanh(zl) / zl) / zl
+    if bool(small.any()):
+        zs = z[small]
+        out[small] = zs * _horner(_TANH_SD_SERIES, zs * zs)
+    return out
+
+
+def _tanh_secant_second_derivative(z: torch.Tensor) -> torch.Tensor:
+    """d^2/dz^2 (tanh(z) / z): the series below |z| = 1/2, (tanh'' - 2 s') / z above."""
+    small = torch.abs(z) < 0.5
+    zl = torch.where(small, torch.ones_like(z), z)
+    out = (-2.0 * torch.tanh(zl) / torch.cosh(zl) ** 2 - 2.0 * _tanh_secant_derivative(zl)) / zl
+    if bool(small.any()):
+        zs = z[small]
+        out[small] = _horner(_TANH_SS_SERIES, zs * zs)
+    return out
+
+
+def _elu_secant_second_derivative(z: torch.Tensor, alpha: float) -> torch.Tensor:
+    """d^2/dz^2 (alpha expm1(z) / z) on z <= 0: the series above z = -1/2, (sigma'' - 2 s') / z below."""
+    zn = torch.clamp_max(z, 0.0)
+    small = zn > -0.5
+    zl = torch.where(small, -torch.ones_like(zn), zn)
+    out = (torch.exp(zl) - 2.0 * _elu_secant_derivative(zl, 1.0)) / zl
+    if bool(small.any()):
+        out[small] = _horner(_ELU_SS_SERIES, zn[small])
+    return alpha * out
+
+
+def _elu_secant_derivative(z: torch.Tensor, alpha: float) -> torch.Tensor:
+    """d/dz (alpha expm1(z) / z) on z <= 0 (the series above z = -1/2, the closed form below)."""
+    zn = torch.clamp_max(z, 0.0)
+    small = zn > -0.5
+    zl = torch.where(small, -torch.ones_like(zn), zn)
+    out = (zl * torch.exp(zl) - torch.expm1(zl)) / (zl * zl)
+    if bool(small.any()):
+        out[small] = _horner(_ELU_SD_SERIES, zn[small])
+    return alpha * out
+
+
 @dataclass(frozen=True)
 class Activation:
     """One elementwise activation with its parameters.
@@ -132,6 +294,30 @@ class Activation:
     def exact_slopes(self) -> bool:
         """True when secant and derivative ranges need no outward rounding (slopes are given constants)."""
         return self.kind in _PWL_THROUGH_ORIGIN
+
+    @property
+    def lipschitz_derivative(self) -> bool:
+        """True when sigma' is Lipschitz continuous (no jump), so that J(x) is Lipschitz in x and its mean-value
+        form with :meth:`second_derivative_range` applies (ELU only with alpha = 1; never SELU or ReLU types)."""
+        k = self.kind
+        if k is ActivationKind.ELU:
+            return self.alpha == 1.0
+        return k in _SMOOTH or k in (ActivationKind.HARDSWISH, ActivationKind.IDENTITY)
+
+    @property
+    def smooth(self) -> bool:
+        """True when sigma is infinitely differentiable (tanh, sigmoid, GELU, GELU-tanh, SiLU, softplus, identity):
+        the second-order Taylor models of J and A* apply (their remainders use ``third_derivative_range`` and
+        ``secant_second_derivative_range``)."""
+        return self.kind in _SMOOTH or self.kind is ActivationKind.IDENTITY
+
+    @property
+    def lipschitz_secant(self) -> bool:
+        """True when the secant slope s is Lipschitz continuous, so that A*(x) is Lipschitz in x and its mean-value
+        form with :meth:`secant_derivative_range` applies (also clips with no kink at 0; never ReLU types)."""
+        if self.kind is ActivationKind.CLIP:
+            return 0.0 not in (self.lo, self.hi)
+        return self.lipschitz_derivative
 
     def describe(self) -> str:
         if self.kind is ActivationKind.LEAKY_RELU:
@@ -294,6 +480,163 @@ class Activation:
             return one
         raise AssertionError(k)
 
+    def second_derivative(self, z: torch.Tensor, side: int = 0) -> torch.Tensor:
+        """sigma''(z) where it exists (0 on linear pieces; one-sided limits at a kink with ``side`` = +1 / -1).
+        Meaningful for the mean-value form only when :attr:`lipschitz_derivative` (a jump of sigma' is no
+        curvature)."""
+        k = self.kind
+        if k is ActivationKind.TANH:
+            return -2.0 * torch.tanh(z) / torch.cosh(z) ** 2
+        if k is ActivationKind.SIGMOID:
+            return -torch.sigmoid(z) * torch.sigmoid(-z) * torch.tanh(z / 2.0)  # s (1 - s) (1 - 2 s)
+        if k is ActivationKind.GELU:
+            zc = torch.clamp(z, -_CURVATURE_Z_MAX, _CURVATURE_Z_MAX)
+            return _INV_SQRT_2PI * torch.exp(-0.5 * zc * zc) * (2.0 - zc * zc)
+        if k is ActivationKind.GELU_TANH:
+            zc = torch.clamp(z, -_CURVATURE_Z_MAX, _CURVATURE_Z_MAX)
+            u = _SQRT_2_OVER_PI * (zc + _GELU_TANH_C * zc**3)
+            u1 = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * zc * zc)
+            u2 = _SQRT_2_OVER_PI * 6 * _GELU_TANH_C * zc
+            return (u1 + 0.5 * zc * (u2 - 2 * torch.tanh(u) * u1 * u1)) / torch.cosh(u) ** 2
+        if k is ActivationKind.SILU:
+            return torch.sigmoid(z) * torch.sigmoid(-z) * (2.0 - z * torch.tanh(z / 2.0))
+        if k is ActivationKind.SOFTPLUS:
+            return torch.sigmoid(z) * torch.sigmoid(-z)
+        zero = torch.zeros_like(z)
+        pos = (z >= 0) if side > 0 else (z > 0)
+        if k is ActivationKind.ELU:
+            return torch.where(pos, zero, self.alpha * torch.exp(torch.clamp_max(z, 0.0)))
+        if k is ActivationKind.SELU:
+            return torch.where(pos, zero, SELU_SCALE * SELU_ALPHA * torch.exp(torch.clamp_max(z, 0.0)))
+        if k is ActivationKind.HARDSWISH:
+            inside = ((z >= -3) if side > 0 else (z > -3)) & ((z <= 3) if side < 0 else (z < 3))
+            return torch.where(inside, torch.full_like(z, 1.0 / 3.0), zero)
+        return zero  # ReLU types, clip, identity: linear pieces
+
+    def secant_derivative(self, z: torch.Tensor, side: int = 0) -> torch.Tensor:
+        """s'(z), the derivative of the secant slope s(z) = (sigma(z) - sigma(0)) / z (s'(0) = sigma''(0) / 2;
+        one-sided limits at a kink with ``side``), written without cancellation near 0. Meaningful for the
+        mean-value form only when :attr:`lipschitz_secant`."""
+        k = self.kind
+        if k is ActivationKind.GELU:  # s = Phi
+            zc = torch.clamp(z, -_CURVATURE_Z_MAX, _CURVATURE_Z_MAX)
+            return _INV_SQRT_2PI * torch.exp(-0.5 * zc * zc)
+        if k is ActivationKind.GELU_TANH:  # s = (1 + tanh(u)) / 2
+            zc = torch.clamp(z, -_CURVATURE_Z_MAX, _CURVATURE_Z_MAX)
+            u = _SQRT_2_OVER_PI * (zc + _GELU_TANH_C * zc**3)
+            return 0.5 * _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * zc * zc) / torch.cosh(u) ** 2
+        if k is ActivationKind.SILU:  # s = sigmoid
+            return torch.sigmoid(z) * torch.sigmoid(-z)
+        if k is ActivationKind.TANH:
+            return _tanh_secant_derivative(z)
+        if k is ActivationKind.SIGMOID:  # s(z) = tanh(z / 2) / (2 z)
+            return 0.125 * _tanh_secant_derivative(z / 2.0)
+        if k is ActivationKind.SOFTPLUS:
+            small = torch.abs(z) < 1.0
+            zl = torch.where(small, torch.ones_like(z), z)
+            out = (torch.sigmoid(zl) - self.secant(zl)) / zl
+            if bool(small.any()):
+                zs = z[small]
+                out[small] = _horner(_SOFTPLUS_SD_SERIES, 0.25 * zs * zs)
+            return out
+        zero = torch.zeros_like(z)
+        pos = (z >= 0) if side > 0 else (z > 0)
+        if k is ActivationKind.ELU:
+            return torch.where(pos, zero, _elu_secant_derivative(z, self.alpha))
+        if k is ActivationKind.SELU:
+            return torch.where(pos, zero, _elu_secant_derivative(z, SELU_SCALE * SELU_ALPHA))
+        if k is ActivationKind.HARDSWISH:
+            inside = ((z >= -3) if side > 0 else (z > -3)) & ((z <= 3) if side < 0 else (z < 3))
+            return torch.where(inside, torch.full_like(z, 1.0 / 6.0), zero)
+        if k is ActivationKind.CLIP:
+            # s = (c - sigma(0)) / z on each piece (c = lo, z or hi): s' = -(c - sigma(0)) / z^2 + c' / z
+            s0 = self.value_at_zero
+            above = (z >= self.hi) if side > 0 else (z > self.hi)
+            below = (z <= self.lo) if side < 0 else (z < self.lo)
+            safe = torch.where(z == 0, torch.ones_like(z), z)
+            inner = torch.where(z == 0, zero, s0 / (safe * safe))
+            return torch.where(above, -(self.hi - s0) / (safe * safe),
+                               torch.where(below, -(self.lo - s0) / (safe * safe), inner))
+        return zero  # ReLU types and identity: s is constant on each piece
+
+    def third_derivative(self, z: torch.Tensor, side: int = 0) -> torch.Tensor:
+        """sigma'''(z) where it exists (one-sided limits with ``side``); a curvature of J's second-order model only
+        when :attr:`smooth`."""
+        k = self.kind
+        if k is ActivationKind.TANH:
+            return -2.0 * (1.0 - 3.0 * torch.tanh(z) ** 2) / torch.cosh(z) ** 2
+        if k is ActivationKind.SIGMOID:  # sigmoid(z) = (1 + tanh(z / 2)) / 2
+            t = torch.tanh(z / 2.0)
+            return -0.125 * (1.0 - 3.0 * t * t) / torch.cosh(z / 2.0) ** 2
+        if k is ActivationKind.GELU:
+            zc = torch.clamp(z, -_CURVATURE_Z_MAX, _CURVATURE_Z_MAX)
+            return _INV_SQRT_2PI * torch.exp(-0.5 * zc * zc) * zc * (zc * zc - 4.0)
+        if k is ActivationKind.GELU_TANH:
+            zc = torch.clamp(z, -_CURVATURE_Z_MAX, _CURVATURE_Z_MAX)
+            u = _SQRT_2_OVER_PI * (zc + _GELU_TANH_C * zc**3)
+            u1 = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * zc * zc)
+            u2 = _SQRT_2_OVER_PI * 6 * _GELU_TANH_C * zc
+            u3 = _SQRT_2_OVER_PI * 6 * _GELU_TANH_C
+            t, s = torch.tanh(u), 1.0 / torch.cosh(u) ** 2
+            return s * (1.5 * (u2 - 2 * t * u1 * u1)
+                        + 0.5 * zc * (u3 - 2 * s * u1**3 - 6 * t * u1 * u2 + 4 * t * t * u1**3))
+        if k is ActivationKind.SILU:
+            t = torch.tanh(z / 2.0)
+            return torch.sigmoid(z) * torch.sigmoid(-z) * (-3.0 * t + z * (1.5 * t * t - 0.5))
+        if k is ActivationKind.SOFTPLUS:  # sigmoid''
+            return -torch.sigmoid(z) * torch.sigmoid(-z) * torch.tanh(z / 2.0)
+        zero = torch.zeros_like(z)
+        pos = (z >= 0) if side > 0 else (z > 0)
+        if k is ActivationKind.ELU:
+            return torch.where(pos, zero, self.alpha * torch.exp(torch.clamp_max(z, 0.0)))
+        if k is ActivationKind.SELU:
+            return torch.where(pos, zero, SELU_SCALE * SELU_ALPHA * torch.exp(torch.clamp_max(z, 0.0)))
+        return zero  # piecewise linear or piecewise quadratic (hardswish): 0 on every piece
+
+    def secant_second_derivative(self, z: torch.Tensor, side: int = 0) -> torch.Tensor:
+        """s''(z) (s''(0) = sigma'''(0) / 3; one-sided limits with ``side``), without cancellation near 0; a
+        curvature of A*'s second-order model only when :attr:`smooth`."""
+        k = self.kind
+        if k is ActivationKind.GELU:  # s = Phi
+            zc = torch.clamp(z, -_CURVATURE_Z_MAX, _CURVATURE_Z_MAX)
+            return -_INV_SQRT_2PI * zc * torch.exp(-0.5 * zc * zc)
+        if k is ActivationKind.GELU_TANH:
+            zc = torch.clamp(z, -_CURVATURE_Z_MAX, _CURVATURE_Z_MAX)
+            u = _SQRT_2_OVER_PI * (zc + _GELU_TANH_C * zc**3)
+            u1 = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * zc * zc)
+            u2 = _SQRT_2_OVER_PI * 6 * _GELU_TANH_C * zc
+            return 0.5 * (u2 - 2 * torch.tanh(u) * u1 * u1) / torch.cosh(u) ** 2
+        if k is ActivationKind.SILU:  # sigmoid''
+            return -torch.sigmoid(z) * torch.sigmoid(-z) * torch.tanh(z / 2.0)
+        if k is ActivationKind.TANH:
+            return _tanh_secant_second_derivative(z)
+        if k is ActivationKind.SIGMOID:  # s(z) = s_tanh(z / 2) / 4
+            return 0.0625 * _tanh_secant_second_derivative(z / 2.0)
+        if k is ActivationKind.SOFTPLUS:
+            small = torch.abs(z) < 1.0
+            zl = torch.where(small, torch.ones_like(z), z)
+            out = (torch.sigmoid(zl) * torch.sigmoid(-zl) - 2.0 * self.secant_derivative(zl)) / zl
+            if bool(small.any()):
+                y = 0.5 * z[small]
+                out[small] = y * _horner(_SOFTPLUS_SS_SERIES, y * y)
+            return out
+        zero = torch.zeros_like(z)
+        pos = (z >= 0) if side > 0 else (z > 0)
+        if k is ActivationKind.ELU:
+            return torch.where(pos, zero, _elu_secant_second_derivative(z, self.alpha))
+        if k is ActivationKind.SELU:
+            return torch.where(pos, zero, _elu_secant_second_derivative(z, SELU_SCALE * SELU_ALPHA))
+        if k is ActivationKind.CLIP:
+            s0 = self.value_at_zero
+            above = (z >= self.hi) if side > 0 else (z > self.hi)
+            below = (z <= self.lo) if side < 0 else (z < self.lo)
+            safe = torch.where(z == 0, torch.ones_like(z), z)
+            cube = safe * safe * safe
+            inner = torch.where(z == 0, zero, -2.0 * s0 / cube)
+            return torch.where(above, 2.0 * (self.hi - s0) / cube,
+                               torch.where(below, 2.0 * (self.lo - s0) / cube, inner))
+        return zero  # ReLU types, hardswish (s' piecewise constant) and identity
+
     # ----------------------------------------------------------------- knots
     def kinks(self) -> tuple[float, ...]:
         """Pre-activation values where sigma' jumps (and with it, at 0, the secant slope). A point with a
@@ -347,6 +690,51 @@ class Activation:
             knots += [-3.0, 3.0]
         return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
 
+    def _second_derivative_knots(self) -> tuple[float, ...]:
+        """Kinks of sigma'' and zeros of sigma''' (module docstring)."""
+        k = self.kind
+        crit = {ActivationKind.TANH: _TANH_D2_CRIT, ActivationKind.SIGMOID: _SIGMOID_D2_CRIT,
+                ActivationKind.GELU: 2.0, ActivationKind.GELU_TANH: _GELU_TANH_D2_CRIT,
+                ActivationKind.SILU: _SILU_D2_CRIT, ActivationKind.HARDSWISH: 3.0}.get(k)
+        knots = [0.0] if crit is None else [0.0, -crit, crit]
+        if k is ActivationKind.CLIP:
+            knots += [self.lo, self.hi]
+        return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
+
+    def _secant_derivative_knots(self) -> tuple[float, ...]:
+        """Kinks of s' and zeros of s'' (module docstring)."""
+        k = self.kind
+        crit = {ActivationKind.TANH: _TANH_SD_CRIT, ActivationKind.SIGMOID: 2.0 * _TANH_SD_CRIT,
+                ActivationKind.HARDSWISH: 3.0}.get(k)
+        knots = [0.0] if crit is None else [0.0, -crit, crit]
+        if k is ActivationKind.CLIP:
+            knots += [self.lo, self.hi]
+        return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
+
+    def _third_derivative_knots(self) -> tuple[float, ...]:
+        """Kinks of sigma''' and zeros of sigma''''."""
+        k = self.kind
+        crits = {ActivationKind.TANH: (_TANH_D3_CRIT,), ActivationKind.SIGMOID: (2.0 * _TANH_D3_CRIT,),
+                 ActivationKind.GELU: _GELU_D3_CRITS, ActivationKind.GELU_TANH: _GELU_TANH_D3_CRITS,
+                 ActivationKind.SILU: _SILU_D3_CRITS, ActivationKind.SOFTPLUS: (_SIGMOID_D2_CRIT,),
+                 ActivationKind.HARDSWISH: (3.0,)}.get(k, ())
+        knots = [0.0] + [v for c in crits for v in (-c, c)]
+        if k is ActivationKind.CLIP:
+            knots += [self.lo, self.hi]
+        return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
+
+    def _secant_second_derivative_knots(self) -> tuple[float, ...]:
+        """Kinks of s'' and zeros of s'''."""
+        k = self.kind
+        crit = {ActivationKind.TANH: _TANH_SS_CRIT, ActivationKind.SIGMOID: 2.0 * _TANH_SS_CRIT,
+                ActivationKind.GELU: 1.0, ActivationKind.GELU_TANH: _GELU_TANH_SS_CRIT,
+                ActivationKind.SILU: _SIGMOID_D2_CRIT, ActivationKind.SOFTPLUS: _SOFTPLUS_SS_CRIT,
+                ActivationKind.HARDSWISH: 3.0}.get(k)
+        knots = [0.0] if crit is None else [0.0, -crit, crit]
+        if k is ActivationKind.CLIP:
+            knots += [self.lo, self.hi]
+        return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
+
     # ----------------------------------------------------------------- ranges
     def _range(self, fn, knots, lower: np.ndarray, upper: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
         lower = np.asarray(lower, dtype=np.float64)
@@ -354,18 +742,20 @@ class Activation:
         if np.any(~np.isfinite(lower)) or np.any(~np.isfinite(upper)) or np.any(lower > upper):
             raise ValueError("activation ranges need finite intervals with lower <= upper")
         lt, ut = torch.from_numpy(lower), torch.from_numpy(upper)
-        lo = torch.minimum(fn(lt, 0), fn(ut, 0))
-        hi = torch.maximum(fn(lt, 0), fn(ut, 0))
-        inf = torch.full_like(lt, math.inf)
+        at_l, at_u = fn(lt, 0), fn(ut, 0)
+        lo, hi = torch.minimum(at_l, at_u), torch.maximum(at_l, at_u)
         for knot in knots:
-            kt = torch.full_like(lt, knot)
-            inside = (lt < kt) & (kt < ut)
-            at_lower = (lt == kt) & (lt < ut)
-            at_upper = (ut == kt) & (lt < ut)
+            inside = (lt < knot) & (knot < ut)
+            at_lower = (lt == knot) & (lt < ut)
+            at_upper = (ut == knot) & (lt < ut)
+            if not bool((inside | at_lower | at_upper).any()):
+                continue
+            # the knot's values once (a per-neuron parameter, PReLU's slopes, broadcasts along the last axis)
+            kt = torch.full((1,) * lt.dim(), knot, dtype=lt.dtype)
             for side, mask in ((0, inside), (-1, inside | at_upper), (1, inside | at_lower)):
                 v = fn(kt, side)
-                lo = torch.minimum(lo, torch.where(mask, v, inf))
-                hi = torch.maximum(hi, torch.where(mask, v, -inf))
+                lo = torch.where(mask, torch.minimum(lo, v), lo)
+                hi = torch.where(mask, torch.maximum(hi, v), hi)
         lo_np, hi_np = lo.numpy().copy(), hi.numpy().copy()
         if not exact:
             lo_np -= 1e-12 * np.abs(lo_np) + 1e-14
@@ -384,6 +774,28 @@ class Activation:
         """Sound [min, max] of sigma' over [lower_i, upper_i]; arrays of shape (n,)."""
         return self._range(self.derivative, self._derivative_knots(), lower, upper, exact=self.exact_slopes)
 
+    def second_derivative_range(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sound [min, max] of sigma'' over [lower_i, upper_i] (both one-sided limits at kinks); arrays (n,).
+        A curvature of J only when :attr:`lipschitz_derivative`."""
+        return self._range(self.second_derivative, self._second_derivative_knots(), lower, upper,
+                           exact=self.exact_slopes)
+
+    def secant_derivative_range(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sound [min, max] of s' over [lower_i, upper_i] (both one-sided limits at kinks); arrays (n,).
+        A curvature of A* only when :attr:`lipschitz_secant`."""
+        return self._range(self.secant_derivative, self._secant_derivative_knots(), lower, upper,
+                           exact=self.exact_slopes)
+
+    def third_derivative_range(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sound [min, max] of sigma''' over [lower_i, upper_i]; arrays (n,). Used only when :attr:`smooth`."""
+        return self._range(self.third_derivative, self._third_derivative_knots(), lower, upper,
+                           exact=self.exact_slopes)
+
+    def secant_second_derivative_range(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sound [min, max] of s'' over [lower_i, upper_i]; arrays (n,). Used only when :attr:`smooth`."""
+        return self._range(self.secant_second_derivative, self._secant_second_derivative_knots(), lower, upper,
+                           exact=self.exact_slopes)
+
     # ----------------------------------------------------------------- numpy conveniences
     def np_value(self, z: np.ndarray) -> np.ndarray:
         return self.value(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
@@ -393,6 +805,18 @@ class Activation:
 
     def np_derivative(self, z: np.ndarray) -> np.ndarray:
         return self.derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+
+    def np_second_derivative(self, z: np.ndarray) -> np.ndarray:
+        return self.second_derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+
+    def np_secant_derivative(self, z: np.ndarray) -> np.ndarray:
+        return self.secant_derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+
+    def np_third_derivative(self, z: np.ndarray) -> np.ndarray:
+        return self.third_derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+
+    def np_secant_second_derivative(self, z: np.ndarray) -> np.ndarray:
+        return self.secant_second_derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
 
 
 # --------------------------------------------------------------------- constructors
