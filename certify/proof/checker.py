@@ -1,0 +1,563 @@
+"""``certify-proof check PROOF MODEL REGION``: re-check a proof file without certify's engines or any solver.
+
+Imports: the standard library, numpy, and the two modules it alone reads, :mod:`certify.proof.enclosure` (what a
+node's bounds are) and :mod:`certify.proof.rounding` (rigorous float64 and exact integer arithmetic). No torch,
+onnx, scipy, solver, and none of certify's engines, bounds or checks (a test asserts this).
+
+What is checked, in order (the first failing step is named, exit 1):
+
+1. ``format``: the proof is ``certify-proof/1`` (JSON, or gzip-compressed JSON);
+2. ``model``: the sha256 of MODEL (and of every file the proof lists beside it, e.g. a closed loop's controller)
+   equals the proof's;
+3. ``region``: REGION is read here (a small reader for the region format of DESIGN.md section 5: ``states`` /
+   ``inputs`` with ``name: [lower, upper]``, or ``lower`` / ``upper`` lists) and its box equals the proof's box
+   exactly;
+4. ``network``: the IR weights (exact decimal strings of float64 values) have consistent shapes;
+5. each check: its claim is re-proved from its evidence: ``product`` (Corollary 4: layer norms and slope bounds
+   recomputed), ``tree`` (a tree of neuron splits and box halvings whose leaves cover the box: every leaf is
+   closed by a bound recomputed here (:class:`certify.proof.enclosure.Evaluator`) or by Farkas multipliers that
+   prove it empty). A check the proof lists as not proven is reported as such, never as valid.
+
+What is trusted: that the proof's IR weights are the model's is established by certify's ONNX importer when the
+proof is written (it checks the IR against onnxruntime); the checker binds the proof to the model file by its
+sha256 only, it does not parse ONNX. The region's box is read from REGION by this module.
+
+Exit codes: 0 every check of the proof proven and valid; 1 invalid (the failing step named); 2 valid, but some
+checks are listed as not proven here; 3 bad input (an unreadable or malformed file, a missing file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import re
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .enclosure import (
+    Evaluator,
+    MetricData,
+    Net,
+    Node,
+    Unsupported,
+    farkas_certifies,
+    make_act,
+    product_bound,
+)
+from .rounding import EPS, TINY, exact_matrix, fraction_positive_definite, matmul_exact, sigma_lower
+
+FORMAT = "certify-proof/1"
+EXIT_VALID, EXIT_INVALID, EXIT_PARTIAL, EXIT_BAD_INPUT = 0, 1, 2, 3
+
+
+class BadInput(ValueError):
+    """A file that cannot be read or is not a proof (exit 3)."""
+
+
+class Invalid(ValueError):
+    """The proof does not prove what it claims; ``step`` names the failing step (exit 1)."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+
+
+# ============================================================================================ reading
+def load_proof(path: str | Path) -> dict:
+    """The proof object of a JSON file (gzip-compressed when it starts with the gzip magic bytes)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read the proof ({exc.strerror or exc})") from None
+    try:
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        proof = json.loads(data.decode("utf-8"))
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"{path}: not a JSON proof file ({exc})") from None
+    if not isinstance(proof, dict) or proof.get("format") != FORMAT:
+        got = proof.get("format") if isinstance(proof, dict) else type(proof).__name__
+        raise BadInput(f"{path}: not a {FORMAT} proof (format {got!r})")
+    return proof
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    return h.hexdigest()
+
+
+def _floats(value, shape_name: str, ndim: int) -> np.ndarray:
+    """A float64 array from nested lists of decimal strings; Invalid for anything else."""
+    try:
+        arr = np.array(value, dtype=object)
+        if arr.ndim != ndim or 0 in arr.shape or not all(isinstance(v, str) for v in arr.ravel()):
+            raise ValueError
+        out = np.array([float(v) for v in arr.ravel()], dtype=np.float64).reshape(arr.shape)
+    except (ValueError, TypeError):
+        raise Invalid("network", f"{shape_name} must be a {ndim}-D array of decimal strings") from None
+    if not np.all(np.isfinite(out)):
+        raise Invalid("network", f"{shape_name} has a non-finite entry")
+    return out
+
+
+def parse_network(spec) -> Net:
+    if not isinstance(spec, dict):
+        raise Invalid("network", "missing")
+    layers = spec.get("layers")
+    if not isinstance(layers, list):
+        raise Invalid("network", "'layers' must be a list")
+    ws, bs, acts = [], [], []
+    for k, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise Invalid("network", f"layer {k} must be an object")
+        w, b = _floats(layer.get("weight"), f"layer {k} weight", 2), _floats(layer.get("bias"), f"layer {k} bias", 1)
+        if b.size != w.shape[0] or (ws and w.shape[1] != ws[-1].shape[0]):
+            raise Invalid("network", f"layer {k}: shapes do not chain ({w.shape}, bias {b.size})")
+        try:
+            acts.append(make_act(layer.get("activation") or {}, w.shape[0]))
+        except Unsupported:
+            acts.append(None)  # refused only if a claim needs it
+        except (ValueError, TypeError) as exc:
+            raise Invalid("network", f"layer {k} activation: {exc}") from None
+        ws.append(w)
+        bs.append(b)
+    out_w, out_b = _floats(spec.get("out_weight"), "out_weight", 2), _floats(spec.get("out_bias"), "out_bias", 1)
+    n_in = ws[0].shape[1] if ws else out_w.shape[1]
+    if out_w.shape[1] != (ws[-1].shape[0] if ws else n_in) or out_b.size != out_w.shape[0]:
+        raise Invalid("network", "the output layer's shapes do not chain")
+    skip = None if spec.get("skip") is None else _floats(spec["skip"], "skip", 2)
+    if skip is not None and skip.shape != (out_w.shape[0], n_in):
+        raise Invalid("network", f"skip has shape {skip.shape}, expected {(out_w.shape[0], n_in)}")
+    n_states = spec.get("n_states")
+    if not isinstance(n_states, int) or not 0 < n_states <= n_in:
+        raise Invalid("network", "n_states must be an integer in 1..n_in")
+    return Net(tuple(ws), tuple(bs), tuple(acts), out_w, out_b, skip, n_states)
+
+
+_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_KEY = re.compile(r"""^("([^"]*)"|'([^']*)'|[^\s"'#:-][^:#]*?)\s*:(\s+(.*))?$""")
+_TOP = {"states", "inputs", "lower", "upper", "names", "norm", "margin", "metric"}
+
+
+def _strip_comment(line: str) -> str:
+    quote = None
+    for k, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" and (k == 0 or line[k - 1] in " \t"):
+            return line[:k].rstrip()
+    return line.rstrip()
+
+
+def _number(text: str, where: str) -> float:
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
+        raise BadInput(f"{where}: {text!r} is not a number this checker reads")
+    x = float(text)
+    if not math.isfinite(x):
+        raise BadInput(f"{where}: {text!r} is not finite")
+    return x
+
+
+def _flow_list(text: str, where: str) -> list[float]:
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")) or "[" in text[1:-1]:
+        raise BadInput(f"{where}: expected a list [a, b, ...] on one line")
+    body = text[1:-1].strip()
+    return [_number(t, where) for t in body.split(",")] if body else []
+
+
+def read_region(path: str | Path) -> tuple[list[float], list[float], int | None]:
+    """(lower, upper, n_states or None) of a region file, read by the small reader described in the module
+    docstring; BadInput for anything outside it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the region file ({exc})") from None
+    blocks: dict[str, list] = {}
+    key = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        where = f"{path}:{number}"
+        line = _strip_comment(raw)
+        if not line.strip() or line.strip() in ("---", "..."):
+            continue
+        indented = line[0] in " \t"
+        body = line.strip()
+        if not indented and not body.startswith("-"):
+            m = _KEY.match(body)
+            if not m:
+                raise BadInput(f"{where}: not a 'key: value' line this checker reads")
+            key = m.group(2) or m.group(3) or m.group(1)
+            if key not in _TOP or key in blocks:
+                raise BadInput(f"{where}: unexpected key {key!r}")
+            value = (m.group(5) or "").strip()
+            blocks[key] = []
+            if value and key in ("lower", "upper"):
+                blocks[key] = _flow_list(value, where)
+            elif value and key in ("states", "inputs"):
+                raise BadInput(f"{where}: give '{key}' as one 'name: [lower, upper]' line per coordinate")
+            continue
+        if key is None:
+            raise BadInput(f"{where}: an indented line before any key")
+        if key in ("names", "norm", "margin", "metric"):
+            continue  # not part of the box
+        if key in ("lower", "upper"):
+            if not body.startswith("- "):
+                raise BadInput(f"{where}: expected '- number' under {key}")
+            blocks[key].append(_number(body[2:], where))
+            continue
+        m = _KEY.match(body)
+        if not m or not m.group(5):
+            raise BadInput(f"{where}: expected 'name: [lower, upper]' under {key}")
+        pair = _flow_list(m.group(5), where)
+        if len(pair) != 2:
+            raise BadInput(f"{where}: expected a pair [lower, upper]")
+        blocks[key].append(pair)
+    if "states" in blocks:
+        pairs = blocks["states"] + blocks.get("inputs", [])
+        return [a for a, _ in pairs], [b for _, b in pairs], len(blocks["states"])
+    if "lower" in blocks and "upper" in blocks:
+        return blocks["lower"], blocks["upper"], None
+    raise BadInput(f"{path}: no 'states' (or 'lower'/'upper') in the region file")
+
+
+# ============================================================================================ the metric
+def metric_factor(spec, n: int) -> MetricData:
+    """The checker's data for ||x||_P = sqrt(x^T P x): with T, Q floats from the proof, proves
+    (1 - d) T^T T <= P <= (1 + d) T^T T (exact integer tests) and ||T Q - I||_F <= e < 1/2 (exact), so that
+    ||M||_P <= sqrt((1 + d) / (1 - d)) ||T M T^{-1}||_2 <= factor ||T M Q||_2 with factor =
+    sqrt((1 + d) / (1 - d)) / (1 - e)."""
+    try:
+        p, t, q = (np.array([[float(v) for v in row] for row in spec[k]], dtype=np.float64) for k in "PTQ")
+    except (KeyError, TypeError, ValueError):
+        raise Invalid("metric", "P, T and Q must be matrices of decimal strings") from None
+    if any(a.shape != (n, n) or not np.all(np.isfinite(a)) for a in (p, t, q)) or not np.array_equal(p, p.T):
+        raise Invalid("metric", f"P, T and Q must be finite {n}x{n} matrices, P symmetric")
+    pe, te, qe = exact_matrix(p), exact_matrix(t), exact_matrix(q)
+    tq = matmul_exact(te, qe)
+    e2 = sum((tq[i][j] - (1 if i == j else 0)) ** 2 for i in range(n) for j in range(n))
+    e = math.sqrt(float(e2)) * (1 + 4 * EPS) + TINY
+    if not e < 0.5:
+        raise Invalid("metric", f"||T Q - I|| = {e:.3g}: Q is not an inverse of T")
+    ptt = matmul_exact([list(col) for col in zip(*te)], te)
+    for d in (Fraction(1, 2 ** 40), Fraction(1, 2 ** 30), Fraction(1, 2 ** 20)):
+        below = [[pe[i][j] - (1 - d) * ptt[i][j] for j in range(n)] for i in range(n)]
+        above = [[(1 + d) * ptt[i][j] - pe[i][j] for j in range(n)] for i in range(n)]
+        if fraction_positive_definite(below) and fraction_positive_definite(above):
+            factor = math.sqrt(float((1 + d) / (1 - d))) * (1 + 4 * EPS) / (1 - e) * (1 + 4 * EPS)
+            return MetricData(t, q, factor)
+    raise Invalid("metric", "T^T T is not within a relative 2^-20 of P")
+
+
+# ============================================================================================ the tree
+def walk(entries, ev: Evaluator, root: Node, close, step: str) -> dict:
+    """Walk a pre-order tree (module docstring of :mod:`certify.proof.producer` for the entries); ``close(node,
+    pos)`` settles a leaf closed by a bound. Returns the counts of each entry kind."""
+    if not isinstance(entries, list):
+        raise Invalid(step, "the tree must be a list of entries")
+    net = ev.net
+    stack = [root]
+    counts = {"n": 0, "a": 0, "b": 0, "f": 0}
+    for pos, e in enumerate(entries):
+        where = f"entry {pos}"
+        if not stack:
+            raise Invalid(step, f"{where}: the tree is already complete (extra entries)")
+        node = stack.pop()
+        kind = e[0] if isinstance(e, list) and e else None
+        if kind == "n" and len(e) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in e[1:]):
+            l, i = e[1], e[2]
+            if not (0 <= l < net.L and 0 <= i < net.weights[l].shape[0]) or net.acts[l] is None or \
+                    not net.acts[l].pwl:
+                raise Invalid(step, f"{where}: no piecewise-linear neuron {i} in layer {l}")
+            if node.fixed[l][i] >= 0:
+                raise Invalid(step, f"{where}: neuron {i} of layer {l} is already fixed on this node")
+            ev.prefix(node)
+            if l > node.l_star:
+                raise Invalid(step, f"{where}: split on layer {l} before layer {node.l_star} is determined")
+            stack.extend(reversed(ev.split_neuron(node, l, i)))
+        elif kind == "a" and len(e) == 2 and isinstance(e[1], int) and not isinstance(e[1], bool):
+            if not 0 <= e[1] < root.lo.size:
+                raise Invalid(step, f"{where}: no coordinate {e[1]}")
+            stack.extend(reversed(node.split_axis(e[1])))
+        elif kind == "b" and len(e) == 1:
+            close(node, where)
+        elif kind == "f" and len(e) == 2 and isinstance(e[1], list):
+            try:
+                idx = [int(p[0]) for p in e[1]]
+                val = [float(p[1]) for p in e[1]]
+            except (TypeError, ValueError, IndexError):
+                raise Invalid(step, f"{where}: Farkas multipliers must be [row, value] pairs") from None
+            a, b = ev.rows(node)
+            if not farkas_certifies(a, b, node.lo, node.hi, idx, val):
+                raise Invalid(step, f"{where}: the Farkas multipliers do not prove the node empty")
+        else:
+            raise Invalid(step, f"{where}: not a tree entry: {str(e)[:60]}")
+        counts[kind] += 1
+    if stack:
+        raise Invalid(step, f"{len(stack)} node(s) of the tree have no entry (a dropped leaf or a truncated tree)")
+    return counts
+
+
+# ============================================================================================ claims
+def _box_of(proof) -> tuple[np.ndarray, np.ndarray]:
+    region = proof.get("region")
+    if not isinstance(region, dict):
+        raise Invalid("region", "the proof has no region")
+    lo, hi = _floats(region.get("lower"), "region lower", 1), _floats(region.get("upper"), "region upper", 1)
+    if lo.shape != hi.shape or np.any(lo > hi):
+        raise Invalid("region", "the proof's box is not a box")
+    return lo, hi
+
+
+def _norm(text) -> float:
+    if text not in ("1", "2", "inf"):
+        raise Invalid("claim", f"norm must be '1', '2' or 'inf', got {text!r}")
+    return math.inf if text == "inf" else float(text)
+
+
+def _number_of(text, what: str) -> float:
+    if not isinstance(text, str):
+        raise Invalid("claim", f"{what} must be a decimal string")
+    try:
+        return float(text)
+    except ValueError:
+        raise Invalid("claim", f"{what} must be a decimal string") from None
+
+
+def check_sup_norm(claim, evidence, net: Net, lo, hi, step: str) -> str:
+    quantity = claim.get("quantity")
+    if quantity not in ("A*", "J"):
+        raise Invalid(step, f"quantity must be 'A*' or 'J', got {quantity!r}")
+    p, bound = _norm(claim.get("norm")), _number_of(claim.get("bound"), "bound")
+    cols = claim.get("columns")
+    if not isinstance(cols, int) or not 0 < cols <= net.n_in:
+        raise Invalid(step, "columns must be an integer in 1..n_in")
+    metric = None
+    if claim.get("metric") is not None:
+        if p != 2.0 or cols != net.n_states or net.out_w.shape[0] != net.n_states:
+            raise Invalid(step, "a metric weights the 2-norm of the state block")
+        metric = metric_factor(claim["metric"], cols)
+    if any(a is None for a in net.acts):
+        raise Invalid(step, "the network has an activation this checker does not compute")
+    try:
+        ev = Evaluator(net, quantity == "A*", cols, p, metric)
+    except Unsupported as exc:
+        raise Invalid(step, str(exc)) from None
+    root = Node.root(net, lo, hi)
+    kind = evidence.get("kind") if isinstance(evidence, dict) else None
+    symbol = f"||{'T ' if metric else ''}{quantity}(x){' T^-1' if metric else ''}||_{claim['norm']}"
+    if kind == "product":
+        value = product_bound(ev, root)
+        if not value <= bound:
+            raise Invalid(step, f"the Corollary 4 product {value!r} exceeds the claim {bound!r}")
+        how = f"Corollary 4 product {value:.9g}"
+    elif kind == "tree":
+        def close(node, where):
+            b = ev.bound(node, bound)
+            if not b <= bound:
+                raise Invalid(step, f"{where}: the node's bound {b!r} exceeds the claim {bound!r}")
+
+        counts = walk(evidence.get("entries"), ev, root, close, step)
+        how = (f"tree of {sum(counts.values())} nodes: {counts['n']} neuron splits, {counts['a']} box splits, "
+               f"{counts['b']} bounded leaves, {counts['f']} Farkas leaves")
+    else:
+        raise Invalid(step, f"unknown evidence {kind!r}")
+    text = f"sup {symbol} over the box <= {bound!r} ({how})"
+    if claim.get("lower") is not None:
+        text += "; " + _check_lower(claim["lower"], ev, lo, hi, step)
+    return text
+
+
+def _check_lower(spec, ev: Evaluator, lo, hi, step: str) -> str:
+    """A lower bound on the supremum at a witness x: x in the box, every pre-activation away from its
+    breakpoints (so its region has an interior), and the norm of its matrix proved >= the value."""
+    value = _number_of(spec.get("value"), "lower value")
+    try:
+        x = np.array([float(v) for v in spec.get("witness")], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Invalid(step, "the witness must be a list of decimal strings") from None
+    if x.shape != lo.shape or np.any(x < lo) or np.any(x > hi):
+        raise Invalid(step, "the witness lies outside the box")
+    node = Node.root(ev.net, x, x)
+    recs = ev.prefix(node)
+    for l, (rec, act) in enumerate(zip(recs, ev.net.acts)):
+        if act.pwl:
+            plo, phi = act.piece_bounds(np.arange(rec.piece.size), np.maximum(rec.piece, 0))
+            if np.any(rec.piece < 0) or np.any(rec.zl <= plo) or np.any(rec.zu >= phi):
+                raise Invalid(step, f"the witness has a pre-activation of layer {l} at a breakpoint")
+    enc = ev.enclosure(node)
+    got = -math.inf if enc is None else sigma_lower(enc[0], enc[1], ev.p)
+    if not got >= value:
+        raise Invalid(step, f"the witness's matrix has norm >= {got!r} only, not {value!r}")
+    return f"attained >= {value!r} at the witness"
+
+
+def check_invariance(claim, evidence, net: Net, lo, hi, step: str) -> str:
+    bound = _number_of(claim.get("bound"), "bound")
+    n = net.n_states
+    if net.out_w.shape[0] != n or any(a is None for a in net.acts):
+        raise Invalid(step, "invariance needs a map from the states to the states with activations the checker "
+                      "computes")
+    ev = Evaluator(net, False, net.n_in, 1.0)
+    upper, lower = hi[:n], lo[:n]
+
+    def close(node, where):
+        got = ev.output_range(node)
+        if got is None:
+            return
+        fl, fu = got[0][:n], got[1][:n]
+        a, b = fu - upper, lower - fl
+        v = max(float(np.max(a + EPS * (np.abs(fu) + np.abs(upper)))), float(np.max(b + EPS * (np.abs(fl) +
+                np.abs(lower))))) + TINY
+        if not v < bound:
+            raise Invalid(step, f"{where}: the node's violation bound {v!r} is not below {bound!r}")
+
+    if not isinstance(evidence, dict) or evidence.get("kind") != "tree":
+        raise Invalid(step, "invariance evidence must be a tree")
+    counts = walk(evidence.get("entries"), ev, Node.root(net, lo, hi), close, step)
+    return (f"f(X) inside X: max violation < {bound!r} (tree of {sum(counts.values())} nodes: {counts['a']} box "
+            f"splits, {counts['n']} neuron splits, {counts['b']} bounded leaves, {counts['f']} Farkas leaves)")
+
+
+CLAIMS = {"sup_norm": check_sup_norm, "invariance": check_invariance}
+
+
+# ============================================================================================ the whole proof
+def check_files(proof_path, model_path, region_path, out=print) -> int:
+    """Check a proof file against MODEL and REGION, writing one line per step to ``out``; the exit code."""
+    try:
+        proof = load_proof(proof_path)
+        return check_proof(proof, model_path, region_path, out)
+    except BadInput as exc:
+        out(f"certify-proof: error: {exc}")
+        return EXIT_BAD_INPUT
+
+
+def check_proof(proof: dict, model_path=None, region_path=None, out=print) -> int:
+    """Check a loaded proof; ``model_path``/``region_path`` None skip those steps (Python use only: the command
+    always checks both)."""
+    try:
+        lo, hi = _box_of(proof)
+        if model_path is not None:
+            _check_model(proof, Path(model_path))
+            out(f"model: {model_path}: sha256 matches")
+        if region_path is not None:
+            _check_region(proof, region_path, lo, hi)
+            out(f"region: {region_path}: the box matches ({lo.size} coordinates)")
+        net = parse_network(proof.get("network"))
+        if net.n_in != lo.size:
+            raise Invalid("network", f"the network takes {net.n_in} inputs but the box has {lo.size}")
+        checks = proof.get("checks")
+        if not isinstance(checks, list) or not checks:
+            raise Invalid("checks", "the proof lists no checks")
+        missing = 0
+        for entry in checks:
+            name = entry.get("check") if isinstance(entry, dict) else None
+            if not isinstance(name, str):
+                raise Invalid("checks", "every check needs a name")
+            step = f"check {name}"
+            if entry.get("status") == "not_proven":
+                missing += 1
+                out(f"{name}: not proven here: {entry.get('reason', '')}")
+                continue
+            if entry.get("status") != "proven":
+                raise Invalid(step, "status must be 'proven' or 'not_proven'")
+            claim = entry.get("claim")
+            kind = claim.get("kind") if isinstance(claim, dict) else None
+            if kind not in CLAIMS:
+                raise Invalid(step, f"unknown claim {kind!r}")
+            t0 = time.perf_counter()
+            text = CLAIMS[kind](claim, entry.get("evidence"), net, lo, hi, step)
+            out(f"{name}: valid: {text} [{time.perf_counter() - t0:.2f} s]")
+    except Invalid as exc:
+        out(f"invalid: {exc}")
+        return EXIT_INVALID
+    except BadInput as exc:
+        out(f"certify-proof: error: {exc}")
+        return EXIT_BAD_INPUT
+    if missing:
+        out(f"result: valid, but {missing} of {len(checks)} check(s) not proven here")
+        return EXIT_PARTIAL
+    out(f"result: valid ({len(checks)} check(s) proven)")
+    return EXIT_VALID
+
+
+def _check_model(proof, model: Path) -> None:
+    spec = proof.get("model")
+    if not isinstance(spec, dict) or not isinstance(spec.get("sha256"), str):
+        raise Invalid("model", "the proof records no model sha256")
+    if not spec["sha256"]:
+        raise Invalid("model", "the proof was written for an in-memory network; it is bound to no model file")
+    if not model.is_file():
+        raise BadInput(f"{model}: model file not found")
+    if sha256_of(model) != spec["sha256"]:
+        raise Invalid("model", f"{model}: its sha256 differs from the proof's (a proof for another model)")
+    for extra in spec.get("files", []):
+        path = model.parent / str(extra.get("path"))
+        if not path.is_file():
+            raise BadInput(f"{path}: file named by the proof not found")
+        if sha256_of(path) != extra.get("sha256"):
+            raise Invalid("model", f"{path}: its sha256 differs from the proof's")
+
+
+def _check_region(proof, region_path, lo, hi) -> None:
+    lower, upper, n_states = read_region(region_path)
+    if len(lower) != lo.size or len(upper) != hi.size:
+        raise Invalid("region", f"{region_path} has {len(lower)} coordinates, the proof's box {lo.size}")
+    if not (np.array_equal(np.array(lower), lo) and np.array_equal(np.array(upper), hi)):
+        k = int(np.flatnonzero((np.array(lower) != lo) | (np.array(upper) != hi))[0])
+        raise Invalid("region", f"{region_path}: coordinate {k} is [{lower[k]!r}, {upper[k]!r}] but the proof's box "
+                      f"has [{lo[k]!r}, {hi[k]!r}]")
+    expected = proof["region"].get("n_states")
+    if n_states is not None and expected is not None and n_states != expected:
+        raise Invalid("region", f"{region_path} lists {n_states} states, the proof {expected}")
+
+
+# ============================================================================================ the command
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="certify-proof", description="Re-check a certify proof file without "
+                                     "certify's engines or any solver.", epilog="exit codes: 0 valid; 1 invalid "
+                                     "(the failing step is named); 2 valid, but some checks are not proven here; "
+                                     "3 bad input")
+    sub = parser.add_subparsers(dest="command", required=True)
+    chk = sub.add_parser("check", help="check PROOF against MODEL and REGION")
+    chk.add_argument("proof", help="the proof file (JSON, or JSON.gz)")
+    chk.add_argument("model", help="the model file the proof was written for")
+    chk.add_argument("region", help="the region file (box.yaml)")
+    chk.add_argument("--quiet", action="store_true", help="print only the result line")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_BAD_INPUT if exc.code not in (0, None) else EXIT_VALID
+    lines = []
+
+    def out(line: str) -> None:
+        lines.append(line)
+        if not args.quiet or line.startswith(("result:", "invalid:", "certify-proof:")):
+            print(line, file=sys.stderr if line.startswith("certify-proof:") else sys.stdout)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        return check_files(args.proof, args.model, args.region, out)
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

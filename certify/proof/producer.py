@@ -1,0 +1,444 @@
+"""Writing proof files: for every certified check of a :class:`~certify.report.report.Report`, evidence that
+:mod:`certify.proof.checker` re-checks without certify's engines or any solver.
+
+The file (JSON, ``.gz`` for gzip; schema ``certify-proof/1``)::
+
+    {"format": "certify-proof/1", "tool": {"name": "certify", "version"},
+     "model": {"path", "sha256", "files": [{"path", "sha256"}, ...]},       # files: e.g. a closed loop's controller
+     "region": {"lower": [...], "upper": [...], "n_states", "names"},        # decimal strings (repr of float64)
+     "network": {"layers": [{"weight", "bias", "activation": {"kind", ...}}], "out_weight", "out_bias", "skip",
+                 "n_states"},
+     "checks": [{"check": "dissipativity", "status": "proven", "claim": {...}, "evidence": {...}}
+                | {"check": "equilibria", "status": "not_proven", "reason": "..."}]}
+
+Claims: ``{"kind": "sup_norm", "quantity": "A*" | "J", "columns", "norm": "1" | "2" | "inf", "bound",
+"metric": null | {"P", "T", "Q"}, "lower": null | {"value", "witness"}}`` (sup over the box of ||M(x)|| <= bound;
+for the gain also a lower bound attained at a witness) and ``{"kind": "invariance", "bound": "0"}`` (every state
+output stays inside its interval: max violation < bound). Evidence: ``{"kind": "product"}`` (Corollary 4) or
+``{"kind": "tree", "entries": [...]}``, a pre-order list of ``["n", l, i]`` (split neuron i of layer l; one child per
+piece follows), ``["a", j]`` (halve coordinate j; two children follow), ``["b"]`` (a leaf closed by the bound the
+checker recomputes) and ``["f", [[row, y], ...]]`` (a leaf proved empty by Farkas multipliers on its split rows).
+
+How a tree is found: a best-first search of its own (:func:`certify.engines.search.best_first`) whose node bounds
+are the checker's own (:class:`certify.proof.enclosure.Evaluator`), so that every leaf it closes closes in the
+checker too; piecewise-linear nets split neurons layer by layer (an LP from :mod:`certify.solvers` proposes the
+Farkas multipliers of a piece that looks empty: the checker's arithmetic decides), smooth nets and the
+invariance claim halve boxes. It runs only for checks certify already certified, and a tree that does not close
+within the budget leaves the check "not proven here" with the reason. Every proof is re-checked by the checker
+before it is written (``recheck``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..certificate import CheckName, CheckResult, SupNormDetails, Verdict
+from ..engines.search import Incumbent, SearchLimits, best_first
+from ..engines.search import Node as SearchNode
+from ..ir.metric import Metric
+from ..report.output import write_atomic
+from ..report.provenance import certify_version
+from ..solvers import registry
+from ..solvers.base import SolveStatus
+from . import checker
+from .enclosure import Evaluator, Node, Unsupported, farkas_certifies, product_bound
+
+GAIN_SLACK = 1e-9  # a gain's claim is [lower (1 - slack), upper (1 + slack)]: the checker's rounding needs room
+_POOL = 16  # sample points kept per node (they spare the LP of pieces they show non-empty)
+
+
+@dataclass(frozen=True)
+class ProofOptions:
+    """``timeout``: seconds of proof search per check; ``max_nodes``: nodes per search; ``recheck``: run the
+    checker on each proof before writing it; ``seed``: the sample points."""
+
+    timeout: float = 120.0
+    max_nodes: int = 2_000_000
+    recheck: bool = True
+    seed: int = 0
+
+
+def _s(v: float) -> str:
+    return repr(float(v))
+
+
+def _strings(a) -> list:
+    a = np.asarray(a, dtype=np.float64)
+    return [_s(v) for v in a] if a.ndim == 1 else [_strings(row) for row in a]
+
+
+def activation_spec(act) -> dict:
+    kind = act.kind.value
+    out = {"kind": kind}
+    if kind == "leaky_relu":
+        out["alpha"] = _s(act.alpha)
+    elif kind == "prelu":
+        out["slopes"] = [_s(v) for v in act.slopes]
+    elif kind == "clip":
+        out["lo"], out["hi"] = _s(act.lo), _s(act.hi)
+    elif kind == "elu":
+        out["alpha"] = _s(act.alpha)
+    return out
+
+
+def network_spec(net) -> dict:
+    """A :class:`~certify.ir.network.Network` as exact decimal strings."""
+    return {"layers": [{"weight": _strings(l.weight), "bias": _strings(l.bias), "activation": activation_spec(
+        l.activation)} for l in net.layers], "out_weight": _strings(net.out_weight), "out_bias": _strings(
+        net.out_bias), "skip": None if net.skip is None else _strings(net.skip), "n_states": int(net.n_states)}
+
+
+def metric_spec(p_rows) -> dict:
+    m = Metric.of(np.array(p_rows, dtype=np.float64))
+    return {"P": _strings(m.p), "T": _strings(m.t), "Q": _strings(m.t_inv)}
+
+
+# ============================================================================================ the tree search
+class _Tree:
+    """A node of the tree being built: the checker's node, and what closed it (split, kids, Farkas pairs)."""
+
+    __slots__ = ("node", "split", "kids", "farkas", "points")
+
+    def __init__(self, node: Node, points: np.ndarray) -> None:
+        self.node, self.points = node, points
+        self.split, self.kids, self.farkas = None, None, None
+
+
+class _Failed(Exception):
+    pass
+
+
+class _TreeProblem:
+    """The proof search as a :class:`~certify.engines.search.SearchProblem` (module docstring)."""
+
+    def __init__(self, ev: Evaluator, value, level: float, boxes: bool, lp) -> None:
+        self.ev, self.value, self.level, self.boxes, self.lp = ev, value, level, boxes, lp
+        net = ev.net
+        first = net.weights[0] if net.L else net.out_w
+        self.sensitivity = np.abs(first).sum(axis=0) + 1e-12
+        self.lps = 0
+
+    @staticmethod
+    def _choose(rec, free: np.ndarray) -> int:
+        """The neuron to split among the undetermined ``free`` ones of the current layer: the one with the widest
+        range (measured on the LipBaB nets: fewer nodes than the most balanced one or the first)."""
+        return int(free[int(np.argmax(rec.zu[free] - rec.zl[free]))])
+
+    def batch(self, top, elapsed) -> int:
+        return 8 if self.boxes else 1
+
+    def after_step(self, top, incumbent, elapsed) -> None:
+        return None
+
+    def filed(self, tree: _Tree) -> list[SearchNode]:
+        b = self.value(tree.node)
+        if b == -math.inf:
+            return []
+        final = self._final(tree)
+        if final and b > self.level:
+            raise _Failed(f"a region (a node that cannot be split further) has the bound {b!r} above the claim")
+        return [SearchNode(b, tree, final=final)]
+
+    def _final(self, tree: _Tree) -> bool:
+        node = tree.node
+        if self.boxes:
+            return not np.any(node.hi > node.lo)
+        self.ev.prefix(node)
+        return node.empty or node.l_star >= self.ev.net.L
+
+    def expand(self, nodes, incumbent) -> list[SearchNode]:
+        out = []
+        for sn in nodes:
+            tree = sn.item
+            kids = self._split_box(tree) if self.boxes else self._split_neuron(tree)
+            for kid in kids:
+                if kid.farkas is None:
+                    out += self.filed(kid)
+        return out
+
+    def _split_box(self, tree: _Tree) -> list[_Tree]:
+        node = tree.node
+        width = (node.hi - node.lo) * self.sensitivity
+        axis = int(np.argmax(width))
+        tree.split = ["a", axis]
+        tree.kids = [_Tree(child, tree.points) for child in node.split_axis(axis)]
+        return tree.kids
+
+    def _split_neuron(self, tree: _Tree) -> list[_Tree]:
+        node, ev = tree.node, self.ev
+        recs = ev.prefix(node)
+        l = node.l_star
+        rec = recs[l]
+        free = np.nonzero(rec.piece < 0)[0]
+        i = self._choose(rec, free)
+        tree.split = ["n", l, i]
+        kids = []
+        for child in ev.split_neuron(node, l, i):
+            a, b = ev.rows(child)
+            points = self._points(tree.points, a, b, child)
+            kid = _Tree(child, points)
+            if points.shape[0] == 0:
+                kid.points = self._chebyshev(child, a, b)
+                if kid.points.shape[0] == 0:
+                    kid.farkas = self._farkas(child, a, b)
+            kids.append(kid)
+        tree.kids = kids
+        return kids
+
+    @staticmethod
+    def _points(points: np.ndarray, a: np.ndarray, b: np.ndarray, node: Node) -> np.ndarray:
+        """The parent's points that satisfy the child's rows strictly, else those points pushed across the new
+        row's plane (a heuristic that spares LPs: a point only shows a piece non-empty, it proves nothing)."""
+        if points.shape[0] == 0:
+            return points
+        slack = b[None, :] - points @ a.T
+        ok = np.all(slack > 0, axis=1)
+        if ok.any():
+            return points[ok][:_POOL]
+        row = a[-1] if a.shape[0] else None
+        if row is None or not np.any(row):
+            return points[:0]
+        nrm2 = float(row @ row)
+        scale = float(np.max(node.hi - node.lo)) or 1.0
+        for depth in (1e-2, 1e-4, 1e-6):
+            x = points - ((points @ row - b[-1]) / nrm2 + depth * scale / math.sqrt(nrm2))[:, None] * row[None, :]
+            x = np.clip(x, node.lo, node.hi)
+            ok = np.all(b[None, :] - x @ a.T > 0, axis=1)
+            if ok.any():
+                return x[ok][:_POOL]
+        return points[:0]
+
+    def _chebyshev(self, node: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """A point strictly inside the node's rows from the Chebyshev LP (max t: a_i x + t ||a_i|| <= b_i, x in the
+        box), as a (1, n) array, or an empty (0, n) array."""
+        n = node.lo.size
+        none = np.zeros((0, n))
+        if self.lp is None or a.shape[0] == 0:
+            return none
+        norms = np.linalg.norm(a, axis=1)
+        norms = np.where(norms > 0, norms, 1.0)
+        c = np.zeros(n + 1)
+        c[-1] = 1.0
+        a_ub = np.hstack([a, norms[:, None]])
+        lower = np.concatenate([node.lo, [-np.inf]])
+        upper = np.concatenate([node.hi, [float(np.max(node.hi - node.lo)) or 1.0]])
+        self.lps += 1
+        status, z = self.lp.solve_arrays(c, a_ub, b, lower, upper, maximize=True)
+        if status is not SolveStatus.OPTIMAL or z is None or not z[-1] > 0:
+            return none
+        x = np.clip(z[:n], node.lo, node.hi)
+        return x[None, :] if np.all(a @ x < b) else none
+
+    def _farkas(self, node: Node, a: np.ndarray, b: np.ndarray):
+        """[[row, y], ...] proving the node empty (checked by the checker's own test), or None."""
+        k, n = a.shape
+        if k == 0 or self.lp is None:
+            return None
+        lo, hi = node.lo, node.hi
+        # max (a lo - b)^T y - width^T w  s.t.  -a^T y - w <= 0,  sum y <= 1,  0 <= y <= 1,  w >= 0
+        c = np.concatenate([a @ lo - b, -(hi - lo)])
+        a_ub = np.vstack([np.hstack([-a.T, -np.eye(n)]), np.concatenate([np.ones(k), np.zeros(n)])[None, :]])
+        b_ub = np.concatenate([np.zeros(n), [1.0]])
+        lower = np.zeros(k + n)
+        upper = np.concatenate([np.ones(k), np.full(n, np.inf)])
+        self.lps += 1
+        status, z = self.lp.solve_arrays(c, a_ub, b_ub, lower, upper, maximize=True)
+        if status is not SolveStatus.OPTIMAL or z is None or not float(c @ z) > 0:
+            return None
+        y = np.maximum(z[:k], 0.0)
+        for cut in (1e-12, 0.0):
+            idx = np.nonzero(y > cut * float(np.max(y)))[0]
+            if farkas_certifies(a, b, lo, hi, idx, y[idx]):
+                return [[int(i), float(y[i])] for i in idx]
+        return None
+
+
+def _entries(root: _Tree) -> list:
+    out, stack = [], [root]
+    while stack:
+        t = stack.pop()
+        if t.split is not None:
+            out.append(t.split)
+            stack.extend(reversed(t.kids))
+        elif t.farkas is not None:
+            out.append(["f", t.farkas])
+        else:
+            out.append(["b"])
+    return out
+
+
+def search_tree(ev: Evaluator, lo: np.ndarray, hi: np.ndarray, value, level: float, boxes: bool,
+                options: ProofOptions):
+    """A tree whose bounded leaves all have ``value(node) <= level`` (entries), or raise _Failed with the reason.
+    ``value``: the checker's bound of a node; ``boxes``: halve boxes instead of splitting neurons."""
+    lp = None
+    if not boxes:
+        try:
+            lp = registry.get_backend("highs", registry.ProblemKind.LP_SEQUENCE)
+        except registry.BackendUnavailableError:
+            lp = None  # no Farkas multipliers: only intervals can empty a piece
+    rng = np.random.default_rng(options.seed)
+    points = np.vstack([0.5 * (lo + hi), rng.uniform(lo, hi, size=(_POOL - 1, lo.size))])
+    problem = _TreeProblem(ev, value, level, boxes, lp)
+    root = _Tree(Node.root(ev.net, lo, hi), points)
+    limits = SearchLimits(threshold=level, deadline=time.perf_counter() + options.timeout, timeout=options.timeout,
+                          max_nodes=options.max_nodes, unit="nodes")
+    run = best_first(problem, problem.filed(root), Incumbent(), limits)
+    if run.outcome.value != "certified" or run.open:
+        raise _Failed(run.reason or f"the proof search ended {run.outcome.value} with {run.open} open nodes")
+    return _entries(root), {"nodes": run.bounded, "lps": problem.lps}
+
+
+# ============================================================================================ claims per check
+_SUP = {CheckName.DISSIPATIVITY: ("A*", True), CheckName.CONTRACTION: ("J", True), CheckName.GAIN: ("A*", False),
+        CheckName.WEIGHT_NORM: ("A*", True)}
+
+
+def _not_proven(result: CheckResult, reason: str) -> dict:
+    return {"check": result.check.value, "status": "not_proven", "reason": reason}
+
+
+def prove_check(result: CheckResult, net_spec: dict, net, lo, hi, norm: float, margin: float,
+                options: ProofOptions) -> dict:
+    """The proof entry of one check (see the module docstring)."""
+    if result.verdict is not Verdict.CERTIFIED:
+        return _not_proven(result, f"the check is {result.verdict.value}; only certified checks carry proofs")
+    if result.check is CheckName.INVARIANCE:
+        return _prove_invariance(result, net, lo, hi, options)
+    if result.check not in _SUP:
+        return _not_proven(result, f"the checker does not re-prove {result.check.value} yet")
+    quantity, states = _SUP[result.check]
+    if any(a is None for a in net.acts):
+        return _not_proven(result, "the network has an activation the checker does not compute (it computes "
+                           "relu, leaky_relu, prelu, identity, clip, tanh and sigmoid)")
+    cols = net.n_states if states else net.n_in
+    claim = {"kind": "sup_norm", "quantity": quantity, "columns": cols, "norm": _norm_text(norm), "metric": None,
+             "lower": None}
+    metric = None
+    details = result.details
+    if isinstance(details, SupNormDetails) and details.metric is not None:
+        claim["metric"] = metric_spec(details.metric)
+        metric = checker.metric_factor(claim["metric"], cols)
+    if result.check is CheckName.GAIN:
+        bound = result.upper * (1.0 + GAIN_SLACK)
+        if result.witness is not None:
+            claim["lower"] = {"value": _s(result.lower * (1.0 - GAIN_SLACK) if result.lower > 0 else result.lower),
+                              "witness": [_s(v) for v in result.witness.x]}
+    else:
+        bound = 1.0 - margin
+    claim["bound"] = _s(bound)
+    try:
+        ev = Evaluator(net, quantity == "A*", cols, norm, metric)
+    except Unsupported as exc:
+        return _not_proven(result, str(exc))
+    root = Node.root(net, lo, hi)
+    level = bound - 1e-12 * max(1.0, abs(bound))  # room for another machine's last-bit rounding
+    if product_bound(ev, root) <= level:
+        return {"check": result.check.value, "status": "proven", "claim": claim, "evidence": {"kind": "product"}}
+    if result.check is CheckName.WEIGHT_NORM:
+        return _not_proven(result, "the checker's Corollary 4 product does not reach the claim")
+    pwl = all(a.pwl for a in net.acts) and not ev.secant_chain  # neuron splits where M is constant on regions
+    try:
+        entries, counts = search_tree(ev, lo, hi, lambda node: ev.bound(node, level), level, not pwl, options)
+    except _Failed as exc:
+        return _not_proven(result, f"the proof search did not close: {exc}")
+    return {"check": result.check.value, "status": "proven", "claim": claim,
+            "evidence": {"kind": "tree", "entries": entries, "search": counts}}
+
+
+def _prove_invariance(result: CheckResult, net, lo, hi, options: ProofOptions) -> dict:
+    if any(a is None for a in net.acts):
+        return _not_proven(result, "the network has an activation the checker does not compute")
+    n = net.n_states
+    ev = Evaluator(net, False, net.n_in, 1.0)
+    up, low = hi[:n], lo[:n]
+
+    def violation(node):
+        got = ev.output_range(node)
+        if got is None:
+            return -math.inf
+        fl, fu = got[0][:n], got[1][:n]
+        return max(float(np.max(fu - up)), float(np.max(low - fl))) + 1e-15 * float(np.max(np.abs(fu) + 1))
+
+    bound = 0.0
+    level = min(0.5 * result.upper, -1e-12) if result.upper < 0 else -1e-12
+    try:
+        entries, counts = search_tree(ev, lo, hi, violation, level, True, options)
+    except _Failed as exc:
+        return _not_proven(result, f"the proof search did not close: {exc}")
+    claim = {"kind": "invariance", "bound": _s(bound)}
+    return {"check": result.check.value, "status": "proven", "claim": claim,
+            "evidence": {"kind": "tree", "entries": entries, "search": counts}}
+
+
+def _norm_text(p: float) -> str:
+    return "inf" if math.isinf(p) else str(int(p))
+
+
+# ============================================================================================ the file
+def model_files(model_path: str) -> list[dict]:
+    """The files beside the model that its IR depends on (a closed loop's controller), with their sha256."""
+    from ..importers.system_file import is_system_file, read_system
+
+    if not model_path or not os.path.isfile(model_path) or not is_system_file(model_path):
+        return []
+    ctrl = read_system(model_path).controller_path
+    rel = os.path.relpath(ctrl, os.path.dirname(os.path.abspath(model_path)))
+    return [{"path": rel, "sha256": checker.sha256_of(ctrl)}]
+
+
+def build_proof(report, options: ProofOptions | None = None) -> dict:
+    """The proof object of a report (module docstring). The report must carry its network (``verify`` sets it)."""
+    options = options or ProofOptions()
+    net_ir = report.network
+    if net_ir is None:
+        raise ValueError("the report carries no network: build it with certify.verify to write a proof")
+    box = report.box
+    spec = network_spec(net_ir)
+    net = checker.parse_network(spec)
+    lo, hi = np.array(box.lower, dtype=np.float64), np.array(box.upper, dtype=np.float64)
+    proof = {"format": checker.FORMAT, "tool": {"name": "certify", "version": certify_version()},
+             "model": {"path": report.model_path, "sha256": report.model_sha256,
+                       "files": model_files(report.model_path)},
+             "region": {"lower": _strings(lo), "upper": _strings(hi), "n_states": int(box.n_states),
+                        "names": list(box.names)},
+             "network": spec, "checks": []}
+    for result in report.results:
+        t0 = time.perf_counter()
+        with np.errstate(over="ignore", invalid="ignore"):
+            entry = prove_check(result, spec, net, lo, hi, report.norm, report.margin, options)
+        entry.setdefault("seconds", round(time.perf_counter() - t0, 3))
+        if entry["status"] == "proven" and options.recheck:
+            entry = _recheck(proof, entry, result)
+        proof["checks"].append(entry)
+    return proof
+
+
+def _recheck(proof: dict, entry: dict, result: CheckResult) -> dict:
+    """Run the checker on the one entry; a proof it refuses is not written (the check is listed not proven)."""
+    lines: list[str] = []
+    code = checker.check_proof({**proof, "checks": [entry]}, out=lines.append)
+    if code == checker.EXIT_VALID:
+        return entry
+    return _not_proven(result, f"the proof found did not re-check ({lines[-1] if lines else code}); please report")
+
+
+def proof_bytes(proof: dict, path: str | os.PathLike) -> bytes:
+    """The file's bytes: compact JSON, gzip-compressed when ``path`` ends with .gz."""
+    text = json.dumps(proof, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return gzip.compress(text, mtime=0) if str(path).endswith(".gz") else text
+
+
+def write_proof(report, path: str | os.PathLike, options: ProofOptions | None = None) -> dict:
+    """Write the proof of ``report`` to ``path`` atomically (gzip when it ends with .gz); returns the proof."""
+    proof = build_proof(report, options)
+    write_atomic(Path(path), proof_bytes(proof, path))
+    return proof

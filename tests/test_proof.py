@@ -1,0 +1,385 @@
+"""Proof files (issue 11): the checker accepts the proofs of certified checks and rejects tampered ones.
+
+The checker (certify/proof/checker.py) recomputes everything with numpy and the standard library; the proofs come
+from certify.verify's reports through Report.to_proof / certify.proof.producer. Soundness cross-checks: a claim
+the checker accepts is never below a value attained at a sampled point, and a claim lowered below such a value is
+always refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from random_nets import random_net as make_net
+from random_nets import unit_box as make_box
+
+from certify import cli
+from certify.api import verify
+from certify.certificate import BoundMethod, CheckName, CheckResult, SupNormDetails, Verdict
+from certify.config import VerifyConfig
+from certify.ir import activations as acts
+from certify.ir.box import Box
+from certify.ir.numerics import induced_norm
+from certify.proof import checker
+from certify.proof.producer import ProofOptions, build_proof, proof_bytes
+from certify.report.report import Report
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "benchmarks" / "zoo"
+EXAMPLES = ROOT / "examples"
+FAST = VerifyConfig(samples=2000, timeout=60)
+
+
+def check(proof, model=None, region=None):
+    """(exit code, lines) of the checker on a proof object."""
+    lines: list[str] = []
+    code = checker.check_proof(proof, model, region, out=lines.append)
+    return code, lines
+
+
+def write_model(tmp_path, net, network_to_onnx, save_model, name="model.onnx"):
+    return save_model(network_to_onnx(net), name)
+
+
+def write_box(tmp_path, box: Box, name="box.yaml") -> Path:
+    p = tmp_path / name
+    rows = "\n".join(f"  x{i}: [{float(lo)!r}, {float(hi)!r}]" for i, (lo, hi) in enumerate(zip(box.lower, box.upper)))
+    p.write_text(f"# a box\nstates:\n{rows}\nnorm: 2\n")
+    return p
+
+
+def entry(proof, name):
+    return next(c for c in proof["checks"] if c["check"] == name)
+
+
+@pytest.fixture(scope="module")
+def relu_case(tmp_path_factory):
+    """A 2-8-8-2 ReLU net written as ONNX, its box file, the report of four checks and its proof."""
+    from onnx_builders import network_to_onnx, save
+
+    tmp = tmp_path_factory.mktemp("relu")
+    net = make_net(0, 2, (8, 8), out_scale=0.5)
+    model = save(network_to_onnx(net), tmp, "relu.onnx")
+    region = write_box(tmp, make_box(2))
+    report = verify(model, region, "dissipativity,contraction,gain,weight_norm", FAST)
+    proof = build_proof(report)
+    return net, model, region, report, proof
+
+
+# ============================================================================================ acceptance
+def test_certified_checks_of_a_relu_net_are_proven_and_valid(relu_case):
+    net, model, region, report, proof = relu_case
+    assert [r.verdict for r in report.results[:3]] == [Verdict.CERTIFIED] * 3
+    code, lines = check(proof, model, region)
+    assert code == checker.EXIT_PARTIAL, lines  # weight_norm is unknown here: listed as not proven
+    for name in ("dissipativity", "contraction", "gain"):
+        assert entry(proof, name)["status"] == "proven"
+        assert any(line.startswith(f"{name}: valid:") for line in lines), lines
+    assert entry(proof, "weight_norm")["status"] == "not_proven"
+    assert any(line.startswith("weight_norm: not proven here:") for line in lines)
+    assert entry(proof, "dissipativity")["evidence"]["kind"] == "tree"
+
+
+def test_gain_claim_brackets_the_exact_value(relu_case):
+    net, model, region, report, proof = relu_case
+    claim = entry(proof, "gain")["claim"]
+    gain = report["gain"]
+    assert float(claim["lower"]["value"]) <= gain.lower <= gain.upper <= float(claim["bound"])
+    assert float(claim["bound"]) <= gain.upper * (1 + 2e-9)
+    x = np.random.default_rng(1).uniform(-1, 1, (4000, 2))
+    assert np.max(induced_norm(net.pwa(x)[0], 2.0)) <= float(claim["bound"])
+
+
+def test_cli_writes_a_gzip_proof_the_command_checks(tmp_path, relu_case, capsys):
+    net, model, region, report, proof = relu_case
+    path = tmp_path / "p.json.gz"
+    code = cli.run([str(model), "--region", str(region), "--check", "dissipativity", "--samples", "2000",
+                    "--proof", str(path), "--quiet"])
+    assert code == 0
+    data = path.read_bytes()
+    assert data[:2] == b"\x1f\x8b" and json.loads(gzip.decompress(data))["format"] == "certify-proof/1"
+    done = subprocess.run([sys.executable, "-m", "certify.proof.checker", "check", str(path), str(model),
+                           str(region)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "dissipativity: valid" in done.stdout and "result: valid" in done.stdout
+
+
+def test_report_to_proof_writes_the_file(tmp_path, relu_case):
+    net, model, region, report, proof = relu_case
+    path = tmp_path / "p.json"
+    written = report.to_proof(path, timeout=30.0)
+    assert json.loads(path.read_text()) == json.loads(json.dumps(written))
+    assert checker.check_files(path, model, region, out=lambda s: None) == checker.EXIT_PARTIAL
+
+
+@pytest.mark.parametrize("norm", [1.0, math.inf])
+def test_gain_in_the_1_and_inf_norms(norm):
+    net = make_net(3, 3, (6, 5), n_out=2)
+    report = verify(net, make_box(3), "gain", VerifyConfig(samples=2000, norm=norm))
+    proof = build_proof(report)
+    assert entry(proof, "gain")["status"] == "proven"
+    assert check(proof)[0] == checker.EXIT_VALID
+
+
+def test_leaky_relu_net_with_inputs_and_skip():
+    net = make_net(0, 3, (6, 6), n_out=2, activation=acts.leaky_relu(0.1), out_scale=0.25, skip=True,
+                   skip_scale=0.15, n_states=2)
+    box = Box(-np.ones(3), np.ones(3), n_states=2)
+    report = verify(net, box, "dissipativity,contraction", FAST)
+    assert report["contraction"].verdict is Verdict.CERTIFIED
+    code, lines = check(build_proof(report))
+    assert code == checker.EXIT_VALID, lines
+
+
+def test_clip_net_contraction_by_neurons_and_dissipativity_by_boxes():
+    net = make_net(0, 2, (6, 6), activation=acts.clip(-0.5, 0.5), out_scale=0.5)
+    report = verify(net, make_box(2, 2.0), "contraction,dissipativity", FAST)
+    assert [r.verdict for r in report.results] == [Verdict.CERTIFIED] * 2
+    proof = build_proof(report)
+    kinds = [{e[0] for e in c["evidence"]["entries"]} for c in proof["checks"]]
+    assert "n" in kinds[0] and kinds[1] <= {"a", "b"}  # J: neuron splits; A* (not constant on regions): boxes
+    code, lines = check(proof)
+    assert code == checker.EXIT_VALID, lines
+
+
+def _report(net, box, result: CheckResult, margin=1e-6) -> Report:
+    return Report("<in-memory>", "", net.describe(), box, 2.0, margin, (result,), network=net)
+
+
+def _certified(check: CheckName, upper: float, details=None) -> CheckResult:
+    return CheckResult(check, Verdict.CERTIFIED, min(0.0, upper), upper, BoundMethod.BOXES, 0.0, None, "", details)
+
+
+def test_smooth_tanh_net_box_tree_and_invariance():
+    """A tanh net: sub-boxes with enclosures the checker recomputes (the certified verdicts are given here, so that
+    the test does not wait for the engines; the checker decides whether the proofs hold)."""
+    net = make_net(1, 2, (8,), activation=acts.tanh(), out_scale=0.4, bias_scale=0.3, out_bias_scale=0.0, skip=True,
+                   skip_scale=0.2)
+    box = make_box(2, 0.5)
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (20000, 2))
+    assert np.max(induced_norm(net.jacobian(x), 2.0)) < 0.7 and np.max(np.abs(net.forward(x))) < 0.45
+    for check_name in (CheckName.CONTRACTION, CheckName.DISSIPATIVITY, CheckName.INVARIANCE):
+        proof = build_proof(_report(net, box, _certified(check_name, 0.95 if check_name.value != "invariance"
+                                                          else -0.01)))
+        e = proof["checks"][0]
+        assert e["status"] == "proven", e
+        code, lines = check(proof)
+        assert code == checker.EXIT_VALID, lines
+
+
+def test_metric_claim_is_checked_in_the_metric():
+    net = make_net(7, 2, (6, 6), out_scale=0.6)
+    p = np.array([[2.0, 0.3], [0.3, 0.5]])
+    details = SupNormDetails(metric=tuple(map(tuple, p)))
+    report = _report(net, make_box(2), _certified(CheckName.DISSIPATIVITY, 0.9, details))
+    x = np.random.default_rng(2).uniform(-1, 1, (20000, 2))
+    t = np.linalg.cholesky(p).T
+    sampled = np.max(induced_norm(t @ net.pwa(x)[0] @ np.linalg.inv(t), 2.0))
+    proof = build_proof(report)
+    if sampled < 0.999:
+        assert proof["checks"][0]["status"] == "proven"
+        assert check(proof)[0] == checker.EXIT_VALID
+    claim = proof["checks"][0].get("claim")
+    if claim is not None:  # the same tree cannot prove the sampled value minus a little
+        bad = copy.deepcopy(proof)
+        bad["checks"][0]["claim"]["bound"] = repr(sampled * 0.999)
+        assert check(bad)[0] == checker.EXIT_INVALID
+
+
+def test_zoo_svd_model_by_corollary_4(tmp_path):
+    model, region = ZOO / "two_tank_svd.onnx", ZOO / "two_tank.box.yaml"
+    report = verify(model, region, "dissipativity,weight_norm", FAST)
+    proof = build_proof(report)
+    assert [c["evidence"]["kind"] for c in proof["checks"]] == ["product", "product"]
+    code, lines = check(proof, model, region)
+    assert code == checker.EXIT_VALID, lines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,region", [("contracting_residual_tanh.onnx", "contracting_residual_tanh.box.yaml"),
+                                          ("cstr_svd.onnx", "cstr.box.yaml")])
+def test_zoo_certified_models(model, region):
+    report = verify(ZOO / model, ZOO / region, "dissipativity,contraction,weight_norm,invariance",
+                    VerifyConfig(samples=5000))
+    proof = build_proof(report)
+    for result, e in zip(report.results, proof["checks"]):
+        assert (e["status"] == "proven") == (result.verdict is Verdict.CERTIFIED) or result.check.value == \
+            "weight_norm", e
+    code, lines = check(proof, ZOO / model, ZOO / region)
+    assert code in (checker.EXIT_VALID, checker.EXIT_PARTIAL) and not any(s.startswith("invalid") for s in lines)
+
+
+# ============================================================================================ tampering
+def _first(entries, kind):
+    return next(k for k, e in enumerate(entries) if e[0] == kind)
+
+
+def test_rejects_a_dropped_leaf(relu_case):
+    proof = copy.deepcopy(relu_case[4])
+    entries = entry(proof, "gain")["evidence"]["entries"]
+    del entries[_first(entries, "b")]
+    code, lines = check(proof)
+    assert code == checker.EXIT_INVALID and "check gain" in lines[-1], lines
+
+
+def test_rejects_a_perturbed_farkas_multiplier(relu_case):
+    proof = relu_case[4]
+    entries = entry(proof, "gain")["evidence"]["entries"]
+    farkas = [k for k, e in enumerate(entries) if e[0] == "f"]
+    assert farkas
+    for how in ("negate", "drop"):
+        bad = copy.deepcopy(proof)
+        pairs = entry(bad, "gain")["evidence"]["entries"][farkas[0]][1]
+        big = max(range(len(pairs)), key=lambda k: pairs[k][1])
+        if how == "negate":
+            pairs[big][1] = -pairs[big][1]
+        else:
+            pairs[big][1] = 0.0
+        code, lines = check(bad)
+        assert code == checker.EXIT_INVALID and "Farkas" in lines[-1], (how, lines)
+
+
+def test_rejects_a_lowered_matrix_bound(relu_case):
+    net, model, region, report, proof = relu_case
+    for name in ("gain", "dissipativity"):
+        bad = copy.deepcopy(proof)
+        e = entry(bad, name)
+        e["claim"]["bound"] = repr(report["gain"].lower * 0.999)
+        code, lines = check(bad)
+        assert code == checker.EXIT_INVALID and "exceeds the claim" in lines[-1], lines
+    bad = copy.deepcopy(proof)
+    entry(bad, "gain")["claim"]["lower"]["value"] = repr(report["gain"].upper * 1.001)
+    assert check(bad)[0] == checker.EXIT_INVALID
+
+
+def test_rejects_a_changed_weight(relu_case, tmp_path):
+    net, model, region, report, proof = relu_case
+    bad = copy.deepcopy(proof)
+    w = bad["network"]["out_weight"]
+    w[0][0] = repr(float(w[0][0]) * 10.0)
+    code, lines = check(bad, model, region)
+    assert code == checker.EXIT_INVALID, lines
+    # a changed weight in the model file: the sha256 no longer matches
+    changed = tmp_path / "changed.onnx"
+    data = bytearray(Path(model).read_bytes())
+    data[-20] ^= 0x01
+    changed.write_bytes(bytes(data))
+    code, lines = check(proof, changed, region)
+    assert code == checker.EXIT_INVALID and "model" in lines[-1], lines
+
+
+def test_rejects_a_changed_box(relu_case, tmp_path):
+    net, model, region, report, proof = relu_case
+    wider = write_box(tmp_path, Box(np.array([-1.0, -1.0]), np.array([1.0, 1.5])), "wider.yaml")
+    code, lines = check(proof, model, wider)
+    assert code == checker.EXIT_INVALID and "region" in lines[-1], lines
+    bad = copy.deepcopy(proof)
+    bad["region"]["upper"][1] = "0.5"  # the proof's own box edited: it no longer matches the region file
+    code, lines = check(bad, model, region)
+    assert code == checker.EXIT_INVALID and "region" in lines[-1], lines
+
+
+def test_rejects_a_proof_for_another_model(relu_case, tmp_path, network_to_onnx, save_model):
+    net, model, region, report, proof = relu_case
+    other = save_model(network_to_onnx(make_net(1, 2, (8, 8))), "other.onnx")
+    code, lines = check(proof, other, region)
+    assert code == checker.EXIT_INVALID and "another model" in lines[-1], lines
+
+
+def test_bad_input_exits_3(tmp_path, relu_case):
+    net, model, region, report, proof = relu_case
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    assert checker.main(["check", str(junk), str(model), str(region)]) == checker.EXIT_BAD_INPUT
+    good = tmp_path / "p.json"
+    good.write_bytes(proof_bytes(proof, good))
+    assert checker.main(["check", str(good), str(tmp_path / "missing.onnx"), str(region)]) == checker.EXIT_BAD_INPUT
+    weird = tmp_path / "weird.yaml"
+    weird.write_text("states: {x0: [0, 1]}\n")
+    assert checker.main(["check", str(good), str(model), str(weird)]) == checker.EXIT_BAD_INPUT
+    assert checker.main(["check", str(good)]) == checker.EXIT_BAD_INPUT
+
+
+def test_not_proven_checks_are_never_valid():
+    net = make_net(3, 2, (6, 6))  # falsified dissipativity
+    report = verify(net, make_box(2), "dissipativity", FAST)
+    assert report["dissipativity"].verdict is Verdict.FALSIFIED
+    code, lines = check(build_proof(report))
+    assert code == checker.EXIT_PARTIAL and lines[0].startswith("dissipativity: not proven here")
+
+
+# ============================================================================================ the checker itself
+def test_region_reader_agrees_with_certify(tmp_path):
+    from certify.importers.region_file import load_region
+
+    texts = ["states:\n  a: [0.0, 1.0]   # c\n  'b c': [-2, 3.5e-1]\ninputs:\n  u: [0, 0.5]\nnorm: inf\n",
+             "lower: [0, -1.5]\nupper: [1, 2e0]\nmargin: 1.0e-6\n",
+             "---\nlower:\n- 0\n- 1\nupper:\n  - 2\n  - 3\nmetric: [[1, 0], [0, 1]]\n"]
+    for k, text in enumerate(texts):
+        p = tmp_path / f"r{k}.yaml"
+        p.write_text(text)
+        box = load_region(p).box
+        lower, upper, _ = checker.read_region(p)
+        assert lower == list(box.lower) and upper == list(box.upper)
+
+
+def test_exact_positive_definiteness():
+    from certify.proof.rounding import gram_ints, positive_definite, sigma_certified, spectral_upper
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        c = rng.normal(size=(3, 5))
+        s = float(np.linalg.svd(c, compute_uv=False)[0])
+        gram = gram_ints(c)
+        assert sigma_certified(gram, s * (1 + 1e-12)) and not sigma_certified(gram, s * (1 - 1e-12))
+        assert s <= spectral_upper(c) <= s * (1 + 1e-9)
+    assert positive_definite([[2, 1], [1, 2]]) and not positive_definite([[1, 2], [2, 1]])
+
+
+def test_checker_imports_only_numpy_and_the_standard_library(tmp_path, relu_case):
+    net, model, region, report, proof = relu_case
+    path = tmp_path / "p.json"
+    path.write_bytes(proof_bytes(proof, path))
+    forbidden = ["torch", "scipy", "cvxpy", "highspy", "pulp", "onnx", "onnxruntime", "certify.engines",
+                 "certify.bounds", "certify.checks", "certify.ir", "certify.solvers", "certify.importers"]
+    code = ("import sys\nfrom certify.proof import checker\n"
+            f"rc = checker.main(['check', {str(path)!r}, {str(model)!r}, {str(region)!r}, '--quiet'])\n"
+            f"print('RC', rc, [m for m in {forbidden!r} if m in sys.modules])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.strip().splitlines()[-1] == "RC 2 []", done.stdout + done.stderr
+
+
+# ============================================================================================ property test
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), widths=st.sampled_from([(4,), (5, 4), (4, 4, 3)]),
+       norm=st.sampled_from([1.0, 2.0, math.inf]), half=st.sampled_from([0.5, 1.0]))
+def test_property_gain_proofs_are_sound(seed, widths, norm, half):
+    """On random ReLU nets: the gain proof is valid, its claim is above every sampled value, and the same proof
+    with its claim lowered below a sampled value is refused."""
+    net = make_net(seed, 2, widths)
+    box = make_box(2, half)
+    report = verify(net, box, "gain", VerifyConfig(samples=500, norm=norm, timeout=30))
+    if report["gain"].verdict is not Verdict.CERTIFIED:
+        return
+    proof = build_proof(report, ProofOptions(timeout=30.0))
+    e = proof["checks"][0]
+    assert e["status"] == "proven", e
+    assert check(proof)[0] == checker.EXIT_VALID
+    x = np.random.default_rng(seed).uniform(-half, half, (3000, 2))
+    sampled = float(np.max(induced_norm(net.pwa(x)[0], norm)))
+    assert sampled <= float(e["claim"]["bound"])
+    if sampled > 1e-6:
+        bad = copy.deepcopy(proof)
+        bad["checks"][0]["claim"]["bound"] = repr(sampled * (1 - 1e-6))
+        bad["checks"][0]["claim"]["lower"] = None
+        assert check(bad)[0] == checker.EXIT_INVALID
