@@ -16,6 +16,7 @@ from .errors import ModelMismatchError
 from .importers.region_file import Region, load_region
 from .ir.box import Box
 from .ir.network import Network
+from .ir.stochastic import DeepMarkovModel
 from .report.provenance import Provenance
 from .report.report import Report
 
@@ -45,39 +46,54 @@ def file_sha256(path: str | Path) -> str:
 
 
 def verify(
-    model: str | Path | Network,
+    model: str | Path | Network | DeepMarkovModel,
     box: str | Path | Box | Region,
-    checks: str | Iterable[str] | Iterable[CheckName] = DEFAULT_CHECKS,
+    checks: str | Iterable[str] | Iterable[CheckName] | None = None,
     config: VerifyConfig | None = None,
     progress=None,
 ) -> Report:
     """Verify ``model`` over ``box``.
 
-    ``model``: an ONNX path or a Network; ``box``: a region-file path or a Box; ``checks``: names or CheckNames
-    ('dissipativity', 'contraction', 'weight_norm', 'gain', ...). The norm and margin of a region file apply unless
-    ``config`` is given explicitly.
+    ``model``: an ONNX path, a Network or a DeepMarkovModel; ``box``: a region-file path (``box.yaml``, or a VNNLIB
+    property ``prop.vnnlib``), a Box or a Region; ``checks``: names or CheckNames ('dissipativity', 'contraction',
+    'weight_norm', 'gain', ...; default: dissipativity, or output_bounds for a region with an output property).
+    The norm and margin of a region file apply unless ``config`` is given explicitly. A region file's ``heads``
+    key makes an ONNX model with two outputs a deep Markov model: the deterministic checks run on its mean head and
+    ``mean_square`` uses both.
     """
-    names = _check_names(checks)
+    names = _check_names(checks) if checks is not None else None
     _check_types(model, box, config, progress)
-    box_path = "region"
+    box_path, region = "region", None
     if isinstance(box, (str, os.PathLike, Region)):
         region = box if isinstance(box, Region) else load_region(box)
         box_path = region.path or box_path
         if config is None:
             config = config_for_region(region)
         box = region.box
+    if names is None:
+        names = (CheckName.OUTPUT_BOUNDS,) if region is not None and region.outputs is not None else DEFAULT_CHECKS
     config = config or VerifyConfig()
+    heads = None if region is None else region.heads
+    noise = None
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
-        net = load(model)
+        if heads is not None:
+            from .importers.deep_markov import load_deep_markov  # deferred on purpose (onnx), as in load()
+
+            dmm = load_deep_markov(path, heads)
+            net, noise = dmm.mean, dmm.noise
+        else:
+            net = load(model)
         sha = file_sha256(model)
         net, box = align(net, box, box_path)
-        _recheck_on_box(net, path, box, config)
+        _recheck_on_box(net, path, box, config, heads, noise)
     else:
-        path, sha, net = "<in-memory>", "", model
+        path, sha = "<in-memory>", ""
+        net, noise = (model.mean, model.noise) if isinstance(model, DeepMarkovModel) else (model, None)
         net, box = align(net, box, box_path)
     provenance = Provenance.of(config, device_used=config.torch_device())
-    results = run_checks(net, box, names, config, progress)
+    results = run_checks(net, box, names, config, progress, outputs=None if region is None else region.outputs,
+                         noise=noise)
     return Report(path, sha, net.describe(), box, config.norm, config.margin, results, network=net,
                   provenance=provenance)
 
@@ -105,9 +121,9 @@ def _check_names(checks) -> tuple[CheckName, ...]:
 
 
 def _check_types(model, box, config, progress) -> None:
-    if isinstance(model, bytes) or not isinstance(model, (str, os.PathLike, Network)):
-        raise TypeError(f"certify.verify: model must be a path (str or pathlib.Path) to an ONNX or system file, or a "
-                        f"certify.Network, got {type(model).__name__}")
+    if isinstance(model, bytes) or not isinstance(model, (str, os.PathLike, Network, DeepMarkovModel)):
+        raise TypeError(f"certify.verify: model must be a path (str or pathlib.Path) to an ONNX or system file, a "
+                        f"certify.Network or a certify.DeepMarkovModel, got {type(model).__name__}")
     if isinstance(box, bytes) or not isinstance(box, (str, os.PathLike, Box, Region)):
         raise TypeError(f"certify.verify: box must be a region-file path, a certify.Box or a certify.Region, got "
                         f"{type(box).__name__}; build one with certify.Box(lower, upper)")
@@ -125,11 +141,11 @@ def config_for_region(region, **overrides) -> VerifyConfig:
     return region.config(**overrides)
 
 
-def _recheck_on_box(net: Network, path: str, box: Box, config: VerifyConfig) -> None:
+def _recheck_on_box(net: Network, path: str, box: Box, config: VerifyConfig, heads=None, noise=None) -> None:
     """Re-run the IR-versus-onnxruntime agreement check on points of the box itself (vertices and samples).
 
     For a system file the controller is checked on the state part of those points and the composed IR against
-    simulating the plant with the controller.
+    simulating the plant with the controller; for a deep Markov model (``heads``) each head against its output.
     """
     from .importers import check_agreement_onnx  # deferred on purpose (onnxruntime), as in load()
     from .importers.system_file import is_system_file, read_system
@@ -138,6 +154,11 @@ def _recheck_on_box(net: Network, path: str, box: Box, config: VerifyConfig) -> 
     pts = box.lower + (box.upper - box.lower) * rng.random((256, box.dim))
     corners = box.lower + (box.upper - box.lower) * rng.integers(0, 2, size=(64, box.dim))
     points = np.vstack([pts, corners, box.center[None]])
+    if heads is not None:
+        from .importers.deep_markov import recheck_on_box  # deferred on purpose, as above
+
+        recheck_on_box(DeepMarkovModel(net, noise), path, heads, points)
+        return
     if not is_system_file(path):
         check_agreement_onnx(net, path, points)
         return

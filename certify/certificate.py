@@ -41,6 +41,8 @@ class CheckName(enum.Enum):
     INVARIANCE = "invariance"  # f(X) inside X
     EQUILIBRIA = "equilibria"  # Corollary 3 bounds and equilibria
     STABILITY = "stability"  # one equilibrium attracting every trajectory from X (or a region of attraction)
+    OUTPUT_BOUNDS = "output_bounds"  # every output within its bounds over X (a VNNLIB property)
+    MEAN_SQUARE = "mean_square"  # deep Markov model: mean map contracts, noise bounded: E||x_t - x_bar||^2 bound
 
 
 def parse_checks(text) -> tuple[CheckName, ...]:
@@ -274,7 +276,43 @@ class StabilityDetails:
         return out
 
 
-CheckDetails = SupNormDetails | WeightNormDetails | InvarianceDetails | EquilibriaDetails | StabilityDetails
+@dataclass(frozen=True)
+class MeanSquareDetails:
+    """The mean-square bound of a deep Markov model x+ = K(x) + L(x) w (w ~ N(0, I)): the contraction ``rate`` rho
+    of K in the metric P (rows; ||x||_P = ||T x||_2, P = T^T T), the equilibrium ``x_bar`` of K (None when it was
+    not located), ``x_bar_within`` (a bound on ||x_bar - x_found||_P for the exact fixed point, or None),
+    ``sigma_lower``/``sigma_upper`` bracketing sup_X ||T L(x)||_F (sampled / sound), the noise ``form``, the
+    ``stationary`` bound sigma_upper^2 / (1 - rho^2), the stability check's verdict, and the sub-boxes of the
+    sigma search. The statement: E||x_t - x_bar||_P^2 <= rho^(2t) ||x_0 - x_bar||_P^2 + sigma^2 / (1 - rho^2),
+    valid while the state stays in the box."""
+
+    rate: float | None
+    metric: tuple[tuple[float, ...], ...] | None
+    x_bar: tuple[float, ...] | None
+    x_bar_within: float | None
+    sigma_lower: float
+    sigma_upper: float
+    form: str
+    stationary: float
+    stability: str
+    noise_boxes: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "rate": json_number(self.rate),
+            "metric": None if self.metric is None else {"P": [[json_number(v) for v in r] for r in self.metric]},
+            "x_bar": None if self.x_bar is None else [json_number(v) for v in self.x_bar],
+            "x_bar_within": json_number(self.x_bar_within),
+            "sigma": {"lower": json_number(self.sigma_lower), "upper": json_number(self.sigma_upper),
+                      "form": self.form, "boxes": int(self.noise_boxes)},
+            "stationary_bound": json_number(self.stationary),
+            "stability": self.stability,
+            "valid_while": "the state stays in the box",
+        }
+
+
+CheckDetails = (SupNormDetails | WeightNormDetails | InvarianceDetails | EquilibriaDetails | StabilityDetails
+                | MeanSquareDetails)
 
 
 @dataclass(frozen=True)

@@ -74,12 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
     )
     p.add_argument("model", help="model file (.onnx) or closed-loop system file (.yaml with plant and controller)")
-    p.add_argument("--region", required=True, metavar="BOX", help="region file (box.yaml)")
+    p.add_argument("--region", required=True, metavar="BOX",
+                   help="region file (box.yaml), or a VNNLIB property (prop.vnnlib: input box and output bounds)")
     p.add_argument(
         "--check",
-        default="dissipativity",
+        default=None,
         help="comma-separated checks: dissipativity, contraction, weight_norm, gain, invariance, equilibria, "
-        "stability (default: dissipativity)",
+        "stability, output_bounds, mean_square (default: dissipativity; output_bounds for a .vnnlib region)",
     )
     p.add_argument("--exact", action="store_true",
                    help="compute the exact supremum instead of stopping once the verdict is settled")
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, metavar="PATH",
                    help="write a report: PATH.html (with pictures) or PATH.md")
     p.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML (one test case per check)")
+    p.add_argument("--proof", default=None, metavar="PATH",
+                   help="write a proof file for every certified check (PATH.gz: gzip); re-check it with "
+                   "`certify-proof check PATH MODEL BOX`")
     p.add_argument("--unknown-as", choices=("failure", "skipped"), default="failure",
                    help="how an unknown check appears in JUnit (default failure)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (and the JSON with --json -)")
@@ -129,6 +133,8 @@ def _outputs(args) -> list[tuple[str, str]]:
         out.append(("--report", args.report))
     if args.junit is not None:
         out.append(("--junit", args.junit))
+    if args.proof is not None:
+        out.append(("--proof", args.proof))
     return out
 
 
@@ -228,6 +234,11 @@ def _rendered(report, args, outputs) -> list[tuple[str, str]]:
         elif option == "--report":
             md = Path(path).suffix.lower() == ".md"
             files.append((path, report.to_markdown() if md else report.to_html()))
+        elif option == "--proof":  # deferred on purpose: the proof search runs only when a proof is asked for
+            from .proof.producer import ProofOptions, build_proof, proof_bytes
+
+            options = ProofOptions(timeout=args.timeout if args.timeout is not None else ProofOptions.timeout)
+            files.append((path, proof_bytes(build_proof(report, options), path)))
         else:
             files.append((path, report.to_junit(unknown_as=args.unknown_as)))
     return files
@@ -266,7 +277,7 @@ def hold_signals():
 
 
 def _run(args) -> int:
-    checks = parse_checks(args.check)
+    checks = parse_checks(args.check) if args.check is not None else None
     _model_file(args.model)
     outputs = _outputs(args)
     from .importers.region_file import load_region

@@ -90,3 +90,28 @@ def autonomous_step(rhs, x: np.ndarray, dt: float, substeps: int = 8) -> np.ndar
 # --------------------------------------------------------------------------- linear plants of the closed loops
 DOUBLE_INTEGRATOR = {"A": [[1.0, 1.0], [0.0, 1.0]], "B": [[0.5], [1.0]]}
 DCDC = {"A": [[0.9714, -0.0098], [1.7319, 0.9705]], "B": [[0.1488], [0.1808]]}
+
+
+# --------------------------------------------------------------------------- a stochastic plant (deep Markov model)
+NOISY_DUFFING = {"damping": 1.5, "cubic": 0.3, "dt": 0.2, "noise": (0.02, 0.03), "noise_growth": 0.03}
+
+
+def noisy_duffing_rhs(x: np.ndarray) -> np.ndarray:
+    """A well-damped Duffing oscillator: dx1 = x2, dx2 = -x1 - 0.3 x1^3 - 1.5 x2."""
+    p = NOISY_DUFFING
+    return np.stack([x[:, 1], -x[:, 0] - p["cubic"] * x[:, 0] ** 3 - p["damping"] * x[:, 1]], axis=1)
+
+
+def noisy_duffing_std(x: np.ndarray) -> np.ndarray:
+    """The standard deviations (N, 2) of the step noise, growing with the distance from the origin:
+    s_i = s0_i + growth * (x1^2 + x2^2)."""
+    p = NOISY_DUFFING
+    grow = p["noise_growth"] * np.sum(x * x, axis=1, keepdims=True)
+    return np.asarray(p["noise"])[None, :] + grow
+
+
+def noisy_duffing_step(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """x+ = Phi(x) + diag(s(x)) w, w ~ N(0, I): the 0.2 s flow map of :func:`noisy_duffing_rhs` plus Gaussian noise
+    with the standard deviations of :func:`noisy_duffing_std`."""
+    mean = autonomous_step(noisy_duffing_rhs, x, NOISY_DUFFING["dt"])
+    return mean + noisy_duffing_std(x) * rng.standard_normal(x.shape)

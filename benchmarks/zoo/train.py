@@ -17,6 +17,10 @@ Models (see README.md for the expected verdicts):
   converter, u clipped to [0, 1] in ``dcdc.system.yaml``.
 * ``contracting_residual_tanh``: x+ = x + h net(x) (h = 0.1, tanh 2-16-16-2) of a contracting ODE.
 * ``duffing_gelu``: x+ = net(x) (GELU 2-16-16-2), the 0.2 s flow map of a damped Duffing oscillator.
+* ``noisy_duffing_dmm``: a deep Markov model x+ = K(x) + diag(s(x)) w of a noisy, well-damped Duffing oscillator:
+  two ONNX outputs, ``mean`` (K(x) = x + 0.2 net(x), tanh 2-16-16-2, fitted to the flow map, the conditional mean)
+  and ``std`` (s, tanh 2-8-2, fitted by the Gaussian likelihood of sampled steps);
+  ``noisy_duffing_dmm.box.yaml`` names the heads.
 
 The training data are one-step pairs (x, u) -> x+ sampled uniformly over each model's box (plus a margin) and
 simulated with :mod:`plants`; every fit prints its final mean squared error.
@@ -317,6 +321,93 @@ def duffing_gelu() -> str:
     return f"one-step MSE {mse:.3g}"
 
 
+class MeanStd(nn.Module):
+    """(K(x), s(x)): the two heads of a deep Markov model with a diagonal noise, x+ = K(x) + diag(s(x)) w."""
+
+    def __init__(self, mean: nn.Module, std: nn.Module) -> None:
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, x: torch.Tensor):
+        return self.mean(x), self.std(x)
+
+
+def fit_gaussian(model: MeanStd, x: np.ndarray, y: np.ndarray, steps: int, lr: float) -> tuple[float, float]:
+    """Full-batch Adam on the Gaussian negative log-likelihood sum_j log|s_j| + (y_j - K_j)^2 / (2 s_j^2) (the
+    sign of s does not matter: the covariance is s^2); returns (mean MSE, NLL) at the end."""
+    xs, ys = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+
+    def nll():
+        k, s = model(xs)
+        var = s * s + 1e-8
+        return torch.mean(0.5 * torch.log(var) + 0.5 * (ys - k) ** 2 / var), k
+
+    for _ in range(steps):
+        opt.zero_grad()
+        loss, _ = nll()
+        loss.backward()
+        opt.step()
+        sched.step()
+    with torch.no_grad():
+        loss, k = nll()
+        return float(torch.mean((k - ys) ** 2)), float(loss)
+
+
+def export_heads(model: nn.Module, n_in: int, names: tuple[str, ...], path: Path) -> None:
+    """Legacy TorchScript ONNX export of a module with several outputs (opset 17, float32, dynamic batch), checked
+    with onnxruntime output by output."""
+    import onnxruntime as ort
+
+    model.eval()
+    axes = {name: {0: "batch"} for name in ("x", *names)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, n_in),), str(path), input_names=["x"], output_names=list(names),
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probe = np.random.default_rng(0).normal(size=(7, n_in)).astype(np.float32)
+    with torch.no_grad():
+        want = [t.numpy() for t in model(torch.from_numpy(probe))]
+    for got, ref in zip(sess.run(None, {"x": probe}), want):
+        if not np.allclose(got, ref, atol=1e-5, rtol=1e-5):
+            raise RuntimeError(f"{path}: onnxruntime disagrees with torch after export")
+
+
+DMM_BOX = {"x1": (-1.0, 1.0), "x2": (-1.0, 1.0)}
+# the metric P of the contraction certificate, as `certify --metric auto` found it (rounded): given in the box file,
+# so that the zoo's verdicts do not hang on the metric search's sampling
+DMM_METRIC = [[3.3, 1.26], [1.26, 1.69]]
+
+
+def noisy_duffing_dmm() -> str:
+    rng = seed_all(51)
+    x = uniform(rng, *widen([v[0] for v in DMM_BOX.values()], [v[1] for v in DMM_BOX.values()]), 8192)
+    y = plants.noisy_duffing_step(x, rng)
+    flow = plants.autonomous_step(plants.noisy_duffing_rhs, x, plants.NOISY_DUFFING["dt"])
+    model = MeanStd(Residual(mlp((2, 16, 16, 2), nn.Tanh), plants.NOISY_DUFFING["dt"]), mlp((2, 8, 2), nn.Tanh))
+    # the mean head is fitted to the conditional mean E[x+ | x] (the flow map: the limit of many samples per x, and a
+    # smoother fit than the noisy samples give); then the noise head, with the mean frozen, by the likelihood
+    fit(model.mean, (x,), flow, 3000, 1e-2)
+    for p in model.mean.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():  # the noise head starts at the residuals' scale
+        model.std[-1].weight.mul_(0.01)
+        model.std[-1].bias.fill_(float(np.std(y - model.mean(torch.tensor(x, dtype=torch.float32)).numpy())))
+    mse, nll = fit_gaussian(model, x, y, 2000, 5e-3)
+    export_heads(model, 2, ("mean", "std"), HERE / "noisy_duffing_dmm.onnx")
+    path = HERE / "noisy_duffing_dmm.box.yaml"
+    write_box(path, "Deep Markov model x+ = K(x) + diag(s(x)) w of the noisy Duffing oscillator dx1 = x2,\n"
+              "dx2 = -x1 - 0.3 x1^3 - 1.5 x2 (0.2 s steps, noise std 0.02 / 0.03 + 0.03 |x|^2). The heads name its\n"
+              "two ONNX outputs; the metric P is the one --metric auto finds (the flow rotates: the Euclidean norm "
+              "does not contract).",
+              DMM_BOX)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(f"metric: {DMM_METRIC!r}\nheads:\n  mean: mean\n  noise: std\n  form: std\n")
+    return f"mean MSE {mse:.3g}, NLL {nll:.3g}"
+
+
 TRAINERS = {
     "two_tank_plain": lambda: two_tank(False),
     "two_tank_svd": lambda: two_tank(True),
@@ -326,6 +417,7 @@ TRAINERS = {
     "dcdc": dcdc,
     "contracting_residual_tanh": contracting_residual_tanh,
     "duffing_gelu": duffing_gelu,
+    "noisy_duffing_dmm": noisy_duffing_dmm,
 }
 
 

@@ -1,8 +1,9 @@
 """The checks: each turns engine results into a :class:`~certify.certificate.CheckResult` with a verdict.
 
 One module per check (:mod:`.dissipativity`, :mod:`.contraction`, :mod:`.gain`, :mod:`.weight_norm`,
-:mod:`.invariance`, :mod:`.equilibria`); :data:`CHECKS` maps each :class:`~certify.certificate.CheckName` to its
-function, and :func:`run_checks` runs a list of them sharing one sampling per quantity (:class:`.common.SamplingMemo`).
+:mod:`.invariance`, :mod:`.equilibria`, :mod:`.stability`, :mod:`.output_bounds`, :mod:`.mean_square`); :data:`CHECKS`
+maps each :class:`~certify.certificate.CheckName` to its function, and :func:`run_checks` runs a list of them sharing
+one sampling per quantity (:class:`.common.SamplingMemo`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .dissipativity import check_dissipativity
 from .equilibria import check_equilibria
 from .gain import check_gain
 from .invariance import check_invariance
+from .mean_square import check_mean_square, require_noise
+from .output_bounds import check_output_bounds, require_outputs
 from .stability import check_stability
 from .weight_norm import check_weight_norm
 
@@ -37,11 +40,15 @@ CHECKS: dict[CheckName, CheckFunction] = {
     CheckName.INVARIANCE: check_invariance,
     CheckName.EQUILIBRIA: check_equilibria,
     CheckName.STABILITY: check_stability,
+    CheckName.OUTPUT_BOUNDS: check_output_bounds,
+    CheckName.MEAN_SQUARE: check_mean_square,
 }
+# the checks that take a part of the model or region beyond (net, box): check -> keyword of run_checks passed on
+CHECK_INPUTS = {CheckName.OUTPUT_BOUNDS: "outputs", CheckName.MEAN_SQUARE: "noise"}
 
 # the checks that need x+ = f(x, u) (as many outputs as states)
 DYNAMICS_CHECKS = (CheckName.DISSIPATIVITY, CheckName.CONTRACTION, CheckName.WEIGHT_NORM, CheckName.INVARIANCE,
-                   CheckName.EQUILIBRIA, CheckName.STABILITY)
+                   CheckName.EQUILIBRIA, CheckName.STABILITY, CheckName.MEAN_SQUARE)
 
 
 def available_checks() -> tuple[CheckName, ...]:
@@ -49,14 +56,18 @@ def available_checks() -> tuple[CheckName, ...]:
 
 
 def run_checks(
-    net: Network, box: Box, checks: Iterable[CheckName], config: VerifyConfig, progress=None
+    net: Network, box: Box, checks: Iterable[CheckName], config: VerifyConfig, progress=None, *, outputs=None,
+    noise=None,
 ) -> tuple[CheckResult, ...]:
     """Run each check in order. Misuse (a dynamics check on a non-square map) raises before any work starts.
 
     ``config.timeout`` bounds the whole run: each check gets the time left divided by the checks left (a check
     that ends early leaves its time to the next). ``progress``: optional callable ``progress(check, result_or_None)``,
-    called before (None) and after each check.
+    called before (None) and after each check. ``outputs``: the output property of a VNNLIB region (an
+    :class:`~certify.ir.output_property.OutputProperty`, for ``output_bounds``); ``noise``: the noise head of a deep
+    Markov model (a :class:`~certify.ir.stochastic.NoiseHead`, for ``mean_square``; ``net`` is then its mean map).
     """
+    inputs = {"outputs": outputs, "noise": noise}
     checks = tuple(checks)
     for check in checks:
         if check not in CHECKS:
@@ -64,13 +75,18 @@ def run_checks(
                              f"{', '.join(c.value for c in CHECKS)}")
         if check in DYNAMICS_CHECKS:
             require_dynamics(net, check)
+        if check is CheckName.OUTPUT_BOUNDS:
+            require_outputs(net, outputs)
+        if check is CheckName.MEAN_SQUARE:
+            require_noise(net, noise)
     results, memo = [], SamplingMemo()
     deadline = time.perf_counter() + config.timeout  # --timeout bounds the whole run, shared among the checks
     for i, check in enumerate(checks):
         if progress is not None:
             progress(check, None)
         share = max(deadline - time.perf_counter(), 0.0) / (len(checks) - i)
-        results.append(CHECKS[check](net, box, config.with_(timeout=max(share, _MIN_CHECK_SECONDS)), memo))
+        extra = {CHECK_INPUTS[check]: inputs[CHECK_INPUTS[check]]} if check in CHECK_INPUTS else {}
+        results.append(CHECKS[check](net, box, config.with_(timeout=max(share, _MIN_CHECK_SECONDS)), memo, **extra))
         if progress is not None:
             progress(check, results[-1])
     return tuple(results)

@@ -154,7 +154,9 @@ class GraphEvaluator:
         graph = self.model.graph
         if len(graph.output) != 1:
             raise self.fail(
-                f"the graph has {len(graph.output)} outputs; certify needs exactly one output f(x) (a vector)"
+                f"the graph has {len(graph.output)} outputs; certify needs exactly one output f(x) (a vector), or, for "
+                "a deep Markov model x+ = K(x) + L(x) w, the mean and noise outputs named under 'heads' in the "
+                "region file"
             )
         if len(graph.sparse_initializer):
             raise self.fail("sparse initializers are not supported; store the weights as dense tensors")

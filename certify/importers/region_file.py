@@ -19,6 +19,9 @@ from ..errors import RegionError, UsageError
 from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.numerics import parse_norm
+from ..ir.output_property import OutputProperty
+from ..ir.stochastic import Heads
+from .vnnlib import is_vnnlib, read_vnnlib
 from .yaml_file import Limits, read_yaml
 
 
@@ -27,7 +30,9 @@ class Region:
     """What a region file says: the box, and optionally the norm (1, 2 or inf) and the margin (in [0, 1)).
 
     ``Region.from_yaml("box.yaml")`` reads one (the same as :func:`load_region`). ``metric``: the weighted norm of
-    the file's ``metric:`` key (a :class:`~certify.ir.metric.Metric`, "auto", or None).
+    the file's ``metric:`` key (a :class:`~certify.ir.metric.Metric`, "auto", or None). ``outputs``: the output
+    property of a VNNLIB file (:mod:`certify.importers.vnnlib`), checked by ``output_bounds``; ``heads``: which model
+    outputs are the mean and the noise of a deep Markov model (the ``heads:`` key).
     """
 
     box: Box
@@ -35,6 +40,8 @@ class Region:
     margin: float | None = None
     path: str = ""
     metric: Metric | str | None = None
+    outputs: OutputProperty | None = None
+    heads: Heads | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.box, Box):
@@ -68,7 +75,8 @@ class Region:
         return load_region(path, n_in)
 
 
-_TOP_KEYS = {"states", "inputs", "lower", "upper", "norm", "margin", "names", "metric"}
+_TOP_KEYS = {"states", "inputs", "lower", "upper", "norm", "margin", "names", "metric", "heads"}
+_HEAD_KEYS = ("mean", "noise", "form")
 
 MAX_COORDINATES = 100_000  # a region file listing more coordinates is refused while it is read
 LIMITS = Limits(max_bytes=16 << 20, max_depth=8, max_items=MAX_COORDINATES, max_nodes=5 * MAX_COORDINATES + 64)
@@ -150,7 +158,7 @@ def parse_region(data, path: str = "<region>", n_in: int | None = None) -> Regio
     if unknown:
         raise RegionError(
             f"{path}: unknown key '{unknown[0]}'; allowed keys are states, inputs, lower, upper, names, norm, margin, "
-            f"metric"
+            f"metric, heads"
         )
     has_named = "states" in data
     has_plain = "lower" in data or "upper" in data
@@ -209,7 +217,26 @@ def parse_region(data, path: str = "<region>", n_in: int | None = None) -> Regio
         margin = float(m)
     box = Box(np.array(lower), np.array(upper), tuple(names), n_states)
     metric = parse_metric(data["metric"], f"{path}: metric", box.n_states) if "metric" in data else None
-    return Region(box=box, norm=norm, margin=margin, path=path, metric=metric)
+    heads = parse_heads(data["heads"], f"{path}: heads") if "heads" in data else None
+    return Region(box=box, norm=norm, margin=margin, path=path, metric=metric, heads=heads)
+
+
+def parse_heads(value, where: str) -> Heads:
+    """The ``heads:`` key of a deep Markov model: ``mean`` and ``noise`` (an output name or a 0-based index) and
+    ``form`` (cholesky, std, variance or log_variance; see :mod:`certify.ir.stochastic`)."""
+    if not isinstance(value, dict):
+        raise RegionError(f"{where}: give a mapping with mean (output name or index), noise and form")
+    unknown = sorted(set(map(str, value)) - set(_HEAD_KEYS))
+    if unknown:
+        raise RegionError(f"{where}: unknown key '{unknown[0]}'; allowed keys are {', '.join(_HEAD_KEYS)}")
+    missing = [k for k in ("mean", "noise") if k not in value]
+    if missing:
+        raise RegionError(f"{where}: '{missing[0]}' is missing; name the output (or its 0-based index) of the "
+                          f"{'mean K(x)' if missing[0] == 'mean' else 'noise head'}")
+    try:
+        return Heads(value["mean"], value["noise"], value.get("form", "cholesky"))
+    except UsageError as exc:
+        raise RegionError(f"{where}: {str(exc).removeprefix('heads: ')}") from None
 
 
 def parse_metric(value, where: str, n_states: int | None = None) -> Metric | str | None:
@@ -250,7 +277,7 @@ def load_metric(path: str | Path, n_states: int | None = None) -> Metric | str |
 
 def load_region(path: str | Path, n_in: int | None = None) -> Region:
     """Read and validate a region file (see :mod:`certify.importers.yaml_file`: no Python tags, no duplicate keys,
-    YAML 1.2 scalars, bounded size).
+    YAML 1.2 scalars, bounded size), or a VNNLIB property file (``.vnnlib``: :mod:`certify.importers.vnnlib`).
 
     ``n_in``: the number of model inputs when known; a region of another size is refused while it is read (a
     region far too long stops being read after ``n_in + 64`` entries).
@@ -259,6 +286,9 @@ def load_region(path: str | Path, n_in: int | None = None) -> Region:
         raise TypeError(f"load_region needs a path (str or pathlib.Path), got {type(path).__name__}")
     if n_in is not None and (isinstance(n_in, bool) or not isinstance(n_in, int) or n_in < 1):
         raise TypeError(f"load_region: n_in must be a positive int or None, got {n_in!r}")
+    if is_vnnlib(path):  # a VNNLIB property: the input box and an output property
+        box, outputs = read_vnnlib(path, n_in)
+        return Region(box=box, path=str(Path(path)), outputs=outputs)
     limits, hint = LIMITS, _HINT
     if n_in is not None and n_in + 64 < MAX_COORDINATES:
         limits = replace(LIMITS, max_items=n_in + 64)

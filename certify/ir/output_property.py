@@ -1,0 +1,64 @@
+"""An output property: bounds that every output of the model must stay strictly within over the box.
+
+    for all x in X:  lower_i < f_i(x) < upper_i      (i = 0 .. m-1; -inf / +inf where a side is not bounded)
+
+This is the safe side of a VNN-COMP property whose unsafe set is the union of the half-spaces {f_i >= upper_i}
+and {f_i <= lower_i} (see :mod:`certify.importers.vnnlib`), and what the ``output_bounds`` check decides
+(:mod:`certify.checks.output_bounds`). ``where`` names, for each side, the assertion it came from (for messages).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RegionError
+
+
+@dataclass(frozen=True, eq=False)
+class OutputProperty:
+    """``lower``/``upper`` (m,) float64 (-inf / +inf: that side is free), ``names`` one per output, ``lower_where`` /
+    ``upper_where`` one text per output naming the assertion of that side ("" when free), ``path`` the file."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    names: tuple[str, ...]
+    lower_where: tuple[str, ...]
+    upper_where: tuple[str, ...]
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        lo = np.array(self.lower, dtype=np.float64).ravel()
+        hi = np.array(self.upper, dtype=np.float64).ravel()
+        m = lo.size
+        if hi.size != m or not (len(self.names) == len(self.lower_where) == len(self.upper_where) == m) or m == 0:
+            raise RegionError(f"{self.path or 'output property'}: one lower bound, upper bound and name per output")
+        if np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or np.any(lo == math.inf) or np.any(hi == -math.inf):
+            raise RegionError(f"{self.path or 'output property'}: an output bound is NaN or on the wrong side")
+        for arr in (lo, hi):
+            arr.setflags(write=False)
+        object.__setattr__(self, "lower", lo)
+        object.__setattr__(self, "upper", hi)
+        object.__setattr__(self, "names", tuple(self.names))
+
+    @property
+    def dim(self) -> int:
+        return self.lower.size
+
+    @property
+    def bounded(self) -> np.ndarray:
+        """(m, 2) booleans: whether the lower / upper side of each output is bounded."""
+        return np.stack([np.isfinite(self.lower), np.isfinite(self.upper)], axis=1)
+
+    def describe(self) -> str:
+        parts = []
+        for name, lo, hi in zip(self.names, self.lower, self.upper):
+            if math.isfinite(lo) and math.isfinite(hi):
+                parts.append(f"{lo:g} < {name} < {hi:g}")
+            elif math.isfinite(lo):
+                parts.append(f"{name} > {lo:g}")
+            elif math.isfinite(hi):
+                parts.append(f"{name} < {hi:g}")
+        return ", ".join(parts)
