@@ -54,7 +54,7 @@ def test_overall_verdict(verdicts, overall):
 
 def test_markdown_has_table_and_reasons():
     md = _report([(CheckName.DISSIPATIVITY, Verdict.UNKNOWN)]).to_markdown()
-    assert "| dissipativity | unknown |" in md and "Reason: why" in md
+    assert "| dissipativity | unknown |" in md and "\n- **Reason:** why" in md
 
 
 def test_html_is_self_contained_with_png_images(tmp_path):

@@ -1,90 +1,362 @@
-"""Pictures for reports (matplotlib, Agg backend, PNG bytes): where people would rather look than read.
+"""Pictures for reports (matplotlib, Agg backend): where people would rather look than read.
 
-* :func:`norm_map`: ||A*(x)|| over a 2-D box (or a 2-D slice of a larger one, other coordinates at the centre)
-  on a dense grid; for piecewise-linear nets the colour is constant on each activation region, so the picture shows
-  the partition. Witness and equilibria are marked.
-* :func:`phase_portrait`: simulated trajectories x_{t+1} = f(x_t) from a grid of starts.
-* :func:`eigenvalue_plot`: eigenvalues of A*(x) (state part) at sampled points against the unit circle.
-* :func:`bracket_plot`: the bracket [lower, upper] against time of a branch and bound.
-Every function returns PNG bytes; nothing is shown on screen and no global matplotlib state is left behind.
+Every function returns a :class:`Picture`: the PNG bytes and what the picture claims (the threshold of its colour
+scale, the range of the values drawn, the pixel of every marked point and the colour the scale gives it there), so
+that a test can decode the image and check that it agrees with the verdict. Nothing is shown on screen and no global
+matplotlib state is left behind.
+
+* :func:`norm_map`: a scalar field over a 2-D slice of the box on a dense grid: ||M(x)|| for M = A* or J (in a
+  metric ||.||_P: ||T M T^-1||_2), the spectral radius of M(x), or the invariance violation V(x). With a threshold
+  the colour map diverges at it (blue below, red above) and a contour line marks it; a box with more than two
+  coordinates is cut through a stated point (the witness by default), and the grid contains that point exactly, so
+  the colour at the witness is the value at the witness. Field values come from the batched kernels
+  (:mod:`certify.ir.kernels`, through :func:`certify.engines.sampling.norms_at`).
+* :func:`phase_portrait`: simulated trajectories x_{t+1} = f(x_t) from a grid of starts, equilibria and the
+  P-ellipsoid of a region of attraction.
+* :func:`eigenvalue_plot`: eigenvalues of the state part of A*(x) or J(x) at sampled points against the unit circle.
+* :func:`bracket_plot`: the bracket [lower, upper] of a branch and bound against time, on the check's clock.
+* :func:`factor_plot`: the factors of the Corollary 4 product against 1.
 """
 
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..ir.box import Box
-from ..ir.numerics import induced_norm
+from ..ir.numerics import spectral_radius
+from ..ir.quantity import Quantity
 
 if TYPE_CHECKING:  # annotations only: a report can be read and written without loading torch
+    from ..ir.metric import Metric
     from ..ir.network import Network
 
+DIVERGING = "RdBu_r"  # blue below the threshold, white at it, red above
+SEQUENTIAL = "viridis"  # fields without a threshold (the gain)
 
-def _figure(width=5.0, height=4.2):
+
+@dataclass(frozen=True)
+class Mark:
+    """A point drawn on a picture: ``point`` in the picture's data coordinates, ``pixel`` (column, row) in the PNG
+    (row 0 at the top), ``value`` the field there (maps only) and ``rgb`` the colour the map's scale gives it."""
+
+    label: str
+    point: tuple[float, float]
+    pixel: tuple[int, int]
+    value: float | None = None
+    rgb: tuple[int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One PNG and what it claims. ``kind``: "map", "trajectories", "eigenvalues", "bracket" or "factors";
+    ``check``: the check it belongs to (None: the state space in general); ``threshold``: where the map's colour
+    scale diverges (None: no threshold); ``value_range``: (min, max) of the values drawn; ``axes``: the plot area's
+    pixel box (left, top, right, bottom); ``marks``: the points marked; ``span``: the time axis (bracket plots)."""
+
+    caption: str
+    png: bytes
+    kind: str
+    check: str | None = None
+    threshold: float | None = None
+    value_range: tuple[float, float] | None = None
+    axes: tuple[int, int, int, int] | None = None
+    marks: tuple[Mark, ...] = ()
+    span: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Field:
+    """The scalar field of a map. ``quantity``: A_STAR, JACOBIAN or VIOLATION; ``measure``: "norm" (the induced
+    norm) or "radius" (the spectral radius); ``state_only``: the state columns (else all columns, as the gain);
+    ``metric``: ||T M T^-1||_2 instead of ||M||_p; ``threshold``: the value the check compares with (None: none)."""
+
+    quantity: Quantity
+    norm: float = 2.0
+    state_only: bool = True
+    metric: Metric | None = None
+    measure: str = "norm"
+    threshold: float | None = 1.0
+
+    @property
+    def symbol(self) -> str:
+        """The field's name as written on the picture: ||A*(x)||_2, ||T J(x) T^-1||_2, rho(A*(x)), V(x)."""
+        if self.quantity is Quantity.VIOLATION:
+            return "V(x)"
+        m = f"{self.quantity.symbol}(x)"
+        if self.measure == "radius":
+            return f"spectral radius of {m}"
+        if self.metric is not None and not self.metric.is_identity:
+            return f"||T {self.quantity.symbol}(x) T^-1||_2"
+        return f"||{m}||_{_p(self.norm)}"
+
+
+# ============================================================================================ the field values
+def field_values(net: Network, box: Box, pts: np.ndarray, field: Field) -> np.ndarray:
+    """The field at the points ``pts`` (B, n_in): float64 values (B,)."""
+    pts = np.asarray(pts, dtype=np.float64)
+    if field.quantity is Quantity.VIOLATION:
+        from ..engines.violation_search import violation  # deferred with the engines' imports (torch)
+
+        return violation(net, box, pts)[0]
+    import torch  # deferred on purpose: torch loads only when a report draws pictures
+
+    from ..engines.sampling import matrices_at, norms_at
+    from ..ir.kernels import TorchNet
+
+    metric = field.metric if field.metric is not None and not field.metric.is_identity else None
+    tnet = TorchNet.of(net, torch.float64, "cpu", metric)
+    columns = net.n_states if field.state_only else net.n_in
+    x = torch.from_numpy(np.ascontiguousarray(pts))
+    out = []
+    for chunk in torch.split(x, 1 << 14):
+        with torch.no_grad():
+            if field.measure == "radius":
+                m = matrices_at(tnet, chunk, field.quantity, columns).numpy()
+                out.append(np.max(np.abs(np.linalg.eigvals(m)), axis=-1))
+            else:
+                out.append(norms_at(tnet, chunk, field.quantity, field.norm, columns).numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def largest_sampled(net: Network, box: Box, field: Field, n: int = 4096, seed: int = 0) -> np.ndarray:
+    """The point (n_in,) of the largest field value among the box's centre, its vertices (up to 10 coordinates)
+    and ``n`` seeded uniform points."""
+    rng = np.random.default_rng(seed)
+    pts = [box.center[None], box.lower + (box.upper - box.lower) * rng.random((n, box.dim))]
+    if box.dim <= 10:
+        bits = ((np.arange(2**box.dim)[:, None] >> np.arange(box.dim)) & 1).astype(bool)
+        pts.append(np.where(bits, box.upper, box.lower))
+    pts = np.vstack(pts)
+    return pts[int(np.argmax(field_values(net, box, pts, field)))]
+
+
+# ============================================================================================ figures
+def _figure(width=5.4, height=4.6, legend_rows: int = 1, colorbar: bool = False):
+    """A figure with one axes and a fixed layout (room below for a legend of ``legend_rows`` rows, on the right
+    for a colour bar): no layout engine, so one draw gives the PNG and the pixel positions agree with it."""
     import matplotlib  # deferred on purpose: matplotlib loads only when a report draws pictures
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100)
+    bottom = (0.62 + 0.2 * legend_rows) / height if legend_rows else 0.5 / height
+    fig.subplots_adjust(left=0.78 / width, right=1 - (1.45 if colorbar else 0.25) / width, bottom=bottom,
+                        top=1 - 0.35 / height)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _legend(fig, handles=None, ncol: int = 3) -> None:
+    kwargs = {} if handles is None else {"handles": handles}
+    fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.005), ncol=ncol, fontsize=8, frameon=False, **kwargs)
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
+    fig.savefig(buf, format="png")
     return buf.getvalue()
 
 
-def _slice_grid(box: Box, dims: tuple[int, int], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    i, j = dims
-    gx = np.linspace(box.lower[i], box.upper[i], n)
-    gy = np.linspace(box.lower[j], box.upper[j], n)
-    xx, yy = np.meshgrid(gx, gy)
-    pts = np.tile(box.center, (n * n, 1))
-    pts[:, i] = xx.ravel()
-    pts[:, j] = yy.ravel()
-    return xx, yy, pts
+def _pixel(fig, ax, x: float, y: float) -> tuple[int, int]:
+    """(column, row) of the data point (x, y) in the PNG of a frozen figure (row 0 at the top)."""
+    dx, dy = ax.transData.transform((x, y))
+    return int(math.floor(dx)), int(math.floor(fig.bbox.height - dy))
 
 
-def _state_norms(net: Network, pts: np.ndarray, p: float, quantity: str) -> np.ndarray:
-    mats = net.pwa(pts)[0] if quantity == "A_STAR" else net.jacobian(pts)
-    return np.asarray(induced_norm(mats[:, :, : net.n_states], p))
+def _axes_box(fig, ax) -> tuple[int, int, int, int]:
+    b = ax.get_window_extent()
+    h = fig.bbox.height
+    return int(math.ceil(b.x0)), int(math.ceil(h - b.y1)), int(math.floor(b.x1)), int(math.floor(h - b.y0))
+
+
+def _plain_numbers(axis) -> None:
+    """Tick labels as plain numbers: no offset ("1e-5+1.001") and no scientific multiplier above the axis."""
+    from matplotlib.ticker import ScalarFormatter
+
+    fmt = ScalarFormatter(useOffset=False)
+    fmt.set_scientific(False)
+    axis.set_major_formatter(fmt)
+
+
+def _labels(values) -> list[str]:
+    """The shortest '%.Ng' labels (N <= 10) that tell the values apart."""
+    for digits in range(3, 11):
+        out = [f"{v:.{digits}g}" for v in values]
+        if len(set(out)) == len(out):
+            return out
+    return [f"{v:.10g}" for v in values]
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges (n + 1,) around sorted centres (n,): halfway between neighbours, the ends at the end centres."""
+    c = np.asarray(centres, dtype=np.float64)
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = 0.5 * (c[1:] + c[:-1])
+    return np.concatenate([[c[0]], mid, [c[-1]]])
+
+
+def _grid_axis(lo: float, hi: float, n: int, keep) -> np.ndarray:
+    """n points from lo to hi that contain every value of ``keep`` (marked points' coordinates), with no regular
+    point within 3 spacings of one: the cell of a marked point is some 6 spacings wide (half that at the box's
+    edge), so that its colour, the value at that point, shows under the mark's ring."""
+    g = np.linspace(lo, hi, n)
+    h = (hi - lo) / max(n - 1, 1)
+    keep = np.asarray(list(keep), dtype=np.float64)
+    if keep.size and h > 0:
+        g = g[np.min(np.abs(g[:, None] - keep[None, :]), axis=1) > 3.0 * h]
+    return np.unique(np.concatenate([g, keep]))
+
+
+def _threshold_norm(lo: float, hi: float, thr: float):
+    """A colour scale that diverges at the threshold with a jump: values below it take [0, 0.42] of the map (blue),
+    values at or above it [0.58, 1] (red), so that no value at the threshold is drawn white and 'at or above' never
+    looks like 'below'."""
+    from matplotlib.colors import Normalize
+
+    below, above = 0.42, 0.58
+
+    class ThresholdNorm(Normalize):
+        def __call__(self, value, clip=None):
+            v = np.ma.asarray(value, dtype=np.float64)
+            data = np.asarray(v.filled(np.nan))
+            low = below * (data - self.vmin) / max(thr - self.vmin, 1e-300)
+            high = above + (1 - above) * (data - thr) / max(self.vmax - thr, 1e-300)
+            out = np.where(data >= thr, np.minimum(high, 1.0), np.clip(low, 0.0, below))
+            out = np.ma.masked_invalid(out)
+            return out[()] if np.ndim(value) == 0 else out
+
+        def inverse(self, value):
+            u = np.asarray(value, dtype=np.float64)
+            low = self.vmin + u / below * (thr - self.vmin)
+            high = thr + (u - above) / (1 - above) * (self.vmax - thr)
+            return np.where(u >= above, high, np.where(u <= below, low, thr))
+
+    return ThresholdNorm(vmin=min(lo, thr), vmax=max(hi, thr))
+
+
+def slice_text(box: Box, dims: tuple[int, int], at: np.ndarray, where: str) -> str:
+    """'' for a 2-coordinate box, else which coordinates are fixed and at what: 'slice h3 = 0.2, u = 1 (through
+    the witness)'."""
+    fixed = [k for k in range(box.dim) if k not in dims]
+    if not fixed:
+        return ""
+    parts = [f"{box.names[k]} = {at[k]:.4g}" for k in fixed[:6]]
+    if len(fixed) > 6:
+        parts.append(f"... ({len(fixed)} fixed coordinates)")
+    return f"slice {', '.join(parts)} ({where})"
 
 
 def norm_map(
     net: Network,
     box: Box,
-    p: float = 2.0,
+    field: Field,
     dims: tuple[int, int] = (0, 1),
-    quantity: str = "A_STAR",
-    witness: np.ndarray | None = None,
+    at: np.ndarray | None = None,
+    where: str = "",
+    marks: tuple[tuple[str, np.ndarray], ...] = (),
     equilibria: np.ndarray | None = None,
-    n: int = 200,
-    witness_label: str = "witness",
-) -> bytes:
-    """PNG of ||A*(x)||_p (or ||J(x)||_p) over the 2-D slice ``dims`` of the box."""
-    xx, yy, pts = _slice_grid(box, dims, n)
-    vals = _state_norms(net, pts, p, quantity).reshape(xx.shape)
-    fig = _figure()
-    ax = fig.add_subplot(1, 1, 1)
-    mesh = ax.pcolormesh(xx, yy, vals, shading="auto", cmap="viridis")
-    if vals.min() < 1.0 < vals.max():
-        ax.contour(xx, yy, vals, levels=[1.0], colors="red", linewidths=1.0)
-    fig.colorbar(mesh, ax=ax, label=f"||{'A*' if quantity == 'A_STAR' else 'J'}(x)||_{_p(p)}")
-    if witness is not None:
-        ax.plot(witness[dims[0]], witness[dims[1]], "rx", markersize=10, mew=2, label=witness_label)
+    check: str | None = None,
+    title: str = "",
+    curves: tuple[tuple[str, np.ndarray], ...] = (),
+    n: int = 160,
+) -> Picture:
+    """A map of ``field`` over the 2-D slice ``dims`` of the box, the other coordinates fixed at ``at`` (default:
+    the box's centre; ``where`` says what ``at`` is, for the caption). ``marks``: (label, point (n_in,)) drawn as
+    rings, each on the slice's grid, so that the colour under a ring is the field's value at that point (the slice
+    should pass through it: ``at`` = that point). ``equilibria``: (k, n_states) points drawn as stars; ``curves``:
+    (label, (k, 2) points in the slice's coordinates) drawn as green lines (a region of attraction)."""
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedFormatter, FixedLocator
+
+    i, j = dims
+    at = box.center.copy() if at is None else np.asarray(at, dtype=np.float64).copy()
+    # every marked point on the grid (it lies in the slice when ``at`` is that point)
+    gx = _grid_axis(box.lower[i], box.upper[i], n, [p[i] for _, p in marks])
+    gy = _grid_axis(box.lower[j], box.upper[j], n, [p[j] for _, p in marks])
+    xx, yy = np.meshgrid(gx, gy)
+    pts = np.tile(at, (xx.size, 1))
+    pts[:, i], pts[:, j] = xx.ravel(), yy.ravel()
+    vals = field_values(net, box, pts, field).reshape(xx.shape)
+    finite = vals[np.isfinite(vals)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    thr = field.threshold
+    if thr is None:
+        span = max(hi - lo, 1e-12 * max(1.0, abs(hi)))
+        norm = Normalize(vmin=lo, vmax=lo + span)
+        cmap = SEQUENTIAL
+        ticks = list(np.linspace(lo, lo + span, 5))
+    else:
+        norm = _threshold_norm(lo, hi, thr)
+        cmap = DIVERGING
+        ticks = []  # the data's ends and the threshold (not the pad that keeps the scale's halves apart)
+        if lo < thr:
+            ticks += list(np.linspace(lo, thr, 4)[:-1])
+        ticks.append(thr)
+        if hi > thr:
+            ticks += list(np.linspace(thr, hi, 3)[1:])
+    fig, ax = _figure(colorbar=True)
+    # cells centred on the grid points (edges halfway between them): the colour under a grid point is its value
+    mesh = ax.pcolorfast(_edges(gx), _edges(gy), vals, cmap=cmap, norm=norm)
+    handles = []
+    if thr is not None and lo < thr < hi:
+        ax.contour(xx, yy, vals, levels=[thr], colors="k", linewidths=1.2)
+        handles.append(Line2D([], [], color="k", linewidth=1.2, label=f"{field.symbol} = {thr:g} (threshold)"))
+    elif not net.piecewise_linear and hi > lo:  # smooth fields: a few thin level lines show the shape
+        ax.contour(xx, yy, vals, levels=6, colors="0.35", linewidths=0.5)
+    pos = ax.get_position()
+    cbar = fig.colorbar(mesh, cax=fig.add_axes((pos.x1 + 0.03, pos.y0, 0.035, pos.height)))
+    cbar.ax.yaxis.set_major_locator(FixedLocator(ticks))
+    if thr is None:
+        labels = _labels(ticks)
+    else:  # each half of the scale with the digits it needs (1.0001 above the threshold, 0.83 below it)
+        below, above = [t for t in ticks if t < thr], [t for t in ticks if t > thr]
+        labels = _labels([*below, thr])[:-1] + [f"{thr:g}"] + _labels([thr, *above])[1:]
+    cbar.ax.yaxis.set_major_formatter(FixedFormatter(labels))
+    cbar.ax.yaxis.get_offset_text().set_visible(False)
+    cbar.set_label(field.symbol + ("" if thr is None else f"  (threshold {thr:g})"))
+    for label, p in marks:
+        (h,) = ax.plot(p[i], p[j], "o", mfc="none", mec="k", ms=13, mew=2.0, clip_on=False, zorder=6,
+                       label=label)
+        ax.plot(p[i], p[j], "o", mfc="none", mec="w", ms=17, mew=1.0, clip_on=False, zorder=6)
+        handles.append(h)
+    for label, c in curves:
+        (h,) = ax.plot(c[:, 0], c[:, 1], "-", color="tab:green", linewidth=2.0, label=label)
+        handles.append(h)
     if equilibria is not None and len(equilibria):
         eq = np.atleast_2d(equilibria)
-        ax.plot(eq[:, dims[0]], eq[:, dims[1]], "w*", markersize=12, markeredgecolor="k", label="equilibria")
-    if witness is not None or (equilibria is not None and len(equilibria)):
-        ax.legend(loc="upper right", fontsize=8)
-    ax.set_xlabel(box.names[dims[0]])
-    ax.set_ylabel(box.names[dims[1]])
-    ax.set_title("norm of the local linear map over the box")
-    return _png(fig)
+        if max(i, j) < eq.shape[1]:
+            (h,) = ax.plot(eq[:, i], eq[:, j], "*", color="w", mec="k", ms=13, clip_on=False, zorder=7,
+                           label="equilibria" if len(eq) > 1 else "equilibrium")
+            handles.append(h)
+    ax.set_xlim(box.lower[i], box.upper[i])
+    ax.set_ylim(box.lower[j], box.upper[j])
+    _plain_numbers(ax.xaxis)
+    _plain_numbers(ax.yaxis)
+    ax.set_xlabel(box.names[i])
+    ax.set_ylabel(box.names[j])
+    ax.set_title(title or f"{field.symbol} over the box", fontsize=10)
+    if handles:
+        _legend(fig, handles, ncol=min(3, len(handles)))
+    png = _png(fig)
+    cmap_obj = mesh.get_cmap()
+    drawn = []
+    for label, p in marks:
+        k, m = int(np.searchsorted(gy, p[j])), int(np.searchsorted(gx, p[i]))
+        v = float(vals[k, m])
+        rgb = tuple(int(round(255 * c)) for c in cmap_obj(norm(v))[:3]) if math.isfinite(v) else None
+        drawn.append(Mark(label, (float(p[i]), float(p[j])), _pixel(fig, ax, p[i], p[j]), v, rgb))
+    caption = title or f"{field.symbol} over the box"
+    cut = slice_text(box, dims, at, where or "the box's centre")
+    if cut:
+        caption += f"; {cut}"
+    return Picture(caption, png, "map", check, thr, (lo, hi), _axes_box(fig, ax), tuple(drawn))
 
 
 def simulate(net: Network, starts: np.ndarray, steps: int, inputs: np.ndarray | None = None) -> np.ndarray:
@@ -98,68 +370,176 @@ def simulate(net: Network, starts: np.ndarray, steps: int, inputs: np.ndarray | 
     return np.stack(traj, axis=1)
 
 
-def phase_portrait(net: Network, box: Box, dims: tuple[int, int] = (0, 1), steps: int = 40, grid: int = 7) -> bytes:
-    """PNG of trajectories from a grid of starts in the box (exogenous inputs held at the box centre)."""
-    ns = net.n_states
-    _, _, pts = _slice_grid(box, dims, grid)
-    starts = pts[:, :ns]
-    inputs = pts[:, ns:] if net.n_inputs else None
-    traj = simulate(net, starts, steps, inputs)
-    fig = _figure()
-    ax = fig.add_subplot(1, 1, 1)
+def ellipse_points(center: np.ndarray, p: np.ndarray, radius: float, dims: tuple[int, int],
+                   k: int = 240) -> np.ndarray:
+    """(k, 2) points of the slice {x : x_other = center_other, (x - c)^T P (x - c) = r^2} in the coordinates
+    ``dims``: with P_2 the 2x2 principal block of P and P_2 = C^T C, the curve c + r C^-1 (cos t, sin t)."""
     i, j = dims
-    ax.add_patch(_rect(box, dims))
+    block = np.asarray(p, dtype=np.float64)[np.ix_([i, j], [i, j])]
+    c = np.linalg.cholesky(block).T
+    t = np.linspace(0.0, 2.0 * np.pi, k)
+    d = radius * np.linalg.solve(c, np.vstack([np.cos(t), np.sin(t)]))
+    return np.asarray(center, dtype=np.float64)[[i, j]][None] + d.T
+
+
+def phase_portrait(net: Network, box: Box, dims: tuple[int, int] = (0, 1), steps: int = 40, grid: int = 7,
+                   at: np.ndarray | None = None, equilibria: np.ndarray | None = None,
+                   ellipsoid: tuple[np.ndarray, np.ndarray, float] | None = None, start_set_is_box: bool = False,
+                   check: str | None = None) -> Picture:
+    """Trajectories from a grid of starts in the slice ``dims`` of the box (other states and exogenous inputs held
+    at ``at``, default the box's centre). ``ellipsoid``: (x_bar, P, r), the set {||x - x_bar||_P <= r} drawn (its
+    slice through x_bar for more than 2 states); ``start_set_is_box``: the whole box is the certified set."""
+    from matplotlib.lines import Line2D
+
+    ns = net.n_states
+    i, j = dims
+    at = box.center.copy() if at is None else np.asarray(at, dtype=np.float64).copy()
+    gx, gy = np.linspace(box.lower[i], box.upper[i], grid), np.linspace(box.lower[j], box.upper[j], grid)
+    xx, yy = np.meshgrid(gx, gy)
+    pts = np.tile(at, (xx.size, 1))
+    pts[:, i], pts[:, j] = xx.ravel(), yy.ravel()
+    traj = simulate(net, pts[:, :ns], steps, pts[:, ns:] if net.n_inputs else None)
+    fig, ax = _figure(5.4, 5.0, legend_rows=2)
+    ax.add_patch(_rect(box, dims, start_set_is_box))
+    handles = [Line2D([], [], color="gray", linestyle="--", label="box")]
+    if start_set_is_box:
+        handles = [Line2D([], [], color="tab:green", linewidth=2.0, label="box = certified start set")]
     for t in traj:
-        ax.plot(t[:, i], t[:, j], "-", color="tab:blue", alpha=0.6, linewidth=0.8)
-        ax.plot(t[0, i], t[0, j], ".", color="tab:blue", markersize=3)
-        ax.plot(t[-1, i], t[-1, j], "o", color="tab:red", markersize=3)
+        ax.plot(t[:, i], t[:, j], "-", color="tab:blue", alpha=0.55, linewidth=0.8)
+    (h0,) = ax.plot(traj[:, 0, i], traj[:, 0, j], ".", color="tab:blue", ms=4, label="start")
+    (h1,) = ax.plot(traj[:, -1, i], traj[:, -1, j], "o", color="tab:red", ms=4, label=f"after {steps} steps")
+    handles += [h0, h1]
+    if ellipsoid is not None:
+        c, p, r = ellipsoid
+        e = ellipse_points(c, p, r, dims)
+        (h,) = ax.plot(e[:, 0], e[:, 1], "-", color="tab:green", linewidth=2.0,
+                       label="||x - x_bar||_P <= r (certified start set)")
+        handles.append(h)
+    if equilibria is not None and len(equilibria):
+        eq = np.atleast_2d(equilibria)
+        (h,) = ax.plot(eq[:, i], eq[:, j], "*", color="gold", mec="k", ms=13, zorder=7, clip_on=False,
+                       label="equilibria" if len(eq) > 1 else "equilibrium")
+        handles.append(h)
+    w = box.upper[[i, j]] - box.lower[[i, j]]
+    ax.set_xlim(box.lower[i] - 0.25 * w[0], box.upper[i] + 0.25 * w[0])
+    ax.set_ylim(box.lower[j] - 0.25 * w[1], box.upper[j] + 0.25 * w[1])
+    _plain_numbers(ax.xaxis)
+    _plain_numbers(ax.yaxis)
     ax.set_xlabel(box.names[i])
     ax.set_ylabel(box.names[j])
-    ax.set_title(f"trajectories, {steps} steps (box dashed)")
-    return _png(fig)
+    ax.set_title(f"simulated trajectories, {steps} steps", fontsize=10)
+    _legend(fig, handles, ncol=3)
+    png = _png(fig)
+    marks = ()
+    if equilibria is not None and len(equilibria):
+        marks = tuple(Mark("equilibrium", (float(x[i]), float(x[j])), _pixel(fig, ax, x[i], x[j]))
+                      for x in np.atleast_2d(equilibria))
+    caption = f"simulated trajectories x+ = f(x), {steps} steps from a {grid}x{grid} grid of starts"
+    fixed = [k for k in range(box.dim) if k not in dims]
+    if fixed:
+        caption += f"; {slice_text(box, dims, at, 'held fixed')}"
+    return Picture(caption, png, "trajectories", check, axes=_axes_box(fig, ax), marks=marks)
 
 
-def _rect(box: Box, dims):
+def _rect(box: Box, dims, highlight: bool = False):
     from matplotlib.patches import Rectangle
 
     i, j = dims
     return Rectangle(
         (box.lower[i], box.lower[j]), box.upper[i] - box.lower[i], box.upper[j] - box.lower[j],
-        fill=False, linestyle="--", edgecolor="gray",
+        fill=False, linestyle="-" if highlight else "--", edgecolor="tab:green" if highlight else "gray",
+        linewidth=2.0 if highlight else 1.0,
     )
 
 
-def eigenvalue_plot(net: Network, box: Box, n: int = 4000, seed: int = 0) -> bytes:
-    """PNG of the eigenvalues of the state part of A*(x) at sampled points, with the unit circle."""
+def sampled_matrices(net: Network, box: Box, quantity: Quantity, n: int = 2000, seed: int = 0) -> np.ndarray:
+    """The state part of A*(x) or J(x) at the box's centre and ``n`` seeded uniform points: (n + 1, ns, ns)."""
     rng = np.random.default_rng(seed)
-    pts = box.lower + (box.upper - box.lower) * rng.random((n, box.dim))
-    mats = net.pwa(pts)[0][:, :, : net.n_states]
+    pts = np.vstack([box.center[None], box.lower + (box.upper - box.lower) * rng.random((n, box.dim))])
+    mats = net.pwa(pts)[0] if quantity is Quantity.A_STAR else net.jacobian(pts)
+    return np.asarray(mats)[:, :, : net.n_states]
+
+
+def eigenvalue_plot(net: Network, box: Box, quantity: Quantity = Quantity.A_STAR, n: int = 2000, seed: int = 0,
+                    witness_matrix: np.ndarray | None = None, check: str | None = None) -> Picture:
+    """Eigenvalues of the state part of A*(x) or J(x) at sampled points (for piecewise-linear nets: the region
+    matrices met), with the unit circle; ``witness_matrix`` (ns, ns): its eigenvalues are marked."""
+    mats = sampled_matrices(net, box, quantity, n, seed)
+    distinct = np.unique(np.round(mats.reshape(len(mats), -1), 12), axis=0)
     eig = np.linalg.eigvals(mats).ravel()
-    fig = _figure(4.6, 4.4)
-    ax = fig.add_subplot(1, 1, 1)
+    radius = float(np.max(np.abs(eig))) if eig.size else 0.0
+    eig = np.unique(np.round(eig, 9))  # repeated eigenvalues (one region's matrix at many points) drawn once
+    fig, ax = _figure(4.6, 5.0, legend_rows=3)
     t = np.linspace(0, 2 * np.pi, 400)
-    ax.plot(np.cos(t), np.sin(t), "k-", linewidth=0.8)
-    ax.plot(eig.real, eig.imag, ".", markersize=2, alpha=0.4)
+    ax.plot(np.cos(t), np.sin(t), "k-", linewidth=0.8, label="unit circle")
+    ax.plot(eig.real, eig.imag, "o", color="tab:blue", ms=4, alpha=0.6, mew=0,
+            label=f"at sampled points (largest |eigenvalue| {radius:.4g})")
+    if witness_matrix is not None:
+        m = np.asarray(witness_matrix, dtype=np.float64)
+        if m.ndim == 2 and m.shape[0] == m.shape[1]:
+            we = np.linalg.eigvals(m)
+            ax.plot(we.real, we.imag, "x", color="tab:red", ms=9, mew=2,
+                    label=f"at the witness (spectral radius {spectral_radius(m):.4g})")
     ax.set_aspect("equal")
+    lim = max(1.15, 1.1 * radius)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
     ax.set_xlabel("Re")
     ax.set_ylabel("Im")
-    ax.set_title("eigenvalues of A*(x) against the unit circle")
-    return _png(fig)
+    ax.set_title(f"eigenvalues of {quantity.symbol}(x), {len(mats)} points", fontsize=10)
+    _legend(fig, ncol=1)
+    caption = (f"eigenvalues of {quantity.symbol}(x) (state part) at {len(mats)} sampled points "
+               f"({len(distinct)} distinct matrices) against the unit circle; largest |eigenvalue| {radius:.4g}")
+    return Picture(caption, _png(fig), "eigenvalues", check, 1.0, (0.0, radius), _axes_box(fig, ax))
 
 
-def bracket_plot(trace: list[tuple[float, float, float]], threshold: float | None = 1.0) -> bytes:
-    """PNG of lower and upper bounds against time; ``trace`` holds (seconds, lower, upper) triples."""
-    arr = np.array(trace, dtype=float)
-    fig = _figure(5.0, 3.4)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.step(arr[:, 0], arr[:, 2], where="post", label="upper")
-    ax.step(arr[:, 0], arr[:, 1], where="post", label="lower")
+def bracket_plot(trace, seconds: float | None = None, threshold: float | None = 1.0,
+                 check: str | None = None, label: str = "the supremum") -> Picture:
+    """Lower and upper bounds against time. ``trace``: (seconds, lower, upper) rows on the engine's clock, which
+    starts when the engine does, after the check's sampling and Corollary 4; ``seconds``: the check's time (the
+    table's). The engine is the check's last step, so its trace is moved to end at ``seconds``: the plot spans the
+    check's clock, 0 to ``seconds``, and the part before the engine started is shaded."""
+    arr = np.array(trace, dtype=float).reshape(-1, 3)
+    end = float(arr[-1, 0]) if len(arr) else 0.0
+    total = end if seconds is None else max(float(seconds), end)
+    shift = total - end
+    t = arr[:, 0] + shift
+    fig, ax = _figure(5.4, 3.9, legend_rows=2)
+    if shift > 0:
+        ax.axvspan(0.0, shift, color="0.9", label="before the search (sampling, cheap bounds)")
+    for col, name, colour in ((2, "upper (sound)", "tab:blue"), (1, "lower (replayed)", "tab:orange")):
+        ok = np.isfinite(arr[:, col])
+        if ok.any():  # markers too: a search that recorded its bracket only once is a point, not a line
+            xs, ys = np.append(t[ok], total), np.append(arr[ok, col], arr[ok, col][-1])
+            ax.step(xs, ys, where="post", color=colour, label=name, marker=".", markevery=list(range(ok.sum())))
     if threshold is not None:
-        ax.axhline(threshold, color="red", linestyle=":", linewidth=1)
-    ax.set_xlabel("seconds")
-    ax.legend()
-    ax.set_title("bracket against time")
-    return _png(fig)
+        ax.axhline(threshold, color="red", linestyle=":", linewidth=1, label=f"threshold {threshold:g}")
+    ax.set_xlim(0.0, max(total, 1e-6) * 1.02)
+    _plain_numbers(ax.xaxis)
+    _plain_numbers(ax.yaxis)
+    ax.set_xlabel("seconds since the check started")
+    ax.set_title(f"bracket on {label} against time", fontsize=10)
+    _legend(fig, ncol=2)
+    finite = arr[:, 1:][np.isfinite(arr[:, 1:])]
+    vr = (float(finite.min()), float(finite.max())) if finite.size else None
+    caption = (f"bracket against time on the check's clock (0 to {total:.2f} s, as in the table); the search "
+               f"started at {shift:.2f} s")
+    return Picture(caption, _png(fig), "bracket", check, threshold, vr, _axes_box(fig, ax), span=(0.0, total))
+
+
+def factor_plot(names: list[str], values: list[float], product: float, check: str | None = None) -> Picture:
+    """Bars of the Corollary 4 factors and their product (log scale) against 1."""
+    fig, ax = _figure(5.4, 3.8, legend_rows=0)
+    fig.subplots_adjust(bottom=1.1 / 3.8)
+    shown = [max(v, 1e-12) if math.isfinite(v) else 1e12 for v in [*values, product]]
+    colours = ["0.6"] * len(values) + ["tab:red" if product >= 1.0 else "tab:blue"]
+    ax.bar(range(len(shown)), shown, color=colours)
+    ax.axhline(1.0, color="k", linestyle=":", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(shown)), [*names, "product"], rotation=45, ha="right", fontsize=8)
+    ax.set_title(f"Corollary 4: product {product:.4g} ({'<' if product < 1 else '>='} 1)", fontsize=10)
+    return Picture(f"the factors of the Corollary 4 product ({product:.4g}) against 1", _png(fig), "factors", check,
+                   1.0, (float(min(shown)), float(max(shown))), _axes_box(fig, ax))
 
 
 def _p(p: float) -> str:

@@ -14,40 +14,210 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from ..certificate import CheckName, EquilibriaDetails, Verdict
-from ..ir.numerics import norm_label
-from . import plots
+from ..certificate import CheckName, EquilibriaDetails, MeanSquareDetails, StabilityDetails, Verdict
+from ..ir.numerics import norm_label, spectral_radius
+from . import figures, plots
 from .provenance import certify_version
 
 _BADGE = {Verdict.CERTIFIED: "#1a7f37", Verdict.FALSIFIED: "#cf222e", Verdict.UNKNOWN: "#9a6700"}
+_NEUTRAL = "#57606a"  # a check without a threshold (the gain): its verdict is not a pass or a fail
+
+# checks whose verdict says nothing about a threshold (no green or red in the HTML table)
+NO_THRESHOLD = frozenset({CheckName.GAIN})
 
 IMPLICATIONS = {
-    CheckName.DISSIPATIVITY: "||x+|| - ||x|| <= ||b*(x)|| for every x in the box (Theorem 1); this alone does not "
-    "rule out several equilibria for smooth activations.",
+    CheckName.DISSIPATIVITY: "||x+|| - ||x|| <= ||b*(x)|| for every x in the box (Theorem 1).",
     CheckName.CONTRACTION: "f is a contraction on the (convex) box: with invariance, a unique equilibrium in the box "
     "attracts every trajectory from it (Banach).",
     CheckName.WEIGHT_NORM: "the product of layer norms and slope bounds is below 1, which proves dissipativity "
     "(Corollary 4).",
-    CheckName.GAIN: "the value bounds sup ||A*(x)|| over the box (the local Lipschitz constant for ReLU-type nets).",
+    CheckName.GAIN: "the gain sup ||A*(x)|| over the box (all columns) is known exactly: the bracket is closed "
+    "(the local Lipschitz constant for ReLU-type nets).",
     CheckName.INVARIANCE: "f maps the box into itself, so trajectories starting in it stay in it.",
-    CheckName.EQUILIBRIA: "the equilibria in the box and the Corollary 3 bounds on their norm.",
+    CheckName.EQUILIBRIA: "the list of equilibria in the box is complete, and each lies within the Corollary 3 bounds "
+    "on its norm.",
     CheckName.STABILITY: "one equilibrium attracts every trajectory that starts in the stated set (the box, or the "
     "P-ellipsoid around the equilibrium), at the stated rate in ||.||_P.",
+    CheckName.OUTPUT_BOUNDS: "every output stays strictly within its bounds for every input in the box: the "
+    "property's unsafe set is unreachable (VNN-COMP: unsat).",
+    CheckName.MEAN_SQUARE: "E||x_t - x_bar||_P^2 <= rho^(2t) ||x_0 - x_bar||_P^2 + sigma^2 / (1 - rho^2) for the "
+    "deep Markov model x+ = K(x) + L(x) w, valid while the state stays in the box.",
 }
 
-# Said beside a falsified check in the plain 2-norm, so that nobody reads it as instability.
-NOT_INSTABILITY = ("a falsified check in the Euclidean norm is not instability: a loop can be stable in a weighted "
+# Beside dissipativity when A* is not the Jacobian (activations not piecewise linear through the origin).
+NOT_JACOBIAN = ("A* is not the Jacobian for this net's activations, so this alone does not rule out several "
+                "equilibria (the contraction check bounds J)")
+
+# What [lower, upper] is, for each check: the numbers need words.
+BRACKETS = {
+    CheckName.DISSIPATIVITY: "[lower, upper] brackets sup over the box of {m}, the norm of A*(x) on the state "
+    "columns; lower is attained at a replayed point; certified when upper <= 1 - margin, falsified when lower >= 1.",
+    CheckName.CONTRACTION: "[lower, upper] brackets sup over the box of {m}, the norm of the Jacobian J(x) on the "
+    "state columns; lower is attained at a replayed point; certified when upper <= 1 - margin, falsified when "
+    "lower >= 1.",
+    CheckName.WEIGHT_NORM: "upper is the Corollary 4 product of the layer norms and slope maxima (a bound on "
+    "sup ||A*(x)||); lower is a replayed value of ||A*(x)||; the test passes when the product is <= 1 - margin.",
+    CheckName.GAIN: "[lower, upper] brackets the gain sup over the box of ||A*(x)||, all columns (states and "
+    "inputs). The gain has no threshold: its verdict is not a pass or a fail ('certified' means the bracket is "
+    "closed and the value exact; 'unknown' that it is not).",
+    CheckName.INVARIANCE: "[lower, upper] brackets V, the largest amount by which the image f(X) leaves the box: "
+    "V = sup over x in the box of max over the states i of max(f_i(x) - upper_i, lower_i - f_i(x)). V > 0: some "
+    "f(x) lies outside the box by V; V < 0: f(X) stays inside, at least |V| from every face. Certified when "
+    "upper < 0, falsified when lower > 0.",
+    CheckName.EQUILIBRIA: "[lower, upper] are the Corollary 3 bounds on the norm of every equilibrium x_bar in the "
+    "box: inf ||b*|| / sup ||I - A*|| <= ||x_bar|| <= sup ||b*|| / (1 - sup ||A*||); upper is inf when "
+    "sup ||A*|| >= 1 (Corollary 3 then gives no upper bound). The verdict is about the list of equilibria: "
+    "certified means it is complete.",
+    CheckName.STABILITY: "[lower, upper] brackets the contraction rate rho = sup over the box of {m} "
+    "(J the Jacobian) in the metric P; certified needs rho < 1 and a start set S (below).",
+    CheckName.OUTPUT_BOUNDS: "[lower, upper] brackets V = sup over the box of max over the bounded sides of "
+    "f_i(x) - upper_i and lower_i - f_i(x). V > 0: some input drives an output into the unsafe set (falsified, "
+    "VNN-COMP sat); V < 0: every output stays inside its bounds with room |V| (certified, unsat).",
+    CheckName.MEAN_SQUARE: "[lower, upper] brackets the contraction rate rho of the mean map K in the metric P "
+    "(sup over the box of ||T J_K(x) T^-1||_2); sigma bounds sup over the box of ||T L(x)||_F (below).",
+}
+
+# Said beside a falsified check in a fixed norm, so that nobody reads it as instability.
+NOT_INSTABILITY = ("a falsified check in {norm} is not instability: a loop can be stable in a weighted "
                    "norm ||x||_P (try --metric auto, or --check stability)")
 
 
-def check_notes(r) -> list[tuple[str, str]]:
-    """(label, text) lines that explain one result: what a certificate proves, the reason, the witness."""
+def _matrix_text(rows, digits: int = 4) -> str:
+    """A matrix compactly: '[[a, b], [c, d]]' up to 4 x 4, else its diagonal."""
+    m = np.array(rows, dtype=np.float64)
+    if m.shape[0] <= 4:
+        return "[" + ", ".join("[" + ", ".join(f"{v:.{digits}g}" for v in row) + "]" for row in m) + "]"
+    diag = ", ".join(f"{v:.{digits}g}" for v in np.diag(m)[:6])
+    return f"{m.shape[0]}x{m.shape[0]} with diagonal ({diag}{', ...' if m.shape[0] > 6 else ''}); the JSON has all"
+
+
+def _point_text(x, digits: int = 6) -> str:
+    return "(" + ", ".join(f"{v:.{digits}g}" for v in x) + ")"
+
+
+def _condition(rows) -> float:
+    return float(np.linalg.cond(np.array(rows, dtype=np.float64)))
+
+
+def _uses_metric(details) -> bool:
+    rows = getattr(details, "metric", None)
+    return rows is not None and not np.array_equal(np.array(rows, dtype=np.float64), np.eye(len(rows)))
+
+
+def _implication(r, net) -> str:
+    text = IMPLICATIONS[r.check]
+    metric = _uses_metric(r.details)
+    if metric and r.check is CheckName.DISSIPATIVITY:
+        text = ("||x+||_P - ||x||_P <= ||b*(x)||_P for every x in the box (Theorem 1 in the metric "
+                "||x||_P = sqrt(x^T P x)).")
+    elif metric and r.check is CheckName.CONTRACTION:
+        text = ("f is a contraction in ||x||_P = sqrt(x^T P x) on the (convex) box: with invariance, a unique "
+                "equilibrium in the box attracts every trajectory from it (Banach).")
+    if r.check is CheckName.DISSIPATIVITY and (net is None or not net.piecewise_linear_through_origin):
+        text = text[:-1] + "; " + NOT_JACOBIAN + "."
+    return text
+
+
+def _norm_symbol(r, p: float) -> str:
+    m = "J(x)" if r.check in (CheckName.CONTRACTION, CheckName.STABILITY) else "A*(x)"
+    if r.check is CheckName.STABILITY or _uses_metric(r.details):
+        return f"||T {m} T^-1||_2"
+    return f"||{m}||_{norm_label(p)}"
+
+
+def _spectral_note(r, report) -> str:
+    """The spectral-radius result beside NOT_INSTABILITY: at the witness, at sampled points, and the stability
+    check's verdict when the report has one."""
+    quantity = figures.QUANTITY[r.check]
+    parts = []
+    w = r.witness
+    if w is not None and w.matrix is not None:
+        m = np.array(w.matrix, dtype=np.float64)
+        if m.ndim == 2 and m.shape[0] == m.shape[1]:
+            parts.append(f"the spectral radius of {quantity.symbol}(x) at the witness is {spectral_radius(m):.4g}")
+    net = None if report is None else report.network
+    if net is not None and net.is_dynamics and net.n_states <= 50:
+        mats = plots.sampled_matrices(net, report.box, quantity, n=2000 if net.n_states <= 10 else 200)
+        top = max(spectral_radius(m) for m in mats)
+        parts.append(f"the largest spectral radius of {quantity.symbol}(x) at {len(mats)} sampled points "
+                     f"is {top:.4g}" + (" (below 1: a weighted norm may certify)" if top < 1 else
+                                        " (>= 1 somewhere: --metric auto decides whether any weighted norm can)"))
+    if report is not None:
+        for s in report.results:
+            if s.check is CheckName.STABILITY:
+                parts.append(f"the stability check is {s.verdict.value}")
+    return "; ".join(parts)
+
+
+def _detail_notes(r) -> list[tuple[str, str]]:
+    """Lines for the details dataclasses this module knows (the metric, the stability pieces, the equilibria)."""
+    d = r.details
+    notes = []
+    if isinstance(d, EquilibriaDetails):
+        listed = "; ".join(_point_text(x) for x in d.points[:5]) + (" ..." if len(d.points) > 5 else "")
+        count = f"{len(d.points)} equilibri{'um' if len(d.points) == 1 else 'a'}" + (f": {listed}" if listed else "")
+        if d.complete:
+            notes.append(("equilibria", f"the list is complete ({count} in the box)"))
+        else:
+            notes.append(("equilibria", f"{count} found; the list is not known to be complete"))
+    elif isinstance(d, StabilityDetails):
+        if d.metric is not None:
+            notes.append(("metric", f"P = {_matrix_text(d.metric)} (condition number {_condition(d.metric):.3g}); "
+                                    f"||x||_P = sqrt(x^T P x)"))
+        if d.rate is not None:
+            notes.append(("rate", f"rho <= {d.rate:.6g}: ||f(x) - f(y)||_P <= rho ||x - y||_P on the box "
+                                  f"(contraction {d.contraction or 'not run'})"))
+        if d.equilibria:
+            state = "the list is complete" if d.equilibria_complete else "the list is not known to be complete"
+            notes.append(("equilibrium", f"x_bar = {_point_text(d.equilibria[0])} ({len(d.equilibria)} in the box; "
+                                         f"{state})"))
+        if d.start_set == "box":
+            notes.append(("start set", "S = the whole box (invariant): every trajectory from it converges to x_bar"))
+        elif d.start_set == "ellipsoid" and d.radius is not None:
+            share = "" if d.box_share is None else f", {100 * d.box_share:.3g}% of the box's volume"
+            notes.append(("start set", f"S = {{x : ||x - x_bar||_P <= {d.radius:.6g}}}{share}; the box is "
+                                       f"{'invariant' if d.invariance == 'certified' else 'not proven invariant'} "
+                                       f"(invariance {d.invariance or 'not run'})"))
+    elif isinstance(d, MeanSquareDetails):
+        if d.metric is not None:
+            notes.append(("metric", f"P = {_matrix_text(d.metric)}; ||x||_P = sqrt(x^T P x)"))
+        notes.append(("noise", f"sigma: sup ||T L(x)||_F in [{d.sigma_lower:.6g}, {d.sigma_upper:.6g}] "
+                               f"({d.form} noise head); stationary bound sigma^2 / (1 - rho^2) <= "
+                               f"{_fmt(d.stationary)} (mean map: stability {d.stability})"))
+        if d.x_bar is not None:
+            notes.append(("equilibrium", f"x_bar = {_point_text(d.x_bar)}"))
+    elif _uses_metric(d):
+        rows = d.metric
+        text = f"P = {_matrix_text(rows)} (condition number {_condition(rows):.3g}); ||x||_P = sqrt(x^T P x)"
+        if getattr(d, "metric_rate", None) is not None:
+            rounds = getattr(d, "metric_rounds", None)
+            text += (f"; proposed by an SDP with rate {d.metric_rate:.6g}"
+                     + (f" in {rounds} round{'s' if rounds != 1 else ''}" if rounds is not None else "")
+                     + f", certified rate sup {_norm_symbol(r, 2.0)} <= {r.upper:.6g}")
+        notes.append(("metric", text))
+    return notes
+
+
+def check_notes(r, report=None) -> list[tuple[str, str]]:
+    """(label, text) lines that explain one result: what a certificate proves, what the numbers are, the metric
+    or the pieces of a composite check, the reason, the witness. ``report``: the report it belongs to (for the
+    net's activations and the spectral radius beside a falsified norm check); optional."""
+    net = None if report is None else report.network
+    p = 2.0 if report is None else report.norm
     notes = []
     if r.verdict is Verdict.CERTIFIED:
-        notes.append(("proven", IMPLICATIONS[r.check]))
-    plain = getattr(r.details, "metric", None) is None and getattr(r.details, "spectral_radius", None) is None
-    if r.verdict is Verdict.FALSIFIED and r.check in (CheckName.DISSIPATIVITY, CheckName.CONTRACTION) and plain:
-        notes.append(("note", NOT_INSTABILITY))
+        notes.append(("proven", _implication(r, net)))
+    if r.check in BRACKETS:
+        notes.append(("bracket", BRACKETS[r.check].format(m=_norm_symbol(r, p))))
+    notes += _detail_notes(r)
+    spectral = getattr(r.details, "spectral_radius", None)
+    if r.verdict is Verdict.FALSIFIED and r.check in (CheckName.DISSIPATIVITY, CheckName.CONTRACTION) and \
+            spectral is None:
+        where = "the metric P" if _uses_metric(r.details) else f"the {norm_label(p)}-norm" if p != 2 else \
+            "the Euclidean norm"
+        text = NOT_INSTABILITY.format(norm=where)
+        beside = _spectral_note(r, report)
+        notes.append(("note", text + (f"; {beside}" if beside else "")))
     if r.reason:
         notes.append(("reason", r.reason))
     if r.witness is not None:
@@ -108,7 +278,9 @@ def to_markdown(report) -> str:
     lines.append("")
     for r in report.results:
         lines.append(f"## {r.check.value}: {r.verdict.value}")
-        lines += [f"{label.capitalize()}: {md_escape(text)}" for label, text in check_notes(r)]
+        lines.append("")
+        # one list item per note, so that Reason, Witness and the rest stay on lines of their own
+        lines += [f"- **{label.capitalize()}:** {md_escape(text)}" for label, text in check_notes(r, report)]
         lines.append("")
     return "\n".join(lines)
 
@@ -117,56 +289,49 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"/>'
 
 
-def pictures(report) -> list[tuple[str, bytes]]:
-    """(caption, PNG) pairs for the report; empty without a network or with fewer than 2 coordinates."""
-    net, box = report.network, report.box
-    if net is None or box.dim < 2:
-        return []
-    witness, label = None, "witness"
-    for r in report.results:
-        if r.witness is not None and r.check in (CheckName.DISSIPATIVITY, CheckName.GAIN, CheckName.WEIGHT_NORM):
-            witness = r.witness.x
-            label = "witness" if r.verdict is Verdict.FALSIFIED else "largest value found"
-            break
-    eq = None
-    for r in report.results:
-        if isinstance(r.details, EquilibriaDetails) and r.details.points:
-            eq = np.array(r.details.points)
-    out = [("||A*(x)|| over the box (first two coordinates)",
-            plots.norm_map(net, box, report.norm, witness=None if witness is None else np.array(witness),
-                           equilibria=eq, witness_label=label))]
-    if net.is_dynamics and net.n_states >= 2:
-        out.append(("simulated trajectories", plots.phase_portrait(net, box)))
-    if net.is_dynamics:
-        out.append(("eigenvalues of A*(x)", plots.eigenvalue_plot(net, box)))
-    for r in report.results:
-        trace = getattr(r.details, "trace", None)
-        if trace and len(trace) > 1:
-            out.append((f"{r.check.value}: bracket against time", plots.bracket_plot(trace)))
-    return out
+def pictures(report) -> list[plots.Picture]:
+    """The report's pictures (:func:`certify.report.figures.pictures`): each a PNG with what it claims."""
+    return figures.pictures(report)
 
 
-def to_html(report, with_pictures: bool = True) -> str:
+def _figure_html(pic: plots.Picture) -> str:
+    return f"<figure>{_img(pic.png, pic.caption)}<figcaption>{html.escape(pic.caption)}</figcaption></figure>"
+
+
+def _badge(r) -> str:
+    if r.check in NO_THRESHOLD:
+        return (f'<span class="v" style="background:{_NEUTRAL}" title="no threshold: not a pass or a fail">'
+                f'{r.verdict.value}</span> <small>(no threshold)</small>')
+    return f'<span class="v" style="background:{_BADGE[r.verdict]}">{r.verdict.value}</span>'
+
+
+def to_html(report, with_pictures: bool = True, pictures: list[plots.Picture] | None = None) -> str:
+    """One self-contained HTML page: the table, then per check its notes and pictures, then the state space.
+    ``pictures``: the pictures to embed (default: drawn now when ``with_pictures``)."""
     style = (
-        "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#1f2328}"
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#1f2328}"
         "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:4px 10px;text-align:left}"
         ".v{color:white;padding:2px 8px;border-radius:10px;font-weight:600}"
-        "figure{display:inline-block;margin:8px}figcaption{font-size:90%;color:#57606a}"
+        "figure{display:inline-block;margin:6px;vertical-align:top;max-width:48%}"
+        "figcaption{font-size:85%;color:#57606a}img{max-width:100%}dt{font-weight:600}dd{margin:0 0 4px 1.5em}"
     )
+    if pictures is None:
+        pictures = figures.pictures(report) if with_pictures else []
     rows = []
     for r, cells in _rows(report):
-        badge = f'<span class="v" style="background:{_BADGE[r.verdict]}">{cells[1]}</span>'
         rows.append("<tr>" + "".join(
-            f"<td>{badge if i == 1 else html.escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>")
+            f"<td>{_badge(r) if i == 1 else html.escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>")
     details = []
     for r in report.results:
-        parts = [f"<h3>{html.escape(r.check.value)}: {r.verdict.value}</h3>"]
-        parts += [f"<p>{label.capitalize()}: {html.escape(text)}</p>" for label, text in check_notes(r)]
+        parts = [f"<h3>{html.escape(r.check.value)}: {r.verdict.value}</h3><dl>"]
+        parts += [f"<dt>{html.escape(label.capitalize())}</dt><dd>{html.escape(text)}</dd>"
+                  for label, text in check_notes(r, report)]
+        parts.append("</dl>")
+        parts += [_figure_html(p) for p in pictures if p.check == r.check.value]
         details.append("\n".join(parts))
-    figs = []
-    if with_pictures:
-        figs = [f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
-                for cap, png in pictures(report)]
+    general = [_figure_html(p) for p in pictures if p.check is None]
+    if general:
+        details.append("<h3>state space</h3>" + "".join(general))
     verdict = report.verdict
     run = "" if report.provenance is None else f"<br>run {html.escape(report.provenance.summary())}"
     region = ", ".join(f"{html.escape(n)} &isin; [{lo:g}, {hi:g}]"
@@ -177,8 +342,8 @@ def to_html(report, with_pictures: bool = True) -> str:
         f"</span></h1><p>model <code>{html.escape(report.model_path)}</code> ({html.escape(report.model_description)})"
         f"<br>sha256 <code>{html.escape(report.model_sha256 or '-')}</code><br>region {region}<br>norm "
         f"{norm_label(report.norm)}, margin {report.margin:g}{run}</p><table><tr><th>check</th><th>verdict</th>"
-        f"<th>lower</th><th>upper</th><th>method</th><th>seconds</th></tr>{''.join(rows)}</table>{''.join(details)}"
-        f"<div>{''.join(figs)}</div></body></html>"
+        f"<th>lower</th><th>upper</th><th>method</th><th>seconds</th></tr>{''.join(rows)}</table>"
+        f"{''.join(details)}</body></html>"
     )
 
 

@@ -130,6 +130,13 @@ class Report:
             write_atomic(path, text)
         return text
 
+    def to_proof(self, path: str | Path, **options) -> dict:
+        """Write a proof file for every certified check (re-checked by ``certify-proof check``; gzip when ``path``
+        ends with .gz) and return it; ``options``: :class:`certify.proof.producer.ProofOptions` fields."""
+        from ..proof.producer import ProofOptions, write_proof  # deferred: the proof search loads the engines
+
+        return write_proof(self, path, ProofOptions(**options))
+
     def _repr_html_(self) -> str:  # notebooks
         return render.to_html(self, with_pictures=True)
 
@@ -151,7 +158,8 @@ class Report:
             "  ".join("-" * w for w in widths),
         ]
         out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-        notes = [f"  {r.check.value}: {label}: {text}" for r in self.results for label, text in render.check_notes(r)]
+        notes = [f"  {r.check.value}: {label}: {text}" for r in self.results  # what each bracket is: said in
+                 for label, text in render.check_notes(r, self) if label != "bracket"]  # the HTML and Markdown
         if notes:
             out += ["", *notes]
         out += ["", f"verdict: {self.verdict.value}"]
