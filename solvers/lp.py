@@ -144,6 +144,17 @@ class LPSolver:
     def solve_loaded_objectives(self, costs: np.ndarray) -> list:
         """:meth:`solve_objectives` over the base LP loaded by :meth:`load` (and :meth:`add_rows`), warm-started
         from its last basis; the base stays loaded (with the last row of ``costs`` as its objective)."""
+        return self._solve_each(costs, duals=False)
+
+    @_trouble_is_a_status(_error_pairs)
+    def solve_loaded_objectives_with_duals(self, costs: np.ndarray) -> list:
+        """:meth:`solve_loaded_objectives`, each entry (status, (x (n,), row multipliers y (m,))) where y >= 0 are
+        the multipliers of the rows a_ub x <= b_ub in  c x >= -y b_ub + min over the bounds of (c + y a_ub) x  (the
+        solver's row duals, sign-normalised; callers re-derive the bound from y in float64, so a wrong or
+        inaccurate y can only weaken it)."""
+        return self._solve_each(costs, duals=True)
+
+    def _solve_each(self, costs: np.ndarray, duals: bool) -> list:
         h = self._h
         n = costs.shape[1]
         idx = np.arange(n, dtype=np.int32)
@@ -154,7 +165,9 @@ class LPSolver:
             status = status_of(status_name(h))
             if status is not SolveStatus.OPTIMAL:
                 return out + [(status, None)] * (costs.shape[0] - k)
-            out.append((status, np.array(h.getSolution().col_value, dtype=np.float64)))
+            sol = h.getSolution()
+            x = np.array(sol.col_value, dtype=np.float64)
+            out.append((status, (x, np.maximum(-np.array(sol.row_dual, dtype=np.float64), 0.0)) if duals else x))
         return out
 
     @_trouble_is_a_status(_refused)

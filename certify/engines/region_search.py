@@ -72,8 +72,9 @@ class NodeBounder:
     ``metric``: bound ||T M Q||_2 instead (the conjugated chain ends; the caller applies the metric's float64
     inverse factor once, to the final bracket)."""
 
-    def __init__(self, tr: Traversal, p: float, cols: int, metric: Metric | None = None) -> None:
-        self.tr, self.p, self.cols = tr, p, cols
+    def __init__(self, tr: Traversal, p: float, cols: int, metric: Metric | None = None,
+                 use_bbox: bool = True) -> None:
+        self.tr, self.p, self.cols, self.use_bbox = tr, p, cols, use_bbox
         net = tr.net
         self.metric = None if metric is None or metric.is_identity else metric
         self.layers = [(l.weight, l.bias, l.activation, pc) for l, pc in zip(net.layers, tr.pieces)]
@@ -100,7 +101,12 @@ class NodeBounder:
         tr = self.tr
         l = node.l
         fixed = [node.fixed[l] if fixed_override is None else fixed_override]
-        pre = chain_bounds(node.g_mat, node.g_vec, self.layers[l:], tr.lo, tr.hi, fixed)
+        lo, hi = tr.lo, tr.hi
+        if self.use_bbox:
+            bbox = tr.polytope_bbox(node)  # sound (duality-checked); None: an LP was not OPTIMAL, keep the box
+            if bbox is not None:
+                lo, hi = bbox
+        pre = chain_bounds(node.g_mat, node.g_vec, self.layers[l:], lo, hi, fixed)
         out = []
         for (lo, hi), (_, _, _, pcs) in zip(pre, self.layers[l:]):
             if lo.size == 0 or np.any(lo > hi):
@@ -301,7 +307,7 @@ def region_search(query: Query) -> EngineResult:
     except registry.BackendUnavailableError as exc:
         return unsupported(query, f"the region search cannot run: {exc}", t0)
     metric = query.metric
-    bounder = NodeBounder(tr, p, cols, metric)
+    bounder = NodeBounder(tr, p, cols, metric, use_bbox=options.node_bbox)
     incumbent = Incumbent(*sample_lower(tr, p, cols, options.samples, query.seed, metric))
     problem = _RegionProblem(tr, bounder, p, cols)
     root = tr.root()

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bounds.lp_dual import dual_lower_bounds
 from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.network import Network
@@ -96,14 +97,14 @@ class _Node:
     """Internal mutable traversal state (never escapes this module and bnb.py)."""
 
     __slots__ = ("l", "fixed", "h_mat", "h_vec", "g_mat", "g_vec", "zlo", "zhi", "a", "b", "px", "pr", "uncertain",
-                 "depth", "bbox_rows")
+                 "depth", "bbox_rows", "bbox")
 
     def copy(self) -> "_Node":
         n = _Node()
         n.l, n.h_mat, n.h_vec, n.g_mat, n.g_vec = self.l, self.h_mat, self.h_vec, self.g_mat, self.g_vec
         n.zlo, n.zhi, n.a, n.b, n.px, n.pr = self.zlo, self.zhi, self.a, self.b, self.px, self.pr
         n.fixed = list(self.fixed[:-1]) + [self.fixed[-1].copy()]
-        n.uncertain, n.depth, n.bbox_rows = self.uncertain, self.depth, self.bbox_rows
+        n.uncertain, n.depth, n.bbox_rows, n.bbox = self.uncertain, self.depth, self.bbox_rows, self.bbox
         return n
 
 
@@ -188,6 +189,7 @@ class Traversal:
         node.uncertain = False
         node.depth = 0
         node.bbox_rows = 0
+        node.bbox = None
         node.fixed = []
         self._enter_layer(node)
         return node
@@ -197,7 +199,10 @@ class Traversal:
             w, b = self.weights[node.l], self.biases[node.l]
             node.g_mat = w @ node.h_mat
             node.g_vec = w @ node.h_vec + b
-            node.zlo, node.zhi = affine_interval(node.g_mat, node.g_vec, self.lo, self.hi)
+            lo, hi = self.lo, self.hi
+            if node.bbox is not None and node.bbox[0] == node.a.shape[0]:
+                lo, hi = node.bbox[1], node.bbox[2]  # the polytope's (sound) bounding box, when known
+            node.zlo, node.zhi = affine_interval(node.g_mat, node.g_vec, lo, hi)
             node.fixed = node.fixed + [np.full(w.shape[0], -1, dtype=np.int64)]
 
     def _finish_layer(self, node: _Node) -> None:
@@ -259,10 +264,13 @@ class Traversal:
 
     def polytope_bbox(self, node: _Node):
         """Bounding box (lo, hi) ((n,), (n,)) of the node's polytope {x in box : a x <= b}, from 2 LPs per free
-        coordinate on one warm-started model, padded outward by ``empty_tol`` (the same LP-accuracy assumption
-        as an empty piece; each end is the coordinate of an OPTIMAL point). None when an LP is not OPTIMAL."""
+        coordinate on one warm-started model. Each end is a weak-duality bound re-derived in float64 from the LP's
+        row multipliers (:func:`certify.bounds.lp_dual.dual_lower_bounds`): sound whatever the solver's accuracy.
+        None when an LP is not OPTIMAL (the caller keeps the box). Cached on the node until it gains rows."""
         if node.a.shape[0] == 0:
             return self.lo, self.hi
+        if node.bbox is not None and node.bbox[0] == node.a.shape[0]:
+            return node.bbox[1], node.bbox[2]
         free = np.nonzero(self.free)[0]
         eye = np.eye(self.n)[free]
         costs = np.vstack([eye, -eye])
@@ -272,16 +280,18 @@ class Traversal:
             if not self.bbox_solver.load(costs[0], node.a, node.b, self.lo, self.hi, key=self._bbox_loaded[0]):
                 self._bbox_loaded = None
                 return None
-        res = self.bbox_solver.solve_loaded_objectives(costs)
+        res = self.bbox_solver.solve_loaded_objectives_with_duals(costs)
         self.lps += len(res)
-        if any(st is not SolveStatus.OPTIMAL for st, _ in res):
+        m = node.a.shape[0]
+        if any(st is not SolveStatus.OPTIMAL or sol[1].shape[0] != m for st, sol in res):
             return None
+        ends = dual_lower_bounds(costs, node.a, node.b, self.lo, self.hi, np.array([sol[1] for _, sol in res]))
         lo, hi = self.lo.copy(), self.hi.copy()
         k = free.size
-        for pos, j in enumerate(free):
-            lo[j] = max(lo[j], res[pos][1][j] - self.empty_tol)
-            hi[j] = min(hi[j], res[k + pos][1][j] + self.empty_tol)
-        return lo, np.maximum(lo, hi)
+        lo[free] = np.maximum(lo[free], ends[:k])
+        hi[free] = np.minimum(hi[free], -ends[k:])
+        node.bbox = (m, lo, np.maximum(lo, hi))
+        return node.bbox[1], node.bbox[2]
 
     def _tighten_by_bbox(self, node: _Node, idx: np.ndarray) -> None:
         """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (:meth:`polytope_bbox`)."""
