@@ -144,14 +144,18 @@ class RegionSearchOptions:
     """The region branch and bound (:mod:`certify.engines.region_search`).
 
     ``min_radius``: pieces with an inscribed ball of radius <= min_radius * (largest box width) are slivers (bounded
-    soundly, never trusted to be empty); ``samples``: random points for the first lower bound."""
+    soundly, never trusted to be empty); ``samples``: random points for the first lower bound; ``node_bbox``: bound
+    each node over the bounding box of its polytope (2 LPs per coordinate, each end re-derived from the LP's
+    multipliers in float64) instead of over the whole box (False: the earlier, looser node bounds)."""
 
     min_radius: float = 1e-8
     samples: int = 256
+    node_bbox: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_radius", _real("RegionSearchOptions", "min_radius", self.min_radius, 0.0))
         object.__setattr__(self, "samples", _whole("RegionSearchOptions", "samples", self.samples, 0))
+        object.__setattr__(self, "node_bbox", _flag("RegionSearchOptions", "node_bbox", self.node_bbox))
 
 
 @dataclass(frozen=True)

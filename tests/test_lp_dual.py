@@ -18,7 +18,6 @@ from certify.config import RegionSearchOptions, VerifyConfig
 from certify.engines.contract import Query
 from certify.engines.region_search import region_search
 from certify.engines.regions import Traversal
-from certify.errors import UsageError
 from certify.ir.quantity import Quantity
 from certify.solvers.base import SolveStatus
 from certify.solvers.lp import LPSolver
@@ -137,5 +136,5 @@ def test_the_exact_search_gives_the_same_value_with_and_without_node_bounding_bo
 
 
 def test_node_bbox_must_be_a_bool():
-    with pytest.raises(UsageError, match="node_bbox"):
+    with pytest.raises(TypeError, match="node_bbox"):
         RegionSearchOptions(node_bbox="yes")
