@@ -146,7 +146,8 @@ class RegionSearchOptions:
     ``min_radius``: pieces with an inscribed ball of radius <= min_radius * (largest box width) are slivers (bounded
     soundly, never trusted to be empty); ``samples``: random points for the first lower bound; ``node_bbox``: bound
     each node over the bounding box of its polytope (2 LPs per coordinate, each end re-derived from the LP's
-    multipliers in float64) instead of over the whole box (False: the earlier, looser node bounds)."""
+    multipliers in float64) instead of over the whole box, for boxes with at most 4 free coordinates (False: always
+    over the box, the earlier and looser node bounds)."""
 
     min_radius: float = 1e-8
     samples: int = 256

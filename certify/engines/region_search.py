@@ -67,6 +67,9 @@ _TRACE_EVERY = 16  # nodes between two entries of the trace
 
 
 
+NODE_BBOX_MAX_DIM = 4  # node bounds over the polytope bounding box up to this many free coordinates
+
+
 class NodeBounder:
     """Sound upper bounds on ||M||_p over a node of the traversal (module docstring); ``cols``: columns of M;
     ``metric``: bound ||T M Q||_2 instead (the conjugated chain ends; the caller applies the metric's float64
@@ -74,7 +77,10 @@ class NodeBounder:
 
     def __init__(self, tr: Traversal, p: float, cols: int, metric: Metric | None = None,
                  use_bbox: bool = True) -> None:
-        self.tr, self.p, self.cols, self.use_bbox = tr, p, cols, use_bbox
+        # 2 LPs per free coordinate and node: measured to pay in 2-D and 4-D (5-15x fewer nodes), to cost 2-3x in
+        # 10-D (benchmarks/exact_scale.py, benchmarks/lipbab.py)
+        self.tr, self.p, self.cols = tr, p, cols
+        self.use_bbox = use_bbox and tr.n_free <= NODE_BBOX_MAX_DIM
         net = tr.net
         self.metric = None if metric is None or metric.is_identity else metric
         self.layers = [(l.weight, l.bias, l.activation, pc) for l, pc in zip(net.layers, tr.pieces)]
