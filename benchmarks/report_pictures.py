@@ -7,9 +7,11 @@
 Each zoo entry gets one report with every check that applies to it (dissipativity, contraction, weight_norm, gain,
 invariance, equilibria); each closed loop one more with ``--metric auto`` (stability, dissipativity, contraction).
 Every picture embedded in the HTML is decoded and checked (:mod:`certify.report.picture_checks`): size, not blank,
-something drawn; a map of every checked quantity; the colour under a falsified check's witness that of its value,
-above the threshold, on a slice through it; no above-threshold colour and no value above the proven bound under a
-certified check; the bracket plot's time axis equal to the table's time. When a headless Chromium is installed
+something drawn; the claims stored in each PNG equal the picture's; a map of every checked quantity; the colour under
+a falsified check's witness that of its value, above the threshold, on a slice through it; no value above the proven
+bound, and under a certified check no above-threshold colour; the bracket plot's time axis equal to the table's time;
+on a proven-sub-box map (unknown checks of the sub-box search) only cells whose sound bound is at or below the limit
+drawn as proven. When a headless Chromium is installed
 (Debian package ``chromium-headless-shell``), each HTML file is also opened in it, and the screenshot decoded and
 checked for the pictures; without one the script says so and checks the decoded images only.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import re
 import sys
 import time
@@ -68,7 +71,9 @@ def run_job(job: Job, out: Path, timeout: float, use_browser: bool) -> tuple[lis
 
     start = time.perf_counter()
     config = VerifyConfig(timeout=timeout, metric=job.metric) if job.metric else VerifyConfig(timeout=timeout)
-    report = verify(job.model, job.box, checks=list(job.checks), config=config)
+    # paths relative to the working folder: the report (and a screenshot of it for docs/) names no local folder
+    model, box = (Path(os.path.relpath(p)) for p in (job.model, job.box))
+    report = verify(model, box, checks=list(job.checks), config=config)
     pics = render.pictures(report)
     html = render.to_html(report, pictures=pics)
     path = out / f"{job.name}.html"

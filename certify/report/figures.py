@@ -8,6 +8,7 @@ cannot contradict the verdict (:mod:`certify.report.plots` draws them).
 * weight_norm: the factors of the Corollary 4 product against 1;
 * stability: ||T J(x) T^-1||_2 in the metric found (without one: the spectral radius of J), the state space with
   the equilibrium and the certified start set (the box, or the P-ellipsoid around x_bar);
+* an unknown check whose engine was the sub-box search: which cells of a cut of the box a sound bound proves;
 * for every branch and bound: its bracket against time on the check's clock; for every square matrix field: the
   eigenvalues at sampled points against the unit circle (the witness's marked).
 
@@ -26,9 +27,11 @@ from ..certificate import (
     CheckResult,
     EquilibriaDetails,
     StabilityDetails,
+    SupNormDetails,
     Verdict,
     WeightNormDetails,
 )
+from ..config import VerifyConfig
 from ..errors import CertifyError
 from ..ir.metric import Metric
 from ..ir.quantity import Quantity
@@ -122,6 +125,21 @@ def _map_marks(r: CheckResult, equilibria) -> tuple[tuple, np.ndarray | None, st
     return ((label, x),), x, f"through the {label}"
 
 
+def proven_boxes_picture(report, r: CheckResult, field: Field | None) -> Picture | None:
+    """The proven-sub-box map of an unknown sup-norm check whose engine was the sub-box search (its details carry
+    ``proven_fraction``): what a sound bound proves on each cell of a cut of the box (:func:`plots.proven_boxes_map`)
+    beside the map of values. None for every other result: a certified check was proven on the whole box, a
+    falsified one has its witness."""
+    d = r.details
+    if r.verdict is not Verdict.UNKNOWN or not isinstance(d, SupNormDetails) or d.proven_fraction is None:
+        return None
+    if field is None or field.threshold is None or field.measure != "norm" or report.box.dim < 2:
+        return None
+    marks = () if r.witness is None else (("largest value found", np.array(r.witness.x, dtype=np.float64)),)
+    return plots.proven_boxes_map(report.network, report.box, field, 1.0 - report.margin, VerifyConfig().boxes.bounds,
+                                  marks=marks, check=r.check.value, searched=d.proven_fraction)
+
+
 def check_pictures(report, r: CheckResult, equilibria) -> list[Picture]:
     """The map (or bar chart) and bracket plot of one check (module docstring)."""
     net, box = report.network, report.box
@@ -140,6 +158,9 @@ def check_pictures(report, r: CheckResult, equilibria) -> list[Picture]:
                                   title=TITLES.get(r.check, "{name}: {symbol}").format(name=name,
                                                                                       symbol=field.symbol),
                                   curves=curves))
+    boxes = proven_boxes_picture(report, r, field)
+    if boxes is not None:
+        out.append(boxes)
     if isinstance(r.details, WeightNormDetails):
         d = r.details
         names = [f"||W_{k}||" for k in range(len(d.weight_norms))] + \

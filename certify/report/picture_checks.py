@@ -5,11 +5,14 @@
 and returns what is wrong with it, as sentences (empty: nothing):
 
 * the PNG decodes, has a sensible size and is not blank (enough distinct colours, something drawn in the plot area);
-* a map never contradicts the verdict: under a certified check with a threshold, no value drawn exceeds the proven
-  upper bound and no pixel of the plot area has an above-threshold colour; under a falsified check, the colour under
-  the witness's ring is the colour of the witness's value, on the above-threshold side of the scale, and that value
-  is the witness's (so the slice passes through the witness);
-* a bracket plot spans the check's time as the table states it.
+* a map never contradicts the verdict: no value drawn exceeds the proven upper bound (under any verdict); under a
+  certified check with a threshold, no pixel of the plot area has an above-threshold colour; under a falsified
+  check, the colour under the witness's ring is the colour of the witness's value, on the above-threshold side of
+  the scale, and that value is the witness's (so the slice passes through the witness);
+* a bracket plot spans the check's time as the table states it;
+* a proven-sub-box map draws as proven only cells whose sound bound is at or below the limit, in the proven colour,
+  covers the box with its cells, and no value attained at a marked point exceeds its cell's bound;
+* the claims stored in the PNG (its ``certify`` text chunk, :func:`read_claims`) are the picture's.
 
 :func:`screenshot` takes a real browser's picture of an HTML file when a headless Chromium is installed (None
 otherwise), and :func:`screenshot_problems` checks it the same way (decodes, not blank, the embedded pictures drawn).
@@ -18,6 +21,7 @@ otherwise), and :func:`screenshot_problems` checks it the same way (decodes, not
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..certificate import CheckName, CheckResult, Verdict
-from .plots import Picture
+from .plots import Picture, strict_json
 
 MIN_SIZE, MAX_SIZE = 200, 2400  # pixels, each side
 COLOUR_TOLERANCE = 12  # per channel, 0-255: antialiasing at a cell's edge
@@ -42,6 +46,15 @@ def decode(png: bytes) -> np.ndarray:
     if img.format != "PNG":
         raise ValueError(f"not a PNG but {img.format}")
     return np.asarray(img.convert("RGB"))
+
+
+def read_claims(png: bytes) -> dict | None:
+    """What a picture claims (:meth:`certify.report.plots.Picture.claims`), read back from its PNG's ``certify``
+    text chunk (non-finite numbers as the strings "inf", "-inf", "nan"), or None when it has none."""
+    from PIL import Image  # deferred on purpose: Pillow loads only when pictures are checked
+
+    text = Image.open(io.BytesIO(png)).text.get("certify")
+    return None if text is None else json.loads(text)
 
 
 def blank_problems(rgb: np.ndarray, what: str) -> list[str]:
@@ -74,6 +87,8 @@ def picture_problems(pic: Picture, result: CheckResult | None) -> list[str]:
     except Exception as exc:  # any decoding failure is the finding
         return [f"{what}: does not decode: {exc}"]
     out = blank_problems(rgb, what)
+    if read_claims(pic.png) != json.loads(json.dumps(strict_json(pic.claims()))):
+        out.append(f"{what}: the claims stored in the PNG are not the picture's")
     if pic.axes is not None:
         area = _inside(rgb, pic.axes)
         if area.size == 0:
@@ -84,6 +99,8 @@ def picture_problems(pic: Picture, result: CheckResult | None) -> list[str]:
         return out
     if pic.kind == "map":
         out += _map_problems(pic, result, rgb, what)
+    if pic.kind == "boxes":
+        out += _boxes_problems(pic, result, rgb, what)
     if pic.kind == "bracket" and pic.span is not None:
         if abs(pic.span[1] - result.seconds) > 1e-9 * max(1.0, result.seconds):
             out.append(f"{what}: spans {pic.span[1]:.3f} s but the table says {result.seconds:.3f} s")
@@ -96,7 +113,9 @@ def _map_problems(pic: Picture, r: CheckResult, rgb: np.ndarray, what: str) -> l
     out = []
     thr = pic.threshold
     lo, hi = pic.value_range
-    if r.verdict is Verdict.CERTIFIED:  # the sup is proven: no point of the box has a larger value
+    # upper is sound under every verdict: no point of the box has a larger value of the check's own quantity (a
+    # spectral-radius map, beside a refutation, draws another quantity)
+    if r.check in _FIELD_WITNESS and "spectral radius" not in pic.caption:
         if hi > r.upper + 1e-9 * max(1.0, abs(r.upper)):
             out.append(f"{what}: draws {hi:.10g} above the proven upper bound {r.upper:.10g}")
     if r.verdict is Verdict.CERTIFIED and thr is not None:
@@ -118,6 +137,41 @@ def _map_problems(pic: Picture, r: CheckResult, rgb: np.ndarray, what: str) -> l
                 out.append(f"{what}: the map shows {m.value:.10g} at the witness, whose value is "
                            f"{r.witness.value:.10g} (the slice misses it)")
             out += _colour_under(rgb, m, what, pic.axes)
+    return out
+
+
+def _boxes_problems(pic: Picture, r: CheckResult, rgb: np.ndarray, what: str) -> list[str]:
+    """A proven-sub-box map: only bounds at or below the limit are drawn as proven, each cell's colour is the one its
+    claim says, the cells cover the box, and no marked value (attained at a replayed point) exceeds the bound of a
+    cell that holds it (that would make the bound unsound)."""
+    from .plots import PROVEN_FACE
+
+    out = []
+    if r.verdict is Verdict.CERTIFIED:
+        out.append(f"{what}: a proven-sub-box map under a certified check (the whole box was proven)")
+    face = np.array([int(PROVEN_FACE[k: k + 2], 16) for k in (1, 3, 5)])
+    volume = 0.0
+    # the two coordinates the cells cut (the marks' coordinates, in this order); the others span the whole box
+    cut = [k for k in range(len(pic.boxes[0].lower)) if len({c.lower[k] for c in pic.boxes}) > 1] if pic.boxes else []
+    for c in pic.boxes:
+        if c.proven and not c.bound <= pic.threshold:
+            out.append(f"{what}: a cell drawn proven has bound {c.bound:.10g} above the limit {pic.threshold:.10g}")
+        col, row = c.pixel
+        patch = rgb[max(row - 6, 0): row + 7, max(col - 14, 0): col + 15].astype(int)
+        share = float(np.mean(np.abs(patch - face).max(axis=-1) <= COLOUR_TOLERANCE)) if patch.size else 0.0
+        if c.proven and share < 0.3:
+            out.append(f"{what}: the proven cell at pixel {c.pixel} is not drawn in the proven colour")
+        if not c.proven and share > 0.02:
+            out.append(f"{what}: the cell at pixel {c.pixel}, not proven, is drawn in the proven colour")
+        volume += float(np.prod(np.subtract(c.upper, c.lower)))
+        for m in pic.marks:
+            inside = all(c.lower[k] <= x <= c.upper[k] for k, x in zip(cut, m.point))
+            if inside and m.value is not None and m.value > c.bound * (1 + 1e-12):
+                out.append(f"{what}: {m.label} value {m.value:.10g} exceeds the bound {c.bound:.10g} of its cell")
+    if pic.boxes:
+        total = float(np.prod([max(h - lo, 0.0) for lo, h in zip(pic.boxes[0].lower, pic.boxes[-1].upper)]))
+        if abs(volume - total) > 1e-9 * max(total, 1e-300):
+            out.append(f"{what}: the cells' volume {volume:.6g} is not the box's {total:.6g}")
     return out
 
 

@@ -11,6 +11,8 @@ matplotlib state is left behind.
   coordinates is cut through a stated point (the witness by default), and the grid contains that point exactly, so
   the colour at the witness is the value at the witness. Field values come from the batched kernels
   (:mod:`certify.ir.kernels`, through :func:`certify.engines.sampling.norms_at`).
+* :func:`proven_boxes_map`: a k x k cut of the box into sub-boxes (along the two drawn coordinates, the others
+  over their whole range), each coloured by whether a sound bound proves the check on it, its bound written in it.
 * :func:`phase_portrait`: simulated trajectories x_{t+1} = f(x_t) from a grid of starts, equilibria and the
   P-ellipsoid of a region of attraction.
 * :func:`eigenvalue_plot`: eigenvalues of the state part of A*(x) or J(x) at sampled points against the unit circle.
@@ -21,12 +23,14 @@ matplotlib state is left behind.
 from __future__ import annotations
 
 import io
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..certificate import json_number
 from ..ir.box import Box
 from ..ir.numerics import spectral_radius
 from ..ir.quantity import Quantity
@@ -52,6 +56,19 @@ class Mark:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """A sub-box of a proven-sub-box map: ``lower``/``upper`` (n_in,) its corners in the box's coordinates,
+    ``bound`` a sound upper bound on the field over it, ``proven`` whether that bound is at or below the check's
+    limit, ``pixel`` (column, row) of its centre in the PNG."""
+
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    bound: float
+    proven: bool
+    pixel: tuple[int, int]
+
+
+@dataclass(frozen=True)
 class Picture:
     """One PNG and what it claims. ``kind``: "map", "trajectories", "eigenvalues", "bracket" or "factors";
     ``check``: the check it belongs to (None: the state space in general); ``threshold``: where the map's colour
@@ -67,6 +84,19 @@ class Picture:
     axes: tuple[int, int, int, int] | None = None
     marks: tuple[Mark, ...] = ()
     span: tuple[float, float] | None = None
+    boxes: tuple[Cell, ...] = ()
+
+    def claims(self) -> dict:
+        """What the picture claims, as plain JSON types (also stored in the PNG as its ``certify`` text chunk:
+        :func:`certify.report.picture_checks.read_claims` reads it back from an embedded image)."""
+        return {"kind": self.kind, "check": self.check, "caption": self.caption, "threshold": self.threshold,
+                "value_range": None if self.value_range is None else list(self.value_range),
+                "axes": None if self.axes is None else list(self.axes),
+                "marks": [{"label": m.label, "point": list(m.point), "pixel": list(m.pixel), "value": m.value,
+                           "rgb": None if m.rgb is None else list(m.rgb)} for m in self.marks],
+                "span": None if self.span is None else list(self.span),
+                "boxes": [{"lower": list(c.lower), "upper": list(c.upper), "bound": c.bound, "proven": c.proven,
+                           "pixel": list(c.pixel)} for c in self.boxes]}
 
 
 @dataclass(frozen=True)
@@ -156,10 +186,28 @@ def _legend(fig, handles=None, ncol: int = 3) -> None:
     fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.005), ncol=ncol, fontsize=8, frameon=False, **kwargs)
 
 
-def _png(fig) -> bytes:
+def strict_json(obj):
+    """``obj`` with every float as a strict JSON value (non-finite: "inf", "-inf", "nan")."""
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, float):
+        return json_number(obj)
+    return obj
+
+
+def _finish(fig, pic: Picture) -> Picture:
+    """``pic`` with the figure's PNG, whose ``certify`` text chunk holds ``pic.claims()`` as strict JSON (the
+    figure must be frozen already, :func:`_freeze`, so that the pixels the claims name are those of the PNG)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    fig.savefig(buf, format="png", metadata={"certify": json.dumps(strict_json(pic.claims()), allow_nan=False)})
+    return replace(pic, png=buf.getvalue())
+
+
+def _freeze(fig) -> None:
+    """Lay the figure out as its PNG will be (limits, aspect), so that data-to-pixel transforms are final."""
+    fig.draw_without_rendering()
 
 
 def _pixel(fig, ax, x: float, y: float) -> tuple[int, int]:
@@ -344,7 +392,7 @@ def norm_map(
     ax.set_title(title or f"{field.symbol} over the box", fontsize=10)
     if handles:
         _legend(fig, handles, ncol=min(3, len(handles)))
-    png = _png(fig)
+    _freeze(fig)
     cmap_obj = mesh.get_cmap()
     drawn = []
     for label, p in marks:
@@ -356,7 +404,105 @@ def norm_map(
     cut = slice_text(box, dims, at, where or "the box's centre")
     if cut:
         caption += f"; {cut}"
-    return Picture(caption, png, "map", check, thr, (lo, hi), _axes_box(fig, ax), tuple(drawn))
+    return _finish(fig, Picture(caption, b"", "map", check, thr, (lo, hi), _axes_box(fig, ax), tuple(drawn)))
+
+
+PROVEN_FACE, OPEN_FACE = "#9ecae1", "#e6e6e6"  # a proven sub-box (light blue: below the limit), one not proven
+
+
+def grid_cells(box: Box, dims: tuple[int, int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k x k sub-boxes that cut the box along the coordinates ``dims`` into equal cells, every other coordinate
+    over its whole range: (lower (k*k, n_in), upper (k*k, n_in)), row-major in (dims[1], dims[0])."""
+    i, j = dims
+    ex, ey = np.linspace(box.lower[i], box.upper[i], k + 1), np.linspace(box.lower[j], box.upper[j], k + 1)
+    ex[-1], ey[-1] = box.upper[i], box.upper[j]  # the cells cover the box exactly, to the last bit
+    lo, hi = np.tile(box.lower, (k * k, 1)), np.tile(box.upper, (k * k, 1))
+    b, a = np.divmod(np.arange(k * k), k)
+    lo[:, i], hi[:, i], lo[:, j], hi[:, j] = ex[a], ex[a + 1], ey[b], ey[b + 1]
+    return lo, hi
+
+
+def cell_bounds(net: Network, box: Box, field: Field, lo: np.ndarray, hi: np.ndarray, kinds) -> np.ndarray:
+    """A sound upper bound (B,) on sup ``field`` over each sub-box lo/hi (B, n_in): the smallest of the sub-box
+    search's cheap bounds ``kinds`` (:func:`certify.bounds.norm_bounds.box_bounds`; NaN, an overflow, as inf)."""
+    from ..bounds.norm_bounds import SupNormBounder, box_bounds  # deferred with the pictures' other imports
+
+    bounder = SupNormBounder.of(net, box, field.norm, field.quantity, field.state_only, field.metric)
+    parts = [box_bounds(bounder, lo[s: s + 64], hi[s: s + 64], kinds) for s in range(0, lo.shape[0], 64)]
+    stacked = np.stack([np.concatenate([b[kind] for b in parts]) for kind in kinds])
+    return np.min(np.where(np.isnan(stacked), np.inf, stacked), axis=0)
+
+
+def bound_label(v: float, limit: float) -> str:
+    """An upper bound as written in its cell: rounded up (an upper bound stays one), with the fewest digits (3 to
+    12) that keep it on its side of ``limit`` (a proven 0.9999995 is not written as 1, an unproven 1.0004 not as 1)."""
+    if not math.isfinite(v) or v == 0.0:
+        return _labels([v])[0]
+    for digits in range(3, 13):
+        text = f"{v:.{digits - 1}e}"
+        shown = float(text)
+        if shown < v:  # one unit up in the last digit shown
+            shown = float(f"{shown + 10.0 ** (int(text.split('e')[1]) - digits + 1):.{digits - 1}e}")
+        if shown >= v and (shown <= limit) == (v <= limit):
+            return f"{shown:.{digits}g}"
+    return f"{v:.17g}"  # exact (round trip)
+
+
+def proven_boxes_map(net: Network, box: Box, field: Field, limit: float, kinds, dims: tuple[int, int] = (0, 1),
+                     k: int = 8, marks: tuple[tuple[str, np.ndarray], ...] = (), check: str | None = None,
+                     searched: float | None = None) -> Picture:
+    """Which sub-boxes of a k x k cut of the box (:func:`grid_cells`) a sound bound proves: cells whose bound on
+    sup ``field`` (:func:`cell_bounds`) is <= ``limit`` (the check's 1 - margin) in light blue, the others grey and
+    hatched, each with its bound written in it. A cell is a full sub-box of X (not a slice), so a blue cell is a
+    proven statement about every point of it. ``marks``: (label, point (n_in,)) rings; ``searched``: the share of
+    the volume the check's own search proved, for the caption."""
+    from matplotlib.patches import Patch, Rectangle
+
+    i, j = dims
+    lo, hi = grid_cells(box, dims, k)
+    bounds = cell_bounds(net, box, field, lo, hi, kinds)
+    proven = bounds <= limit
+    fig, ax = _figure(5.4, 5.0, legend_rows=2)
+    for c in range(k * k):
+        ax.add_patch(Rectangle((lo[c, i], lo[c, j]), hi[c, i] - lo[c, i], hi[c, j] - lo[c, j],
+                               facecolor=PROVEN_FACE if proven[c] else OPEN_FACE, edgecolor="white",
+                               hatch=None if proven[c] else "//", linewidth=1.0))
+        if k <= 10:
+            ax.text(0.5 * (lo[c, i] + hi[c, i]), 0.5 * (lo[c, j] + hi[c, j]), bound_label(bounds[c], limit),
+                    ha="center", va="center", fontsize=6, color="k" if proven[c] else "0.35")
+    handles = [Patch(facecolor=PROVEN_FACE, label=f"proven: sup {field.symbol} <= {limit:.8g} on the sub-box"),
+               Patch(facecolor=OPEN_FACE, hatch="//", label="not proven by this bound")]
+    at_marks = [float(v) for v in field_values(net, box, np.array([p for _, p in marks]), field)] if marks else []
+    for (label, p), v in zip(marks, at_marks):
+        (h,) = ax.plot(p[i], p[j], "o", mfc="none", mec="tab:red", ms=12, mew=2.0, clip_on=False, zorder=6,
+                       label=f"{label} ({field.symbol} = {_labels([v])[0]})")
+        handles.append(h)
+    ax.set_xlim(box.lower[i], box.upper[i])
+    ax.set_ylim(box.lower[j], box.upper[j])
+    _plain_numbers(ax.xaxis)
+    _plain_numbers(ax.yaxis)
+    ax.set_xlabel(box.names[i])
+    ax.set_ylabel(box.names[j])
+    ax.set_title(f"{check or 'check'}: sub-boxes proven below the threshold ({int(proven.sum())}/{k * k})",
+                 fontsize=10)
+    _legend(fig, handles, ncol=1)
+    _freeze(fig)
+    share = float(proven.sum()) / (k * k)  # equal cells: the share of cells is the share of the volume
+    others = [box.names[m] for m in range(box.dim) if m not in dims]
+    caption = (f"a {k} x {k} cut of the box along {box.names[i]} and {box.names[j]}"
+               + (f" (every other coordinate, {', '.join(others[:4])}{', ...' if len(others) > 4 else ''}, over its "
+                  f"whole range)" if others else "")
+               + f"; each number is a sound upper bound on sup {field.symbol} over that sub-box; "
+               f"{int(proven.sum())} of {k * k} sub-boxes ({100 * share:.3g}% of the volume) proven <= {limit:.8g}")
+    if searched is not None:
+        caption += f"; the check's own search proved {100 * searched:.3g}% of the volume before it stopped"
+    cells = tuple(Cell(tuple(map(float, lo[c])), tuple(map(float, hi[c])), float(bounds[c]), bool(proven[c]),
+                       _pixel(fig, ax, 0.5 * (lo[c, i] + hi[c, i]), 0.5 * (lo[c, j] + hi[c, j])))
+                  for c in range(k * k))
+    drawn = tuple(Mark(label, (float(p[i]), float(p[j])), _pixel(fig, ax, p[i], p[j]), v)
+                  for (label, p), v in zip(marks, at_marks))
+    return _finish(fig, Picture(caption, b"", "boxes", check, limit, (float(bounds.min()), float(bounds.max())),
+                                _axes_box(fig, ax), drawn, boxes=cells))
 
 
 def simulate(net: Network, starts: np.ndarray, steps: int, inputs: np.ndarray | None = None) -> np.ndarray:
@@ -429,7 +575,7 @@ def phase_portrait(net: Network, box: Box, dims: tuple[int, int] = (0, 1), steps
     ax.set_ylabel(box.names[j])
     ax.set_title(f"simulated trajectories, {steps} steps", fontsize=10)
     _legend(fig, handles, ncol=3)
-    png = _png(fig)
+    _freeze(fig)
     marks = ()
     if equilibria is not None and len(equilibria):
         marks = tuple(Mark("equilibrium", (float(x[i]), float(x[j])), _pixel(fig, ax, x[i], x[j]))
@@ -438,7 +584,7 @@ def phase_portrait(net: Network, box: Box, dims: tuple[int, int] = (0, 1), steps
     fixed = [k for k in range(box.dim) if k not in dims]
     if fixed:
         caption += f"; {slice_text(box, dims, at, 'held fixed')}"
-    return Picture(caption, png, "trajectories", check, axes=_axes_box(fig, ax), marks=marks)
+    return _finish(fig, Picture(caption, b"", "trajectories", check, axes=_axes_box(fig, ax), marks=marks))
 
 
 def _rect(box: Box, dims, highlight: bool = False):
@@ -490,7 +636,8 @@ def eigenvalue_plot(net: Network, box: Box, quantity: Quantity = Quantity.A_STAR
     _legend(fig, ncol=1)
     caption = (f"eigenvalues of {quantity.symbol}(x) (state part) at {len(mats)} sampled points "
                f"({len(distinct)} distinct matrices) against the unit circle; largest |eigenvalue| {radius:.4g}")
-    return Picture(caption, _png(fig), "eigenvalues", check, 1.0, (0.0, radius), _axes_box(fig, ax))
+    _freeze(fig)
+    return _finish(fig, Picture(caption, b"", "eigenvalues", check, 1.0, (0.0, radius), _axes_box(fig, ax)))
 
 
 def bracket_plot(trace, seconds: float | None = None, threshold: float | None = 1.0,
@@ -524,7 +671,8 @@ def bracket_plot(trace, seconds: float | None = None, threshold: float | None = 
     vr = (float(finite.min()), float(finite.max())) if finite.size else None
     caption = (f"bracket against time on the check's clock (0 to {total:.2f} s, as in the table); the search "
                f"started at {shift:.2f} s")
-    return Picture(caption, _png(fig), "bracket", check, threshold, vr, _axes_box(fig, ax), span=(0.0, total))
+    _freeze(fig)
+    return _finish(fig, Picture(caption, b"", "bracket", check, threshold, vr, _axes_box(fig, ax), span=(0.0, total)))
 
 
 def factor_plot(names: list[str], values: list[float], product: float, check: str | None = None) -> Picture:
@@ -538,8 +686,9 @@ def factor_plot(names: list[str], values: list[float], product: float, check: st
     ax.set_yscale("log")
     ax.set_xticks(range(len(shown)), [*names, "product"], rotation=45, ha="right", fontsize=8)
     ax.set_title(f"Corollary 4: product {product:.4g} ({'<' if product < 1 else '>='} 1)", fontsize=10)
-    return Picture(f"the factors of the Corollary 4 product ({product:.4g}) against 1", _png(fig), "factors", check,
-                   1.0, (float(min(shown)), float(max(shown))), _axes_box(fig, ax))
+    _freeze(fig)
+    return _finish(fig, Picture(f"the factors of the Corollary 4 product ({product:.4g}) against 1", b"", "factors",
+                                check, 1.0, (float(min(shown)), float(max(shown))), _axes_box(fig, ax)))
 
 
 def _p(p: float) -> str:

@@ -193,9 +193,20 @@ def _detail_notes(r) -> list[tuple[str, str]]:
             rounds = getattr(d, "metric_rounds", None)
             text += (f"; proposed by an SDP with rate {d.metric_rate:.6g}"
                      + (f" in {rounds} round{'s' if rounds != 1 else ''}" if rounds is not None else "")
-                     + f", certified rate sup {_norm_symbol(r, 2.0)} <= {r.upper:.6g}")
+                     + f", {_rate_text(r)}")
         notes.append(("metric", text))
     return notes
+
+
+def _rate_text(r) -> str:
+    """What the engine run in the metric found: 'certified' only under a certified verdict (the SDP's rate is a
+    proposal, never a certificate)."""
+    symbol = _norm_symbol(r, 2.0)
+    if r.verdict is Verdict.CERTIFIED:
+        return f"certified rate sup {symbol} <= {r.upper:.6g}"
+    if r.verdict is Verdict.FALSIFIED:
+        return f"sup {symbol} >= {r.lower:.6g} at the witness: this metric does not certify"
+    return f"sup {symbol} lies in [{_fmt(r.lower)}, {_fmt(r.upper)}]: not proven below 1 in this metric"
 
 
 def check_notes(r, report=None) -> list[tuple[str, str]]:
@@ -210,6 +221,11 @@ def check_notes(r, report=None) -> list[tuple[str, str]]:
     if r.check in BRACKETS:
         notes.append(("bracket", BRACKETS[r.check].format(m=_norm_symbol(r, p))))
     notes += _detail_notes(r)
+    share = getattr(r.details, "proven_fraction", None)
+    if share is not None and r.verdict is Verdict.UNKNOWN and r.check not in NO_THRESHOLD:
+        notes.append(("proven share", f"the sub-box search proved the bound on {100 * share:.3g}% of the box's "
+                                      f"volume ({getattr(r.details, 'boxes', 0) or 0} sub-boxes) before it stopped; "
+                                      f"the rest is open, so the check as a whole is not proven"))
     spectral = getattr(r.details, "spectral_radius", None)
     if r.verdict is Verdict.FALSIFIED and r.check in (CheckName.DISSIPATIVITY, CheckName.CONTRACTION) and \
             spectral is None:
