@@ -322,7 +322,8 @@ def test_the_command_reports_a_broken_system_file(ctrl_dir, capsys):
 
 # --------------------------------------------------------------------------- the committed zoo (smoke)
 def _is_deep_markov(onnx_path) -> bool:
-    """A zoo model whose region file names two heads (mean and noise): tested with its heads, not as one f(x)."""
+    """A zoo model whose region file names two heads (mean and noise): tested with its heads, not as one f(x)
+    (tests/test_deep_markov.py: test_zoo_model_heads_match_onnxruntime)."""
     box = onnx_path.with_suffix(".box.yaml")
     return box.exists() and "heads:" in box.read_text(encoding="utf-8")
 

@@ -54,7 +54,7 @@ def require_noise(net: Network, noise: NoiseHead | None) -> NoiseHead:
     """The noise head, checked against the mean map; UsageError when there is none."""
     if noise is None:
         raise UsageError("the mean_square check needs a deep Markov model: a model with a mean and a noise output, "
-                         "named under 'heads' in the region file (or a certify.DeepMarkovModel)")
+                         "named under 'heads' in the region file (or a certify.ir.stochastic.DeepMarkovModel)")
     if noise.network.n_in != net.n_in or noise.n_states != net.n_states:
         raise UsageError(f"the noise head takes {noise.network.n_in} inputs for {noise.n_states} states but the mean "
                          f"map takes {net.n_in} inputs with {net.n_states} states")

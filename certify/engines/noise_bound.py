@@ -1,5 +1,6 @@
 """sup over the box of ||T L(x)||_F for the noise head L of a deep Markov model: a sampled lower bound and a sound
-upper bound, by sub-box branch and bound (:func:`certify.engines.search.best_first`).
+upper bound, by sub-box branch and bound (:func:`certify.engines.search.best_first` on the sub-box bisection of
+:mod:`certify.engines.bisection`).
 
 On a sub-box the noise head's outputs o lie in the enclosure of :func:`certify.bounds.enclosures.output_enclosure`
 (interval arithmetic intersected with the mean-value form). From it, per form (:mod:`certify.ir.stochastic`):
@@ -28,9 +29,8 @@ from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.numerics import CHAIN_PAD, NORM_PAD, TINY, matmul_interval_left, product_pad
 from ..ir.stochastic import NoiseForm, NoiseHead, factor_of
-from .search import Incumbent, Node, SearchLimits, best_first, halves, volume_fraction
-
-_MIN_REL_WIDTH = 1e-9
+from .bisection import BisectionProblem
+from .search import Incumbent, SearchLimits, best_first
 
 
 @dataclass(frozen=True)
@@ -77,18 +77,15 @@ def box_upper(noise: NoiseHead, metric: Metric, lo: np.ndarray, hi: np.ndarray) 
     return math.sqrt(total) * product_pad(2) if math.isfinite(total) else math.inf
 
 
-class _NoiseProblem:
-    """Sub-boxes as a :class:`~certify.engines.search.SearchProblem`; a node's item is (lo, hi)."""
+class _NoiseOffer:
+    """Replays sub-box centres (and samples) for the incumbent, and keeps the first point where a variance output is
+    negative (``negative_at``)."""
 
-    def __init__(self, noise: NoiseHead, metric: Metric, box: Box) -> None:
-        self.noise, self.metric, self.box = noise, metric, box
-        self.width0 = np.maximum(box.upper - box.lower, 1e-300)
-        jl, jh = jacobian_enclosure(noise.network, box.lower, box.upper)
-        self.sens = np.maximum(np.abs(jl), np.abs(jh)).sum(axis=0) + 1e-12
-        self.boxes = 1
+    def __init__(self, noise: NoiseHead, metric: Metric) -> None:
+        self.noise, self.metric = noise, metric
         self.negative_at: np.ndarray | None = None
 
-    def offer(self, incumbent: Incumbent, pts: np.ndarray) -> None:
+    def __call__(self, incumbent: Incumbent, pts: np.ndarray) -> None:
         v = point_values(self.noise, self.metric, pts)
         bad = np.isnan(v)
         if bad.any() and self.negative_at is None:
@@ -96,29 +93,6 @@ class _NoiseProblem:
         if (~bad).any():
             k = int(np.nanargmax(np.where(bad, -np.inf, v)))
             incumbent.offer(float(v[k]), pts[k].copy())
-
-    def batch(self, top: Node, elapsed: float) -> int:
-        return 1
-
-    def after_step(self, top, incumbent, elapsed) -> None:
-        return None
-
-    def expand(self, nodes: list[Node], incumbent: Incumbent) -> list[Node]:
-        out = []
-        for node in nodes:
-            lo, hi = node.item
-            if np.all((hi - lo) / self.width0 < _MIN_REL_WIDTH):
-                out.append(Node(node.bound, node.item, node.volume, final=True))
-                continue
-            axis = np.array([int(np.argmax((hi - lo) * self.sens))])
-            clo, chi = halves(lo[None], hi[None], axis)
-            self.offer(incumbent, 0.5 * (clo + chi))
-            vol = volume_fraction(clo, chi, self.box.lower, self.box.upper)
-            for i in range(2):
-                bound = min(node.bound, box_upper(self.noise, self.metric, clo[i], chi[i]))
-                out.append(Node(bound, (clo[i], chi[i]), float(vol[i])))
-            self.boxes += 2
-        return out
 
 
 def noise_bound(noise: NoiseHead, box: Box, metric: Metric, deadline: float, samples: int = 2048, seed: int = 0,
@@ -128,13 +102,15 @@ def noise_bound(noise: NoiseHead, box: Box, metric: Metric, deadline: float, sam
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     pts = np.vstack([box.center[None], box.lower + (box.upper - box.lower) * rng.random((samples, box.dim))])
-    problem = _NoiseProblem(noise, metric, box)
+    offer = _NoiseOffer(noise, metric)
+    jl, jh = jacobian_enclosure(noise.network, box.lower, box.upper)
+    sens = np.maximum(np.abs(jl), np.abs(jh)).sum(axis=0) + 1e-12
+    problem = BisectionProblem(box, sens, lambda lo, hi: box_upper(noise, metric, lo, hi), offer)
     incumbent = Incumbent(0.0, box.center.copy())  # a norm is >= 0 (and the level must be finite)
-    problem.offer(incumbent, pts)
+    offer(incumbent, pts)
     limits = SearchLimits(gap_rel=gap_rel, deadline=deadline, timeout=max(deadline - t0, 0.0), max_nodes=max_boxes,
                           unit="boxes", trace_every=64)
-    root = Node(box_upper(noise, metric, box.lower, box.upper), (box.lower.copy(), box.upper.copy()), 1.0)
-    run = best_first(problem, [root], incumbent, limits, start=t0)
+    run = best_first(problem, [problem.root()], incumbent, limits, start=t0)
     lower = max(incumbent.value, 0.0)
     return NoiseBound(lower, max(run.upper, lower), np.asarray(incumbent.point), problem.boxes, run.exhausted,
-                      run.reason, problem.negative_at)
+                      run.reason, offer.negative_at)

@@ -77,9 +77,12 @@ def load_deep_markov(path: str | Path, heads: Heads, n_states: int | None = None
 def _model(mean: Network, noise: Network, heads: Heads, source: str) -> DeepMarkovModel:
     if noise.n_in != mean.n_in:
         raise ModelError(f"{source}: the mean and noise heads take {mean.n_in} and {noise.n_in} inputs")
+    if not mean.is_dynamics:  # before the noise head, whose size is read against the number of states
+        raise ModelError(f"{source}: the mean head has {mean.n_out} outputs but the model has {mean.n_states} "
+                         "states; the mean head K(x) gives one entry per state (check heads: mean)")
     noise = Network(noise.layers, noise.out_weight, noise.out_bias, noise.skip, mean.n_states, noise.input_names)
     try:
-        return DeepMarkovModel(mean, NoiseHead(noise, heads.form, mean.n_out))
+        return DeepMarkovModel(mean, NoiseHead(noise, heads.form, mean.n_states))
     except ModelError as exc:
         raise ModelError(f"{source}: {exc}") from None
 

@@ -267,8 +267,7 @@ def parse_vnnlib(text: str, path: str = "<vnnlib>", n_in: int | None = None) -> 
             raise RegionError(f"{path}: {kind}_{missing} is not declared; declare {kind}_0 .. {kind}_{idx[-1]}")
     n = len(xs)
     if n_in is not None and n != n_in:
-        raise RegionError(f"{path}: the file declares {n} inputs X_0 .. X_{n - 1} but the model takes {n_in} inputs; "
-                          "give one (declare-const X_i Real) and two bounds per model input")
+        raise input_count_error(path, n, n_in)
     lower, upper = np.full(n, -math.inf), np.full(n, math.inf)
     for b in inputs:
         if b.upper:
@@ -297,6 +296,12 @@ def parse_vnnlib(text: str, path: str = "<vnnlib>", n_in: int | None = None) -> 
             out_hi[b.index], hi_where[b.index] = b.value, f"line {b.line}"
     prop = OutputProperty(out_lo, out_hi, tuple(f"Y_{i}" for i in range(m)), tuple(lo_where), tuple(hi_where), path)
     return box, prop
+
+
+def input_count_error(path: str, n: int, n_in: int) -> RegionError:
+    """The error for a file with ``n`` inputs X_i given to a model with ``n_in`` inputs."""
+    return RegionError(f"{path}: the file declares {n} inputs X_0 .. X_{n - 1} but the model takes {n_in} inputs; "
+                       "give one (declare-const X_i Real) and two bounds per model input")
 
 
 def is_vnnlib(path) -> bool:

@@ -1,0 +1,267 @@
+"""VNNLIB property files as regions (``--region prop.vnnlib``): parsing, clear errors, and the output_bounds check
+cross-checked against a brute-force bracket of the output range on small random ReLU nets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx_builders import network_to_onnx
+from random_nets import random_net
+
+import certify.cli as cli
+from certify.api import verify
+from certify.certificate import CheckName, Verdict
+from certify.config import VerifyConfig
+from certify.errors import RegionError
+from certify.importers.region_file import load_region
+from certify.importers.vnnlib import parse_vnnlib, read_vnnlib
+
+BOX_2 = "(declare-const X_0 Real)\n(declare-const X_1 Real)\n" \
+        "(assert (<= X_0 1.0))\n(assert (>= X_0 -1.0))\n(assert (<= X_1 1.0))\n(assert (>= X_1 -1.0))\n"
+
+
+def outputs_decl(m: int) -> str:
+    return "".join(f"(declare-const Y_{i} Real)\n" for i in range(m))
+
+
+def write(tmp_path, text: str, name: str = "prop.vnnlib"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def run(args, capsys):
+    code = cli.run([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# --------------------------------------------------------------------------- parsing
+def test_box_from_bounds_in_every_accepted_spelling():
+    text = """; comment line
+(set-logic QF_LRA)
+(declare-const X_0 Real)
+(declare-const X_1 Real)
+(declare-const X_2 Real)
+(declare-const Y_0 Real)
+(assert (<= X_0 0.5))          ; upper bound
+(assert (>= X_0 (- 0.25)))     ; negative constant as (- c)
+(assert (>= 2 X_1))            ; constant first: X_1 <= 2
+(assert (<= -3e-1 X_1))        ; X_1 >= -0.3
+(assert (and (<= X_2 1) (>= X_2 0) (<= X_2 0.75)))   ; several at once, the tightest wins
+"""
+    box, prop = parse_vnnlib(text, "p.vnnlib")
+    assert prop is None
+    np.testing.assert_array_equal(box.lower, [-0.25, -0.3, 0.0])
+    np.testing.assert_array_equal(box.upper, [0.5, 2.0, 0.75])
+    assert box.names == ("X_0", "X_1", "X_2")
+
+
+def test_single_output_bounds_give_the_safe_side():
+    _, prop = parse_vnnlib(BOX_2 + outputs_decl(2) + "(assert (>= Y_1 3.5))\n", "p.vnnlib")
+    assert prop.upper[1] == 3.5 and math.isinf(prop.upper[0]) and np.all(np.isinf(prop.lower))
+    assert "line 9" in prop.upper_where[1]
+    _, prop = parse_vnnlib(BOX_2 + outputs_decl(2) + "(assert (<= Y_0 (- 2)))\n", "p.vnnlib")
+    assert prop.lower[0] == -2.0 and np.all(np.isinf(prop.upper))
+    _, prop = parse_vnnlib(BOX_2 + outputs_decl(1) + "(assert (<= 4 Y_0))\n", "p.vnnlib")  # 4 <= Y_0: Y_0 >= 4
+    assert prop.upper[0] == 4.0
+
+
+def test_a_disjunction_of_single_output_bounds_is_a_union_of_unsafe_sides():
+    text = BOX_2 + outputs_decl(3) + "(assert (or (and (>= Y_0 1.5)) (and (<= Y_0 -1.5)) (<= Y_2 0) (>= Y_2 7)\n" \
+                                     "            (>= Y_2 5)))\n"
+    _, prop = parse_vnnlib(text, "p.vnnlib")
+    np.testing.assert_array_equal(prop.lower, [-1.5, -math.inf, 0.0])
+    np.testing.assert_array_equal(prop.upper, [1.5, math.inf, 5.0])  # two unsafe sides Y_2 >= 7, >= 5: the union
+    assert prop.describe() == "-1.5 < Y_0 < 1.5, 0 < Y_2 < 5"
+
+
+def test_load_region_reads_a_vnnlib_file_by_its_suffix(tmp_path):
+    p = write(tmp_path, BOX_2 + outputs_decl(1) + "(assert (>= Y_0 2))\n", "prop.VNNLIB")
+    region = load_region(p)
+    assert region.outputs is not None and region.outputs.upper[0] == 2.0 and region.heads is None
+    np.testing.assert_array_equal(region.box.upper, [1.0, 1.0])
+
+
+BAD = [
+    ("(assert (<= Y_0 Y_1))", "compares two variables"),
+    ("(assert (>= Y_0 (+ X_0 1)))", "not a constant"),
+    ("(assert (< Y_0 1))", "'<' is not supported"),
+    ("(assert (= Y_0 1))", "'=' is not supported"),
+    ("(assert (or (and (>= Y_0 1) (<= Y_1 0))))", "a disjunct with 2 output constraints"),
+    ("(assert (or (and (>= X_0 0.5)) (and (<= X_0 -0.5))))", "disjunction over inputs"),
+    ("(assert (>= Y_0 1))\n(assert (<= Y_1 0))", "must all hold at once"),
+    ("(assert (and (>= Y_0 1) (<= Y_1 0)))", "must all hold at once"),
+    ("(assert (>= Y_7 1))", "Y_7 is used but never declared"),
+    ("(assert (>= Z_0 1))", "unknown variable 'Z_0'"),
+    ("(assert (>= Y_0 1) (<= Y_1 0))", "expected (assert EXPRESSION)"),
+    ("(assert (and (and (>= Y_0 1))))", "nested 'and'"),
+    ("(assert (and))", "(and) with nothing in it"),
+    ("(assert (or))", "(or) with nothing in it"),
+    ("(assert (>= Y_0 1 2))", "one variable with one constant"),
+    ("(assert (>= 1 2))", "needs a variable"),
+    ("(assert (>= Y_0 inf))", "not a finite number"),
+    ("(declare-fun f () Real)", "expected (declare-const ...) or (assert ...)"),
+    ("(declare-const Y_0 Real)", "declared twice"),
+    ("(declare-const Y_9 Int)", "of sort 'Int'"),
+    ("(assert (>= Y_0 1)", "is never closed"),
+    ("(assert (>= Y_0 1)))", "without a matching"),
+    ("stray", "outside any"),
+]
+
+
+@pytest.mark.parametrize("tail,words", BAD, ids=[w for _, w in BAD])
+def test_unsupported_or_ill_formed_assertions_are_errors_naming_the_file_and_line(tail, words):
+    text = BOX_2 + outputs_decl(2) + tail + "\n"
+    line = BOX_2.count("\n") + 3  # the tail's first line
+    with pytest.raises(RegionError) as info:
+        parse_vnnlib(text, "bad.vnnlib")
+    msg = str(info.value)
+    assert msg.startswith("bad.vnnlib: ") and words in msg, msg
+    if "line" in msg:
+        assert f"line {line}" in msg or f"line {line + 1}" in msg, msg
+
+
+@pytest.mark.parametrize("text,words", [
+    ("(declare-const X_0 Real)\n(assert (<= X_0 1))\n", "no lower (>= X_0 c) bound"),
+    ("(declare-const X_0 Real)\n(assert (>= X_0 1))\n", "no upper (<= X_0 c) bound"),
+    ("(declare-const X_0 Real)\n(assert (>= X_0 1))\n(assert (<= X_0 0))\n", "an empty box"),
+    ("(declare-const X_0 Real)\n(declare-const X_2 Real)\n", "X_1 is not declared"),
+    ("(declare-const Y_0 Real)\n", "declares no input X_0"),
+], ids=["no-lower", "no-upper", "empty", "gap", "no-inputs"])
+def test_boxes_that_are_not_boxes_are_errors(text, words):
+    with pytest.raises(RegionError, match="^bad.vnnlib: ") as info:
+        parse_vnnlib(text, "bad.vnnlib")
+    assert words in str(info.value)
+
+
+def test_file_level_errors(tmp_path):
+    with pytest.raises(RegionError, match="not found"):
+        read_vnnlib(tmp_path / "missing.vnnlib")
+    with pytest.raises(RegionError, match="not a regular file"):
+        read_vnnlib(tmp_path)
+    p = tmp_path / "latin.vnnlib"
+    p.write_bytes(b"; caf\xe9\n" + BOX_2.encode())
+    with pytest.raises(RegionError, match="not UTF-8"):
+        read_vnnlib(p)
+    with pytest.raises(RegionError, match="takes 3 inputs"):
+        read_vnnlib(write(tmp_path, BOX_2), n_in=3)
+
+
+# --------------------------------------------------------------------------- the command, end to end
+@pytest.fixture(scope="module")
+def relu_model(tmp_path_factory):
+    """A random 2-6-6-3 ReLU net written as ONNX (float64), and a brute-force bracket of each output's range."""
+    net = random_net(3, 2, (6, 6), n_out=3)
+    path = tmp_path_factory.mktemp("vnnlib") / "net.onnx"
+    onnx.save(network_to_onnx(net), str(path))
+    return net, path, brute_force_range(net)
+
+
+def brute_force_range(net, half: float = 1.0, points: int = 401):
+    """Per output: a bracket [lo_in, lo_out] of min f_i and [hi_in, hi_out] of max f_i over [-half, half]^2, from a
+    grid (the inner values) and the Lipschitz constant (product of layer 2-norms) times the grid's covering radius
+    (the outer values): every point of the box is within h sqrt(2) / 2 of a grid point."""
+    g = np.linspace(-half, half, points)
+    xx = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    f = net.forward(xx)
+    lip = np.prod([np.linalg.norm(layer.weight, 2) for layer in net.layers]) * np.linalg.norm(net.out_weight, 2)
+    slack = lip * (g[1] - g[0]) * math.sqrt(2) / 2 * 1.01
+    return f.min(axis=0), f.max(axis=0), slack
+
+
+def ort_outputs(path, x) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return sess.run(None, {name: np.atleast_2d(np.asarray(x, dtype=np.float64))})[0][0]
+
+
+@pytest.mark.parametrize("seed", [3, 11, 17])
+def test_verdicts_agree_with_brute_force_output_bounds(seed, tmp_path):
+    net = random_net(seed, 2, (6, 6), n_out=2)
+    path = tmp_path / "net.onnx"
+    onnx.save(network_to_onnx(net), str(path))
+    f_min, f_max, slack = brute_force_range(net)
+    spread = float(np.max(f_max - f_min))
+    config = VerifyConfig(samples=20_000, timeout=60)
+    # a bound beyond the brute-force enclosure: the property holds and must be certified (ReLU: exact MILP)
+    above, under = float(f_max[0] + slack + 0.05 * spread), float(f_min[1] - slack - 0.05 * spread)
+    prop = write(tmp_path, BOX_2 + outputs_decl(2) + f"(assert (or (>= Y_0 {above!r}) (<= Y_1 {under!r})))\n")
+    res = verify(path, prop, config=config).results[0]
+    assert res.check is CheckName.OUTPUT_BOUNDS and res.verdict is Verdict.CERTIFIED, res.reason
+    # V = max(max f_0 - above, under - min f_1): the sampled lower end cannot exceed its brute-force upper end
+    v_hi = max(f_max[0] + slack - above, under - (f_min[1] - slack))
+    assert res.upper < 0 and res.lower <= v_hi + 1e-9
+    # a bound the grid already exceeds: violated, with a witness whose outputs onnxruntime puts in the unsafe set
+    below = float(f_max[1] - 0.05 * spread)
+    prop = write(tmp_path, BOX_2 + outputs_decl(2) + f"(assert (>= Y_1 {below!r}))\n")
+    res = verify(path, prop, config=config).results[0]
+    assert res.verdict is Verdict.FALSIFIED, res.reason
+    x = np.array(res.witness.x)
+    assert np.all(x >= -1) and np.all(x <= 1)
+    y = ort_outputs(path, x)
+    assert y[1] >= below and res.lower == pytest.approx(y[1] - below, abs=1e-9)
+    assert res.lower <= f_max[1] + slack - below  # no more violation than the brute force allows
+
+
+def test_exact_bracket_contains_the_brute_force_maximum(relu_model, tmp_path):
+    net, path, (f_min, f_max, slack) = relu_model
+    c = float(f_max[2] + 10.0)
+    prop = write(tmp_path, BOX_2 + outputs_decl(3) + f"(assert (>= Y_2 {c!r}))\n")
+    res = verify(path, prop, config=VerifyConfig(samples=20_000, timeout=60, exact=True)).results[0]
+    assert res.verdict is Verdict.CERTIFIED
+    # sup V = max f_2 - c: the sound bracket and the brute-force one must overlap
+    assert res.lower <= f_max[2] + slack - c + 1e-9 and res.upper >= f_max[2] - c - 1e-9
+
+
+def test_the_command_certifies_and_falsifies_with_exit_codes(relu_model, tmp_path, capsys):
+    net, path, (f_min, f_max, slack) = relu_model
+    far = float(f_max[0] + slack + 1.0)
+    holds = write(tmp_path, BOX_2 + outputs_decl(3) + f"(assert (>= Y_0 {far!r}))\n", "holds.vnnlib")
+    code, out, err = run([path, "--region", holds], capsys)
+    assert code == 0, out + err
+    assert "output_bounds" in out and "VNN-COMP: unsat" in out
+    near = float(0.5 * (f_min[0] + f_max[0]))
+    broken = write(tmp_path, BOX_2 + outputs_decl(3) + f"(assert (or (>= Y_0 {near!r}) (<= Y_2 -1e6)))\n",
+                   "broken.vnnlib")
+    report = tmp_path / "r.json"
+    code, out, err = run([path, "--region", broken, "--json", report, "--quiet"], capsys)
+    assert code == 1, out + err
+    check = json.loads(report.read_text())["checks"]["output_bounds"]
+    assert check["verdict"] == "falsified" and "broken.vnnlib, line 10" in check["reason"]
+    assert ort_outputs(path, check["witness"]["x"])[0] >= near
+    # other checks run on the VNNLIB box when asked for
+    code, out, err = run([path, "--region", broken, "--check", "output_bounds,gain", "--quiet"], capsys)
+    assert code == 1 and err == ""
+
+
+@pytest.mark.parametrize("tail,words", [
+    ("(assert (<= Y_0 Y_1))", "line 10"),
+    ("(assert (> Y_0 1))", "'>' is not supported"),
+    ("(assert (>= Y_0 1)", "never closed"),
+])
+def test_the_command_refuses_bad_files_with_exit_3_and_one_line(relu_model, tmp_path, capsys, tail, words):
+    _, path, _ = relu_model
+    prop = write(tmp_path, BOX_2 + outputs_decl(3) + tail + "\n", "bad.vnnlib")
+    code, out, err = run([path, "--region", prop], capsys)
+    assert code == 3, out + err
+    assert len(err.strip().splitlines()) == 1 and str(prop) in err and words in err, err
+    assert "Traceback" not in err + out
+
+
+def test_the_command_refuses_a_property_of_another_size(relu_model, tmp_path, capsys):
+    _, path, _ = relu_model
+    few = write(tmp_path, BOX_2 + outputs_decl(1) + "(assert (>= Y_0 1))\n", "few.vnnlib")
+    code, _, err = run([path, "--region", few], capsys)
+    assert code == 3 and "declares 1 outputs" in err and "3 outputs" in err and str(few) in err, err
+    one = write(tmp_path, "(declare-const X_0 Real)\n(assert (<= X_0 1))\n(assert (>= X_0 0))\n", "one.vnnlib")
+    code, _, err = run([path, "--region", one], capsys)
+    assert code == 3 and str(one) in err and "X_i" in err, err
+    box_only = write(tmp_path, BOX_2, "box_only.vnnlib")
+    code, _, err = run([path, "--region", box_only, "--check", "output_bounds"], capsys)
+    assert code == 3 and "needs an output property" in err, err
