@@ -16,6 +16,12 @@ files the children:
 stops, because every point of the domain lies in some node that was closed, is final or is still open, and each
 such bound is sound for its node (the problem's contract). The loop stops when no node is open, when the incumbent
 exceeds ``stop_above`` (certify mode: the threshold), at the deadline, or when ``max_nodes`` nodes were bounded.
+
+With an ``executor`` (:mod:`certify.engines.parallel`) a step may instead send the largest open nodes to worker
+processes: the executor returns their children, offers the workers' best replayed points to the incumbent and
+merges the workers' counts into the problem, all in an order fixed by the nodes (never by the workers' timing).
+Nothing else changes: the children are filed as above, so ``upper`` stays sound and, for a complete search, the
+value is the serial one; only the order (hence the node count) differs.
 """
 
 from __future__ import annotations
@@ -73,6 +79,18 @@ class SearchProblem(Protocol):
         """Called after each step with the largest open node (e.g. for a local search near it)."""
 
 
+class SearchExecutor(Protocol):
+    """Expands nodes of a search elsewhere (:class:`certify.engines.parallel.ParallelSearch`)."""
+
+    def take(self, problem: SearchProblem, top: Node, elapsed: float, bounded: int) -> int:
+        """How many of the largest open nodes the next step sends to the workers (0: the problem expands the next
+        step here, as without an executor); ``bounded``: nodes filed so far."""
+
+    def expand(self, problem: SearchProblem, nodes: list[Node], incumbent: Incumbent) -> list[Node]:
+        """The children of ``nodes`` (as ``problem.expand`` would give them), the workers' best points offered to
+        ``incumbent`` and their counts merged into ``problem``, in an order that depends on ``nodes`` only."""
+
+
 @dataclass(frozen=True)
 class SearchLimits:
     """When to close nodes and when to stop (see the module docstring).
@@ -121,8 +139,9 @@ class SearchOutcome:
 
 
 def best_first(problem: SearchProblem, roots: list[Node], incumbent: Incumbent, limits: SearchLimits,
-               start: float | None = None) -> SearchOutcome:
-    """Run the search from ``roots`` (see the module docstring); ``start``: the clock origin of the trace."""
+               start: float | None = None, executor: SearchExecutor | None = None) -> SearchOutcome:
+    """Run the search from ``roots`` (see the module docstring); ``start``: the clock origin of the trace;
+    ``executor``: expand steps on worker processes (None: here)."""
     t0 = time.perf_counter() if start is None else start
     stop_above = limits.threshold if limits.stop_above is None else limits.stop_above
     proof_level = limits.proof_level
@@ -191,12 +210,14 @@ def best_first(problem: SearchProblem, roots: list[Node], incumbent: Incumbent, 
             reason = f"budget of {limits.max_nodes} {limits.unit} spent with {len(heap)} open {limits.unit}"
             break
         steps += 1
+        elapsed = time.perf_counter() - t0
+        remote = 0 if executor is None else executor.take(problem, heap[0][2], elapsed, bounded)
         take = []
-        for _ in range(max(1, problem.batch(heap[0][2], time.perf_counter() - t0))):
+        for _ in range(remote or max(1, problem.batch(heap[0][2], elapsed))):
             if not heap or -heap[0][0] <= lv:
                 break
             take.append(heapq.heappop(heap)[2])
-        children = problem.expand(take, incumbent)
+        children = executor.expand(problem, take, incumbent) if remote else problem.expand(take, incumbent)
         lv = level()
         for child in children:
             file(child, lv)

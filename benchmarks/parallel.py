@@ -1,0 +1,127 @@
+"""The exact sup ||A*||_2 search (region branch and bound) on 1 worker (serial), on 2 local worker processes, and on
+a local Dask cluster of 2 worker processes, side by side in one run.
+
+    OMP_NUM_THREADS=1 python benchmarks/parallel.py [--nets 2-32-32-2,2-64-64-2,4-16-16-4] [--no-dask] [--timeout S]
+
+Random ReLU nets (``tests/random_nets.random_net`` seed 7, Gaussian weights / sqrt(fan_in), biases 0.5 N(0, 1))
+over [-1, 1]^d, exact mode (no threshold). The pools are started before the clock starts (their start is printed
+on its own: a search started from the command line pays it once, while its first ``start_after`` nodes run
+serially). Columns: seconds, nodes expanded, speed-up against serial, the value (equal to 1e-12 in every column,
+checked), and CPU seconds: of the serial run, and on the longest path of a parallel run (the main process's
+plus half the workers'), with their ratio ("cpu x": the speed-up on 2 free cores; on a shared machine the wall
+ratio also measures the load); "ovh": CPU milliseconds spent per node sent to the workers beyond the serial CPU
+time of the search (pickling, merging, Dask's scheduling, the LPs that start cold in a task).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from certify.config import ParallelOptions, VerifyConfig  # noqa: E402
+from certify.engines import parallel  # noqa: E402
+from certify.engines import region_search as rs  # noqa: E402
+from certify.engines.contract import Query  # noqa: E402
+from certify.engines.search import best_first  # noqa: E402
+from certify.ir.quantity import Quantity  # noqa: E402
+from tests.random_nets import random_net, unit_box  # noqa: E402
+
+
+def exact_search(query: Query, pool=None):
+    """region_search on ``pool`` (None: serial); the loop is given the executor here whether or not the engine
+    asks for one itself. Returns (result, executor or None)."""
+    if pool is None:
+        return rs.region_search(query), None
+    with parallel.search_executor(query, "region", pool=pool) as executor:
+        original = rs.best_first
+
+        def loop(*args, executor_=executor, executor=None, **kwargs):
+            return best_first(*args, executor=executor_, **kwargs)
+
+        rs.best_first = loop
+        try:
+            return rs.region_search(query), executor
+        finally:
+            rs.best_first = original
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nets", default="2-32-32-2,2-64-64-2,4-16-16-4")
+    ap.add_argument("--no-dask", action="store_true", help="skip the Dask local cluster")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--start-after", type=int, default=ParallelOptions().start_after)
+    args = ap.parse_args(argv)
+    pools = {}
+    t = time.perf_counter()
+    pools["local 2"] = parallel.LocalWorkers(2)
+    start_local = time.perf_counter() - t
+    cluster = None
+    start_dask = float("nan")
+    if not args.no_dask:
+        try:
+            import distributed
+
+            from certify.engines.dask_workers import DaskWorkers
+        except ImportError:
+            print("distributed is not installed: no Dask column (pip install 'certify[distributed]')")
+        else:
+            t = time.perf_counter()
+            cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0")
+            pools["dask 2"] = DaskWorkers(cluster.scheduler_address)
+            start_dask = time.perf_counter() - t
+    t = time.perf_counter()
+    tiny = Query(random_net(1, 2, (4,)), unit_box(2), Quantity.A_STAR,
+                 VerifyConfig(parallel=ParallelOptions(start_after=0, chunk=1)))
+    for pool in pools.values():  # every worker imports the engines and builds a problem once
+        exact_search(tiny, pool)
+    warm = time.perf_counter() - t
+    print(f"pool start (not in the columns): local 2 workers {start_local:.2f} s (spawned; they import in the "
+          f"background), Dask local cluster {start_dask:.2f} s; first tasks (imports) {warm:.2f} s")
+    head = f"{'net':>12s} {'serial s':>9s} {'cpu s':>6s} {'nodes':>6s}"
+    for name in pools:
+        head += (f" | {name + ' s':>9s} {'speed-up':>8s} {'cpu s':>6s} {'cpu x':>5s} {'nodes':>6s} "
+                 f"{'sent':>5s} {'ovh ms/node':>11s}")
+    print(head + f" | {'value':>16s}")
+    print(f"{'':>12s} {'':>9s} {'':>6s} {'':>6s}" + f" | {'':>9s} {'wall':>8s} {'':>6s} {'':>5s} {'':>6s} "
+          f"{'(cpu)':>11s}" * len(pools))
+    options = ParallelOptions(start_after=args.start_after)
+    try:
+        for spec in args.nets.split(","):
+            sizes = [int(s) for s in spec.split("-")]
+            d, widths = sizes[0], tuple(sizes[1:-1])
+            net = random_net(7, d, widths)
+            box = unit_box(d)
+            query = Query(net, box, Quantity.A_STAR, VerifyConfig(timeout=args.timeout, parallel=options))
+            cpu = time.process_time()
+            serial, _ = exact_search(query.with_(deadline=None))
+            serial_cpu = time.process_time() - cpu
+            line = f"{spec:>12s} {serial.seconds:9.2f} {serial_cpu:6.2f} {serial.nodes:6d}"
+            for pool in pools.values():
+                cpu = time.process_time()
+                res, ex = exact_search(query.with_(deadline=None), pool)
+                main_cpu = time.process_time() - cpu
+                if res.exact and serial.exact and abs(res.lower - serial.lower) > 1e-12 * max(1.0, serial.lower):
+                    raise SystemExit(f"{spec}: parallel value {res.lower!r} != serial {serial.lower!r}")
+                # the CPU time on the longest path: the main process plus the workers' share (2 workers)
+                path_cpu = main_cpu + ex.worker_cpu / 2
+                ovh = (main_cpu + ex.worker_cpu - serial_cpu) / max(ex.remote_nodes, 1) * 1e3
+                line += (f" | {res.seconds:9.2f} {serial.seconds / res.seconds:8.2f} {path_cpu:6.2f} "
+                         f"{serial_cpu / path_cpu:5.2f} {res.nodes:6d} {ex.remote_nodes:5d} {ovh:11.2f}")
+            exact = "exact" if serial.exact else "bracket"
+            print(line + f" | {serial.lower:16.12f} {exact}", flush=True)
+    finally:
+        for pool in pools.values():
+            pool.close()
+        if cluster is not None:
+            cluster.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

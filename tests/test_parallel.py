@@ -1,0 +1,206 @@
+"""Parallel = serial: the search loop on 2 local worker processes, and on a local Dask cluster of 2 worker
+processes started here, gives the serial verdict, and the serial exact value to 1e-12, with lower bounds only
+at points replayed through the IR; the order of the merged results never depends on the workers' timing."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from certify.config import BoxSearchOptions, ParallelOptions, RegionSearchOptions, SdpUse, VerifyConfig
+from certify.engines import box_search as box_module
+from certify.engines import parallel
+from certify.engines import region_search as region_module
+from certify.engines import violation_search as violation_module
+from certify.engines.contract import Outcome, Query
+from certify.engines.search import best_first
+from certify.errors import UsageError
+from certify.ir import activations as acts
+from certify.ir.numerics import induced_norm
+from certify.ir.quantity import Quantity
+
+# start the workers almost at once and send small tasks, so that these small searches take many parallel steps
+FAST = ParallelOptions(start_after=4, chunk=2, tasks_per_worker=2)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Two spawned local workers, shared by the tests of this module (each search registers its own problem)."""
+    with parallel.LocalWorkers(2) as workers:
+        yield workers
+
+
+@contextmanager
+def on_workers(monkeypatch, module, query, engine, pool):
+    """Run ``module``'s engine with its search loop on ``pool`` (whether or not the engine asks for an executor
+    itself); yields the executor, whose counters show that the parallel path ran."""
+    with parallel.search_executor(query, engine, pool=pool) as executor, monkeypatch.context() as m:
+        def loop(*args, executor_=executor, executor=None, **kwargs):
+            return best_first(*args, executor=executor_, **kwargs)
+
+        m.setattr(module, "best_first", loop)
+        yield executor
+
+
+def region_query(net, box, threshold=None, seed=0, options=FAST):
+    config = VerifyConfig(seed=seed, timeout=120.0, regions=RegionSearchOptions(samples=64), parallel=options)
+    return Query(net, box, Quantity.JACOBIAN, config, threshold=threshold)
+
+
+def replays(net, box, res, cols):
+    return box.contains(res.witness) and float(induced_norm(net.jacobian(res.witness)[:, :cols], 2.0)) == \
+        pytest.approx(res.lower, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed, widths", [(1, (8, 8)), (12, (6, 6, 6))])
+def test_region_search_on_two_workers_equals_serial(seed, widths, random_net, unit_box, monkeypatch, pool):
+    net = random_net(seed, 2, widths, skip=seed % 2 == 1)
+    box = unit_box(2)
+    q = region_query(net, box, seed=seed)
+    serial = region_module.region_search(q)
+    with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
+        par = region_module.region_search(q)
+    assert ex.rounds > 0 and ex.remote_nodes > 0
+    assert serial.exact and par.exact and par.outcome is serial.outcome is Outcome.BRACKETED
+    assert par.lower == pytest.approx(serial.lower, rel=1e-12, abs=1e-14)
+    assert par.upper == pytest.approx(serial.upper, rel=1e-12, abs=1e-14)
+    assert replays(net, box, par, net.n_states)
+    assert par.nodes >= ex.remote_nodes  # the workers' expansions are counted in the main problem
+    # certify mode on both sides of the value: the same verdict
+    for factor, outcome in ((1.02, Outcome.CERTIFIED), (0.98, Outcome.EXCEEDED)):
+        qt = region_query(net, box, threshold=factor * serial.lower, seed=seed)
+        s = region_module.region_search(qt)
+        with on_workers(monkeypatch, region_module, qt, "region", pool):
+            p = region_module.region_search(qt)
+        assert s.outcome is p.outcome is outcome
+
+
+def test_merging_does_not_depend_on_timing(random_net, unit_box, monkeypatch, pool):
+    """Two parallel runs of the same search take the same steps: same nodes, LPs and trace of lower bounds."""
+    net = random_net(3, 2, (10, 10))
+    q = region_query(net, unit_box(2), seed=3)
+    runs = []
+    for _ in range(2):
+        with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
+            runs.append((region_module.region_search(q), ex.rounds))
+    (a, ra), (b, rb) = runs
+    assert ra == rb > 0
+    assert (a.nodes, a.lps, a.lower, a.upper) == (b.nodes, b.lps, b.lower, b.upper)
+    assert np.array_equal(a.witness, b.witness)
+    assert [t[1] for t in a.trace[:-1]] == [t[1] for t in b.trace[:-1]]
+
+
+def box_query(net, box, threshold=None, seed=0):
+    options = BoxSearchOptions(samples=64, batch=4, sdp=SdpUse.NEVER)
+    # the timeout only sizes the first gradient ascent (a tenth of it); the budget stops a search, never the clock
+    config = VerifyConfig(seed=seed, timeout=10.0, boxes=options, budget=4000, parallel=FAST)
+    return Query(net, box, Quantity.A_STAR, config, threshold=threshold)
+
+
+@pytest.mark.parametrize("seed, act", [(2, acts.tanh), (5, acts.gelu)])
+def test_smooth_box_search_on_two_workers_gives_the_serial_verdict(seed, act, random_net, unit_box, monkeypatch,
+                                                                   pool):
+    net = random_net(seed, 2, (6,), activation=act())
+    box = unit_box(2, 0.5)
+    serial = box_module.box_search(box_query(net, box, seed=seed))
+    with on_workers(monkeypatch, box_module, box_query(net, box, seed=seed), "boxes", pool) as ex:
+        par = box_module.box_search(box_query(net, box, seed=seed))
+    assert ex.rounds > 0
+    assert serial.outcome is par.outcome is Outcome.BRACKETED
+    # two sound brackets of one supremum overlap; each lower bound is a replayed point
+    assert max(serial.lower, par.lower) <= min(serial.upper, par.upper)
+    for res in (serial, par):
+        x = res.witness
+        assert box.contains(x)
+        assert float(induced_norm(net.pwa(x[None])[0][0][:, :net.n_states], 2.0)) == pytest.approx(res.lower,
+                                                                                                  rel=1e-9)
+    for level, outcome in ((1.05 * serial.upper, Outcome.CERTIFIED), (0.95 * serial.lower, Outcome.EXCEEDED)):
+        s = box_module.box_search(box_query(net, box, threshold=level, seed=seed))
+        q = box_query(net, box, threshold=level, seed=seed)
+        with on_workers(monkeypatch, box_module, q, "boxes", pool):
+            p = box_module.box_search(q)
+        assert s.outcome is p.outcome is outcome
+
+
+def test_violation_search_on_two_workers_gives_the_serial_verdict(random_net, unit_box, monkeypatch, pool):
+    net = random_net(4, 2, (6,), activation=acts.tanh(), weight_scale=0.6, bias_scale=0.2)
+    box = unit_box(2)
+    config = VerifyConfig(timeout=60.0, parallel=FAST, budget=3000)
+    for threshold in (None, 0.0):
+        q = Query(net, box, Quantity.VIOLATION, config, threshold=threshold)
+        s = violation_module.violation_search(q)
+        with on_workers(monkeypatch, violation_module, q, "violation", pool) as ex:
+            p = violation_module.violation_search(q)
+        assert ex.rounds > 0 and s.outcome is p.outcome
+        assert max(s.lower, p.lower) <= min(s.upper, p.upper)
+
+
+def test_dask_local_cluster_equals_serial(random_net, unit_box, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from certify.engines import dask_workers
+    net = random_net(1, 2, (8, 8))
+    box = unit_box(2)
+    q = region_query(net, box, seed=1)
+    serial = region_module.region_search(q)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl:
+        with dask_workers.DaskWorkers(cl.scheduler_address) as dask_pool:
+            assert dask_pool.n == 2
+            with on_workers(monkeypatch, region_module, q, "region", dask_pool) as ex:
+                par = region_module.region_search(q)
+            assert ex.rounds > 0
+            # the config's address reaches the same cluster (the executor connects by itself)
+            qc = region_query(net, box, seed=1).with_(config=q.config.with_(cluster=cl.scheduler_address))
+            with on_workers(monkeypatch, region_module, qc, "region", None) as ex2:
+                par2 = region_module.region_search(qc)
+            assert ex2.rounds > 0
+    for res in (par, par2):
+        assert res.exact and res.outcome is serial.outcome
+        assert res.lower == pytest.approx(serial.lower, rel=1e-12, abs=1e-14)
+        assert res.upper == pytest.approx(serial.upper, rel=1e-12, abs=1e-14)
+        assert replays(net, box, res, net.n_states)
+
+
+def test_a_worker_failure_is_raised_in_the_main_process_and_the_pool_stays_usable(random_net, unit_box,
+                                                                                 monkeypatch, pool):
+    net = random_net(1, 2, (4,))
+    q = region_query(net, unit_box(2))
+    executor = parallel.ParallelSearch(parallel.SearchFactory(q, "region"), pool=pool)
+    try:
+        executor.take(None, None, 0.0, 10**6)
+        bad = [region_module.Node(1.0, "not a node"), region_module.Node(0.5, "nor this")]
+        with pytest.raises(parallel.WorkerError, match="a worker failed"):
+            executor.expand(None, bad, region_module.Incumbent())
+    finally:
+        executor.close()
+    serial = region_module.region_search(q)
+    with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
+        again = region_module.region_search(q)
+    assert ex.rounds > 0 and again.lower == pytest.approx(serial.lower, rel=1e-12)
+
+
+def test_command_line_options(capsys):
+    import certify.cli as cli
+
+    args = cli.build_parser().parse_args(["m.onnx", "--region", "b.yaml", "--workers", "3", "--cluster", "tcp://h:1"])
+    assert (args.workers, args.cluster) == (3, "tcp://h:1")
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    code = cli.run([str(examples / "tank_relu.onnx"), "--region", str(examples / "box.yaml"), "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 3 and "workers" in err and "Traceback" not in err
+
+
+def test_options_are_checked():
+    with pytest.raises(UsageError):
+        VerifyConfig(workers=0)
+    with pytest.raises(TypeError):
+        VerifyConfig(workers=2.0)
+    with pytest.raises(TypeError):
+        VerifyConfig(cluster="  ")
+    with pytest.raises(UsageError):
+        ParallelOptions(chunk=0)
+    assert VerifyConfig(cluster=" tcp://h:8786 ").cluster == "tcp://h:8786"
+    with pytest.raises(UsageError, match="no parallel search"):
+        parallel.SearchFactory(Query.__new__(Query), "nope")
