@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from typing import Callable, Protocol, runtime_checkable
 
+from ..errors import CertifyError
 from .base import LinearProgram, SolveResult
 
 DEFAULT_BACKEND = "cbc"
@@ -34,8 +35,9 @@ class ProblemKind(str, enum.Enum):
         return {"milp": "MILP", "lp_sequence": "LP", "sdp": "SDP"}[self.value]
 
 
-class UnknownBackendError(ValueError):
-    """A back-end name that is not registered for a problem kind (the message lists the names that are)."""
+class UnknownBackendError(CertifyError):
+    """A back-end name that is not registered for a problem kind (the message lists the names that are): a usage
+    error (a ValueError; the command line reports it on one line with exit code 3)."""
 
 
 class BackendUnavailableError(RuntimeError):
@@ -118,9 +120,9 @@ def backend_names(kind: ProblemKind = ProblemKind.MILP) -> tuple[str, ...]:
     return tuple(name for k, name in _FACTORIES if k is ProblemKind(kind))
 
 
-def get_backend(name: str = DEFAULT_BACKEND, kind: ProblemKind = ProblemKind.MILP):
-    """A new back-end object registered under ``name`` for ``kind`` (case-insensitive; 'pulp' and 'highspy' are
-    aliases)."""
+def registered_name(name: str, kind: ProblemKind = ProblemKind.MILP) -> str:
+    """The registry key ``name`` stands for under ``kind`` (case-insensitive, aliases resolved), or
+    UnknownBackendError listing the registered names. Creates nothing and imports no solver library."""
     kind = ProblemKind(kind)
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
@@ -128,7 +130,14 @@ def get_backend(name: str = DEFAULT_BACKEND, kind: ProblemKind = ProblemKind.MIL
         raise UnknownBackendError(
             f"unknown {kind.label} backend {name!r}; choose one of {', '.join(backend_names(kind))}"
         )
-    return _FACTORIES[(kind, key)]()
+    return key
+
+
+def get_backend(name: str = DEFAULT_BACKEND, kind: ProblemKind = ProblemKind.MILP):
+    """A new back-end object registered under ``name`` for ``kind`` (case-insensitive; 'pulp' and 'highspy' are
+    aliases)."""
+    kind = ProblemKind(kind)
+    return _FACTORIES[(kind, registered_name(name, kind))]()
 
 
 def available_backends(kind: ProblemKind = ProblemKind.MILP) -> tuple[str, ...]:

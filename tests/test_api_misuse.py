@@ -134,29 +134,43 @@ MISUSES = {
     # verify: what reaches it through the objects above
     "verify unknown check": lambda: certify.verify(a_net(), a_box(), checks=["bogus"]),
     "verify box of another size": lambda: certify.verify(a_net(), Box([0, 0, 0], [1, 1, 1])),
-}
-
-# Values that enter through certify.verify itself (certify/api.py), which does not check them yet: they raise an
-# AttributeError from deep inside. Kept here so the fix there has its test.
-NOT_YET = {
+    # values that enter through certify.verify itself (certify/api.py checks their types)
     "verify model None": lambda: certify.verify(None, a_box()),
     "verify model int": lambda: certify.verify(3, a_box()),
     "verify box None": lambda: certify.verify(a_net(), None),
     "verify box list": lambda: certify.verify(a_net(), [[0, 1], [0, 1]]),
     "verify config dict": lambda: certify.verify(a_net(), a_box(), checks=["weight_norm"], config={"samples": 3}),
+    # back-end names are looked up before any work (a CertifyError naming the option, not a ValueError deep inside)
+    "verify unknown lp back-end": lambda: certify.verify(a_net(), a_box(), config=VerifyConfig(
+        solvers=SolverChoice(lp="bogus"))),
+    "verify unknown milp back-end": lambda: certify.verify(a_net(), a_box(), checks=["invariance"],
+                                                           config=VerifyConfig(solvers=SolverChoice(milp="bogus"))),
+    "verify unknown sdp back-end": lambda: certify.verify(a_net(), a_box(), config=VerifyConfig(
+        solvers=SolverChoice(sdp="bogus"))),
+    # model paths: a folder or a missing file is said to be one, before the region file is read
+    "load a folder": lambda: certify.load(EXAMPLES),
+    "verify a folder": lambda: certify.verify(EXAMPLES, EXAMPLES / "box.yaml"),
+    "verify a missing model and region": lambda: certify.verify(EXAMPLES / "nope.onnx", EXAMPLES / "nope.yaml"),
 }
 
 
-@pytest.mark.parametrize("case", list(MISUSES) + [
-    pytest.param(name, marks=pytest.mark.xfail(raises=AttributeError, reason="certify.verify does not check it yet"))
-    for name in NOT_YET
-])
+@pytest.mark.parametrize("case", list(MISUSES))
 def test_misuse_raises_a_clear_error(case):
-    call = MISUSES.get(case) or NOT_YET[case]
+    call = MISUSES[case]
     with pytest.raises((TypeError, CertifyError)) as info:
         call()
     msg = str(info.value)
     assert msg and "\n" not in msg and len(msg) < 300, msg
+
+
+def test_paths_and_back_ends_are_named_in_the_message():
+    with pytest.raises(CertifyError, match="is a folder, not a model file"):
+        certify.load(EXAMPLES)
+    with pytest.raises(CertifyError, match=r"nope\.onnx: model file not found"):  # the model before the region
+        certify.verify(EXAMPLES / "nope.onnx", EXAMPLES / "nope.yaml")
+    with pytest.raises(CertifyError, match=r"SolverChoice\(milp=\.\.\.\)\): unknown MILP backend 'bogus'; choose"):
+        certify.verify(a_net(), a_box(), checks=["dissipativity"], config=VerifyConfig(
+            solvers=SolverChoice(milp="bogus")))
 
 
 def test_the_documented_forms_are_accepted():

@@ -56,9 +56,6 @@ def test_no_torch_for_a_bad_check_name(tmp_path):
     assert last == "EXIT=3 TORCH=False ENGINES=False" and "unknown check 'x'" in err, out + err
 
 
-@pytest.mark.xfail(strict=True, reason="certify/importers/__init__.py imports onnx_import and torch_import (and so "
-                   "torch) at its top, and the region reader lives in that package; it needs lazy exports like "
-                   "certify/__init__.py. Remove this mark once it has them.")
 def test_no_torch_for_a_bad_region_file(tmp_path, bad_region):
     last, out, err = probe(tmp_path, EXAMPLES / "tank_relu.onnx", "--region", bad_region)
     assert "bad.yaml" in err and len(err.strip().splitlines()) == 1

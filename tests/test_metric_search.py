@@ -22,13 +22,6 @@ from certify.ir.quantity import Quantity
 ZOO = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo"
 
 
-def _loop(a: np.ndarray, b: np.ndarray, k_net: Network, u_max: float = 1.0) -> Network:
-    """x+ = A x + B clip(pi(x), -u_max, u_max), pi a ReLU net, as one Network (the composition of system files)."""
-    from certify.importers.system_file import compose
-
-    return compose(a, b, None, k_net, -u_max * np.ones(b.shape[1]), u_max * np.ones(b.shape[1]))
-
-
 @pytest.mark.parametrize("quantity", [Quantity.JACOBIAN, Quantity.A_STAR])
 def test_the_double_integrator_near_the_origin_is_certified_in_a_metric(quantity):
     rep = certify.verify(ZOO / "double_integrator.system.yaml", ZOO / "double_integrator_origin.box.yaml",

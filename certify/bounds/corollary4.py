@@ -22,6 +22,7 @@ from ..ir.network import Network
 from ..ir.numerics import norm_upper, product_pad
 from ..ir.quantity import Quantity
 from .interval import interval_bounds
+from .slopes import activation_range
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def product_bound(net: Network, box: Box, p: float, quantity: Quantity | str = Q
     slope_maxima = []
     for layer, lb in zip(net.layers, interval_bounds(net, box)):
         act = layer.activation
-        lo, hi = (act.secant_range if q is Quantity.A_STAR else act.derivative_range)(lb.pre_lower, lb.pre_upper)
+        rng = act.secant_range if q is Quantity.A_STAR else act.derivative_range
+        lo, hi = activation_range(rng, lb.pre_lower, lb.pre_upper)  # [-inf, inf] where z overflowed float64
         slope_maxima.append(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) if lo.size else 0.0)
     skip_norm = norm_upper(skip, p) if skip is not None else 0.0
     value = float(np.prod(weight_norms)) * (float(np.prod(slope_maxima)) if slope_maxima else 1.0)
@@ -72,4 +74,7 @@ def product_bound(net: Network, box: Box, p: float, quantity: Quantity | str = Q
             value = norm_upper(weights[-1] + skip, p)
         else:
             value = (value + skip_norm) * product_pad(1)
-    return ProductBound(value * factor, weight_norms, tuple(slope_maxima), skip_norm)
+    value = value * factor
+    if np.isnan(value):  # inf * 0 once a factor overflowed float64: no bound
+        value = np.inf
+    return ProductBound(float(value), weight_norms, tuple(slope_maxima), skip_norm)

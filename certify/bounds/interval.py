@@ -14,6 +14,7 @@ import numpy as np
 from ..ir.box import Box
 from ..ir.network import Network
 from ..ir.numerics import CHAIN_PAD, affine_interval
+from .slopes import activation_range
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +33,7 @@ def interval_bounds(net: Network, box: Box) -> list[LayerBounds]:
     out = []
     for layer in net.layers:
         zl, zu = affine_interval(layer.weight, layer.bias, lo, hi)
-        lo, hi = layer.activation.value_range(zl, zu)
+        lo, hi = activation_range(layer.activation.value_range, zl, zu)  # [-inf, inf] where z overflowed
         out.append(LayerBounds(zl, zu, lo, hi))
     return out
 

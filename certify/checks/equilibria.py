@@ -11,6 +11,7 @@ import math
 import time
 from dataclasses import replace
 
+from ..bounds.corollary4 import product_bound
 from ..certificate import BoundMethod, CheckName, CheckResult, EquilibriaDetails, Verdict
 from ..config import SdpUse, VerifyConfig
 from ..engines.box_search import box_search
@@ -19,6 +20,7 @@ from ..engines.equilibria import find_equilibria
 from ..engines.newton import equilibrium_norm_bounds, newton_equilibria, prove_equilibrium
 from ..ir.box import Box
 from ..ir.network import Network
+from ..ir.numerics import OVERFLOW_REASON, chain_fits
 from ..ir.quantity import Quantity
 from ..solvers import registry
 from .common import SamplingMemo, require_dynamics
@@ -42,6 +44,10 @@ def check_equilibria(net: Network, box: Box, config: VerifyConfig, memo: Samplin
         return CheckResult(CheckName.EQUILIBRIA, Verdict.UNKNOWN, 0.0, math.inf, BoundMethod.NONE,
                            time.perf_counter() - start, None,
                            "exogenous inputs are not supported by the equilibrium search yet")
+    product = product_bound(net, box, config.norm, Quantity.JACOBIAN, False)
+    if not chain_fits(product.weight_norms + product.slope_maxima + (product.skip_norm,)):
+        return CheckResult(CheckName.EQUILIBRIA, Verdict.UNKNOWN, 0.0, math.inf, BoundMethod.NONE,
+                           time.perf_counter() - start, None, f"no equilibrium search: {OVERFLOW_REASON}")
     if not net.piecewise_linear:
         return _smooth_equilibria(net, box, config, start)
     try:

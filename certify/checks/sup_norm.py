@@ -25,7 +25,7 @@ from ..engines.region_search import region_search
 from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.network import Network
-from ..ir.numerics import OVERFLOW_REASON
+from ..ir.numerics import OVERFLOW_REASON, chain_fits
 from ..ir.quantity import Quantity
 from .common import SamplingMemo, digits_beside, matrix_witness, thin_trace
 
@@ -126,13 +126,14 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
         lower, witness = float(sample.value), matrix_witness(net, sample.x, sample.value, sample.matrix)
     else:  # a point on a kink: its matrix is a derivative convention's, not an open region's (no witness)
         lower, witness = -math.inf, None
-    bounds = [Bound(product_bound(net, box, config.norm, quantity, state_only, metric).value,
-                    BoundMethod.WEIGHT_NORM)]
-    # a sampled matrix or the weight-norm product that does not fit in float64: say so if the check stays unknown
-    overflow = sample.overflow or math.isinf(bounds[0].value)
+    product = product_bound(net, box, config.norm, quantity, state_only, metric)
+    bounds = [Bound(product.value, BoundMethod.WEIGHT_NORM)]
+    # a sampled matrix that overflowed float64, or a chain whose products may: no engine runs (its NaN norms would
+    # drop out of a maximum), nothing is certified, and the reason says so (chain_fits)
+    overflow = sample.overflow or not chain_fits(product.weight_norms + product.slope_maxima + (product.skip_norm,))
     level = config.threshold
     # --exact asks for the value whatever the verdict: only without it may sampling or Corollary 4 settle the check
-    settled = threshold and not config.exact and (lower >= 1.0 or lower <= bounds[0].value <= level)
+    settled = overflow or (threshold and not config.exact and (lower >= 1.0 or lower <= bounds[0].value <= level))
     details = None
     if not settled:
         regions_engine, other_engine = ENGINES[config.method]
@@ -149,6 +150,7 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
             if res is not None and res.witness is not None and res.lower > lower:
                 lower = float(res.lower)
                 witness = matrix_witness(net, res.witness, res.lower, res.matrix)
+    bounds = [b if not math.isnan(b.value) else replace(b, value=math.inf) for b in bounds]  # NaN is no bound
     slack = 1e-9 * max(1.0, abs(lower))
     broken = [b for b in bounds if b.value < lower - slack]
     bounds = [b for b in bounds if b.value >= lower - slack] or [Bound(math.inf, BoundMethod.NONE)]
@@ -163,7 +165,7 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
         verdict = threshold_verdict(lower, upper, config.margin, witness)
     else:
         verdict = Verdict.CERTIFIED if best.exact else Verdict.UNKNOWN
-    if broken and verdict is Verdict.CERTIFIED:
+    if (broken or overflow) and verdict is Verdict.CERTIFIED:
         verdict = Verdict.UNKNOWN
     if metric is not None:
         symbol = f"T {symbol} T^-1"

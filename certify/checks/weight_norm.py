@@ -11,6 +11,7 @@ from ..config import VerifyConfig
 from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.network import Network
+from ..ir.numerics import OVERFLOW_REASON
 from ..ir.quantity import Quantity
 from .common import SamplingMemo, digits_beside, matrix_witness, require_dynamics
 
@@ -31,6 +32,8 @@ def check_weight_norm(net: Network, box: Box, config: VerifyConfig, memo: Sampli
     reason = ""
     if verdict is Verdict.UNKNOWN:
         reason = f"the product of norms {bound.describe()} = {bound.value:.6g} is not below 1 - margin"
+        if not math.isfinite(bound.value):
+            reason += f"; {OVERFLOW_REASON}"
     elif verdict is Verdict.FALSIFIED:
         reason = f"||A*(x)|| = {digits_beside(lower)} >= 1 at a replayed point, so no norm bound can certify"
     details = WeightNormDetails(bound.value, tuple(bound.weight_norms), tuple(bound.slope_maxima), bound.skip_norm)

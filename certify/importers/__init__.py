@@ -1,6 +1,6 @@
 """Model importers: ONNX files and PyTorch modules into the :class:`~certify.ir.network.Network` IR.
 
-* :func:`load_model` (dispatch on the file), :func:`load_onnx`, :func:`check_agreement_onnx`;
+* :func:`load_model` (dispatch on the file), :func:`check_model_path`, :func:`load_onnx`, :func:`check_agreement_onnx`;
 * :func:`from_torch` (a module exported to ONNX in memory, then the same importer).
 
 Every import is checked numerically against the original model (onnxruntime, or the module) and refused with
@@ -22,15 +22,40 @@ convolutions, more than two inputs, non-vector outputs, external data outside th
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError
-from ..ir.network import Network
-from .onnx_import import check_agreement_onnx, load_onnx
-from .operators import SUPPORTED_OPS
-from .torch_import import check_agreement_torch, from_torch
+
+# The importers are exported lazily (PEP 562), as in certify/__init__.py: this package also holds the region and
+# YAML readers, which the command line runs before any model is read, so importing it (or any submodule) must not
+# load onnx, onnxruntime or torch. Each name below is loaded from its module on first use.
+_EXPORTS = {
+    "SUPPORTED_OPS": "certify.importers.operators",
+    "check_agreement_onnx": "certify.importers.onnx_import",
+    "check_agreement_torch": "certify.importers.torch_import",
+    "from_torch": "certify.importers.torch_import",
+    "load_onnx": "certify.importers.onnx_import",
+}
 
 _PICKLED = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"}
+
+
+def check_model_path(path: str | Path) -> None:
+    """ModelError unless ``path`` names an existing regular file: a missing path, a folder and anything else (a
+    device, a FIFO) each get a one-line message saying so. Cheap (no model is read, nothing heavy imported): the
+    command line and :func:`certify.verify` run it before the region file, so a wrong model path is reported first.
+    A ``.yaml`` / ``.yml`` path is left to the system-file reader, whose messages say the same for system files."""
+    p = Path(path)
+    if p.suffix.lower() in (".yaml", ".yml"):
+        return
+    if not p.exists():
+        raise ModelError(f"{path}: model file not found")
+    if p.is_dir():
+        raise ModelError(f"{path}: is a folder, not a model file; give the .onnx file (or the system file) in it")
+    if not p.is_file():
+        raise ModelError(f"{path}: the model is not a regular file; give an .onnx file or a system file (.yaml)")
 
 
 def load_model(path: str | Path, n_states: int | None = None) -> Network:
@@ -38,6 +63,8 @@ def load_model(path: str | Path, n_states: int | None = None) -> Network:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".onnx":
+        from .onnx_import import load_onnx  # deferred on purpose (onnx, onnxruntime): see _EXPORTS
+
         return load_onnx(p, n_states)
     if suffix in _PICKLED:
         raise ModelError(
@@ -47,11 +74,31 @@ def load_model(path: str | Path, n_states: int | None = None) -> Network:
     raise ModelError(f"{path}: unknown model format {suffix or '(no suffix)'!r}; certify reads ONNX files (.onnx)")
 
 
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'certify.importers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
 __all__ = [
     "SUPPORTED_OPS",
     "check_agreement_onnx",
+    "check_model_path",
     "check_agreement_torch",
     "from_torch",
     "load_model",
     "load_onnx",
 ]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; never executed
+    from ..ir.network import Network
+    from .onnx_import import check_agreement_onnx, load_onnx
+    from .operators import SUPPORTED_OPS
+    from .torch_import import check_agreement_torch, from_torch

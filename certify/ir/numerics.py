@@ -116,6 +116,29 @@ def overflowed(value) -> bool:
 
 OVERFLOW_REASON = "the model's values overflow float64 on this box (a matrix entry or a bound is inf or NaN)"
 
+# headroom below the float64 maximum (1.8e308) for the sums and pads around a product that fits
+FIT_LIMIT = 1e300
+
+
+def chain_fits(factors) -> bool:
+    """Whether every product of a subset of ``factors`` (upper bounds on the norms of a chain's factors: weight
+    norms, max |slope| per layer, ||S||) is finite with room to spare: prod max(1, f) <= :data:`FIT_LIMIT`.
+
+    Soundness use: when it holds, every matrix and partial product of the chain an engine computes has entries at
+    most that product (|entry| <= ||M||_2 <= the product of the factors' norms), so no float64 overflow can leave
+    an inf or NaN in it, and a NaN norm can never be silently dropped from a maximum. When it fails (a factor is
+    inf or NaN, or the product is too large) callers must not certify: they answer ``unknown`` with
+    :data:`OVERFLOW_REASON`."""
+    total = 1.0
+    for f in factors:
+        f = float(f)
+        if not math.isfinite(f):
+            return False
+        total *= max(1.0, f)
+        if total > FIT_LIMIT:
+            return False
+    return True
+
 
 def norm_upper(m: np.ndarray, p: float) -> float | np.ndarray:
     """Sound upper bound on ||m||_p of a stored (k, n) matrix (a float) or (B, k, n) batch ((B,)).
