@@ -58,6 +58,7 @@ from ..ir.numerics import (
 from ..ir.quantity import Quantity
 from ..solvers import registry
 from .contract import EngineResult, Outcome, Query, SearchCounts
+from .parallel import search_executor
 from .regions import Traversal
 from .sampling import generic_mask, replay_norm
 from .search import Incumbent, Node, SearchLimits, best_first
@@ -323,7 +324,8 @@ def region_search(query: Query) -> EngineResult:
     limits = SearchLimits(threshold=threshold, lower_seed=query.lower_seed, deadline=query.deadline,
                           timeout=query.config.timeout, max_nodes=query.budget, unit="nodes",
                           trace_every=_TRACE_EVERY)
-    run = best_first(problem, [Node(bounder.bound(root), root)], incumbent, limits, start=t0)
+    with search_executor(query, "region") as executor:  # serial unless config.workers > 1 or a cluster is given
+        run = best_first(problem, [Node(bounder.bound(root), root)], incumbent, limits, start=t0, executor=executor)
     lower, upper = incumbent.value, max(run.upper, incumbent.value)
     reason = run.reason
     if run.outcome is Outcome.EXCEEDED:
