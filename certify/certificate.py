@@ -69,6 +69,7 @@ class BoundMethod(str, enum.Enum):
     EXACT = "exact"  # region branch and bound, closed bracket
     BNB = "bnb"  # region branch and bound, open bracket
     BOXES = "boxes"  # sub-box branch and bound
+    CROWN = "crown"  # input-split branch and bound with CROWN bounds (invariance; float64, no solver)
     SDP = "sdp"  # one SDP over the box
     INTERVAL = "interval"  # interval arithmetic
     MILP = "milp"  # MILP output bounds (the back-end is named in the label: "milp:cbc")

@@ -30,10 +30,11 @@ BACKENDS = [b for b in ("cbc", "highs") if get_backend(b).available()]
 CONFIG = VerifyConfig(samples=5_000, timeout=30.0)
 
 
-def check_invariance(net, box, config, backend="cbc", cutoff=True, parallel=True):
-    """The invariance check with the MILP back-end and options of the config set from the arguments."""
+def check_invariance(net, box, config, backend="cbc", cutoff=True, parallel=True, bnb=False):
+    """The invariance check with the MILP back-end and options of the config set from the arguments (``bnb``: the
+    output branch and bound first; off by default, so that the tests of the MILP path reach the MILP)."""
     config = config.with_(solvers=replace(config.solvers, milp=backend),
-                          invariance=replace(config.invariance, milp_cutoff=cutoff, parallel_sides=parallel))
+                          invariance=replace(config.invariance, milp_cutoff=cutoff, parallel_sides=parallel, bnb=bnb))
     return run_invariance(net, box, config)
 
 
@@ -91,11 +92,12 @@ def _needle_net(a: float = 0.9, b: float = -0.2, k: float = 1000.0) -> Network:
     return Network((l1, l2), np.array([[0.6], [0.0]]), np.zeros(2), skip=0.5 * np.eye(2))
 
 
+@pytest.mark.parametrize("bnb", [False, True])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_needle_is_falsified_with_a_witness_in_the_sliver(backend, unit_box):
+def test_needle_is_falsified_with_a_witness_in_the_sliver(backend, bnb, unit_box):
     net, box = _needle_net(), unit_box(2)
     assert _dense_violation(net, box, 100_000) < 0  # sampling does not see the sliver
-    res = check_invariance(net, box, CONFIG.with_(exact=True), backend=backend)
+    res = check_invariance(net, box, CONFIG.with_(exact=True), backend=backend, bnb=bnb)
     assert res.verdict is Verdict.FALSIFIED, res.reason
     x = np.array(res.witness.x)
     assert box.contains(x)
@@ -109,30 +111,31 @@ def test_needle_is_falsified_with_a_witness_in_the_sliver(backend, unit_box):
     assert 0.05 <= res.upper <= 0.05 + 1e-4
 
 
-def test_exogenous_inputs_range_over_their_box_and_only_states_are_compared():
+@pytest.mark.parametrize("bnb", [False, True])
+def test_exogenous_inputs_range_over_their_box_and_only_states_are_compared(bnb):
     # x+ = relu-layer identity * 0.5 + u e_1 with u in [0, 0.6]: f_1 reaches 0.5 + 0.6 > 1.
     layer = Layer(np.eye(3), np.full(3, 2.0), acts.relu())  # relu(x + 2) = x + 2 on the box
     out = np.array([[0.5, 0.0, 1.0], [0.0, 0.5, 0.0]])
     net = Network((layer,), out, -out @ np.full(3, 2.0), n_states=2)
     box = Box(np.array([-1.0, -1.0, 0.0]), np.array([1.0, 1.0, 0.6]), n_states=2)
-    res = check_invariance(net, box, CONFIG)
+    res = check_invariance(net, box, CONFIG, bnb=bnb)
     assert res.verdict is Verdict.FALSIFIED
     assert res.lower == pytest.approx(0.1, abs=1e-9)
     assert res.witness.x[2] == pytest.approx(0.6)
     narrower = Box(box.lower, np.array([1.0, 1.0, 0.4]), n_states=2)
-    assert check_invariance(net, narrower, CONFIG).verdict is Verdict.CERTIFIED
+    assert check_invariance(net, narrower, CONFIG, bnb=bnb).verdict is Verdict.CERTIFIED
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), scale=st.floats(0.4, 1.6),
-       act=st.sampled_from([acts.relu(), acts.leaky_relu(0.2), acts.hardtanh()]))
-def test_verdicts_agree_with_dense_sampling(seed, scale, act, random_net, scaled_net, unit_box):
+       act=st.sampled_from([acts.relu(), acts.leaky_relu(0.2), acts.hardtanh()]), bnb=st.booleans())
+def test_verdicts_agree_with_dense_sampling(seed, scale, act, bnb, random_net, scaled_net, unit_box):
     net = random_net(seed, 2, (6, 6), activation=act, skip=True)
     # scale the output so that the max |f| over the box is about `scale` (near the box's edge)
     probe = np.abs(net.forward(np.random.default_rng(0).uniform(-1, 1, (2000, 2)))).max()
     net = scaled_net(net, scale / probe)
     box = unit_box(2)
-    res = check_invariance(net, box, CONFIG.with_(exact=True), backend=BACKENDS[-1])
+    res = check_invariance(net, box, CONFIG.with_(exact=True), backend=BACKENDS[-1], bnb=bnb)
     dense = _dense_violation(net, box)
     assert res.lower <= res.upper + 1e-9
     assert dense <= res.upper + 1e-9  # the bound holds every sampled point

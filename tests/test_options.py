@@ -59,7 +59,7 @@ def test_missing_solver_libraries_give_unknown_never_a_crash(monkeypatch, random
     config = VerifyConfig(samples=500, timeout=20.0, method="exact")
     results = certify.verify(net, unit_box(2), ["dissipativity", "gain", "invariance", "equilibria"], config).results
     for r in results:
-        solver_free = (BoundMethod.INTERVAL, BoundMethod.WEIGHT_NORM, BoundMethod.BOXES)
+        solver_free = (BoundMethod.INTERVAL, BoundMethod.WEIGHT_NORM, BoundMethod.BOXES, BoundMethod.CROWN)
         assert r.verdict is not Verdict.CERTIFIED or r.method in solver_free, r
         if r.verdict is Verdict.UNKNOWN:
             assert r.reason

@@ -5,7 +5,7 @@
 * :func:`symbolic_bounds`: the same for a whole :class:`~certify.ir.network.Network` over a box;
 * :func:`box_bounds` (with :func:`box_layer_bounds`, :func:`box_row_bounds`, :func:`relax_layer`,
   :func:`back_substitute`): the same for B sub-boxes at once, for objectives rows @ f(x) + consts, with
-  per-objective slopes of the free lines (alpha-CROWN, :mod:`certify.bounds.alpha_crown`) and optional neuron
+  optional per-objective slopes of the free lines (alpha-CROWN's variables; no optimiser yet) and optional neuron
   splits; the rounding pads come once per box from :func:`crown_pads`.
 
 Every bound is intersected with plain interval arithmetic (so never looser) and padded by ``CHAIN_PAD`` times the
@@ -155,7 +155,7 @@ def symbolic_bounds(net: Network, box: Box, fixed=None) -> list[LayerBounds]:
 
 
 # ===================================================================== batched bounds over many sub-boxes
-# The output branch and bound (certify.engines.output_bab) bounds rows @ f(x) + consts over hundreds of sub-boxes at
+# The output branch and bound (certify.engines.output_bnb) bounds rows @ f(x) + consts over hundreds of sub-boxes at
 # once. Everything below works on stacks of B boxes: lower/upper (B, n_in), per-layer arrays (B, width).
 @dataclass(frozen=True, eq=False)
 class LayerRelaxation:

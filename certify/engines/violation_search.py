@@ -10,11 +10,11 @@ intersected with the mean-value form, whose error shrinks quadratically with the
 splitting converge).
 
 Lower bounds are V at box centres, replayed in float64 through ``net.forward``. Best first on the upper bound
-(:func:`certify.engines.search.best_first`); the box with the largest bound is split in two along its widest
-coordinate (scaled by the Jacobian's column size). Certify mode (a threshold t, 0 for invariance) closes a box
-when its bound is < t and stops once a replayed point has V > t; exact mode closes boxes that cannot raise the
-best lower bound by more than ``gap_tol``. The reported ``upper`` is the max of the lower bound and every box
-bound not yet refuted, so it is sound whenever the search stops.
+(:func:`certify.engines.search.best_first`, the sub-box bisection of :mod:`certify.engines.bisection`); the box with
+the largest bound is split in two along its widest coordinate (scaled by the Jacobian's column size). Certify mode
+(a threshold t, 0 for invariance) closes a box when its bound is < t and stops once a replayed point has V > t;
+exact mode closes boxes that cannot raise the best lower bound by more than ``gap_tol``. The reported ``upper`` is
+the max of the lower bound and every box bound not yet refuted, so it is sound whenever the search stops.
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ import numpy as np
 from ..bounds.enclosures import jacobian_enclosure, output_enclosure
 from ..ir.box import Box
 from ..ir.network import Network
+from .bisection import BisectionProblem
 from .contract import EngineResult, Outcome, Query, SearchCounts
-from .search import Incumbent, Node, SearchLimits, best_first, halves, volume_fraction
-
-_MIN_REL_WIDTH = 1e-9
+from .search import Incumbent, SearchLimits, best_first
 
 
 def violation(net: Network, box: Box, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,42 +56,6 @@ def violation_bound(net: Network, box: Box, lo: np.ndarray, hi: np.ndarray) -> f
     return float(max(np.max(o_hi[:ns] - box.upper[:ns]), np.max(box.lower[:ns] - o_lo[:ns])))
 
 
-class _ViolationProblem:
-    """Sub-boxes as a :class:`~certify.engines.search.SearchProblem`; a node's item is (lo, hi)."""
-
-    def __init__(self, net: Network, box: Box) -> None:
-        self.net, self.box = net, box
-        self.width0 = np.maximum(box.upper - box.lower, 1e-300)
-        self.sens = np.abs(jacobian_enclosure(net, box.lower, box.upper)[1][: net.n_states]).sum(axis=0) + 1e-12
-        self.boxes = 1
-
-    def batch(self, top: Node, elapsed: float) -> int:
-        return 1
-
-    def after_step(self, top, incumbent, elapsed) -> None:
-        return None
-
-    def expand(self, nodes: list[Node], incumbent: Incumbent) -> list[Node]:
-        out = []
-        for node in nodes:
-            lo, hi = node.item
-            if np.all((hi - lo) / self.width0 < _MIN_REL_WIDTH):
-                out.append(Node(node.bound, node.item, node.volume, final=True))
-                continue
-            axis = np.array([int(np.argmax((hi - lo) * self.sens))])
-            clo, chi = halves(lo[None], hi[None], axis)
-            centres = 0.5 * (clo + chi)
-            v, _ = violation(self.net, self.box, centres)
-            for i in range(2):
-                incumbent.offer(float(v[i]), centres[i])
-            vol = volume_fraction(clo, chi, self.box.lower, self.box.upper)
-            for i in range(2):
-                bound = min(node.bound, violation_bound(self.net, self.box, clo[i], chi[i]))
-                out.append(Node(bound, (clo[i], chi[i]), float(vol[i])))
-            self.boxes += 2
-        return out
-
-
 def violation_search(query: Query) -> EngineResult:
     """Bracket V over the box by sub-box branch and bound (module docstring).
 
@@ -105,15 +68,21 @@ def violation_search(query: Query) -> EngineResult:
     vals, _ = violation(net, box, pts)
     k = int(np.argmax(vals))
     incumbent = Incumbent(float(vals[k]), pts[k].copy())
-    problem = _ViolationProblem(net, box)
+
+    def offer(inc: Incumbent, centres: np.ndarray) -> None:
+        v, _ = violation(net, box, centres)
+        for i in range(centres.shape[0]):
+            inc.offer(float(v[i]), centres[i])
+
+    sens = np.abs(jacobian_enclosure(net, box.lower, box.upper)[1][: net.n_states]).sum(axis=0) + 1e-12
+    problem = BisectionProblem(box, sens, lambda lo, hi: violation_bound(net, box, lo, hi), offer)
     t = query.threshold
     below = None if t is None else float(np.nextafter(t, -math.inf))  # "bound < t" as "bound <= below"
     limits = SearchLimits(threshold=below, stop_above=t, gap_abs=options.gap_tol if t is None else 0.0,
                           proof_level=float(np.nextafter(0.0 if t is None else t, -math.inf)),
                           deadline=query.deadline, timeout=query.config.timeout, max_nodes=query.budget,
                           unit="boxes", trace_every=16)
-    root = Node(violation_bound(net, box, box.lower, box.upper), (box.lower.copy(), box.upper.copy()), 1.0)
-    run = best_first(problem, [root], incumbent, limits, start=t0)
+    run = best_first(problem, [problem.root()], incumbent, limits, start=t0)
     reason = run.reason
     if run.outcome is Outcome.EXCEEDED:
         reason = "a replayed point leaves the box"
