@@ -29,6 +29,7 @@ from ..ir.box import Box
 from ..ir.network import Network
 from .bisection import BisectionProblem
 from .contract import EngineResult, Outcome, Query, SearchCounts
+from .parallel import search_executor
 from .search import Incumbent, SearchLimits, best_first
 
 
@@ -82,7 +83,8 @@ def violation_search(query: Query) -> EngineResult:
                           proof_level=float(np.nextafter(0.0 if t is None else t, -math.inf)),
                           deadline=query.deadline, timeout=query.config.timeout, max_nodes=query.budget,
                           unit="boxes", trace_every=16)
-    run = best_first(problem, [problem.root()], incumbent, limits, start=t0)
+    with search_executor(query, "violation") as executor:  # serial unless config.workers > 1 or a cluster is given
+        run = best_first(problem, [problem.root()], incumbent, limits, start=t0, executor=executor)
     reason = run.reason
     if run.outcome is Outcome.EXCEEDED:
         reason = "a replayed point leaves the box"
