@@ -258,12 +258,13 @@ class _Ranges:
 def _refine(pre, centre, z_mid, z_rad, gam_mid, gam_rad, rho, r):
     """Pre-activation bounds (B, n) intersected with the range of the model z(c) + Z h + h^T Gamma h + zeta over
     the box: per coordinate the exact range of Z_j h_j + Gamma_jj h_j^2 (ends and vertex), the mixed terms by
-    |Gamma_jk + Gamma_kj| r_j r_k, the radii of Z and Gamma and rho added, every sum rounded outward."""
+    |Gamma_jk + Gamma_kj| r_j r_k, the radii of Z and Gamma and rho added, every sum rounded outward. Where the
+    model overflows (NaN) the bounds stay as they are (fmax / fmin)."""
     (zl, zu), (cl, cu) = pre, centre
     zm = z_mid
     if gam_mid is None:
         spread = np.einsum("bij,bj->bi", np.abs(zm) + z_rad, r) * _ROUND + rho
-        return np.maximum(zl, cl - spread), np.minimum(zu, cu + spread)
+        return np.fmax(zl, cl - spread), np.fmin(zu, cu + spread)
     gd = np.diagonal(gam_mid, axis1=2, axis2=3)  # (B, n, n_in)
     rj = r[:, None, :]
     ends = np.stack([-zm * rj + gd * rj * rj, zm * rj + gd * rj * rj])
@@ -278,7 +279,7 @@ def _refine(pre, centre, z_mid, z_rad, gam_mid, gam_rad, rho, r):
     off = 0.5 * (np.einsum("bijk,bjk->bi", mixed, rr) - np.einsum("bijj,bjj->bi", mixed, rr))
     rad = np.einsum("bij,bj->bi", z_rad, r) + np.einsum("bijk,bjk->bi", gam_rad, rr)
     slack = (off + rad) * _ROUND + rho + 4 * EPS * (np.abs(lo_j) + np.abs(hi_j)).sum(axis=2) + TINY
-    return (np.maximum(zl, cl + lo_j.sum(axis=2) - slack), np.minimum(zu, cu + hi_j.sum(axis=2) + slack))
+    return (np.fmax(zl, cl + lo_j.sum(axis=2) - slack), np.fmin(zu, cu + hi_j.sum(axis=2) + slack))
 
 
 def _quadratic_term(k_rng, z_mid, z_rad):
@@ -392,7 +393,7 @@ def second_order_bound(net: Network, lo: np.ndarray, hi: np.ndarray, quantity, p
     pick, rest = order[:, :m], order[:, m:]
     vsel = np.take_along_axis(rg, pick[:, :, None, None], axis=1)  # (B, m, k, cols)
     resid = resid + 4 * (m + 2) * EPS * (np.abs(mc) + np.abs(vsel).sum(axis=1))
-    signs = np.array(list(itertools.product((-1.0, 1.0), repeat=m))).reshape(-1, m)  # (2^m, m)
+    signs = np.array(list(itertools.product((-1.0, 1.0), repeat=m)), dtype=np.float64).reshape(2**m, m)
     verts = mc[:, None] + np.einsum("vm,bmkc->bvkc", signs, vsel)  # (B, 2^m, k, cols)
     total = norm_upper(verts.reshape((-1,) + verts.shape[2:]), p).reshape(b, -1).max(axis=1)
     if rest.shape[1]:

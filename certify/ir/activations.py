@@ -210,6 +210,12 @@ _ELU_SS_SERIES = tuple(m * (m + 1) / math.factorial(m + 2) for m in range(1, 19)
 _CURVATURE_Z_MAX = 1e3  # beyond |z| = 1e3 the curvatures of GELU / GELU-tanh are 0 in float64; avoids 0 * inf
 
 
+def _over_power(num: torch.Tensor, z: torch.Tensor, k: int) -> torch.Tensor:
+    """num / z^k, exactly 0 where num = 0 (also where z^k underflows to 0, or z = 0)."""
+    safe = torch.where(num == 0, torch.ones_like(z), z)
+    return torch.where(num == 0, torch.zeros_like(z), num / safe**k)
+
+
 def _horner(coeffs, x: torch.Tensor) -> torch.Tensor:
     out = torch.full_like(x, coeffs[-1])
     for c in reversed(coeffs[:-1]):
@@ -550,13 +556,12 @@ class Activation:
             return torch.where(inside, torch.full_like(z, 1.0 / 6.0), zero)
         if k is ActivationKind.CLIP:
             # s = (c - sigma(0)) / z on each piece (c = lo, z or hi): s' = -(c - sigma(0)) / z^2 + c' / z
+            # (the piece that reaches 0 has c - sigma(0) = 0: s' = 0 there, also where z^2 underflows)
             s0 = self.value_at_zero
             above = (z >= self.hi) if side > 0 else (z > self.hi)
             below = (z <= self.lo) if side < 0 else (z < self.lo)
-            safe = torch.where(z == 0, torch.ones_like(z), z)
-            inner = torch.where(z == 0, zero, s0 / (safe * safe))
-            return torch.where(above, -(self.hi - s0) / (safe * safe),
-                               torch.where(below, -(self.lo - s0) / (safe * safe), inner))
+            num = torch.where(above, s0 - self.hi, torch.where(below, s0 - self.lo, torch.full_like(z, s0)))
+            return _over_power(num, z, 2)
         return zero  # ReLU types and identity: s is constant on each piece
 
     def third_derivative(self, z: torch.Tensor, side: int = 0) -> torch.Tensor:
@@ -627,14 +632,11 @@ class Activation:
         if k is ActivationKind.SELU:
             return torch.where(pos, zero, _elu_secant_second_derivative(z, SELU_SCALE * SELU_ALPHA))
         if k is ActivationKind.CLIP:
-            s0 = self.value_at_zero
+            s0 = self.value_at_zero  # s'' = 2 (c - sigma(0)) / z^3 on each piece (0 on the one that reaches 0)
             above = (z >= self.hi) if side > 0 else (z > self.hi)
             below = (z <= self.lo) if side < 0 else (z < self.lo)
-            safe = torch.where(z == 0, torch.ones_like(z), z)
-            cube = safe * safe * safe
-            inner = torch.where(z == 0, zero, -2.0 * s0 / cube)
-            return torch.where(above, 2.0 * (self.hi - s0) / cube,
-                               torch.where(below, 2.0 * (self.lo - s0) / cube, inner))
+            num = torch.where(above, self.hi - s0, torch.where(below, self.lo - s0, torch.full_like(z, -s0)))
+            return _over_power(2.0 * num, z, 3)
         return zero  # ReLU types, hardswish (s' piecewise constant) and identity
 
     # ----------------------------------------------------------------- knots
