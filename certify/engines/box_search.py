@@ -43,6 +43,7 @@ from ..ir.box import Box
 from ..ir.kernels import TorchNet
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .lipsdp import sdp_bound_over_box
+from .parallel import search_executor
 from .sampling import falsify, generic_point, norms_at, replay_norm
 from .search import Incumbent, Node, SearchLimits, best_first, halves, volume_fraction
 
@@ -330,7 +331,8 @@ def box_search(query: Query) -> EngineResult:
     limits = SearchLimits(threshold=query.threshold, gap_rel=options.gap_tol, lower_seed=query.lower_seed,
                           deadline=query.deadline, timeout=query.config.timeout, max_nodes=query.budget,
                           unit="boxes", trace_every=_TRACE_EVERY)
-    run = best_first(problem, roots, incumbent, limits, start=t0)
+    with search_executor(query, "boxes") as executor:  # serial unless config.workers > 1 or a cluster is given
+        run = best_first(problem, roots, incumbent, limits, start=t0, executor=executor)
     upper, outcome, reason = run.upper, run.outcome, run.reason
     if outcome is Outcome.EXCEEDED:
         reason = f"a replayed point has norm {incumbent.value:.12g} > threshold {query.threshold:.12g}"
