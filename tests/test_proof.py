@@ -383,3 +383,209 @@ def test_property_gain_proofs_are_sound(seed, widths, norm, half):
         bad["checks"][0]["claim"]["bound"] = repr(sampled * (1 - 1e-6))
         bad["checks"][0]["claim"]["lower"] = None
         assert check(bad)[0] == checker.EXIT_INVALID
+
+
+# ============================================================================================ more tampering
+def _subtree_end(entries, k, arity=2):
+    """The index after the subtree that starts at entry k (ReLU splits and box halvings have two children)."""
+    if entries[k][0] in ("b", "f"):
+        return k + 1
+    j = k + 1
+    for _ in range(arity):
+        j = _subtree_end(entries, j, arity)
+    return j
+
+
+def test_rejects_a_region_missing_from_the_cover(relu_case):
+    """The subtree of one piece of a split removed: that piece of the box is covered by no leaf."""
+    proof = copy.deepcopy(relu_case[4])
+    entries = entry(proof, "dissipativity")["evidence"]["entries"]
+    split = _first(entries, "n")
+    second = _subtree_end(entries, split + 1)
+    del entries[second:_subtree_end(entries, second)]
+    code, lines = check(proof)
+    assert code == checker.EXIT_INVALID and "have no entry" in lines[-1], lines
+
+
+def test_rejects_a_removed_split(relu_case):
+    proof = copy.deepcopy(relu_case[4])
+    entries = entry(proof, "contraction")["evidence"]["entries"]
+    del entries[_first(entries, "n")]
+    code, lines = check(proof)
+    assert code == checker.EXIT_INVALID and lines[-1].startswith("invalid: check contraction"), lines
+
+
+def test_rejects_a_nonempty_region_claimed_empty(relu_case):
+    """A bounded leaf (a region with points in it) replaced by another leaf's Farkas multipliers."""
+    proof = copy.deepcopy(relu_case[4])
+    entries = entry(proof, "gain")["evidence"]["entries"]
+    leaf, farkas = _first(entries, "b"), _first(entries, "f")
+    entries[leaf] = copy.deepcopy(entries[farkas])
+    code, lines = check(proof)
+    assert code == checker.EXIT_INVALID and "do not prove the node empty" in lines[-1], lines
+
+
+def test_reimport_binds_the_weights_to_the_model(relu_case, tmp_path):
+    """A weight changed in its last bit may keep every claim true (the claims are re-proved about the proof's
+    weights); --reimport compares them with the model's IR and names the entry."""
+    net, model, region, report, proof = relu_case
+    good = tmp_path / "good.json"
+    good.write_bytes(proof_bytes(proof, good))
+    assert checker.main(["check", str(good), str(model), str(region), "--reimport", "--quiet"]) == \
+        checker.EXIT_PARTIAL
+    bad = copy.deepcopy(proof)
+    w = bad["network"]["layers"][1]["weight"]
+    w[2][3] = repr(float(np.nextafter(float(w[2][3]), np.inf)))
+    lines: list[str] = []
+    code = checker.check_proof(bad, model, region, out=lines.append, reimport=True)
+    assert code == checker.EXIT_INVALID and "layers[1].weight[2][3]" in lines[-1], lines
+
+
+def test_smooth_box_tree_missing_half_is_rejected():
+    net = make_net(1, 2, (8,), activation=acts.tanh(), weight_scale=2.0, out_scale=0.4, bias_scale=0.3,
+                   out_bias_scale=0.0)  # sup ||J|| ~ 0.69 on the box, the Corollary 4 product above 1
+    proof = build_proof(_report(net, make_box(2, 0.5), _certified(CheckName.CONTRACTION, 0.9)))
+    assert proof["checks"][0]["status"] == "proven" and check(proof)[0] == checker.EXIT_VALID
+    entries = proof["checks"][0]["evidence"]["entries"]
+    split = _first(entries, "a")
+    second = _subtree_end(entries, split + 1)
+    del entries[second:_subtree_end(entries, second)]
+    code, lines = check(proof)
+    assert code == checker.EXIT_INVALID and "have no entry" in lines[-1], lines
+
+
+_BLOCKER = """
+import importlib.abc, sys
+BLOCKED = {blocked!r}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + '.') for b in BLOCKED):
+            raise ImportError('blocked for this test: ' + name)
+        return None
+sys.meta_path.insert(0, Block())
+from certify.proof import checker
+rc = checker.main(['check', {proof!r}, {model!r}, {region!r}])
+print('RC', rc)
+"""
+
+
+def test_checker_runs_with_torch_solvers_onnx_and_the_engines_blocked(tmp_path, relu_case):
+    net, model, region, report, proof = relu_case
+    path = tmp_path / "p.json.gz"
+    path.write_bytes(proof_bytes(proof, path))
+    blocked = ["torch", "scipy", "cvxpy", "highspy", "pulp", "scs", "clarabel", "onnx", "onnxruntime", "yaml",
+               "certify.engines", "certify.bounds", "certify.checks", "certify.ir", "certify.solvers",
+               "certify.importers", "certify.api", "certify.report", "certify.proof.producer", "certify.proof.bind"]
+    code = _BLOCKER.format(blocked=blocked, proof=str(path), model=str(model), region=str(region))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "RC 2", out
+    for name in ("dissipativity", "contraction", "gain"):
+        assert f"{name}: valid:" in done.stdout, out
+
+
+def test_bad_proof_files_exit_3_with_one_line(tmp_path, relu_case, capsys):
+    net, model, region, report, proof = relu_case
+    cases = {"missing.json": None, "empty.json": b"", "list.json": b"[1, 2]", "other.json": b'{"format": "x/1"}',
+             "broken.json.gz": b"\x1f\x8b\x08\x00broken", "text.json": "not json \u00e9".encode("latin-1")}
+    for name, data in cases.items():
+        path = tmp_path / name
+        if data is not None:
+            path.write_bytes(data)
+        capsys.readouterr()
+        assert checker.main(["check", str(path), str(model), str(region)]) == checker.EXIT_BAD_INPUT, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("certify-proof: error:") and name in err[0], (name, err)
+    assert checker.main(["check", str(tmp_path), str(model), str(region)]) == checker.EXIT_BAD_INPUT
+
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "x", "nan", "inf", "-1", "1e400",
+                  "0.5"]), st.lists(st.integers(0, 2), max_size=3), st.just({}), st.just([["b"]]))
+
+
+def _paths(obj, prefix=()):
+    yield prefix
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        yield from _paths(value, prefix + (key,))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_malformed_proofs_are_refused_not_crashed(relu_case, data):
+    """Any entry of a proof replaced by junk or deleted: the checker answers with an exit code and a line, never an
+    exception (an edit may still leave a true claim proved: a dropped lower bound, a label, a timing)."""
+    proof = relu_case[4]
+    paths = [p for p in _paths(proof) if p]
+    path = data.draw(st.sampled_from(paths))
+    bad = copy.deepcopy(proof)
+    parent = bad
+    for key in path[:-1]:
+        parent = parent[key]
+    if data.draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(_JUNK)
+    lines: list[str] = []
+    code = checker.check_proof(bad, out=lines.append)
+    assert code in (checker.EXIT_VALID, checker.EXIT_INVALID, checker.EXIT_PARTIAL, checker.EXIT_BAD_INPUT)
+    assert lines and lines[-1].startswith(("result:", "invalid:", "certify-proof: error:")), lines
+
+
+_PROVED = ("dissipativity", "contraction", "gain", "weight_norm", "invariance", "equilibria")
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), widths=st.sampled_from([(4,), (5, 4), (4, 3, 3)]),
+       activation=st.sampled_from(["relu", "leaky_relu"]), out_scale=st.sampled_from([0.3, 0.6, 0.9]))
+def test_property_every_certified_result_has_a_valid_proof(seed, widths, activation, out_scale):
+    """On random piecewise-linear nets: every check certify certifies (among those the checker re-proves) gets a
+    proof, and the checker accepts it; checks that are not certified are listed as not proven."""
+    act = acts.relu() if activation == "relu" else acts.leaky_relu(0.2)
+    net = make_net(seed, 2, widths, activation=act, out_scale=out_scale, out_bias_scale=0.1)
+    report = verify(net, make_box(2), ",".join(_PROVED), VerifyConfig(samples=500, timeout=30))
+    proof = build_proof(report, ProofOptions(timeout=30.0))
+    for result, e in zip(report.results, proof["checks"]):
+        assert e["check"] == result.check.value
+        if result.verdict is not Verdict.CERTIFIED:
+            assert e["status"] == "not_proven"
+        elif result.check.value != "weight_norm" or e["status"] == "proven":
+            assert e["status"] == "proven", e  # (Corollary 4 only when the checker's own product is below 1)
+    code, lines = check(proof)
+    assert code in (checker.EXIT_VALID, checker.EXIT_PARTIAL), lines
+    assert code == checker.EXIT_VALID or any(e["status"] == "not_proven" for e in proof["checks"])
+    assert not any(line.startswith("invalid") for line in lines), lines
+
+
+def test_equilibria_proof_lists_every_equilibrium_and_tampering_is_caught():
+    model, region = EXAMPLES / "tank_relu.onnx", EXAMPLES / "box.yaml"
+    report = verify(model, region, "equilibria", FAST)
+    assert report["equilibria"].verdict is Verdict.CERTIFIED
+    proof = build_proof(report)
+    e = entry(proof, "equilibria")
+    assert e["status"] == "proven", e
+    points = [[float(v) for v in p] for p in e["claim"]["points"]]
+    assert len(points) == len(report["equilibria"].details.points) >= 1
+    for p in points:  # each listed point is a fixed point of the model
+        x = np.array(p)
+        assert np.max(np.abs(report.network.forward(x[None, :])[0] - x)) < 1e-9
+    code, lines = check(proof, model, region)
+    assert code == checker.EXIT_VALID, lines
+    dropped = copy.deepcopy(proof)
+    entry(dropped, "equilibria")["claim"]["points"].pop(0)
+    code, lines = check(dropped)
+    assert code == checker.EXIT_INVALID and "which is not listed" in lines[-1], lines
+    invented = copy.deepcopy(proof)
+    entry(invented, "equilibria")["claim"]["points"].append(["0.25", "0.75"])
+    code, lines = check(invented)
+    assert code == checker.EXIT_INVALID and "listed point 1 is not within" in lines[-1], lines
+    tight = copy.deepcopy(proof)
+    entry(tight, "equilibria")["claim"]["points"][0][0] = repr(points[0][0] + 1e-6)
+    assert check(tight)[0] == checker.EXIT_INVALID
+    pruned = copy.deepcopy(proof)
+    entries = entry(pruned, "equilibria")["evidence"]["entries"]
+    split = _first(entries, "n")
+    entries[split:_subtree_end(entries, split)] = [["b"]]  # a whole subtree replaced by one unsettled leaf
+    code, lines = check(pruned)
+    assert code == checker.EXIT_INVALID and "not a single region" in lines[-1], lines

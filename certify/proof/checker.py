@@ -16,11 +16,14 @@ What is checked, in order (the first failing step is named, exit 1):
 5. each check: its claim is re-proved from its evidence: ``product`` (Corollary 4: layer norms and slope bounds
    recomputed), ``tree`` (a tree of neuron splits and box halvings whose leaves cover the box: every leaf is
    closed by a bound recomputed here (:class:`certify.proof.enclosure.Evaluator`) or by Farkas multipliers that
-   prove it empty). A check the proof lists as not proven is reported as such, never as valid.
+   prove it empty), ``equilibria`` (a tree down to activation regions, each region's equilibrium solved in exact
+   rationals: :mod:`certify.proof.equilibria`). A check the proof lists as not proven is reported as such, never
+   as valid.
 
 What is trusted: that the proof's IR weights are the model's is established by certify's ONNX importer when the
 proof is written (it checks the IR against onnxruntime); the checker binds the proof to the model file by its
-sha256 only, it does not parse ONNX. The region's box is read from REGION by this module.
+sha256 only, it does not parse ONNX. ``--reimport`` adds that binding for a reviewer who accepts certify's importer
+(:mod:`certify.proof.bind`, loaded only then: it needs onnx). The region's box is read from REGION by this module.
 
 Exit codes: 0 every check of the proof proven and valid; 1 invalid (the failing step named); 2 valid, but some
 checks are listed as not proven here; 3 bad input (an unreadable or malformed file, a missing file).
@@ -41,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import equilibria
 from .enclosure import (
     Evaluator,
     MetricData,
@@ -126,8 +130,11 @@ def parse_network(spec) -> Net:
         w, b = _floats(layer.get("weight"), f"layer {k} weight", 2), _floats(layer.get("bias"), f"layer {k} bias", 1)
         if b.size != w.shape[0] or (ws and w.shape[1] != ws[-1].shape[0]):
             raise Invalid("network", f"layer {k}: shapes do not chain ({w.shape}, bias {b.size})")
+        act_spec = layer.get("activation")
+        if not isinstance(act_spec, dict):
+            raise Invalid("network", f"layer {k}: 'activation' must be an object")
         try:
-            acts.append(make_act(layer.get("activation") or {}, w.shape[0]))
+            acts.append(make_act(act_spec, w.shape[0]))
         except Unsupported:
             acts.append(None)  # refused only if a claim needs it
         except (ValueError, TypeError) as exc:
@@ -287,9 +294,12 @@ def walk(entries, ev: Evaluator, root: Node, close, step: str) -> dict:
             if node.fixed[l][i] >= 0:
                 raise Invalid(step, f"{where}: neuron {i} of layer {l} is already fixed on this node")
             ev.prefix(node)
-            if l > node.l_star:
+            if node.empty:  # the intervals prove the node empty already: so are its pieces
+                stack.extend(node.empty_copy() for _ in range(net.acts[l].n_pieces))
+            elif l > node.l_star:
                 raise Invalid(step, f"{where}: split on layer {l} before layer {node.l_star} is determined")
-            stack.extend(reversed(ev.split_neuron(node, l, i)))
+            else:
+                stack.extend(reversed(ev.split_neuron(node, l, i)))
         elif kind == "a" and len(e) == 2 and isinstance(e[1], int) and not isinstance(e[1], bool):
             if not 0 <= e[1] < root.lo.size:
                 raise Invalid(step, f"{where}: no coordinate {e[1]}")
@@ -297,13 +307,15 @@ def walk(entries, ev: Evaluator, root: Node, close, step: str) -> dict:
         elif kind == "b" and len(e) == 1:
             close(node, where)
         elif kind == "f" and len(e) == 2 and isinstance(e[1], list):
-            try:
-                idx = [int(p[0]) for p in e[1]]
-                val = [float(p[1]) for p in e[1]]
-            except (TypeError, ValueError, IndexError):
-                raise Invalid(step, f"{where}: Farkas multipliers must be [row, value] pairs") from None
+            pairs = e[1]
+            if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and not isinstance(p[0], bool)
+                       and isinstance(p[1], (int, float)) and not isinstance(p[1], bool) for p in pairs):
+                raise Invalid(step, f"{where}: Farkas multipliers must be [row, value] pairs")
+            idx = [p[0] for p in pairs]
+            val = [float(p[1]) for p in pairs]
             a, b = ev.rows(node)
-            if not farkas_certifies(a, b, node.lo, node.hi, idx, val):
+            ev.prefix(node)
+            if not node.empty and not farkas_certifies(a, b, node.lo, node.hi, idx, val):
                 raise Invalid(step, f"{where}: the Farkas multipliers do not prove the node empty")
         else:
             raise Invalid(step, f"{where}: not a tree entry: {str(e)[:60]}")
@@ -386,6 +398,8 @@ def check_sup_norm(claim, evidence, net: Net, lo, hi, step: str) -> str:
 def _check_lower(spec, ev: Evaluator, lo, hi, step: str) -> str:
     """A lower bound on the supremum at a witness x: x in the box, every pre-activation away from its
     breakpoints (so its region has an interior), and the norm of its matrix proved >= the value."""
+    if not isinstance(spec, dict):
+        raise Invalid(step, "the claim's 'lower' must be an object {value, witness}")
     value = _number_of(spec.get("value"), "lower value")
     try:
         x = np.array([float(v) for v in spec.get("witness")], dtype=np.float64)
@@ -434,21 +448,65 @@ def check_invariance(claim, evidence, net: Net, lo, hi, step: str) -> str:
             f"splits, {counts['n']} neuron splits, {counts['b']} bounded leaves, {counts['f']} Farkas leaves)")
 
 
-CLAIMS = {"sup_norm": check_sup_norm, "invariance": check_invariance}
+def check_equilibria(claim, evidence, net: Net, lo, hi, step: str) -> str:
+    """Every equilibrium in the box is one of the listed points (:mod:`certify.proof.equilibria`)."""
+    radius = _number_of(claim.get("radius"), "radius")
+    points = claim.get("points")
+    n = net.n_in
+    if net.out_w.shape[0] != n or net.n_states != n or any(a is None or not a.pwl for a in net.acts):
+        raise Invalid(step, "equilibria need a piecewise-linear map from the states to the states (no inputs)")
+    if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == n for p in points):
+        raise Invalid(step, f"points must be a list of points with {n} coordinates")
+    pts = [[_number_of(v, "point coordinate") for v in p] for p in points]
+    if not radius >= 0:
+        raise Invalid(step, "the radius must be >= 0")
+    if not isinstance(evidence, dict) or evidence.get("kind") != "tree":
+        raise Invalid(step, "equilibria evidence must be a tree")
+    ev = Evaluator(net, False, n, 1.0)
+    maps = equilibria.RegionMaps(net)
+    r = Fraction(radius)
+    found = [False] * len(pts)
+
+    def close(node, where):
+        how, x = equilibria.settle_leaf(ev, maps, node)
+        if how == "point":
+            near = [k for k, p in enumerate(pts) if equilibria.near(x, p, r)]
+            if not near:
+                xs = ", ".join(f"{float(v):.9g}" for v in x)
+                raise Invalid(step, f"{where}: its region holds the equilibrium [{xs}], which is not listed")
+            for k in near:
+                found[k] = True
+        elif how == "open":
+            raise Invalid(step, f"{where}: the leaf is not a single region and the intervals do not exclude an "
+                          "equilibrium")
+        elif how == "singular":
+            raise Invalid(step, f"{where}: I - A is singular on its region (equilibria are not isolated)")
+
+    counts = walk(evidence.get("entries"), ev, Node.root(net, lo, hi), close, step)
+    missing = [k for k, ok in enumerate(found) if not ok]
+    if missing:
+        raise Invalid(step, f"listed point {missing[0]} is not within {radius!r} of an equilibrium of any region")
+    return (f"every equilibrium in the box is within {radius!r} of one of the {len(pts)} listed point(s), and each "
+            f"listed point within {radius!r} of one (tree of {sum(counts.values())} nodes: {counts['n']} neuron "
+            f"splits, {counts['b']} settled leaves, {counts['f']} Farkas leaves)")
+
+
+CLAIMS = {"sup_norm": check_sup_norm, "invariance": check_invariance, "equilibria": check_equilibria}
 
 
 # ============================================================================================ the whole proof
-def check_files(proof_path, model_path, region_path, out=print) -> int:
-    """Check a proof file against MODEL and REGION, writing one line per step to ``out``; the exit code."""
+def check_files(proof_path, model_path, region_path, out=print, reimport: bool = False) -> int:
+    """Check a proof file against MODEL and REGION, writing one line per step to ``out``; the exit code.
+    ``reimport``: also bind the proof's IR to MODEL by certify's importer (:mod:`certify.proof.bind`)."""
     try:
         proof = load_proof(proof_path)
-        return check_proof(proof, model_path, region_path, out)
+        return check_proof(proof, model_path, region_path, out, reimport)
     except BadInput as exc:
         out(f"certify-proof: error: {exc}")
         return EXIT_BAD_INPUT
 
 
-def check_proof(proof: dict, model_path=None, region_path=None, out=print) -> int:
+def check_proof(proof: dict, model_path=None, region_path=None, out=print, reimport: bool = False) -> int:
     """Check a loaded proof; ``model_path``/``region_path`` None skip those steps (Python use only: the command
     always checks both)."""
     try:
@@ -456,6 +514,13 @@ def check_proof(proof: dict, model_path=None, region_path=None, out=print) -> in
         if model_path is not None:
             _check_model(proof, Path(model_path))
             out(f"model: {model_path}: sha256 matches")
+            if reimport:  # deferred on purpose: certify's importer (onnx) only when asked for
+                from .bind import network_mismatch
+
+                why = network_mismatch(proof, model_path)
+                if why:
+                    raise Invalid("network", why)
+                out(f"network: {model_path}: re-imported by certify's importer, the IR equals the proof's")
         if region_path is not None:
             _check_region(proof, region_path, lo, hi)
             out(f"region: {region_path}: the box matches ({lo.size} coordinates)")
@@ -479,7 +544,7 @@ def check_proof(proof: dict, model_path=None, region_path=None, out=print) -> in
                 raise Invalid(step, "status must be 'proven' or 'not_proven'")
             claim = entry.get("claim")
             kind = claim.get("kind") if isinstance(claim, dict) else None
-            if kind not in CLAIMS:
+            if not isinstance(kind, str) or kind not in CLAIMS:
                 raise Invalid(step, f"unknown claim {kind!r}")
             t0 = time.perf_counter()
             text = CLAIMS[kind](claim, entry.get("evidence"), net, lo, hi, step)
@@ -507,8 +572,11 @@ def _check_model(proof, model: Path) -> None:
         raise BadInput(f"{model}: model file not found")
     if sha256_of(model) != spec["sha256"]:
         raise Invalid("model", f"{model}: its sha256 differs from the proof's (a proof for another model)")
-    for extra in spec.get("files", []):
-        path = model.parent / str(extra.get("path"))
+    files = spec.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in files):
+        raise Invalid("model", "'files' must be a list of {path, sha256} objects")
+    for extra in files:
+        path = model.parent / extra["path"]
         if not path.is_file():
             raise BadInput(f"{path}: file named by the proof not found")
         if sha256_of(path) != extra.get("sha256"):
@@ -540,6 +608,9 @@ def main(argv=None) -> int:
     chk.add_argument("model", help="the model file the proof was written for")
     chk.add_argument("region", help="the region file (box.yaml)")
     chk.add_argument("--quiet", action="store_true", help="print only the result line")
+    chk.add_argument("--reimport", action="store_true",
+                     help="also import MODEL with certify's importer (needs onnx) and require its IR to equal the "
+                     "proof's weights exactly; without it the proof is bound to MODEL by its sha256")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -552,7 +623,7 @@ def main(argv=None) -> int:
             print(line, file=sys.stderr if line.startswith("certify-proof:") else sys.stdout)
 
     with np.errstate(over="ignore", invalid="ignore"):
-        return check_files(args.proof, args.model, args.region, out)
+        return check_files(args.proof, args.model, args.region, out, args.reimport)
 
 
 def entry_point() -> None:

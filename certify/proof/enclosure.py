@@ -297,6 +297,12 @@ class Node:
     def root(net: Net, lo: np.ndarray, hi: np.ndarray) -> "Node":
         return Node(lo, hi, tuple(np.full(w.shape[0], -1, dtype=np.int64) for w in net.weights))
 
+    def empty_copy(self) -> "Node":
+        """A node over the same sub-box already proven empty (a piece of an empty node)."""
+        node = Node(self.lo, self.hi, self.fixed, self.splits, self.rows_a, self.rows_b)
+        node.records, node.l_star, node.empty = self.records, self.l_star, True
+        return node
+
     def split_axis(self, axis: int) -> list["Node"]:
         """Both halves of the box along ``axis`` (they share the rounded midpoint, so they cover the box). The rows
         stay valid: each was relaxed by its map's error over a larger box."""

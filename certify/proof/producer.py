@@ -14,10 +14,13 @@ The file (JSON, ``.gz`` for gzip; schema ``certify-proof/1``)::
 Claims: ``{"kind": "sup_norm", "quantity": "A*" | "J", "columns", "norm": "1" | "2" | "inf", "bound",
 "metric": null | {"P", "T", "Q"}, "lower": null | {"value", "witness"}}`` (sup over the box of ||M(x)|| <= bound;
 for the gain also a lower bound attained at a witness) and ``{"kind": "invariance", "bound": "0"}`` (every state
-output stays inside its interval: max violation < bound). Evidence: ``{"kind": "product"}`` (Corollary 4) or
-``{"kind": "tree", "entries": [...]}``, a pre-order list of ``["n", l, i]`` (split neuron i of layer l; one child per
-piece follows), ``["a", j]`` (halve coordinate j; two children follow), ``["b"]`` (a leaf closed by the bound the
-checker recomputes) and ``["f", [[row, y], ...]]`` (a leaf proved empty by Farkas multipliers on its split rows).
+output stays inside its interval: max violation < bound) and ``{"kind": "equilibria", "points", "radius"}`` (every
+equilibrium in the box is within radius of a listed point and each listed point within radius of one; evidence a
+tree of neuron splits down to regions, :mod:`certify.proof.equilibria`). Evidence: ``{"kind": "product"}``
+(Corollary 4) or ``{"kind": "tree", "entries": [...]}``, a pre-order list of ``["n", l, i]`` (split neuron i of
+layer l; one child per piece follows), ``["a", j]`` (halve coordinate j; two children follow), ``["b"]`` (a leaf
+closed by the bound the checker recomputes) and ``["f", [[row, y], ...]]`` (a leaf proved empty by Farkas
+multipliers on its split rows).
 
 How a tree is found: a best-first search of its own (:func:`certify.engines.search.best_first`) whose node bounds
 are the checker's own (:class:`certify.proof.enclosure.Evaluator`), so that every leaf it closes closes in the
@@ -48,7 +51,7 @@ from ..report.output import write_atomic
 from ..report.provenance import certify_version
 from ..solvers import registry
 from ..solvers.base import SolveStatus
-from . import checker
+from . import checker, equilibria
 from .enclosure import Evaluator, Node, Unsupported, farkas_certifies, product_bound
 
 GAIN_SLACK = 1e-9  # a gain's claim is [lower (1 - slack), upper (1 + slack)]: the checker's rounding needs room
@@ -182,6 +185,10 @@ class _TreeProblem:
         tree.split = ["n", l, i]
         kids = []
         for child in ev.split_neuron(node, l, i):
+            ev.prefix(child)
+            if child.empty:  # the intervals close it (a "b" leaf): no LP
+                kids.append(_Tree(child, tree.points[:0]))
+                continue
             a, b = ev.rows(child)
             points = self._points(tree.points, a, b, child)
             kid = _Tree(child, points)
@@ -313,6 +320,8 @@ def prove_check(result: CheckResult, net_spec: dict, net, lo, hi, norm: float, m
         return _not_proven(result, f"the check is {result.verdict.value}; only certified checks carry proofs")
     if result.check is CheckName.INVARIANCE:
         return _prove_invariance(result, net, lo, hi, options)
+    if result.check is CheckName.EQUILIBRIA:
+        return _prove_equilibria(result, net, lo, hi, options)
     if result.check not in _SUP:
         return _not_proven(result, f"the checker does not re-prove {result.check.value} yet")
     quantity, states = _SUP[result.check]
@@ -375,6 +384,48 @@ def _prove_invariance(result: CheckResult, net, lo, hi, options: ProofOptions) -
     except _Failed as exc:
         return _not_proven(result, f"the proof search did not close: {exc}")
     claim = {"kind": "invariance", "bound": _s(bound)}
+    return {"check": result.check.value, "status": "proven", "claim": claim,
+            "evidence": {"kind": "tree", "entries": entries, "search": counts}}
+
+
+EQUILIBRIUM_RADIUS = 1e-9  # relative (to max(1, |x|)): how far a listed equilibrium may be from the exact one
+
+
+def _prove_equilibria(result: CheckResult, net, lo, hi, options: ProofOptions) -> dict:
+    """A tree of neuron splits down to regions (:mod:`certify.proof.equilibria`); the listed points are the exact
+    equilibria it finds, rounded, and must agree with the ones certify reported."""
+    n = net.n_in
+    if net.out_w.shape[0] != n or net.n_states != n or any(a is None or not a.pwl for a in net.acts):
+        return _not_proven(result, "the checker proves equilibria of piecewise-linear maps of the states only")
+    ev = Evaluator(net, False, n, 1.0)
+    maps = equilibria.RegionMaps(net)
+    exact: list = []
+
+    def value(node):
+        how, x = equilibria.settle_leaf(ev, maps, node)
+        if how == "point":
+            exact.append(x)
+        if how == "singular":
+            raise _Failed("I - A is singular on a region (the equilibria are not isolated)")
+        return 1.0 if how == "open" else -math.inf
+
+    try:
+        entries, counts = search_tree(ev, lo, hi, value, 0.0, False, options)
+    except _Failed as exc:
+        return _not_proven(result, f"the proof search did not close: {exc}")
+    points: list[np.ndarray] = []
+    for x in exact:
+        p = np.array([float(v) for v in x])
+        if not any(np.max(np.abs(p - q)) <= 1e-12 * max(1.0, float(np.max(np.abs(q)))) for q in points):
+            points.append(p)
+    scale = max([1.0] + [float(np.max(np.abs(p))) for p in points])
+    radius = EQUILIBRIUM_RADIUS * scale
+    reported = [np.array(x) for x in getattr(result.details, "points", ())]
+    if len(reported) != len(points) or not all(any(np.max(np.abs(p - q)) <= 1e-6 * scale for q in reported)
+                                               for p in points):
+        return _not_proven(result, f"certify reported {len(reported)} equilibria, the proof search found "
+                           f"{len(points)} (please report)")
+    claim = {"kind": "equilibria", "points": [[_s(v) for v in p] for p in points], "radius": _s(radius)}
     return {"check": result.check.value, "status": "proven", "claim": claim,
             "evidence": {"kind": "tree", "entries": entries, "search": counts}}
 
