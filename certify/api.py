@@ -14,6 +14,7 @@ from .checks import DEFAULT_CHECKS, align, parse_checks, run_checks
 from .config import VerifyConfig
 from .errors import ModelMismatchError
 from .importers.region_file import Region, load_region
+from .importers.vnnlib import input_count_error, is_vnnlib
 from .ir.box import Box
 from .ir.network import Network
 from .ir.stochastic import DeepMarkovModel
@@ -28,8 +29,10 @@ def load(path: str | Path, n_states: int | None = None) -> Network:
     into one IR (see :mod:`certify.importers.system_file`).
     """
     # deferred on purpose: the ONNX importers load onnx and onnxruntime, which a run on a Network does not need
+    from .importers import check_model_path
     from .importers.system_file import is_system_file, load_system
 
+    check_model_path(path)  # a missing path or a folder gets a message that says so
     if is_system_file(path):
         return load_system(path)
     from .importers import load_model
@@ -63,6 +66,12 @@ def verify(
     """
     names = _check_names(checks) if checks is not None else None
     _check_types(model, box, config, progress)
+    if isinstance(model, (str, os.PathLike)):  # a wrong model path is reported before anything in the region
+        from .importers import check_model_path
+
+        check_model_path(model)
+    if config is not None:
+        _check_backends(config)
     box_path, region = "region", None
     if isinstance(box, (str, os.PathLike, Region)):
         region = box if isinstance(box, Region) else load_region(box)
@@ -85,12 +94,12 @@ def verify(
         else:
             net = load(model)
         sha = file_sha256(model)
-        net, box = align(net, box, box_path)
+        net, box = _align(net, box, box_path, region)
         _recheck_on_box(net, path, box, config, heads, noise)
     else:
         path, sha = "<in-memory>", ""
         net, noise = (model.mean, model.noise) if isinstance(model, DeepMarkovModel) else (model, None)
-        net, box = align(net, box, box_path)
+        net, box = _align(net, box, box_path, region)
     provenance = Provenance.of(config, device_used=config.torch_device())
     results = run_checks(net, box, names, config, progress, outputs=None if region is None else region.outputs,
                          noise=noise)
@@ -120,6 +129,13 @@ def _check_names(checks) -> tuple[CheckName, ...]:
     return parse_checks([]) if not names else tuple(names)
 
 
+def _align(net: Network, box: Box, box_path: str, region: Region | None) -> tuple[Network, Box]:
+    """:func:`align`, with the VNNLIB wording when a VNNLIB file declares another number of inputs."""
+    if region is not None and is_vnnlib(region.path) and box.dim != net.n_in:
+        raise input_count_error(region.path, box.dim, net.n_in)
+    return align(net, box, box_path)
+
+
 def _check_types(model, box, config, progress) -> None:
     if isinstance(model, bytes) or not isinstance(model, (str, os.PathLike, Network, DeepMarkovModel)):
         raise TypeError(f"certify.verify: model must be a path (str or pathlib.Path) to an ONNX or system file, a "
@@ -133,6 +149,20 @@ def _check_types(model, box, config, progress) -> None:
     if progress is not None and not callable(progress):
         raise TypeError(f"certify.verify: progress must be callable(check, result_or_None) or None, got "
                         f"{type(progress).__name__}")
+
+
+def _check_backends(config: VerifyConfig) -> None:
+    """UnknownBackendError (a CertifyError: exit 3 on the command line) for a back-end name of ``config.solvers``
+    that the registry does not know, before any work starts (it would otherwise surface, or not, deep in a check)."""
+    from .solvers import registry
+
+    kinds = {"lp": registry.ProblemKind.LP_SEQUENCE, "lp_relaxation": registry.ProblemKind.MILP,
+             "milp": registry.ProblemKind.MILP, "sdp": registry.ProblemKind.SDP}
+    for option, kind in kinds.items():
+        try:
+            registry.registered_name(getattr(config.solvers, option), kind)
+        except registry.UnknownBackendError as exc:
+            raise registry.UnknownBackendError(f"VerifyConfig(solvers=SolverChoice({option}=...)): {exc}") from None
 
 
 def config_for_region(region, **overrides) -> VerifyConfig:

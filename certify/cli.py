@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=None, metavar="N",
                    help="at most N nodes (regions or sub-boxes) per search: a deterministic limit, so that a "
                    "verdict does not depend on the machine's speed (default: no limit but the time)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes for the searches (default: the number of cores; 1: serial); the "
+                   "verdict does not depend on it")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="run the searches on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786; "
+                   "needs the extra 'distributed'); --workers is then ignored")
     p.add_argument("--json", default=None, metavar="PATH", help="write the JSON report to PATH ('-' for stdout)")
     p.add_argument("--report", default=None, metavar="PATH",
                    help="write a report: PATH.html (with pictures) or PATH.md")
@@ -115,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ============================================================================================ argument checks
 def _model_file(path: str) -> None:
-    p = Path(path)
+    from .importers import check_model_path  # light: the importers package loads onnx and torch only on use
+
+    check_model_path(path)
+    p = Path(path)  # a system file (.yaml), which check_model_path leaves to its reader, is checked here too
     if not p.exists():
         raise CertifyError(f"{path}: model file not found")
     if not p.is_file():
@@ -187,7 +196,9 @@ def _config(region, args):
     return region.config(norm=parse_norm(args.norm, "--norm") if args.norm is not None else None,
                          margin=args.margin, samples=args.samples, seed=args.seed, device=args.device,
                          timeout=args.timeout, exact=True if args.exact else None, method=args.method,
-                         budget=args.budget, metric=metric)
+                         budget=args.budget, metric=metric,
+                         workers=args.workers if args.workers is not None else os.cpu_count() or 1,
+                         cluster=args.cluster)
 
 
 # ============================================================================================ the run

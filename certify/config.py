@@ -163,12 +163,13 @@ class RegionSearchOptions:
 class BoxSearchOptions:
     """The sub-box branch and bound for sup norms (:mod:`certify.engines.box_search`).
 
-    ``bounds``: the cheap bounds computed on every sub-box; ``gap_tol``: without a threshold, stop once
+    ``bounds``: the bounds computed on the sub-boxes (the second-order one only where it applies, deferred);
+    ``gap_tol``: without a threshold, stop once
     upper - lower <= gap_tol * max(1, lower); ``samples``: points of the first falsification; ``batch``: boxes split
     per step; ``trial_split``: candidate split coordinates bounded per box (1: width x sensitivity only);
     ``sdp``: :class:`SdpUse`."""
 
-    bounds: tuple[BoundKind, ...] = (BoundKind.INTERVAL, BoundKind.CENTRED)
+    bounds: tuple[BoundKind, ...] = (BoundKind.INTERVAL, BoundKind.CENTRED, BoundKind.SECOND_ORDER)
     gap_tol: float = 1e-3
     samples: int = 2048
     batch: int = 32
@@ -192,12 +193,15 @@ class BoxSearchOptions:
 class InvarianceOptions:
     """The invariance check (:mod:`certify.checks.invariance`).
 
-    ``milp_cutoff``: give each output side's MILP a cutoff row at the level that matters (False: plain max/min, the
-    reference a benchmark compares against); ``parallel_sides``: solve up to 2 sides at once when the MILP back-end
+    ``bnb``: piecewise-linear nets go first through the input-split branch and bound with batched CROWN bounds
+    (:mod:`certify.engines.output_bnb`), the MILP only where it does not settle the check (False: MILP only, the
+    reference a benchmark compares against); ``milp_cutoff``: give each output side's MILP a cutoff row at the
+    level that matters (False: plain max/min); ``parallel_sides``: solve up to 2 sides at once when the MILP back-end
     is ``parallel_safe``; ``gap_tol``, ``samples``: the sub-box violation search for smooth nets
     (:mod:`certify.engines.violation_search`): in exact mode boxes that cannot raise the best violation by more than
     ``gap_tol`` are closed; ``samples`` random points give its first lower bound."""
 
+    bnb: bool = True
     milp_cutoff: bool = True
     parallel_sides: bool = True
     gap_tol: float = 1e-6
@@ -205,10 +209,43 @@ class InvarianceOptions:
 
     def __post_init__(self) -> None:
         owner = "InvarianceOptions"
+        object.__setattr__(self, "bnb", _flag(owner, "bnb", self.bnb))
         object.__setattr__(self, "milp_cutoff", _flag(owner, "milp_cutoff", self.milp_cutoff))
         object.__setattr__(self, "parallel_sides", _flag(owner, "parallel_sides", self.parallel_sides))
         object.__setattr__(self, "gap_tol", _real(owner, "gap_tol", self.gap_tol, 0.0))
         object.__setattr__(self, "samples", _whole(owner, "samples", self.samples, 0))
+
+
+@dataclass(frozen=True)
+class ParallelOptions:
+    """How a search spreads over worker processes (:mod:`certify.engines.parallel`; ``VerifyConfig.workers`` and
+    ``cluster`` say where).
+
+    ``start_after``: nodes bounded serially before the workers start (small searches never pay for them);
+    ``chunk``: nodes per task for searches that expand one node per step (the region search; the sub-box searches
+    send one step's batch); ``tasks_per_worker``: tasks per round and worker (load balance against the wait at the
+    end of a round); ``threads``: BLAS and torch threads of each worker process."""
+
+    start_after: int = 128
+    chunk: int = 8
+    tasks_per_worker: int = 2
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        owner = "ParallelOptions"
+        object.__setattr__(self, "start_after", _whole(owner, "start_after", self.start_after, 0))
+        object.__setattr__(self, "chunk", _whole(owner, "chunk", self.chunk, 1))
+        object.__setattr__(self, "tasks_per_worker", _whole(owner, "tasks_per_worker", self.tasks_per_worker, 1))
+        object.__setattr__(self, "threads", _whole(owner, "threads", self.threads, 1))
+
+
+def _cluster(value) -> str | None:
+    """None, or the address of a Dask scheduler (a non-empty str such as ``tcp://host:8786``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"VerifyConfig: cluster must be a scheduler address (a non-empty str), got {value!r}")
+    return value.strip()
 
 
 def _coerce(enum_type, value, option: str):
@@ -271,7 +308,9 @@ class VerifyConfig:
     2-norm ||x||_P = ||T x||_2 on the states that dissipativity, contraction, weight_norm and Corollary 3 use (a
     :class:`~certify.ir.metric.Metric` or a matrix P; None or "identity": the plain norm; "auto": search for one,
     see :mod:`certify.engines.metric_search`); solvers: the back-ends; regions, boxes, invariance: the options of
-    each engine.
+    each engine; workers: local worker processes for the searches (1: serial; the command line defaults to the
+    number of cores); cluster: a Dask scheduler address to run the searches on instead (``workers`` is then
+    ignored); parallel: :class:`ParallelOptions`. The verdict does not depend on workers or cluster.
     """
 
     norm: float = 2.0
@@ -288,6 +327,9 @@ class VerifyConfig:
     regions: RegionSearchOptions = field(default_factory=RegionSearchOptions)
     boxes: BoxSearchOptions = field(default_factory=BoxSearchOptions)
     invariance: InvarianceOptions = field(default_factory=InvarianceOptions)
+    workers: int = 1
+    cluster: str | None = None
+    parallel: ParallelOptions = field(default_factory=ParallelOptions)
 
     def __post_init__(self) -> None:
         owner = "VerifyConfig"
@@ -307,6 +349,9 @@ class VerifyConfig:
         _instance("regions", self.regions, RegionSearchOptions)
         _instance("boxes", self.boxes, BoxSearchOptions)
         _instance("invariance", self.invariance, InvarianceOptions)
+        put("workers", _whole(owner, "workers", self.workers, 1))
+        put("cluster", _cluster(self.cluster))
+        _instance("parallel", self.parallel, ParallelOptions)
 
     @property
     def threshold(self) -> float:
