@@ -20,6 +20,12 @@ the bound divided by the new one, and side by side the naive product of norms an
 slope vertices: 64 random ones improved by greedy flips, and, for [0, 1] with two hidden layers, over the Jacobians
 of the bias-free ReLU net at 20000 directions). ``--time-limit`` bounds each solve; a stopped solve gives no bound.
 Compare under OMP_NUM_THREADS=1 (the machine may be shared): the ratios are the figures.
+
+Measured (2 cores shared with other jobs, OMP_NUM_THREADS=1, ``--sizes 64,128,256,512 --old scs --time-limit 60``,
+load average 11-14): ipm 0.23 / 0.90 / 10.2 / 27.1 s, every bound re-checked (3.0873, 3.7926, 5.1539, 7.2495);
+SCS 19.3 s at 64 neurons (bound 1.0003x ipm's, 84x slower), and at 128, 256, 512 neurons stopped at the time
+limit as inaccurate, so no bound. The same ipm run alone (``--old ""``): 0.08 / 0.32 / 2.07 / 17.7 s at load 12,
+0.04 / 0.17 / 0.94 / 7.07 s at load 1.0.
 """
 
 from __future__ import annotations

@@ -37,7 +37,11 @@ growth = 1 + sum_l c_l^2, c_l = max_free_l |slope| * ||W_l[free rows]||_2 * K_l,
 i.e. delta I on the h_0 block only, and the hidden directions are paid for through the growth factor. The bound
 is accepted with rho + d * growth when that inflation is at most ``inflate_tol * rho`` plus the pure
 floating-point part; otherwise the multipliers do not certify the claimed rho and no bound is
-given. A solver status other than optimal gives no bound either.
+given. A solver status other than optimal gives no bound either. Nothing the back-end returns is trusted: an
+exception, a point of the wrong size or with non-finite entries, an overflowing rebuilt LMI are "no bound" with a
+reason (``tests/test_sdp_recheck.py`` forges such solutions through the registry). Matrices that are themselves
+float64 products (a metric's ends T W_L, W_0 Q, T S Q) enter the absolute-value chain and the growth factor through
+entrywise bounds on the exact products (``weight_abs``, ``skip_abs`` of :func:`build_lmi`).
 
 **Solvers.** The LMI's coefficients have low rank (rank 2 per neuron, :func:`to_program`), which the default
 back-end 'ipm' (:mod:`certify.solvers.sdp_ipm`, an interior-point method) exploits: O(N^3) work per iteration
@@ -52,6 +56,7 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.linalg as sla
 
 from ..bounds.interval import interval_bounds
 from ..errors import UsageError
@@ -141,13 +146,29 @@ def build_lmi(
     slope_lower: list[np.ndarray],
     slope_upper: list[np.ndarray],
     skip: np.ndarray | None = None,
+    weight_abs: list[np.ndarray | None] | None = None,
+    skip_abs: np.ndarray | None = None,
 ) -> LipschitzLMI:
     """Eliminate fixed neurons and build the LMI data.
 
     ``weights``: [W_0, ..., W_L], W_l of shape (n_{l+1}, n_l); ``slope_lower``/``slope_upper``: L arrays of shape
     (n_{l+1},) with a_i <= b_i; ``skip``: (n_out, n_0) or None. Raises UsageError on shapes that do not fit.
+
+    ``weight_abs`` (same length as ``weights``, entries None or the shape of W_l) and ``skip_abs``: for matrices
+    that are themselves float64 products (the metric's ends T W_L, W_0 Q, T S Q), entrywise bounds A >= |exact|
+    with |computed - exact| <= (k + 2) eps A (k the inner dimension of the product); the absolute-value chain and
+    the growth factor then use A, so the re-check's allowance covers the exact product (one more product per end,
+    inside the (L + 3) of ``gamma``). None: the matrix is exact as given.
     """
     ws = [np.asarray(w, dtype=np.float64) for w in weights]
+    abs_ws = [np.abs(w) for w in ws]
+    norm_ws = list(ws)  # what the growth factor takes norms of: the matrix, or its bound A when it is a product
+    for l, a in enumerate(weight_abs or ()):
+        if a is not None:
+            a = np.asarray(a, dtype=np.float64)
+            if a.shape != ws[l].shape or np.any(a < abs_ws[l]):
+                raise UsageError(f"weight_abs[{l}] must have the shape of weight {l} and bound it entrywise")
+            abs_ws[l] = norm_ws[l] = a
     los = [np.asarray(a, dtype=np.float64).reshape(-1) for a in slope_lower]
     his = [np.asarray(b, dtype=np.float64).reshape(-1) for b in slope_upper]
     if not ws or any(w.ndim != 2 for w in ws):
@@ -172,6 +193,14 @@ def build_lmi(
         if skip.shape != (n_out, n0) or not np.all(np.isfinite(skip)):
             raise UsageError(f"skip must be a finite ({n_out}, {n0}) matrix, got shape {skip.shape}")
 
+    if skip is not None:
+        if skip_abs is None:
+            skip_abs = np.abs(skip)
+        else:
+            skip_abs = np.asarray(skip_abs, dtype=np.float64)
+            if skip_abs.shape != skip.shape or np.any(skip_abs < np.abs(skip)):
+                raise UsageError("skip_abs must have the shape of the skip and bound it entrywise")
+
     free = [b > a for a, b in zip(los, his)]
     n_free = int(sum(int(f.sum()) for f in free))
     n = n0 + n_free
@@ -181,9 +210,9 @@ def build_lmi(
     u_rows, u_abs_rows, g_index, lower, upper = [], [], [], [], []
     growth, k_l = 1.0, 1.0
     offset = n0
-    for w, a, b, fr in zip(ws[:-1], los, his, free):
+    for w, w_abs, w_norm, a, b, fr in zip(ws[:-1], abs_ws[:-1], norm_ws[:-1], los, his, free):
         u_full = w @ h
-        u_full_abs = np.abs(w) @ h_abs
+        u_full_abs = w_abs @ h_abs
         nf = int(fr.sum())
         u_rows.append(u_full[fr])
         u_abs_rows.append(u_full_abs[fr])
@@ -198,16 +227,16 @@ def build_lmi(
         h_next_abs[np.flatnonzero(fr), offset + np.arange(nf)] = 1.0
         mag = np.maximum(np.abs(a), np.abs(b))
         if nf:
-            c_l = float(mag[fr].max()) * norm_upper(w[fr], 2.0) * k_l
+            c_l = float(mag[fr].max()) * norm_upper(w_norm[fr], 2.0) * k_l
             growth += c_l * c_l
-        k_l *= (float(mag.max()) if mag.size else 0.0) * norm_upper(w, 2.0)
+        k_l *= (float(mag.max()) if mag.size else 0.0) * norm_upper(w_norm, 2.0)
         h, h_abs = h_next, h_next_abs
         offset += nf
     c = ws[-1] @ h
-    c_abs = np.abs(ws[-1]) @ h_abs
+    c_abs = abs_ws[-1] @ h_abs
     if skip is not None:
         c[:, :n0] += skip
-        c_abs[:, :n0] += np.abs(skip)
+        c_abs[:, :n0] += skip_abs
     n_max = max(max(w.shape) for w in ws)
     gamma = 16.0 * (len(ws) + 3) * (n_max + n) * _EPS
 
@@ -298,6 +327,8 @@ def certified_shift(f: np.ndarray, err: float, estimate: float | None = None) ->
         trace_a = float(np.sum(a_diag)) * (1 + (n + 1) * _EPS)
         lost = alpha * trace_a + u / (1 - u) * float(a_diag.max()) + n * 1e-300
         d = (err + lost) * (1 + 8 * _EPS) - sigma
+        if not math.isfinite(d):  # an overflowed trace proves nothing (and max(0, nan) would read as 0)
+            return None
         return max(0.0, d) * (1 + 4 * _EPS)
     return None
 
@@ -312,8 +343,13 @@ def check_lmi(data: LipschitzLMI, rho: float, t: np.ndarray, inflate_tol: float 
     if t.shape != (data.n_free,) or not (math.isfinite(rho) and np.all(np.isfinite(t))):
         return LMICheck(None, math.nan, math.nan, math.nan, "multipliers are missing or not finite")
     f = lmi_matrix(data, rho, t)
-    lam = float(np.linalg.eigvalsh(f)[0]) if f.size else 0.0
     err = data.gamma * float(np.linalg.norm(_lmi_abs(data, rho, t))) + 1e-300
+    if not (np.all(np.isfinite(f)) and math.isfinite(err)):
+        return LMICheck(None, math.nan, err, math.nan, "float64 re-check failed: the rebuilt LMI overflows")
+    try:
+        lam = float(np.linalg.eigvalsh(f)[0]) if f.size else 0.0
+    except np.linalg.LinAlgError:
+        return LMICheck(None, math.nan, err, math.nan, "float64 re-check failed: no eigenvalue estimate")
     deficit = certified_shift(f, err, lam)
     if deficit is None:
         return LMICheck(None, lam, err, math.nan,
@@ -322,7 +358,7 @@ def check_lmi(data: LipschitzLMI, rho: float, t: np.ndarray, inflate_tol: float 
     inflation = deficit * data.growth
     floating = 2.0 * (err + 8.0 * (data.size + 2) * _EPS * float(np.sum(np.abs(np.diag(f))))) * data.growth
     allowed = inflate_tol * max(rho, 0.0) + floating
-    if inflation > allowed:
+    if not (math.isfinite(inflation) and math.isfinite(allowed)) or inflation > allowed:
         return LMICheck(
             None,
             lam,
@@ -348,14 +384,16 @@ def tightest_rho(data: LipschitzLMI, t: np.ndarray) -> float | None:
         return None
     f = lmi_matrix(data, 0.0, t)
     n0 = data.n_in
+    if not np.all(np.isfinite(f)):
+        return None
     if data.n_free == 0:
         return float(np.linalg.eigvalsh(-f)[-1])
     try:
         chol = np.linalg.cholesky(f[n0:, n0:])
+        x = sla.solve_triangular(chol, f[n0:, :n0], lower=True, check_finite=False)
+        rho = float(np.linalg.eigvalsh(x.T @ x - f[:n0, :n0])[-1])
     except np.linalg.LinAlgError:
         return None
-    x = np.linalg.solve(chol, f[n0:, :n0])
-    rho = float(np.linalg.eigvalsh(x.T @ x - f[:n0, :n0])[-1])
     return rho if math.isfinite(rho) else None
 
 
@@ -409,16 +447,18 @@ def lipschitz_sdp(
     time_limit: float | None = None,
     max_iters: int | None = None,
     inflate_tol: float = 1e-4,
+    weight_abs: list[np.ndarray | None] | None = None,
+    skip_abs: np.ndarray | None = None,
 ) -> SDPBound:
     """Upper bound on sup ||W_L Lambda_{L-1} ... Lambda_0 W_0 + S||_2 over slopes in [slope_lower, slope_upper].
 
     Shapes as in :func:`build_lmi`. ``backend``: a registered SDP back-end ('ipm', 'scs' or 'clarabel');
     ``tol``/``time_limit``/``max_iters`` go to the solver; ``inflate_tol``: largest relative increase of rho the
-    re-check may apply. Never raises on solver trouble: a non-optimal status or a failed re-check gives
-    ``value=None`` with the reason.
+    re-check may apply; ``weight_abs``/``skip_abs``: see :func:`build_lmi`. Never raises on solver trouble: a
+    non-optimal status or a failed re-check gives ``value=None`` with the reason.
     """
     start = time.perf_counter()
-    data = build_lmi(weights, slope_lower, slope_upper, skip)
+    data = build_lmi(weights, slope_lower, slope_upper, skip, weight_abs, skip_abs)
     if not _representable(data):  # a solver would only see inf and NaN (and print its complaints)
         return SDPBound(value=None, status=SolveStatus.ERROR, seconds=time.perf_counter() - start, min_eig=None,
                         reason=f"no SDP bound: {OVERFLOW_REASON}", backend=backend, size=data.size)
@@ -458,28 +498,44 @@ def _representable(data: LipschitzLMI) -> bool:
 
 
 def _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin):
-    """One solve and its float64 re-check: (SolveResult, LMICheck, raw sqrt(rho) or None)."""
+    """One solve and its float64 re-check: (SolveResult, LMICheck, raw sqrt(rho) or None).
+
+    Nothing the back-end returns is trusted: an exception, a point of the wrong size, non-finite or negative
+    entries are a status or a rejected check, and a bound comes only from :func:`check_lmi` on the rebuilt LMI."""
     program = to_program(data, scale, g_margin=g_margin)
     try:
         solver = registry.get_backend(backend, registry.ProblemKind.SDP)
     except registry.UnknownBackendError as exc:
         result = SolveResult(SolveStatus.NOT_INSTALLED, backend=str(backend), message=str(exc))
     else:
-        result = solver.solve(program, time_limit=time_limit, tol=tol, max_iters=max_iters)
+        try:
+            result = solver.solve(program, time_limit=time_limit, tol=tol, max_iters=max_iters)
+        except Exception as exc:  # noqa: BLE001 - solver trouble is a status, never an exception (DESIGN.md 3)
+            result = SolveResult(SolveStatus.ERROR, backend=str(backend),
+                                 message=f"{backend} raised {type(exc).__name__}: {exc}")
     if result.x is None:
         return result, LMICheck(None, math.nan, math.nan, math.nan, "no solution"), None
-    rho = float(result.x[0]) * scale * scale
-    t = result.x[1:] * scale * scale
-    raw = math.sqrt(rho) if rho > 0 else 0.0
+    try:
+        x = np.array(result.x, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        x = np.zeros(0)
+    if x.size != 1 + data.n_free:
+        return result, LMICheck(None, math.nan, math.nan, math.nan,
+                                f"the solver returned {x.size} values for {1 + data.n_free} variables"), None
+    with np.errstate(over="ignore", invalid="ignore"):
+        rho = float(x[0]) * scale * scale
+        t = x[1:] * scale * scale
+    raw = None if not math.isfinite(rho) else math.sqrt(rho) if rho > 0 else 0.0
     # The solver's t is the certificate; its rho is only approximately the tightest for that t (first-order
     # solvers stop slightly infeasible or slightly slack). Recompute rho for the returned t, pad it by a few
     # ulp-scale units, and let the float64 re-check decide; keep the solver's rho when that is better.
-    check = check_lmi(data, rho, t, inflate_tol)
-    tight = tightest_rho(data, t)
-    if tight is not None:
-        repaired = check_lmi(data, tight * (1.0 + 1e-9) + 1e-300, t, inflate_tol)
-        if repaired.value is not None and (check.value is None or repaired.value < check.value):
-            check = repaired
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd multipliers overflow; the check then refuses
+        check = check_lmi(data, rho, t, inflate_tol)
+        tight = tightest_rho(data, t)
+        if tight is not None and math.isfinite(tight):
+            repaired = check_lmi(data, tight * (1.0 + 1e-9) + 1e-300, t, inflate_tol)
+            if repaired.value is not None and (check.value is None or repaired.value < check.value):
+                check = repaired
     return result, check, raw
 
 
@@ -524,5 +580,28 @@ def sdp_bound_over_box(
     if metric is None or metric.is_identity:
         return lipschitz_sdp(weights, lows, highs, skip, backend=backend, **solver_options)
     chain, skip = metric.conjugated_chain(net)
-    res = lipschitz_sdp(list(chain), lows, highs, skip, backend=backend, **solver_options)
-    return res if res.value is None else replace(res, value=res.value * metric.upper_factor)
+    chain_abs, skip_abs = _conjugated_magnitudes(net, metric, len(chain))
+    res = lipschitz_sdp(list(chain), lows, highs, skip, backend=backend, weight_abs=chain_abs, skip_abs=skip_abs,
+                        **solver_options)
+    return res if res.value is None else replace(res, value=res.value * metric.upper_factor * (1.0 + 4 * _EPS))
+
+
+def _conjugated_magnitudes(net: Network, metric: Metric, length: int):
+    """Entrywise bounds on the exact conjugated ends of :meth:`Metric.conjugated_chain` (the float64 products
+    W_0[:, :n] Q, T W_L and T S[:, :n] Q have rounding errors of at most (k + 1) eps |.||.| in each entry, k
+    the inner dimension): (list with bounds for the first and last matrices and None between, skip bound or None)."""
+    n = metric.dim
+    t_abs, q_abs = np.abs(metric.t), np.abs(metric.t_inv)
+    pad = 1.0 + (2 * n + 4) * _EPS
+
+    def up(m: np.ndarray) -> np.ndarray:
+        return m * pad + 1e-300
+
+    out: list[np.ndarray | None] = [None] * length
+    if not net.layers:
+        out[0] = up(t_abs @ np.abs(net.out_weight[:, :n]) @ q_abs)
+    else:
+        out[0] = up(np.abs(net.layers[0].weight[:, :n]) @ q_abs)
+        out[-1] = up(t_abs @ np.abs(net.out_weight))
+    skip = None if net.skip is None else up(t_abs @ np.abs(net.skip[:, :n]) @ q_abs)
+    return out, skip

@@ -140,12 +140,59 @@ def sample_points(
 
 
 # --------------------------------------------------------------------------------------------- batched values
+def _value_and_slope(act, z: torch.Tensor, kind: str, need_value: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(sigma(z) or None, secant slopes or derivatives) of one layer, same shape as z, in as few elementwise
+    passes as the activation allows: one transcendental shared by value and slope (tanh: h = tanh z, slope h / z
+    or 1 - h^2; sigmoid through th = tanh(z / 2): value (1 + th) / 2, slope th / (2 z) or (1 - th^2) / 4; GELU
+    through Phi(z), SiLU through sigmoid(z): value z times the secant slope), in-place arithmetic after it.
+
+    No autograd (the in-place steps and the 0/0 filled at z = 0 have no useful gradient): callers with gradients
+    use :func:`~certify.ir.kernels.layer_slopes`. Values rank points only (float32), as everywhere in sampling.
+    """
+    k = act.kind
+    if k is ActivationKind.TANH or k is ActivationKind.SIGMOID:
+        sig = k is ActivationKind.SIGMOID
+        th = torch.tanh(z * 0.5 if sig else z)
+        if kind == "secant":
+            slope = torch.div(th, z).masked_fill_(z == 0, 0.5 if sig else 1.0)  # the limit of th / z at 0
+            if sig:
+                slope.mul_(0.5)
+        else:  # c (1 - th^2) in one pass, c = 1/4 for the sigmoid
+            c = 0.25 if sig else 1.0
+            slope = torch.addcmul(torch.full((), c, dtype=z.dtype, device=z.device), th, th, value=-c)
+        if sig:
+            return (torch.add(th, 1.0).mul_(0.5) if need_value else None), slope
+        return th, slope
+    if k is ActivationKind.GELU or k is ActivationKind.SILU:
+        secant = torch.special.ndtr(z) if k is ActivationKind.GELU else torch.sigmoid(z)
+        value = torch.mul(z, secant) if need_value else None
+        if kind == "secant":
+            return value, secant
+        if k is ActivationKind.GELU:  # Phi(z) + z phi(z)
+            slope = torch.mul(z, z).mul_(-0.5).exp_().mul_(z).mul_(1.0 / math.sqrt(2.0 * math.pi)).add_(secant)
+        else:  # s (1 + z (1 - s)) = s + z s (1 - s)
+            slope = torch.sub(1.0, secant).mul_(secant).mul_(z).add_(secant)
+        return value, slope
+    return (act.value(z) if need_value else None), layer_slopes(act, z, kind)
+
+
 def matrices_at(tnet: TorchNet, x: torch.Tensor, quantity: Quantity, columns: int) -> torch.Tensor:
-    """A*(x) or J(x), first ``columns`` columns, shape (B, n_out, columns)."""
+    """A*(x) or J(x), first ``columns`` columns, shape (B, n_out, columns).
+
+    Without gradients, one fused pass per layer computes the pre-activation, the activation's value (the next
+    layer's input) and the slopes from one shared transcendental (:func:`_value_and_slope`); with gradients
+    (the gradient ascent) the separate autograd-safe kernels of :mod:`certify.ir.kernels`."""
     if not tnet.weights:
         return chain_product(tnet, [], columns).expand(x.shape[0], -1, -1)
-    zs = preactivations(tnet, x)
-    s = [layer_slopes(act, z, quantity.slope_kind) for act, z in zip(tnet.activations, zs)]
+    kind = quantity.slope_kind
+    if torch.is_grad_enabled() and x.requires_grad:
+        zs = preactivations(tnet, x)
+        s = [layer_slopes(act, z, kind) for act, z in zip(tnet.activations, zs)]
+        return chain_product(tnet, s, columns)
+    s, h, last = [], x, len(tnet.weights) - 1
+    for i, (w, b, act) in enumerate(zip(tnet.weights, tnet.biases, tnet.activations)):
+        h, slope = _value_and_slope(act, torch.addmm(b, h, w.T), kind, need_value=i < last)
+        s.append(slope)
     return chain_product(tnet, s, columns)
 
 
