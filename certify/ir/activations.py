@@ -304,11 +304,12 @@ class Activation:
     @property
     def lipschitz_derivative(self) -> bool:
         """True when sigma' is Lipschitz continuous (no jump), so that J(x) is Lipschitz in x and its mean-value
-        form with :meth:`second_derivative_range` applies (ELU only with alpha = 1; never SELU or ReLU types)."""
+        form with :meth:`second_derivative_range` applies (ELU only with alpha = 1; never SELU, ReLU types or
+        hardswish, whose derivative (2z + 3) / 6 on (-3, 3) jumps at -3 (0 to -1/2) and at 3 (3/2 to 1))."""
         k = self.kind
         if k is ActivationKind.ELU:
             return self.alpha == 1.0
-        return k in _SMOOTH or k in (ActivationKind.HARDSWISH, ActivationKind.IDENTITY)
+        return k in _SMOOTH or k is ActivationKind.IDENTITY
 
     @property
     def smooth(self) -> bool:
@@ -323,6 +324,8 @@ class Activation:
         form with :meth:`secant_derivative_range` applies (also clips with no kink at 0; never ReLU types)."""
         if self.kind is ActivationKind.CLIP:
             return 0.0 not in (self.lo, self.hi)
+        if self.kind is ActivationKind.HARDSWISH:  # s(z) = relu6(z + 3) / 6: Lipschitz with constant 1/6
+            return True
         return self.lipschitz_derivative
 
     def describe(self) -> str:
