@@ -209,7 +209,8 @@ def test_invariance_verdicts_agree_with_the_milp_path(seed, scale, act, exact):
     old = check_invariance(net, box, config.with_(invariance=replace(config.invariance, bnb=False)))
     assert new.verdict is old.verdict, (new.reason, old.reason)
     assert new.verdict is not Verdict.UNKNOWN, new.reason
-    assert new.method in ("crown", "sample", "interval"), new.reason
+    # the MILP is the fallback for what the branch and bound leaves open in its share of the time
+    assert new.method in ("crown", "sample", "interval", "milp"), new.reason
     assert max(new.lower, old.lower) <= min(new.upper, old.upper) + 1e-9
     if exact:
         assert new.lower == pytest.approx(old.lower, abs=1e-6)
