@@ -196,7 +196,8 @@ def test_options_and_versions_recorded_in_json_and_junit(tmp_path, capsys):
     junit = tmp_path / "j.xml"
     code, out, err = run([EXAMPLES / "tank_relu.onnx", "--region", EXAMPLES / "box.yaml", "--check", "dissipativity",
                           "--samples", "1500", "--seed", "3", "--timeout", "40", "--budget", "25", "--norm", "inf",
-                          "--margin", "0.001", "--method", "bnb", "--device", "cpu", "--json", "-", "--junit", junit],
+                          "--margin", "0.001", "--method", "bnb", "--device", "cpu", "--workers", "2", "--json", "-",
+                          "--junit", junit],
                          capsys)
     assert code in (0, 2), err
     data = json.loads(out)
@@ -207,6 +208,7 @@ def test_options_and_versions_recorded_in_json_and_junit(tmp_path, capsys):
     assert (opts["seed"], opts["samples"], opts["timeout"], opts["budget"]) == (3, 1500, 40.0, 25)
     assert (opts["method"], opts["norm"], opts["margin"], opts["exact"]) == ("bnb", "inf", 0.001, False)
     assert opts["device"] == "cpu" and opts["device_used"] == "cpu" and opts["solvers"]["milp"]
+    assert (opts["workers"], opts["cluster"]) == (2, None)
     for lib in ("torch", "onnxruntime", "pulp", "highspy", "cvxpy", "scs", "numpy"):
         assert lib in data["versions"]
     assert data["versions"]["torch"] == __import__("torch").__version__

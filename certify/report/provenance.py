@@ -76,6 +76,10 @@ def options_of(config, device_used: str | None = None) -> dict:
         "exact": bool(config.exact),
         "device": str(config.device.value),
     }
+    workers = getattr(config, "workers", None)  # where the searches ran (the verdict does not depend on it)
+    if workers is not None:
+        out["workers"] = int(workers)
+        out["cluster"] = getattr(config, "cluster", None)
     if device_used is not None:
         out["device_used"] = device_used
     metric = getattr(config, "metric", None)  # weighted norms, where the configuration has them
