@@ -802,26 +802,30 @@ class Activation:
                            exact=self.exact_slopes)
 
     # ----------------------------------------------------------------- numpy conveniences
+    def _on_numpy(self, fn, z: np.ndarray) -> np.ndarray:
+        """``fn`` (a torch method of this activation) at float64 points ``z`` (any shape), as a numpy array."""
+        return fn(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+
     def np_value(self, z: np.ndarray) -> np.ndarray:
-        return self.value(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+        return self._on_numpy(self.value, z)
 
     def np_secant(self, z: np.ndarray) -> np.ndarray:
-        return self.secant(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+        return self._on_numpy(self.secant, z)
 
     def np_derivative(self, z: np.ndarray) -> np.ndarray:
-        return self.derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+        return self._on_numpy(self.derivative, z)
 
     def np_second_derivative(self, z: np.ndarray) -> np.ndarray:
-        return self.second_derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+        return self._on_numpy(self.second_derivative, z)
 
     def np_secant_derivative(self, z: np.ndarray) -> np.ndarray:
-        return self.secant_derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+        return self._on_numpy(self.secant_derivative, z)
 
     def np_third_derivative(self, z: np.ndarray) -> np.ndarray:
-        return self.third_derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+        return self._on_numpy(self.third_derivative, z)
 
     def np_secant_second_derivative(self, z: np.ndarray) -> np.ndarray:
-        return self.secant_second_derivative(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+        return self._on_numpy(self.secant_second_derivative, z)
 
 
 # --------------------------------------------------------------------- constructors
