@@ -41,12 +41,19 @@ from .contract import Outcome
 @dataclass(eq=False)
 class Node:
     """One node of a search: a sound upper ``bound`` over ``item`` (the problem's own data), the share
-    ``volume`` of the domain it covers (for the proven fraction), and ``final`` when it cannot be refined."""
+    ``volume`` of the domain it covers (for the proven fraction), and ``final`` when it cannot be refined.
+
+    A NaN bound (float64 overflow, inf - inf) bounds nothing: it is stored as +inf, so no comparison or maximum of
+    the loop can drop it (NaN <= level and max(x, NaN) would both lose it)."""
 
     bound: float
     item: Any = None
     volume: float = 0.0
     final: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bound != self.bound:
+            self.bound = math.inf
 
 
 class Incumbent:

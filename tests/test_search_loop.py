@@ -1,0 +1,39 @@
+"""The one search loop on hand-made problems: a bound that is no number never disappears from the upper bound."""
+
+import math
+
+from certify.engines.contract import Outcome
+from certify.engines.search import Incumbent, Node, SearchLimits, best_first
+
+
+class _Splitter:
+    """Each node splits into one child with the bound ``child_bound`` (a problem whose bounds overflow)."""
+
+    def __init__(self, child_bound: float) -> None:
+        self.child_bound = child_bound
+
+    def batch(self, top, elapsed):
+        return 1
+
+    def expand(self, nodes, incumbent):
+        return [Node(self.child_bound, volume=n.volume) for n in nodes]
+
+    def after_step(self, top, incumbent, elapsed):
+        pass
+
+
+def test_a_final_node_with_a_nan_bound_is_never_certified():
+    run = best_first(_Splitter(0.5), [Node(math.nan, final=True, volume=1.0)], Incumbent(0.2),
+                     SearchLimits(threshold=1.0))
+    assert run.outcome is not Outcome.CERTIFIED and run.upper == math.inf
+
+
+def test_open_nodes_with_nan_bounds_keep_the_upper_bound_infinite():
+    run = best_first(_Splitter(math.nan), [Node(math.nan, volume=1.0)], Incumbent(0.2),
+                     SearchLimits(threshold=1.0, max_nodes=5))
+    assert run.outcome is Outcome.BUDGET and run.upper == math.inf
+
+
+def test_finite_bounds_still_certify():
+    run = best_first(_Splitter(0.5), [Node(3.0, volume=1.0)], Incumbent(0.2), SearchLimits(threshold=1.0))
+    assert run.outcome is Outcome.CERTIFIED and run.upper == 0.5
