@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from random_nets import random_net as make_net
 from random_nets import unit_box as make_box
@@ -318,6 +318,55 @@ def test_not_proven_checks_are_never_valid():
     assert code == checker.EXIT_PARTIAL and lines[0].startswith("dissipativity: not proven here")
 
 
+def test_non_finite_numbers_in_a_claim_are_never_valid(relu_case):
+    """json.loads and float() read NaN and Infinity: a bound of "inf" makes every claim trivially true, "nan" and
+    "inf" in a claim are refused, not reported valid."""
+    proof = relu_case[4]
+    for name in ("contraction", "gain"):
+        for text in ("inf", "Infinity", "nan", "-inf"):
+            bad = copy.deepcopy(proof)
+            entry(bad, name)["claim"]["bound"] = text
+            code, lines = check(bad)
+            assert code == checker.EXIT_INVALID, (name, text, lines)
+            assert not any(line.startswith(f"{name}: valid") for line in lines), lines
+    bad = copy.deepcopy(proof)
+    entry(bad, "gain")["claim"]["lower"]["value"] = "-inf"
+    assert check(bad)[0] == checker.EXIT_INVALID
+    bad = copy.deepcopy(proof)  # a NaN coordinate passes "x < lo or x > hi" (every comparison is False)
+    witness = entry(bad, "gain")["claim"]["lower"]["witness"]
+    witness[0] = "nan"
+    code, lines = check(bad)
+    assert code == checker.EXIT_INVALID and any("outside the box" in line for line in lines), lines
+
+
+def test_a_claim_on_fewer_columns_or_states_than_the_region_is_invalid(relu_case):
+    """A contraction bound on the first column only, or a network that calls fewer coordinates states than the
+    region, is not the check's claim: refused, not reported as 'sup ||J(x)|| <= bound'."""
+    proof = relu_case[4]
+    fewer = copy.deepcopy(proof)
+    entry(fewer, "contraction")["claim"]["columns"] = 1
+    code, lines = check(fewer)
+    assert code == checker.EXIT_INVALID, lines
+    relabelled = copy.deepcopy(proof)
+    relabelled["network"]["n_states"] = 1
+    code, lines = check(relabelled)
+    assert code == checker.EXIT_INVALID, lines
+
+
+def test_invariance_claim_with_a_positive_or_non_finite_bound_is_invalid():
+    """The checker reports an invariance claim as 'f(X) inside X': a violation bound above 0 (or inf) does not
+    show that, so such a claim is refused."""
+    net = make_net(1, 2, (8,), activation=acts.tanh(), out_scale=0.4, bias_scale=0.3, out_bias_scale=0.0)
+    proof = build_proof(_report(net, make_box(2, 0.5), _certified(CheckName.INVARIANCE, -0.01)))
+    assert proof["checks"][0]["status"] == "proven"
+    assert check(proof)[0] == checker.EXIT_VALID
+    for text in ("0.5", "1e300", "inf", "nan"):
+        bad = copy.deepcopy(proof)
+        bad["checks"][0]["claim"]["bound"] = text
+        code, lines = check(bad)
+        assert code == checker.EXIT_INVALID, (text, lines)
+
+
 # ============================================================================================ the checker itself
 def test_region_reader_agrees_with_certify(tmp_path):
     from certify.importers.region_file import load_region
@@ -363,6 +412,7 @@ def test_checker_imports_only_numpy_and_the_standard_library(tmp_path, relu_case
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), widths=st.sampled_from([(4,), (5, 4), (4, 4, 3)]),
        norm=st.sampled_from([1.0, 2.0, math.inf]), half=st.sampled_from([0.5, 1.0]))
+@example(seed=513, widths=(5, 4), norm=1.0, half=0.5)  # gain 0: the claim needs absolute room for the pads
 def test_property_gain_proofs_are_sound(seed, widths, norm, half):
     """On random ReLU nets: the gain proof is valid, its claim is above every sampled value, and the same proof
     with its claim lowered below a sampled value is refused."""

@@ -55,6 +55,30 @@ def test_an_invariant_contracting_box_is_its_own_region_of_attraction():
     assert r.details.box_share == 1.0
 
 
+def test_a_rate_of_one_or_a_nan_residual_certifies_nothing(monkeypatch):
+    """Certified stability rests on a rate below 1 (a contraction 'certified' at <= 1 - margin with margin 0 may
+    report exactly 1) and on a radius proven above the residual bound (NaN proves nothing)."""
+    import dataclasses
+
+    import certify.checks.stability as stability
+
+    net = Network((Layer(np.eye(2), np.zeros(2), acts.tanh()),), 0.5 * np.eye(2), np.zeros(2))
+    box, config = Box([-1.0, -1.0], [1.0, 1.0]), VerifyConfig(timeout=60.0)
+    real = stability.sup_norm_check
+    monkeypatch.setattr(stability, "sup_norm_check", lambda *a, **k: dataclasses.replace(real(*a, **k), upper=1.0))
+    r = _stability(net, box, config)
+    assert r.verdict is certify.Verdict.UNKNOWN and "not below 1" in r.reason, r.reason
+    monkeypatch.setattr(stability, "sup_norm_check", real)
+    real_invariance = stability.check_invariance
+    monkeypatch.setattr(stability, "check_invariance", lambda *a, **k: dataclasses.replace(
+        real_invariance(*a, **k), verdict=certify.Verdict.UNKNOWN))
+    r = _stability(net, box, config)  # the ellipsoid around the equilibrium 0
+    assert r.verdict is certify.Verdict.CERTIFIED and r.details.start_set == "ellipsoid", r.reason
+    monkeypatch.setattr(stability, "_residual_bound", lambda *a, **k: float("nan"))
+    r = _stability(net, box, config)
+    assert r.verdict is certify.Verdict.UNKNOWN, r.reason
+
+
 def test_two_equilibria_falsify_stability(gelu_example):
     net, box = gelu_example()  # three fixed points in the box
     r = _stability(net, box, VerifyConfig(timeout=60.0))

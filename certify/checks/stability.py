@@ -141,6 +141,9 @@ def check_stability(net: Network, box: Box, config: VerifyConfig, memo: Sampling
         return result(Verdict.UNKNOWN, lower, upper, contraction.method, None,
                       f"contraction not proven: {contraction.reason}", details)
     rate = contraction.upper
+    if not rate < 1.0:  # certified means <= 1 - margin, and margin may be 0: Banach needs a rate below 1
+        return result(Verdict.UNKNOWN, lower, upper, contraction.method, None,
+                      f"contraction not proven: the rate bound {rate:.6g} is not below 1", details)
     # 3. the set of starts: X when invariant, else the largest P-ellipsoid around the equilibrium inside X
     invariance = check_invariance(net, box, config.with_(timeout=max(0.25 * share, 1e-3)))
     details = details.with_invariance(invariance.verdict.value)
@@ -156,7 +159,7 @@ def check_stability(net: Network, box: Box, config: VerifyConfig, memo: Sampling
     x_bar = points[0]
     radius = _ellipsoid_radius(box, x_bar, metric)
     needed = _residual_bound(net, x_bar, metric) / (1.0 - rate)
-    if radius <= needed:
+    if not radius > needed:  # a NaN residual bound proves no ellipsoid
         return result(Verdict.UNKNOWN, lower, upper, contraction.method, None,
                       f"f contracts at rate {rate:.6g}, but the equilibrium {eq[0]} is too close to the box's edge "
                       f"for a P-ellipsoid around it (radius {radius:.3g} <= {needed:.3g})", details)

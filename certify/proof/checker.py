@@ -346,9 +346,12 @@ def _number_of(text, what: str) -> float:
     if not isinstance(text, str):
         raise Invalid("claim", f"{what} must be a decimal string")
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise Invalid("claim", f"{what} must be a decimal string") from None
+    if not math.isfinite(value):  # float() reads "nan" and "inf": a claim with them proves nothing
+        raise Invalid("claim", f"{what} must be finite, got {text!r}")
+    return value
 
 
 def check_sup_norm(claim, evidence, net: Net, lo, hi, step: str) -> str:
@@ -357,8 +360,8 @@ def check_sup_norm(claim, evidence, net: Net, lo, hi, step: str) -> str:
         raise Invalid(step, f"quantity must be 'A*' or 'J', got {quantity!r}")
     p, bound = _norm(claim.get("norm")), _number_of(claim.get("bound"), "bound")
     cols = claim.get("columns")
-    if not isinstance(cols, int) or not 0 < cols <= net.n_in:
-        raise Invalid(step, "columns must be an integer in 1..n_in")
+    if not isinstance(cols, int) or isinstance(cols, bool) or cols not in (net.n_states, net.n_in):
+        raise Invalid(step, "columns must be n_states (the state block) or n_in (all inputs)")
     metric = None
     if claim.get("metric") is not None:
         if p != 2.0 or cols != net.n_states or net.out_w.shape[0] != net.n_states:
@@ -372,7 +375,8 @@ def check_sup_norm(claim, evidence, net: Net, lo, hi, step: str) -> str:
         raise Invalid(step, str(exc)) from None
     root = Node.root(net, lo, hi)
     kind = evidence.get("kind") if isinstance(evidence, dict) else None
-    symbol = f"||{'T ' if metric else ''}{quantity}(x){' T^-1' if metric else ''}||_{claim['norm']}"
+    block = "" if cols == net.n_in else f"[:, :{cols}]"  # the state columns only: say so
+    symbol = f"||{'T ' if metric else ''}{quantity}(x){block}{' T^-1' if metric else ''}||_{claim['norm']}"
     if kind == "product":
         value = product_bound(ev, root)
         if not value <= bound:
@@ -405,7 +409,7 @@ def _check_lower(spec, ev: Evaluator, lo, hi, step: str) -> str:
         x = np.array([float(v) for v in spec.get("witness")], dtype=np.float64)
     except (TypeError, ValueError):
         raise Invalid(step, "the witness must be a list of decimal strings") from None
-    if x.shape != lo.shape or np.any(x < lo) or np.any(x > hi):
+    if x.shape != lo.shape or not np.all((x >= lo) & (x <= hi)):  # a NaN coordinate is in no box
         raise Invalid(step, "the witness lies outside the box")
     node = Node.root(ev.net, x, x)
     recs = ev.prefix(node)
@@ -423,6 +427,8 @@ def _check_lower(spec, ev: Evaluator, lo, hi, step: str) -> str:
 
 def check_invariance(claim, evidence, net: Net, lo, hi, step: str) -> str:
     bound = _number_of(claim.get("bound"), "bound")
+    if not bound <= 0:  # the text says f(X) inside X: a violation below a positive bound does not show it
+        raise Invalid(step, f"an invariance bound must be <= 0, got {bound!r}")
     n = net.n_states
     if net.out_w.shape[0] != n or any(a is None for a in net.acts):
         raise Invalid(step, "invariance needs a map from the states to the states with activations the checker "
@@ -527,6 +533,9 @@ def check_proof(proof: dict, model_path=None, region_path=None, out=print, reimp
         net = parse_network(proof.get("network"))
         if net.n_in != lo.size:
             raise Invalid("network", f"the network takes {net.n_in} inputs but the box has {lo.size}")
+        region_states = proof["region"].get("n_states")
+        if region_states is not None and region_states != net.n_states:
+            raise Invalid("network", f"the network has {net.n_states} states but the proof's region {region_states!r}")
         checks = proof.get("checks")
         if not isinstance(checks, list) or not checks:
             raise Invalid("checks", "the proof lists no checks")

@@ -55,6 +55,7 @@ from . import checker, equilibria
 from .enclosure import Evaluator, Node, Unsupported, farkas_certifies, product_bound
 
 GAIN_SLACK = 1e-9  # a gain's claim is [lower (1 - slack), upper (1 + slack)]: the checker's rounding needs room
+GAIN_TINY = 1e-9  # and at least this much absolute room: a gain of 0 (a constant map) leaves no relative room
 _POOL = 16  # sample points kept per node (they spare the LP of pieces they show non-empty)
 
 
@@ -337,9 +338,10 @@ def prove_check(result: CheckResult, net_spec: dict, net, lo, hi, norm: float, m
         claim["metric"] = metric_spec(details.metric)
         metric = checker.metric_factor(claim["metric"], cols)
     if result.check is CheckName.GAIN:
-        bound = result.upper * (1.0 + GAIN_SLACK)
+        bound = max(result.upper * (1.0 + GAIN_SLACK), GAIN_TINY)
         if result.witness is not None:
-            claim["lower"] = {"value": _s(result.lower * (1.0 - GAIN_SLACK) if result.lower > 0 else result.lower),
+            low = result.lower * (1.0 - GAIN_SLACK) if result.lower > GAIN_TINY else result.lower - GAIN_TINY
+            claim["lower"] = {"value": _s(low),
                               "witness": [_s(v) for v in result.witness.x]}
     else:
         bound = 1.0 - margin
