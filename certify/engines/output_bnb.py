@@ -22,7 +22,6 @@ As sub-boxes shrink every neuron becomes stable on them and CROWN is exact there
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -31,8 +30,9 @@ from ..bounds.crown import box_layer_bounds, box_row_bounds, crown_pads
 from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.network import Network
-from .contract import EngineResult, Outcome, Query, SearchCounts
-from .search import Incumbent, Node, SearchLimits, best_first, halves, volume_fraction
+from .contract import EngineResult, Query, SearchCounts
+from .search import Incumbent, Node, best_first, halves, volume_fraction
+from .violation_search import bracket_limits, bracket_result
 
 _MIN_REL_WIDTH = 1e-9
 _FIRST_BATCH = 16
@@ -149,20 +149,8 @@ def output_bnb(query: Query, rows: np.ndarray | None = None, consts: np.ndarray 
     k = int(np.argmax(replay(pts)))
     incumbent = Incumbent(float(replay(pts[k:k + 1])[0]), pts[k].copy())
     problem = _OutputProblem(bounder, replay)
-    t = query.threshold
-    below = None if t is None else float(np.nextafter(t, -math.inf))  # "bound < t" as "bound <= below"
-    limits = SearchLimits(threshold=below, stop_above=t, gap_abs=options.gap_tol if t is None else 0.0,
-                          lower_seed=query.lower_seed,
-                          proof_level=float(np.nextafter(0.0 if t is None else t, -math.inf)),
-                          deadline=query.deadline, timeout=query.config.timeout, max_nodes=query.budget,
-                          unit="boxes", trace_every=4)
+    limits = bracket_limits(query, trace_every=4, lower_seed=query.lower_seed)
     roots = problem.bound_nodes(box.lower[None].copy(), box.upper[None].copy(), incumbent)
     run = best_first(problem, roots, incumbent, limits, start=t0)
-    reason = run.reason
-    if run.outcome is Outcome.EXCEEDED:
-        reason = "a replayed point exceeds the threshold"
-    elif run.outcome is Outcome.STALLED and run.final_max > incumbent.value:
-        reason = "boxes too small to split remain above the level"
-    return EngineResult(incumbent.value, run.upper, incumbent.point, None, run.exhausted and not reason,
-                        time.perf_counter() - t0, reason, run.trace, run.outcome,
-                        SearchCounts(nodes=run.steps, boxes=problem.boxes), min(1.0, run.proven), method="crown")
+    return bracket_result(run, incumbent, t0, "a replayed point exceeds the threshold",
+                          SearchCounts(nodes=run.steps, boxes=problem.boxes), "crown")

@@ -30,7 +30,7 @@ from ..ir.network import Network
 from .bisection import BisectionProblem
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .parallel import search_executor
-from .search import Incumbent, SearchLimits, best_first
+from .search import Incumbent, SearchLimits, SearchOutcome, best_first
 
 
 def violation(net: Network, box: Box, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,19 +77,36 @@ def violation_search(query: Query) -> EngineResult:
 
     sens = np.abs(jacobian_enclosure(net, box.lower, box.upper)[1][: net.n_states]).sum(axis=0) + 1e-12
     problem = BisectionProblem(box, sens, lambda lo, hi: violation_bound(net, box, lo, hi), offer)
-    t = query.threshold
-    below = None if t is None else float(np.nextafter(t, -math.inf))  # "bound < t" as "bound <= below"
-    limits = SearchLimits(threshold=below, stop_above=t, gap_abs=options.gap_tol if t is None else 0.0,
-                          proof_level=float(np.nextafter(0.0 if t is None else t, -math.inf)),
-                          deadline=query.deadline, timeout=query.config.timeout, max_nodes=query.budget,
-                          unit="boxes", trace_every=16)
+    limits = bracket_limits(query, trace_every=16)
     with search_executor(query, "violation") as executor:  # serial unless config.workers > 1 or a cluster is given
         run = best_first(problem, [problem.root()], incumbent, limits, start=t0, executor=executor)
+    return bracket_result(run, incumbent, t0, "a replayed point leaves the box", SearchCounts(boxes=problem.boxes),
+                          "boxes")
+
+
+def bracket_limits(query: Query, trace_every: int, lower_seed: float = -math.inf) -> SearchLimits:
+    """The sub-box searches' limits for V (this module and :mod:`certify.engines.output_bnb`): with
+    ``query.threshold`` t, certify mode ("bound < t" as "bound <= nextafter(t, -inf)", stop once a replayed point
+    exceeds t); without one, exact mode within ``query.config.invariance.gap_tol``; the proven fraction counts
+    boxes with bound < t (t = 0 in exact mode); ``lower_seed``: a known lower bound on V that prunes."""
+    t = query.threshold
+    below = None if t is None else float(np.nextafter(t, -math.inf))
+    return SearchLimits(threshold=below, stop_above=t, gap_abs=query.config.invariance.gap_tol if t is None else 0.0,
+                        lower_seed=lower_seed, proof_level=float(np.nextafter(0.0 if t is None else t, -math.inf)),
+                        deadline=query.deadline, timeout=query.config.timeout, max_nodes=query.budget,
+                        unit="boxes", trace_every=trace_every)
+
+
+def bracket_result(run: SearchOutcome, incumbent: Incumbent, t0: float, exceeded: str, counts: SearchCounts,
+                   method: str) -> EngineResult:
+    """The :class:`EngineResult` of a sub-box search of V: [incumbent, run.upper] (sound), ``exceeded`` the reason
+    when a replayed point passed the threshold; exhausted only when every box was closed and nothing stands open
+    (no reason)."""
     reason = run.reason
     if run.outcome is Outcome.EXCEEDED:
-        reason = "a replayed point leaves the box"
+        reason = exceeded
     elif run.outcome is Outcome.STALLED and run.final_max > incumbent.value:
         reason = "boxes too small to split remain above the level"
     return EngineResult(incumbent.value, run.upper, incumbent.point, None, run.exhausted and not reason,
-                        time.perf_counter() - t0, reason, run.trace, run.outcome, SearchCounts(boxes=problem.boxes),
-                        min(1.0, run.proven), method="boxes")
+                        time.perf_counter() - t0, reason, run.trace, run.outcome, counts, min(1.0, run.proven),
+                        method=method)
