@@ -37,3 +37,11 @@ def test_open_nodes_with_nan_bounds_keep_the_upper_bound_infinite():
 def test_finite_bounds_still_certify():
     run = best_first(_Splitter(0.5), [Node(3.0, volume=1.0)], Incumbent(0.2), SearchLimits(threshold=1.0))
     assert run.outcome is Outcome.CERTIFIED and run.upper == 0.5
+
+
+def test_a_lower_seed_above_the_threshold_is_never_certified():
+    """The level max(incumbent, seed, threshold) closes nodes up to the seed; the seed says the sup exceeds the
+    threshold, so the loop must not call that certified."""
+    run = best_first(_Splitter(1.5), [Node(3.0, volume=1.0)], Incumbent(0.2),
+                     SearchLimits(threshold=1.0, lower_seed=2.0))
+    assert run.outcome is Outcome.EXCEEDED

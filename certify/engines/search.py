@@ -208,6 +208,10 @@ def best_first(problem: SearchProblem, roots: list[Node], incumbent: Incumbent, 
             outcome = Outcome.CERTIFIED if limits.threshold is not None else Outcome.BRACKETED
             if stuck:
                 outcome = Outcome.STALLED
+            if limits.threshold is not None and limits.lower_seed > limits.threshold:
+                # the level closed nodes up to the seed, a value attained elsewhere above the threshold: not proven
+                outcome = Outcome.EXCEEDED
+                reason = f"the lower seed {limits.lower_seed:.12g} exceeds the threshold {limits.threshold:.12g}"
             break
         if time.perf_counter() > limits.deadline:
             reason = f"timeout after {limits.timeout:g} s with {len(heap)} open {limits.unit}"
