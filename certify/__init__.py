@@ -6,8 +6,9 @@ analyses -> :class:`CheckResult` certificates -> report / JSON / exit code.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 # The public names are exported lazily (PEP 562): importing ``certify`` (and so ``certify.cli``, ``certify.config``
 # or any other submodule, which first runs this file) must not load torch, onnx or the engines, so that
@@ -89,17 +90,7 @@ def _version() -> str:
 __version__ = _version()
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'certify' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; never executed

@@ -1,5 +1,6 @@
 """The one builder of small random :class:`~certify.ir.network.Network` objects for tests (seeded, float64), and a
-few fixed examples.
+few fixed examples, and :func:`vertex_max`, the brute-force sup of a slope chain's 2-norm that the SDP tests compare
+their bounds with.
 
 Tests that build nets inside test functions take the ``random_net``, ``random_weights``, ``unit_box``,
 ``scaled_net`` and ``gelu_example`` fixtures of ``tests/conftest.py``; modules that need them at import time (a
@@ -16,6 +17,7 @@ assert things of particular seeds, so changing a default or the order of draws c
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -119,3 +121,24 @@ def gelu_example() -> tuple[Network, Box]:
     """Issue 4's example f(x) = 0.999 GELU(0.999 x) + 0.089543 on [-5, 50]: sup |A*| < 1, three fixed points."""
     net = Network((Layer(np.array([[0.999]]), np.zeros(1), acts.gelu()),), np.array([[0.999]]), np.array([0.089543]))
     return net, Box(np.array([-5.0]), np.array([50.0]))
+
+
+def vertex_max(weights, lower, upper, skip=None) -> float:
+    """max ||W_L diag(s) ... W_0 + S||_2 over every vertex of the slope box: the exact sup over the box, because the
+    norm is convex in each slope separately (so the sup over the box sits at a vertex). Small nets only (2^free).
+
+    Shapes: ``weights`` W_0 (n_1, n_0), ..., W_L (n_out, n_L); ``lower``/``upper`` the slope bounds of layers 1..L,
+    (n_l,) each; ``skip`` S (n_out, n_0) or None.
+    """
+    free = [np.flatnonzero(b > a) for a, b in zip(lower, upper)]
+    best = 0.0
+    for bits in itertools.product((0, 1), repeat=sum(f.size for f in free)):
+        it = iter(bits)
+        m = weights[0]
+        for w, a, b, fr in zip(weights[1:], lower, upper, free):
+            s = a.copy()
+            for i in fr:
+                s[i] = b[i] if next(it) else a[i]
+            m = w @ (s[:, None] * m)
+        best = max(best, float(np.linalg.norm(m if skip is None else m + skip, 2)))
+    return best

@@ -221,3 +221,9 @@ def test_region_validates_its_fields():
         Region(box, norm=3)
     with pytest.raises(RegionError):
         Region(box, margin=1.5)
+
+
+def test_an_integer_too_large_for_float64_is_a_region_error():
+    """Printing an int of more than 4300 digits raises inside Python: the message names the key, never the value."""
+    with pytest.raises(RegionError, match=r"lower\[0\] overflows float64"):
+        region_file.parse_region({"lower": [10**5000], "upper": [10**5000]}, "r")

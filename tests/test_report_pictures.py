@@ -55,23 +55,26 @@ def _a_star_norms(net, pts: np.ndarray) -> np.ndarray:
     return np.linalg.svd(mats, compute_uv=False)[:, 0]
 
 
+def _pictured(net, box: Box, verdict: Verdict):
+    """The dissipativity report of ``net`` over ``box`` (its verdict checked to be ``verdict``), its pictures and its
+    HTML."""
+    rep = verify(net, box, checks=["dissipativity"], config=_config())
+    assert rep["dissipativity"].verdict is verdict
+    pics = render.pictures(rep)
+    return rep, pics, render.to_html(rep, pictures=pics)
+
+
 @pytest.fixture(scope="module")
 def falsified():
     """A 3-state ReLU net whose dissipativity is falsified (a replayed witness), its pictures and its HTML."""
     net = random_net(1, 3, (8,), 3, acts.relu(), weight_scale=1.2, bias_scale=0.2)
-    rep = verify(net, BOX3, checks=["dissipativity"], config=_config())
-    assert rep["dissipativity"].verdict is Verdict.FALSIFIED
-    pics = render.pictures(rep)
-    return rep, pics, render.to_html(rep, pictures=pics)
+    return _pictured(net, BOX3, Verdict.FALSIFIED)
 
 
 @pytest.fixture(scope="module")
 def certified():
     net = random_net(1, 2, (8,), 2, acts.relu(), weight_scale=0.8, bias_scale=0.2)
-    rep = verify(net, BOX2, checks=["dissipativity"], config=_config())
-    assert rep["dissipativity"].verdict is Verdict.CERTIFIED
-    pics = render.pictures(rep)
-    return rep, pics, render.to_html(rep, pictures=pics)
+    return _pictured(net, BOX2, Verdict.CERTIFIED)
 
 
 def _unknown_report(details: SupNormDetails, verdict=Verdict.UNKNOWN) -> Report:

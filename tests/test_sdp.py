@@ -5,14 +5,13 @@ where the answer is known, and the float64 re-check that must reject solutions t
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from random_nets import random_net, random_weights
+from random_nets import random_net, random_weights, vertex_max
 
 import certify.solvers.sdp as sdp_backend
 from certify.engines.lipsdp import (
@@ -40,26 +39,6 @@ LIPSDP = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / 
 # 0.5 N(0, 1), the output weight N(0, 1) / sqrt(fan_in), the skip 0.3 N(0, 1) (when present) and a zero output bias.
 NET = {"weight_scale": 1.5, "bias_scale": 0.5, "out_scale": 1.0, "out_bias_scale": 0.0, "out_order": "wsb",
        "weights_first": True}
-
-
-def _vertex_max(weights, lower, upper, skip=None) -> float:
-    """max ||W_L diag(s) ... W_0 + S|| over every vertex of the slope box: the exact sup over the box, because the
-    norm is convex in each slope separately (so the sup over the box sits at a vertex)."""
-    free = [np.flatnonzero(b > a) for a, b in zip(lower, upper)]
-    n_free = sum(f.size for f in free)
-    best = 0.0
-    for bits in itertools.product((0, 1), repeat=n_free):
-        it = iter(bits)
-        m = weights[0]
-        for w, a, b, fr in zip(weights[1:], lower, upper, free):
-            s = a.copy()
-            for i in fr:
-                s[i] = b[i] if next(it) else a[i]
-            m = w @ (s[:, None] * m)
-        if skip is not None:
-            m = m + skip
-        best = max(best, float(np.linalg.norm(m, 2)))
-    return best
 
 
 def _naive(weights, lower, upper, skip=None) -> float:
@@ -105,7 +84,7 @@ def test_relu_global_bound_dominates_every_slope_vertex(seed, with_skip):
     skip = rng.normal(size=(2, 2)) if with_skip else None
     res = lipschitz_sdp(weights, lower, upper, skip, backend=ACCURATE)
     assert res.value is not None, res.reason
-    exact = _vertex_max(weights, lower, upper, skip)
+    exact = vertex_max(weights, lower, upper, skip)
     assert exact <= res.value <= _naive(weights, lower, upper, skip) * (1 + 1e-6)
 
 
@@ -202,7 +181,7 @@ def test_recheck_accepts_the_solution_and_rejects_perturbed_ones():
     rho = tightest_rho(data, t)
     assert rho is not None
     ok = check_lmi(data, rho * (1 + 1e-9), t)
-    assert ok.value is not None and ok.value >= _vertex_max(weights, lower, upper)
+    assert ok.value is not None and ok.value >= vertex_max(weights, lower, upper)
     # a claimed rho 2% too small: the rebuilt LMI has a clearly negative eigenvalue
     low = check_lmi(data, 0.98 * rho, t)
     assert low.value is None and low.min_eig < 0 and "re-check failed" in low.reason
@@ -224,7 +203,7 @@ def test_recheck_rejects_a_solution_that_is_wrong_for_this_network():
     stronger = [weights[0], weights[1], weights[2] * 1.05]
     other = build_lmi(stronger, lower, upper)
     assert check_lmi(other, rho * (1 + 1e-9), t).value is None
-    assert _vertex_max(stronger, lower, upper) > math.sqrt(rho)  # it would have been a wrong bound
+    assert vertex_max(stronger, lower, upper) > math.sqrt(rho)  # it would have been a wrong bound
 
 
 def test_tightest_rho_matches_the_lmi_boundary():

@@ -10,7 +10,6 @@ search (ReLU).
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from random_nets import random_net, random_weights
+from random_nets import random_net, random_weights, vertex_max
 
 from certify.api import verify
 from certify.certificate import CheckName, Verdict
@@ -34,22 +33,6 @@ from certify.solvers.sdp import SemidefiniteProgram
 
 FORGED = "forged"
 OTHERS = tuple(b for b in registry.available_backends(registry.ProblemKind.SDP) if b != "ipm")
-
-
-def vertex_max(weights, lower, upper, skip=None) -> float:
-    """The exact sup of the chain's 2-norm over the slope box (every vertex; small nets only)."""
-    free = [np.flatnonzero(b > a) for a, b in zip(lower, upper)]
-    best = 0.0
-    for bits in itertools.product((0, 1), repeat=sum(f.size for f in free)):
-        it = iter(bits)
-        m = weights[0]
-        for w, a, b, fr in zip(weights[1:], lower, upper, free):
-            s = a.copy()
-            for i in fr:
-                s[i] = b[i] if next(it) else a[i]
-            m = w @ (s[:, None] * m)
-        best = max(best, float(np.linalg.norm(m if skip is None else m + skip, 2)))
-    return best
 
 
 class ForgedBackend:

@@ -22,10 +22,10 @@ convolutions, more than two inputs, non-vector outputs, external data outside th
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from ..errors import ModelError
 
 # The importers are exported lazily (PEP 562), as in certify/__init__.py: this package also holds the region and
@@ -74,17 +74,7 @@ def load_model(path: str | Path, n_states: int | None = None) -> Network:
     raise ModelError(f"{path}: unknown model format {suffix or '(no suffix)'!r}; certify reads ONNX files (.onnx)")
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'certify.importers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [

@@ -22,7 +22,7 @@ from ..ir.numerics import parse_norm
 from ..ir.output_property import OutputProperty
 from ..ir.stochastic import Heads
 from .vnnlib import is_vnnlib, read_vnnlib
-from .yaml_file import Limits, read_yaml
+from .yaml_file import Limits, finite_number, read_yaml
 
 
 @dataclass(frozen=True)
@@ -84,15 +84,7 @@ _HINT = "; a region lists one [lower, upper] per model input"
 
 
 def _bound(path: str, key: str, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise RegionError(f"{path}: {key} must be a number, got {v!r}")
-    try:
-        x = float(v)
-    except OverflowError:
-        raise RegionError(f"{path}: {key} = {v!r} overflows float64; give a smaller number") from None
-    if not math.isfinite(x):
-        raise RegionError(f"{path}: {key} is NaN or infinite; give a finite number")
-    return x
+    return finite_number(path, key, v, RegionError)
 
 
 def _check_interval(path: str, key: str, lo: float, hi: float) -> None:

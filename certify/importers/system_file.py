@@ -29,7 +29,6 @@ controller's own IR is trusted as far as the ONNX importer's agreement check wit
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ import numpy as np
 from ..errors import ModelError, SystemFileError
 from ..ir import activations as acts
 from ..ir.network import Layer, Network
-from .yaml_file import Limits, read_text, read_yaml
+from .yaml_file import Limits, finite_number, read_text, read_yaml
 
 _TOP_KEYS = ("plant", "controller")
 _REGION_KEYS = {"states", "inputs", "lower", "upper"}
@@ -148,15 +147,7 @@ def _matrix(path: str, key: str, value) -> np.ndarray:
 
 
 def _number(path: str, key: str, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise SystemFileError(f"{path}: {key} must be a number, got {v!r}")
-    try:
-        x = float(v)
-    except OverflowError:
-        raise SystemFileError(f"{path}: {key} overflows float64; give a smaller number") from None
-    if not math.isfinite(x):
-        raise SystemFileError(f"{path}: {key} is NaN or infinite; give a finite number")
-    return x
+    return finite_number(path, key, v, SystemFileError)
 
 
 def _vector(path: str, key: str, value, size: int) -> np.ndarray:

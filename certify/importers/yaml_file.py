@@ -24,6 +24,7 @@ naming the file, the key (``states.a[1]``) and its line, and saying what to do.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -272,6 +273,20 @@ def parse_yaml(text: str, where: str, error: type[ValueError], what: str, limits
             dispose()
     root = stack[0].value
     return root[0] if root else None
+
+
+def finite_number(where: str, key: str, v, error: type[ValueError]) -> float:
+    """``v`` (a parsed scalar) as a finite float64; ``error(message)`` naming ``where`` and ``key`` when it is not a
+    number (a boolean is not), overflows float64 (a huge int) or is NaN or infinite."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise error(f"{where}: {key} must be a number, got {v!r}")
+    try:
+        x = float(v)
+    except OverflowError:  # the value is not repeated: repr of an int over 4300 digits raises
+        raise error(f"{where}: {key} overflows float64; give a smaller number") from None
+    if not math.isfinite(x):
+        raise error(f"{where}: {key} is NaN or infinite; give a finite number")
+    return x
 
 
 def read_text(path: str | Path, error: type[ValueError], what: str, max_bytes: int) -> str:

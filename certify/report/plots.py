@@ -231,6 +231,22 @@ def _plain_numbers(axis) -> None:
     axis.set_major_formatter(fmt)
 
 
+def _box_view(ax, box: Box, dims: tuple[int, int], pad: float = 0.0) -> None:
+    """Show the face ``dims = (i, j)`` of ``box`` (widened by ``pad`` times its width on each side), with plain tick
+    numbers and the two coordinates' names as the axis labels."""
+    i, j = dims
+    lo, hi = box.lower[[i, j]], box.upper[[i, j]]
+    if pad:
+        w = hi - lo
+        lo, hi = lo - pad * w, hi + pad * w
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    _plain_numbers(ax.xaxis)
+    _plain_numbers(ax.yaxis)
+    ax.set_xlabel(box.names[i])
+    ax.set_ylabel(box.names[j])
+
+
 def _labels(values) -> list[str]:
     """The shortest '%.Ng' labels (N <= 10) that tell the values apart."""
     for digits in range(3, 11):
@@ -383,12 +399,7 @@ def norm_map(
             (h,) = ax.plot(eq[:, i], eq[:, j], "*", color="w", mec="k", ms=13, clip_on=False, zorder=7,
                            label="equilibria" if len(eq) > 1 else "equilibrium")
             handles.append(h)
-    ax.set_xlim(box.lower[i], box.upper[i])
-    ax.set_ylim(box.lower[j], box.upper[j])
-    _plain_numbers(ax.xaxis)
-    _plain_numbers(ax.yaxis)
-    ax.set_xlabel(box.names[i])
-    ax.set_ylabel(box.names[j])
+    _box_view(ax, box, (i, j))
     ax.set_title(title or f"{field.symbol} over the box", fontsize=10)
     if handles:
         _legend(fig, handles, ncol=min(3, len(handles)))
@@ -477,12 +488,7 @@ def proven_boxes_map(net: Network, box: Box, field: Field, limit: float, kinds, 
         (h,) = ax.plot(p[i], p[j], "o", mfc="none", mec="tab:red", ms=12, mew=2.0, clip_on=False, zorder=6,
                        label=f"{label} ({field.symbol} = {_labels([v])[0]})")
         handles.append(h)
-    ax.set_xlim(box.lower[i], box.upper[i])
-    ax.set_ylim(box.lower[j], box.upper[j])
-    _plain_numbers(ax.xaxis)
-    _plain_numbers(ax.yaxis)
-    ax.set_xlabel(box.names[i])
-    ax.set_ylabel(box.names[j])
+    _box_view(ax, box, (i, j))
     ax.set_title(f"{check or 'check'}: sub-boxes proven below the threshold ({int(proven.sum())}/{k * k})",
                  fontsize=10)
     _legend(fig, handles, ncol=1)
@@ -566,13 +572,7 @@ def phase_portrait(net: Network, box: Box, dims: tuple[int, int] = (0, 1), steps
         (h,) = ax.plot(eq[:, i], eq[:, j], "*", color="gold", mec="k", ms=13, zorder=7, clip_on=False,
                        label="equilibria" if len(eq) > 1 else "equilibrium")
         handles.append(h)
-    w = box.upper[[i, j]] - box.lower[[i, j]]
-    ax.set_xlim(box.lower[i] - 0.25 * w[0], box.upper[i] + 0.25 * w[0])
-    ax.set_ylim(box.lower[j] - 0.25 * w[1], box.upper[j] + 0.25 * w[1])
-    _plain_numbers(ax.xaxis)
-    _plain_numbers(ax.yaxis)
-    ax.set_xlabel(box.names[i])
-    ax.set_ylabel(box.names[j])
+    _box_view(ax, box, (i, j), pad=0.25)
     ax.set_title(f"simulated trajectories, {steps} steps", fontsize=10)
     _legend(fig, handles, ncol=3)
     _freeze(fig)
