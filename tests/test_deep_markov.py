@@ -137,6 +137,13 @@ def ort_heads(path: Path, x: np.ndarray) -> list[np.ndarray]:
     return [o.astype(np.float64) for o in sess.run(None, {sess.get_inputs()[0].name: x.astype(dtype)})]
 
 
+def _region_file(folder: Path, extra: str = "") -> Path:
+    """``folder/box.yaml``: the two-state region BOX, followed by ``extra`` (YAML text, e.g. a heads key)."""
+    box = folder / "box.yaml"
+    box.write_text(BOX + extra, encoding="utf-8")
+    return box
+
+
 # --------------------------------------------------------------------------- the heads key
 def test_heads_key_is_read():
     region = parse_region({"states": {"a": [0, 1]}, "heads": {"mean": "m", "noise": 1, "form": "Log_Variance"}}, "r")
@@ -157,8 +164,7 @@ def test_heads_key_is_read():
     ("{mean: 0, noise: 1.5}", "0-based output index"),
 ])
 def test_bad_heads_keys_are_errors_naming_the_file_and_key(tmp_path, capsys, small_file, heads, words):
-    box = tmp_path / "box.yaml"
-    box.write_text(BOX + f"heads: {heads}\n", encoding="utf-8")
+    box = _region_file(tmp_path, f"heads: {heads}\n")
     with pytest.raises(RegionError) as info:
         load_region(box)
     assert str(info.value).startswith(f"{box}: heads") and words in str(info.value), str(info.value)
@@ -173,16 +179,14 @@ def test_bad_heads_keys_are_errors_naming_the_file_and_key(tmp_path, capsys, sma
     ("{mean: noise, noise: mean}", "the mean head has 4 outputs"),
 ])
 def test_heads_that_do_not_fit_the_model_are_errors_with_exit_3(tmp_path, capsys, small_file, heads, words):
-    box = tmp_path / "box.yaml"
-    box.write_text(BOX + f"heads: {heads}\n", encoding="utf-8")
+    box = _region_file(tmp_path, f"heads: {heads}\n")
     code, out, err = run([small_file[0], "--region", box, "--check", "mean_square"], capsys)
     assert code == 3, out + err
     assert words in err and str(small_file[0]) in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_two_outputs_without_heads_and_heads_on_one_output_are_refused(tmp_path, capsys, small_file, save_model):
-    box = tmp_path / "box.yaml"
-    box.write_text(BOX, encoding="utf-8")
+    box = _region_file(tmp_path)
     code, _, err = run([small_file[0], "--region", box], capsys)
     assert code == 3 and "2 outputs" in err and "heads" in err, err
     from onnx_builders import network_to_onnx
@@ -197,8 +201,7 @@ def test_mean_square_needs_a_noise_head(tmp_path, capsys, save_model):
     from onnx_builders import network_to_onnx
 
     single = save_model(network_to_onnx(mean_net(0.5)), "single.onnx")
-    box = tmp_path / "box.yaml"
-    box.write_text(BOX, encoding="utf-8")
+    box = _region_file(tmp_path)
     code, _, err = run([single, "--region", box, "--check", "mean_square"], capsys)
     assert code == 3 and "needs a deep Markov model" in err, err
 
@@ -348,8 +351,7 @@ def test_a_non_contracting_mean_gives_no_certificate():
 
 
 def test_the_command_runs_mean_square_on_a_two_head_file(tmp_path, capsys, small_file):
-    box = tmp_path / "box.yaml"
-    box.write_text(BOX + HEADS, encoding="utf-8")
+    box = _region_file(tmp_path, HEADS)
     code, out, err = run([small_file[0], "--region", box, "--check", "mean_square", "--samples", "1000",
                           "--budget", "100"], capsys)
     assert code == 0, out + err

@@ -366,3 +366,22 @@ def test_box_search_drops_second_order_where_it_does_not_apply(random_net, unit_
         boxes=BoxSearchOptions(bounds=(BoundKind.INTERVAL,), sdp=SdpUse.NEVER)), threshold=1.0))
     assert res.outcome.value == plain.outcome.value == "certified" and res.boxes == plain.boxes
 
+
+def test_box_search_defers_second_order_without_any_level(random_net, unit_box):
+    """A clip net (A*, secant Lipschitz) with a neuron on its kink over the whole box has no generic point, so the
+    incumbent stays -inf; with no threshold the level is -inf when the deferred second-order bound loses on a box.
+    The wait before its next try must still be a number of generations (it was NaN: ValueError), and the search
+    runs to its node budget with an upper bound."""
+    from certify.ir.network import Layer, Network
+
+    base = random_net(3, 2, (6, 6), activation=acts.clip(0.25, 2.0), weight_scale=1.5)
+    w0, b0 = np.array(base.layers[0].weight), np.array(base.layers[0].bias)
+    w0[0], b0[0] = 0.0, 0.25  # z = 0.25 = the clip's lower end for every x
+    net = Network((Layer(w0, b0, base.layers[0].activation),) + base.layers[1:], base.out_weight, base.out_bias,
+                  base.skip)
+    config = VerifyConfig(timeout=60.0, seed=0, budget=200,
+                          boxes=BoxSearchOptions(bounds=(BoundKind.INTERVAL, BoundKind.SECOND_ORDER), sdp=SdpUse.NEVER))
+    res = box_search(Query(net, unit_box(2), Quantity.A_STAR, config))
+    assert res.outcome.value == "budget" and math.isfinite(res.upper)
+    assert res.lower == -math.inf  # no witness: the case where the level is -inf
+    assert dict(res.wins)["second_order"] > 0

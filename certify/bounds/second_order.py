@@ -243,16 +243,18 @@ class _Ranges:
         self.slope_box = getattr(act, d)(*box)
         self.slope_c = getattr(act, d)(*centre)
         self.slope1_c = getattr(act, d1)(*centre)
-        self.g_c = act.derivative_range(*centre)  # sigma' at the centre
+        # sigma' at the centre (and below, sigma'' there and the ranges over the box): for J (d = sigma') the
+        # slope's own ranges, computed once
+        self.g_c = act.derivative_range(*centre) if a_star else self.slope_c
         if second:  # the remainders use the next derivative's deviation
             self.slope2_c = getattr(act, d2)(*centre)
             self.slope_dev = _deviation(getattr(act, d2)(*box), self.slope2_c)
-            self.k_c = act.second_derivative_range(*centre)
+            self.k_c = act.second_derivative_range(*centre) if a_star else self.slope1_c
             self.value_dev = _deviation(act.second_derivative_range(*box), self.k_c)
         else:
             self.slope2_c = self.k_c = None
             self.slope_dev = _deviation(getattr(act, d1)(*box), self.slope1_c)
-            self.value_dev = _deviation(act.derivative_range(*box), self.g_c)
+            self.value_dev = _deviation(act.derivative_range(*box) if a_star else self.slope_box, self.g_c)
 
 
 def _refine(pre, centre, z_mid, z_rad, gam_mid, gam_rad, rho, r):

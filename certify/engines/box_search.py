@@ -191,14 +191,19 @@ class _BoxProblem:
         of the excesses over the level falling like width^_DEFERRED_ORDER (measured: faster than the width^1
         of a pure second-order excess against first-order ones, the higher-order remainders dominate on large
         boxes), n_in log2(R) / _DEFERRED_ORDER splits (every coordinate halved once per n_in), at most
-        _DEFERRED_MAX_WAIT n_in; the next try measures R again."""
+        _DEFERRED_MAX_WAIT n_in; the next try measures R again. Without a level yet (-inf: no witness and no
+        threshold) the excesses are measured over 0 (every norm is >= 0); a ratio too large for float64 waits the
+        most."""
         if deferred <= cheap or cheap <= level:
             return 0
         n = self.query.network.n_in
         if not math.isfinite(deferred):
             return _DEFERRED_MAX_WAIT * n
-        ratio = (deferred - level) / (cheap - level)
-        return int(min(math.ceil(n * math.log2(ratio) / _DEFERRED_ORDER), _DEFERRED_MAX_WAIT * n))
+        base = level if math.isfinite(level) else 0.0
+        if cheap <= base:
+            return 0
+        steps = n * math.log2((deferred - base) / (cheap - base)) / _DEFERRED_ORDER
+        return int(min(math.ceil(steps), _DEFERRED_MAX_WAIT * n)) if math.isfinite(steps) else _DEFERRED_MAX_WAIT * n
 
     def level(self, incumbent: Incumbent) -> float:
         """The level at or below which the search closes a box (the loop's level without the gap tolerance)."""

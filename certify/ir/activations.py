@@ -176,8 +176,7 @@ def _silu_third_derivative(z: float) -> float:
 
 def _tanh_secant_second(z: float) -> float:
     """s''(z) = (sigma'' - 2 s') / z for s = tanh(z) / z (z away from 0)."""
-    s1 = (1.0 / math.cosh(z) ** 2 - math.tanh(z) / z) / z
-    return (-2.0 * math.tanh(z) / math.cosh(z) ** 2 - 2.0 * s1) / z
+    return _tanh_secant_curvature(z) / z
 
 
 def _softplus_secant_second(z: float) -> float:
@@ -695,26 +694,28 @@ class Activation:
             knots += [-3.0, 3.0]
         return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
 
+    def _curvature_knots(self, crits) -> tuple[float, ...]:
+        """The knots of a curvature range: 0, -c and c for each interior critical point c in ``crits``, and a
+        clip's ends, sorted, finite ones only."""
+        knots = [0.0] + [v for c in crits for v in (-c, c)]
+        if self.kind is ActivationKind.CLIP:
+            knots += [self.lo, self.hi]
+        return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
+
     def _second_derivative_knots(self) -> tuple[float, ...]:
         """Kinks of sigma'' and zeros of sigma''' (module docstring)."""
         k = self.kind
         crit = {ActivationKind.TANH: _TANH_D2_CRIT, ActivationKind.SIGMOID: _SIGMOID_D2_CRIT,
                 ActivationKind.GELU: 2.0, ActivationKind.GELU_TANH: _GELU_TANH_D2_CRIT,
                 ActivationKind.SILU: _SILU_D2_CRIT, ActivationKind.HARDSWISH: 3.0}.get(k)
-        knots = [0.0] if crit is None else [0.0, -crit, crit]
-        if k is ActivationKind.CLIP:
-            knots += [self.lo, self.hi]
-        return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
+        return self._curvature_knots(() if crit is None else (crit,))
 
     def _secant_derivative_knots(self) -> tuple[float, ...]:
         """Kinks of s' and zeros of s'' (module docstring)."""
         k = self.kind
         crit = {ActivationKind.TANH: _TANH_SD_CRIT, ActivationKind.SIGMOID: 2.0 * _TANH_SD_CRIT,
                 ActivationKind.HARDSWISH: 3.0}.get(k)
-        knots = [0.0] if crit is None else [0.0, -crit, crit]
-        if k is ActivationKind.CLIP:
-            knots += [self.lo, self.hi]
-        return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
+        return self._curvature_knots(() if crit is None else (crit,))
 
     def _third_derivative_knots(self) -> tuple[float, ...]:
         """Kinks of sigma''' and zeros of sigma''''."""
@@ -723,10 +724,7 @@ class Activation:
                  ActivationKind.GELU: _GELU_D3_CRITS, ActivationKind.GELU_TANH: _GELU_TANH_D3_CRITS,
                  ActivationKind.SILU: _SILU_D3_CRITS, ActivationKind.SOFTPLUS: (_SIGMOID_D2_CRIT,),
                  ActivationKind.HARDSWISH: (3.0,)}.get(k, ())
-        knots = [0.0] + [v for c in crits for v in (-c, c)]
-        if k is ActivationKind.CLIP:
-            knots += [self.lo, self.hi]
-        return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
+        return self._curvature_knots(crits)
 
     def _secant_second_derivative_knots(self) -> tuple[float, ...]:
         """Kinks of s'' and zeros of s'''."""
@@ -735,10 +733,7 @@ class Activation:
                 ActivationKind.GELU: 1.0, ActivationKind.GELU_TANH: _GELU_TANH_SS_CRIT,
                 ActivationKind.SILU: _SIGMOID_D2_CRIT, ActivationKind.SOFTPLUS: _SOFTPLUS_SS_CRIT,
                 ActivationKind.HARDSWISH: 3.0}.get(k)
-        knots = [0.0] if crit is None else [0.0, -crit, crit]
-        if k is ActivationKind.CLIP:
-            knots += [self.lo, self.hi]
-        return tuple(sorted(x for x in set(knots) if math.isfinite(x)))
+        return self._curvature_knots(() if crit is None else (crit,))
 
     # ----------------------------------------------------------------- ranges
     def _range(self, fn, knots, lower: np.ndarray, upper: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
