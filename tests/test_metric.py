@@ -114,3 +114,53 @@ def test_the_float64_inverse_correction_is_tiny_and_sound():
     m = rng.normal(size=(4, 4))
     exact = induced_norm(metric.t @ m @ np.linalg.inv(metric.t), 2.0)
     assert induced_norm(metric.conjugate(m), 2.0) * metric.lower_factor <= exact * (1 + 1e-12)
+
+
+def _exact_metric_norm_at_least(bound: float, t: np.ndarray, w: np.ndarray) -> bool:
+    """bound >= ||T W T^{-1}||_2 in exact rational arithmetic (2 x 2: ||A||^2 = (s + sqrt(s^2 - 4 det(A)^2)) / 2,
+    s = ||A||_F^2), T upper triangular and W as stored in float64."""
+    from fractions import Fraction as Fr
+
+    (t00, t01), (_, t11) = [[Fr(float(v)) for v in row] for row in t]
+    ti = [[1 / t00, -t01 / (t00 * t11)], [Fr(0), 1 / t11]]
+    tm = [[Fr(t00), Fr(t01)], [Fr(0), Fr(t11)]]
+    wf = [[Fr(float(v)) for v in row] for row in w]
+
+    def mul(x, y):
+        return [[sum(x[i][k] * y[k][j] for k in range(2)) for j in range(2)] for i in range(2)]
+
+    a = mul(mul(tm, wf), ti)
+    s = sum(v * v for row in a for v in row)
+    det = a[0][0] * a[1][1] - a[0][1] * a[1][0]
+    lhs = 2 * Fr(bound) ** 2 - s  # bound^2 >= ||A||^2 iff 2 b^2 - s >= sqrt(s^2 - 4 det^2)
+    return lhs >= 0 and lhs * lhs >= s * s - 4 * det * det
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bounds_in_a_metric_cover_the_rounding_of_the_conjugated_ends(seed, unit_box):
+    # T W T^{-1} small while |T| |W| |Q| is large: the float64 products W Q, T W and T W Q cancel, and their
+    # rounding (not only Q != T^{-1}) must be covered. Before the fix 5 of these 40 seeds had an interval,
+    # Corollary 4 or region-search upper bound below the exact value (by a relative 1e-11 to 3e-10).
+    from certify.ir.activations import relu
+    from certify.ir.network import Layer, Network
+
+    rng = np.random.default_rng(seed)
+    a = 10 ** rng.uniform(1.5, 3.2)
+    t = np.array([[1.0 + rng.uniform(), a * (1 + rng.uniform())], [0.0, 1.0 + rng.uniform()]])
+    metric = Metric.of(t.T @ t)
+    w = metric.t_inv @ (rng.normal(size=(2, 2)) * 10 ** rng.uniform(-6, -2)) @ metric.t
+    box = unit_box(2)
+    nets = [Network((), np.zeros((2, 2)), np.zeros(2), skip=w),  # the skip T S Q
+            Network((), w, np.zeros(2)),  # a linear net T W Q
+            # one hidden layer active on the whole box: A* = I W, so the ends W Q and T I carry the cancellation
+            Network((Layer(w, np.full(2, 1e7), relu()),), np.eye(2), np.zeros(2))]
+    for net in nets:
+        kinds = (BoundKind.INTERVAL, BoundKind.CENTRED, BoundKind.PRODUCT, BoundKind.SCALED)
+        for kind in kinds:
+            b = sup_norm_bound(net, box, 2.0, Quantity.A_STAR, True, (kind,), metric)
+            assert _exact_metric_norm_at_least(b, metric.t, w), (kind, b)
+        assert _exact_metric_norm_at_least(product_bound(net, box, 2.0, Quantity.A_STAR, True, metric).value,
+                                           metric.t, w)
+        res = region_search(Query(net, box, Quantity.A_STAR, VerifyConfig(timeout=30.0), metric=metric))
+        assert _exact_metric_norm_at_least(res.upper, metric.t, w), res
+        assert not _exact_metric_norm_at_least(res.lower * (1 - 1e-6), metric.t, w)  # and the lower bound is near

@@ -54,24 +54,27 @@ def product_bound(net: Network, box: Box, p: float, quantity: Quantity | str = Q
     weights = [layer.weight for layer in net.layers] + [net.out_weight]
     weights[0] = weights[0][:, :cols]
     skip = None if net.skip is None else net.skip[:, :cols]
-    factor = 1.0
+    factor, errors = 1.0, (0.0, 0.0, 0.0)
     if metric is not None and not metric.is_identity:  # Corollary 4 in the metric: the conjugated first/last layers
         weights, skip = metric.conjugated_chain(net)
-        factor = metric.upper_factor
-    weight_norms = tuple(norm_upper(w, p) for w in weights)
+        factor, errors = metric.upper_factor, metric.end_errors(net)  # the float64 ends' rounding, in norm
+    weight_norms = [norm_upper(w, p) for w in weights]
+    weight_norms[0] += errors[0]
+    weight_norms[-1] += errors[1]
+    weight_norms = tuple(weight_norms)
     slope_maxima = []
     for layer, lb in zip(net.layers, interval_bounds(net, box)):
         act = layer.activation
         rng = act.secant_range if q is Quantity.A_STAR else act.derivative_range
         lo, hi = activation_range(rng, lb.pre_lower, lb.pre_upper)  # [-inf, inf] where z overflowed float64
         slope_maxima.append(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) if lo.size else 0.0)
-    skip_norm = norm_upper(skip, p) if skip is not None else 0.0
+    skip_norm = norm_upper(skip, p) + errors[2] if skip is not None else 0.0
     value = float(np.prod(weight_norms)) * (float(np.prod(slope_maxima)) if slope_maxima else 1.0)
     value = value * product_pad(len(weight_norms) + len(slope_maxima))
     if skip is not None:
         if not net.layers:
             # f is affine: the whole map is out_weight + S, bound it directly (tighter and still sound).
-            value = norm_upper(weights[-1] + skip, p)
+            value = (norm_upper(weights[-1] + skip, p) + errors[0] + errors[2]) * product_pad(3)
         else:
             value = (value + skip_norm) * product_pad(1)
     value = value * factor

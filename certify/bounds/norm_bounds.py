@@ -38,8 +38,9 @@ DEFAULT_BOUNDS = (BoundKind.INTERVAL, BoundKind.CENTRED)
 @dataclass(frozen=True, eq=False)
 class SupNormBounder:
     """Per-net data shared by every sub-box: the chain's matrices (state columns first, conjugated by a metric when
-    one is given), their norms, the skip and ||S||, split sensitivities, and the metric's float64 inverse factor
-    (:mod:`certify.ir.metric`) that every bound is multiplied by."""
+    one is given), their norms, the skip and ||S||, split sensitivities, and, with a metric
+    (:mod:`certify.ir.metric`), the allowance for its float64 ends that every bound adds and the float64 inverse
+    factor that every bound is then multiplied by (both computed over the whole box, so valid on every sub-box)."""
 
     net: Network
     p: float
@@ -52,6 +53,7 @@ class SupNormBounder:
     mats_full: tuple[np.ndarray, ...]
     skip: np.ndarray | None = None
     factor: float = 1.0
+    allowance: float = 0.0
 
     @staticmethod
     def of(net: Network, box: Box, p: float, quantity: Quantity, state_only: bool,
@@ -63,8 +65,9 @@ class SupNormBounder:
         if metric is not None and not metric.is_identity:
             chain, skip = metric.conjugated_chain(net)
             conj = product_bound(net, box, p, quantity, state_only, metric)
+            allowance = metric.end_allowance(net, conj.slope_maxima)  # the float64 ends (every sub-box inside)
             return SupNormBounder(net, p, quantity, cols, tuple(chain), conj.weight_norms, conj.skip_norm, sens,
-                                  tuple(chain), skip, metric.upper_factor)
+                                  tuple(chain), skip, metric.upper_factor, allowance)
         mats = [layer.weight for layer in net.layers] + [net.out_weight]
         mats[0] = mats[0][:, :cols]
         full = tuple([layer.weight for layer in net.layers] + [net.out_weight])
@@ -76,7 +79,9 @@ class SupNormBounder:
 def box_bounds(st: SupNormBounder, lo: np.ndarray, hi: np.ndarray, kinds) -> dict[BoundKind, np.ndarray]:
     """Every requested (non-SDP) upper bound on sup ||Q(x)||_p over each of B boxes ``lo``/``hi`` (B, n_in)."""
     out = _box_bounds(st, lo, hi, kinds)
-    return out if st.factor == 1.0 else {k: v * st.factor for k, v in out.items()}
+    if st.factor == 1.0 and st.allowance == 0.0:
+        return out
+    return {k: (v + st.allowance) * st.factor * product_pad(1) for k, v in out.items()}
 
 
 def _box_bounds(st: SupNormBounder, lo: np.ndarray, hi: np.ndarray, kinds) -> dict[BoundKind, np.ndarray]:

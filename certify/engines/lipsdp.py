@@ -580,28 +580,7 @@ def sdp_bound_over_box(
     if metric is None or metric.is_identity:
         return lipschitz_sdp(weights, lows, highs, skip, backend=backend, **solver_options)
     chain, skip = metric.conjugated_chain(net)
-    chain_abs, skip_abs = _conjugated_magnitudes(net, metric, len(chain))
+    chain_abs, skip_abs = metric.end_magnitudes(net)
     res = lipschitz_sdp(list(chain), lows, highs, skip, backend=backend, weight_abs=chain_abs, skip_abs=skip_abs,
                         **solver_options)
     return res if res.value is None else replace(res, value=res.value * metric.upper_factor * (1.0 + 4 * _EPS))
-
-
-def _conjugated_magnitudes(net: Network, metric: Metric, length: int):
-    """Entrywise bounds on the exact conjugated ends of :meth:`Metric.conjugated_chain` (the float64 products
-    W_0[:, :n] Q, T W_L and T S[:, :n] Q have rounding errors of at most (k + 1) eps |.||.| in each entry, k
-    the inner dimension): (list with bounds for the first and last matrices and None between, skip bound or None)."""
-    n = metric.dim
-    t_abs, q_abs = np.abs(metric.t), np.abs(metric.t_inv)
-    pad = 1.0 + (2 * n + 4) * _EPS
-
-    def up(m: np.ndarray) -> np.ndarray:
-        return m * pad + 1e-300
-
-    out: list[np.ndarray | None] = [None] * length
-    if not net.layers:
-        out[0] = up(t_abs @ np.abs(net.out_weight[:, :n]) @ q_abs)
-    else:
-        out[0] = up(np.abs(net.layers[0].weight[:, :n]) @ q_abs)
-        out[-1] = up(t_abs @ np.abs(net.out_weight))
-    skip = None if net.skip is None else up(t_abs @ np.abs(net.skip[:, :n]) @ q_abs)
-    return out, skip

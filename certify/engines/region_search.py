@@ -46,6 +46,7 @@ from ..bounds.crown import chain_bounds
 from ..ir.metric import Metric
 from ..ir.numerics import (
     CHAIN_PAD,
+    EPS,
     TINY,
     abs_norm_upper,
     gram_spectral_upper,
@@ -92,6 +93,17 @@ class NodeBounder:
         if self.skip is not None and self.metric is not None:
             self.skip = self.metric.conjugate(self.skip)
         self.skip_norm = 0.0 if self.skip is None else norm_upper(self.skip, p)
+        # with a metric the float64 ends T W_L, G Q and T S Q err entrywise by at most a tiny multiple of |T| |W_L|,
+        # |G| |Q| and |T| |S| |Q| (certify.ir.metric): those magnitudes start the absolute-value chains, whose
+        # CHAIN_PAD multiple covers the errors
+        self.abs_skip = None if self.skip is None else np.abs(self.skip)
+        if self.metric is not None:
+            mags, skip_mag = self.metric.end_magnitudes(net)
+            if net.layers:
+                self.abs_out = mags[-1]
+            if skip_mag is not None:
+                self.abs_skip = skip_mag
+                self.skip_norm += CHAIN_PAD * abs_norm_upper(skip_mag, p)
 
     def matrix(self, m: np.ndarray) -> np.ndarray:
         """The state matrix the bounds are about: m[:, :cols], conjugated T m Q by the metric when there is one."""
@@ -102,6 +114,13 @@ class NodeBounder:
         """The node's exact pre-activation map G (state columns), times Q with a metric."""
         g = node.g_mat[:, : self.cols]
         return g if self.metric is None else g @ self.metric.t_inv
+
+    def head_magnitude(self, node) -> np.ndarray:
+        """An entrywise bound on |G| (|G| |Q| with a metric, which also bounds the float64 error of G Q)."""
+        g = node.g_mat[:, : self.cols]
+        if self.metric is None:
+            return np.abs(g)
+        return np.abs(g) @ np.abs(self.metric.t_inv) * (1.0 + 4 * (self.cols + 2) * EPS)
 
     def slope_ranges(self, node, fixed_override=None):
         """Per layer l.. L-1 the (s_lo, s_hi) slope intervals over the node, or None when bounds prove it empty."""
@@ -135,7 +154,7 @@ class NodeBounder:
         g = self.head(node)
         # interval matrix X in [xc - xr, xc + xr]; start exact: X = G
         lo_m, hi_m = g, g
-        mag = np.abs(g)
+        mag = self.head_magnitude(node)
         # tail interval (n_out x n_l), starting as the identity on layer l's neurons
         n_l = g.shape[0]
         t_lo, t_hi = np.eye(n_l), np.eye(n_l)
@@ -152,11 +171,14 @@ class NodeBounder:
             mag, t_mag = aw @ mag, aw @ t_mag
         if self.skip is not None:
             lo_m, hi_m = lo_m + self.skip, hi_m + self.skip
-            mag = mag + np.abs(self.skip)
+            mag = mag + self.abs_skip
         u = np.maximum(np.abs(lo_m), np.abs(hi_m)) + CHAIN_PAD * mag + TINY
         ut = np.maximum(np.abs(t_lo), np.abs(t_hi)) + CHAIN_PAD * t_mag + TINY
         b1 = abs_norm_upper(u, self.p)
         head = norm_upper(g, self.p)
+        if self.metric is not None:  # the float64 product G Q errs by a tiny multiple of |G| |Q|
+            head = head + CHAIN_PAD * abs_norm_upper(np.abs(node.g_mat[:, : self.cols]) @ np.abs(self.metric.t_inv),
+                                                     self.p)
         b2 = abs_norm_upper(ut, self.p) * head + self.skip_norm
         b3 = self._vertex_bound(g, ranges, nxt, mag)
         return min(b1, b2 * product_pad(2), b3)
