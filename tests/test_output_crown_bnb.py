@@ -26,7 +26,7 @@ from certify.config import InvarianceOptions, VerifyConfig
 from certify.engines.contract import Query
 from certify.engines.milp_analyses import analysis_bounds
 from certify.engines.milp_encoding import encode_network
-from certify.engines.output_bnb import output_bnb, violation_rows
+from certify.engines.output_bnb import output_bnb, split_axes, violation_rows
 from certify.engines.violation_search import violation
 from certify.errors import UsageError
 from certify.ir import activations as acts
@@ -131,6 +131,29 @@ def _milp_extremes(net: Network, box: Box, i: int) -> tuple[float, float]:
         assert res.status is SolveStatus.OPTIMAL
         out.append(res.objective + enc.out_const[i])
     return out[0], out[1]
+
+
+@pytest.mark.skipif(MILP is None, reason="no MILP back-end")
+def test_a_box_is_never_halved_along_a_coordinate_it_cannot_split():
+    # found by the test below: the worst objective's bound ignored x_1, so the box [c, c] x [-1, 1] was halved along
+    # x_0 below one float64 step for ever and min f_1 stayed at [-0.4034, -0.3159] (608947 boxes in 60 s)
+    net = _draw_net(9823, "prelu", widths=(8, 8))
+    box = Box(-np.ones(2), np.ones(2))
+    _, lo_milp = _milp_extremes(net, box, 1)
+    query = _query(net, box, gap_tol=1e-7)
+    res = output_bnb(replace(query, config=query.config.with_(budget=50_000)), np.array([[0.0, -1.0]]), np.zeros(1))
+    assert res.exhausted, res.reason
+    assert res.lower - 1e-9 <= -lo_milp <= res.upper + 1e-9
+
+
+def test_split_axes_skip_unsplittable_and_far_narrower_coordinates():
+    lo = np.array([[0.5, -1.0, 0.0], [0.0, 0.0, 0.0]])
+    hi = np.array([[0.5, 1.0, 1e-3], [np.nextafter(0.0, 1.0), 0.0, 0.0]])
+    coef = np.array([[5.0, 0.0, 1e6], [1.0, 1.0, 1.0]])
+    axis, final = split_axes(lo, hi, coef, np.full(3, 2.0))
+    # box 0: x_0 has no width, x_2 is 2000 times narrower than x_1: x_1 despite its zero coefficient
+    # box 1: one float64 step in x_0 (its midpoint rounds to an end), nothing else: final
+    assert axis[0] == 1 and not final[0] and final[1]
 
 
 @pytest.mark.skipif(MILP is None, reason="no MILP back-end")
