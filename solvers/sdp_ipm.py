@@ -34,6 +34,7 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 
 from .base import SolveResult, SolveStatus
+from .threads import blas_threads
 
 _DENSE_BLOCK_MAX = 2.5e7  # largest K * n^2 of a dense block (float64 entries); larger blocks need low-rank data
 
@@ -348,4 +349,5 @@ class InteriorPointSdpBackend:
 
     def solve(self, problem, time_limit: float | None = None, tol: float = 1e-8,
               max_iters: int | None = None) -> SolveResult:
-        return solve_ipm(problem, tol=tol, time_limit=time_limit, max_iters=max_iters)
+        with blas_threads(1):  # one BLAS thread for these dense O(N^3) steps (solvers/threads.py: measured)
+            return solve_ipm(problem, tol=tol, time_limit=time_limit, max_iters=max_iters)

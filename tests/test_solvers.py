@@ -214,3 +214,32 @@ def test_registry():
     with pytest.raises(UnknownBackendError, match="cbc"):
         get_backend("gurobi")
     assert issubclass(UnknownBackendError, ValueError)
+
+
+def test_the_sdp_back_end_runs_with_one_blas_thread_and_restores_the_setting(monkeypatch):
+    # multi-threaded BLAS on these dense steps oversubscribed a shared machine (a 256-neuron LipSDP took 21 s
+    # instead of 1.3 s without OMP_NUM_THREADS=1): the back-end limits its own BLAS threads, for the call only
+    import threadpoolctl
+
+    import certify.solvers.sdp_ipm as ipm
+    from certify.engines.lipsdp import lipschitz_sdp
+
+    def counts():
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+    seen = []
+    solve = ipm.solve_ipm
+
+    def recording(*args, **kwargs):
+        seen.append(counts())
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(ipm, "solve_ipm", recording)
+    rng = np.random.default_rng(0)
+    with threadpoolctl.threadpool_limits(limits=2):  # the caller's setting: two threads, whatever the machine
+        before = counts()
+        res = lipschitz_sdp([rng.normal(size=(6, 2)), rng.normal(size=(2, 6))], [np.zeros(6)], [np.ones(6)])
+        after = counts()
+    assert before and max(before) == 2
+    assert res.value is not None and seen and all(max(c) == 1 for c in seen), seen
+    assert after == before

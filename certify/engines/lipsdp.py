@@ -68,6 +68,7 @@ from ..ir.quantity import Quantity
 from ..solvers import registry
 from ..solvers.base import SolveResult, SolveStatus
 from ..solvers.sdp import LowRankCoefficients, SemidefiniteProgram
+from ..solvers.threads import blas_threads
 
 _EPS = np.finfo(np.float64).eps
 
@@ -465,9 +466,11 @@ def lipschitz_sdp(
     scale = gain_scale(data)
     # Pass 1 keeps a margin of tol on the free-output block (costs about tol relative); when its solution is
     # optimal but fails the re-check (the solver stopped on that block's boundary), pass 2 asks for 100 tol.
-    res = _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin=tol)
-    if res[0].status.is_optimal and res[1].value is None and data.n_free:
-        res = _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin=100 * tol)
+    with blas_threads(1):  # the solve and the float64 re-check: one BLAS thread (certify/solvers/threads.py)
+        res = _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol, g_margin=tol)
+        if res[0].status.is_optimal and res[1].value is None and data.n_free:
+            res = _solve_and_check(data, scale, tol, backend, time_limit, max_iters, inflate_tol,
+                                   g_margin=100 * tol)
     result, check, raw = res
     reason = check.reason
     value = None if check.value is None else float(check.value)

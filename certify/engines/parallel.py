@@ -45,6 +45,7 @@ from multiprocessing.connection import wait
 import numpy as np
 
 from ..errors import UsageError
+from ..solvers.threads import blas_threads
 from .contract import Query
 from .search import Incumbent, Node
 
@@ -217,13 +218,22 @@ def _serve(conn, threads: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it stops the workers itself
     torch.set_num_threads(threads)
-    limits = None
-    try:  # BLAS threads of this worker process (threadpoolctl, when installed)
-        from threadpoolctl import threadpool_limits
+    # BLAS threads of this worker process: the libraries loaded now through the scoped limit, those loaded later
+    # (scipy's own BLAS) through the environment they read when they load; both are this process's own
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    with blas_threads(threads):
+        _serve_tasks(conn)
+    conn.close()
+    # the process holds nothing to save: end it without the interpreter's teardown, which takes seconds once torch
+    # is loaded (measured: 2 s per worker on a loaded machine) and would hold up the end of every search
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
-        limits = threadpool_limits(limits=threads)
-    except ImportError:
-        pass
+
+def _serve_tasks(conn) -> None:
+    """The task loop of :func:`_serve`."""
     problems: dict = {}
     while True:
         try:
@@ -241,14 +251,6 @@ def _serve(conn, threads: int) -> None:
             conn.send(("ok", factory.run(problem, *task)))
         except Exception:  # reported to the main process, which raises it
             conn.send(("error", traceback.format_exc()))
-    if limits is not None:
-        limits.restore_original_limits()
-    conn.close()
-    # the process holds nothing to save: end it without the interpreter's teardown, which takes seconds once torch
-    # is loaded (measured: 2 s per worker on a loaded machine) and would hold up the end of every search
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 class LocalWorkers:
