@@ -276,3 +276,22 @@ def test_trial_split_bracket_contains_dense_maximum(trial, random_net, unit_box)
     dense = _dense_max(net, box, "A_STAR", 2.0)
     assert res.lower <= res.upper and dense <= res.upper
     assert res.witness is not None and res.lower == pytest.approx(float(induced_norm(res.matrix, 2.0)), rel=1e-12)
+
+
+def test_a_nan_candidate_does_not_hide_the_best_point_of_a_batch(monkeypatch, random_net):
+    # np.argmax picks the first NaN: an overflowed candidate made the whole batch offer nothing
+    import torch
+
+    import certify.engines.box_search as bs
+    from certify.config import VerifyConfig
+    from certify.engines.contract import Query
+    from certify.engines.search import Incumbent
+
+    net = random_net(3, 2, (4,), activation=acts.tanh())
+    query = Query(net, Box(-np.ones(2), np.ones(2)), Quantity.JACOBIAN, VerifyConfig())
+    lower = bs._Lower(query)
+    pts = np.array([[0.1, 0.2], [0.3, -0.4]])
+    monkeypatch.setattr(bs, "norms_at", lambda *args: torch.tensor([math.nan, 0.5], dtype=torch.float64))
+    incumbent = Incumbent(-math.inf, None)
+    lower.offer_batch(pts, incumbent)
+    assert incumbent.point is not None and np.allclose(incumbent.point, pts[1], atol=1e-6)

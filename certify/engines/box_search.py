@@ -77,6 +77,7 @@ class _Lower:
             return
         with torch.no_grad():
             vals = norms_at(self.tnet, torch.from_numpy(pts), self.q, self.p, self.cols).numpy()
+        vals = np.where(np.isnan(vals), -np.inf, vals)  # an overflowed point is no candidate (argmax picks NaN)
         k = int(np.argmax(vals))
         if vals[k] > incumbent.value:
             self.offer_point(pts[k], incumbent)
