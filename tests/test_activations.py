@@ -142,3 +142,15 @@ def test_bad_interval_is_refused():
         acts.tanh().secant_range(np.array([1.0]), np.array([0.0]))
     with pytest.raises(ValueError):
         acts.tanh().secant_range(np.array([-math.inf]), np.array([0.0]))
+
+
+@pytest.mark.parametrize("name,act", ALL, ids=[n for n, _ in ALL])
+@pytest.mark.parametrize("tiny", [5e-324, 1e-323, 1e-310])
+def test_secant_ranges_next_to_zero_contain_the_slope_at_zero(name, act, tiny):
+    # sigmoid's tanh(z / 2) / (2 z) and softplus's expm1(z) / 2 lose a subnormal z: the secant at 5e-324 came out
+    # 0, not 1/4 and 1/2, and secant_range([5e-324, 1]) for sigmoid ended at 0.2311 < 1/4 (found by hypothesis)
+    for lo, hi, near in ((tiny, 1.0, 1e-9), (-1.0, -tiny, -1e-9)):
+        r_lo, r_hi = act.secant_range(np.array([lo]), np.array([hi]))
+        s = float(act.np_secant(np.array([near]))[0])  # the one-sided limit at 0, to about 1e-9
+        assert r_lo[0] - 1e-8 <= s <= r_hi[0] + 1e-8, (name, lo, hi, r_lo, r_hi, s)
+        assert abs(float(act.np_secant(np.array([tiny if lo > 0 else -tiny]))[0]) - s) <= 1e-8 * max(1.0, abs(s))

@@ -69,6 +69,9 @@ _PWL_THROUGH_ORIGIN = {ActivationKind.RELU, ActivationKind.LEAKY_RELU, Activatio
 _PIECEWISE_LINEAR = _PWL_THROUGH_ORIGIN | {ActivationKind.CLIP}
 _SMOOTH = {ActivationKind.TANH, ActivationKind.SIGMOID, ActivationKind.GELU, ActivationKind.GELU_TANH,
            ActivationKind.SILU, ActivationKind.SOFTPLUS}
+# secants written as a quotient by z (the others are closed forms without a division)
+_TINY_SECANT_KINDS = {ActivationKind.ELU, ActivationKind.SELU, ActivationKind.SOFTPLUS, ActivationKind.TANH,
+                      ActivationKind.SIGMOID}
 
 
 def _bisect_root(g: Callable[[float], float], a: float, b: float) -> float:
@@ -132,6 +135,7 @@ _SOFTPLUS_SD_SERIES = tuple(0.25 * a * (1.0 - 0.5 / n) for n, a in zip(range(1, 
 # s'(z) / alpha of ELU for -1/2 < z <= 0: sum_{m>=0} (m + 1) z^m / (m + 2)!
 _ELU_SD_SERIES = tuple((m + 1) / math.factorial(m + 2) for m in range(18))
 _TANH_D2_CRIT = math.atanh(1.0 / math.sqrt(3.0))  # tanh''' = -2 sech^2 (1 - 3 tanh^2)
+_TINY_SECANT_Z = 1e-100  # |z| below this: the secant is its one-sided limit at 0 (Activation.secant)
 _SIGMOID_D2_CRIT = math.log(2.0 + math.sqrt(3.0))  # sigmoid''' = s (1 - s) (1 - 6 s + 6 s^2)
 # silu''' = s' (3 (1 - 2 s) + z (1 - 6 s + 6 s^2)) = s' (-3 t + z (1.5 t^2 - 0.5)), t = tanh(z / 2): one zero for z > 0
 _SILU_D2_CRIT = _bisect_root(lambda z: -3.0 * math.tanh(z / 2) + z * (1.5 * math.tanh(z / 2) ** 2 - 0.5), 2.0, 5.0)
@@ -432,8 +436,22 @@ class Activation:
     def secant(self, z: torch.Tensor, side: int = 0) -> torch.Tensor:
         """(sigma(z) - sigma(0)) / z, with sigma'(0) at z = 0 (left/right limits with ``side``).
 
-        Written without cancellation near 0 for every smooth activation.
+        Written without cancellation near 0 for every smooth activation. Below ``_TINY_SECANT_Z`` in magnitude
+        (where z / 2 or expm1(z) of a subnormal z loses the value: sigmoid's and softplus's formulas gave 0 at
+        5e-324, not 1/4 and 1/2) the one-sided limit at 0 is returned: it differs from the secant by at most
+        sup |s'| |z|, far below every range's rounding pad.
         """
+        out = self._secant_formula(z, side)
+        if self.kind in _TINY_SECANT_KINDS:
+            tiny = (z != 0) & (torch.abs(z) < _TINY_SECANT_Z)
+            if bool(tiny.any()):
+                zero = torch.zeros_like(z)
+                limit = torch.where(z > 0, self._secant_formula(zero, 1), self._secant_formula(zero, -1))
+                out = torch.where(tiny, limit, out)
+        return out
+
+    def _secant_formula(self, z: torch.Tensor, side: int = 0) -> torch.Tensor:
+        """:meth:`secant` without the tiny-z limit."""
         k = self.kind
         if k in (ActivationKind.RELU, ActivationKind.LEAKY_RELU, ActivationKind.PRELU):
             return self.derivative(z, side)  # slope of the piece, sigma'(0) at 0
