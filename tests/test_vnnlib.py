@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from decimal import Context, Decimal, localcontext
+from fractions import Fraction
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from onnx_builders import network_to_onnx
 from random_nets import random_net
 
@@ -20,6 +25,8 @@ from certify.config import VerifyConfig
 from certify.errors import RegionError
 from certify.importers.region_file import load_region
 from certify.importers.vnnlib import parse_vnnlib, read_vnnlib
+from certify.ir import activations as acts
+from certify.ir.network import Layer, Network
 
 BOX_2 = "(declare-const X_0 Real)\n(declare-const X_1 Real)\n" \
         "(assert (<= X_0 1.0))\n(assert (>= X_0 -1.0))\n(assert (<= X_1 1.0))\n(assert (>= X_1 -1.0))\n"
@@ -57,35 +64,155 @@ def test_box_from_bounds_in_every_accepted_spelling():
 """
     box, prop = parse_vnnlib(text, "p.vnnlib")
     assert prop is None
-    np.testing.assert_array_equal(box.lower, [-0.25, -0.3, 0.0])
+    # -0.3 is no float: the nearest one lies above it, so the lower bound is the float below (the box rounds outward)
+    assert Fraction(-0.3) > Fraction("-0.3")
+    np.testing.assert_array_equal(box.lower, [-0.25, math.nextafter(-0.3, -math.inf), 0.0])
     np.testing.assert_array_equal(box.upper, [0.5, 2.0, 0.75])
     assert box.names == ("X_0", "X_1", "X_2")
 
 
+def below(c: float) -> float:
+    return math.nextafter(c, -math.inf)
+
+
+def above(c: float) -> float:
+    return math.nextafter(c, math.inf)
+
+
 def test_single_output_bounds_give_the_safe_side():
+    # the safe bound is the float strictly on the safe side of c: the unsafe sets {Y >= c}, {Y <= c} are closed
     _, prop = parse_vnnlib(BOX_2 + outputs_decl(2) + "(assert (>= Y_1 3.5))\n", "p.vnnlib")
-    assert prop.upper[1] == 3.5 and math.isinf(prop.upper[0]) and np.all(np.isinf(prop.lower))
+    assert prop.upper[1] == below(3.5) and math.isinf(prop.upper[0]) and np.all(np.isinf(prop.lower))
     assert "line 9" in prop.upper_where[1]
     _, prop = parse_vnnlib(BOX_2 + outputs_decl(2) + "(assert (<= Y_0 (- 2)))\n", "p.vnnlib")
-    assert prop.lower[0] == -2.0 and np.all(np.isinf(prop.upper))
+    assert prop.lower[0] == above(-2.0) and np.all(np.isinf(prop.upper))
     _, prop = parse_vnnlib(BOX_2 + outputs_decl(1) + "(assert (<= 4 Y_0))\n", "p.vnnlib")  # 4 <= Y_0: Y_0 >= 4
-    assert prop.upper[0] == 4.0
+    assert prop.upper[0] == below(4.0)
 
 
 def test_a_disjunction_of_single_output_bounds_is_a_union_of_unsafe_sides():
     text = BOX_2 + outputs_decl(3) + "(assert (or (and (>= Y_0 1.5)) (and (<= Y_0 -1.5)) (<= Y_2 0) (>= Y_2 7)\n" \
                                      "            (>= Y_2 5)))\n"
     _, prop = parse_vnnlib(text, "p.vnnlib")
-    np.testing.assert_array_equal(prop.lower, [-1.5, -math.inf, 0.0])
-    np.testing.assert_array_equal(prop.upper, [1.5, math.inf, 5.0])  # two unsafe sides Y_2 >= 7, >= 5: the union
-    assert prop.describe() == "-1.5 < Y_0 < 1.5, 0 < Y_2 < 5"
+    np.testing.assert_array_equal(prop.lower, [above(-1.5), -math.inf, above(0.0)])
+    np.testing.assert_array_equal(prop.upper, [below(1.5), math.inf, below(5.0)])  # Y_2 >= 7 or >= 5: the union
+    assert prop.upper_where[2] == "line 11" and prop.lower_where[2] == "line 10"  # the 5 and the 0
+    assert prop.describe().startswith("-1.5 < Y_0 < 1.5, ")
 
 
 def test_load_region_reads_a_vnnlib_file_by_its_suffix(tmp_path):
     p = write(tmp_path, BOX_2 + outputs_decl(1) + "(assert (>= Y_0 2))\n", "prop.VNNLIB")
     region = load_region(p)
-    assert region.outputs is not None and region.outputs.upper[0] == 2.0 and region.heads is None
+    assert region.outputs is not None and region.outputs.upper[0] == below(2.0) and region.heads is None
     np.testing.assert_array_equal(region.box.upper, [1.0, 1.0])
+
+
+# --------------------------------------------------------------------------- constants: exact, rounded soundly
+def decimal_text(x: float) -> str:
+    """The exact decimal expansion of the float x (up to ~770 digits)."""
+    return format(Decimal(x), "f")
+
+
+def floats_near(q: Fraction) -> list[float]:
+    """The floats around q: the nearest one and its two neighbours."""
+    f = float(q)
+    return [math.nextafter(f, -math.inf), f, math.nextafter(f, math.inf)]
+
+
+EXACT = Context(prec=2000)  # enough digits for any sum of two floats, so its operations do not round
+_finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)
+DECIMALS = st.one_of(
+    # decimal text as people write it: sign, digits, point, digits, exponent (any of them may be missing)
+    st.builds(lambda sign, whole, frac, exp: f"{sign}{whole}{frac}{exp}",
+              st.sampled_from(["", "-", "+"]), st.text("0123456789", min_size=1, max_size=22),
+              st.sampled_from(["", "."]).flatmap(lambda dot: st.text("0123456789", max_size=22).map(
+                  lambda d: dot + d if dot else "")),
+              st.one_of(st.just(""), st.integers(-340, 300).map(lambda e: f"e{e}"))),
+    _finite.map(repr),  # shortest round-trip text: often not the float itself
+    _finite.map(decimal_text),  # exactly a float: the output bound must move off it
+    _finite.map(lambda x: decimal_text(x) + "1"),  # just beside a float
+    _finite.map(lambda x: format(EXACT.divide(EXACT.add(Decimal(x), Decimal(math.nextafter(x, math.inf))), 2), "f")),
+)  # the last: the midpoint of two floats (a tie for round-to-nearest), exactly
+
+
+@settings(max_examples=300, deadline=None)
+@given(DECIMALS)
+def test_every_constant_is_rounded_to_the_sound_side(text):
+    """The float box contains the file's real box, and the float safe bounds lie strictly inside the real safe side;
+    both are the tightest floats doing so, and a float output is unsafe in float64 exactly when it is unsafe in the
+    file (closed unsafe sets: f > upper iff f >= c, f < lower iff f <= c)."""
+    q = Fraction(text)
+    assume(abs(q) <= Fraction(sys.float_info.max) / 2)
+    body = (f"(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"
+            f"(assert (>= X_0 {text}))\n(assert (<= X_0 {text}))\n(assert (or (>= Y_0 {text}) (<= Y_1 {text})))\n")
+    box, prop = parse_vnnlib(body, "p.vnnlib")
+    lo, hi = float(box.lower[0]), float(box.upper[0])
+    assert Fraction(lo) <= q <= Fraction(hi)  # outward
+    assert Fraction(above(lo)) > q and Fraction(below(hi)) < q  # and no wider than needed
+    upper, lower = float(prop.upper[0]), float(prop.lower[1])
+    assert Fraction(upper) < q <= Fraction(above(upper))  # {Y_0 >= q} unsafe: the largest float below q
+    assert Fraction(below(lower)) <= q < Fraction(lower)  # {Y_1 <= q} unsafe: the smallest float above q
+    for f in floats_near(q) + [lo, hi]:
+        assert (f > upper) == (Fraction(f) >= q) and (f < lower) == (Fraction(f) <= q), f
+
+
+def test_reading_does_not_depend_on_the_decimal_context():
+    text = ("(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (>= X_0 (- 0.123456789012345678901)))\n"
+            "(assert (<= X_0 0.123456789012345678901))\n(assert (>= Y_0 (- 1e-400)))\n")
+    box, prop = parse_vnnlib(text, "p.vnnlib")
+    with localcontext(Context(prec=3, Emin=-10, Emax=10, traps=[])):
+        box3, prop3 = parse_vnnlib(text, "p.vnnlib")
+    assert (box3.lower[0], box3.upper[0], prop3.upper[0]) == (box.lower[0], box.upper[0], prop.upper[0])
+    assert prop.upper[0] == -math.ulp(0.0) and Fraction(box.upper[0]) >= Fraction("0.123456789012345678901")
+
+
+def test_an_empty_box_is_decided_on_the_exact_constants():
+    # 0.30000000000000001 > 0.3, but both are nearest to the same float: rounded first, the box would not be empty
+    assert float("0.30000000000000001") == float("0.3")
+    text = "(declare-const X_0 Real)\n(assert (>= X_0 0.30000000000000001))\n(assert (<= X_0 0.3))\n"
+    with pytest.raises(RegionError, match=r"^e.vnnlib: input X_0 .*\(an empty box\)"):
+        parse_vnnlib(text, "e.vnnlib")
+    # equal constants give a point, a box of two floats when it is no float (the float 0.3 lies below 0.3)
+    box, _ = parse_vnnlib(text.replace("0.30000000000000001", "0.3"), "e.vnnlib")
+    assert Fraction(0.3) < Fraction("0.3") and (box.lower[0], box.upper[0]) == (0.3, above(0.3))
+
+
+def test_long_and_tiny_constants_are_read_exactly():
+    thirds = "0." + "3" * 5000  # more digits than Python's int conversion takes; below 1/3
+    box, _ = parse_vnnlib(f"(declare-const X_0 Real)\n(assert (>= X_0 {thirds}))\n(assert (<= X_0 {thirds}))\n",
+                          "p.vnnlib")
+    third = 1 / 3
+    assert Fraction(third) < Fraction(1, 3) - Fraction(1, 10 ** 5000)  # the nearest float to 1/3 lies below both
+    assert (box.lower[0], box.upper[0]) == (third, above(third))
+    # nonzero constants below the smallest subnormal: rounded outward, the box is not the point 0
+    box, prop = parse_vnnlib("(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (>= X_0 -1e-400))\n"
+                             "(assert (<= X_0 1e-400))\n(assert (>= Y_0 1e-400))\n", "p.vnnlib")
+    tiny = math.ulp(0.0)
+    assert (box.lower[0], box.upper[0]) == (-tiny, tiny) and prop.upper[0] == 0.0
+
+
+@pytest.mark.parametrize("constant,words", [
+    ("1e400", "beyond the float64 range"), ("(- 1e309)", "beyond the float64 range"),
+    ("1" + "0" * 5000, "beyond the float64 range"), ("-17976931348623159e292", "beyond the float64 range"),
+    ("1e99999999999999999999", "has an exponent beyond"), ("1e-99999999999999999999", "has an exponent beyond"),
+], ids=["1e400", "neg", "5000-digits", "just-over", "huge-exponent", "tiny-exponent"])
+def test_a_constant_beyond_float64_is_an_error_naming_the_file_line_and_constant(constant, words):
+    text = BOX_2 + outputs_decl(1) + f"(assert (>= Y_0 {constant}))\n"
+    with pytest.raises(RegionError) as info:
+        parse_vnnlib(text, "big.vnnlib")
+    msg = str(info.value)
+    assert msg.startswith("big.vnnlib: line 8: the constant ") and words in msg, msg
+    shown = constant.strip("(- )")
+    assert (shown if len(shown) <= 40 else f"'{shown[:30]}...' ({len(shown)} characters)") in msg, msg
+    assert len(msg) < 200
+
+
+def test_a_bound_with_no_float_on_its_safe_side_is_an_error():
+    top = decimal_text(sys.float_info.max)  # unsafe {Y_0 <= max}, exactly: no float lies above it
+    with pytest.raises(RegionError, match=r"^m.vnnlib: line 8: .*no float64 lies above the constant"):
+        parse_vnnlib(BOX_2 + outputs_decl(1) + f"(assert (<= Y_0 {top}))\n", "m.vnnlib")
+    _, prop = parse_vnnlib(BOX_2 + outputs_decl(1) + f"(assert (>= Y_0 {top}))\n", "m.vnnlib")
+    assert prop.upper[0] == below(sys.float_info.max)
 
 
 BAD = [
@@ -240,10 +367,65 @@ def test_the_command_certifies_and_falsifies_with_exit_codes(relu_model, tmp_pat
     assert code == 1 and err == ""
 
 
+def plateau_model(folder, height: float, side: int = -1):
+    """f(x) = height + side relu(side (x_0 - height)) as ONNX: equal to ``height`` exactly (in float64 too) where
+    side (x_0 - height) <= 0, a part of the box [-1, 1]^2 when |height| < 1, and on the ``side`` of it elsewhere; so
+    the output reaches ``height`` and never passes it on the other side."""
+    net = Network((Layer(np.array([[side, 0.0]]), np.array([-side * height]), acts.relu()),), np.array([[side]]),
+                  np.array([height]))
+    path = folder / f"plateau_{height!r}_{side}.onnx"
+    onnx.save(network_to_onnx(net), str(path))
+    return path
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["default", "exact"])
+@pytest.mark.parametrize("height,side,unsafe", [
+    (0.5, -1, "(>= Y_0 0.5)"),  # a float constant: sup f = 0.5 exactly
+    (0.1, -1, "(>= Y_0 0.1)"),  # the float 0.1 lies above the constant 0.1
+    (0.0, 1, "(<= Y_0 0)"),  # relu(x_0): 0 on half the box, never below
+    (0.0, -1, "(or (<= Y_0 -2) (>= Y_0 0.0))"),  # min(x_0, 0): only the second side is reached
+], ids=["float", "decimal", "zero-below", "zero-above"])
+def test_an_output_equal_to_the_constant_is_unsafe_never_safe(tmp_path, height, side, unsafe, exact):
+    """VNNLIB unsafe sets are closed: where the output equals the constant the property is violated (sat)."""
+    path = plateau_model(tmp_path, height, side)
+    prop = write(tmp_path, BOX_2 + outputs_decl(1) + f"(assert {unsafe})\n")
+    res = verify(path, prop, config=VerifyConfig(samples=2_000, timeout=30, exact=exact)).results[0]
+    assert res.verdict is Verdict.FALSIFIED, res.reason
+    y = ort_outputs(path, res.witness.x)[0]
+    c = Fraction(unsafe.split()[-1].rstrip(")"))
+    assert (Fraction(float(y)) >= c) if ">=" in unsafe else (Fraction(float(y)) <= c), (y, res.reason)
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["default", "exact"])
+def test_a_witness_lies_in_the_real_box_of_the_file(tmp_path, exact):
+    """3 x_0 over the real box 0 <= x_0 <= 0.1 stays <= 0.3 < 0.30000000000000001 (unsat); the float box's corner
+    x_0 = 0.1000000000000000055 (the float 0.1, outside the real box) gives 3 x_0 = 0.30000000000000004 (unsafe):
+    it was reported falsified there; a witness is now moved into the file's box and replayed again."""
+    net = Network((Layer(np.array([[3.0, 0.0]]), np.zeros(1), acts.relu()),), np.array([[1.0]]), np.zeros(1))
+    path = tmp_path / "three.onnx"
+    onnx.save(network_to_onnx(net), str(path))
+    text = BOX_2.replace("(assert (<= X_0 1.0))\n(assert (>= X_0 -1.0))", "(assert (<= X_0 0.1))\n(assert (>= X_0 0))")
+    assert text != BOX_2
+    prop = write(tmp_path, text + outputs_decl(1) + "(assert (>= Y_0 0.30000000000000001))\n")
+    res = verify(path, prop, config=VerifyConfig(samples=2_000, timeout=30, exact=exact)).results[0]
+    assert res.verdict is not Verdict.FALSIFIED, res.reason
+    assert res.lower <= res.upper
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["default", "exact"])
+def test_an_output_just_below_the_constant_is_certified(tmp_path, exact):
+    path = plateau_model(tmp_path, 0.5)
+    prop = write(tmp_path, BOX_2 + outputs_decl(1) + "(assert (or (>= Y_0 0.5000001) (<= Y_0 -1.5)))\n")
+    res = verify(path, prop, config=VerifyConfig(samples=2_000, timeout=30, exact=exact)).results[0]
+    assert res.verdict is Verdict.CERTIFIED, res.reason
+    assert res.lower <= 0.5 - 0.5000001 + 1e-12 <= res.upper < 0
+
+
 @pytest.mark.parametrize("tail,words", [
     ("(assert (<= Y_0 Y_1))", "line 10"),
     ("(assert (> Y_0 1))", "'>' is not supported"),
     ("(assert (>= Y_0 1)", "never closed"),
+    ("(assert (>= Y_0 " + "9" * 5000 + "))", "beyond the float64 range"),
 ])
 def test_the_command_refuses_bad_files_with_exit_3_and_one_line(relu_model, tmp_path, capsys, tail, words):
     _, path, _ = relu_model

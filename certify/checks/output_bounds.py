@@ -95,8 +95,9 @@ def check_output_bounds(net: Network, box: Box, config: VerifyConfig, memo: Samp
     outputs = require_outputs(net, outputs)
     m = outputs.dim
     empty = np.flatnonzero(outputs.lower > outputs.upper)
-    if empty.size:  # an unsafe set that covers every value of some output: any input is a counterexample
-        x = box.center
+    if empty.size and outputs.inside_inputs(box.center) is not None:
+        # an unsafe set that covers every value of some output: any input of the file's box is a counterexample
+        x = outputs.inside_inputs(box.center)
         value, worst = _violation(net, outputs, x)
         details = InvarianceDetails(outputs.names[worst], value)
         f = np.atleast_1d(net.forward(x))
@@ -113,7 +114,19 @@ def check_output_bounds(net: Network, box: Box, config: VerifyConfig, memo: Samp
         x = np.array(witness.x[m:])
         witness = replace(witness, x=tuple(float(v) for v in x))
     reason = res.reason
-    if res.verdict is Verdict.FALSIFIED:
+    verdict, lower = res.verdict, res.lower
+    if verdict is Verdict.FALSIFIED:
+        # the box is rounded outward: a counterexample must lie in the file's own box, so it is moved there
+        # (at most a float64 step) and replayed again
+        inside = outputs.inside_inputs(np.array(witness.x))
+        value = -math.inf if inside is None else _violation(net, outputs, inside)[0]
+        if value > 0:
+            witness, lower = replace(witness, x=tuple(float(v) for v in inside), value=value), value
+        else:
+            verdict, lower, witness = Verdict.UNKNOWN, value, None
+            res = replace(res, reason="the only counterexample found lies outside the file's input box, in the "
+                                      "float64 rounding of its bounds; moved inside, it is no counterexample")
+    if verdict is Verdict.FALSIFIED:
         value, worst = _violation(net, outputs, np.array(witness.x))
         f = np.atleast_1d(net.forward(np.array(witness.x)))
         reason = (f"{outputs.names[worst]} = {f[worst]:.12g} at a replayed input lies in "
@@ -126,5 +139,5 @@ def check_output_bounds(net: Network, box: Box, config: VerifyConfig, memo: Samp
     details = res.details
     if isinstance(details, InvarianceDetails) and details.worst_output not in outputs.names:
         details = replace(details, worst_output=outputs.names[0])
-    return CheckResult(CheckName.OUTPUT_BOUNDS, res.verdict, res.lower, res.upper, res.method,
+    return CheckResult(CheckName.OUTPUT_BOUNDS, verdict, lower, res.upper, res.method,
                        time.perf_counter() - start, witness, reason, details)

@@ -17,6 +17,22 @@ gives outputs that satisfy the output assertions, and is violated ("sat") when s
 So certify's ``certified`` is VNN-COMP's ``unsat`` (the property holds), ``falsified`` its ``sat`` (with an input x
 of the box, replayed through the model, whose outputs lie in the unsafe set), and ``unknown`` is ``unknown``.
 
+Constants are read exactly (decimal text, any number of digits, ``1e-5``; as :class:`decimal.Decimal`, compared
+without rounding) and then rounded to float64 in the direction that keeps both answers sound:
+
+* an input bound outward: ``X_i >= c`` gives the largest float <= c, ``X_i <= c`` the smallest float >= c, so the
+  float box contains the file's real box (an empty real box is an error, decided on the exact constants);
+* an output bound to the float strictly on the safe side of c: the unsafe set {Y_i >= c} gives the bound
+  ``upper_i`` = the largest float < c, {Y_i <= d} gives ``lower_i`` = the smallest float > d. The check's strict
+  test f_i < upper_i then implies f_i < c for every real f_i (certified is sound), and for a float64 output f_i,
+  f_i > upper_i holds exactly when f_i >= c (a replayed output equal to the constant is in the closed unsafe set:
+  ``sat``, never ``unknown`` or safe).
+
+A constant whose magnitude exceeds the float64 maximum (``1e400``, a 5000-digit integer) is an error naming the file,
+line and constant (it would round to an infinite bound, which is no box, and an output side made free would drop an
+unsafe set the real network might reach); a nonzero constant below the smallest subnormal rounds soundly to 0 or
++-5e-324 by the rules above.
+
 Anything else is a :class:`~certify.errors.RegionError` naming the file and the line of the assertion: a
 comparison of two variables (Y_0 <= Y_1), sums or products, a disjunct with several constraints, a disjunction over
 inputs (several input boxes), a conjunction of output constraints (an unsafe set that is an intersection), an
@@ -28,7 +44,9 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +60,9 @@ MAX_DEPTH = 64
 _TOKEN = re.compile(r"\s*(?:(;[^\n]*)|(\()|(\))|([^\s();]+))")
 _VAR = re.compile(r"^([XY])_(\d+)$")
 _COMPARISONS = ("<=", ">=")
+_NUMERAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NOT_FINITE = {"inf", "infinity", "nan", "snan"}
+_FLOAT_MAX = Decimal(sys.float_info.max)
 
 
 @dataclass(frozen=True)
@@ -58,13 +79,15 @@ class _Atom:
 
 @dataclass(frozen=True)
 class _Bound:
-    """var <= value (upper=True) or var >= value."""
+    """var <= exact (upper=True) or var >= exact; ``value`` is ``exact`` rounded to float64 as its role asks (module
+    docstring): outward for an input, strictly to the safe side for an output."""
 
     kind: str  # "X" or "Y"
     index: int
     value: float
     upper: bool
     line: int
+    exact: Decimal
 
 
 def _parse(text: str, path: str) -> list[_List]:
@@ -122,20 +145,53 @@ def _short(node) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _number(node, path: str) -> float | None:
-    """A numeric constant (``1.5``, ``-2e-3``, ``(- 0.5)``), or None when ``node`` is no constant."""
+def _shown(text: str) -> str:
+    """A constant's text for a message: at most 40 characters, with the length when cut."""
+    return repr(text) if len(text) <= 40 else f"'{text[:30]}...' ({len(text)} characters)"
+
+
+def _number(node, path: str) -> Decimal | None:
+    """The exact value of a numeric constant (``1.5``, ``-2e-3``, ``(- 0.5)``), or None when ``node`` is no constant;
+    RegionError for NaN, an infinity or a magnitude over the float64 maximum (module docstring)."""
     if isinstance(node, _List):
         if _head(node) == "-" and len(node.items) == 2:
             inner = _number(node.items[1], path)
-            return None if inner is None else -inner
+            return None if inner is None else inner.copy_negate()  # exact (unary minus would round to 28 digits)
+        return None
+    text = node.text
+    if _NUMERAL.fullmatch(text) is None:
+        if text.lower().lstrip("+-") in _NOT_FINITE:
+            raise RegionError(f"{path}: line {node.line}: the constant {text!r} is not a finite number")
         return None
     try:
-        value = float(node.text)
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        raise RegionError(f"{path}: line {node.line}: the constant {node.text!r} is not a finite number")
+        value = Decimal(text)  # exact, whatever the context's precision
+    except InvalidOperation:  # an exponent beyond 10^18, either way
+        value = None
+    if value is None or not value.is_finite():
+        raise RegionError(f"{path}: line {node.line}: the constant {_shown(text)} has an exponent beyond what certify "
+                          "reads (over 10^18 in magnitude); give a number in the float64 range")
+    if value.copy_abs() > _FLOAT_MAX:
+        raise RegionError(f"{path}: line {node.line}: the constant {_shown(text)} is beyond the float64 range "
+                          f"(magnitude over {sys.float_info.max:.4g}); give a smaller number")
     return value
+
+
+def float_at_most(value: Decimal, strict: bool = False) -> float:
+    """The largest float64 <= ``value`` (< ``value`` when ``strict``); -inf when there is none. ``value`` finite with
+    magnitude at most the float64 maximum (what :func:`_number` returns)."""
+    f = float(value)  # the nearest float (finite here); the loops below only move it to the right side
+    while f > -math.inf and (Decimal(f) > value or (strict and Decimal(f) == value)):
+        f = math.nextafter(f, -math.inf)
+    while True:
+        g = math.nextafter(f, math.inf)
+        if g == math.inf or Decimal(g) > value or (strict and Decimal(g) == value):
+            return f + 0.0  # -0.0 -> 0.0
+        f = g
+
+
+def float_at_least(value: Decimal, strict: bool = False) -> float:
+    """The smallest float64 >= ``value`` (> ``value`` when ``strict``); +inf when there is none."""
+    return -float_at_most(value.copy_negate(), strict) + 0.0
 
 
 class _Reader:
@@ -181,7 +237,16 @@ class _Reader:
             raise self.fail(node.line, f"{_short(node)}: {_short(const)} is not a constant; sums, products and other "
                                        "terms are not supported (only v <= c and v >= c)")
         upper = (op == "<=") != flipped
-        return _Bound(var[0], var[1], value, upper, node.line)
+        kind = var[0]
+        if kind == "X":  # outward: the float box contains the real one
+            rounded = float_at_least(value) if upper else float_at_most(value)
+        else:  # the float strictly on the safe side of the closed unsafe set {Y <= c} / {Y >= c}
+            rounded = float_at_least(value, strict=True) if upper else float_at_most(value, strict=True)
+        if not math.isfinite(rounded):
+            raise self.fail(node.line, f"{_short(node)}: no float64 lies {'above' if upper else 'below'} the constant "
+                                       f"{_shown(const.text if isinstance(const, _Atom) else str(value))}; give a "
+                                       "bound inside the float64 range")
+        return _Bound(kind, var[1], rounded, upper, node.line, value)
 
     def conjunction(self, node) -> list[_Bound]:
         """A bound, or (and bound ...)."""
@@ -198,6 +263,17 @@ class _Reader:
         if _head(node) == "or":
             raise self.fail(node.line, "nested (or ...) is not supported")
         return [self.bound(node)]
+
+
+def _extreme(bounds: list[_Bound], n: int, largest: bool) -> list[_Bound | None]:
+    """Per variable index 0 .. n-1, the bound of ``bounds`` with the largest (or smallest) exact constant; None where
+    there is none. Decided on the exact constants: two of them may round to the same float."""
+    best: list[_Bound | None] = [None] * n
+    for b in bounds:
+        kept = best[b.index]
+        if kept is None or (b.exact > kept.exact if largest else b.exact < kept.exact):
+            best[b.index] = b
+    return best
 
 
 def parse_vnnlib(text: str, path: str = "<vnnlib>", n_in: int | None = None) -> tuple[Box, OutputProperty | None]:
@@ -268,33 +344,34 @@ def parse_vnnlib(text: str, path: str = "<vnnlib>", n_in: int | None = None) -> 
     n = len(xs)
     if n_in is not None and n != n_in:
         raise input_count_error(path, n, n_in)
-    lower, upper = np.full(n, -math.inf), np.full(n, math.inf)
-    for b in inputs:
-        if b.upper:
-            upper[b.index] = min(upper[b.index], b.value)
-        else:
-            lower[b.index] = max(lower[b.index], b.value)
-    for i in range(n):
-        if not (math.isfinite(lower[i]) and math.isfinite(upper[i])):
-            side = "lower (>= X_{i} c)" if not math.isfinite(lower[i]) else "upper (<= X_{i} c)"
+    tightest_lo = _extreme([b for b in inputs if not b.upper], n, largest=True)
+    tightest_hi = _extreme([b for b in inputs if b.upper], n, largest=False)
+    for i, (lo, hi) in enumerate(zip(tightest_lo, tightest_hi)):
+        if lo is None or hi is None:
+            side = "lower (>= X_{i} c)" if lo is None else "upper (<= X_{i} c)"
             raise RegionError(f"{path}: input X_{i} has no {side.format(i=i)} bound; the box needs both bounds of "
                               "every input")
-        if lower[i] > upper[i]:
-            raise RegionError(f"{path}: input X_{i} has lower bound {lower[i]:g} > upper bound {upper[i]:g} (an empty "
-                              "box); check its assertions")
+        if lo.exact > hi.exact:
+            raise RegionError(f"{path}: input X_{i} has lower bound {_shown(str(lo.exact))} (line {lo.line}) > upper "
+                              f"bound {_shown(str(hi.exact))} (line {hi.line}) (an empty box); check its assertions")
+    lower = np.array([b.value for b in tightest_lo], dtype=np.float64)
+    upper = np.array([b.value for b in tightest_hi], dtype=np.float64)
     box = Box(lower, upper, tuple(f"X_{i}" for i in range(n)))
     if not output_terms:
         return box, None
     m = len(ys)
-    out_lo, out_hi = np.full(m, -math.inf), np.full(m, math.inf)
-    lo_where, hi_where = [""] * m, [""] * m
-    for (b,) in output_terms:
-        if b.upper:  # unsafe {Y_i <= c}: Y_i must stay > c
-            if b.value > out_lo[b.index]:
-                out_lo[b.index], lo_where[b.index] = b.value, f"line {b.line}"
-        elif b.value < out_hi[b.index]:  # unsafe {Y_i >= c}: Y_i must stay < c
-            out_hi[b.index], hi_where[b.index] = b.value, f"line {b.line}"
-    prop = OutputProperty(out_lo, out_hi, tuple(f"Y_{i}" for i in range(m)), tuple(lo_where), tuple(hi_where), path)
+    # the union of unsafe sides: per output the largest c of {Y_i <= c} (Y_i must stay > c) and the smallest c of
+    # {Y_i >= c} (Y_i must stay < c)
+    unsafe_below = _extreme([b for (b,) in output_terms if b.upper], m, largest=True)
+    unsafe_above = _extreme([b for (b,) in output_terms if not b.upper], m, largest=False)
+    out_lo = np.array([-math.inf if b is None else b.value for b in unsafe_below], dtype=np.float64)
+    out_hi = np.array([math.inf if b is None else b.value for b in unsafe_above], dtype=np.float64)
+    lo_where = ["" if b is None else f"line {b.line}" for b in unsafe_below]
+    hi_where = ["" if b is None else f"line {b.line}" for b in unsafe_above]
+    inner_lo = np.array([float_at_least(b.exact) for b in tightest_lo], dtype=np.float64)
+    inner_hi = np.array([float_at_most(b.exact) for b in tightest_hi], dtype=np.float64)
+    prop = OutputProperty(out_lo, out_hi, tuple(f"Y_{i}" for i in range(m)), tuple(lo_where), tuple(hi_where), path,
+                          inner_lo, inner_hi)
     return box, prop
 
 

@@ -20,7 +20,9 @@ from ..errors import RegionError
 @dataclass(frozen=True, eq=False)
 class OutputProperty:
     """``lower``/``upper`` (m,) float64 (-inf / +inf: that side is free), ``names`` one per output, ``lower_where`` /
-    ``upper_where`` one text per output naming the assertion of that side ("" when free), ``path`` the file."""
+    ``upper_where`` one text per output naming the assertion of that side ("" when free), ``path`` the file.
+    ``inner_lower`` / ``inner_upper`` (n_in,) or None: the float64 box inside the file's exact input box (whose
+    float64 box is rounded outward, so that certifying over it is sound); a counterexample must lie in it."""
 
     lower: np.ndarray
     upper: np.ndarray
@@ -28,6 +30,8 @@ class OutputProperty:
     lower_where: tuple[str, ...]
     upper_where: tuple[str, ...]
     path: str = ""
+    inner_lower: np.ndarray | None = None
+    inner_upper: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         lo = np.array(self.lower, dtype=np.float64).ravel()
@@ -42,6 +46,15 @@ class OutputProperty:
         object.__setattr__(self, "lower", lo)
         object.__setattr__(self, "upper", hi)
         object.__setattr__(self, "names", tuple(self.names))
+
+    def inside_inputs(self, x: np.ndarray) -> np.ndarray | None:
+        """x (n_in,) moved into the inner input box (unchanged when there is none); None when that box is empty
+        (an exact interval holding no float64)."""
+        if self.inner_lower is None or self.inner_upper is None:
+            return x
+        if np.any(self.inner_lower > self.inner_upper):
+            return None
+        return np.clip(x, self.inner_lower, self.inner_upper)
 
     @property
     def dim(self) -> int:
