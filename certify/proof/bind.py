@@ -13,8 +13,19 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _line(text: str, limit: int) -> str:
+    """``text`` on one line (whitespace runs collapsed), at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _brief(value, limit: int = 60) -> str:
+    """repr(value) by :func:`_line` (a whole weight matrix, a 4000-digit integer)."""
+    return _line(repr(value), limit)
+
+
 def _first_difference(got, want, where: str) -> str | None:
-    """The path of the first entry where two network specs differ, or None."""
+    """The path of the first entry where two network specs differ (with both values, shortened), or None."""
     if isinstance(got, dict) and isinstance(want, dict):
         for key in sorted(set(got) | set(want)):
             found = _first_difference(got.get(key), want.get(key), f"{where}.{key}")
@@ -29,7 +40,7 @@ def _first_difference(got, want, where: str) -> str | None:
             if found:
                 return found
         return None
-    return None if got == want else f"{where} ({want!r} in the proof, {got!r} in the model)"
+    return None if got == want else f"{where} ({_brief(want)} in the proof, {_brief(got)} in the model)"
 
 
 def network_mismatch(proof: dict, model_path: str | Path) -> str | None:
@@ -43,9 +54,11 @@ def network_mismatch(proof: dict, model_path: str | Path) -> str | None:
 
     spec = proof.get("network")
     n_states = spec.get("n_states") if isinstance(spec, dict) else None
+    if not isinstance(n_states, int) or isinstance(n_states, bool):  # True is an int to Python, not to the importer
+        n_states = None  # the model's own count: the comparison below then names the proof's value
     try:
-        net = load(model_path, n_states=n_states if isinstance(n_states, int) else None)
+        net = load(model_path, n_states=n_states)
     except CertifyError as exc:
-        return f"{model_path}: certify's importer refuses the model ({exc})"
+        return f"{model_path}: certify's importer refuses the model ({_line(str(exc), 200)})"
     found = _first_difference(network_spec(net), spec, "network")
     return f"the proof's IR is not the model's: first difference at {found}" if found else None

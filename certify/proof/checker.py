@@ -13,7 +13,9 @@ What is checked, in order (the first failing step is named, exit 1):
    ``inputs`` with ``name: [lower, upper]``, or ``lower`` / ``upper`` lists) and its box equals the proof's box
    exactly;
 4. ``network``: the IR weights (exact decimal strings of float64 values) have consistent shapes;
-5. each check: its claim is re-proved from its evidence: ``product`` (Corollary 4: layer norms and slope bounds
+5. each check: its name is one of certify's checks, listed once, and its claim one that proves that check
+   (:data:`BINDINGS`: a claim filed under another check's name proves that other check, not this one); the claim
+   is re-proved from its evidence: ``product`` (Corollary 4: layer norms and slope bounds
    recomputed), ``tree`` (a tree of neuron splits and box halvings whose leaves cover the box: every leaf is
    closed by a bound recomputed here (:class:`certify.proof.enclosure.Evaluator`) or by Farkas multipliers that
    prove it empty), ``equilibria`` (a tree down to activation regions, each region's equilibrium solved in exact
@@ -26,7 +28,9 @@ sha256 only, it does not parse ONNX. ``--reimport`` adds that binding for a revi
 (:mod:`certify.proof.bind`, loaded only then: it needs onnx). The region's box is read from REGION by this module.
 
 Exit codes: 0 every check of the proof proven and valid; 1 invalid (the failing step named); 2 valid, but some
-checks are listed as not proven here; 3 bad input (an unreadable or malformed file, a missing file).
+checks are listed as not proven here; 3 bad input (an unreadable or malformed file: not JSON, a key given twice in
+one object, nesting deeper than the JSON reader recurses; a missing file). The proof is untrusted input: any entry
+of the wrong type or size is answered by one line naming it, never by a traceback.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import math
 import re
 import sys
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -74,6 +79,21 @@ class Invalid(ValueError):
 
 
 # ============================================================================================ reading
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    """json's object hook: a key given twice is refused (json.loads would keep the last one silently, so the
+    file would say one thing to a reader and another to the checker)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
 def load_proof(path: str | Path) -> dict:
     """The proof object of a JSON file (gzip-compressed when it starts with the gzip magic bytes)."""
     try:
@@ -83,7 +103,11 @@ def load_proof(path: str | Path) -> dict:
     try:
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
-        proof = json.loads(data.decode("utf-8"))
+        proof = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise BadInput(f"{path}: not a proof file (nested deeper than this checker reads)") from None
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
         raise BadInput(f"{path}: not a JSON proof file ({exc})") from None
     if not isinstance(proof, dict) or proof.get("format") != FORMAT:
@@ -103,18 +127,27 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _floats(value, shape_name: str, ndim: int) -> np.ndarray:
-    """A float64 array from nested lists of decimal strings; Invalid for anything else."""
+def _floats(value, shape_name: str, ndim: int, step: str = "network", finite: bool = True) -> np.ndarray:
+    """A float64 array (ndim dimensions, none empty; finite unless ``finite`` is false) from nested lists of decimal
+    strings; Invalid (naming ``step`` and ``shape_name``) for anything else: numbers, ragged lists, a string where
+    a list belongs."""
     try:
+        if not isinstance(value, list):
+            raise ValueError
         arr = np.array(value, dtype=object)
         if arr.ndim != ndim or 0 in arr.shape or not all(isinstance(v, str) for v in arr.ravel()):
             raise ValueError
         out = np.array([float(v) for v in arr.ravel()], dtype=np.float64).reshape(arr.shape)
-    except (ValueError, TypeError):
-        raise Invalid("network", f"{shape_name} must be a {ndim}-D array of decimal strings") from None
-    if not np.all(np.isfinite(out)):
-        raise Invalid("network", f"{shape_name} has a non-finite entry")
+    except (ValueError, TypeError, RecursionError):
+        raise Invalid(step, f"{shape_name} must be a {ndim}-D array of decimal strings") from None
+    if finite and not np.all(np.isfinite(out)):
+        raise Invalid(step, f"{shape_name} has a non-finite entry")
     return out
+
+
+def _is_int(v) -> bool:
+    """A JSON integer (not a bool: True and False are ints to Python)."""
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def parse_network(spec) -> Net:
@@ -133,12 +166,14 @@ def parse_network(spec) -> Net:
         act_spec = layer.get("activation")
         if not isinstance(act_spec, dict):
             raise Invalid("network", f"layer {k}: 'activation' must be an object")
+        if act_spec.get("kind") == "prelu" and not isinstance(act_spec.get("slopes"), list):
+            raise Invalid("network", f"layer {k} activation: prelu 'slopes' must be a list of decimal strings")
         try:
             acts.append(make_act(act_spec, w.shape[0]))
         except Unsupported:
             acts.append(None)  # refused only if a claim needs it
         except (ValueError, TypeError) as exc:
-            raise Invalid("network", f"layer {k} activation: {exc}") from None
+            raise Invalid("network", f"layer {k} activation: {_one_line(exc, 120)}") from None
         ws.append(w)
         bs.append(b)
     out_w, out_b = _floats(spec.get("out_weight"), "out_weight", 2), _floats(spec.get("out_bias"), "out_bias", 1)
@@ -149,7 +184,7 @@ def parse_network(spec) -> Net:
     if skip is not None and skip.shape != (out_w.shape[0], n_in):
         raise Invalid("network", f"skip has shape {skip.shape}, expected {(out_w.shape[0], n_in)}")
     n_states = spec.get("n_states")
-    if not isinstance(n_states, int) or not 0 < n_states <= n_in:
+    if not _is_int(n_states) or not 0 < n_states <= n_in:
         raise Invalid("network", "n_states must be an integer in 1..n_in")
     return Net(tuple(ws), tuple(bs), tuple(acts), out_w, out_b, skip, n_states)
 
@@ -249,15 +284,16 @@ def metric_factor(spec, n: int) -> MetricData:
     (1 - d) T^T T <= P <= (1 + d) T^T T (exact integer tests) and ||T Q - I||_F <= e < 1/2 (exact), so that
     ||M||_P <= sqrt((1 + d) / (1 - d)) ||T M T^{-1}||_2 <= factor ||T M Q||_2 with factor =
     sqrt((1 + d) / (1 - d)) / (1 - e)."""
-    try:
-        p, t, q = (np.array([[float(v) for v in row] for row in spec[k]], dtype=np.float64) for k in "PTQ")
-    except (KeyError, TypeError, ValueError):
-        raise Invalid("metric", "P, T and Q must be matrices of decimal strings") from None
-    if any(a.shape != (n, n) or not np.all(np.isfinite(a)) for a in (p, t, q)) or not np.array_equal(p, p.T):
+    if not isinstance(spec, dict):
+        raise Invalid("metric", "the metric must be an object {P, T, Q}")
+    p, t, q = (_floats(spec.get(k), f"metric {k}", 2, "metric") for k in "PTQ")
+    if any(a.shape != (n, n) for a in (p, t, q)) or not np.array_equal(p, p.T):
         raise Invalid("metric", f"P, T and Q must be finite {n}x{n} matrices, P symmetric")
     pe, te, qe = exact_matrix(p), exact_matrix(t), exact_matrix(q)
     tq = matmul_exact(te, qe)
     e2 = sum((tq[i][j] - (1 if i == j else 0)) ** 2 for i in range(n) for j in range(n))
+    if not e2 < Fraction(1, 4):  # decided exactly: float(e2) overflows when T Q is far from I
+        raise Invalid("metric", "||T Q - I||_F >= 1/2: Q is not an inverse of T")
     e = math.sqrt(float(e2)) * (1 + 4 * EPS) + TINY
     if not e < 0.5:
         raise Invalid("metric", f"||T Q - I|| = {e:.3g}: Q is not an inverse of T")
@@ -286,11 +322,11 @@ def walk(entries, ev: Evaluator, root: Node, close, step: str) -> dict:
             raise Invalid(step, f"{where}: the tree is already complete (extra entries)")
         node = stack.pop()
         kind = e[0] if isinstance(e, list) and e else None
-        if kind == "n" and len(e) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in e[1:]):
+        if kind == "n" and len(e) == 3 and all(_is_int(v) for v in e[1:]):
             l, i = e[1], e[2]
             if not (0 <= l < net.L and 0 <= i < net.weights[l].shape[0]) or net.acts[l] is None or \
                     not net.acts[l].pwl:
-                raise Invalid(step, f"{where}: no piecewise-linear neuron {i} in layer {l}")
+                raise Invalid(step, f"{where}: no piecewise-linear neuron {_short(i)} in layer {_short(l)}")
             if node.fixed[l][i] >= 0:
                 raise Invalid(step, f"{where}: neuron {i} of layer {l} is already fixed on this node")
             ev.prefix(node)
@@ -300,22 +336,23 @@ def walk(entries, ev: Evaluator, root: Node, close, step: str) -> dict:
                 raise Invalid(step, f"{where}: split on layer {l} before layer {node.l_star} is determined")
             else:
                 stack.extend(reversed(ev.split_neuron(node, l, i)))
-        elif kind == "a" and len(e) == 2 and isinstance(e[1], int) and not isinstance(e[1], bool):
+        elif kind == "a" and len(e) == 2 and _is_int(e[1]):
             if not 0 <= e[1] < root.lo.size:
-                raise Invalid(step, f"{where}: no coordinate {e[1]}")
+                raise Invalid(step, f"{where}: no coordinate {_short(e[1])}")
             stack.extend(reversed(node.split_axis(e[1])))
         elif kind == "b" and len(e) == 1:
             close(node, where)
         elif kind == "f" and len(e) == 2 and isinstance(e[1], list):
-            pairs = e[1]
-            if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and not isinstance(p[0], bool)
-                       and isinstance(p[1], (int, float)) and not isinstance(p[1], bool) for p in pairs):
-                raise Invalid(step, f"{where}: Farkas multipliers must be [row, value] pairs")
-            idx = [p[0] for p in pairs]
-            val = [float(p[1]) for p in pairs]
+            idx, val = _farkas_pairs(e[1], step, where)
             a, b = ev.rows(node)
+            if any(k >= a.shape[0] for k in idx):
+                raise Invalid(step, f"{where}: the Farkas multipliers do not prove the node empty (they name row "
+                              f"{_short(max(idx))}, the node has {a.shape[0]} rows)")
             ev.prefix(node)
-            if not node.empty and not farkas_certifies(a, b, node.lo, node.hi, idx, val):
+            if node.empty:
+                pass  # the intervals prove the node empty already
+            elif not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or not farkas_certifies(
+                    a, b, node.lo, node.hi, idx, val):
                 raise Invalid(step, f"{where}: the Farkas multipliers do not prove the node empty")
         else:
             raise Invalid(step, f"{where}: not a tree entry: {str(e)[:60]}")
@@ -325,40 +362,62 @@ def walk(entries, ev: Evaluator, root: Node, close, step: str) -> dict:
     return counts
 
 
+def _farkas_pairs(pairs, step: str, where: str) -> tuple[list[int], list[float]]:
+    """The rows (ints >= 0) and multipliers (finite floats >= 0) of an "f" entry's [[row, y], ...]; Invalid for
+    anything else (a huge integer, a string, NaN)."""
+    if not all(isinstance(p, list) and len(p) == 2 and _is_int(p[0]) and isinstance(p[1], (int, float))
+               and not isinstance(p[1], bool) for p in pairs):
+        raise Invalid(step, f"{where}: Farkas multipliers must be [row, value] pairs")
+    idx = [p[0] for p in pairs]
+    try:
+        val = [float(p[1]) for p in pairs]
+    except OverflowError:  # an integer beyond float64
+        raise Invalid(step, f"{where}: a Farkas multiplier is not a finite float64 number") from None
+    if any(k < 0 for k in idx) or not all(math.isfinite(v) and v >= 0 for v in val):
+        raise Invalid(step, f"{where}: Farkas multipliers must be [row >= 0, finite value >= 0] pairs")
+    return idx, val
+
+
 # ============================================================================================ claims
 def _box_of(proof) -> tuple[np.ndarray, np.ndarray]:
     region = proof.get("region")
     if not isinstance(region, dict):
         raise Invalid("region", "the proof has no region")
-    lo, hi = _floats(region.get("lower"), "region lower", 1), _floats(region.get("upper"), "region upper", 1)
+    lo, hi = (_floats(region.get(k), f"region {k}", 1, "region") for k in ("lower", "upper"))
     if lo.shape != hi.shape or np.any(lo > hi):
         raise Invalid("region", "the proof's box is not a box")
     return lo, hi
 
 
-def _norm(text) -> float:
-    if text not in ("1", "2", "inf"):
-        raise Invalid("claim", f"norm must be '1', '2' or 'inf', got {text!r}")
+def _norm(text, step: str = "claim") -> float:
+    if not isinstance(text, str) or text not in ("1", "2", "inf"):
+        raise Invalid(step, f"the claim's norm must be '1', '2' or 'inf', got {_short(text)}")
     return math.inf if text == "inf" else float(text)
 
 
-def _number_of(text, what: str) -> float:
+def _number_of(text, what: str, step: str = "claim") -> float:
+    """A finite float from a claim's decimal string; Invalid naming ``step`` and ``what`` otherwise."""
     if not isinstance(text, str):
-        raise Invalid("claim", f"{what} must be a decimal string")
+        raise Invalid(step, f"the claim's {what} must be a decimal string, got {_short(text)}")
     try:
         value = float(text)
     except ValueError:
-        raise Invalid("claim", f"{what} must be a decimal string") from None
+        raise Invalid(step, f"the claim's {what} must be a decimal string, got {_short(text)}") from None
     if not math.isfinite(value):  # float() reads "nan" and "inf": a claim with them proves nothing
-        raise Invalid("claim", f"{what} must be finite, got {text!r}")
+        raise Invalid(step, f"the claim's {what} must be finite, got {_short(text)}")
     return value
+
+
+def _short(value, limit: int = 40) -> str:
+    """repr(value) on one line and at most ``limit`` characters (a 4000-digit integer, a long list)."""
+    return _one_line(repr(value), limit)
 
 
 def check_sup_norm(claim, evidence, net: Net, lo, hi, step: str) -> str:
     quantity = claim.get("quantity")
     if quantity not in ("A*", "J"):
         raise Invalid(step, f"quantity must be 'A*' or 'J', got {quantity!r}")
-    p, bound = _norm(claim.get("norm")), _number_of(claim.get("bound"), "bound")
+    p, bound = _norm(claim.get("norm"), step), _number_of(claim.get("bound"), "bound", step)
     cols = claim.get("columns")
     if not isinstance(cols, int) or isinstance(cols, bool) or cols not in (net.n_states, net.n_in):
         raise Invalid(step, "columns must be n_states (the state block) or n_in (all inputs)")
@@ -404,11 +463,8 @@ def _check_lower(spec, ev: Evaluator, lo, hi, step: str) -> str:
     breakpoints (so its region has an interior), and the norm of its matrix proved >= the value."""
     if not isinstance(spec, dict):
         raise Invalid(step, "the claim's 'lower' must be an object {value, witness}")
-    value = _number_of(spec.get("value"), "lower value")
-    try:
-        x = np.array([float(v) for v in spec.get("witness")], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise Invalid(step, "the witness must be a list of decimal strings") from None
+    value = _number_of(spec.get("value"), "lower value", step)
+    x = _floats(spec.get("witness"), "the witness", 1, step, finite=False)
     if x.shape != lo.shape or not np.all((x >= lo) & (x <= hi)):  # a NaN coordinate is in no box
         raise Invalid(step, "the witness lies outside the box")
     node = Node.root(ev.net, x, x)
@@ -416,7 +472,7 @@ def _check_lower(spec, ev: Evaluator, lo, hi, step: str) -> str:
     for l, (rec, act) in enumerate(zip(recs, ev.net.acts)):
         if act.pwl:
             plo, phi = act.piece_bounds(np.arange(rec.piece.size), np.maximum(rec.piece, 0))
-            if np.any(rec.piece < 0) or np.any(rec.zl <= plo) or np.any(rec.zu >= phi):
+            if np.any(rec.piece < 0) or not (np.all(rec.zl > plo) and np.all(rec.zu < phi)):  # NaN fails too
                 raise Invalid(step, f"the witness has a pre-activation of layer {l} at a breakpoint")
     enc = ev.enclosure(node)
     got = -math.inf if enc is None else sigma_lower(enc[0], enc[1], ev.p)
@@ -426,7 +482,7 @@ def _check_lower(spec, ev: Evaluator, lo, hi, step: str) -> str:
 
 
 def check_invariance(claim, evidence, net: Net, lo, hi, step: str) -> str:
-    bound = _number_of(claim.get("bound"), "bound")
+    bound = _number_of(claim.get("bound"), "bound", step)
     if not bound <= 0:  # the text says f(X) inside X: a violation below a positive bound does not show it
         raise Invalid(step, f"an invariance bound must be <= 0, got {bound!r}")
     n = net.n_states
@@ -442,8 +498,9 @@ def check_invariance(claim, evidence, net: Net, lo, hi, step: str) -> str:
             return
         fl, fu = got[0][:n], got[1][:n]
         a, b = fu - upper, lower - fl
-        v = max(float(np.max(a + EPS * (np.abs(fu) + np.abs(upper)))), float(np.max(b + EPS * (np.abs(fl) +
-                np.abs(lower))))) + TINY
+        # one np.max over both sides: a NaN anywhere (an overflowed enclosure) gives NaN, which no bound exceeds
+        v = float(np.max(np.concatenate([a + EPS * (np.abs(fu) + np.abs(upper)),
+                                         b + EPS * (np.abs(fl) + np.abs(lower))]))) + TINY
         if not v < bound:
             raise Invalid(step, f"{where}: the node's violation bound {v!r} is not below {bound!r}")
 
@@ -454,18 +511,25 @@ def check_invariance(claim, evidence, net: Net, lo, hi, step: str) -> str:
             f"splits, {counts['n']} neuron splits, {counts['b']} bounded leaves, {counts['f']} Farkas leaves)")
 
 
+EQUILIBRIUM_RADIUS_CAP = 1e-6  # the largest radius, relative to max(1, |points|), that an equilibria claim may use
+
+
 def check_equilibria(claim, evidence, net: Net, lo, hi, step: str) -> str:
     """Every equilibrium in the box is one of the listed points (:mod:`certify.proof.equilibria`)."""
-    radius = _number_of(claim.get("radius"), "radius")
+    radius = _number_of(claim.get("radius"), "radius", step)
     points = claim.get("points")
     n = net.n_in
     if net.out_w.shape[0] != n or net.n_states != n or any(a is None or not a.pwl for a in net.acts):
         raise Invalid(step, "equilibria need a piecewise-linear map from the states to the states (no inputs)")
     if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == n for p in points):
         raise Invalid(step, f"points must be a list of points with {n} coordinates")
-    pts = [[_number_of(v, "point coordinate") for v in p] for p in points]
+    pts = [[_number_of(v, "point coordinate", step) for v in p] for p in points]
     if not radius >= 0:
         raise Invalid(step, "the radius must be >= 0")
+    scale = max([1.0] + [abs(v) for p in pts for v in p])
+    if not radius <= EQUILIBRIUM_RADIUS_CAP * scale:  # a radius as wide as the box would locate nothing
+        raise Invalid(step, f"the radius {radius!r} exceeds {EQUILIBRIUM_RADIUS_CAP:g} relative to the points: it "
+                      "does not locate the equilibria")
     if not isinstance(evidence, dict) or evidence.get("kind") != "tree":
         raise Invalid(step, "equilibria evidence must be a tree")
     ev = Evaluator(net, False, n, 1.0)
@@ -500,6 +564,67 @@ def check_equilibria(claim, evidence, net: Net, lo, hi, step: str) -> str:
 CLAIMS = {"sup_norm": check_sup_norm, "invariance": check_invariance, "equilibria": check_equilibria}
 
 
+# ============================================================================================ check names
+@dataclass(frozen=True)
+class Binding:
+    """What a claim must be to prove the check it is filed under. ``claim``: its kind; for ``sup_norm``:
+    ``quantity`` ("A*" or "J"), ``columns`` ("states": the state block, or all inputs, which bounds the state
+    block too; "inputs": all inputs), ``threshold`` (the check is "sup < 1": bound <= 1, the level 1 - margin of a
+    margin >= 0), ``metric`` (a weighted 2-norm may be used) and ``evidence`` (the kinds that prove it: the
+    weight_norm check is the Corollary 4 product itself, a tree proves a sup bound, not the product)."""
+
+    claim: str
+    quantity: str | None = None
+    columns: str | None = None
+    threshold: bool = False
+    metric: bool = True
+    evidence: tuple[str, ...] = ("product", "tree")
+
+
+#: the checks a proof may list as proven, with what their claim must be (certify's CheckName values; a test checks
+#: the table against certify's checks and its proof producer)
+BINDINGS = {
+    "dissipativity": Binding("sup_norm", "A*", "states", threshold=True),
+    "contraction": Binding("sup_norm", "J", "states", threshold=True),
+    "weight_norm": Binding("sup_norm", "A*", "states", threshold=True, evidence=("product",)),
+    "gain": Binding("sup_norm", "A*", "inputs", metric=False),
+    "invariance": Binding("invariance"),
+    "equilibria": Binding("equilibria"),
+}
+#: the checks a proof may list, as not proven only: this checker does not re-prove them
+NOT_PROVED_HERE = ("stability", "output_bounds", "mean_square")
+
+
+def bind_claim(name: str, claim: dict, evidence, net: Net, step: str) -> None:
+    """Invalid unless ``claim`` (its kind already known) can prove the check ``name`` (:data:`BINDINGS`): a claim
+    filed under another check's name proves that other check, not this one."""
+    rule = BINDINGS.get(name)
+    if rule is None:
+        raise Invalid(step, f"this checker does not re-prove {name!r}: it cannot be listed as proven")
+    kind = claim.get("kind")
+    if kind != rule.claim:
+        raise Invalid(step, f"the {name} check needs a claim of kind {rule.claim!r}, not {_short(kind)}")
+    if kind != "sup_norm":
+        return
+    quantity = claim.get("quantity")
+    if quantity != rule.quantity:
+        raise Invalid(step, f"the {name} claim bounds ||{rule.quantity}(x)||, not {_short(quantity)}")
+    cols = claim.get("columns")
+    if rule.columns == "inputs" and cols != net.n_in:
+        raise Invalid(step, f"the {name} claim bounds the matrix of all {net.n_in} input columns, not "
+                      f"{_short(cols)}")
+    if rule.threshold:
+        bound = _number_of(claim.get("bound"), "bound", step)
+        if not bound <= 1.0:
+            raise Invalid(step, f"the {name} claim is a bound <= 1 (1 - margin), got {bound!r}")
+    if not rule.metric and claim.get("metric") is not None:
+        raise Invalid(step, f"the {name} claim is in a plain p-norm: it takes no metric")
+    got = evidence.get("kind") if isinstance(evidence, dict) else None
+    if got not in rule.evidence:
+        raise Invalid(step, f"the {name} claim is proved by {' or '.join(rule.evidence)} evidence, not "
+                      f"{_short(got)}")
+
+
 # ============================================================================================ the whole proof
 def check_files(proof_path, model_path, region_path, out=print, reimport: bool = False) -> int:
     """Check a proof file against MODEL and REGION, writing one line per step to ``out``; the exit code.
@@ -516,54 +641,89 @@ def check_proof(proof: dict, model_path=None, region_path=None, out=print, reimp
     """Check a loaded proof; ``model_path``/``region_path`` None skip those steps (Python use only: the command
     always checks both)."""
     try:
-        lo, hi = _box_of(proof)
-        if model_path is not None:
-            _check_model(proof, Path(model_path))
-            out(f"model: {model_path}: sha256 matches")
-            if reimport:  # deferred on purpose: certify's importer (onnx) only when asked for
-                from .bind import network_mismatch
-
-                why = network_mismatch(proof, model_path)
-                if why:
-                    raise Invalid("network", why)
-                out(f"network: {model_path}: re-imported by certify's importer, the IR equals the proof's")
-        if region_path is not None:
-            _check_region(proof, region_path, lo, hi)
-            out(f"region: {region_path}: the box matches ({lo.size} coordinates)")
-        net = parse_network(proof.get("network"))
-        if net.n_in != lo.size:
-            raise Invalid("network", f"the network takes {net.n_in} inputs but the box has {lo.size}")
-        region_states = proof["region"].get("n_states")
-        if region_states is not None and region_states != net.n_states:
-            raise Invalid("network", f"the network has {net.n_states} states but the proof's region {region_states!r}")
-        checks = proof.get("checks")
-        if not isinstance(checks, list) or not checks:
-            raise Invalid("checks", "the proof lists no checks")
-        missing = 0
-        for entry in checks:
-            name = entry.get("check") if isinstance(entry, dict) else None
-            if not isinstance(name, str):
-                raise Invalid("checks", "every check needs a name")
-            step = f"check {name}"
-            if entry.get("status") == "not_proven":
-                missing += 1
-                out(f"{name}: not proven here: {entry.get('reason', '')}")
-                continue
-            if entry.get("status") != "proven":
-                raise Invalid(step, "status must be 'proven' or 'not_proven'")
-            claim = entry.get("claim")
-            kind = claim.get("kind") if isinstance(claim, dict) else None
-            if not isinstance(kind, str) or kind not in CLAIMS:
-                raise Invalid(step, f"unknown claim {kind!r}")
-            t0 = time.perf_counter()
-            text = CLAIMS[kind](claim, entry.get("evidence"), net, lo, hi, step)
-            out(f"{name}: valid: {text} [{time.perf_counter() - t0:.2f} s]")
+        try:
+            return _check_proof(proof, model_path, region_path, out, reimport)
+        except (Invalid, BadInput):
+            raise
+        except (ArithmeticError, ValueError, TypeError, LookupError, AttributeError, RecursionError) as exc:
+            # a last guard for the untrusted file: an entry this checker did not anticipate is refused, not a
+            # traceback (it is a checker bug worth reporting: the tests look for this line)
+            raise Invalid("proof", f"{UNEXPECTED} ({type(exc).__name__}: {_one_line(exc)})") from None
     except Invalid as exc:
         out(f"invalid: {exc}")
         return EXIT_INVALID
     except BadInput as exc:
         out(f"certify-proof: error: {exc}")
         return EXIT_BAD_INPUT
+
+
+UNEXPECTED = "the checker could not evaluate an entry of the proof; please report"
+
+
+def _one_line(text, limit: int = 200) -> str:
+    """``text`` on one line (whitespace runs collapsed), at most ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _check_proof(proof, model_path, region_path, out, reimport: bool) -> int:
+    """:func:`check_proof` without its guard; raises Invalid or BadInput."""
+    if not isinstance(proof, dict) or proof.get("format") != FORMAT:
+        raise Invalid("format", f"not a {FORMAT} proof")
+    lo, hi = _box_of(proof)
+    if model_path is not None:
+        _check_model(proof, Path(model_path))
+        out(f"model: {model_path}: sha256 matches")
+        if reimport:  # deferred on purpose: certify's importer (onnx) only when asked for
+            from .bind import network_mismatch
+
+            try:
+                why = network_mismatch(proof, model_path)
+            except ImportError as exc:  # onnx (or onnxruntime) is not installed here
+                raise BadInput(f"--reimport needs certify's ONNX importer: {_one_line(exc, 120)}") from None
+            if why:
+                raise Invalid("network", why)
+            out(f"network: {model_path}: re-imported by certify's importer, the IR equals the proof's")
+    if region_path is not None:
+        _check_region(proof, region_path, lo, hi)
+        out(f"region: {region_path}: the box matches ({lo.size} coordinates)")
+    net = parse_network(proof.get("network"))
+    if net.n_in != lo.size:
+        raise Invalid("network", f"the network takes {net.n_in} inputs but the box has {lo.size}")
+    region_states = proof["region"].get("n_states")
+    if region_states is not None and not (_is_int(region_states) and region_states == net.n_states):
+        raise Invalid("network", f"the network has {net.n_states} states but the proof's region "
+                      f"{_short(region_states)}")
+    checks = proof.get("checks")
+    if not isinstance(checks, list) or not checks:
+        raise Invalid("checks", "the proof lists no checks")
+    missing = 0
+    seen: set[str] = set()
+    for k, entry in enumerate(checks):
+        name = entry.get("check") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            raise Invalid("checks", f"check {k} has no name")
+        if name not in BINDINGS and name not in NOT_PROVED_HERE:
+            raise Invalid("checks", f"check {k}: unknown check name {_one_line(repr(name), 60)}")
+        if name in seen:
+            raise Invalid("checks", f"check {k}: {name} is listed twice")
+        seen.add(name)
+        step = f"check {name}"
+        if entry.get("status") == "not_proven":
+            missing += 1
+            out(f"{name}: not proven here: {_one_line(entry.get('reason', ''), 1000)}")
+            continue
+        if entry.get("status") != "proven":
+            raise Invalid(step, "status must be 'proven' or 'not_proven'")
+        claim = entry.get("claim")
+        kind = claim.get("kind") if isinstance(claim, dict) else None
+        if not isinstance(kind, str) or kind not in CLAIMS:
+            raise Invalid(step, f"the claim must be an object whose kind is one of {', '.join(CLAIMS)}, got "
+                          f"{_short(kind)}")
+        bind_claim(name, claim, entry.get("evidence"), net, step)
+        t0 = time.perf_counter()
+        text = CLAIMS[kind](claim, entry.get("evidence"), net, lo, hi, step)
+        out(f"{name}: valid: {text} [{time.perf_counter() - t0:.2f} s]")
     if missing:
         out(f"result: valid, but {missing} of {len(checks)} check(s) not proven here")
         return EXIT_PARTIAL

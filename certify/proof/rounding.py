@@ -23,6 +23,7 @@ few ulp; callers widen their results by :data:`LIB_PAD` relative.
 from __future__ import annotations
 
 import math
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -31,6 +32,7 @@ EPS = 2.0 ** -52  # 2u
 TINY = 1e-300
 LIB_PAD = 1e-14  # relative widening of library functions (tanh, exp, cosh): about 45 ulp
 MAX_EXACT_DIM = 48  # exact 2-norm tests on Gram matrices up to this order
+_FLOAT_MAX = Fraction(sys.float_info.max)
 
 
 def gam(n: int) -> float:
@@ -185,11 +187,16 @@ def spectral_upper(c: np.ndarray) -> float:
         return 0.0
     if min(c.shape) > MAX_EXACT_DIM or not np.all(np.isfinite(c)):
         return math.inf
-    s = float(np.linalg.svd(c, compute_uv=False)[0])
+    try:
+        s = float(np.linalg.svd(c, compute_uv=False)[0])
+    except np.linalg.LinAlgError:  # no proposal: no bound
+        return math.inf
+    if not math.isfinite(s):  # the norm itself overflows float64 (entries near its largest value): no finite bound
+        return math.inf
     gram = gram_ints(c)
     for rel in (1e-13, 1e-10, 1e-6):
         sigma = s * (1.0 + rel) + TINY
-        if sigma_certified(gram, sigma):
+        if math.isfinite(sigma) and sigma_certified(gram, sigma):
             return sigma
     return math.inf
 
@@ -210,24 +217,37 @@ def interval_norm_upper(c: np.ndarray, r: np.ndarray, p: float, target: float = 
 
 
 def sigma_lower(c: np.ndarray, r: np.ndarray, p: float) -> float:
-    """A proved lower bound on ||M||_p for some... for every M with |M - c| <= r: the norm of c along its best
+    """A proved lower bound on ||M||_p for every M with |M - c| <= r: the norm of c along its best
     column / row (p = 1, inf) or along its top right singular vector v (p = 2, ||c v|| / ||v|| exactly), minus
-    the radius' contribution."""
+    the radius' contribution. An enclosure with a non-finite entry (float64 overflow) proves no lower bound: -inf."""
+    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(r))):
+        return -math.inf
     ac = np.abs(c)
     if p == 1.0:
         k = int(np.argmax(ac.sum(axis=0)))
         col, rad = ac[:, k], r[:, k]
-        return (float(col.sum()) * (1.0 - gam(col.size)) - float(rad.sum()) * (1.0 + gam(col.size))) * (1 - EPS)
+        total = min(float(col.sum()), sys.float_info.max)  # a sum that overflowed is still >= the largest float
+        return (total * (1.0 - gam(col.size)) - float(rad.sum()) * (1.0 + gam(col.size))) * (1 - EPS)
     if p == math.inf:
         return sigma_lower(c.T, r.T, 1.0)
-    v = np.linalg.svd(c)[2][0]
+    try:
+        v = np.linalg.svd(c)[2][0]
+    except np.linalg.LinAlgError:  # no singular vector: no lower bound (any v would do, this one is only tight)
+        return -math.inf
+    if not np.all(np.isfinite(v)):
+        return -math.inf
     vf = [Fraction(float(x)) for x in v]
     rows = [[Fraction(float(x)) for x in row] for row in c]
     num = sum(sum(a * b for a, b in zip(row, vf)) ** 2 for row in rows)
     den = sum(x * x for x in vf)
     if den == 0:
         return 0.0
-    val = math.sqrt(float(num / den)) * (1.0 - 4 * EPS)
+    q = num / den  # ||c v||^2 / ||v||^2 exactly
+    if q <= _FLOAT_MAX:
+        root = math.sqrt(float(q))
+    else:  # beyond float64 (float(q) overflows): the integer square root of floor(q), at most the largest float
+        root = float(min(math.isqrt(q.numerator // q.denominator), int(sys.float_info.max)))
+    val = root * (1.0 - 4 * EPS)
     return (val - cw_upper(r) * (1.0 + EPS)) * (1.0 - EPS)
 
 

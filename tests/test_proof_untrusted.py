@@ -1,0 +1,515 @@
+"""A proof file is untrusted input: the checker answers valid / invalid / bad input with one clear line, never a
+traceback, and never reports a check valid on a claim that does not prove it.
+
+The proofs here come from certify's producer on a tiny ReLU net (2-4-3-2, every check the checker re-proves is
+proven in about a second); each test edits the proof the way a hand-editor or a broken writer could. The
+hypothesis tests mutate it at random and cross-check every claim the checker still calls valid against brute force
+on the net (sampled norms, sampled invariance violations, the original equilibria), so that a validated claim is
+one the net really satisfies and one the check's name stands for.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from random_nets import random_net
+
+from certify.api import verify
+from certify.certificate import BoundMethod, CheckName, CheckResult, Verdict
+from certify.config import VerifyConfig
+from certify.ir.box import Box
+from certify.ir.numerics import induced_norm
+from certify.proof import checker, producer
+from certify.proof.producer import build_proof, proof_bytes
+from certify.proof.rounding import sigma_lower, spectral_upper
+from certify.report.report import Report
+
+PROVED = ("dissipativity", "contraction", "gain", "weight_norm", "invariance", "equilibria")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(net, model path, region path, proof) of a 2-4-3-2 ReLU net whose six re-provable checks are all proven."""
+    from onnx_builders import network_to_onnx, save
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    net = random_net(0, 2, (4, 3), out_scale=0.5)
+    model = save(network_to_onnx(net), tmp, "tiny.onnx")
+    region = tmp / "box.yaml"
+    region.write_text("states:\n  x0: [-1.0, 1.0]\n  x1: [-1.0, 1.0]\n")
+    report = verify(model, region, ",".join(PROVED), VerifyConfig(samples=300, timeout=30))
+    proof = build_proof(report)
+    assert [c["status"] for c in proof["checks"]] == ["proven"] * len(PROVED), proof["checks"]
+    return report.network, model, region, proof
+
+
+def run(proof, model=None, region=None, reimport=False):
+    lines: list[str] = []
+    code = checker.check_proof(proof, model, region, out=lines.append, reimport=reimport)
+    return code, lines
+
+
+def entry(proof, name):
+    return next(c for c in proof["checks"] if c["check"] == name)
+
+
+def first(entries, kind):
+    return next(k for k, e in enumerate(entries) if e[0] == kind)
+
+
+def assert_invalid(proof, *words, model=None, region=None, reimport=False):
+    """The checker refuses ``proof`` with one 'invalid:' line holding every one of ``words``."""
+    code, lines = run(proof, model, region, reimport)
+    assert code == checker.EXIT_INVALID, lines
+    last = lines[-1]
+    assert last.startswith("invalid: ") and "\n" not in last and len(last) < 600, lines
+    assert checker.UNEXPECTED not in last, lines  # refused for a reason, not by the last guard
+    for word in words:
+        assert word in last, (word, lines)
+    return last
+
+
+def test_the_tiny_proof_is_valid(tiny):
+    net, model, region, proof = tiny
+    code, lines = run(proof, model, region, reimport=True)
+    assert code == checker.EXIT_VALID, lines
+
+
+# ============================================================================================ huge numbers
+def test_huge_integers_as_farkas_multipliers_are_invalid_not_overflow(tiny):
+    """A Farkas pair [row, y] with y a 4000-digit integer (float() overflows), a row beyond int64, a negative row
+    or y = inf (JSON 1e400) names the entry instead of raising OverflowError."""
+    proof = tiny[3]
+    for row, value in ((0, 10 ** 4000), (10 ** 30, 0.5), (-1, 0.5), (0, math.inf), (0, -(10 ** 4000))):
+        bad = copy.deepcopy(proof)
+        entries = entry(bad, "gain")["evidence"]["entries"]
+        k = first(entries, "f")
+        entries[k][1][0] = [row, value]
+        assert_invalid(bad, "check gain", f"entry {k}", "Farkas")
+
+
+def test_huge_numbers_in_a_proof_file_are_one_line_answers(tiny, tmp_path, capsys):
+    """Through the command: a 4000-digit integer (below Python's 4300-digit limit for int()) and 1e400 in a Farkas
+    pair give exit 1 naming the entry; 5000 digits are refused by the JSON reader with exit 3."""
+    net, model, region, proof = tiny
+    text = proof_bytes(proof, "p.json").decode()
+    pair = re.search(r'\["f",\[\[(\d+),([^\]]+)\]', text)
+    assert pair
+    for number, code in (("7" * 4000, checker.EXIT_INVALID), ("1e400", checker.EXIT_INVALID),
+                         ("-1e400", checker.EXIT_INVALID), ("7" * 5000, checker.EXIT_BAD_INPUT)):
+        path = tmp_path / "p.json"
+        path.write_text(text[:pair.start(2)] + number + text[pair.end(2):])
+        capsys.readouterr()
+        assert checker.main(["check", str(path), str(model), str(region)]) == code, number[:10]
+        got = capsys.readouterr()
+        out = (got.out + got.err).strip().splitlines()
+        assert out[-1].startswith("invalid: check gain: entry" if code == 1 else "certify-proof: error:"), out
+        assert "Traceback" not in got.err and len(out[-1]) < 400, out
+
+
+def test_huge_entries_in_a_metric_are_invalid_not_overflow(tiny):
+    """T = 1e300 I makes T Q - I about 1e300: its exact Frobenius norm squared (a Fraction near 1e600) overflowed
+    float(); an integer entry beyond float64 overflowed too; rows given as strings were read character by
+    character."""
+    proof = tiny[3]
+    eye = [["1.0", "0.0"], ["0.0", "1.0"]]
+    for t in ([["1e300", "0.0"], ["0.0", "1e300"]], [[10 ** 4000, "0.0"], ["0.0", "1.0"]], ["10", "01"]):
+        bad = copy.deepcopy(proof)
+        entry(bad, "dissipativity")["claim"]["metric"] = {"P": eye, "T": t, "Q": eye}
+        assert_invalid(bad, "metric")
+    bad = copy.deepcopy(proof)
+    entry(bad, "dissipativity")["claim"]["metric"] = {"P": ["10", "01"], "T": ["10", "01"], "Q": ["10", "01"]}
+    assert_invalid(bad, "metric P")  # read as [[1, 0], [0, 1]] before: a metric nobody wrote
+
+
+def test_a_witness_that_is_not_a_list_of_decimal_strings_is_invalid(tiny):
+    proof = tiny[3]
+    for witness in ([10 ** 4000, "0.0"], "00", {"0": "0.1"}, [0.1, 0.2], [["0.1"], ["0.2"]]):
+        bad = copy.deepcopy(proof)
+        entry(bad, "gain")["claim"]["lower"]["witness"] = witness
+        assert_invalid(bad, "check gain", "witness")
+
+
+def test_lower_and_upper_norm_bounds_of_overflowing_matrices():
+    """The rounding helpers on matrices near float64's largest value: the upper bound is inf (not an
+    OverflowError from converting an infinite singular value to an integer), the lower bound is finite and below
+    the norm, and an enclosure with a non-finite entry proves no lower bound."""
+    with np.errstate(over="ignore"):  # the sums overflow on purpose
+        _overflowing_matrices()
+
+
+def _overflowing_matrices():
+    for scale in (1e200, 1e308):
+        c = np.full((2, 2), scale)
+        zero = np.zeros((2, 2))
+        assert spectral_upper(c) >= 2 * scale  # inf when 2 * scale overflows
+        for p in (1.0, 2.0, math.inf):
+            low = sigma_lower(c, zero, p)
+            assert math.isfinite(low) and 0 < low <= 2 * scale, (scale, p, low)
+        assert sigma_lower(c, zero, 2.0) >= 2 * scale * (1 - 1e-12) or scale == 1e308
+    for bad in (np.array([[np.inf, 1.0]]), np.array([[np.nan, 1.0]])):
+        for p in (1.0, 2.0, math.inf):
+            assert sigma_lower(bad, np.zeros((1, 2)), p) == -math.inf
+    assert sigma_lower(np.ones((1, 2)), np.array([[np.inf, 0.0]]), 1.0) == -math.inf
+
+
+# ============================================================================================ check names
+@pytest.mark.parametrize("source,target", [
+    ("invariance", "dissipativity"), ("dissipativity", "invariance"), ("equilibria", "invariance"),
+    ("invariance", "equilibria"), ("gain", "equilibria"), ("contraction", "dissipativity"),
+    ("dissipativity", "contraction"), ("gain", "contraction"), ("contraction", "gain"),
+    ("gain", "weight_norm"),  # a tree proves a sup bound, not the Corollary 4 product the check is about
+])
+def test_a_claim_filed_under_another_check_name_is_invalid(tiny, source, target):
+    """Before, the checker read the claim's kind only: any claim it proved was reported valid under whatever
+    check name the entry carried."""
+    bad = copy.deepcopy(tiny[3])
+    bad["checks"] = [c for c in bad["checks"] if c["check"] != target]
+    entry(bad, source)["check"] = target
+    code, lines = run(bad)
+    assert code == checker.EXIT_INVALID, lines
+    assert lines[-1].startswith(f"invalid: check {target}: the {target} "), lines
+    assert not any(line.startswith(f"{target}: valid") for line in lines), lines
+
+
+def test_a_claim_that_proves_the_named_check_is_accepted_under_it(tiny):
+    """The binding is by what a claim proves: a gain bound below 1 on A* over all columns proves dissipativity."""
+    ok = copy.deepcopy(tiny[3])
+    ok["checks"] = [c for c in ok["checks"] if c["check"] != "dissipativity"]
+    entry(ok, "gain")["check"] = "dissipativity"
+    code, lines = run(ok)
+    assert code == checker.EXIT_VALID and any(s.startswith("dissipativity: valid: sup ||A*(x)||") for s in lines)
+
+
+def test_a_threshold_check_needs_a_bound_at_most_1(tiny):
+    """'dissipativity: valid: sup ||A*(x)|| <= 2' was reported: a true bound, but not dissipativity."""
+    for name in ("dissipativity", "contraction", "weight_norm"):
+        bad = copy.deepcopy(tiny[3])
+        entry(bad, name)["claim"]["bound"] = "2.0"
+        assert_invalid(bad, f"check {name}", "<= 1")
+
+
+def test_a_gain_claim_covers_all_inputs_in_the_plain_norm(tiny):
+    """A gain claim on the state columns only (a smaller matrix) or in a metric is not the gain."""
+    net = random_net(0, 3, (4,), n_out=2, out_scale=0.3, n_states=2)
+    box = Box(-np.ones(3), np.ones(3), n_states=2)
+    result = CheckResult(CheckName.DISSIPATIVITY, Verdict.CERTIFIED, 0.0, 0.9, BoundMethod.BOXES, 0.0, None, "")
+    proof = build_proof(Report("<in-memory>", "", net.describe(), box, 2.0, 1e-6, (result,), network=net))
+    e = proof["checks"][0]
+    assert e["status"] == "proven" and e["claim"]["columns"] == 2 and run(proof)[0] == checker.EXIT_VALID
+    e["check"] = "gain"
+    assert_invalid(proof, "check gain", "all 3 input columns")
+    bad = copy.deepcopy(tiny[3])
+    eye = [["1.0", "0.0"], ["0.0", "1.0"]]
+    entry(bad, "gain")["claim"]["metric"] = {"P": eye, "T": eye, "Q": eye}
+    assert_invalid(bad, "check gain", "metric")
+
+
+def test_unknown_duplicate_and_forged_check_names_are_invalid(tiny):
+    proof = tiny[3]
+    renamed = copy.deepcopy(proof)
+    entry(renamed, "gain")["check"] = "robustness"
+    assert_invalid(renamed, "checks", "unknown check name 'robustness'")
+    twice = copy.deepcopy(proof)
+    twice["checks"].append(copy.deepcopy(entry(twice, "gain")))
+    assert_invalid(twice, "checks", "gain is listed twice")
+    for name in ("stability", "mean_square"):  # checks this checker does not re-prove: never listed as proven
+        listed = copy.deepcopy(proof)
+        entry(listed, "gain")["check"] = name
+        assert_invalid(listed, f"check {name}", "does not re-prove")
+    forged = "x\nresult: valid (6 check(s) proven)"
+    for key in ("check", "reason"):
+        bad = copy.deepcopy(proof)
+        bad["checks"].append({"check": "stability", "status": "not_proven", "reason": ""} | {key: forged})
+        code, lines = run(bad)
+        assert "result: valid (6 check(s) proven)" not in lines and all("\n" not in s for s in lines), lines
+        assert code == (checker.EXIT_INVALID if key == "check" else checker.EXIT_PARTIAL), lines
+
+
+def test_the_bindings_match_certify_checks_and_the_producer():
+    """Every check certify has is either bound to a claim or listed as never proven here; the producer's claim for
+    each sup-norm check has the quantity and columns the binding requires."""
+    names = {c.value for c in CheckName}
+    assert set(checker.BINDINGS) | set(checker.NOT_PROVED_HERE) == names
+    assert not set(checker.BINDINGS) & set(checker.NOT_PROVED_HERE)
+    for check, (quantity, states) in producer._SUP.items():
+        rule = checker.BINDINGS[check.value]
+        assert (rule.claim, rule.quantity, rule.columns) == ("sup_norm", quantity, "states" if states else "inputs")
+        assert rule.threshold == (check is not CheckName.GAIN)
+    assert checker.BINDINGS["invariance"].claim == "invariance"
+    assert checker.BINDINGS["equilibria"].claim == "equilibria"
+
+
+# ============================================================================================ other edits
+def test_an_equilibria_radius_wide_enough_to_list_anything_is_invalid(tiny):
+    """With radius 1e308 an invented point is 'within the radius of an equilibrium' and every equilibrium within
+    it of the invented one: the claim located nothing but was reported valid."""
+    bad = copy.deepcopy(tiny[3])
+    claim = entry(bad, "equilibria")["claim"]
+    claim["radius"] = "1e308"
+    claim["points"] = [["0.5", "0.5"]]
+    assert_invalid(bad, "check equilibria", "radius")
+
+
+def test_wrong_types_are_refused_with_the_key(tiny):
+    proof = tiny[3]
+    cases = [
+        (("network", "n_states"), True, "n_states"),  # True == 1 to Python
+        (("region", "n_states"), True, "states"),
+        (("region", "lower"), [-1, -1], "region: region lower"),
+        (("network", "layers", 0, "activation", "slopes"), "0.1", "slopes"),
+        (("checks", 0, "claim", "norm"), 2, "norm"),
+    ]
+    for path, value, word in cases:
+        bad = copy.deepcopy(proof)
+        parent = bad
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = value
+        if path[-1] == "slopes":
+            parent["kind"] = "prelu"
+        if path[0] == "network" and path[-1] == "n_states":
+            del bad["region"]["n_states"]  # so that the network's count is the only one
+        assert_invalid(bad, word)
+
+
+def test_duplicate_keys_and_deep_nesting_are_bad_input(tiny, tmp_path, capsys):
+    """json.loads keeps the last of two equal keys (a reader sees the first: here a bound 2.0 that would be
+    refused, the checker a 0.999999 it accepts) and raises RecursionError past about a thousand levels."""
+    net, model, region, proof = tiny
+    text = proof_bytes(proof, "p.json").decode()
+    dup = text.replace('"bound":"0.999999"', '"bound":"2.0","bound":"0.999999"', 1)
+    deep = text[:-1] + ',"extra":' + "[" * 100_000 + "]" * 100_000 + "}"
+    for name, body, word in (("dup.json", dup, "'bound' appears twice"), ("deep.json", deep, "nested")):
+        assert body != text
+        path = tmp_path / name
+        path.write_text(body)
+        capsys.readouterr()
+        assert checker.main(["check", str(path), str(model), str(region)]) == checker.EXIT_BAD_INPUT, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("certify-proof: error:") and word in err[0], err
+
+
+def test_reimport_names_a_short_difference_and_survives_odd_state_counts(tiny):
+    """--reimport with the proof's network replaced or its n_states a bool: one short line naming the entry (the
+    whole weight list of the model was printed; n_states True reached the importer and raised TypeError)."""
+    net, model, region, proof = tiny
+    for key, value in (("layers", None), ("n_states", True), ("n_states", 10 ** 4000)):
+        bad = copy.deepcopy(proof)
+        bad["network"][key] = value
+        assert_invalid(bad, "network", model=model, region=region, reimport=True)
+
+
+def test_reimport_without_onnx_is_bad_input(tiny, monkeypatch):
+    """--reimport where onnx is not installed: one 'error' line (exit 3), not an ImportError traceback."""
+    from certify.proof import bind
+
+    def no_onnx(*args):
+        raise ModuleNotFoundError("No module named 'onnx'")
+
+    monkeypatch.setattr(bind, "network_mismatch", no_onnx)
+    net, model, region, proof = tiny
+    code, lines = run(proof, model, region, reimport=True)
+    assert code == checker.EXIT_BAD_INPUT and lines[-1].startswith("certify-proof: error: --reimport needs"), lines
+
+
+def test_an_unexpected_exception_is_an_invalid_answer(tiny, monkeypatch):
+    """The last guard: a checker bug met by some entry is an 'invalid' line naming the exception, not a
+    traceback (the mutation tests below assert that it is never needed)."""
+    def broken(*args):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setitem(checker.CLAIMS, "invariance", broken)
+    code, lines = run(tiny[3])
+    assert code == checker.EXIT_INVALID and checker.UNEXPECTED in lines[-1] and "ZeroDivisionError" in lines[-1]
+
+
+# ============================================================================================ mutations
+_NAMES = list(PROVED) + ["stability", "output_bounds", "mean_square", "robustness"]
+_JUNK = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([10 ** 4000, -(10 ** 30), 2 ** 63]),
+    st.sampled_from([0.5, -0.0, 1e308, math.inf, -math.inf, math.nan]),
+    st.sampled_from(["", "x", "nan", "inf", "-inf", "1e400", "-1e400", "0", "-1", "0.5", "0.8", "1", "2", "1e-300",
+                     "9" * 400, "1_0", " 1 "]),
+    st.sampled_from(_NAMES + ["sup_norm", "A*", "J", "product", "tree", "proven", "not_proven", "b", "n", "a", "f"]),
+    st.lists(st.integers(0, 2), max_size=3), st.just({}), st.just([["b"]]), st.just([[]]), st.just([["0.5"]]),
+    st.just(["f", [[0, 1e308]]]), st.just(["n", 0, 0]), st.just(["a", 0]),
+    st.recursive(st.just([]), lambda inner: st.lists(inner, min_size=1, max_size=1), max_leaves=60),
+)
+
+
+def _paths(obj, prefix=()):
+    yield prefix
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        yield from _paths(value, prefix + (key,))
+
+
+def _decimal(value) -> float | None:
+    """The finite float a decimal string of the proof holds, else None."""
+    if not isinstance(value, str) or not re.fullmatch(r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?", value):
+        return None
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def _mutate(proof, data) -> dict:
+    """1 to 3 random edits: replace, delete, insert, duplicate or swap at any path, rename a check, exchange two
+    checks' names, or scale a decimal string by 1 +- 10^-k (half the edits aim at the checks' entries)."""
+    bad = copy.deepcopy(proof)
+    for _ in range(data.draw(st.integers(1, 3), label="edits")):
+        op = data.draw(st.sampled_from(["replace", "delete", "insert", "duplicate", "swap", "rename", "exchange",
+                                        "scale"]), label="op")
+        checks = bad.get("checks") if isinstance(bad.get("checks"), list) else []
+        named = [c for c in checks if isinstance(c, dict)]
+        if op == "rename" and named:
+            data.draw(st.sampled_from(named), label="check")["check"] = data.draw(st.sampled_from(_NAMES))
+            continue
+        if op == "exchange" and len(named) >= 2:
+            a, b = data.draw(st.permutations(named), label="pair")[:2]
+            a["check"], b["check"] = b.get("check"), a.get("check")
+            continue
+        paths = [p for p in _paths(bad) if p]
+        if data.draw(st.booleans(), label="aim at checks"):
+            paths = [p for p in paths if p[0] == "checks"] or paths
+        random.Random(len(paths)).shuffle(paths)  # hypothesis favours the first choices: spread them over the file
+        path = data.draw(st.sampled_from(paths), label="path")
+        parent = bad
+        for key in path[:-1]:
+            parent = parent[key]
+        key = path[-1]
+        if op == "delete":
+            del parent[key]
+        elif op == "insert":
+            if isinstance(parent, list):
+                parent.insert(key, copy.deepcopy(data.draw(_JUNK, label="junk")))
+            else:
+                parent[data.draw(st.sampled_from(["extra", "lower", "metric", "kind"]))] = copy.deepcopy(
+                    data.draw(_JUNK))
+        elif op == "duplicate" and isinstance(parent, list):
+            parent.insert(key, copy.deepcopy(parent[key]))
+        elif op == "swap" and isinstance(parent, list) and len(parent) >= 2:
+            other = data.draw(st.integers(0, len(parent) - 1), label="other")
+            parent[key], parent[other] = parent[other], parent[key]
+        elif op == "scale" and _decimal(parent[key]) is not None:
+            k = data.draw(st.integers(1, 15), label="k")
+            sign = data.draw(st.sampled_from([-1, 1]), label="sign")
+            parent[key] = repr(_decimal(parent[key]) * (1 + sign * 10.0 ** -k))
+        else:
+            parent[key] = copy.deepcopy(data.draw(_JUNK, label="junk"))
+    return bad
+
+
+@pytest.fixture(scope="module")
+def truth(tiny):
+    """Brute force on the net: sampled sup of ||M(x)[:, :cols]||_p for M in (A*, J) and p in (1, 2, inf), the
+    sampled largest invariance violation, and the proof's equilibria (which test_proof checks to be fixed points)."""
+    net, model, region, proof = tiny
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.uniform(-1, 1, (4000, 2)), [[1, 1], [1, -1], [-1, 1], [-1, -1]]])
+    mats = {"A*": net.pwa(x)[0], "J": net.jacobian(x)}
+    sup = {(q, p): float(np.max(induced_norm(m, p))) for q, m in mats.items() for p in (1.0, 2.0, math.inf)}
+    f = net.forward(x)
+    violation = float(np.max(np.maximum(f - 1.0, -1.0 - f)))
+    e = entry(proof, "equilibria")["claim"]
+    points = [np.array([float(v) for v in p]) for p in e["points"]]
+    upper = {"A*": float(entry(proof, "gain")["claim"]["bound"]), "J": float(entry(proof, "contraction")["claim"]
+                                                                             ["bound"])}  # proven 2-norm bounds
+    return sup, violation, points, float(e["radius"]), upper
+
+
+def assert_claims_hold(bad, lines, truth):
+    """Every 'NAME: valid:' line: the entry's claim is the kind its check name stands for (the producer's table),
+    and brute force on the net does not contradict it."""
+    sup, violation, points, radius, upper = truth
+    valid = [line.split(":", 1)[0] for line in lines if ": valid: " in line]
+    for name in valid:  # (the lines of the checks before a refused one are printed too: the first of that name)
+        assert name in PROVED, (name, lines)  # a check the checker does not re-prove is never valid
+        e = next(c for c in bad["checks"] if isinstance(c, dict) and c.get("check") == name)
+        claim = e["claim"]
+        slack = 1e-12
+        if name in ("invariance", "equilibria"):
+            assert claim["kind"] == name
+        else:
+            quantity, states = producer._SUP[CheckName(name)]
+            assert claim["kind"] == "sup_norm" and claim["quantity"] == quantity, (name, claim)
+            assert claim.get("metric") is None, claim  # the tiny proof has none: no edit makes a valid one
+            assert claim["columns"] == 2
+            bound = float(claim["bound"])
+            p = {"1": 1.0, "2": 2.0, "inf": math.inf}[claim["norm"]]
+            assert bound >= sup[quantity, p] * (1 - slack), (name, claim, sup)
+            assert name == "gain" or bound <= 1.0
+            assert name != "weight_norm" or e["evidence"]["kind"] == "product"
+            if claim.get("lower") is not None:
+                assert p != 2.0 or float(claim["lower"]["value"]) <= upper[quantity] * (1 + slack), claim
+        if name == "invariance":
+            assert violation < float(claim["bound"]) <= 0.0, claim
+        if name == "equilibria":
+            r = float(claim["radius"])
+            got = [np.array([float(v) for v in q]) for q in claim["points"]]
+            assert r <= 1e-6
+            assert all(any(np.max(np.abs(q - p)) <= r + radius for p in points) for q in got), claim
+            assert all(any(np.max(np.abs(q - p)) <= r + radius for q in got) for p in points), claim
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_proofs_never_crash_and_never_validate_an_unproven_claim(tiny, truth, data):
+    net, model, region, proof = tiny
+    bad = _mutate(proof, data)
+    code, lines = run(bad, model, region, reimport=True)
+    assert code in (checker.EXIT_VALID, checker.EXIT_INVALID, checker.EXIT_PARTIAL, checker.EXIT_BAD_INPUT)
+    assert lines and lines[-1].startswith(("result:", "invalid:", "certify-proof: error:")), lines
+    assert all("\n" not in s for s in lines) and not any(checker.UNEXPECTED in s for s in lines), lines
+    assert_claims_hold(bad, lines, truth)
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?')
+_RAW = ["1e400", "-1e400", "1e-400", "7" * 4000, "-" + "7" * 4000, "NaN", "Infinity", "-Infinity", "-0", "0", "1",
+        "3", "0.5", "1.5", "null", "true", "[]", "{}", '"x"', '"1e400"', "[" * 3000 + "]" * 3000]
+_QUOTED = ["nan", "inf", "-inf", "1e400", "-1e400", "1e-400", "7" * 4000, "0", "-0.0", "1", "2", "0.5", "", "x"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_edited_numbers_in_a_proof_file_never_crash(tiny, truth, tmp_path_factory, data):
+    """The file as text: a number token or a decimal string replaced (huge, infinite, NaN, nested, another type);
+    the command answers with its exit codes and the claims it still calls valid hold."""
+    net, model, region, proof = tiny
+    text = proof_bytes(proof, "p.json").decode()
+    tokens = list(_TOKEN.finditer(text))
+    edited = text
+    for m in sorted(data.draw(st.lists(st.sampled_from(tokens), min_size=1, max_size=3, unique_by=lambda m: m.start()),
+                              label="tokens"), key=lambda m: -m.start()):
+        if m.group().startswith('"'):
+            new = '"' + data.draw(st.sampled_from(_QUOTED), label="quoted") + '"'
+        else:
+            new = data.draw(st.sampled_from(_RAW), label="raw")
+        edited = edited[:m.start()] + new + edited[m.end():]
+    path = tmp_path_factory.mktemp("edited") / "p.json"
+    path.write_text(edited)
+    lines: list[str] = []
+    code = checker.check_files(path, model, region, out=lines.append, reimport=True)
+    assert code in (checker.EXIT_VALID, checker.EXIT_INVALID, checker.EXIT_PARTIAL, checker.EXIT_BAD_INPUT)
+    assert lines and lines[-1].startswith(("result:", "invalid:", "certify-proof: error:")), lines
+    assert not any(checker.UNEXPECTED in s for s in lines), lines
+    if code in (checker.EXIT_VALID, checker.EXIT_PARTIAL):
+        assert_claims_hold(json.loads(edited), lines, truth)
+
+
+def test_the_proof_bytes_round_trip(tiny, tmp_path):
+    """The producer's file reads back through the duplicate-key reader unchanged."""
+    path = tmp_path / "p.json"
+    path.write_bytes(proof_bytes(tiny[3], path))
+    assert checker.load_proof(Path(path)) == json.loads(json.dumps(tiny[3]))
