@@ -1,13 +1,14 @@
-"""Exact sup ||A*(x)||_2 at the sizes people train, node bounds over the box (before) and over each node's polytope
-bounding box (after), side by side in one run.
+"""Exact sup ||A*(x)||_2 at the sizes people train, the region search's settings side by side in one run: node
+bounds over the box, over each node's polytope bounding box, and with neurons split largest effect first.
 
     OMP_NUM_THREADS=1 python benchmarks/exact_scale.py [--nets 2-32-32-2,4-16-16-4] [--timeout S]
+        [--settings box,polytope,influence]
 
-Random ReLU nets (tests/random_nets.py, seed 7) over [-1, 1]^d. For each net and each setting
-(``RegionSearchOptions.node_bbox`` False / True): the exact run (nodes, LPs, seconds, value) and the certify run
-with the net rescaled so that its exact sup is 0.97 (a 3 % margin; nodes and their fraction of the exact run's
-nodes: the issue's target is at most a tenth). The exact values of the two settings must agree to 1e-12 (printed).
-A run that reaches the timeout prints its bracket instead of a value. ``--node-bounds box`` or ``polytope`` runs one.
+Random ReLU nets (tests/random_nets.py, seed 7) over [-1, 1]^d. For each net and each setting (``SETTINGS``:
+``RegionSearchOptions.node_bbox`` and ``by_influence``): the exact run (nodes, LPs, seconds, value) and the certify
+run with the net rescaled so that its exact sup is 0.97 (a 3 % margin; nodes and their fraction of the exact run's
+nodes: the issue's target is at most a tenth). The exact values of the settings must agree to 1e-12 (printed).
+A run that reaches the timeout prints its bracket instead of a value.
 
 Measured (OMP_NUM_THREADS=1, 2 shared cores; exact runs, nodes / seconds, box -> polytope):
 2-32-32-2 1018 / 5.79 -> 83 / 1.18 (load 3); 4-16-16-4 3500 / 56.2 -> 601 / 15.0 and 2-64-64-2 4157 / 40.0 ->
@@ -40,8 +41,15 @@ def scaled(net: Network, factor: float) -> Network:
     return Network(net.layers, net.out_weight * factor, net.out_bias * factor, skip)
 
 
-def one(net, box, node_bbox: bool, timeout: float, threshold=None):
-    config = VerifyConfig(timeout=timeout, regions=RegionSearchOptions(node_bbox=node_bbox))
+SETTINGS = {  # name -> RegionSearchOptions: node bounds over the box or the polytope's bounding box, split order
+    "box": RegionSearchOptions(node_bbox=False, by_influence=False),
+    "polytope": RegionSearchOptions(node_bbox=True, by_influence=False),
+    "influence": RegionSearchOptions(node_bbox=True, by_influence=True),
+}
+
+
+def one(net, box, options: RegionSearchOptions, timeout: float, threshold=None):
+    config = VerifyConfig(timeout=timeout, regions=options)
     t0 = time.perf_counter()
     res = region_search(Query(net, box, Quantity.A_STAR, config, threshold=threshold))
     return res, time.perf_counter() - t0
@@ -51,27 +59,31 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", default=DEFAULT_NETS, help="comma-separated d-w1-...-d (default: %(default)s)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per run")
-    ap.add_argument("--node-bounds", default="box,polytope", help="settings to run: box, polytope or both")
+    ap.add_argument("--settings", default="polytope,influence",
+                    help="comma-separated, of: box (node bounds over the box, index order), polytope (over the "
+                         "polytope's bounding box, index order), influence (polytope, largest effect first: the "
+                         "default); default: %(default)s")
     args = ap.parse_args(argv)
-    print(f"{'net':>14s} {'node bounds':>12s} {'nodes':>7s} {'LPs':>7s} {'exact s':>8s} {'value / bracket':>28s} "
+    print(f"{'net':>14s} {'setting':>12s} {'nodes':>7s} {'LPs':>7s} {'exact s':>8s} {'value / bracket':>28s} "
           f"{'cert nodes':>10s} {'cert s':>7s} {'cert/exact':>10s}")
     for spec in args.nets.split(","):
         sizes = [int(v) for v in spec.split("-")]
         d, widths = sizes[0], tuple(sizes[1:-1])
         net, box = random_net(7, d, widths), unit_box(d)
-        values = {}
-        settings = [s.strip() for s in args.node_bounds.split(",")]
-        for node_bbox in [s == "polytope" for s in settings]:
-            res, sec = one(net, box, node_bbox, args.timeout)
+        values = []
+        for name in [s.strip() for s in args.settings.split(",")]:
+            options = SETTINGS[name]
+            res, sec = one(net, box, options, args.timeout)
             shown = f"{res.lower:.15g}" if res.exact else f"[{res.lower:.6g}, {res.upper:.6g}] timeout"
-            values[node_bbox] = res.lower if res.exact else None
-            cert, csec = one(scaled(net, 0.97 / res.lower), box, node_bbox, args.timeout, threshold=1 - 1e-6)
+            if res.exact:
+                values.append(res.lower)
+            cert, csec = one(scaled(net, 0.97 / res.lower), box, options, args.timeout, threshold=1 - 1e-6)
             verdict = "" if cert.upper <= 1 - 1e-6 else " (not certified)"
-            print(f"{spec:>14s} {'polytope' if node_bbox else 'box':>12s} {res.counts.nodes:7d} {res.counts.lps:7d} "
+            print(f"{spec:>14s} {name:>12s} {res.counts.nodes:7d} {res.counts.lps:7d} "
                   f"{sec:8.2f} {shown:>28s} {cert.counts.nodes:10d} {csec:7.2f} "
-                  f"{cert.counts.nodes / max(res.counts.nodes, 1):10.3f}{verdict}")
-        if values.get(False) is not None and values.get(True) is not None:
-            print(f"{'':>14s} exact values agree to {abs(values[False] - values[True]):.1e}")
+                  f"{cert.counts.nodes / max(res.counts.nodes, 1):10.3f}{verdict}", flush=True)
+        if len(values) > 1:
+            print(f"{'':>14s} exact values agree to {max(values) - min(values):.1e}")
     return 0
 
 

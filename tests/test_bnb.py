@@ -153,3 +153,24 @@ def test_every_node_bound_covers_the_jacobian_of_sampled_points_in_the_node(seed
         kind, val = tr.expand(node)
         if kind == "branch":
             stack.extend(val)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 3), width=st.integers(3, 7),
+       p=st.sampled_from([1.0, 2.0, math.inf]))
+def test_the_split_order_changes_the_nodes_not_the_value(seed, n, width, p, random_net, unit_box):
+    # neurons split largest effect first (the default) or in index order: the same regions, the same exact value
+    from certify.config import RegionSearchOptions, VerifyConfig
+    from certify.engines.contract import Query
+    from certify.engines.region_search import region_search
+    from certify.ir.quantity import Quantity
+
+    net, box = random_net(seed, n, (width, width)), unit_box(n)
+    results = []
+    for by_influence in (True, False):
+        config = VerifyConfig(norm=p, timeout=60.0, regions=RegionSearchOptions(by_influence=by_influence))
+        res = region_search(Query(net, box, Quantity.A_STAR, config))
+        assert res.exact, res.reason
+        results.append(res.lower)
+    brute = max(float(induced_norm(r.m[:, :n], p)) for r in enumerate_regions(net, box).regions)
+    assert math.isclose(results[0], results[1], rel_tol=1e-12) and math.isclose(results[0], brute, rel_tol=1e-9)

@@ -73,15 +73,9 @@ class _RegionWork:
     """The region search (:mod:`certify.engines.region_search`)."""
 
     def build(self, query: Query):
-        # deferred: the engines import this module
-        from . import region_search as rs
-        from .regions import Traversal
+        from .region_search import region_problem  # deferred: the engines import this module
 
-        # the set-up of region_search (keep the two the same: a worker must bound nodes as the main process does)
-        options = query.config.regions
-        tr = Traversal(query.network, query.box, options.min_radius, lp_backend=query.config.solvers.lp)
-        bounder = rs.NodeBounder(tr, query.norm, query.columns, query.metric, use_bbox=options.node_bbox)
-        return rs._RegionProblem(tr, bounder, query.norm, query.columns)
+        return region_problem(query)  # the main process's set-up: a worker bounds nodes as it does
 
     def reset(self, problem, key) -> None:
         tr = problem.tr

@@ -317,6 +317,17 @@ class _RegionProblem:
         return out
 
 
+def region_problem(query: Query) -> "_RegionProblem":
+    """The search problem of :func:`region_search` for a query (its traversal and node bounder, from
+    ``query.config.regions``): one set-up for the main process and every worker. BackendUnavailableError when the
+    LP back-end is missing."""
+    options = query.config.regions
+    tr = Traversal(query.network, query.box, options.min_radius, lp_backend=query.config.solvers.lp,
+                   by_influence=options.by_influence)
+    bounder = NodeBounder(tr, query.norm, query.columns, query.metric, use_bbox=options.node_bbox)
+    return _RegionProblem(tr, bounder, query.norm, query.columns)
+
+
 def region_search(query: Query) -> EngineResult:
     """sup over the box of ||A*(x)||_p or ||J(x)||_p for a piecewise-linear net, by branch and bound over
     activation regions (module docstring). Certify mode when ``query.threshold`` is set.
@@ -325,20 +336,18 @@ def region_search(query: Query) -> EngineResult:
     IR. Options: ``query.config.regions`` (min_radius, samples); ``query.config.budget`` nodes at most.
     """
     t0 = time.perf_counter()
-    net, box, p, q, cols = query.network, query.box, query.norm, query.quantity, query.columns
+    net, p, q, cols = query.network, query.norm, query.quantity, query.columns
     if not net.piecewise_linear or (q is Quantity.A_STAR and not net.piecewise_linear_through_origin):
         why = ("A* is not constant on the regions of a clip-type net; the exact core serves J only"
                if net.piecewise_linear else f"the exact core needs piecewise-linear activations ({net.describe()})")
         return unsupported(query, why, t0)
     options = query.config.regions
     try:
-        tr = Traversal(net, box, options.min_radius, lp_backend=query.config.solvers.lp)
+        problem = region_problem(query)
     except registry.BackendUnavailableError as exc:
         return unsupported(query, f"the region search cannot run: {exc}", t0)
-    metric = query.metric
-    bounder = NodeBounder(tr, p, cols, metric, use_bbox=options.node_bbox)
+    tr, bounder, metric = problem.tr, problem.bounder, query.metric
     incumbent = Incumbent(*sample_lower(tr, p, cols, options.samples, query.seed, metric))
-    problem = _RegionProblem(tr, bounder, p, cols)
     root = tr.root()
     # with a metric the search runs on ||T M Q|| (Q the float64 inverse of T) and corrects the bracket at the end
     up, down = (1.0, 1.0) if metric is None else (metric.upper_factor, metric.lower_factor)

@@ -124,11 +124,13 @@ class Traversal:
     :class:`certify.solvers.lp.LPSolver`) for the Chebyshev LPs; it keeps the LP of the
     node expanded last loaded and adds the rows of its descendants (DFS order makes most LPs warm starts); the
     bounding-box LPs have their own instance. Warm starts change no soundness assumption: every status is
-    checked to be OPTIMAL and every returned point is re-checked in float64.
+    checked to be OPTIMAL and every returned point is re-checked in float64. ``by_influence``: a node's free neurons
+    of a layer are split largest ||column of the next weight|| x ||row of G|| first (else in index order); any order
+    gives the same regions, this one fewer nodes (benchmarks/exact_scale.py).
     """
 
     def __init__(self, net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS, solver=None,
-                 lp_backend: str = "highs") -> None:
+                 lp_backend: str = "highs", by_influence: bool = True) -> None:
         if not net.piecewise_linear:
             raise UsageError(f"region traversal needs piecewise-linear activations, got {net.describe()}")
         if box.dim != net.n_in:
@@ -151,6 +153,10 @@ class Traversal:
         self.pieces: list[Pieces] = [pieces(layer.activation, layer.width) for layer in net.layers]
         self.L = len(net.layers)
         self.n = net.n_in
+        # per layer the column norms of the next weight (the output weight after the last layer): the order in
+        # which a node's neurons are split (by_influence; any order gives the same regions)
+        nxt = self.weights[1:] + [net.out_weight]
+        self.influence = [np.linalg.norm(w, axis=0) for w in nxt] if by_influence else None
         self.lps = 0
         self.nodes = 0
         nf = int(self.free.sum())
@@ -351,6 +357,10 @@ class Traversal:
             l = node.l
             pcs, f = self.pieces[l], node.fixed[l]
             free_idx = np.nonzero(f < 0)[0]
+            if free_idx.size > 1 and self.influence is not None:
+                # the neurons with the largest effect on the layer map first: ||next column|| ||row of G||
+                score = self.influence[l][free_idx] * np.linalg.norm(node.g_mat[free_idx], axis=1)
+                free_idx = free_idx[np.argsort(-score, kind="stable")]
             if free_idx.size:
                 over = pcs.overlapping(node.zlo[free_idx], node.zhi[free_idx], free_idx)
                 crossing = int(np.count_nonzero(over.sum(axis=1) > 1))
