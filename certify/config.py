@@ -225,11 +225,15 @@ class ParallelOptions:
     ``cluster`` say where).
 
     ``start_after``: nodes bounded serially before the workers start (small searches never pay for them);
+    ``start_seconds``: nor before the search has run this long (the pool is spawned then, once half the nodes are
+    bounded too; each worker imports torch and the engines, about a CPU second: on 2 cores a pool spawned after 1 s
+    slowed a 2.1-second search to 3.5 s, so only longer searches are spread);
     ``chunk``: nodes per task for searches that expand one node per step (the region search; the sub-box searches
     send one step's batch); ``tasks_per_worker``: tasks per round and worker (load balance against the wait at the
     end of a round); ``threads``: BLAS and torch threads of each worker process."""
 
     start_after: int = 128
+    start_seconds: float = 3.0
     chunk: int = 8
     tasks_per_worker: int = 2
     threads: int = 1
@@ -237,6 +241,7 @@ class ParallelOptions:
     def __post_init__(self) -> None:
         owner = "ParallelOptions"
         object.__setattr__(self, "start_after", _whole(owner, "start_after", self.start_after, 0))
+        object.__setattr__(self, "start_seconds", _real(owner, "start_seconds", self.start_seconds, 0.0))
         object.__setattr__(self, "chunk", _whole(owner, "chunk", self.chunk, 1))
         object.__setattr__(self, "tasks_per_worker", _whole(owner, "tasks_per_worker", self.tasks_per_worker, 1))
         object.__setattr__(self, "threads", _whole(owner, "threads", self.threads, 1))

@@ -23,7 +23,7 @@ from certify.ir.numerics import induced_norm
 from certify.ir.quantity import Quantity
 
 # start the workers almost at once and send small tasks, so that these small searches take many parallel steps
-FAST = ParallelOptions(start_after=4, chunk=2, tasks_per_worker=2)
+FAST = ParallelOptions(start_after=4, start_seconds=0.0, chunk=2, tasks_per_worker=2)
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ ones (``VerifyConfig.workers``) or the workers of a Dask cluster (``VerifyConfig
 
 How (:class:`ParallelSearch`, the loop's executor):
 
-* the search starts serially; once ``ParallelOptions.start_after`` nodes are bounded, each step takes the
-  ``tasks x chunk`` largest open nodes (tasks = workers x ``tasks_per_worker``), deals them round robin into tasks
-  and sends the tasks to the workers with the incumbent's value (a snapshot);
+* the search starts serially; once ``ParallelOptions.start_after`` nodes are bounded and ``start_seconds`` have
+  passed, each step takes the ``tasks x chunk`` largest open nodes (tasks = workers x ``tasks_per_worker``), deals
+  them round robin into tasks and sends the tasks to the workers with the incumbent's value (a snapshot);
 * each worker rebuilds the engine's problem once from a picklable :class:`SearchFactory` (the :class:`Query` and the
   engine's name; the table :data:`WORK`), and before each task resets what the problem carries from one
   expansion to the next (warm-started LPs, the random stream, now seeded by the task), so that a task's result
@@ -361,9 +361,10 @@ class ParallelSearch:
         return self.pool
 
     def take(self, problem, top: Node, elapsed: float, bounded: int) -> int:
-        if bounded >= self.options.start_after // 2:
+        start_after, start_seconds = self.options.start_after, self.options.start_seconds
+        if bounded >= start_after // 2 and elapsed >= start_seconds:
             self._pool()  # local workers start in the background while the serial search goes on
-        if bounded < self.options.start_after or self.work.here(problem, top, elapsed):
+        if bounded < start_after or elapsed < start_seconds or self.work.here(problem, top, elapsed):
             return 0
         self._n_tasks = self._pool().n * self.options.tasks_per_worker
         self._chunk = self.work.chunk(problem, top, elapsed, self.options)
