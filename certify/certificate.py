@@ -284,8 +284,8 @@ class MeanSquareDetails:
     not located), ``x_bar_within`` (a bound on ||x_bar - x_found||_P for the exact fixed point, or None),
     ``sigma_lower``/``sigma_upper`` bracketing sup_X ||T L(x)||_F (sampled / sound), the noise ``form``, the
     ``stationary`` bound sigma_upper^2 / (1 - rho^2), the stability check's verdict, and the sub-boxes of the
-    sigma search. The statement: E||x_t - x_bar||_P^2 <= rho^(2t) ||x_0 - x_bar||_P^2 + sigma^2 / (1 - rho^2),
-    valid while the state stays in the box."""
+    sigma search. The statement: E[||x_t - x_bar||_P^2 ; x_0 .. x_t in the box] <= rho^(2t) ||x_0 - x_bar||_P^2 +
+    sigma^2 / (1 - rho^2) (over the trajectories that have stayed in the box)."""
 
     rate: float | None
     metric: tuple[tuple[float, ...], ...] | None
@@ -308,7 +308,7 @@ class MeanSquareDetails:
                       "form": self.form, "boxes": int(self.noise_boxes)},
             "stationary_bound": json_number(self.stationary),
             "stability": self.stability,
-            "valid_while": "the state stays in the box",
+            "valid_while": "over the trajectories that have stayed in the box up to t: E[. ; tau > t]",
         }
 
 

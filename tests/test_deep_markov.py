@@ -355,7 +355,7 @@ def test_the_command_runs_mean_square_on_a_two_head_file(tmp_path, capsys, small
     code, out, err = run([small_file[0], "--region", box, "--check", "mean_square", "--samples", "1000",
                           "--budget", "100"], capsys)
     assert code == 0, out + err
-    assert "mean_square  certified" in out and "valid while the state stays in the box" in out
+    assert "mean_square  certified" in out and "stayed in the box up to t" in out
 
 
 def test_zoo_noise_bound_against_onnxruntime():

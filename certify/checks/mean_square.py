@@ -2,15 +2,17 @@
 models"): a bound on how far the state strays from the equilibrium of the mean map, in mean square.
 
 If K contracts at rate rho < 1 in ||.||_P on the convex box X (sup_X ||T J_K(x) T^-1||_2 <= rho), x_bar in X is a
-fixed point of K, and sup_X ||T L(x)||_F <= sigma, then, while the state stays in X,
+fixed point of K, and sup_X ||T L(x)||_F <= sigma, then over the trajectories that have stayed in X (tau > t, tau
+the first time the state leaves X),
 
-    E||x_t - x_bar||_P^2 <= rho^(2t) ||x_0 - x_bar||_P^2 + sigma^2 (1 - rho^(2t)) / (1 - rho^2)
-                         <= rho^(2t) ||x_0 - x_bar||_P^2 + sigma^2 / (1 - rho^2).
+    E[||x_t - x_bar||_P^2 ; tau > t] <= rho^(2t) ||x_0 - x_bar||_P^2 + sigma^2 (1 - rho^(2t)) / (1 - rho^2)
+                                     <= rho^(2t) ||x_0 - x_bar||_P^2 + sigma^2 / (1 - rho^2).
 
-(One step: x+ - x_bar = (K(x) - K(x_bar)) + L(x) w with w independent of x and of mean zero, so
-E||x+ - x_bar||_P^2 = E||K(x) - K(x_bar)||_P^2 + E||T L(x) w||^2 <= rho^2 E||x - x_bar||_P^2 + sigma^2, since
-E||T L w||^2 = ||T L||_F^2; then induction.) The Gaussian noise can push the state out of X at any step, and
-neither the contraction nor sigma is known outside X: the bound holds for trajectories while they stay in X.
+(One step from x_t in X: x+ - x_bar = (K(x) - K(x_bar)) + L(x) w with w independent of x and of mean zero, so
+E[||x+ - x_bar||_P^2 | x] <= rho^2 ||x - x_bar||_P^2 + sigma^2, since E||T L w||^2 = ||T L||_F^2; then, as
+{tau > t + 1} lies in {tau > t}, E[||x_{t+1} - x_bar||^2 ; tau > t + 1] <= rho^2 E[||x_t - x_bar||^2 ; tau > t] +
+sigma^2 P(tau > t), and induction.) The Gaussian noise can push the state out of X at any step, and neither the
+contraction nor sigma is known outside X: the bound is about the trajectories that have not left X by time t.
 
 The premise (K contracts in a metric about a unique equilibrium in X) is the stability check's
 (:mod:`certify.checks.stability`, which runs on the mean map: equilibria, contraction in the given or found metric,
@@ -115,7 +117,8 @@ def check_mean_square(net: Network, box: Box, config: VerifyConfig, memo: Sampli
     where = ("the unique equilibrium of K in the box, not located" if x_bar is None else
              f"x_bar = {_fmt(x_bar)} (the exact fixed point lies within {within:.3g} of it in ||.||_P)")
     metric_text = "the Euclidean norm" if metric.is_identity else "||x||_P = sqrt(x^T P x) (P in the details)"
-    reason = (f"E||x_t - x_bar||_P^2 <= {rate:.6g}^(2t) ||x_0 - x_bar||_P^2 + {sigma.upper:.6g}^2 / (1 - "
-              f"{rate:.6g}^2) = rho^(2t) ||x_0 - x_bar||_P^2 + {stationary:.6g}, valid while the state stays in the "
-              f"box; K contracts at rate rho <= {rate:.6g} in {metric_text} about {where}; {sigma_text}")
+    reason = (f"E[||x_t - x_bar||_P^2 ; in the box until t] <= {rate:.6g}^(2t) ||x_0 - x_bar||_P^2 + "
+              f"{sigma.upper:.6g}^2 / (1 - {rate:.6g}^2) = rho^(2t) ||x_0 - x_bar||_P^2 + {stationary:.6g}, over the "
+              f"trajectories that have stayed in the box up to t; K contracts at rate rho <= {rate:.6g} in "
+              f"{metric_text} about {where}; {sigma_text}")
     return result(Verdict.CERTIFIED, None, reason)

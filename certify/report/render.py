@@ -40,8 +40,9 @@ IMPLICATIONS = {
     "P-ellipsoid around the equilibrium), at the stated rate in ||.||_P.",
     CheckName.OUTPUT_BOUNDS: "every output stays strictly within its bounds for every input in the box: the "
     "property's unsafe set is unreachable (VNN-COMP: unsat).",
-    CheckName.MEAN_SQUARE: "E||x_t - x_bar||_P^2 <= rho^(2t) ||x_0 - x_bar||_P^2 + sigma^2 / (1 - rho^2) for the "
-    "deep Markov model x+ = K(x) + L(x) w, valid while the state stays in the box.",
+    CheckName.MEAN_SQUARE: "E[||x_t - x_bar||_P^2 ; x_0 .. x_t in the box] <= rho^(2t) ||x_0 - x_bar||_P^2 + "
+    "sigma^2 / (1 - rho^2) for the deep Markov model x+ = K(x) + L(x) w: the mean square over the trajectories that "
+    "have stayed in the box.",
 }
 
 # Beside dissipativity when A* is not the Jacobian (activations not piecewise linear through the origin).
