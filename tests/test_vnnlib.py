@@ -447,3 +447,14 @@ def test_the_command_refuses_a_property_of_another_size(relu_model, tmp_path, ca
     box_only = write(tmp_path, BOX_2, "box_only.vnnlib")
     code, _, err = run([path, "--region", box_only, "--check", "output_bounds"], capsys)
     assert code == 3 and "needs an output property" in err, err
+
+
+def test_the_property_is_described_with_the_file_constants():
+    # the float bounds sit a float64 step on the safe side: a zero constant printed as 'Y_0 > 4.94066e-324'
+    from certify.importers.vnnlib import parse_vnnlib
+
+    text = ("(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (<= X_0 1))\n(assert (>= X_0 -1))\n"
+            "(assert (or (and (<= Y_0 0)) (and (>= Y_0 0.30000000000000001))))\n")
+    _, prop = parse_vnnlib(text)
+    assert prop.describe() == "0 < Y_0 < 0.30000000000000001"
+    assert 0 < prop.lower[0] and prop.upper[0] < Fraction("0.30000000000000001")

@@ -370,9 +370,17 @@ def parse_vnnlib(text: str, path: str = "<vnnlib>", n_in: int | None = None) -> 
     hi_where = ["" if b is None else f"line {b.line}" for b in unsafe_above]
     inner_lo = np.array([float_at_least(b.exact) for b in tightest_lo], dtype=np.float64)
     inner_hi = np.array([float_at_most(b.exact) for b in tightest_hi], dtype=np.float64)
+    lo_text = tuple("" if b is None else _constant_text(b.exact) for b in unsafe_below)
+    hi_text = tuple("" if b is None else _constant_text(b.exact) for b in unsafe_above)
     prop = OutputProperty(out_lo, out_hi, tuple(f"Y_{i}" for i in range(m)), tuple(lo_where), tuple(hi_where), path,
-                          inner_lo, inner_hi)
+                          inner_lo, inner_hi, lo_text, hi_text)
     return box, prop
+
+
+def _constant_text(value: Decimal) -> str:
+    """A file's constant for messages: exact when short (``0.30000000000000001``), else 17 significant digits."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{value:.17g}"
 
 
 def input_count_error(path: str, n: int, n_in: int) -> RegionError:

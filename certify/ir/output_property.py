@@ -22,7 +22,9 @@ class OutputProperty:
     """``lower``/``upper`` (m,) float64 (-inf / +inf: that side is free), ``names`` one per output, ``lower_where`` /
     ``upper_where`` one text per output naming the assertion of that side ("" when free), ``path`` the file.
     ``inner_lower`` / ``inner_upper`` (n_in,) or None: the float64 box inside the file's exact input box (whose
-    float64 box is rounded outward, so that certifying over it is sound); a counterexample must lie in it."""
+    float64 box is rounded outward, so that certifying over it is sound); a counterexample must lie in it.
+    ``lower_text`` / ``upper_text``: the constants as the file wrote them, one per output ("" for a free side or
+    none given), which :meth:`describe` shows (the float bounds sit a float64 step on the safe side of them)."""
 
     lower: np.ndarray
     upper: np.ndarray
@@ -32,6 +34,8 @@ class OutputProperty:
     path: str = ""
     inner_lower: np.ndarray | None = None
     inner_upper: np.ndarray | None = None
+    lower_text: tuple[str, ...] = ()
+    upper_text: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         lo = np.array(self.lower, dtype=np.float64).ravel()
@@ -67,11 +71,13 @@ class OutputProperty:
 
     def describe(self) -> str:
         parts = []
-        for name, lo, hi in zip(self.names, self.lower, self.upper):
+        for i, (name, lo, hi) in enumerate(zip(self.names, self.lower, self.upper)):
+            lo_s = self.lower_text[i] if i < len(self.lower_text) and self.lower_text[i] else f"{lo:g}"
+            hi_s = self.upper_text[i] if i < len(self.upper_text) and self.upper_text[i] else f"{hi:g}"
             if math.isfinite(lo) and math.isfinite(hi):
-                parts.append(f"{lo:g} < {name} < {hi:g}")
+                parts.append(f"{lo_s} < {name} < {hi_s}")
             elif math.isfinite(lo):
-                parts.append(f"{name} > {lo:g}")
+                parts.append(f"{name} > {lo_s}")
             elif math.isfinite(hi):
-                parts.append(f"{name} < {hi:g}")
+                parts.append(f"{name} < {hi_s}")
         return ", ".join(parts)
