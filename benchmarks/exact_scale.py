@@ -15,6 +15,10 @@ Measured (OMP_NUM_THREADS=1, 2 shared cores; exact runs, nodes / seconds, box ->
 275 / 7.06 (load 3-14); idle (load 1-2): 2-128-128-2 19965 / 56.7 -> 1377 / 10.3, same value 0.903733593040012;
 4-32-32-4 polytope 6047 / 53.8 (value 1.3316701830362); 8-16-16-8 (box bounds: over 4 free coordinates) unfinished
 at 60 s, [1.679, 3.100]. Certify mode with a 3 % margin still visits 88-99 % of the exact run's nodes.
+Split order (``--settings polytope,influence``, load about 1; exact nodes / seconds, index -> influence):
+2-32-32-2 83 / 0.46 -> 77 / 0.39; 4-16-16-4 601 / 4.31 -> 417 / 3.60; 2-64-64-2 275 / 1.64 -> 277 / 1.70;
+2-128-128-2 1377 / 12.4 -> 1321 / 12.9; 4-32-32-4 6047 / 51.8 -> 5780 / 53.4; the same values; certify mode 0.95-0.98
+of the exact nodes.
 """
 
 from __future__ import annotations
