@@ -25,7 +25,9 @@ Measured (2 cores shared with other jobs, OMP_NUM_THREADS=1, ``--sizes 64,128,25
 load average 11-14): ipm 0.23 / 0.90 / 10.2 / 27.1 s, every bound re-checked (3.0873, 3.7926, 5.1539, 7.2495);
 SCS 19.3 s at 64 neurons (bound 1.0003x ipm's, 84x slower), and at 128, 256, 512 neurons stopped at the time
 limit as inaccurate, so no bound. The same ipm run alone (``--old ""``): 0.08 / 0.32 / 2.07 / 17.7 s at load 12,
-0.04 / 0.17 / 0.94 / 7.07 s at load 1.0.
+0.04 / 0.17 / 0.94 / 7.07 s at load 1.0. Without OMP_NUM_THREADS set, 256 neurons took 21.4 s against 1.34 s
+with it (load 3.3) until the solve and re-check ran with one BLAS thread themselves (solvers/threads.py): now 1.7-2.1 s
+at 256 and 8.1-10.9 s at 512 either way (load 3.5-3.9).
 """
 
 from __future__ import annotations
