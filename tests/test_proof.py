@@ -639,3 +639,12 @@ def test_equilibria_proof_lists_every_equilibrium_and_tampering_is_caught():
     entries[split:_subtree_end(entries, split)] = [["b"]]  # a whole subtree replaced by one unsettled leaf
     code, lines = check(pruned)
     assert code == checker.EXIT_INVALID and "not a single region" in lines[-1], lines
+
+
+def test_a_metric_the_checker_refuses_gives_no_proof_not_an_exception():
+    # the producer called the checker's exact metric test unguarded: a report in a singular metric raised Invalid
+    net = make_net(7, 2, (6, 6), out_scale=0.6)
+    details = SupNormDetails(metric=((1.0, 1.0), (1.0, 1.0)))
+    proof = build_proof(_report(net, make_box(2), _certified(CheckName.DISSIPATIVITY, 0.9, details)))
+    entry = proof["checks"][0]
+    assert entry["status"] != "proven" and "metric" in entry["reason"], entry

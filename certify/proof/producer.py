@@ -46,6 +46,7 @@ import numpy as np
 from ..certificate import CheckName, CheckResult, SupNormDetails, Verdict
 from ..engines.search import Incumbent, SearchLimits, best_first
 from ..engines.search import Node as SearchNode
+from ..errors import UsageError
 from ..ir.metric import Metric
 from ..report.output import write_atomic
 from ..report.provenance import certify_version
@@ -335,8 +336,11 @@ def prove_check(result: CheckResult, net_spec: dict, net, lo, hi, norm: float, m
     metric = None
     details = result.details
     if isinstance(details, SupNormDetails) and details.metric is not None:
-        claim["metric"] = metric_spec(details.metric)
-        metric = checker.metric_factor(claim["metric"], cols)
+        try:
+            claim["metric"] = metric_spec(details.metric)
+            metric = checker.metric_factor(claim["metric"], cols)
+        except (UsageError, checker.Invalid) as exc:  # a metric refused here or by the checker's exact test
+            return _not_proven(result, f"the checker does not accept the metric: {exc}")
     if result.check is CheckName.GAIN:
         bound = max(result.upper * (1.0 + GAIN_SLACK), GAIN_TINY)
         if result.witness is not None:
