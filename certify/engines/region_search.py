@@ -154,7 +154,8 @@ class NodeBounder:
         g = self.head(node)
         # interval matrix X in [xc - xr, xc + xr]; start exact: X = G
         lo_m, hi_m = g, g
-        mag = self.head_magnitude(node)
+        head_mag = self.head_magnitude(node)
+        mag = head_mag
         # tail interval (n_out x n_l), starting as the identity on layer l's neurons
         n_l = g.shape[0]
         t_lo, t_hi = np.eye(n_l), np.eye(n_l)
@@ -177,8 +178,7 @@ class NodeBounder:
         b1 = abs_norm_upper(u, self.p)
         head = norm_upper(g, self.p)
         if self.metric is not None:  # the float64 product G Q errs by a tiny multiple of |G| |Q|
-            head = head + CHAIN_PAD * abs_norm_upper(np.abs(node.g_mat[:, : self.cols]) @ np.abs(self.metric.t_inv),
-                                                     self.p)
+            head = head + CHAIN_PAD * abs_norm_upper(head_mag, self.p)
         b2 = abs_norm_upper(ut, self.p) * head + self.skip_norm
         b3 = self._vertex_bound(g, ranges, nxt, mag)
         return min(b1, b2 * product_pad(2), b3)
