@@ -204,3 +204,16 @@ def test_options_are_checked():
     assert VerifyConfig(cluster=" tcp://h:8786 ").cluster == "tcp://h:8786"
     with pytest.raises(UsageError, match="no parallel search"):
         parallel.SearchFactory(Query.__new__(Query), "nope")
+
+
+def test_a_worker_that_dies_is_a_worker_error_with_a_hint(random_net, unit_box):
+    # a dead worker surfaced as a bare ConnectionResetError / BrokenPipeError (a script without the __main__ guard
+    # kills its spawned workers at start)
+    net = random_net(1, 2, (4,))
+    q = region_query(net, unit_box(2))
+    with parallel.LocalWorkers(1) as workers:
+        token = workers.add(parallel.SearchFactory(q, "region"))
+        workers.procs[0].kill()
+        workers.procs[0].join(timeout=10)
+        with pytest.raises(parallel.WorkerError, match="__main__"):
+            workers.map(token, [([], 0.0, (0, 0, 0))])

@@ -247,6 +247,10 @@ def _serve_tasks(conn) -> None:
             conn.send(("error", traceback.format_exc()))
 
 
+_ENDED = ("a worker process ended while it expanded nodes (a Python script that asks for workers must start its "
+          "work under `if __name__ == \"__main__\":`, as the spawn start method re-imports the script in each worker)")
+
+
 class LocalWorkers:
     """``n`` spawned worker processes with ``threads`` BLAS and torch threads each. A pool may serve several
     searches (each factory's problem is built once per worker, on its first task there); tasks go to whichever
@@ -287,7 +291,10 @@ class LocalWorkers:
             while idle and pending and failure is None:
                 w, i = idle.pop(), pending.pop()
                 payload = None if token in self.known[w] else self.payloads[token]
-                self.conns[w].send((token, payload, tasks[i]))
+                try:
+                    self.conns[w].send((token, payload, tasks[i]))
+                except OSError:  # BrokenPipeError: the worker is gone
+                    raise WorkerError(_ENDED) from None
                 self.known[w].add(token)
                 busy[self.conns[w]] = (w, i)
             if failure is not None and not busy:
@@ -296,8 +303,8 @@ class LocalWorkers:
                 w, i = busy.pop(conn)
                 try:
                     status, value = conn.recv()
-                except EOFError:
-                    raise WorkerError("a worker process ended while it expanded nodes") from None
+                except (EOFError, OSError):  # OSError: ConnectionResetError when the worker died mid-answer
+                    raise WorkerError(_ENDED) from None
                 idle.append(w)
                 if status != "ok":  # the other workers' answers are still read, so that the pool stays usable
                     failure = failure or f"a worker failed while it expanded nodes:\n{value}"
