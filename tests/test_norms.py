@@ -137,3 +137,24 @@ def test_bad_arguments_raise_usage_errors():
     with pytest.raises(UsageError):
         induced_norm(np.ones(3), 2.0)
     assert isinstance(UsageError("x"), ValueError)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 10), n=st.integers(1, 70), batch=st.integers(8, 40),
+       exponent=st.integers(-300, 300), spread=st.booleans())
+def test_batched_spectral_upper_bounds_cover_the_svd_at_every_scale(seed, k, n, batch, exponent, spread):
+    # norm_upper takes lambda_max of a Gram matrix for batches of small matrices: each matrix is scaled by a power
+    # of two first, else the squares of 1e-200 entries underflow to 0 (a bound of TINY for a norm of 1e-200) and
+    # those of 1e200 overflow
+    from certify.ir.numerics import norm_upper
+
+    rng = np.random.default_rng(seed)
+    m = rng.normal(size=(batch, k, n)) * 10.0 ** exponent
+    if spread:
+        m[:, :, 0] *= 1e-150
+        m[0] = 0.0
+    exact = induced_norm(m, 2.0)
+    upper = norm_upper(m, 2.0)
+    assert np.all(upper >= exact * (1 - 1e-14)) and np.all(np.isfinite(upper))
+    assert np.all(upper <= exact * (1 + 1e-9) + 2e-300)
+    assert norm_upper(m.transpose(0, 2, 1), 2.0) == pytest.approx(upper, rel=1e-9)

@@ -143,9 +143,9 @@ def chain_fits(factors) -> bool:
 def norm_upper(m: np.ndarray, p: float) -> float | np.ndarray:
     """Sound upper bound on ||m||_p of a stored (k, n) matrix (a float) or (B, k, n) batch ((B,)).
 
-    ``induced_norm`` padded by ``NORM_PAD * (1 + max(k, n))`` (relative) and ``TINY``; a matrix with a non-finite
-    entry (overflow)
-    has no finite bound: inf (never NaN, and the SVD is not asked)."""
+    ``induced_norm`` (or, for p = 2 and batches of small matrices, :func:`_spectral_upper_gram`, 2-3.5x faster
+    than the SVD) padded by ``NORM_PAD * (1 + max(k, n))`` (relative) and ``TINY``; a matrix with a non-finite
+    entry (overflow) has no finite bound: inf (never NaN, and the SVD is not asked)."""
     a = np.asarray(m, dtype=np.float64)
     single = a.ndim == 2
     b = a[None] if single else a
@@ -153,10 +153,46 @@ def norm_upper(m: np.ndarray, p: float) -> float | np.ndarray:
         out = np.zeros(b.shape[0])
     else:
         finite = np.isfinite(b).all(axis=(-2, -1))
-        out = induced_norm(np.where(finite[:, None, None], b, 0.0), p)
+        clean = np.where(finite[:, None, None], b, 0.0)
+        k, n = b.shape[-2:]
+        out = None
+        if (check_norm(p) == 2.0 and b.shape[0] >= _GRAM_MIN_BATCH and min(k, n) <= _GRAM_MAX_SIDE
+                and max(k, n) <= _GRAM_MAX_INNER):
+            try:
+                out = _spectral_upper_gram(clean)
+            except np.linalg.LinAlgError:  # eigvalsh did not converge: the SVD below
+                out = None
+        if out is None:
+            out = induced_norm(clean, p)
         pad = NORM_PAD * (1 + max(b.shape[-2:]))
         out = np.where(finite, out * (1.0 + pad) + TINY, np.inf)
     return float(out[0]) if single else out
+
+
+_GRAM_MIN_BATCH = 8  # smaller batches: the SVD costs about the same
+_GRAM_MAX_SIDE = 64  # the Gram matrix's order: eigvalsh's error, a few (order x eps) ||Gram||, stays far below the pad
+_GRAM_MAX_INNER = 4096  # its inner dimension: forming it errs by at most gamma_inner < 5e-13 of ||m||_F^2
+
+
+def _spectral_upper_gram(b: np.ndarray) -> np.ndarray:
+    """Upper bounds (B,) on ||b_i||_2 for a finite batch b (B, k, n), min(k, n) <= 64 and max(k, n) <= 4096.
+
+    Each matrix is scaled by a power of two so that its largest entry has magnitude in [1/2, 1) (exact: no
+    overflow or underflow of the squares, a zero matrix stays zero); then lambda_max of the smaller Gram matrix by
+    ``eigvalsh``. With a the scaled matrix, the computed Gram matrix errs from a a^T by at most gamma_d |a| |a|^T,
+    of 2-norm <= gamma_d ||a||_F^2 (d <= 4096: gamma_d < 5e-13), and eigvalsh is backward stable (its eigenvalue
+    errs by a few (order x eps) ||Gram|| <= 4e-13 ||a||_F^2 for order <= 64), so by Weyl
+    ||a||_2^2 <= lambda + 1e-11 ||a||_F^2 with room to spare; the square root is rounded up and scaled back (a
+    result in the subnormal range may round down by 2^-1074, which the caller's ``TINY`` covers)."""
+    scale = np.max(np.abs(b), axis=(1, 2))
+    _, e = np.frexp(scale)  # scale = f 2^e with f in [1/2, 1); e = 0 for a zero matrix
+    a = np.ldexp(b, -e[:, None, None])
+    k, n = a.shape[1:]
+    gram = a @ np.swapaxes(a, 1, 2) if k <= n else np.swapaxes(a, 1, 2) @ a
+    lam = np.linalg.eigvalsh(gram)[:, -1]
+    fro2 = np.einsum("bij,bij->b", a, a)
+    sigma = np.sqrt(np.maximum(lam, 0.0) + 1e-11 * fro2) * (1.0 + 4 * EPS)
+    return np.ldexp(sigma, e)
 
 
 def abs_norm_upper(u: np.ndarray, p: float) -> float | np.ndarray:
