@@ -168,8 +168,15 @@ def test_bad_heads_keys_are_errors_naming_the_file_and_key(tmp_path, capsys, sma
     with pytest.raises(RegionError) as info:
         load_region(box)
     assert str(info.value).startswith(f"{box}: heads") and words in str(info.value), str(info.value)
-    code, out, err = run([small_file[0], "--region", box], capsys)
-    assert code == 3 and words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    err = _one_line_error(capsys, [small_file[0], "--region", box])
+    assert words in err and "Traceback" not in err
+
+
+def _one_line_error(capsys, argv) -> str:
+    """The command's stderr, after asserting exit 3 with a one-line message."""
+    code, out, err = run(argv, capsys)
+    assert code == 3 and len(err.strip().splitlines()) == 1, out + err
+    return err
 
 
 @pytest.mark.parametrize("heads,words", [
@@ -180,9 +187,8 @@ def test_bad_heads_keys_are_errors_naming_the_file_and_key(tmp_path, capsys, sma
 ])
 def test_heads_that_do_not_fit_the_model_are_errors_with_exit_3(tmp_path, capsys, small_file, heads, words):
     box = _region_file(tmp_path, f"heads: {heads}\n")
-    code, out, err = run([small_file[0], "--region", box, "--check", "mean_square"], capsys)
-    assert code == 3, out + err
-    assert words in err and str(small_file[0]) in err and len(err.strip().splitlines()) == 1, err
+    err = _one_line_error(capsys, [small_file[0], "--region", box, "--check", "mean_square"])
+    assert words in err and str(small_file[0]) in err, err
 
 
 def test_two_outputs_without_heads_and_heads_on_one_output_are_refused(tmp_path, capsys, small_file, save_model):

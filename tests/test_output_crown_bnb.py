@@ -26,7 +26,8 @@ from certify.config import InvarianceOptions, VerifyConfig
 from certify.engines.contract import Query
 from certify.engines.milp_analyses import analysis_bounds
 from certify.engines.milp_encoding import encode_network
-from certify.engines.output_bnb import output_bnb, split_axes, violation_rows
+from certify.engines.output_bnb import output_bnb, violation_rows
+from certify.engines.search import split_axes
 from certify.engines.violation_search import violation
 from certify.errors import UsageError
 from certify.ir import activations as acts
@@ -150,7 +151,7 @@ def test_split_axes_skip_unsplittable_and_far_narrower_coordinates():
     lo = np.array([[0.5, -1.0, 0.0], [0.0, 0.0, 0.0]])
     hi = np.array([[0.5, 1.0, 1e-3], [np.nextafter(0.0, 1.0), 0.0, 0.0]])
     coef = np.array([[5.0, 0.0, 1e6], [1.0, 1.0, 1.0]])
-    axis, final = split_axes(lo, hi, coef, np.full(3, 2.0))
+    axis, final = split_axes(lo, hi, np.abs(coef) * (hi - lo), np.full(3, 2.0), 256.0)  # output_bnb's rule
     # box 0: x_0 has no width, x_2 is 2000 times narrower than x_1: x_1 despite its zero coefficient
     # box 1: one float64 step in x_0 (its midpoint rounds to an end), nothing else: final
     assert axis[0] == 1 and not final[0] and final[1]

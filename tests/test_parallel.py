@@ -217,3 +217,18 @@ def test_a_worker_that_dies_is_a_worker_error_with_a_hint(random_net, unit_box):
         workers.procs[0].join(timeout=10)
         with pytest.raises(parallel.WorkerError, match="__main__"):
             workers.map(token, [([], 0.0, (0, 0, 0))])
+
+
+def test_no_worker_starts_before_start_seconds(random_net, unit_box, monkeypatch):
+    # each worker costs about a CPU second of imports: a search starts (and spawns) them only once it has run
+    # start_seconds as well as start_after nodes (here: past the nodes, never the seconds)
+    def refuse(*args, **kwargs):
+        raise AssertionError("a worker pool was started")
+
+    monkeypatch.setattr(parallel, "LocalWorkers", refuse)
+    net = random_net(1, 2, (8, 8))
+    q = region_query(net, unit_box(2), options=ParallelOptions(start_after=2, start_seconds=1e9))
+    q = q.with_(config=q.config.with_(workers=2))
+    serial = region_module.region_search(q.with_(config=q.config.with_(workers=1)))
+    res = region_module.region_search(q)
+    assert res.counts.nodes > 2 and res.lower == serial.lower and res.upper == serial.upper

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 from certify.engines.contract import Outcome
 from certify.engines.search import Incumbent, Node, SearchLimits, best_first
 
@@ -45,3 +47,21 @@ def test_a_lower_seed_above_the_threshold_is_never_certified():
     run = best_first(_Splitter(1.5), [Node(3.0, volume=1.0)], Incumbent(0.2),
                      SearchLimits(threshold=1.0, lower_seed=2.0))
     assert run.outcome is Outcome.EXCEEDED
+
+
+def test_bisection_never_halves_a_coordinate_its_midpoint_cannot_split():
+    # one split rule (search.split_axes) for every sub-box search: a coordinate one float64 step wide with a huge
+    # sensitivity was chosen by the bisection for ever (each half was the box again)
+    from certify.engines.bisection import BisectionProblem
+    from certify.engines.search import Incumbent
+    from certify.ir.box import Box
+
+    c = 0.3
+    box = Box(np.array([c, -1.0]), np.array([np.nextafter(c, 1.0), 1.0]))
+    problem = BisectionProblem(box, np.array([1e20, 1e-12]), lambda lo, hi: float(hi[1] - lo[1]),
+                               lambda inc, pts: None)
+    kids = problem.expand([problem.root()], Incumbent())
+    assert len(kids) == 2 and all(k.item[1][1] - k.item[0][1] == 1.0 for k in kids), [k.item for k in kids]
+    flat = Box(np.array([c, 0.5]), np.array([np.nextafter(c, 1.0), 0.5]))
+    flat_problem = BisectionProblem(flat, np.ones(2), lambda lo, hi: 1.0, lambda inc, pts: None)
+    assert [k.final for k in flat_problem.expand([flat_problem.root()], Incumbent())] == [True]

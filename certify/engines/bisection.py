@@ -6,8 +6,9 @@ sub-box searches whose nodes need nothing but a box bound: the invariance violat
 Each step takes the sub-box with the largest bound, splits it in two along the coordinate with the largest width x
 sensitivity (both halves share the rounded midpoint, so they cover the parent), offers both centres to the
 incumbent (the caller replays them) and bounds both halves; a child's bound is the smaller of its own and its
-parent's (both are sound over the child). A sub-box narrower than ``min_rel_width`` of the root box in every
-coordinate cannot be refined: it is ``final`` and keeps its bound in the upper bound.
+parent's (both are sound over the child). A sub-box narrower than a relative 1e-9 of the root box in every
+coordinate, or with no coordinate its float64 midpoint splits, cannot be refined
+(:func:`certify.engines.search.split_axes`): it is ``final`` and keeps its bound in the upper bound.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..ir.box import Box
-from .search import Incumbent, Node, halves, volume_fraction
-
-MIN_REL_WIDTH = 1e-9
+from .search import Incumbent, Node, halves, split_axes, volume_fraction
 
 
 class BisectionProblem:
@@ -30,10 +29,9 @@ class BisectionProblem:
     and offers their values. ``boxes`` counts the sub-boxes bounded (the root included)."""
 
     def __init__(self, box: Box, sensitivity: np.ndarray, bound: Callable[[np.ndarray, np.ndarray], float],
-                 offer: Callable[[Incumbent, np.ndarray], None], min_rel_width: float = MIN_REL_WIDTH) -> None:
+                 offer: Callable[[Incumbent, np.ndarray], None]) -> None:
         self.box, self.sens, self.bound, self.offer = box, np.asarray(sensitivity, dtype=np.float64), bound, offer
         self.width0 = np.maximum(box.upper - box.lower, 1e-300)
-        self.min_rel_width = min_rel_width
         self.boxes = 1
 
     def root(self) -> Node:
@@ -51,10 +49,10 @@ class BisectionProblem:
         out = []
         for node in nodes:
             lo, hi = node.item
-            if np.all((hi - lo) / self.width0 < self.min_rel_width):
+            axis, final = split_axes(lo[None], hi[None], ((hi - lo) * self.sens)[None], self.width0)
+            if final[0]:
                 out.append(Node(node.bound, node.item, node.volume, final=True))
                 continue
-            axis = np.array([int(np.argmax((hi - lo) * self.sens))])
             clo, chi = halves(lo[None], hi[None], axis)
             self.offer(incumbent, 0.5 * (clo + chi))
             vol = volume_fraction(clo, chi, self.box.lower, self.box.upper)

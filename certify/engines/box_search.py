@@ -45,10 +45,9 @@ from .contract import EngineResult, Outcome, Query, SearchCounts
 from .lipsdp import sdp_bound_over_box
 from .parallel import search_executor
 from .sampling import falsify, generic_point, norms_at, replay_norm
-from .search import Incumbent, Node, SearchLimits, best_first, halves, volume_fraction
+from .search import MIN_REL_WIDTH, Incumbent, Node, SearchLimits, best_first, halves, volume_fraction
 
 _CHUNK = 64  # boxes bounded per call of box_bounds
-_MIN_REL_WIDTH = 1e-9  # boxes narrower than this (relative to the root box) in every coordinate are not split
 _TRACE_EVERY = 10
 _DEFERRED_ORDER = 2.0  # the deferred bound's excess ratio is guessed to fall like width^_DEFERRED_ORDER
 _DEFERRED_MAX_WAIT = 2  # at most this many times n_in generations between tries
@@ -149,7 +148,7 @@ class _BoxProblem:
                                          query.metric)
         box = query.box
         root_w = box.upper - box.lower
-        self.min_w = _MIN_REL_WIDTH * np.where(root_w > 0, root_w, 1.0)
+        self.min_w = MIN_REL_WIDTH * np.where(root_w > 0, root_w, 1.0)
         self.rng = np.random.default_rng(query.seed)
         self.wins = {k: 0 for k in (*self.cheap, *self.deferred, BoundKind.SDP)}
         self.boxes = 0
@@ -343,7 +342,7 @@ def box_search(query: Query) -> EngineResult:
     if outcome is Outcome.EXCEEDED:
         reason = f"a replayed point has norm {incumbent.value:.12g} > threshold {query.threshold:.12g}"
     elif outcome is Outcome.STALLED:
-        reason = f"{run.stuck} boxes narrower than {_MIN_REL_WIDTH:g} of the box stay above the level"
+        reason = f"{run.stuck} boxes narrower than {MIN_REL_WIDTH:g} of the box stay above the level"
     if outcome is Outcome.CERTIFIED and upper > query.threshold:  # closed by a lower_seed above the threshold
         outcome = Outcome.BRACKETED
         reason = (f"boxes were closed by lower_seed {query.lower_seed:.12g} > threshold {query.threshold:.12g} "

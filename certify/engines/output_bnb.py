@@ -16,9 +16,9 @@ objective (where the relaxation is tight this is the maximiser), replayed in flo
 
 Branching: the widest coordinate weighted by the worst objective's x-coefficient (|coef_j| * width_j, the part of
 the linear bound's spread that coordinate carries), among coordinates at least 1/256 as wide (relative to the root)
-as the widest (:func:`split_axes`). The loop is :func:`certify.engines.search.best_first`; a sub-box narrower than
-a relative 1e-9 of the root in every coordinate, or with no coordinate whose float64 midpoint lies strictly
-inside, is final (it stays in the upper bound).
+as the widest (:func:`certify.engines.search.split_axes`). The loop is :func:`certify.engines.search.best_first`;
+a sub-box narrower than a relative 1e-9 of the root in every coordinate, or with no coordinate whose float64
+midpoint lies strictly inside, is final (it stays in the upper bound).
 As sub-boxes shrink every neuron becomes stable on them and CROWN is exact there, so the bracket closes.
 """
 
@@ -33,10 +33,9 @@ from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.network import Network
 from .contract import EngineResult, Query, SearchCounts
-from .search import Incumbent, Node, best_first, halves, volume_fraction
+from .search import Incumbent, Node, best_first, halves, split_axes, volume_fraction
 from .violation_search import bracket_limits, bracket_result
 
-_MIN_REL_WIDTH = 1e-9
 _MAX_ASPECT = 256.0  # relative to the root box: no coordinate is split while another is 256 times wider
 _FIRST_BATCH = 16
 _MAX_BATCH = 1024
@@ -73,25 +72,6 @@ class OutputBounder:
         return np.where(empty[:, None], -np.inf, ub), coef
 
 
-def split_axes(lo: np.ndarray, hi: np.ndarray, coef: np.ndarray, width0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(axis (B,), final (B,)) for boxes lo, hi (B, n_in) with linear-bound coefficients ``coef`` (B, n_in).
-
-    The axis maximises |coef_j| width_j among the coordinates that can be split (their float64 midpoint lies
-    strictly inside) and are at least 1 / ``_MAX_ASPECT`` as wide, relative to the root widths ``width0``, as the
-    widest: a coordinate the linear bound ignores still gets split once the others are much narrower (its
-    relaxation may be what keeps the bound up; without this a box was halved along one coordinate below one float64
-    step, for ever). Final: narrower than ``_MIN_REL_WIDTH`` of the root in every coordinate, or not splittable."""
-    width = hi - lo
-    rel = width / width0
-    mid = 0.5 * (lo + hi)
-    ok = (lo < mid) & (mid < hi) & (rel >= rel.max(axis=1, keepdims=True) / _MAX_ASPECT)
-    score = np.nan_to_num(np.abs(coef) * width, nan=0.0, posinf=np.finfo(np.float64).max)
-    score = np.where(ok, score + rel * 1e-300, -1.0)  # ties (a zero coefficient): the relatively widest
-    axis = np.argmax(score, axis=1)
-    final = np.all(rel < _MIN_REL_WIDTH, axis=1) | ~ok.any(axis=1)
-    return axis, final
-
-
 class _OutputProblem:
     """Sub-boxes as a :class:`~certify.engines.search.SearchProblem`; a node's item is (lo, hi, axis): the box
     (n_in,) twice and the coordinate to split it along, chosen when it was bounded."""
@@ -123,7 +103,7 @@ class _OutputProblem:
             pts = np.vstack([vertex, centre])
             k = int(np.argmax(self.replay(pts)))
             incumbent.offer(float(self.replay(pts[k:k + 1])[0]), pts[k].copy())  # the point alone: its own value
-        axis, flat = split_axes(lo, hi, c, self.width0)
+        axis, flat = split_axes(lo, hi, np.abs(c) * (hi - lo), self.width0, _MAX_ASPECT)
         vol = volume_fraction(lo, hi, self.root_lo, self.root_hi)
         return [Node(float(bound[i]), (lo[i], hi[i], int(axis[i])), float(vol[i]), final=bool(flat[i]))
                 for i in range(lo.shape[0])]

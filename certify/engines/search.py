@@ -241,6 +241,30 @@ def best_first(problem: SearchProblem, roots: list[Node], incumbent: Incumbent, 
 
 
 # ============================================================================================ sub-box helpers
+MIN_REL_WIDTH = 1e-9  # a sub-box narrower than this share of the root box in every coordinate is not split
+
+
+def split_axes(lo: np.ndarray, hi: np.ndarray, score: np.ndarray, width0: np.ndarray,
+               max_aspect: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """(axis (B,), final (B,)) for sub-boxes lo, hi (B, n) of a root box of widths ``width0`` (n,) (> 0), given a
+    split ``score`` (B, n) per coordinate (the larger, the better; NaN counts as 0).
+
+    The axis maximises the score among the coordinates that can be split (their float64 midpoint lies strictly
+    inside, so both halves are smaller) and, relative to the root widths, are at least 1 / ``max_aspect`` as wide
+    as the widest; ties (a zero score) go to the relatively widest. A box is final when it is narrower than
+    :data:`MIN_REL_WIDTH` of the root in every coordinate or has no coordinate to split: without this a box one
+    float64 step wide was halved into itself for ever."""
+    rel = (hi - lo) / width0
+    mid = 0.5 * (lo + hi)
+    ok = (lo < mid) & (mid < hi)
+    if math.isfinite(max_aspect):
+        ok &= rel >= rel.max(axis=1, keepdims=True) / max_aspect
+    score = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=0.0, posinf=np.finfo(np.float64).max)
+    axis = np.argmax(np.where(ok, score + rel * 1e-300, -1.0), axis=1)
+    final = np.all(rel < MIN_REL_WIDTH, axis=1) | ~ok.any(axis=1)
+    return axis, final
+
+
 def halves(lo: np.ndarray, hi: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both halves of boxes (B, n) split along coordinate ``axis`` (B,): (lo, hi) of shape (2B, n), lower halves
     first. The midpoint is rounded, but both halves share it, so together they cover the box exactly."""
