@@ -139,21 +139,9 @@ class _ViolationWork:
     :class:`certify.engines.bisection.BisectionProblem`)."""
 
     def build(self, query: Query):
-        # deferred: the engines import this module
-        from ..bounds.enclosures import jacobian_enclosure
-        from .bisection import BisectionProblem
-        from .violation_search import violation, violation_bound
+        from .violation_search import violation_problem  # deferred: the engines import this module
 
-        # the set-up of violation_search (keep the two the same)
-        net, box = query.network, query.box
-
-        def offer(incumbent: Incumbent, centres: np.ndarray) -> None:
-            v, _ = violation(net, box, centres)
-            for i in range(centres.shape[0]):
-                incumbent.offer(float(v[i]), centres[i])
-
-        sens = np.abs(jacobian_enclosure(net, box.lower, box.upper)[1][: net.n_states]).sum(axis=0) + 1e-12
-        return BisectionProblem(box, sens, lambda lo, hi: violation_bound(net, box, lo, hi), offer)
+        return violation_problem(query)  # the main process's set-up
 
     def reset(self, problem, key) -> None:
         return None

@@ -57,6 +57,20 @@ def violation_bound(net: Network, box: Box, lo: np.ndarray, hi: np.ndarray) -> f
     return float(max(np.max(o_hi[:ns] - box.upper[:ns]), np.max(box.lower[:ns] - o_lo[:ns])))
 
 
+def violation_problem(query: Query) -> BisectionProblem:
+    """The search problem of :func:`violation_search` (the bisection of the query's box, split by the Jacobian's
+    column sizes, box centres replayed): one set-up for the main process and every worker."""
+    net, box = query.network, query.box
+
+    def offer(inc: Incumbent, centres: np.ndarray) -> None:
+        v, _ = violation(net, box, centres)
+        for i in range(centres.shape[0]):
+            inc.offer(float(v[i]), centres[i])
+
+    sens = np.abs(jacobian_enclosure(net, box.lower, box.upper)[1][: net.n_states]).sum(axis=0) + 1e-12
+    return BisectionProblem(box, sens, lambda lo, hi: violation_bound(net, box, lo, hi), offer)
+
+
 def violation_search(query: Query) -> EngineResult:
     """Bracket V over the box by sub-box branch and bound (module docstring).
 
@@ -69,14 +83,7 @@ def violation_search(query: Query) -> EngineResult:
     vals, _ = violation(net, box, pts)
     k = int(np.argmax(vals))
     incumbent = Incumbent(float(vals[k]), pts[k].copy())
-
-    def offer(inc: Incumbent, centres: np.ndarray) -> None:
-        v, _ = violation(net, box, centres)
-        for i in range(centres.shape[0]):
-            inc.offer(float(v[i]), centres[i])
-
-    sens = np.abs(jacobian_enclosure(net, box.lower, box.upper)[1][: net.n_states]).sum(axis=0) + 1e-12
-    problem = BisectionProblem(box, sens, lambda lo, hi: violation_bound(net, box, lo, hi), offer)
+    problem = violation_problem(query)
     limits = bracket_limits(query, trace_every=16)
     with search_executor(query, "violation") as executor:  # serial unless config.workers > 1 or a cluster is given
         run = best_first(problem, [problem.root()], incumbent, limits, start=t0, executor=executor)
