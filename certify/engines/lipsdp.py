@@ -157,9 +157,10 @@ def build_lmi(
 
     ``weight_abs`` (same length as ``weights``, entries None or the shape of W_l) and ``skip_abs``: for matrices
     that are themselves float64 products (the metric's ends T W_L, W_0 Q, T S Q), entrywise bounds A >= |exact|
-    with |computed - exact| <= (k + 2) eps A (k the inner dimension of the product); the absolute-value chain and
-    the growth factor then use A, so the re-check's allowance covers the exact product (one more product per end,
-    inside the (L + 3) of ``gamma``). None: the matrix is exact as given.
+    with |computed - exact| <= 4 (n + 2) eps A (n the states; :meth:`certify.ir.metric.Metric.end_magnitudes`,
+    the two products of T S Q included); the absolute-value chain and the growth factor then use A, so the
+    re-check's allowance covers the exact product (16 (L + 3) (n_max + N) eps in ``gamma`` exceeds 4 (n + 2) eps).
+    None: the matrix is exact as given.
     """
     ws = [np.asarray(w, dtype=np.float64) for w in weights]
     abs_ws = [np.abs(w) for w in ws]
