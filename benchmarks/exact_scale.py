@@ -1,14 +1,23 @@
 """Exact sup ||A*(x)||_2 at the sizes people train, the region search's settings side by side in one run: node
-bounds over the box, over each node's polytope bounding box, and with neurons split largest effect first.
+bounds over the box, over each node's polytope bounding box, with neurons split largest effect first, and with
+the per-neuron LPs over the node's polytope (the default).
 
     OMP_NUM_THREADS=1 python benchmarks/exact_scale.py [--nets 2-32-32-2,4-16-16-4] [--timeout S]
-        [--settings box,polytope,influence]
+        [--settings box,polytope,influence,lp,lp-nobox]
 
 Random ReLU nets (tests/random_nets.py, seed 7) over [-1, 1]^d. For each net and each setting (``SETTINGS``:
-``RegionSearchOptions.node_bbox`` and ``by_influence``): the exact run (nodes, LPs, seconds, value) and the certify
-run with the net rescaled so that its exact sup is 0.97 (a 3 % margin; nodes and their fraction of the exact run's
-nodes: the issue's target is at most a tenth). The exact values of the settings must agree to 1e-12 (printed).
-A run that reaches the timeout prints its bracket instead of a value.
+``RegionSearchOptions.node_bbox``, ``by_influence`` and ``node_lp``): the exact run (nodes, LPs, seconds, value)
+and the certify run with the net rescaled so that its exact sup is 0.97 (a 3 % margin; nodes and their fraction
+of the exact run's nodes: the issue's target is at most a tenth). The exact values of the settings must agree to
+1e-12 (printed). A run that reaches the timeout prints its bracket instead of a value. LPs count HiGHS's
+Chebyshev LPs and the node bounds' LPs (solved together by the numpy dual simplex).
+
+Measured with the per-neuron node LPs (``--settings influence,lp --timeout 60``, OMP_NUM_THREADS=1, load about 1;
+exact nodes / seconds, influence -> lp): 2-32-32-2 77 / 0.31 -> 58 / 0.30; 2-64-64-2 277 / 1.17 -> 216 / 1.23;
+4-16-16-4 417 / 2.10 -> 129 / 0.87; 4-32-32-4 5780 / 36.2 -> 2564 / 20.9; 2-128-128-2 1321 / 8.15 -> 931 / 7.53;
+8-16-16-8 unfinished at 60 s ([1.934, 2.952], 13957 nodes) -> 3294 / 29.2 (value 2.01626107713129); the same
+values; certify mode 0.93-0.99 of the exact nodes. The same LPs through HiGHS (one call each) took 35.5 s on
+4-32-32-4; ``lp-nobox`` (no bounding box) 6248 nodes / 105 s.
 
 Measured (OMP_NUM_THREADS=1, 2 shared cores; exact runs, nodes / seconds, box -> polytope):
 2-32-32-2 1018 / 5.79 -> 83 / 1.18 (load 3); 4-16-16-4 3500 / 56.2 -> 601 / 15.0 and 2-64-64-2 4157 / 40.0 ->
@@ -46,9 +55,11 @@ def scaled(net: Network, factor: float) -> Network:
 
 
 SETTINGS = {  # name -> RegionSearchOptions: node bounds over the box or the polytope's bounding box, split order
-    "box": RegionSearchOptions(node_bbox=False, by_influence=False),
-    "polytope": RegionSearchOptions(node_bbox=True, by_influence=False),
-    "influence": RegionSearchOptions(node_bbox=True, by_influence=True),
+    "box": RegionSearchOptions(node_bbox=False, by_influence=False, node_lp=False),
+    "polytope": RegionSearchOptions(node_bbox=True, by_influence=False, node_lp=False),
+    "influence": RegionSearchOptions(node_bbox=True, by_influence=True, node_lp=False),
+    "lp": RegionSearchOptions(node_bbox=True, by_influence=True, node_lp=True),
+    "lp-nobox": RegionSearchOptions(node_bbox=False, by_influence=True, node_lp=True),
 }
 
 
@@ -63,10 +74,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", default=DEFAULT_NETS, help="comma-separated d-w1-...-d (default: %(default)s)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per run")
-    ap.add_argument("--settings", default="polytope,influence",
+    ap.add_argument("--settings", default="influence,lp",
                     help="comma-separated, of: box (node bounds over the box, index order), polytope (over the "
-                         "polytope's bounding box, index order), influence (polytope, largest effect first: the "
-                         "default); default: %(default)s")
+                         "polytope's bounding box, index order), influence (polytope, largest effect first), lp "
+                         "(influence and per-neuron LPs over the polytope: the default), lp-nobox (lp without the "
+                         "bounding box); default: %(default)s")
     args = ap.parse_args(argv)
     print(f"{'net':>14s} {'setting':>12s} {'nodes':>7s} {'LPs':>7s} {'exact s':>8s} {'value / bracket':>28s} "
           f"{'cert nodes':>10s} {'cert s':>7s} {'cert/exact':>10s}")

@@ -12,7 +12,11 @@ plus half the workers'), with their ratio ("cpu x": the speed-up on 2 free cores
 ratio also measures the load); "ovh": CPU milliseconds spent per node sent to the workers beyond the serial CPU
 time of the search (pickling, merging, Dask's scheduling, the LPs that start cold in a task).
 
-Measured (load 0.8-1.7, OMP_NUM_THREADS=1; serial s -> 2 local workers s, speed-up; Dask speed-up):
+Measured with the node LPs of the region search (``--nets 4-32-32-4,2-128-128-2,8-16-16-8 --no-dask``, load about 1;
+serial s -> 2 local workers s, speed-up, CPU speed-up): 4-32-32-4 18.73 -> 9.92, 1.89x, 1.99x; 2-128-128-2
+6.42 -> 3.75, 1.71x, 1.81x; 8-16-16-8 25.12 -> 13.65, 1.84x, 1.93x; the same values. Before them (heavier LPs, less
+work per node to spread), measured (load 0.8-1.7, OMP_NUM_THREADS=1; serial s -> 2 local workers s, speed-up; Dask
+speed-up):
 2-64-64-2 2.29 -> 1.65, 1.38x; 1.10x. 4-16-16-4 4.17 -> 2.58, 1.62x; 1.21x. 2-128-128-2 15.79 -> 7.43, 2.13x; 0.99x
 (Dask overhead 8.8 ms per node). 4-32-32-4 (``--no-dask``) 48.79 -> 33.09, 1.47x. Same values and nodes.
 """

@@ -148,18 +148,23 @@ class RegionSearchOptions:
     each node over the bounding box of its polytope (2 LPs per coordinate, each end re-derived from the LP's
     multipliers in float64) instead of over the whole box, for boxes with at most 4 free coordinates (False: always
     over the box, the earlier and looser node bounds); ``by_influence``: split a node's neurons largest effect first
-    (:class:`certify.engines.regions.Traversal`; False: in index order)."""
+    (:class:`certify.engines.regions.Traversal`; False: in index order); ``node_lp``: also tighten, by one LP over
+    the node's polytope each (re-derived from its multipliers in float64), the end nearer to a breakpoint of every
+    free neuron whose node bound meets several pieces (:func:`certify.bounds.crown.chain_bounds`), for boxes with at
+    most ``NODE_LP_MAX_DIM`` free coordinates (False: the bounding-box bounds only)."""
 
     min_radius: float = 1e-8
     samples: int = 256
     node_bbox: bool = True
     by_influence: bool = True
+    node_lp: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_radius", _real("RegionSearchOptions", "min_radius", self.min_radius, 0.0))
         object.__setattr__(self, "samples", _whole("RegionSearchOptions", "samples", self.samples, 0))
         object.__setattr__(self, "node_bbox", _flag("RegionSearchOptions", "node_bbox", self.node_bbox))
         object.__setattr__(self, "by_influence", _flag("RegionSearchOptions", "by_influence", self.by_influence))
+        object.__setattr__(self, "node_lp", _flag("RegionSearchOptions", "node_lp", self.node_lp))
 
 
 @dataclass(frozen=True)

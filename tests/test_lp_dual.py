@@ -2,8 +2,8 @@
 
 The bound of :func:`certify.bounds.lp_dual.dual_lower_bounds` must hold for every multiplier vector (sound whatever
 the solver returns) and be tight for the multipliers of an optimal LP; the region search's node bounding boxes built
-from it must contain every point of the node's polytope, and the exact search must give the same value with and
-without them.
+from it must contain every point of the node's polytope (the exact search gives the same value with and without
+them: tests/test_dual_simplex.py).
 """
 
 import itertools
@@ -14,11 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certify.bounds.lp_dual import dual_lower_bounds
-from certify.config import RegionSearchOptions, VerifyConfig
-from certify.engines.contract import Query
-from certify.engines.region_search import region_search
+from certify.config import RegionSearchOptions
 from certify.engines.regions import Traversal
-from certify.ir.quantity import Quantity
 from certify.solvers.base import SolveStatus
 from certify.solvers.lp import LPSolver
 from tests.random_nets import random_net, unit_box
@@ -121,18 +118,6 @@ def test_node_bounding_boxes_contain_their_polytope(seed):
             seen += 1
             stack.append(node)
     assert seen > 0
-
-
-@pytest.mark.parametrize("seed,dim,widths", [(1, 2, (8, 8)), (2, 2, (10,)), (3, 3, (6, 6)), (5, 2, (12, 6))])
-def test_the_exact_search_gives_the_same_value_with_and_without_node_bounding_boxes(seed, dim, widths):
-    net, box = random_net(seed, dim, widths), unit_box(dim)
-    values = []
-    for node_bbox in (True, False):
-        config = VerifyConfig(timeout=600, regions=RegionSearchOptions(node_bbox=node_bbox))
-        res = region_search(Query(net, box, Quantity.A_STAR, config))
-        assert res.exact
-        values.append(res.lower)
-    assert values[0] == pytest.approx(values[1], rel=1e-12, abs=1e-12)
 
 
 def test_node_bbox_must_be_a_bool():

@@ -22,7 +22,7 @@ from ..errors import UsageError
 from ..ir.activations import Activation, ActivationKind
 from ..ir.box import Box
 from ..ir.network import Network
-from ..ir.numerics import CHAIN_PAD, TINY, affine_interval, midpoints
+from ..ir.numerics import CHAIN_PAD, TINY, affine_interval, dot_pad, midpoints
 from ..ir.pieces import Pieces, pieces
 from .interval import LayerBounds
 
@@ -63,7 +63,41 @@ def _relaxation(act: Activation, pcs: Pieces | None, lo: np.ndarray, hi: np.ndar
     return al, bl, au, bu
 
 
-def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad: float = CHAIN_PAD):
+def _over_polytope(polytope, pcs: Pieces, fixed, lo, hi, lines, pad):
+    """Tighten [lo, hi] ((n,) each) of the free neurons that meet several pieces: the end nearer to a breakpoint
+    inside the interval is re-concretised over the polytope (``polytope(costs)``: sound lower bounds of
+    min costs @ x). ``lines`` = (cl, dl, cu, du): cl x + dl <= z <= cu x + du on the polytope, up to ``pad`` (n,)
+    (the rounding of the lines' float64 coefficients, as in :func:`chain_bounds`)."""
+    cl, dl, cu, du = lines
+    bps = pcs.breakpoints
+    if bps.shape[1] == 0:
+        return lo, hi
+    inside = (bps > lo[:, None]) & (bps < hi[:, None])
+    todo = inside.any(axis=1)
+    if fixed is not None:
+        todo &= fixed < 0
+    idx = np.nonzero(todo)[0]
+    if idx.size == 0:
+        return lo, hi
+    first = np.where(inside[idx], bps[idx], np.inf).min(axis=1)  # lowest breakpoint inside
+    last = np.where(inside[idx], bps[idx], -np.inf).max(axis=1)  # highest breakpoint inside
+    low_side = (first - lo[idx]) <= (hi[idx] - last)
+    costs = np.where(low_side[:, None], cl[idx], -cu[idx])
+    consts = np.where(low_side, dl[idx], -du[idx])
+    with np.errstate(invalid="ignore", over="ignore"):
+        bound = polytope(costs) + consts - pad[idx]
+    bound = bound - dot_pad(2) * np.abs(bound) - TINY  # the two sums above
+    ok = np.isfinite(bound)
+    lo, hi = lo.copy(), hi.copy()
+    up = idx[low_side & ok]
+    lo[up] = np.maximum(lo[up], bound[low_side & ok])
+    dn = idx[~low_side & ok]
+    hi[dn] = np.minimum(hi[dn], -bound[~low_side & ok])
+    return lo, hi
+
+
+def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad: float = CHAIN_PAD,
+                 polytope=None):
     """Sound pre-activation bounds of a chain over the box [lower, upper], by CROWN back-substitution.
 
     The chain: z_0 = first_weight x + first_bias, h_0 = act_0(z_0), z_k = W_k h_{k-1} + b_k, ... where ``layers``
@@ -75,6 +109,13 @@ def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad
     lower > upper proves the polytope empty (later layers are then meaningless).
     Soundness: each bound is also intersected with plain interval arithmetic, and padded by
     ``pad * magnitude`` where magnitude is the same back-substitution in absolute values (covers rounding).
+
+    ``polytope``: optional callable ``lower(costs (k, n)) -> (k,)``, sound lower bounds of min costs @ x over a
+    polytope P inside the box (for instance LP bounds re-derived by weak duality,
+    :func:`certify.bounds.lp_dual.dual_lower_bounds`); the bounds then hold on P. Each free neuron whose interval
+    still meets several pieces has the end nearer to a breakpoint inside it re-concretised over P (one
+    objective per such neuron and layer: the linear bound of the back-substitution, or the exact affine map on the
+    first layer), which can only tighten it.
     """
     lower = np.asarray(lower, dtype=np.float64)
     upper = np.asarray(upper, dtype=np.float64)
@@ -90,6 +131,9 @@ def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad
         il, iu = affine_interval(w, b, post_lo, post_hi)
         if k == 0:
             lo, hi = il, iu
+            if polytope is not None:
+                cu, cl, du, dl = w, w, b, b
+                mag_c, mag_d = np.abs(w), np.abs(b)
         else:
             # back-substitution: C_u z_k <= ..., start with C = W_k on h_{k-1}
             cu, cl = w.copy(), w.copy()
@@ -114,6 +158,7 @@ def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad
             hi = cu @ c + np.abs(cu) @ r + du + pad * mag + TINY
             lo = cl @ c - np.abs(cl) @ r + dl - pad * mag - TINY
             lo, hi = np.maximum(lo, il), np.minimum(hi, iu)
+        f = None
         if fixed is not None and k < len(fixed) and fixed[k] is not None and pcs is not None:
             f = np.asarray(fixed[k])
             sel = f >= 0
@@ -121,6 +166,9 @@ def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad
                 plo, phi = pcs.interval(np.where(sel, f, 0))
                 lo = np.where(sel, np.maximum(lo, plo), lo)
                 hi = np.where(sel, np.minimum(hi, phi), hi)
+        if polytope is not None and pcs is not None and np.all(lo <= hi):
+            lo, hi = _over_polytope(polytope, pcs, f, lo, hi, (cl, dl, cu, du),
+                                    pad * (mag_c @ absx + mag_d) + TINY)
         out.append((lo, hi))
         if np.any(lo > hi):
             # empty polytope: fill the rest with the (meaningless) interval bounds and stop

@@ -70,6 +70,7 @@ _TRACE_EVERY = 16  # nodes between two entries of the trace
 
 
 NODE_BBOX_MAX_DIM = 4  # node bounds over the polytope bounding box up to this many free coordinates
+NODE_LP_MAX_DIM = 8  # per-neuron LP tightening of the node bounds up to this many free coordinates
 
 
 class NodeBounder:
@@ -78,11 +79,12 @@ class NodeBounder:
     inverse factor once, to the final bracket)."""
 
     def __init__(self, tr: Traversal, p: float, cols: int, metric: Metric | None = None,
-                 use_bbox: bool = True) -> None:
+                 use_bbox: bool = True, use_lp: bool = True) -> None:
         # 2 LPs per free coordinate and node: measured to pay in 2-D and 4-D (5-15x fewer nodes), to cost 2-3x in
         # 10-D (benchmarks/exact_scale.py, benchmarks/lipbab.py)
         self.tr, self.p, self.cols = tr, p, cols
         self.use_bbox = use_bbox and tr.n_free <= NODE_BBOX_MAX_DIM
+        self.use_lp = use_lp and tr.n_free <= NODE_LP_MAX_DIM
         net = tr.net
         self.metric = None if metric is None or metric.is_identity else metric
         self.layers = [(l.weight, l.bias, l.activation, pc) for l, pc in zip(net.layers, tr.pieces)]
@@ -132,7 +134,11 @@ class NodeBounder:
             bbox = tr.polytope_bbox(node)  # sound (duality-checked); None: an LP was not OPTIMAL, keep the box
             if bbox is not None:
                 lo, hi = bbox
-        pre = chain_bounds(node.g_mat, node.g_vec, self.layers[l:], lo, hi, fixed)
+        polytope = None
+        if self.use_lp and node.a.shape[0]:
+            def polytope(costs):
+                return tr.polytope_lower(node, costs)
+        pre = chain_bounds(node.g_mat, node.g_vec, self.layers[l:], lo, hi, fixed, polytope=polytope)
         out = []
         for (lo, hi), (_, _, _, pcs) in zip(pre, self.layers[l:]):
             if lo.size == 0 or np.any(lo > hi):
@@ -324,7 +330,8 @@ def region_problem(query: Query) -> "_RegionProblem":
     options = query.config.regions
     tr = Traversal(query.network, query.box, options.min_radius, lp_backend=query.config.solvers.lp,
                    by_influence=options.by_influence)
-    bounder = NodeBounder(tr, query.norm, query.columns, query.metric, use_bbox=options.node_bbox)
+    bounder = NodeBounder(tr, query.norm, query.columns, query.metric, use_bbox=options.node_bbox,
+                          use_lp=options.node_lp)
     return _RegionProblem(tr, bounder, query.norm, query.columns)
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bounds.dual_simplex import row_multipliers
 from ..bounds.lp_dual import dual_lower_bounds
 from ..errors import UsageError
 from ..ir.box import Box
@@ -123,10 +124,11 @@ class Traversal:
     ``solver``: an LP-sequence back-end (default: a new ``lp_backend`` from :mod:`certify.solvers.registry`, a
     :class:`certify.solvers.lp.LPSolver`) for the Chebyshev LPs; it keeps the LP of the
     node expanded last loaded and adds the rows of its descendants (DFS order makes most LPs warm starts); the
-    bounding-box LPs have their own instance. Warm starts change no soundness assumption: every status is
-    checked to be OPTIMAL and every returned point is re-checked in float64. ``by_influence``: a node's free neurons
-    of a layer are split largest ||column of the next weight|| x ||row of G|| first (else in index order); any order
-    gives the same regions, this one fewer nodes (benchmarks/exact_scale.py).
+    LPs of the node bounds (:meth:`polytope_lower`) are solved all at once in numpy instead. Warm starts change no
+    soundness assumption: every status is checked to be OPTIMAL and every returned point is re-checked in float64.
+    ``by_influence``: a node's free neurons of a layer are split largest ||column of the next weight|| x ||row of
+    G|| first (else in index order); any order gives the same regions, this one fewer nodes
+    (benchmarks/exact_scale.py).
     """
 
     def __init__(self, net: Network, box: Box, min_radius: float = DEFAULT_MIN_RADIUS, solver=None,
@@ -138,9 +140,7 @@ class Traversal:
         self.net, self.box = net, box
         lp = registry.ProblemKind.LP_SEQUENCE
         self.solver = solver or registry.get_backend(lp_backend, lp)  # Chebyshev LPs (the current node's LP loaded)
-        self.bbox_solver = registry.get_backend(lp_backend, lp)  # bounding-box LPs (their own, so both stay warm)
         self._loaded = None  # (key, rows a, rhs b) of the Chebyshev LP loaded in ``solver``
-        self._bbox_loaded = None  # the same for the polytope loaded in ``bbox_solver``
         self.lo, self.hi = box.lower, box.upper
         self.free = self.hi > self.lo
         width = float(np.max(self.hi - self.lo))
@@ -269,35 +269,34 @@ class Traversal:
         return (key, node.a, node.b)
 
     def polytope_bbox(self, node: _Node):
-        """Bounding box (lo, hi) ((n,), (n,)) of the node's polytope {x in box : a x <= b}, from 2 LPs per free
-        coordinate on one warm-started model. Each end is a weak-duality bound re-derived in float64 from the LP's
-        row multipliers (:func:`certify.bounds.lp_dual.dual_lower_bounds`): sound whatever the solver's accuracy.
-        None when an LP is not OPTIMAL (the caller keeps the box). Cached on the node until it gains rows."""
+        """Bounding box (lo, hi) ((n,), (n,)) of the node's polytope {x in box : a x <= b}: 2 LPs per free
+        coordinate (:meth:`polytope_lower`), each end a weak-duality bound re-derived in float64, sound whatever
+        the LPs' accuracy. Cached on the node until it gains rows."""
         if node.a.shape[0] == 0:
             return self.lo, self.hi
         if node.bbox is not None and node.bbox[0] == node.a.shape[0]:
             return node.bbox[1], node.bbox[2]
         free = np.nonzero(self.free)[0]
         eye = np.eye(self.n)[free]
-        costs = np.vstack([eye, -eye])
-        self._bbox_loaded = self._extend_loaded(node, self.bbox_solver, self._bbox_loaded, False)
-        if self._bbox_loaded is None:
-            self._bbox_loaded = (object(), node.a, node.b)
-            if not self.bbox_solver.load(costs[0], node.a, node.b, self.lo, self.hi, key=self._bbox_loaded[0]):
-                self._bbox_loaded = None
-                return None
-        res = self.bbox_solver.solve_loaded_objectives_with_duals(costs)
-        self.lps += len(res)
-        m = node.a.shape[0]
-        if any(st is not SolveStatus.OPTIMAL or sol[1].shape[0] != m for st, sol in res):
-            return None
-        ends = dual_lower_bounds(costs, node.a, node.b, self.lo, self.hi, np.array([sol[1] for _, sol in res]))
+        ends = self.polytope_lower(node, np.vstack([eye, -eye]))
         lo, hi = self.lo.copy(), self.hi.copy()
         k = free.size
         lo[free] = np.maximum(lo[free], ends[:k])
         hi[free] = np.minimum(hi[free], -ends[k:])
-        node.bbox = (m, lo, np.maximum(lo, hi))
+        node.bbox = (node.a.shape[0], lo, np.maximum(lo, hi))
         return node.bbox[1], node.bbox[2]
+
+    def polytope_lower(self, node: _Node, costs: np.ndarray) -> np.ndarray:
+        """Sound lower bounds (k,) of min costs[k] @ x over the node's polytope {x in box : a x <= b}; costs (k, n).
+
+        The LPs are solved together by :func:`certify.bounds.dual_simplex.row_multipliers` (counted in ``lps``);
+        each bound is re-derived in float64 from the multipliers by weak duality
+        (:func:`certify.bounds.lp_dual.dual_lower_bounds`), so it rests on no solver tolerance: an LP the simplex
+        does not finish only gives a weaker bound (at worst the bound over the box)."""
+        costs = np.asarray(costs, dtype=np.float64)
+        self.lps += costs.shape[0]
+        ys = row_multipliers(costs, node.a, node.b, self.lo, self.hi)
+        return dual_lower_bounds(costs, node.a, node.b, self.lo, self.hi, ys)
 
     def _tighten_by_bbox(self, node: _Node, idx: np.ndarray) -> None:
         """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (:meth:`polytope_bbox`)."""
