@@ -2,6 +2,7 @@
 a local Dask cluster of 2 worker processes, side by side in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/parallel.py [--nets 2-32-32-2,2-64-64-2,4-16-16-4] [--no-dask] [--timeout S]
+        [--dask-profile]
 
 Random ReLU nets (``tests/random_nets.random_net`` seed 7, Gaussian weights / sqrt(fan_in), biases 0.5 N(0, 1))
 over [-1, 1]^d, exact mode (no threshold). The pools are started before the clock starts (their start is printed
@@ -14,7 +15,10 @@ time of the search (pickling, merging, Dask's scheduling, the LPs that start col
 
 Measured with the node LPs of the region search (``--nets 4-32-32-4,2-128-128-2,8-16-16-8 --no-dask``, load about 1;
 serial s -> 2 local workers s, speed-up, CPU speed-up): 4-32-32-4 18.73 -> 9.92, 1.89x, 1.99x; 2-128-128-2
-6.42 -> 3.75, 1.71x, 1.81x; 8-16-16-8 25.12 -> 13.65, 1.84x, 1.93x; the same values. Before them (heavier LPs, less
+6.42 -> 3.75, 1.71x, 1.81x; 8-16-16-8 25.12 -> 13.65, 1.84x, 1.93x; the same values. With Dask (two runs of
+``--nets 4-32-32-4``, load 1.4-1.7): serial 22.8 s / 20.8 s, local 2 workers 13.8 s / 10.6 s, Dask 2 workers 18.4 s
+(1.24x, overhead 2.3 ms per node) with Dask's statistical profiler on (``--dask-profile``) / 14.5 s (1.43x, 0.8 ms
+per node) with it off (the default here). Before them (heavier LPs, less
 work per node to spread), measured (load 0.8-1.7, OMP_NUM_THREADS=1; serial s -> 2 local workers s, speed-up; Dask
 speed-up):
 2-64-64-2 2.29 -> 1.65, 1.38x; 1.10x. 4-16-16-4 4.17 -> 2.58, 1.62x; 1.21x. 2-128-128-2 15.79 -> 7.43, 2.13x; 0.99x
@@ -61,6 +65,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", default="2-32-32-2,2-64-64-2,4-16-16-4")
     ap.add_argument("--no-dask", action="store_true", help="skip the Dask local cluster")
+    ap.add_argument("--dask-profile", action="store_true",
+                    help="keep the Dask workers' statistical profiler on (Dask's default; off here by default)")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--start-after", type=int, default=ParallelOptions().start_after)
     args = ap.parse_args(argv)
@@ -78,10 +84,17 @@ def main(argv=None) -> int:
         except ImportError:
             print("distributed is not installed: no Dask column (pip install 'certify[distributed]')")
         else:
+            import dask
+
             t = time.perf_counter()
-            cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0")
+            # Dask's statistical profiler samples each worker's stack every 10 ms: measured to cost about 1.5 ms of
+            # CPU per node here (the README asks for cluster workers started without it)
+            with dask.config.set({"distributed.worker.profile.enabled": args.dask_profile}):
+                cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                                   dashboard_address=":0")
             pools["dask 2"] = DaskWorkers(cluster.scheduler_address)
+            profiling = pools["dask 2"].client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+            print(f"Dask workers' statistical profiler: {sorted(set(profiling.values()))}")
             start_dask = time.perf_counter() - t
     t = time.perf_counter()
     tiny = Query(random_net(1, 2, (4,)), unit_box(2), Quantity.A_STAR,

@@ -232,3 +232,23 @@ def test_no_worker_starts_before_start_seconds(random_net, unit_box, monkeypatch
     serial = region_module.region_search(q.with_(config=q.config.with_(workers=1)))
     res = region_module.region_search(q)
     assert res.counts.nodes > 2 and res.lower == serial.lower and res.upper == serial.upper
+
+
+def test_a_dask_task_limits_the_threads_for_its_own_length_only():
+    """A task on a Dask worker (a process that is the cluster's, not ours) runs with ParallelOptions.threads torch
+    and BLAS threads, and leaves the worker's settings as they were, also when the task raises."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    blas_before = [pool["num_threads"] for pool in threadpool_info()]
+    limit = 1 if before > 1 else 2
+    with parallel.task_threads(limit):
+        assert torch.get_num_threads() == limit
+        if limit == 1:
+            assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"), parallel.task_threads(limit):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    assert [pool["num_threads"] for pool in threadpool_info()] == blas_before

@@ -16,7 +16,7 @@ from distributed import Client, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..errors import UsageError
-from .parallel import SearchFactory, WorkerError
+from .parallel import SearchFactory, WorkerError, task_threads
 
 
 class _SearchProblems(WorkerPlugin):
@@ -36,7 +36,8 @@ class _SearchProblems(WorkerPlugin):
         key = threading.get_ident()
         if key not in self.problems:
             self.problems[key] = self.factory.build()
-        return self.factory.run(self.problems[key], *task)
+        with task_threads(self.factory.query.config.parallel.threads):
+            return self.factory.run(self.problems[key], *task)
 
 
 def _task(token: str, task: tuple) -> tuple:

@@ -192,6 +192,21 @@ class SearchFactory:
         return children, incumbent.best, work.delta(before, work.counts(problem)), time.process_time() - cpu
 
 
+@contextmanager
+def task_threads(threads: int) -> Iterator[None]:
+    """At most ``threads`` BLAS and torch threads for one task in a process that is not ours (a Dask worker): both
+    limits are restored on leaving, so the worker's own settings are never changed for longer."""
+    import torch  # deferred: workers only
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with blas_threads(threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # ============================================================================================ local processes
 def _serve(conn, threads: int) -> None:
     """A local worker: answers tasks (token, factory payload or None, (nodes, value, key)) until it receives None;
