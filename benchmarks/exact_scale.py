@@ -1,16 +1,24 @@
 """Exact sup ||A*(x)||_2 at the sizes people train, the region search's settings side by side in one run: node
-bounds over the box, over each node's polytope bounding box, with neurons split largest effect first, and with
-the per-neuron LPs over the node's polytope (the default).
+bounds over the box, over each node's polytope bounding box, with neurons split largest effect first, with the
+per-neuron LPs over the node's polytope, and with the slope branch and bound (the default).
 
     OMP_NUM_THREADS=1 python benchmarks/exact_scale.py [--nets 2-32-32-2,4-16-16-4] [--timeout S]
-        [--settings box,polytope,influence,lp,lp-nobox]
+        [--settings box,polytope,influence,lp,lp-nobox,slopes]
 
 Random ReLU nets (tests/random_nets.py, seed 7) over [-1, 1]^d. For each net and each setting (``SETTINGS``:
-``RegionSearchOptions.node_bbox``, ``by_influence`` and ``node_lp``): the exact run (nodes, LPs, seconds, value)
-and the certify run with the net rescaled so that its exact sup is 0.97 (a 3 % margin; nodes and their fraction
-of the exact run's nodes: the issue's target is at most a tenth). The exact values of the settings must agree to
-1e-12 (printed). A run that reaches the timeout prints its bracket instead of a value. LPs count HiGHS's
-Chebyshev LPs and the node bounds' LPs (solved together by the numpy dual simplex).
+``RegionSearchOptions.node_bbox``, ``by_influence``, ``node_lp`` and ``slope_bnb``): the exact run (nodes, LPs,
+seconds, value) and the certify run with the net rescaled so that its exact sup is 0.97 (a 3 % margin; nodes and
+their fraction of the exact run's nodes: the issue's target is at most a tenth). The exact values of the settings
+must agree to 1e-12 (printed). A run that reaches the timeout prints its bracket instead of a value. LPs count
+HiGHS's Chebyshev LPs and the node bounds' LPs (solved together by the numpy dual simplex).
+
+Measured with the slope branch and bound (``--settings lp,slopes --timeout 60``, OMP_NUM_THREADS=1, load about 1;
+exact nodes / s, certify nodes / s, lp -> slopes): 2-32-32-2 58 / 0.53, 54 / 0.38 -> 37 / 0.37, 33 / 0.29;
+2-64-64-2 216 / 1.67, 212 / 1.25 -> 154 / 1.43, 149 / 1.08; 4-16-16-4 129 / 0.96, 122 / 0.90 -> 115 / 1.12,
+95 / 1.28; 4-32-32-4 2564 / 20.8, 2497 / 19.8 -> 1280 / 14.3, 1132 / 10.9; 2-128-128-2 931 / 6.83, 911 / 6.85 ->
+545 / 5.34, 532 / 5.41; 8-16-16-8 3294 / 24.3, 3263 / 25.2 -> 1761 / 29.6, 1167 / 15.2 (the one net where the exact
+run is slower: in 8-D the slope search prunes a tenth of the nodes it is tried on); the same values; certify mode
+0.66-0.98 of the exact nodes.
 
 Measured with the per-neuron node LPs (``--settings influence,lp --timeout 60``, OMP_NUM_THREADS=1, load about 1;
 exact nodes / seconds, influence -> lp): 2-32-32-2 77 / 0.31 -> 58 / 0.30; 2-64-64-2 277 / 1.17 -> 216 / 1.23;
@@ -55,11 +63,12 @@ def scaled(net: Network, factor: float) -> Network:
 
 
 SETTINGS = {  # name -> RegionSearchOptions: node bounds over the box or the polytope's bounding box, split order
-    "box": RegionSearchOptions(node_bbox=False, by_influence=False, node_lp=False),
-    "polytope": RegionSearchOptions(node_bbox=True, by_influence=False, node_lp=False),
-    "influence": RegionSearchOptions(node_bbox=True, by_influence=True, node_lp=False),
-    "lp": RegionSearchOptions(node_bbox=True, by_influence=True, node_lp=True),
-    "lp-nobox": RegionSearchOptions(node_bbox=False, by_influence=True, node_lp=True),
+    "box": RegionSearchOptions(node_bbox=False, by_influence=False, node_lp=False, slope_bnb=False),
+    "polytope": RegionSearchOptions(node_bbox=True, by_influence=False, node_lp=False, slope_bnb=False),
+    "influence": RegionSearchOptions(node_bbox=True, by_influence=True, node_lp=False, slope_bnb=False),
+    "lp": RegionSearchOptions(node_bbox=True, by_influence=True, node_lp=True, slope_bnb=False),
+    "lp-nobox": RegionSearchOptions(node_bbox=False, by_influence=True, node_lp=True, slope_bnb=False),
+    "slopes": RegionSearchOptions(),
 }
 
 
@@ -74,11 +83,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", default=DEFAULT_NETS, help="comma-separated d-w1-...-d (default: %(default)s)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per run")
-    ap.add_argument("--settings", default="influence,lp",
+    ap.add_argument("--settings", default="lp,slopes",
                     help="comma-separated, of: box (node bounds over the box, index order), polytope (over the "
                          "polytope's bounding box, index order), influence (polytope, largest effect first), lp "
-                         "(influence and per-neuron LPs over the polytope: the default), lp-nobox (lp without the "
-                         "bounding box); default: %(default)s")
+                         "(influence and per-neuron LPs over the polytope), lp-nobox (lp without the bounding box), "
+                         "slopes (lp and the slope branch and bound: the default); default: %(default)s")
     args = ap.parse_args(argv)
     print(f"{'net':>14s} {'setting':>12s} {'nodes':>7s} {'LPs':>7s} {'exact s':>8s} {'value / bracket':>28s} "
           f"{'cert nodes':>10s} {'cert s':>7s} {'cert/exact':>10s}")

@@ -151,13 +151,17 @@ class RegionSearchOptions:
     (:class:`certify.engines.regions.Traversal`; False: in index order); ``node_lp``: also tighten, by one LP over
     the node's polytope each (re-derived from its multipliers in float64), the end nearer to a breakpoint of every
     free neuron whose node bound meets several pieces (:func:`certify.bounds.crown.chain_bounds`), for boxes with at
-    most ``NODE_LP_MAX_DIM`` free coordinates (False: the bounding-box bounds only)."""
+    most ``NODE_LP_MAX_DIM`` free coordinates (False: the bounding-box bounds only); ``slope_bnb``: for nodes with
+    more unstable neurons than the vertex bound enumerates, bound the max over the slope box's vertices by a small
+    branch and bound over the slopes, aimed at the search's pruning level
+    (:meth:`certify.engines.region_search.NodeBounder.bound`; False: the interval-matrix bounds only)."""
 
     min_radius: float = 1e-8
     samples: int = 256
     node_bbox: bool = True
     by_influence: bool = True
     node_lp: bool = True
+    slope_bnb: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_radius", _real("RegionSearchOptions", "min_radius", self.min_radius, 0.0))
@@ -165,6 +169,7 @@ class RegionSearchOptions:
         object.__setattr__(self, "node_bbox", _flag("RegionSearchOptions", "node_bbox", self.node_bbox))
         object.__setattr__(self, "by_influence", _flag("RegionSearchOptions", "by_influence", self.by_influence))
         object.__setattr__(self, "node_lp", _flag("RegionSearchOptions", "node_lp", self.node_lp))
+        object.__setattr__(self, "slope_bnb", _flag("RegionSearchOptions", "slope_bnb", self.slope_bnb))
 
 
 @dataclass(frozen=True)

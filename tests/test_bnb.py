@@ -174,3 +174,34 @@ def test_the_split_order_changes_the_nodes_not_the_value(seed, n, width, p, rand
         results.append(res.lower)
     brute = max(float(induced_norm(r.m[:, :n], p)) for r in enumerate_regions(net, box).regions)
     assert math.isclose(results[0], results[1], rel_tol=1e-12) and math.isclose(results[0], brute, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("seed,n_in,widths,p", [(0, 2, (7, 7), 2.0), (1, 3, (6, 6), 2.0), (2, 2, (6, 6, 4), 1.0),
+                                                (3, 2, (8, 6), math.inf)])
+def test_the_slope_branch_and_bound_never_undercuts_the_slope_vertices(seed, n_in, widths, p, random_net, unit_box,
+                                                                       monkeypatch):
+    """The slope branch and bound against the enumeration of every vertex of each node's slope box: at any pruning
+    level its bound is no lower (sound), and with no level and no cap on its sub-boxes it equals the enumeration."""
+    from certify.engines import region_search as rs
+
+    net, box = random_net(seed, n_in, widths), unit_box(n_in)
+    tr = Traversal(net, box)
+    stack, checked, used = [tr.root()], 0, 0
+    while stack and checked < 25:
+        node = stack.pop()
+        monkeypatch.setattr(rs, "_VERTEX_MAX", 20)  # every vertex enumerated: the relaxation's exact max
+        enumerated = NodeBounder(tr, p, n_in, use_slope_bnb=False).bound(node)
+        monkeypatch.setattr(rs, "_VERTEX_MAX", 0)  # the slope branch and bound instead
+        cheap = NodeBounder(tr, p, n_in, use_slope_bnb=False).bound(node)
+        bnb = NodeBounder(tr, p, n_in)
+        used += enumerated < cheap
+        for level in (-math.inf, 0.0, 0.5 * enumerated, enumerated, 2.0 * enumerated, math.inf):
+            assert bnb.bound(node, level=level) >= enumerated * (1 - 1e-12) - 1e-15
+        monkeypatch.setattr(rs, "_SLOPE_BNB_BOXES", 10**9)
+        assert bnb.bound(node) <= enumerated * (1 + 1e-9) + 1e-12
+        monkeypatch.setattr(rs, "_SLOPE_BNB_BOXES", 512)
+        checked += 1
+        kind, val = tr.expand(node)
+        if kind == "branch":
+            stack.extend(val)
+    assert used  # the vertices were tighter than the interval bounds somewhere

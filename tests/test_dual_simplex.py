@@ -171,11 +171,12 @@ def test_a_polytope_that_proves_nothing_changes_nothing():
             assert np.array_equal(plo, lo) and np.array_equal(phi, hi)
 
 
-@pytest.mark.parametrize("option", ["node_lp", "node_bbox"])
+@pytest.mark.parametrize("option", ["node_lp", "node_bbox", "slope_bnb"])
 @pytest.mark.parametrize("seed,dim,widths", [(1, 2, (8, 8)), (2, 2, (10,)), (3, 3, (6, 6)), (4, 4, (6, 6)),
                                              (5, 2, (12, 6)), (6, 2, (5, 5, 5))])
 def test_the_exact_search_gives_the_same_value_with_and_without_each_node_bound(option, seed, dim, widths):
-    """The node LPs and the node bounding boxes only prune: the exact value is the same without either."""
+    """The node LPs, the node bounding boxes and the slope branch and bound only prune: the exact value is the same
+    without each."""
     net, box = random_net(seed, dim, widths), unit_box(dim)
     values = []
     for on in (True, False):
@@ -186,6 +187,7 @@ def test_the_exact_search_gives_the_same_value_with_and_without_each_node_bound(
     assert values[0] == pytest.approx(values[1], rel=1e-12, abs=1e-12)
 
 
-def test_node_lp_must_be_a_bool():
-    with pytest.raises(TypeError, match="node_lp"):
-        RegionSearchOptions(node_lp=1)
+@pytest.mark.parametrize("option", ["node_lp", "slope_bnb"])
+def test_the_node_bound_options_must_be_bools(option):
+    with pytest.raises(TypeError, match=option):
+        RegionSearchOptions(**{option: 1})

@@ -49,7 +49,7 @@ from ..ir.numerics import (
     EPS,
     TINY,
     abs_norm_upper,
-    gram_spectral_upper,
+    gram_spectral_uppers,
     induced_norm,
     matmul_interval_left,
     norm_upper,
@@ -65,6 +65,8 @@ from .sampling import generic_mask, replay_norm
 from .search import Incumbent, Node, SearchLimits, best_first
 
 _VERTEX_MAX = 10  # at most 2^10 slope vertices per node for the vertex bound
+_SLOPE_BNB_UNSTABLE = 16  # above the vertex bound's cap, the slope branch and bound up to this many unstable neurons
+_SLOPE_BNB_BOXES = 512  # slope sub-boxes bounded per node at most
 _TRACE_EVERY = 16  # nodes between two entries of the trace
 
 
@@ -79,12 +81,13 @@ class NodeBounder:
     inverse factor once, to the final bracket)."""
 
     def __init__(self, tr: Traversal, p: float, cols: int, metric: Metric | None = None,
-                 use_bbox: bool = True, use_lp: bool = True) -> None:
+                 use_bbox: bool = True, use_lp: bool = True, use_slope_bnb: bool = True) -> None:
         # 2 LPs per free coordinate and node: measured to pay in 2-D and 4-D (5-15x fewer nodes), to cost 2-3x in
         # 10-D (benchmarks/exact_scale.py, benchmarks/lipbab.py)
         self.tr, self.p, self.cols = tr, p, cols
         self.use_bbox = use_bbox and tr.n_free <= NODE_BBOX_MAX_DIM
         self.use_lp = use_lp and tr.n_free <= NODE_LP_MAX_DIM
+        self.use_slope_bnb = use_slope_bnb
         net = tr.net
         self.metric = None if metric is None or metric.is_identity else metric
         self.layers = [(l.weight, l.bias, l.activation, pc) for l, pc in zip(net.layers, tr.pieces)]
@@ -149,8 +152,10 @@ class NodeBounder:
             out.append((sl, sh))
         return out
 
-    def bound(self, node, fixed_override=None) -> float:
-        """Sound upper bound on ||M||_p over the node (-inf when the node is proven empty)."""
+    def bound(self, node, fixed_override=None, level: float = -math.inf) -> float:
+        """Sound upper bound on ||M||_p over the node (-inf when the node is proven empty). ``level``: the value the
+        caller prunes at (the slope branch and bound aims at a bound <= level and stops early when a vertex of the
+        slope box exceeds it; any level gives a sound bound)."""
         if node.l >= self.tr.L:
             m, _ = self.tr.leaf_map(node)
             return float(induced_norm(self.matrix(m), self.p))
@@ -187,29 +192,90 @@ class NodeBounder:
             head = head + CHAIN_PAD * abs_norm_upper(head_mag, self.p)
         b2 = abs_norm_upper(ut, self.p) * head + self.skip_norm
         b3 = self._vertex_bound(g, ranges, nxt, mag)
+        if self.use_slope_bnb and not math.isfinite(b3) and min(b1, b2) > level:
+            b3 = self._slope_bnb(g, ranges, nxt, abs_nxt, mag, level)
         return min(b1, b2 * product_pad(2), b3)
+
+    def _vertex_values(self, g, slopes, nxt, mag) -> np.ndarray:
+        """Sound upper bounds (B,) on ||W_L D_{L-1} ... D_l G (+ S)||_p at B slope vectors (per layer an array
+        (B, n_j)): the float64 product's norm padded as :func:`certify.ir.numerics.norm_upper` pads (norm rounding;
+        p = 2 through :func:`certify.ir.numerics.gram_spectral_uppers`) plus ``CHAIN_PAD`` times the norm of
+        ``mag`` (the same chain in absolute values: product rounding)."""
+        m = np.broadcast_to(g, (slopes[0].shape[0],) + g.shape)
+        for s, w in zip(slopes, nxt):
+            m = np.matmul(w, s[:, :, None] * m)
+        if self.skip is not None:
+            m = m + self.skip
+        if self.p == 2.0:
+            return gram_spectral_uppers(m, mag)
+        return norm_upper(m, self.p) + CHAIN_PAD * abs_norm_upper(mag + TINY, self.p)
+
+    def _interval_uppers(self, g, los, his, nxt, abs_nxt, mag) -> np.ndarray:
+        """Sound upper bounds (B,) on ||M||_p over B slope boxes (per layer (B, n_j) arrays ``los`` <= ``his``
+        inside the node's ranges): the interval-matrix bound of :meth:`bound` (``mag``, the node's absolute-value
+        chain, bounds every product of the sub-boxes too)."""
+        lo_m = hi_m = np.broadcast_to(g, (los[0].shape[0],) + g.shape)
+        for sl, sh, w, aw in zip(los, his, nxt, abs_nxt):
+            lo_m, hi_m = scale_rows(lo_m, hi_m, sl, sh)
+            lo_m, hi_m = matmul_interval_left(w, aw, lo_m, hi_m)
+        if self.skip is not None:
+            lo_m, hi_m = lo_m + self.skip, hi_m + self.skip
+        return abs_norm_upper(np.maximum(np.abs(lo_m), np.abs(hi_m)) + CHAIN_PAD * mag + TINY, self.p)
+
+    def _slope_bnb(self, g, ranges, nxt, abs_nxt, mag, level: float) -> float:
+        """A bound on the max of ||M||_p over the vertices of the slope box (as :meth:`_vertex_bound`, which is exact
+        for the relaxation) for up to ``_SLOPE_BNB_UNSTABLE`` unstable neurons, by a breadth-first branch and bound
+        over their slopes: each level fixes one more slope at s_lo or at s_hi (M is affine in each slope and the norm
+        convex, so the endpoints suffice), bounds every sub-box by interval matrices and probes its vertex at the
+        upper slopes. A sub-box whose bound is <= max(best probe, ``level``) is dropped; the search stops when a
+        probe exceeds a finite ``level`` (the node cannot be pruned) or after ``_SLOPE_BNB_BOXES`` sub-boxes (with
+        level -inf and no cap reached it ends at the relaxation's exact max). Returns the max
+        of the best probe and the bounds of every sub-box dropped or left: the sub-boxes cover the slope box, so it
+        is sound however the search ends; inf above the neuron cap."""
+        units = [(j, i) for j, (sl, sh) in enumerate(ranges) for i in np.nonzero(sl != sh)[0]]
+        if len(units) > _SLOPE_BNB_UNSTABLE:
+            return math.inf
+        # split order: the widest slope range times the largest next column first
+        score = [float((ranges[j][1][i] - ranges[j][0][i]) * np.linalg.norm(nxt[j][:, i])) for j, i in units]
+        units = [units[k] for k in np.argsort(score)[::-1]]
+        los = [sl[None, :].copy() for sl, _ in ranges]
+        his = [sh[None, :].copy() for _, sh in ranges]
+        best, dropped, boxes = -math.inf, -math.inf, 0
+        for j, i in units + [(None, None)]:
+            best = max(best, float(np.max(self._vertex_values(g, his, nxt, mag))))
+            if j is None:
+                return max(best, dropped)  # every slope fixed: the probes are the vertices
+            ub = self._interval_uppers(g, los, his, nxt, abs_nxt, mag)
+            boxes += ub.size
+            if best > level > -math.inf or boxes >= _SLOPE_BNB_BOXES:
+                return max(best, dropped, float(np.max(ub)))
+            keep = ub > max(best, level)
+            if not keep.all():
+                dropped = max(dropped, float(np.max(ub[~keep])))
+            if not keep.any():
+                return max(best, dropped)
+            los = [a[keep] for a in los]
+            his = [a[keep] for a in his]
+            at_lo_his, at_hi_los = his[j].copy(), los[j].copy()
+            at_lo_his[:, i] = los[j][:, i]
+            at_hi_los[:, i] = his[j][:, i]
+            los = [np.concatenate([a, at_hi_los if k == j else a]) for k, a in enumerate(los)]
+            his = [np.concatenate([at_lo_his if k == j else a, a]) for k, a in enumerate(his)]
+        return max(best, dropped)
 
     def _vertex_bound(self, g, ranges, nxt, mag) -> float:
         """max of ||W_L D_{L-1} ... D_l G (+ S)||_p over every vertex of the slope box (each unstable neuron at
         s_lo or s_hi), when there are at most ``_VERTEX_MAX`` unstable neurons (else inf).
 
         Sound: M is affine in each single slope (each appears once in the product) and the norm is convex, so the
-        max over the slope box sits at a vertex; padded as in :func:`certify.ir.numerics.norm_upper` (norm rounding)
-        plus ``CHAIN_PAD`` times
-        the norm of ``mag`` (the same chain in absolute values: product rounding)."""
+        max over the slope box sits at a vertex; each vertex's norm is bounded by :meth:`_vertex_values`."""
         k = sum(int(np.count_nonzero(sl != sh)) for sl, sh in ranges)
         if k > _VERTEX_MAX:
             return math.inf
-        m = g[None, :, :]  # (B, n_l, cols)
-        for (sl, sh), w in zip(ranges, nxt):
-            s = slope_vertices(sl, sh)
-            m = (s[None, :, :, None] * m[:, None, :, :]).reshape(-1, sl.size, m.shape[-1])
-            m = np.matmul(w, m)
-        if self.skip is not None:
-            m = m + self.skip
-        if self.p == 2.0:
-            return gram_spectral_upper(m, mag)
-        return float(np.max(norm_upper(m, self.p))) + CHAIN_PAD * abs_norm_upper(mag + TINY, self.p)
+        per_layer = [slope_vertices(sl, sh) for sl, sh in ranges]  # (2^u_j, n_j) each
+        picks = np.meshgrid(*[np.arange(v.shape[0]) for v in per_layer], indexing="ij")
+        slopes = [v[pick.ravel()] for v, pick in zip(per_layer, picks)]  # every combination: (2^k, n_j) each
+        return float(np.max(self._vertex_values(g, slopes, nxt, mag)))
 
 
 def slope_vertices(sl: np.ndarray, sh: np.ndarray) -> np.ndarray:
@@ -255,10 +321,15 @@ def sample_lower(tr: Traversal, p: float, cols: int, samples: int, seed: int, me
 
 class _RegionProblem:
     """The region traversal as a :class:`~certify.engines.search.SearchProblem`: a node's item is a traversal
-    node; leaves are settled exactly (a verified leaf is offered as a lower bound, an unverified one is final)."""
+    node; leaves are settled exactly (a verified leaf is offered as a lower bound, an unverified one is final).
 
-    def __init__(self, tr: Traversal, bounder: NodeBounder, p: float, cols: int) -> None:
+    ``threshold``: certify mode's threshold (on the search's scale): children are bounded against
+    max(incumbent, threshold), the level the loop prunes at (:meth:`NodeBounder.bound`)."""
+
+    def __init__(self, tr: Traversal, bounder: NodeBounder, p: float, cols: int,
+                 threshold: float | None = None) -> None:
         self.tr, self.bounder, self.p, self.cols = tr, bounder, p, cols
+        self.threshold = -math.inf if threshold is None else threshold
         self.slivers: list = []
         self.unverified_max = -math.inf
         self.sliver_witnesses = 0  # leaves without a pool point settled by a generic Chebyshev centre
@@ -296,8 +367,8 @@ class _RegionProblem:
             return x
         return None
 
-    def _bounded(self, child) -> list[Node]:
-        b = self.bounder.bound(child)
+    def _bounded(self, child, incumbent: Incumbent) -> list[Node]:
+        b = self.bounder.bound(child, level=max(incumbent.value, self.threshold))
         return [Node(b, child)] if b > -math.inf else []
 
     def expand(self, nodes: list[Node], incumbent: Incumbent) -> list[Node]:
@@ -305,7 +376,7 @@ class _RegionProblem:
         for node in nodes:
             kind, val = self.tr.expand(node.item, self._on_thin)
             for child in self.slivers:  # slivers are searched too (no interior point: they only raise ``upper``)
-                out += self._bounded(child)
+                out += self._bounded(child, incumbent)
             self.slivers.clear()
             if kind == "leaf":
                 m, _ = self.tr.leaf_map(val)
@@ -319,7 +390,7 @@ class _RegionProblem:
             elif kind == "branch":
                 for child in val:
                     self._offer_pool_point(child, incumbent)
-                    out += self._bounded(child)
+                    out += self._bounded(child, incumbent)
         return out
 
 
@@ -331,8 +402,11 @@ def region_problem(query: Query) -> "_RegionProblem":
     tr = Traversal(query.network, query.box, options.min_radius, lp_backend=query.config.solvers.lp,
                    by_influence=options.by_influence)
     bounder = NodeBounder(tr, query.norm, query.columns, query.metric, use_bbox=options.node_bbox,
-                          use_lp=options.node_lp)
-    return _RegionProblem(tr, bounder, query.norm, query.columns)
+                          use_lp=options.node_lp, use_slope_bnb=options.slope_bnb)
+    threshold = None
+    if query.threshold is not None:
+        threshold = query.threshold / (1.0 if query.metric is None else query.metric.upper_factor)
+    return _RegionProblem(tr, bounder, query.norm, query.columns, threshold)
 
 
 def region_search(query: Query) -> EngineResult:

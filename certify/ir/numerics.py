@@ -225,8 +225,8 @@ def interval_norm_upper(lo: np.ndarray, hi: np.ndarray, p: float) -> float | np.
     return float(bound[0]) if single else bound
 
 
-def gram_spectral_upper(m: np.ndarray, mag: np.ndarray) -> float:
-    """Sound upper bound on max_b ||m_b||_2 over a batch m (B, k, n) of computed products with |m_b| <= mag
+def gram_spectral_uppers(m: np.ndarray, mag: np.ndarray) -> np.ndarray:
+    """Sound upper bounds (B,) on ||m_b||_2 for a batch m (B, k, n) of computed products with |m_b| <= mag
     entrywise up to rounding (``mag`` the absolute-value chain the products came from, (k, n)).
 
     lambda_max of the smaller Gram matrix by ``eigvalsh`` (cheaper than an SVD per matrix). Rounding: forming the
@@ -236,11 +236,11 @@ def gram_spectral_upper(m: np.ndarray, mag: np.ndarray) -> float:
     ``CHAIN_PAD`` ||mag||_F."""
     k, n = m.shape[-2:]
     if k == 0 or n == 0:
-        return 0.0
+        return np.zeros(m.shape[0])
     gram = m @ m.transpose(0, 2, 1) if k <= n else m.transpose(0, 2, 1) @ m
-    lam = float(np.max(np.linalg.eigvalsh(gram)[:, -1]))
+    lam = np.linalg.eigvalsh(gram)[:, -1]
     fro2 = float(np.sum(mag * mag))
-    return math.sqrt(max(lam, 0.0) * (1 + 1e-12) + 1e-12 * fro2) + CHAIN_PAD * math.sqrt(fro2)
+    return np.sqrt(np.maximum(lam, 0.0) * (1 + 1e-12) + 1e-12 * fro2) + CHAIN_PAD * math.sqrt(fro2)
 
 
 def vector_norm(v: np.ndarray, p: float) -> float | np.ndarray:
