@@ -13,7 +13,11 @@ plus half the workers'), with their ratio ("cpu x": the speed-up on 2 free cores
 ratio also measures the load); "ovh": CPU milliseconds spent per node sent to the workers beyond the serial CPU
 time of the search (pickling, merging, Dask's scheduling, the LPs that start cold in a task).
 
-Measured with the node LPs of the region search (``--nets 4-32-32-4,2-128-128-2,8-16-16-8 --no-dask``, load about 1;
+Measured with the slope branch and bound too (``--nets 4-32-32-4,2-128-128-2,8-16-16-8``, load about 2; serial s ->
+2 local workers s, speed-up; Dask 2 workers s, speed-up, overhead per node): 4-32-32-4 20.32 -> 11.13, 1.83x;
+14.14, 1.44x, 1.7 ms; 2-128-128-2 6.96 -> 4.04, 1.72x; 8.37, 0.83x, 14.3 ms; 8-16-16-8 40.31 -> 23.34, 1.73x;
+36.13, 1.12x, 11.4 ms; the same values. Measured with the node LPs of the region search (``--nets
+4-32-32-4,2-128-128-2,8-16-16-8 --no-dask``, load about 1;
 serial s -> 2 local workers s, speed-up, CPU speed-up): 4-32-32-4 18.73 -> 9.92, 1.89x, 1.99x; 2-128-128-2
 6.42 -> 3.75, 1.71x, 1.81x; 8-16-16-8 25.12 -> 13.65, 1.84x, 1.93x; the same values. With Dask (two runs of
 ``--nets 4-32-32-4``, load 1.4-1.7): serial 22.8 s / 20.8 s, local 2 workers 13.8 s / 10.6 s, Dask 2 workers 18.4 s
