@@ -12,13 +12,13 @@ their fraction of the exact run's nodes: the issue's target is at most a tenth).
 must agree to 1e-12 (printed). A run that reaches the timeout prints its bracket instead of a value. LPs count
 HiGHS's Chebyshev LPs and the node bounds' LPs (solved together by the numpy dual simplex).
 
-Measured with the slope branch and bound (``--settings lp,slopes --timeout 60``, OMP_NUM_THREADS=1, load about 1;
-exact nodes / s, certify nodes / s, lp -> slopes): 2-32-32-2 58 / 0.53, 54 / 0.38 -> 37 / 0.37, 33 / 0.29;
-2-64-64-2 216 / 1.67, 212 / 1.25 -> 154 / 1.43, 149 / 1.08; 4-16-16-4 129 / 0.96, 122 / 0.90 -> 115 / 1.12,
-95 / 1.28; 4-32-32-4 2564 / 20.8, 2497 / 19.8 -> 1280 / 14.3, 1132 / 10.9; 2-128-128-2 931 / 6.83, 911 / 6.85 ->
-545 / 5.34, 532 / 5.41; 8-16-16-8 3294 / 24.3, 3263 / 25.2 -> 1761 / 29.6, 1167 / 15.2 (the one net where the exact
-run is slower: in 8-D the slope search prunes a tenth of the nodes it is tried on); the same values; certify mode
-0.66-0.98 of the exact nodes.
+Measured with the slope branch and bound (``--settings lp,slopes --timeout 60``, OMP_NUM_THREADS=1, load 1.0-1.2;
+exact nodes / s, certify nodes / s, lp -> slopes): 2-32-32-2 58 / 0.28, 54 / 0.25 -> 39 / 0.24, 33 / 0.21;
+2-64-64-2 216 / 1.13, 212 / 1.14 -> 158 / 0.96, 149 / 0.93; 4-16-16-4 129 / 0.73, 122 / 0.69 -> 116 / 0.89,
+95 / 0.90; 4-32-32-4 2564 / 20.0, 2497 / 23.1 -> 1280 / 15.4, 1132 / 12.7; 2-128-128-2 931 / 9.17, 911 / 8.70 ->
+545 / 6.33, 532 / 5.34; 8-16-16-8 3294 / 27.9, 3263 / 27.3 -> 1937 / 25.2, 1167 / 16.5; the same values; certify
+mode 0.60-0.98 of the exact nodes. Without the greedy climb that lets it give up early, 8-16-16-8's exact run was
+slower with the slope search than without (29.6 s against 24.3 s in one run).
 
 Measured with the per-neuron node LPs (``--settings influence,lp --timeout 60``, OMP_NUM_THREADS=1, load about 1;
 exact nodes / seconds, influence -> lp): 2-32-32-2 77 / 0.31 -> 58 / 0.30; 2-64-64-2 277 / 1.17 -> 216 / 1.23;

@@ -67,6 +67,7 @@ from .search import Incumbent, Node, SearchLimits, best_first
 _VERTEX_MAX = 10  # at most 2^10 slope vertices per node for the vertex bound
 _SLOPE_BNB_UNSTABLE = 16  # above the vertex bound's cap, the slope branch and bound up to this many unstable neurons
 _SLOPE_BNB_BOXES = 512  # slope sub-boxes bounded per node at most
+_CLIMB_ROUNDS = 3  # rounds of the greedy vertex climb that lets the slope branch and bound give up early
 _TRACE_EVERY = 16  # nodes between two entries of the trace
 
 
@@ -228,7 +229,9 @@ class NodeBounder:
         over their slopes: each level fixes one more slope at s_lo or at s_hi (M is affine in each slope and the norm
         convex, so the endpoints suffice), bounds every sub-box by interval matrices and probes its vertex at the
         upper slopes. A sub-box whose bound is <= max(best probe, ``level``) is dropped; the search stops when a
-        probe exceeds a finite ``level`` (the node cannot be pruned) or after ``_SLOPE_BNB_BOXES`` sub-boxes (with
+        probe exceeds a finite ``level`` (the node cannot be pruned; before any sub-box, a greedy climb over the
+        vertices, :meth:`_climb`, looks for such a vertex, and finding one returns inf at once) or after
+        ``_SLOPE_BNB_BOXES`` sub-boxes (with
         level -inf and no cap reached it ends at the relaxation's exact max). Returns the max
         of the best probe and the bounds of every sub-box dropped or left: the sub-boxes cover the slope box, so it
         is sound however the search ends; inf above the neuron cap."""
@@ -240,6 +243,8 @@ class NodeBounder:
         units = [units[k] for k in np.argsort(score)[::-1]]
         los = [sl[None, :].copy() for sl, _ in ranges]
         his = [sh[None, :].copy() for _, sh in ranges]
+        if level > -math.inf and self._climb(g, ranges, units, nxt, mag) > level:
+            return math.inf  # a vertex above the level: the slope box cannot prune this node
         best, dropped, boxes = -math.inf, -math.inf, 0
         for j, i in units + [(None, None)]:
             best = max(best, float(np.max(self._vertex_values(g, his, nxt, mag))))
@@ -262,6 +267,27 @@ class NodeBounder:
             los = [np.concatenate([a, at_hi_los if k == j else a]) for k, a in enumerate(los)]
             his = [np.concatenate([at_lo_his if k == j else a, a]) for k, a in enumerate(his)]
         return max(best, dropped)
+
+    def _climb(self, g, ranges, units, nxt, mag) -> float:
+        """The largest vertex value met by a greedy climb over the slope box's vertices from the upper slopes: each
+        of at most ``_CLIMB_ROUNDS`` rounds evaluates every single flip of an unstable slope ((layer, neuron) in
+        ``units``) to its other end and moves to the best one if it is higher. Only a lower bound on the vertex
+        maximum: the caller uses it to stop early, never as a bound."""
+        current = [sh[None, :].copy() for _, sh in ranges]
+        value = float(self._vertex_values(g, current, nxt, mag)[0])
+        rows = np.arange(len(units))
+        for _ in range(_CLIMB_ROUNDS):
+            flips = [np.repeat(a, len(units), axis=0) for a in current]
+            for row, (j, i) in zip(rows, units):
+                sl, sh = ranges[j][0][i], ranges[j][1][i]
+                flips[j][row, i] = sl if current[j][0, i] == sh else sh
+            values = self._vertex_values(g, flips, nxt, mag)
+            k = int(np.argmax(values))
+            if values[k] <= value:
+                break
+            value = float(values[k])
+            current = [a[k:k + 1].copy() for a in flips]
+        return value
 
     def _vertex_bound(self, g, ranges, nxt, mag) -> float:
         """max of ||W_L D_{L-1} ... D_l G (+ S)||_p over every vertex of the slope box (each unstable neuron at
