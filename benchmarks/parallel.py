@@ -13,7 +13,11 @@ plus half the workers'), with their ratio ("cpu x": the speed-up on 2 free cores
 ratio also measures the load); "ovh": CPU milliseconds spent per node sent to the workers beyond the serial CPU
 time of the search (pickling, merging, Dask's scheduling, the LPs that start cold in a task).
 
-Measured with the slope branch and bound too (``--nets 4-32-32-4,2-128-128-2,8-16-16-8``, load about 2; serial s ->
+Measured with the final node bounds (``--nets 4-32-32-4,2-128-128-2,8-16-16-8 --no-dask``, load 0.7-1.2; serial s ->
+2 local workers s, speed-up): 4-32-32-4 13.38 -> 8.54, 1.57x; 2-128-128-2 6.08 -> 3.54, 1.72x; 8-16-16-8 24.97 ->
+16.53, 1.51x; the same values. Cheaper nodes leave less to spread, and the first ``start_seconds`` (3 s) run
+serially: on a 13 s search that alone caps the speed-up near 1.6x. Before the slope search's greedy climb
+(``--nets 4-32-32-4,2-128-128-2,8-16-16-8``, load about 2; serial s ->
 2 local workers s, speed-up; Dask 2 workers s, speed-up, overhead per node): 4-32-32-4 20.32 -> 11.13, 1.83x;
 14.14, 1.44x, 1.7 ms; 2-128-128-2 6.96 -> 4.04, 1.72x; 8.37, 0.83x, 14.3 ms; 8-16-16-8 40.31 -> 23.34, 1.73x;
 36.13, 1.12x, 11.4 ms; the same values. Measured with the node LPs of the region search (``--nets
