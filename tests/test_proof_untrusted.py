@@ -513,3 +513,17 @@ def test_the_proof_bytes_round_trip(tiny, tmp_path):
     path = tmp_path / "p.json"
     path.write_bytes(proof_bytes(tiny[3], path))
     assert checker.load_proof(Path(path)) == json.loads(json.dumps(tiny[3]))
+
+
+def test_a_proof_cannot_choose_its_own_state_count(tiny):
+    """A proof that drops the region's n_states, calls one coordinate a state and claims contraction on that column
+    only was reported valid (the state count was taken from the proof, also under --reimport): the region file's
+    count binds the network."""
+    net, model, region, proof = tiny
+    bad = copy.deepcopy(proof)
+    bad["network"]["n_states"] = 1
+    bad["region"].pop("n_states", None)
+    for c in bad["checks"]:
+        c["claim"]["columns"] = 1
+    for reimport in (False, True):
+        assert_invalid(bad, "network", "states", model=model, region=region, reimport=reimport)

@@ -671,6 +671,9 @@ def _check_proof(proof, model_path, region_path, out, reimport: bool) -> int:
     if not isinstance(proof, dict) or proof.get("format") != FORMAT:
         raise Invalid("format", f"not a {FORMAT} proof")
     lo, hi = _box_of(proof)
+    region = None if region_path is None else read_region(region_path)  # (lower, upper, n_states or None)
+    # the state count that binds the network: the region file's when it names one, never only the proof's
+    file_states = None if region is None else region[2]
     if model_path is not None:
         _check_model(proof, Path(model_path))
         out(f"model: {model_path}: sha256 matches")
@@ -678,14 +681,14 @@ def _check_proof(proof, model_path, region_path, out, reimport: bool) -> int:
             from .bind import network_mismatch
 
             try:
-                why = network_mismatch(proof, model_path)
+                why = network_mismatch(proof, model_path, file_states)
             except ImportError as exc:  # onnx (or onnxruntime) is not installed here
                 raise BadInput(f"--reimport needs certify's ONNX importer: {_one_line(exc, 120)}") from None
             if why:
                 raise Invalid("network", why)
             out(f"network: {model_path}: re-imported by certify's importer, the IR equals the proof's")
-    if region_path is not None:
-        _check_region(proof, region_path, lo, hi)
+    if region is not None:
+        _check_region(proof, region_path, region, lo, hi)
         out(f"region: {region_path}: the box matches ({lo.size} coordinates)")
     net = parse_network(proof.get("network"))
     if net.n_in != lo.size:
@@ -694,6 +697,8 @@ def _check_proof(proof, model_path, region_path, out, reimport: bool) -> int:
     if region_states is not None and not (_is_int(region_states) and region_states == net.n_states):
         raise Invalid("network", f"the network has {net.n_states} states but the proof's region "
                       f"{_short(region_states)}")
+    if file_states is not None and file_states != net.n_states:
+        raise Invalid("network", f"the network has {net.n_states} states but {region_path} lists {file_states}")
     checks = proof.get("checks")
     if not isinstance(checks, list) or not checks:
         raise Invalid("checks", "the proof lists no checks")
@@ -752,8 +757,9 @@ def _check_model(proof, model: Path) -> None:
             raise Invalid("model", f"{path}: its sha256 differs from the proof's")
 
 
-def _check_region(proof, region_path, lo, hi) -> None:
-    lower, upper, n_states = read_region(region_path)
+def _check_region(proof, region_path, region, lo, hi) -> None:
+    """The region file (read: ``region`` = (lower, upper, n_states or None)) against the proof's box and states."""
+    lower, upper, n_states = region
     if len(lower) != lo.size or len(upper) != hi.size:
         raise Invalid("region", f"{region_path} has {len(lower)} coordinates, the proof's box {lo.size}")
     if not (np.array_equal(np.array(lower), lo) and np.array_equal(np.array(upper), hi)):
