@@ -135,9 +135,7 @@ class NodeBounder:
         fixed = [node.fixed[l] if fixed_override is None else fixed_override]
         lo, hi = tr.lo, tr.hi
         if self.use_bbox:
-            bbox = tr.polytope_bbox(node)  # sound (duality-checked); None: an LP was not OPTIMAL, keep the box
-            if bbox is not None:
-                lo, hi = bbox
+            lo, hi = tr.polytope_bbox(node)  # sound: every end re-derived by weak duality
         polytope = None
         if self.use_lp and node.a.shape[0]:
             def polytope(costs):
@@ -230,7 +228,8 @@ class NodeBounder:
         convex, so the endpoints suffice), bounds every sub-box by interval matrices and probes its vertex at the
         upper slopes. A sub-box whose bound is <= max(best probe, ``level``) is dropped; the search stops when a
         probe exceeds a finite ``level`` (the node cannot be pruned; before any sub-box, a greedy climb over the
-        vertices, :meth:`_climb`, looks for such a vertex, and finding one returns inf at once) or after
+        vertices, :meth:`_climb`, looks for such a vertex: finding one returns inf at once, else the best vertex it met
+        is the first best probe) or after
         ``_SLOPE_BNB_BOXES`` sub-boxes (with
         level -inf and no cap reached it ends at the relaxation's exact max). Returns the max
         of the best probe and the bounds of every sub-box dropped or left: the sub-boxes cover the slope box, so it
@@ -243,9 +242,11 @@ class NodeBounder:
         units = [units[k] for k in np.argsort(score)[::-1]]
         los = [sl[None, :].copy() for sl, _ in ranges]
         his = [sh[None, :].copy() for _, sh in ranges]
-        if level > -math.inf and self._climb(g, ranges, units, nxt, mag) > level:
-            return math.inf  # a vertex above the level: the slope box cannot prune this node
         best, dropped, boxes = -math.inf, -math.inf, 0
+        if level > -math.inf:
+            best = self._climb(g, ranges, units, nxt, mag)  # a vertex value: as good a start as any probe
+            if best > level:
+                return math.inf  # a vertex above the level: the slope box cannot prune this node
         for j, i in units + [(None, None)]:
             best = max(best, float(np.max(self._vertex_values(g, his, nxt, mag))))
             if j is None:
@@ -458,7 +459,7 @@ def region_search(query: Query) -> EngineResult:
     root = tr.root()
     # with a metric the search runs on ||T M Q|| (Q the float64 inverse of T) and corrects the bracket at the end
     up, down = (1.0, 1.0) if metric is None else (metric.upper_factor, metric.lower_factor)
-    threshold = None if query.threshold is None else query.threshold / up
+    threshold = None if query.threshold is None else problem.threshold  # the threshold / up
     limits = SearchLimits(threshold=threshold, lower_seed=query.lower_seed, deadline=query.deadline,
                           timeout=query.config.timeout, max_nodes=query.budget, unit="nodes",
                           trace_every=_TRACE_EVERY)

@@ -235,7 +235,7 @@ class Traversal:
         pieces are tested (only the extra rows change: warm start). The returned point is re-checked in float64
         by the caller (``_radius``)."""
         n = self.n
-        self._loaded = self._extend_loaded(node, self.solver, self._loaded, True)
+        self._loaded = self._extend_loaded(node, self.solver, self._loaded)
         if self._loaded is None:
             rows = np.vstack([np.hstack([node.a, np.ones((node.a.shape[0], 1))]), self._box_a])
             rhs = np.concatenate([node.b, self._box_b])
@@ -250,10 +250,10 @@ class Traversal:
             return False, None, None
         return True, np.clip(x[:n], self.lo, self.hi), float(x[n])
 
-    def _extend_loaded(self, node: _Node, solver, loaded, slack: bool):
-        """The state (key, rows a, rhs b) of ``solver``'s loaded LP when it can serve the node: it holds a prefix
-        of the node's rows (the node descends from the node loaded last) and the missing rows are added now
-        (with a slack column of ones when ``slack``); None when the node's LP must be loaded afresh."""
+    def _extend_loaded(self, node: _Node, solver, loaded):
+        """The state (key, rows a, rhs b) of ``solver``'s loaded Chebyshev LP when it can serve the node: it holds a
+        prefix of the node's rows (the node descends from the node loaded last) and the missing rows are added now
+        (with the slack column of ones); None when the node's LP must be loaded afresh."""
         if loaded is None or not solver.holds(loaded[0]):
             return None
         key, a0, b0 = loaded
@@ -261,9 +261,7 @@ class Traversal:
         if m0 > node.a.shape[0] or not (np.array_equal(node.a[:m0], a0) and np.array_equal(node.b[:m0], b0)):
             return None
         if node.a.shape[0] > m0:
-            extra = node.a[m0:]
-            if slack:
-                extra = np.hstack([extra, np.ones((extra.shape[0], 1))])
+            extra = np.hstack([node.a[m0:], np.ones((node.a.shape[0] - m0, 1))])
             if not solver.add_rows(extra, node.b[m0:]):
                 return None
         return (key, node.a, node.b)
@@ -271,7 +269,8 @@ class Traversal:
     def polytope_bbox(self, node: _Node):
         """Bounding box (lo, hi) ((n,), (n,)) of the node's polytope {x in box : a x <= b}: 2 LPs per free
         coordinate (:meth:`polytope_lower`), each end a weak-duality bound re-derived in float64, sound whatever
-        the LPs' accuracy. Cached on the node until it gains rows."""
+        the LPs' accuracy (never None: an LP the simplex leaves unfinished only widens it). Cached on the node
+        until it gains rows."""
         if node.a.shape[0] == 0:
             return self.lo, self.hi
         if node.bbox is not None and node.bbox[0] == node.a.shape[0]:
@@ -302,8 +301,6 @@ class Traversal:
         """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (:meth:`polytope_bbox`)."""
         node.bbox_rows = node.a.shape[0]
         box = self.polytope_bbox(node)
-        if box is None:
-            return
         zl, zu = affine_interval(node.g_mat[idx], node.g_vec[idx], box[0], box[1])
         node.zlo, node.zhi = node.zlo.copy(), node.zhi.copy()
         node.zlo[idx] = np.maximum(node.zlo[idx], zl)
