@@ -49,7 +49,6 @@ from ..ir.numerics import (
     EPS,
     TINY,
     abs_norm_upper,
-    gram_spectral_uppers,
     induced_norm,
     matmul_interval_left,
     norm_upper,
@@ -198,15 +197,14 @@ class NodeBounder:
     def _vertex_values(self, g, slopes, nxt, mag) -> np.ndarray:
         """Sound upper bounds (B,) on ||W_L D_{L-1} ... D_l G (+ S)||_p at B slope vectors (per layer an array
         (B, n_j)): the float64 product's norm padded as :func:`certify.ir.numerics.norm_upper` pads (norm rounding;
-        p = 2 through :func:`certify.ir.numerics.gram_spectral_uppers`) plus ``CHAIN_PAD`` times the norm of
-        ``mag`` (the same chain in absolute values: product rounding)."""
+        for p = 2 and a batch its Gram path, scaled by powers of two so that nothing underflows or overflows) plus
+        ``CHAIN_PAD`` times the norm of ``mag`` (the same chain in absolute values: the product errs entrywise by
+        less than CHAIN_PAD mag, and the norm is monotone on non-negative matrices)."""
         m = np.broadcast_to(g, (slopes[0].shape[0],) + g.shape)
         for s, w in zip(slopes, nxt):
             m = np.matmul(w, s[:, :, None] * m)
         if self.skip is not None:
             m = m + self.skip
-        if self.p == 2.0:
-            return gram_spectral_uppers(m, mag)
         return norm_upper(m, self.p) + CHAIN_PAD * abs_norm_upper(mag + TINY, self.p)
 
     def _interval_uppers(self, g, los, his, nxt, abs_nxt, mag) -> np.ndarray:

@@ -205,7 +205,8 @@ def abs_norm_upper(u: np.ndarray, p: float) -> float | np.ndarray:
     if p != 2.0:
         return norm_upper(u, p)
     n1, ninf = norm_upper(u, 1.0), norm_upper(u, math.inf)
-    return np.minimum(norm_upper(u, 2.0), np.sqrt(np.multiply(n1, ninf)) * (1.0 + 4 * EPS))
+    # sqrt(n1) sqrt(ninf), not sqrt(n1 ninf): the product of two norms near 1e-200 underflows to 0
+    return np.minimum(norm_upper(u, 2.0), np.sqrt(n1) * np.sqrt(ninf) * (1.0 + 4 * EPS))
 
 
 def interval_norm_upper(lo: np.ndarray, hi: np.ndarray, p: float) -> float | np.ndarray:
@@ -223,24 +224,6 @@ def interval_norm_upper(lo: np.ndarray, hi: np.ndarray, p: float) -> float | np.
         bound = np.minimum(bound, (norm_upper(c, 2.0) + norm_upper(r, 2.0)) * (1.0 + 2 * EPS))
     bound = np.where(np.isnan(bound), np.inf, bound)
     return float(bound[0]) if single else bound
-
-
-def gram_spectral_uppers(m: np.ndarray, mag: np.ndarray) -> np.ndarray:
-    """Sound upper bounds (B,) on ||m_b||_2 for a batch m (B, k, n) of computed products with |m_b| <= mag
-    entrywise up to rounding (``mag`` the absolute-value chain the products came from, (k, n)).
-
-    lambda_max of the smaller Gram matrix by ``eigvalsh`` (cheaper than an SVD per matrix). Rounding: forming the
-    Gram matrix errs by at most gamma_d |m| |m|^T (d <= 10^3 terms, gamma_d < 1.2e-13), whose 2-norm is at most
-    gamma_d ||mag||_F^2; eigvalsh is backward stable (error a few eps ||Gram||); both are covered by adding
-    1e-12 ||mag||_F^2 + 1e-12 lambda_max before the square root, and the product rounding of m itself by
-    ``CHAIN_PAD`` ||mag||_F."""
-    k, n = m.shape[-2:]
-    if k == 0 or n == 0:
-        return np.zeros(m.shape[0])
-    gram = m @ m.transpose(0, 2, 1) if k <= n else m.transpose(0, 2, 1) @ m
-    lam = np.linalg.eigvalsh(gram)[:, -1]
-    fro2 = float(np.sum(mag * mag))
-    return np.sqrt(np.maximum(lam, 0.0) * (1 + 1e-12) + 1e-12 * fro2) + CHAIN_PAD * math.sqrt(fro2)
 
 
 def vector_norm(v: np.ndarray, p: float) -> float | np.ndarray:
