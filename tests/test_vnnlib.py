@@ -458,3 +458,22 @@ def test_the_property_is_described_with_the_file_constants():
     _, prop = parse_vnnlib(text)
     assert prop.describe() == "0 < Y_0 < 0.30000000000000001"
     assert 0 < prop.lower[0] and prop.upper[0] < Fraction("0.30000000000000001")
+
+
+def test_a_box_only_file_never_falsifies_at_a_point_outside_its_real_box(tmp_path):
+    """X_0 in [0.1, 0.9] is rounded outward to [0.09999999999999999, 0.9...]; a net that leaves the box only below
+    the real 0.1 was reported falsified by invariance at x = 0.09999999999999999, a point outside the file's box.
+    That is unknown now; on a file whose bounds are float64 values the same point still falsifies."""
+    s = math.nextafter(0.1, 0)
+    net = Network((Layer(np.array([[1.0]]), np.array([-s]), acts.relu()),
+                   Layer(np.array([[-1e20]]), np.array([800.0]), acts.relu())), np.array([[1.0]]), np.array([0.5]))
+    assert net.forward(np.array([0.1]))[0] == 0.5 and net.forward(np.array([s]))[0] > 1  # leaves only below 0.1
+    config = VerifyConfig(samples=2000, timeout=30)
+    real = write(tmp_path, "(declare-const X_0 Real)\n(assert (>= X_0 0.1))\n(assert (<= X_0 0.9))\n")
+    res = verify(net, real, ["invariance"], config).results[0]
+    assert res.verdict is not Verdict.FALSIFIED, res
+    assert res.witness is None or 0.1 <= res.witness.x[0] <= 0.9
+    exact = write(tmp_path, f"(declare-const X_0 Real)\n(assert (>= X_0 {Decimal(s)}))\n(assert (<= X_0 0.5))\n",
+                  "f.vnnlib")  # both bounds float64 values
+    res = verify(net, exact, ["invariance"], config).results[0]
+    assert res.verdict is Verdict.FALSIFIED and res.witness.x[0] == s

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,9 @@ class Region:
     ``Region.from_yaml("box.yaml")`` reads one (the same as :func:`load_region`). ``metric``: the weighted norm of
     the file's ``metric:`` key (a :class:`~certify.ir.metric.Metric`, "auto", or None). ``outputs``: the output
     property of a VNNLIB file (:mod:`certify.importers.vnnlib`), checked by ``output_bounds``; ``heads``: which model
-    outputs are the mean and the noise of a deep Markov model (the ``heads:`` key).
+    outputs are the mean and the noise of a deep Markov model (the ``heads:`` key); ``inner``: for a VNNLIB file
+    whose bounds are not float64 values, the float64 box (lower, upper) inside the file's box (``box`` is rounded
+    outward): a witness outside it lies outside the file's box and falsifies nothing.
     """
 
     box: Box
@@ -42,6 +44,7 @@ class Region:
     metric: Metric | str | None = None
     outputs: OutputProperty | None = None
     heads: Heads | None = None
+    inner: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.box, Box):
@@ -279,8 +282,8 @@ def load_region(path: str | Path, n_in: int | None = None) -> Region:
     if n_in is not None and (isinstance(n_in, bool) or not isinstance(n_in, int) or n_in < 1):
         raise TypeError(f"load_region: n_in must be a positive int or None, got {n_in!r}")
     if is_vnnlib(path):  # a VNNLIB property: the input box and an output property
-        box, outputs = read_vnnlib(path, n_in)
-        return Region(box=box, path=str(Path(path)), outputs=outputs)
+        box, outputs, inner = read_vnnlib(path, n_in, with_inner=True)
+        return Region(box=box, path=str(Path(path)), outputs=outputs, inner=inner)
     limits, hint = LIMITS, _HINT
     if n_in is not None and n_in + 64 < MAX_COORDINATES:
         limits = replace(LIMITS, max_items=n_in + 64)

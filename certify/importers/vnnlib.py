@@ -276,9 +276,12 @@ def _extreme(bounds: list[_Bound], n: int, largest: bool) -> list[_Bound | None]
     return best
 
 
-def parse_vnnlib(text: str, path: str = "<vnnlib>", n_in: int | None = None) -> tuple[Box, OutputProperty | None]:
+def parse_vnnlib(text: str, path: str = "<vnnlib>", n_in: int | None = None, with_inner: bool = False):
     """The box (inputs X_i) and the output property (None when the file asserts nothing about outputs) of a VNNLIB
-    text (module docstring). ``n_in``: the model's input count when known (a file with another count is refused)."""
+    text (module docstring). ``n_in``: the model's input count when known (a file with another count is refused).
+    ``with_inner``: also return the float64 box inside the file's exact box, (lower, upper) arrays (lower > upper
+    where no float lies inside), or None when the file's bounds are float64 values (the box is then exact); a
+    witness outside it lies outside the file's box."""
     reader = _Reader(path)
     forms = _parse(text, path)
     inputs: list[_Bound] = []
@@ -357,8 +360,12 @@ def parse_vnnlib(text: str, path: str = "<vnnlib>", n_in: int | None = None) -> 
     lower = np.array([b.value for b in tightest_lo], dtype=np.float64)
     upper = np.array([b.value for b in tightest_hi], dtype=np.float64)
     box = Box(lower, upper, tuple(f"X_{i}" for i in range(n)))
+    inner_lo = np.array([float_at_least(b.exact) for b in tightest_lo], dtype=np.float64)
+    inner_hi = np.array([float_at_most(b.exact) for b in tightest_hi], dtype=np.float64)
+    exact = np.array_equal(inner_lo, lower) and np.array_equal(inner_hi, upper)
+    inner = None if exact else (inner_lo, inner_hi)
     if not output_terms:
-        return box, None
+        return (box, None, inner) if with_inner else (box, None)
     m = len(ys)
     # the union of unsafe sides: per output the largest c of {Y_i <= c} (Y_i must stay > c) and the smallest c of
     # {Y_i >= c} (Y_i must stay < c)
@@ -368,13 +375,11 @@ def parse_vnnlib(text: str, path: str = "<vnnlib>", n_in: int | None = None) -> 
     out_hi = np.array([math.inf if b is None else b.value for b in unsafe_above], dtype=np.float64)
     lo_where = ["" if b is None else f"line {b.line}" for b in unsafe_below]
     hi_where = ["" if b is None else f"line {b.line}" for b in unsafe_above]
-    inner_lo = np.array([float_at_least(b.exact) for b in tightest_lo], dtype=np.float64)
-    inner_hi = np.array([float_at_most(b.exact) for b in tightest_hi], dtype=np.float64)
     lo_text = tuple("" if b is None else _constant_text(b.exact) for b in unsafe_below)
     hi_text = tuple("" if b is None else _constant_text(b.exact) for b in unsafe_above)
     prop = OutputProperty(out_lo, out_hi, tuple(f"Y_{i}" for i in range(m)), tuple(lo_where), tuple(hi_where), path,
                           inner_lo, inner_hi, lo_text, hi_text)
-    return box, prop
+    return (box, prop, inner) if with_inner else (box, prop)
 
 
 def _constant_text(value: Decimal) -> str:
@@ -393,8 +398,9 @@ def is_vnnlib(path) -> bool:
     return isinstance(path, (str, os.PathLike)) and Path(path).suffix.lower() == ".vnnlib"
 
 
-def read_vnnlib(path: str | Path, n_in: int | None = None) -> tuple[Box, OutputProperty | None]:
-    """Read and parse a VNNLIB file (UTF-8 text, at most :data:`MAX_BYTES`); RegionError naming the file otherwise."""
+def read_vnnlib(path: str | Path, n_in: int | None = None, with_inner: bool = False):
+    """Read and parse a VNNLIB file (UTF-8 text, at most :data:`MAX_BYTES`) as :func:`parse_vnnlib` does;
+    RegionError naming the file otherwise."""
     p = Path(path)
     source = str(p)
     if not p.exists():
@@ -411,4 +417,4 @@ def read_vnnlib(path: str | Path, n_in: int | None = None) -> tuple[Box, OutputP
         raise RegionError(f"{source}: not UTF-8 text; a VNNLIB file is plain text") from None
     except OSError as e:
         raise RegionError(f"{source}: cannot read the file ({e.strerror or e})") from None
-    return parse_vnnlib(text, source, n_in)
+    return parse_vnnlib(text, source, n_in, with_inner)
