@@ -477,3 +477,21 @@ def test_a_box_only_file_never_falsifies_at_a_point_outside_its_real_box(tmp_pat
                   "f.vnnlib")  # both bounds float64 values
     res = verify(net, exact, ["invariance"], config).results[0]
     assert res.verdict is Verdict.FALSIFIED and res.witness.x[0] == s
+
+
+def test_an_all_unsafe_output_needs_a_replayed_violation(tmp_path):
+    """An unsafe set covering every value of Y_0 was reported falsified at the box centre even when the replay there
+    was NaN (an overflowing net), and a box holding no float64 input raised a Box error that named no file."""
+    every_value = "(declare-const Y_0 Real)\n(assert (or (<= Y_0 0) (>= Y_0 0)))\n"
+    nan_net = Network((Layer(np.array([[2.0], [2.0]]), np.zeros(2), acts.relu()),), np.array([[1e308, -1e308]]),
+                      np.zeros(1))  # inf - inf at x = 1
+    config = VerifyConfig(samples=200, timeout=10)
+    text = "(declare-const X_0 Real)\n(assert (>= X_0 1))\n(assert (<= X_0 1))\n" + every_value
+    assert math.isnan(float(np.atleast_1d(nan_net.forward(np.array([1.0])))[0]))
+    res = verify(nan_net, write(tmp_path, text), ["output_bounds"], config).results[0]
+    assert res.verdict is Verdict.UNKNOWN and res.witness is None, res
+    thin = ("(declare-const X_0 Real)\n(assert (>= X_0 0.1000000000000000000001))\n"
+            "(assert (<= X_0 0.1000000000000000000002))\n" + every_value)
+    net = Network((Layer(np.array([[1.0]]), np.zeros(1), acts.relu()),), np.array([[1.0]]), np.zeros(1))
+    res = verify(net, write(tmp_path, thin, "thin.vnnlib"), ["output_bounds"], config).results[0]
+    assert res.verdict is Verdict.UNKNOWN and "no float64 input" in res.reason, res

@@ -95,10 +95,18 @@ def check_output_bounds(net: Network, box: Box, config: VerifyConfig, memo: Samp
     outputs = require_outputs(net, outputs)
     m = outputs.dim
     empty = np.flatnonzero(outputs.lower > outputs.upper)
-    if empty.size and outputs.inside_inputs(box.center) is not None:
-        # an unsafe set that covers every value of some output: any input of the file's box is a counterexample
+    if empty.size:
+        # an unsafe set that covers every value of some output: any input of the file's box is a counterexample,
+        # once replayed there (the box may hold no float64 at all, and a replay may overflow to NaN)
         x = outputs.inside_inputs(box.center)
-        value, worst = _violation(net, outputs, x)
+        value, worst = (math.nan, 0) if x is None else _violation(net, outputs, x)
+        if not value > 0:
+            why = ("no float64 input lies in the file's box" if x is None else
+                   f"the replay at the box centre gives {outputs.names[worst]} = {value!r}")
+            return CheckResult(CheckName.OUTPUT_BOUNDS, Verdict.UNKNOWN, -math.inf, math.inf, BoundMethod.SAMPLE,
+                               time.perf_counter() - start, None,
+                               f"{outputs.names[int(empty[0])]} has lower bound > upper bound (every value is unsafe), "
+                               f"but {why}: no counterexample to show")
         details = InvarianceDetails(outputs.names[worst], value)
         f = np.atleast_1d(net.forward(x))
         return CheckResult(CheckName.OUTPUT_BOUNDS, Verdict.FALSIFIED, value, math.inf, BoundMethod.SAMPLE,
