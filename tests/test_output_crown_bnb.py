@@ -157,6 +157,30 @@ def test_split_axes_skip_unsplittable_and_far_narrower_coordinates():
     assert axis[0] == 1 and not final[0] and final[1]
 
 
+def test_the_aspect_rule_ignores_a_coordinate_that_cannot_be_split():
+    # a coordinate two float64 steps wide in the root box is 1/2 as wide as its root after one split and cannot be
+    # split again; measured against it, the other coordinates (1/1024 of their root) were too narrow to split too, so
+    # the box was final with an open gap (output_bnb stalled, unknown)
+    c = 0.25
+    width0 = np.array([2.0 * (np.nextafter(c, 1.0) - c), 2.0])
+    lo = np.array([[c, -1.0 / 1024]])
+    hi = np.array([[np.nextafter(c, 1.0), 1.0 / 1024]])
+    axis, final = split_axes(lo, hi, np.ones((1, 2)), width0, 256.0)
+    assert axis[0] == 1 and not final[0]
+
+
+def test_output_bounds_close_on_a_box_with_a_coordinate_two_float_steps_wide():
+    # (the stall above: [0.0984237, 0.0984259] and "boxes too small to split remain above the level")
+    net = _draw_net(8, "relu", widths=(16, 16))
+    c = 0.25
+    box = Box(np.array([c, -1.0]), np.array([np.nextafter(np.nextafter(c, 1.0), 1.0), 1.0]))
+    x = np.column_stack([np.full(4001, c), np.linspace(-1.0, 1.0, 4001)])
+    res = output_bnb(_query(net, box, gap_tol=1e-9), np.array([[1.0, 0.0]]), np.zeros(1))
+    assert res.exhausted, res.reason
+    assert float(net.forward(x)[:, 0].max()) <= res.lower + 1e-12 <= res.upper + 1e-12
+    assert res.upper - res.lower <= 1e-6 * max(1.0, abs(res.upper))
+
+
 @pytest.mark.skipif(MILP is None, reason="no MILP back-end")
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), act=st.sampled_from(["relu", "leaky", "prelu", "hardtanh"]))

@@ -251,14 +251,15 @@ def split_axes(lo: np.ndarray, hi: np.ndarray, score: np.ndarray, width0: np.nda
 
     The axis maximises the score among the coordinates that can be split (their float64 midpoint lies strictly
     inside, so both halves are smaller) and, relative to the root widths, are at least 1 / ``max_aspect`` as wide
-    as the widest; ties (a zero score) go to the relatively widest. A box is final when it is narrower than
+    as the widest of them; ties (a zero score) go to the relatively widest. A box is final when it is narrower than
     :data:`MIN_REL_WIDTH` of the root in every coordinate or has no coordinate to split: without this a box one
     float64 step wide was halved into itself for ever."""
     rel = (hi - lo) / width0
     mid = 0.5 * (lo + hi)
     ok = (lo < mid) & (mid < hi)
-    if math.isfinite(max_aspect):
-        ok &= rel >= rel.max(axis=1, keepdims=True) / max_aspect
+    if math.isfinite(max_aspect):  # measured against the widest coordinate that can be split: one that cannot
+        widest = np.where(ok, rel, 0.0).max(axis=1, keepdims=True)  # (a float64 step wide) would make none
+        ok &= rel >= widest / max_aspect
     score = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=0.0, posinf=np.finfo(np.float64).max)
     axis = np.argmax(np.where(ok, score + rel * 1e-300, -1.0), axis=1)
     final = np.all(rel < MIN_REL_WIDTH, axis=1) | ~ok.any(axis=1)
