@@ -295,3 +295,32 @@ def test_a_nan_candidate_does_not_hide_the_best_point_of_a_batch(monkeypatch, ra
     incumbent = Incumbent(-math.inf, None)
     lower.offer_batch(pts, incumbent)
     assert incumbent.point is not None and np.allclose(incumbent.point, pts[1], atol=1e-6)
+
+
+def test_a_sub_box_is_never_halved_along_a_coordinate_one_float_step_wide(random_net):
+    # the sub-box search had its own split rule (width above a share of the root only): a coordinate one float64
+    # step wide with a large sensitivity was halved into itself (one half the box again) until the deadline
+    from certify.config import BoxSearchOptions, SdpUse, VerifyConfig
+    from certify.engines import box_search as box_module
+    from certify.engines.box_search import split_boxes
+    from certify.engines.contract import Query
+    from certify.engines.search import Incumbent, Node
+
+    c = 0.25
+    lo, hi = np.array([c, -1.0]), np.array([np.nextafter(c, 1.0), 1.0])
+    parent = Node(1.0, (lo, hi, False, 0))
+    min_w = np.array([1e-9 * 2 * (hi[0] - lo[0]), 2e-9])
+
+    def bound(clo, chi):
+        return np.zeros(clo.shape[0]), np.zeros(clo.shape[0], dtype=int)
+
+    clo, chi, _, _ = split_boxes([parent], np.array([1e30, 1e-12]), min_w, bound, 1)
+    assert np.array_equal(clo[:, 0], [c, c]) and np.array_equal(chi[:, 0], hi[[0, 0]])  # x_0 kept whole
+    assert chi[0, 1] == clo[1, 1] == 0.0  # x_1 halved
+    # a box a float step wide in every coordinate is final, not split
+    net = random_net(2, 2, (6,), activation=acts.tanh())
+    box = Box(np.array([c, c]), np.array([np.nextafter(c, 1.0)] * 2))
+    query = Query(net, box, Quantity.A_STAR, VerifyConfig(boxes=BoxSearchOptions(sdp=SdpUse.NEVER)))
+    problem = box_module._BoxProblem(query, box_module._Lower(query), 0.0)
+    kids = problem.expand([Node(1.0, (box.lower, box.upper, False, 0))], Incumbent())
+    assert [k.final for k in kids] == [True]

@@ -45,7 +45,7 @@ from .contract import EngineResult, Outcome, Query, SearchCounts
 from .lipsdp import sdp_bound_over_box
 from .parallel import search_executor
 from .sampling import falsify, generic_point, norms_at, replay_norm
-from .search import MIN_REL_WIDTH, Incumbent, Node, SearchLimits, best_first, halves, volume_fraction
+from .search import MIN_REL_WIDTH, Incumbent, Node, SearchLimits, best_first, halves, splittable, volume_fraction
 
 _CHUNK = 64  # boxes bounded per call of box_bounds
 _TRACE_EVERY = 10
@@ -97,14 +97,15 @@ def split_boxes(parents: list[Node], sensitivity: np.ndarray, min_w: np.ndarray,
     """Split each parent box (a node whose item starts with lo (n,), hi (n,)) in two; returns the children
     (lo, hi (2B, n)), their inherited bounds (2B,) and their (bound, kind index) from ``bound``.
 
-    The candidate coordinates are the ``trial`` widest ones by width x sensitivity (splittable only); with more
+    The candidate coordinates are the ``trial`` widest ones by width x sensitivity (splittable only: wider than
+    ``min_w`` (n,) and with a float64 midpoint strictly inside, :func:`~certify.engines.search.splittable`); with more
     than one candidate every candidate split is bounded and the one whose larger child bound is smallest is kept
     (the bounds of the kept children are reused, so trial splitting costs ``trial`` times the bounding)."""
     inh = np.array([n.bound for n in parents])
     lo = np.array([n.item[0] for n in parents])
     hi = np.array([n.item[1] for n in parents])
     w = hi - lo
-    score = np.where(w > min_w, w * sensitivity, -1.0)
+    score = np.where((w > min_w) & splittable(lo, hi), w * sensitivity, -1.0)
     order = np.argsort(-score, axis=1)[:, : max(1, trial)]
     k = order.shape[1]
     cand_ok = np.take_along_axis(score, order, axis=1) > 0  # (B, k); the first is always splittable
@@ -249,7 +250,7 @@ class _BoxProblem:
         out, parents = [], []
         for node in nodes:
             lo, hi = node.item[:2]
-            if np.all(hi - lo <= self.min_w):
+            if np.all(hi - lo <= self.min_w) or not splittable(lo, hi).any():  # (a float64 step wide: final)
                 out.append(Node(node.bound, node.item, node.volume, final=True))
             else:
                 parents.append(node)

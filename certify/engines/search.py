@@ -244,6 +244,13 @@ def best_first(problem: SearchProblem, roots: list[Node], incumbent: Incumbent, 
 MIN_REL_WIDTH = 1e-9  # a sub-box narrower than this share of the root box in every coordinate is not split
 
 
+def splittable(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which coordinates of boxes lo, hi (B, n) can be halved: their float64 midpoint lies strictly inside, so both
+    halves are smaller (B, n). A coordinate a float64 step wide cannot: one half would be the box again."""
+    mid = 0.5 * (lo + hi)
+    return (lo < mid) & (mid < hi)
+
+
 def split_axes(lo: np.ndarray, hi: np.ndarray, score: np.ndarray, width0: np.ndarray,
                max_aspect: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
     """(axis (B,), final (B,)) for sub-boxes lo, hi (B, n) of a root box of widths ``width0`` (n,) (> 0), given a
@@ -255,8 +262,7 @@ def split_axes(lo: np.ndarray, hi: np.ndarray, score: np.ndarray, width0: np.nda
     :data:`MIN_REL_WIDTH` of the root in every coordinate or has no coordinate to split: without this a box one
     float64 step wide was halved into itself for ever."""
     rel = (hi - lo) / width0
-    mid = 0.5 * (lo + hi)
-    ok = (lo < mid) & (mid < hi)
+    ok = splittable(lo, hi)
     if math.isfinite(max_aspect):  # measured against the widest coordinate that can be split: one that cannot
         widest = np.where(ok, rel, 0.0).max(axis=1, keepdims=True)  # (a float64 step wide) would make none
         ok &= rel >= widest / max_aspect
