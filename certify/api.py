@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from .certificate import CheckName, CheckResult, Verdict
+from .certificate import CheckName
 from .checks import DEFAULT_CHECKS, align, parse_checks, run_checks
+from .checks.file_box import on_file_box
 from .config import VerifyConfig
 from .errors import ModelMismatchError
 from .importers.region_file import Region, load_region
@@ -105,29 +105,14 @@ def verify(
     provenance = Provenance.of(config, device_used=config.torch_device())
     results = run_checks(net, box, names, config, progress, outputs=None if region is None else region.outputs,
                          noise=noise)
-    if region is not None and region.inner is not None:
-        results = tuple(_inside_file_box(r, region) for r in results)
+    if region is not None and region.inner is not None:  # bounds rounded outward: results on the file's box
+
+        def rerun(check, inner_box, inner_config):
+            return run_checks(net, inner_box, (check,), inner_config, outputs=region.outputs, noise=noise)[0]
+
+        results = tuple(on_file_box(r, net, box, region.inner, config, partial(rerun, r.check)) for r in results)
     return Report(path, sha, net.describe(), box, config.norm, config.margin, results, network=net,
                   provenance=provenance)
-
-
-def _inside_file_box(result: CheckResult, region: Region) -> CheckResult:
-    """``result`` unless its witness lies outside the file's box (a VNNLIB box rounded outward to float64: the
-    checks ran on a float box slightly larger than the file's): a falsified verdict from such a point proves
-    nothing about the file's box, so it becomes unknown, without the point or the value it gave."""
-    w = result.witness
-    if w is None:
-        return result
-    lo, hi = region.inner
-    x = np.asarray(w.x, dtype=np.float64)
-    if x.shape == lo.shape and np.all(x >= lo) and np.all(x <= hi):
-        return result
-    why = (f"the point found, x = [{', '.join(f'{v:.17g}' for v in x)}], lies outside the file's box (its bounds "
-           "are not float64 values and were rounded outward): nothing is shown about the file's box there")
-    if result.verdict is not Verdict.FALSIFIED:
-        return result  # a bracket from a point a float step outside: its bound still holds on the larger box
-    return replace(result, verdict=Verdict.UNKNOWN, witness=None, lower=-math.inf,
-                   reason="; ".join(filter(None, (result.reason, why))))
 
 
 def _check_names(checks) -> tuple[CheckName, ...]:

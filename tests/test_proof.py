@@ -374,12 +374,21 @@ def test_region_reader_agrees_with_certify(tmp_path):
     texts = ["states:\n  a: [0.0, 1.0]   # c\n  'b c': [-2, 3.5e-1]\ninputs:\n  u: [0, 0.5]\nnorm: inf\n",
              "lower: [0, -1.5]\nupper: [1, 2e0]\nmargin: 1.0e-6\n",
              "---\nlower:\n- 0\n- 1\nupper:\n  - 2\n  - 3\nmetric: [[1, 0], [0, 1]]\n"]
+    box_lines = "lower: [0]\nupper: [1]\n"
+    texts += [box_lines + f"norm: {v}\n" for v in ("1", "2", "inf", ".inf", "+.inf", ".INF", "'inf'", '"2"', "L1",
+                                                      "l2", "Linf", "Infinity", "+inf", "1.0", "2.0", "2.00", "1e0")]
+    texts += [box_lines + f"margin: {v}\n" for v in ("0", "0.05", ".5", "5e-2", "0.999", "1.0e-6  # level")]
+    texts += [box_lines + "norm:\n  inf\nmargin:\n  0.25\n"]
     for k, text in enumerate(texts):
         p = tmp_path / f"r{k}.yaml"
         p.write_text(text)
-        box = load_region(p).box
-        lower, upper, _ = checker.read_region(p)
-        assert lower == list(box.lower) and upper == list(box.upper)
+        region = load_region(p)
+        got = checker.read_region(p)
+        assert got.lower == list(region.box.lower) and got.upper == list(region.box.upper), text
+        assert got.n_states == (region.box.n_states if text.startswith("states") else None), text
+        assert (got.norm, got.margin) == (region.norm, region.margin), text
+    from certify.ir.numerics import parse_norm  # the names the checker takes are the ones certify takes
+    assert all(parse_norm(word) == p for word, p in checker._NORM_WORDS.items())
 
 
 def test_exact_positive_definiteness():

@@ -11,6 +11,7 @@ one the net really satisfies and one the check's name stands for.
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import math
 import random
@@ -235,16 +236,22 @@ def test_unknown_duplicate_and_forged_check_names_are_invalid(tiny):
         assert code == (checker.EXIT_INVALID if key == "check" else checker.EXIT_PARTIAL), lines
 
 
-def test_the_bindings_match_certify_checks_and_the_producer():
+def test_the_bindings_match_certify_checks_and_the_producer(tiny):
     """Every check certify has is either bound to a claim or listed as never proven here; the producer's claim for
-    each sup-norm check has the quantity and columns the binding requires."""
+    each sup-norm check (its table is read from the bindings) has the quantity, columns and threshold the binding
+    requires."""
     names = {c.value for c in CheckName}
     assert set(checker.BINDINGS) | set(checker.NOT_PROVED_HERE) == names
     assert not set(checker.BINDINGS) & set(checker.NOT_PROVED_HERE)
-    for check, (quantity, states) in producer._SUP.items():
-        rule = checker.BINDINGS[check.value]
-        assert (rule.claim, rule.quantity, rule.columns) == ("sup_norm", quantity, "states" if states else "inputs")
-        assert rule.threshold == (check is not CheckName.GAIN)
+    net, proof = tiny[0], tiny[3]
+    sup = {name for name, rule in checker.BINDINGS.items() if rule.claim == "sup_norm"}
+    assert {c.value for c in producer._SUP} == sup == {"dissipativity", "contraction", "gain", "weight_norm"}
+    for name in sup:
+        rule, claim = checker.BINDINGS[name], entry(proof, name)["claim"]
+        assert claim["quantity"] == rule.quantity and rule.quantity == ("J" if name == "contraction" else "A*")
+        assert claim["columns"] == (net.n_states if rule.columns == "states" else net.n_in)
+        assert rule.threshold == (name != "gain") == (claim["lower"] is None)
+        assert not rule.threshold or claim["bound"] == repr(1.0 - 1e-6)  # 1 - the default margin
     assert checker.BINDINGS["invariance"].claim == "invariance"
     assert checker.BINDINGS["equilibria"].claim == "equilibria"
 
@@ -527,3 +534,165 @@ def test_a_proof_cannot_choose_its_own_state_count(tiny):
         c["claim"]["columns"] = 1
     for reimport in (False, True):
         assert_invalid(bad, "network", "states", model=model, region=region, reimport=reimport)
+
+
+# ================================================================================ the region file's norm and margin
+def _region_asking(tmp_path, region, lines: str, name="asks.yaml") -> Path:
+    """The tiny region file with ``lines`` (norm / margin keys) appended."""
+    path = tmp_path / name
+    path.write_text(Path(region).read_text() + lines)
+    return path
+
+
+@pytest.mark.parametrize("lines,words", [
+    ("norm: inf\n", ("norm inf", "the dissipativity proof claims the 2-norm")),
+    ("norm: 1\n", ("norm 1", "2-norm")),
+    ("margin: 0.05\n", ("margin 0.05", "1 - margin = 0.95", "0.999999")),
+    ("norm: 2\nmargin: 0.5\n", ("margin 0.5",)),
+])
+def test_a_proof_of_another_norm_or_margin_than_the_region_file_asks_is_invalid(tiny, tmp_path, lines, words):
+    """The tiny proof (2-norm claims, bounds 1 - 1e-6) was reported valid against a region file asking for the
+    inf-norm or a margin of 0.05: true claims, but not the check the file asks for."""
+    net, model, region, proof = tiny
+    asks = _region_asking(tmp_path, region, lines)
+    last = assert_invalid(proof, "check dissipativity", str(asks), *words, model=model, region=asks)
+    assert "'" not in last.split(str(asks))[0][-5:]  # the file's path, not a repr
+
+
+def test_a_proof_in_another_norm_than_the_default_is_invalid_for_a_file_without_norm(tiny):
+    """A region file without ``norm`` asks for certify's default norm (the 2-norm): a gain claim in the 1-norm,
+    true of the net, is not that check."""
+    net, model, region, proof = tiny
+    bad = copy.deepcopy(proof)
+    bad["checks"] = [entry(bad, "gain")]
+    claim = bad["checks"][0]["claim"]
+    claim["norm"], claim["lower"] = "1", None  # a true 1-norm claim: the checker re-proves it just below
+    claim["bound"] = repr(float(claim["bound"]) * 10)
+    assert run(bad)[0] == checker.EXIT_VALID  # valid for what it states, without the region file
+    assert_invalid(bad, "check gain", "gives no norm", "default is the 2-norm", "1-norm", model=model, region=region)
+    assert checker.DEFAULT_NORM == VerifyConfig().norm  # the norm certify runs in for such a file
+
+
+@pytest.mark.parametrize("lines", ["norm: 2\n", "norm: '2'\n", "norm: L2\n", "margin: 0\n", "margin: 1e-6\n",
+                                   "margin: 0.0000010\n", "norm: 2.0\nmargin: 1.0e-6\n", "norm:\n  2\n",
+                                   "margin:  # the level\n  1e-6\n"])
+def test_a_proof_of_the_check_the_region_file_asks_is_valid(tiny, tmp_path, lines):
+    """The same proof against files that ask for what it claims (the 2-norm, margins up to its own 1e-6: its
+    bound is the float64 1 - 1e-6 that the checker computes too) stays valid."""
+    net, model, region, proof = tiny
+    asks = _region_asking(tmp_path, region, lines)
+    code, out = run(proof, model, asks)
+    assert code == checker.EXIT_VALID, out
+
+
+def test_proofs_for_a_region_file_with_norm_inf_and_a_margin_check_valid(tmp_path, capsys):
+    """The producer writes the region file's check: a run with the file's norm (inf) and margin (0.05) gives
+    claims in the inf-norm with bound 0.95, which the checker accepts against that file and refuses against the
+    same box asking for the 2-norm or a margin of 0.1."""
+    from onnx_builders import network_to_onnx, save
+
+    from certify.importers.region_file import load_region
+
+    net = random_net(0, 2, (4, 3), out_scale=0.5)
+    model = save(network_to_onnx(net), tmp_path, "tiny.onnx")
+    box = "states:\n  x0: [-1.0, 1.0]\n  x1: [-1.0, 1.0]\n"
+    region = tmp_path / "box.yaml"
+    region.write_text(box + "norm: inf\nmargin: 0.05\n")
+    config = load_region(region).config(samples=300, timeout=30)
+    assert config.norm == math.inf and config.margin == 0.05
+    report = verify(model, region, "dissipativity,contraction,weight_norm,gain", config)
+    proof = build_proof(report)
+    proven = [c for c in proof["checks"] if c["status"] == "proven"]
+    assert {c["check"] for c in proven} >= {"dissipativity", "contraction", "gain"}, proof["checks"]
+    for c in proven:
+        assert c["claim"]["norm"] == "inf", c["claim"]
+        assert c["check"] == "gain" or c["claim"]["bound"] == repr(1.0 - 0.05), c["claim"]
+    path = tmp_path / "p.json"
+    path.write_bytes(proof_bytes(proof, path))
+    lines: list[str] = []
+    assert checker.check_files(path, model, region, out=lines.append, reimport=True) in (
+        checker.EXIT_VALID, checker.EXIT_PARTIAL), lines
+    assert sum(": valid: " in s for s in lines) == len(proven), lines
+    for other, words in (("norm: 2\nmargin: 0.05\n", ("norm 2", "inf-norm")), ("norm: inf\nmargin: 0.1\n",
+                                                                                ("margin 0.1", "0.95"))):
+        (tmp_path / "other.yaml").write_text(box + other)
+        assert_invalid(proof, *words, model=model, region=tmp_path / "other.yaml")
+        capsys.readouterr()  # the command: exit 1, one line, no traceback
+        assert checker.main(["check", str(path), str(model), str(tmp_path / "other.yaml")]) == checker.EXIT_INVALID
+        got = capsys.readouterr()
+        assert got.err == "" and got.out.strip().splitlines()[-1].startswith("invalid: check "), got
+
+
+@pytest.mark.parametrize("lines,word", [
+    ("norm: 3\n", "norm must be 1, 2 or inf"), ("norm: -.inf\n", "norm must be"), ("margin: 1\n", "[0, 1)"),
+    ("margin: -0.1\n", "[0, 1)"), ("margin: '0.1'\n", "not a number"), ("margin: .nan\n", "not a number"),
+    ("norm:\n", "'norm' has no value"), ("margin: 0.1\n  0.2\n", "one value"), ("norm:\n  2\n  1\n", "one value"),
+    ("norm:\n  - 2\n", "norm must be"),
+])
+def test_a_region_norm_or_margin_the_checker_cannot_read_is_bad_input(tiny, tmp_path, lines, word):
+    """Exit 3 naming the line, as certify's own reader refuses those files too (the checker never guesses what a
+    file asks for)."""
+    from certify.errors import RegionError
+    from certify.importers.region_file import load_region
+
+    net, model, region, proof = tiny
+    asks = _region_asking(tmp_path, region, lines)
+    with pytest.raises(RegionError):
+        load_region(asks)
+    code, out = run(proof, model, asks)
+    assert code == checker.EXIT_BAD_INPUT and out[-1].startswith("certify-proof: error:") and word in out[-1], out
+    assert str(asks) in out[-1], out
+
+
+# ============================================================================================ JSON literals
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_the_non_json_literals_are_refused_when_the_file_is_read(tiny, tmp_path, capsys, literal):
+    """json.loads reads NaN, Infinity and -Infinity by default: in an entry the checker does not read (the
+    producer's search counts) the proof was valid, in a Farkas pair it was refused later as a non-finite value.
+    Both are refused when the file is read, by one line naming the literal (exit 3, as for any file that is not
+    JSON)."""
+    net, model, region, proof = tiny
+    text = proof_bytes(proof, "p.json").decode()
+    nodes = re.search(r'"nodes":(\d+)', text)
+    pair = re.search(r'\["f",\[\[(\d+),([^\]]+)\]', text)
+    assert nodes and pair
+    for name, body in (("counts", text[:nodes.start(1)] + literal + text[nodes.end(1):]),
+                       ("farkas", text[:pair.start(2)] + literal + text[pair.end(2):])):
+        path = tmp_path / f"{name}.json"
+        path.write_text(body)
+        capsys.readouterr()
+        assert checker.main(["check", str(path), str(model), str(region)]) == checker.EXIT_BAD_INPUT, name
+        got = capsys.readouterr()
+        err = got.err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"certify-proof: error: {path}:"), err
+        assert f"the literal {literal} is not JSON" in err[0] and "Traceback" not in got.err, err
+        assert "valid" not in got.out, got.out
+    gz = tmp_path / "p.json.gz"  # gzip-compressed files too
+    gz.write_bytes(gzip.compress(text.replace('"bound":"0.999999"', f'"bound":{literal}', 1).encode()))
+    with pytest.raises(checker.BadInput, match=f"the literal {literal} is not JSON"):
+        checker.load_proof(gz)
+
+
+# ============================================================================================ Farkas rows
+def test_farkas_rows_beyond_int64_prove_nothing_and_raise_nothing():
+    """farkas_certifies turned its row numbers into an int64 array first: a row beyond int64 raised OverflowError
+    (the walk names such a row before calling it; this is the function's own contract)."""
+    from certify.proof.enclosure import farkas_certifies
+
+    a, b = np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([-1.0, -1.0])  # x0 <= -1 and x0 >= 1: empty
+    lo, hi = -np.ones(2), np.ones(2)
+    assert farkas_certifies(a, b, lo, hi, [0, 1], [0.5, 0.5])
+    for rows in ([0, 2 ** 63], [10 ** 30, 1], [0, -(2 ** 64)], [0, 2], [-1, 1]):
+        assert not farkas_certifies(a, b, lo, hi, rows, [0.5, 0.5]), rows
+
+
+def test_a_farkas_row_beyond_the_node_or_int64_in_any_pair_is_named(tiny):
+    """The row is validated where the pair is read, in every pair (not only the first)."""
+    proof = tiny[3]
+    for row in (2 ** 63, 10 ** 4000, 3, -(2 ** 63) - 1):
+        bad = copy.deepcopy(proof)
+        entries = entry(bad, "equilibria")["evidence"]["entries"]
+        k = first(entries, "f")
+        entries[k][1].append([row, 0.25])
+        last = assert_invalid(bad, "check equilibria", f"entry {k}", "Farkas", "they name row")
+        assert len(last) < 300, last

@@ -3,6 +3,15 @@
 :func:`load_region` reads a region file with :func:`certify.importers.yaml_file.read_yaml` (safe, YAML 1.2 scalars,
 duplicate keys refused, bounded) and validates every key; errors are :class:`~certify.errors.RegionError` naming
 the file and the key. :meth:`Region.from_yaml` is the same as a classmethod.
+
+Box bounds are read exactly (the decimal text the user wrote; :class:`~certify.importers.yaml_file.ExactFloat`)
+and rounded **outward** to float64: a lower bound to the largest float <= it, an upper bound to the smallest
+float >= it, so the float box the checks run on contains the file's box (``0.1`` as a lower bound reads as
+0.09999999999999999167, since the nearest float 0.1000000000000000055 lies above the decimal 0.1 and a
+``certified`` verdict on it would miss a sliver of the file's box). When some bound is not a float64 value,
+:attr:`Region.inner` keeps the float box inside the file's box: a witness outside it falsifies nothing (see
+:func:`certify.api.verify`). An empty decimal interval (``[0.30000000000000001, 0.3]``) is an error, decided on
+the exact values.
 """
 
 from __future__ import annotations
@@ -21,8 +30,8 @@ from ..ir.metric import Metric
 from ..ir.numerics import parse_norm
 from ..ir.output_property import OutputProperty
 from ..ir.stochastic import Heads
-from .vnnlib import is_vnnlib, read_vnnlib
-from .yaml_file import Limits, finite_number, read_yaml
+from .vnnlib import float_at_least, float_at_most, is_vnnlib, read_vnnlib
+from .yaml_file import ExactFloat, Limits, exact_value, finite_number, read_yaml
 
 
 @dataclass(frozen=True)
@@ -32,9 +41,12 @@ class Region:
     ``Region.from_yaml("box.yaml")`` reads one (the same as :func:`load_region`). ``metric``: the weighted norm of
     the file's ``metric:`` key (a :class:`~certify.ir.metric.Metric`, "auto", or None). ``outputs``: the output
     property of a VNNLIB file (:mod:`certify.importers.vnnlib`), checked by ``output_bounds``; ``heads``: which model
-    outputs are the mean and the noise of a deep Markov model (the ``heads:`` key); ``inner``: for a VNNLIB file
-    whose bounds are not float64 values, the float64 box (lower, upper) inside the file's box (``box`` is rounded
-    outward): a witness outside it lies outside the file's box and falsifies nothing.
+    outputs are the mean and the noise of a deep Markov model (the ``heads:`` key); ``inner``: for a file (a YAML
+    region file or a VNNLIB property) with a bound that is not a float64 value (``0.1``), the float64 box (lower,
+    upper), arrays (n,), inside the file's box (``box`` is rounded outward so that it contains the file's box; the
+    inner box may be empty, lower > upper, when the file's box holds no float64 point): a witness outside it lies
+    outside the file's box and falsifies nothing. None when every bound is a float64 value (``box`` is then the
+    file's box exactly), and by default for a region built in Python.
     """
 
     box: Box
@@ -86,19 +98,58 @@ LIMITS = Limits(max_bytes=16 << 20, max_depth=8, max_items=MAX_COORDINATES, max_
 _HINT = "; a region lists one [lower, upper] per model input"
 
 
-def _bound(path: str, key: str, v) -> float:
-    return finite_number(path, key, v, RegionError)
+def _bound(path: str, key: str, v):
+    """``v`` itself (an int, a float or an :class:`ExactFloat`, keeping its exact value) once it is checked to be a
+    finite number (:func:`finite_number`: a RegionError naming ``key`` otherwise)."""
+    finite_number(path, key, v, RegionError)
+    return v
 
 
 def _check_interval(path: str, key: str, lo: float, hi: float) -> None:
     if lo > hi:
         raise RegionError(f"{path}: {key} has lower {lo} > upper {hi}; swap them")
     if not math.isfinite(hi - lo):
-        raise RegionError(f"{path}: {key} = [{lo}, {hi}] is wider than float64 can hold (upper - lower overflows); "
-                          "give a narrower interval")
+        _too_wide(path, key, lo, hi)
 
 
-def _interval(path: str, key: str, name: str, value) -> tuple[float, float]:
+def _too_wide(path: str, key: str, lo: float, hi: float):
+    raise RegionError(f"{path}: {key} = [{lo}, {hi}] is wider than float64 can hold (upper - lower overflows); "
+                      "give a narrower interval")
+
+
+def _outward(path: str, key: str, v) -> tuple[float, float]:
+    """(the largest float64 <= v, the smallest float64 >= v) for a number ``v`` checked finite, by its exact value
+    (``ExactFloat.exact``, an int exactly): one float twice when ``v`` is a float64 value. RegionError naming
+    ``key`` when a side is beyond the float64 range (a decimal just above the float64 maximum)."""
+    x = float(v)
+    if not isinstance(v, ExactFloat) and (isinstance(v, float) or int(x) == v):
+        return x, x
+    exact = exact_value(v)
+    down, up = float_at_most(exact), float_at_least(exact)
+    if not (math.isfinite(down) and math.isfinite(up)):
+        raise RegionError(f"{path}: {key} overflows float64; give a smaller number")
+    return down, up
+
+
+def _shown(v) -> str:
+    return str(v.exact) if isinstance(v, ExactFloat) else repr(v)
+
+
+def _coordinate(path: str, key: str, lo, hi) -> tuple[float, float, float, float]:
+    """(box lower, box upper, inner lower, inner upper) of the file's interval [lo, hi] (finite numbers with
+    float(lo) <= float(hi), checked by the caller): the box rounded outward, the inner box rounded inward (see
+    :attr:`Region.inner`). RegionError when the exact interval is empty or its outward box is wider than float64."""
+    lo_down, lo_up = _outward(path, key, lo)
+    hi_down, hi_up = _outward(path, key, hi)
+    if lo_up > hi_down and exact_value(lo) > exact_value(hi):  # floats equal, the decimals in the wrong order
+        raise RegionError(f"{path}: {key} has lower {_shown(lo)} > upper {_shown(hi)}; swap them")
+    if not math.isfinite(hi_up - lo_down):
+        _too_wide(path, key, float(lo), float(hi))
+    return lo_down, hi_up, lo_up, hi_down
+
+
+def _interval(path: str, key: str, name: str, value) -> tuple[float, float, float, float]:
+    """(box lower, box upper, inner lower, inner upper) of the pair ``value`` given for ``key.name``."""
     where = f"{key}.{name}"
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise RegionError(f"{path}: {where} must be a pair [lower, upper], got {value!r}")
@@ -111,7 +162,7 @@ def _interval(path: str, key: str, name: str, value) -> tuple[float, float]:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise RegionError(f"{path}: {where} has a NaN or infinite bound {value!r}; give finite numbers")
     _check_interval(path, where, lo, hi)
-    return lo, hi
+    return _coordinate(path, where, value[0], value[1])
 
 
 def _name(path: str, key: str, name) -> str:
@@ -122,13 +173,13 @@ def _name(path: str, key: str, name) -> str:
     return name
 
 
-def _named_block(path: str, key: str, block) -> list[tuple[str, float, float]]:
+def _named_block(path: str, key: str, block) -> list[tuple[str, float, float, float, float]]:
     if not isinstance(block, dict) or not block:
         raise RegionError(f"{path}: '{key}' must map each name to [lower, upper]")
     return [(_name(path, key, name), *_interval(path, key, name, value)) for name, value in block.items()]
 
 
-def _number_list(path: str, key: str, value) -> list[float]:
+def _number_list(path: str, key: str, value) -> list:
     if not isinstance(value, (list, tuple)) or not value:
         raise RegionError(f"{path}: '{key}' must be a non-empty list of numbers")
     return [_bound(path, f"{key}[{i}]", v) for i, v in enumerate(value)]
@@ -146,6 +197,9 @@ def parse_region(data, path: str = "<region>", n_in: int | None = None) -> Regio
     """Validate the parsed YAML of a region file (see DESIGN.md section 5).
 
     ``n_in``: the number of model inputs when known; a region of another size is refused (before the box is built).
+    Box bounds are rounded outward by their exact values (module docstring): an :class:`ExactFloat` (what
+    ``read_yaml(..., exact_numbers=True)`` gives for a number that is no float64 value) by its decimal, an int
+    exactly, a plain float as itself.
     """
     if not isinstance(data, dict):
         raise RegionError(f"{path}: a region file must be a mapping with 'states' (or 'lower'/'upper')")
@@ -168,8 +222,7 @@ def parse_region(data, path: str = "<region>", n_in: int | None = None) -> Regio
         inputs = _named_block(path, "inputs", data["inputs"]) if "inputs" in data else []
         rows = states + inputs
         names = [r[0] for r in rows]
-        lower = [r[1] for r in rows]
-        upper = [r[2] for r in rows]
+        lower, upper, inner_lower, inner_upper = ([r[k] for r in rows] for k in range(1, 5))
         n_states = len(states)
         both = sorted({r[0] for r in states} & {r[0] for r in inputs})
         if both:
@@ -182,14 +235,19 @@ def parse_region(data, path: str = "<region>", n_in: int | None = None) -> Regio
                 raise RegionError(f"{path}: '{key}' is missing; the plain form needs both 'lower' and 'upper'")
         if isinstance(data["lower"], list):
             _check_size(path, len(data["lower"]), n_in)
-        lower = _number_list(path, "lower", data["lower"])
-        upper = _number_list(path, "upper", data["upper"])
-        if len(lower) != len(upper):
-            raise RegionError(f"{path}: 'lower' has {len(lower)} entries but 'upper' has {len(upper)}")
-        for i, (lo, hi) in enumerate(zip(lower, upper)):
+        given_lower = _number_list(path, "lower", data["lower"])
+        given_upper = _number_list(path, "upper", data["upper"])
+        if len(given_lower) != len(given_upper):
+            raise RegionError(f"{path}: 'lower' has {len(given_lower)} entries but 'upper' has {len(given_upper)}")
+        rows = []
+        for i, (given_lo, given_hi) in enumerate(zip(given_lower, given_upper)):
+            lo, hi = float(given_lo), float(given_hi)
             if lo > hi:
                 raise RegionError(f"{path}: lower[{i}] = {lo} > upper[{i}] = {hi}; swap them")
-            _check_interval(path, f"[lower[{i}], upper[{i}]]", lo, hi)
+            where = f"[lower[{i}], upper[{i}]]"
+            _check_interval(path, where, lo, hi)
+            rows.append(_coordinate(path, where, given_lo, given_hi))
+        lower, upper, inner_lower, inner_upper = ([r[k] for r in rows] for k in range(4))
         names = data.get("names")
         if names is None:
             names = [f"x{i}" for i in range(len(lower))]
@@ -210,10 +268,13 @@ def parse_region(data, path: str = "<region>", n_in: int | None = None) -> Regio
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not (0 <= float(m) < 1):
             raise RegionError(f"{path}: margin must be a number in [0, 1), got {m!r}")
         margin = float(m)
-    box = Box(np.array(lower), np.array(upper), tuple(names), n_states)
+    box = Box(np.array(lower, dtype=np.float64), np.array(upper, dtype=np.float64), tuple(names), n_states)
+    inner = None
+    if inner_lower != lower or inner_upper != upper:  # some bound is no float64 value: box is rounded outward
+        inner = (np.array(inner_lower, dtype=np.float64), np.array(inner_upper, dtype=np.float64))
     metric = parse_metric(data["metric"], f"{path}: metric", box.n_states) if "metric" in data else None
     heads = parse_heads(data["heads"], f"{path}: heads") if "heads" in data else None
-    return Region(box=box, norm=norm, margin=margin, path=path, metric=metric, heads=heads)
+    return Region(box=box, norm=norm, margin=margin, path=path, metric=metric, heads=heads, inner=inner)
 
 
 def parse_heads(value, where: str) -> Heads:
@@ -288,5 +349,5 @@ def load_region(path: str | Path, n_in: int | None = None) -> Region:
     if n_in is not None and n_in + 64 < MAX_COORDINATES:
         limits = replace(LIMITS, max_items=n_in + 64)
         hint = f"; the model takes {n_in} inputs: give one [lower, upper] per model input"
-    data = read_yaml(path, RegionError, "region file", limits, hint)
+    data = read_yaml(path, RegionError, "region file", limits, hint, exact_numbers=True)
     return parse_region(data, str(Path(path)), n_in)

@@ -12,6 +12,9 @@ stack) and builds plain ``dict``/``list``/``str``/``int``/``float``/``bool``/``N
 * **Duplicate keys** are refused at every level (the first and the repeated line named); keys must be strings
   (``1:``, ``.inf:``, ``null:`` as a key is refused: quote it).
 * Numbers that overflow float64 (a 400-digit integer, ``1e400``) or underflow to 0 (``1e-400``) are refused.
+* Numbers are read to the nearest float64 (``0.1`` reads as 0.1000000000000000055...). With ``exact_numbers=True``
+  (region files, whose box bounds are rounded outward) a number whose text is not exactly that float comes back as
+  an :class:`ExactFloat`: the same float, carrying the exact decimal value of the text in ``.exact``.
 * Only the standard tags (``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``, ``!!seq``, ``!!map``) are
   accepted; ``!!python/object`` and every other tag is refused. Anchors and aliases are refused. One document only.
 * **Bounded**: the file must be a regular file (a folder, a FIFO or a device is refused without reading it), at most
@@ -29,6 +32,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -46,6 +50,39 @@ class Limits:
     max_depth: int = 32
     max_items: int = 100_000
     max_nodes: int = 2_000_000
+
+
+class ExactFloat(float):
+    """A float read from a number whose text is not exactly a float64: the nearest float64, as ``float(text)``
+    gives, with ``exact`` the text's exact value (a :class:`decimal.Decimal`, any number of digits). It is a float
+    in every other way (arithmetic, comparisons, repr and str give plain float results)."""
+
+    __slots__ = ("exact",)
+    exact: Decimal
+
+    def __new__(cls, value: float, exact: Decimal) -> "ExactFloat":
+        self = super().__new__(cls, value)
+        self.exact = exact
+        return self
+
+    def __reduce__(self):
+        return (ExactFloat, (float(self), self.exact))
+
+
+def exact_value(v: int | float) -> Decimal:
+    """The exact value of a parsed number ``v`` (finite): ``v.exact`` for an :class:`ExactFloat`, else ``v`` itself
+    (an int, or a float that is its text's exact value) as a Decimal."""
+    return v.exact if isinstance(v, ExactFloat) else Decimal(v)
+
+
+def _exact(value, text: str):
+    """``value`` (a scalar parsed from ``text``) as an :class:`ExactFloat` when it is a finite float that differs
+    from the exact value of ``text``; ``value`` unchanged otherwise (ints, exact floats, infinities, NaN, text)."""
+    if type(value) is not float or not math.isfinite(value) or value == 0.0:
+        return value  # a float 0 comes only from a text without a nonzero digit (_number refuses underflow): exact
+    text = text.strip()  # it matched _INT, _HEX (as !!float) or _FLOAT: Decimal (or int) reads it exactly
+    exact = Decimal(int(text, 16)) if _HEX.match(text) else Decimal(text)
+    return value if Decimal(value) == exact else ExactFloat(value, exact)
 
 
 # --------------------------------------------------------------------------- scalars (YAML 1.2 core schema)
@@ -180,10 +217,12 @@ def _key_path(stack: list[_Frame], last=None) -> str:
 
 
 def parse_yaml(text: str, where: str, error: type[ValueError], what: str, limits: Limits = Limits(),
-               items_hint: str = ""):
+               items_hint: str = "", exact_numbers: bool = False):
     """The value of the YAML document ``text`` (None for an empty one); ``where`` names the file in messages.
 
     ``items_hint`` is appended to the message for a list or mapping longer than ``limits.max_items``.
+    ``exact_numbers``: a number whose text is not exactly a float64 comes back as an :class:`ExactFloat` (module
+    docstring); else as the plain nearest float.
     """
     stack = [_Frame([], None)]  # the root holds the document's value
     nodes = documents = 0
@@ -235,6 +274,8 @@ def parse_yaml(text: str, where: str, error: type[ValueError], what: str, limits
                     value = _scalar(event, what)
                 except _Refused as exc:
                     fail(str(exc), slot)
+                if exact_numbers:
+                    value = _exact(value, event.value)
                 if awaiting_key:
                     if not isinstance(value, str):
                         kind = ("null" if value is None else "a boolean" if isinstance(value, bool)
@@ -336,7 +377,9 @@ def _regular(p: Path, mode: int, error: type[ValueError], what: str) -> None:
 
 
 def read_yaml(path: str | Path, error: type[ValueError], what: str, limits: Limits = Limits(),
-              items_hint: str = ""):
-    """The parsed YAML of ``path`` (see the module docstring); ``error(message)`` naming the file on any problem."""
+              items_hint: str = "", exact_numbers: bool = False):
+    """The parsed YAML of ``path`` (see the module docstring); ``error(message)`` naming the file on any problem.
+
+    ``exact_numbers``: numbers not exactly float64 come back as :class:`ExactFloat` (see :func:`parse_yaml`)."""
     text = read_text(path, error, what, limits.max_bytes)
-    return parse_yaml(text, str(Path(path)), error, what, limits, items_hint)
+    return parse_yaml(text, str(Path(path)), error, what, limits, items_hint, exact_numbers)

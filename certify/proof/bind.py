@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _line(text: str, limit: int) -> str:
-    """``text`` on one line (whitespace runs collapsed), at most ``limit`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+from .checker import _one_line, _short
 
 
-def _brief(value, limit: int = 60) -> str:
-    """repr(value) by :func:`_line` (a whole weight matrix, a 4000-digit integer)."""
-    return _line(repr(value), limit)
+def _brief(value) -> str:
+    """repr(value) on one line, shortened (a whole weight matrix, a 4000-digit integer)."""
+    return _short(value, 60)
 
 
 def _first_difference(got, want, where: str) -> str | None:
@@ -61,6 +57,6 @@ def network_mismatch(proof: dict, model_path: str | Path, n_states: int | None =
     try:
         net = load(model_path, n_states=n_states)
     except CertifyError as exc:
-        return f"{model_path}: certify's importer refuses the model ({_line(str(exc), 200)})"
+        return f"{model_path}: certify's importer refuses the model ({_one_line(exc, 200)})"
     found = _first_difference(network_spec(net), spec, "network")
     return f"the proof's IR is not the model's: first difference at {found}" if found else None

@@ -10,8 +10,11 @@ What is checked, in order (the first failing step is named, exit 1):
 2. ``model``: the sha256 of MODEL (and of every file the proof lists beside it, e.g. a closed loop's controller)
    equals the proof's;
 3. ``region``: REGION is read here (a small reader for the region format of DESIGN.md section 5: ``states`` /
-   ``inputs`` with ``name: [lower, upper]``, or ``lower`` / ``upper`` lists) and its box equals the proof's box
-   exactly;
+   ``inputs`` with ``name: [lower, upper]``, or ``lower`` / ``upper`` lists, and ``norm`` / ``margin``; each bound
+   rounded outward to float64, as certify reads it, so the box contains the decimal one) and its box equals the
+   proof's box exactly; its state count binds the network, and its norm and margin bind each
+   sup-norm claim (:func:`bind_region`: the claim is in the file's norm, :data:`DEFAULT_NORM` when it gives none,
+   and a threshold check's bound is <= 1 - margin when it gives a margin);
 4. ``network``: the IR weights (exact decimal strings of float64 values) have consistent shapes;
 5. each check: its name is one of certify's checks, listed once, and its claim one that proves that check
    (:data:`BINDINGS`: a claim filed under another check's name proves that other check, not this one); the claim
@@ -29,8 +32,9 @@ sha256 only, it does not parse ONNX. ``--reimport`` adds that binding for a revi
 
 Exit codes: 0 every check of the proof proven and valid; 1 invalid (the failing step named); 2 valid, but some
 checks are listed as not proven here; 3 bad input (an unreadable or malformed file: not JSON, a key given twice in
-one object, nesting deeper than the JSON reader recurses; a missing file). The proof is untrusted input: any entry
-of the wrong type or size is answered by one line naming it, never by a traceback.
+one object, the literals NaN / Infinity / -Infinity, nesting deeper than the JSON reader recurses; a missing file).
+The proof is untrusted input: any entry of the wrong type or size is answered by one line naming it, never by a
+traceback.
 """
 
 from __future__ import annotations
@@ -94,8 +98,19 @@ def _unique_keys(pairs: list) -> dict:
     return out
 
 
+class _NonFiniteLiteral(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    """json's parse_constant: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259), but json.loads reads
+    them as floats by default; a proof holding one is refused where it is read."""
+    raise _NonFiniteLiteral(f"the literal {name} is not JSON (a proof writes finite numbers only)")
+
+
 def load_proof(path: str | Path) -> dict:
-    """The proof object of a JSON file (gzip-compressed when it starts with the gzip magic bytes)."""
+    """The proof object of a JSON file (gzip-compressed when it starts with the gzip magic bytes). Bad input: a key
+    given twice in one object, the non-JSON literals NaN, Infinity and -Infinity, nesting deeper than json reads."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -103,8 +118,8 @@ def load_proof(path: str | Path) -> dict:
     try:
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
-        proof = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
+        proof = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
+    except (_DuplicateKey, _NonFiniteLiteral) as exc:
         raise BadInput(f"{path}: {exc}") from None
     except RecursionError:  # json's decoder recurses once per nesting level
         raise BadInput(f"{path}: not a proof file (nested deeper than this checker reads)") from None
@@ -206,32 +221,91 @@ def _strip_comment(line: str) -> str:
     return line.rstrip()
 
 
-def _number(text: str, where: str) -> float:
+def _number(text: str, where: str, toward: int = 0) -> float:
+    """The decimal ``text`` as a float64: the nearest (``toward`` 0), or rounded outward as certify reads a box
+    bound: the largest float <= it (-1, a lower bound) or the smallest float >= it (+1, an upper bound)."""
     text = text.strip()
     if not _NUMBER.fullmatch(text):
         raise BadInput(f"{where}: {text!r} is not a number this checker reads")
     x = float(text)
+    if toward and math.isfinite(x) and Fraction(x) != Fraction(text):
+        if (Fraction(x) < Fraction(text)) == (toward > 0):
+            x = math.nextafter(x, math.inf * toward)
     if not math.isfinite(x):
         raise BadInput(f"{where}: {text!r} is not finite")
     return x
 
 
-def _flow_list(text: str, where: str) -> list[float]:
+def _flow_list(text: str, where: str, toward: tuple[int, ...] | int = 0) -> list[float]:
+    """The numbers of a one-line list ``[a, b, ...]``; ``toward``: the rounding of :func:`_number`, one for all
+    entries or one per entry."""
     text = text.strip()
     if not (text.startswith("[") and text.endswith("]")) or "[" in text[1:-1]:
         raise BadInput(f"{where}: expected a list [a, b, ...] on one line")
     body = text[1:-1].strip()
-    return [_number(t, where) for t in body.split(",")] if body else []
+    items = body.split(",") if body else []
+    sides = (toward,) * len(items) if isinstance(toward, int) else toward
+    if len(sides) != len(items):
+        raise BadInput(f"{where}: expected a pair [lower, upper]")
+    return [_number(t, where, side) for t, side in zip(items, sides)]
 
 
-def read_region(path: str | Path) -> tuple[list[float], list[float], int | None]:
-    """(lower, upper, n_states or None) of a region file, read by the small reader described in the module
+#: the norm certify's command runs in when the region file gives none (VerifyConfig.norm's default; a test checks it)
+DEFAULT_NORM = 2.0
+#: the norm names certify's region reader takes (certify.ir.numerics.parse_norm, lower-cased; a test checks it)
+_NORM_WORDS = {"1": 1.0, "2": 2.0, "inf": math.inf, "1.0": 1.0, "2.0": 2.0, "infinity": math.inf, "+inf": math.inf,
+               "linf": math.inf, "l1": 1.0, "l2": 2.0}
+_YAML_INF = re.compile(r"\+?\.(inf|Inf|INF)")
+
+
+@dataclass(frozen=True)
+class RegionFile:
+    """What the checker reads from a region file: the box (``lower``, ``upper``), the state count (None: not
+    given), and the check it asks for: ``norm`` (1.0, 2.0 or inf; None: not given, certify then uses
+    :data:`DEFAULT_NORM`) and ``margin`` (in [0, 1); None: not given, a threshold claim is then a bound <= 1)."""
+
+    lower: list[float]
+    upper: list[float]
+    n_states: int | None = None
+    norm: float | None = None
+    margin: float | None = None
+
+
+def _region_norm(text: str, where: str) -> float:
+    """The value of a region file's ``norm:`` line as certify's reader takes it (1, 2, inf, .inf, "inf", l2, ...);
+    BadInput for anything else."""
+    quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'"
+    word = text[1:-1] if quoted else text
+    if not quoted and _YAML_INF.fullmatch(word):
+        return math.inf
+    if not quoted and _NUMBER.fullmatch(word) and float(word) in (1.0, 2.0):
+        return float(word)
+    got = _NORM_WORDS.get(word.strip().lower())
+    if got is None:
+        raise BadInput(f"{where}: norm must be 1, 2 or inf, got {text!r}")
+    return got
+
+
+def _region_margin(text: str, where: str) -> float:
+    """The value of a region file's ``margin:`` line: a number in [0, 1); BadInput otherwise."""
+    m = _number(text, f"{where}: margin")
+    if not 0 <= m < 1:
+        raise BadInput(f"{where}: margin must be a number in [0, 1), got {text!r}")
+    return m
+
+
+_REGION_VALUE = {"norm": _region_norm, "margin": _region_margin}
+
+
+def read_region(path: str | Path) -> RegionFile:
+    """The box, state count, norm and margin of a region file, read by the small reader described in the module
     docstring; BadInput for anything outside it."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read the region file ({exc})") from None
     blocks: dict[str, list] = {}
+    asks: dict[str, float] = {}  # norm and margin
     key = None
     for number, raw in enumerate(text.splitlines(), 1):
         where = f"{path}:{number}"
@@ -249,32 +323,39 @@ def read_region(path: str | Path) -> tuple[list[float], list[float], int | None]
                 raise BadInput(f"{where}: unexpected key {key!r}")
             value = (m.group(5) or "").strip()
             blocks[key] = []
-            if value and key in ("lower", "upper"):
-                blocks[key] = _flow_list(value, where)
+            if key in ("norm", "margin") and value:
+                asks[key] = _REGION_VALUE[key](value, where)
+            elif value and key in ("lower", "upper"):  # box bounds are read outward, as certify reads them
+                blocks[key] = _flow_list(value, where, -1 if key == "lower" else 1)
             elif value and key in ("states", "inputs"):
                 raise BadInput(f"{where}: give '{key}' as one 'name: [lower, upper]' line per coordinate")
             continue
         if key is None:
             raise BadInput(f"{where}: an indented line before any key")
-        if key in ("names", "norm", "margin", "metric"):
+        if key in ("norm", "margin"):  # the value on the one line below the key (YAML allows it)
+            if key in asks:
+                raise BadInput(f"{where}: give '{key}' one value ({key}: value)")
+            asks[key] = _REGION_VALUE[key](body, where)
+            continue
+        if key in ("names", "metric"):
             continue  # not part of the box
         if key in ("lower", "upper"):
             if not body.startswith("- "):
                 raise BadInput(f"{where}: expected '- number' under {key}")
-            blocks[key].append(_number(body[2:], where))
+            blocks[key].append(_number(body[2:], where, -1 if key == "lower" else 1))
             continue
         m = _KEY.match(body)
         if not m or not m.group(5):
             raise BadInput(f"{where}: expected 'name: [lower, upper]' under {key}")
-        pair = _flow_list(m.group(5), where)
-        if len(pair) != 2:
-            raise BadInput(f"{where}: expected a pair [lower, upper]")
-        blocks[key].append(pair)
+        blocks[key].append(_flow_list(m.group(5), where, (-1, 1)))
+    empty = [k for k in ("norm", "margin") if k in blocks and k not in asks]
+    if empty:
+        raise BadInput(f"{path}: '{empty[0]}' has no value")
     if "states" in blocks:
         pairs = blocks["states"] + blocks.get("inputs", [])
-        return [a for a, _ in pairs], [b for _, b in pairs], len(blocks["states"])
+        return RegionFile([a for a, _ in pairs], [b for _, b in pairs], len(blocks["states"]), **asks)
     if "lower" in blocks and "upper" in blocks:
-        return blocks["lower"], blocks["upper"], None
+        return RegionFile(blocks["lower"], blocks["upper"], None, **asks)
     raise BadInput(f"{path}: no 'states' (or 'lower'/'upper') in the region file")
 
 
@@ -343,11 +424,8 @@ def walk(entries, ev: Evaluator, root: Node, close, step: str) -> dict:
         elif kind == "b" and len(e) == 1:
             close(node, where)
         elif kind == "f" and len(e) == 2 and isinstance(e[1], list):
-            idx, val = _farkas_pairs(e[1], step, where)
             a, b = ev.rows(node)
-            if any(k >= a.shape[0] for k in idx):
-                raise Invalid(step, f"{where}: the Farkas multipliers do not prove the node empty (they name row "
-                              f"{_short(max(idx))}, the node has {a.shape[0]} rows)")
+            idx, val = _farkas_pairs(e[1], a.shape[0], step, where)
             ev.prefix(node)
             if node.empty:
                 pass  # the intervals prove the node empty already
@@ -362,19 +440,23 @@ def walk(entries, ev: Evaluator, root: Node, close, step: str) -> dict:
     return counts
 
 
-def _farkas_pairs(pairs, step: str, where: str) -> tuple[list[int], list[float]]:
-    """The rows (ints >= 0) and multipliers (finite floats >= 0) of an "f" entry's [[row, y], ...]; Invalid for
-    anything else (a huge integer, a string, NaN)."""
+def _farkas_pairs(pairs, n_rows: int, step: str, where: str) -> tuple[list[int], list[float]]:
+    """The rows (ints in 0..n_rows-1: the node's split rows) and multipliers (finite floats >= 0) of an "f" entry's
+    [[row, y], ...]; Invalid for anything else (a row beyond the node's or beyond int64, a string, NaN)."""
     if not all(isinstance(p, list) and len(p) == 2 and _is_int(p[0]) and isinstance(p[1], (int, float))
                and not isinstance(p[1], bool) for p in pairs):
         raise Invalid(step, f"{where}: Farkas multipliers must be [row, value] pairs")
     idx = [p[0] for p in pairs]
+    outside = next((k for k in idx if not 0 <= k < n_rows), None)  # Python ints: no overflow at any size
+    if outside is not None:
+        raise Invalid(step, f"{where}: the Farkas multipliers do not prove the node empty (they name row "
+                      f"{_short(outside)}, the node has {n_rows} rows)")
     try:
         val = [float(p[1]) for p in pairs]
     except OverflowError:  # an integer beyond float64
         raise Invalid(step, f"{where}: a Farkas multiplier is not a finite float64 number") from None
-    if any(k < 0 for k in idx) or not all(math.isfinite(v) and v >= 0 for v in val):
-        raise Invalid(step, f"{where}: Farkas multipliers must be [row >= 0, finite value >= 0] pairs")
+    if not all(math.isfinite(v) and v >= 0 for v in val):
+        raise Invalid(step, f"{where}: Farkas multipliers must be [row, finite value >= 0] pairs")
     return idx, val
 
 
@@ -570,8 +652,9 @@ class Binding:
     """What a claim must be to prove the check it is filed under. ``claim``: its kind; for ``sup_norm``:
     ``quantity`` ("A*" or "J"), ``columns`` ("states": the state block, or all inputs, which bounds the state
     block too; "inputs": all inputs), ``threshold`` (the check is "sup < 1": bound <= 1, the level 1 - margin of a
-    margin >= 0), ``metric`` (a weighted 2-norm may be used) and ``evidence`` (the kinds that prove it: the
-    weight_norm check is the Corollary 4 product itself, a tree proves a sup bound, not the product)."""
+    margin >= 0; :func:`bind_region` holds it to the region file's margin), ``metric`` (a weighted 2-norm may be
+    used) and ``evidence`` (the kinds that prove it: the weight_norm check is the Corollary 4 product itself, a tree
+    proves a sup bound, not the product)."""
 
     claim: str
     quantity: str | None = None
@@ -625,6 +708,36 @@ def bind_claim(name: str, claim: dict, evidence, net: Net, step: str) -> None:
                       f"{_short(got)}")
 
 
+def bind_region(name: str, claim: dict, region: RegionFile, region_path, step: str) -> None:
+    """Invalid unless the claim (already bound to ``name`` by :func:`bind_claim`) proves the check the region file
+    asks for: a sup-norm claim in the file's norm (:data:`DEFAULT_NORM` when it gives none, as certify's command
+    does), and a threshold check's bound <= 1 - the file's margin when it gives one. Claims of the other kinds
+    (invariance, equilibria) have no norm or threshold: the file asks nothing more of them."""
+    rule = BINDINGS[name]
+    if rule.claim != "sup_norm":
+        return
+    want = DEFAULT_NORM if region.norm is None else region.norm
+    got = _norm(claim.get("norm"), step)
+    if got != want:
+        asks = (f"gives no norm (certify's default is the {_norm_name(want)})" if region.norm is None
+                else f"asks for norm {_norm_label(want)}")
+        raise Invalid(step, f"the region file {region_path} {asks}; the {name} proof claims the {_norm_name(got)}")
+    if rule.threshold and region.margin is not None:
+        level = 1.0 - region.margin  # the producer writes repr(1.0 - margin): the same float64
+        bound = _number_of(claim.get("bound"), "bound", step)
+        if not bound <= level:
+            raise Invalid(step, f"the region file {region_path} asks for margin {region.margin!r}: the {name} claim "
+                          f"must be a bound <= 1 - margin = {level!r}, got {bound!r}")
+
+
+def _norm_label(p: float) -> str:
+    return "inf" if math.isinf(p) else str(int(p))
+
+
+def _norm_name(p: float) -> str:
+    return f"{_norm_label(p)}-norm"
+
+
 # ============================================================================================ the whole proof
 def check_files(proof_path, model_path, region_path, out=print, reimport: bool = False) -> int:
     """Check a proof file against MODEL and REGION, writing one line per step to ``out``; the exit code.
@@ -671,9 +784,9 @@ def _check_proof(proof, model_path, region_path, out, reimport: bool) -> int:
     if not isinstance(proof, dict) or proof.get("format") != FORMAT:
         raise Invalid("format", f"not a {FORMAT} proof")
     lo, hi = _box_of(proof)
-    region = None if region_path is None else read_region(region_path)  # (lower, upper, n_states or None)
+    region = None if region_path is None else read_region(region_path)
     # the state count that binds the network: the region file's when it names one, never only the proof's
-    file_states = None if region is None else region[2]
+    file_states = None if region is None else region.n_states
     if model_path is not None:
         _check_model(proof, Path(model_path))
         out(f"model: {model_path}: sha256 matches")
@@ -726,6 +839,8 @@ def _check_proof(proof, model_path, region_path, out, reimport: bool) -> int:
             raise Invalid(step, f"the claim must be an object whose kind is one of {', '.join(CLAIMS)}, got "
                           f"{_short(kind)}")
         bind_claim(name, claim, entry.get("evidence"), net, step)
+        if region is not None:
+            bind_region(name, claim, region, region_path, step)
         t0 = time.perf_counter()
         text = CLAIMS[kind](claim, entry.get("evidence"), net, lo, hi, step)
         out(f"{name}: valid: {text} [{time.perf_counter() - t0:.2f} s]")
@@ -757,15 +872,15 @@ def _check_model(proof, model: Path) -> None:
             raise Invalid("model", f"{path}: its sha256 differs from the proof's")
 
 
-def _check_region(proof, region_path, region, lo, hi) -> None:
-    """The region file (read: ``region`` = (lower, upper, n_states or None)) against the proof's box and states."""
-    lower, upper, n_states = region
+def _check_region(proof, region_path, region: RegionFile, lo, hi) -> None:
+    """The region file (read: ``region``) against the proof's box and states."""
+    lower, upper, n_states = region.lower, region.upper, region.n_states
     if len(lower) != lo.size or len(upper) != hi.size:
         raise Invalid("region", f"{region_path} has {len(lower)} coordinates, the proof's box {lo.size}")
     if not (np.array_equal(np.array(lower), lo) and np.array_equal(np.array(upper), hi)):
         k = int(np.flatnonzero((np.array(lower) != lo) | (np.array(upper) != hi))[0])
         raise Invalid("region", f"{region_path}: coordinate {k} is [{lower[k]!r}, {upper[k]!r}] but the proof's box "
-                      f"has [{lo[k]!r}, {hi[k]!r}]")
+                      f"has [{float(lo[k])!r}, {float(hi[k])!r}]")
     expected = proof["region"].get("n_states")
     if n_states is not None and expected is not None and n_states != expected:
         raise Invalid("region", f"{region_path} lists {n_states} states, the proof {expected}")

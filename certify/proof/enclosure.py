@@ -541,7 +541,11 @@ class Evaluator:
 
 def farkas_certifies(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, index, values) -> bool:
     """Whether multipliers y >= 0 (``values`` at rows ``index``) prove {x in [lo, hi] : a x <= b} empty:
-    min over the box of (y^T a) x > y^T b, with every rounding bounded (:mod:`certify.proof.rounding`)."""
+    min over the box of (y^T a) x > y^T b, with every rounding bounded (:mod:`certify.proof.rounding`). ``index``:
+    row numbers; one outside 0..k-1 (a Python int beyond int64 included) proves nothing."""
+    index = [int(k) for k in index]
+    if not all(0 <= k < a.shape[0] for k in index):  # before the int64 array: a huge int would overflow it
+        return False
     idx = np.asarray(index, dtype=np.int64)
     y = np.asarray(values, dtype=np.float64)
     if idx.size == 0 or idx.shape != y.shape or np.any(idx < 0) or np.any(idx >= a.shape[0]):

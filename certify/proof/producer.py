@@ -48,6 +48,7 @@ from ..engines.search import Incumbent, SearchLimits, best_first
 from ..engines.search import Node as SearchNode
 from ..errors import UsageError
 from ..ir.metric import Metric
+from ..ir.numerics import norm_label
 from ..report.output import write_atomic
 from ..report.provenance import certify_version
 from ..solvers import registry
@@ -307,8 +308,10 @@ def search_tree(ev: Evaluator, lo: np.ndarray, hi: np.ndarray, value, level: flo
 
 
 # ============================================================================================ claims per check
-_SUP = {CheckName.DISSIPATIVITY: ("A*", True), CheckName.CONTRACTION: ("J", True), CheckName.GAIN: ("A*", False),
-        CheckName.WEIGHT_NORM: ("A*", True)}
+#: the sup-norm checks and their claims' (quantity, state columns only), read from the checker's table of what each
+#: check's claim must be (:data:`certify.proof.checker.BINDINGS`), so that the two cannot disagree
+_SUP = {CheckName(name): (rule.quantity, rule.columns == "states") for name, rule in checker.BINDINGS.items()
+        if rule.claim == "sup_norm"}
 
 
 def _not_proven(result: CheckResult, reason: str) -> dict:
@@ -331,7 +334,7 @@ def prove_check(result: CheckResult, net_spec: dict, net, lo, hi, norm: float, m
         return _not_proven(result, "the network has an activation the checker does not compute (it computes "
                            "relu, leaky_relu, prelu, identity, clip, tanh and sigmoid)")
     cols = net.n_states if states else net.n_in
-    claim = {"kind": "sup_norm", "quantity": quantity, "columns": cols, "norm": _norm_text(norm), "metric": None,
+    claim = {"kind": "sup_norm", "quantity": quantity, "columns": cols, "norm": norm_label(norm), "metric": None,
              "lower": None}
     metric = None
     details = result.details
@@ -341,7 +344,7 @@ def prove_check(result: CheckResult, net_spec: dict, net, lo, hi, norm: float, m
             metric = checker.metric_factor(claim["metric"], cols)
         except (UsageError, checker.Invalid) as exc:  # a metric refused here or by the checker's exact test
             return _not_proven(result, f"the checker does not accept the metric: {exc}")
-    if result.check is CheckName.GAIN:
+    if not checker.BINDINGS[result.check.value].threshold:  # the gain: a bracket [lower, upper], no threshold
         bound = max(result.upper * (1.0 + GAIN_SLACK), GAIN_TINY)
         if result.witness is not None:
             low = result.lower * (1.0 - GAIN_SLACK) if result.lower > GAIN_TINY else result.lower - GAIN_TINY
@@ -434,10 +437,6 @@ def _prove_equilibria(result: CheckResult, net, lo, hi, options: ProofOptions) -
     claim = {"kind": "equilibria", "points": [[_s(v) for v in p] for p in points], "radius": _s(radius)}
     return {"check": result.check.value, "status": "proven", "claim": claim,
             "evidence": {"kind": "tree", "entries": entries, "search": counts}}
-
-
-def _norm_text(p: float) -> str:
-    return "inf" if math.isinf(p) else str(int(p))
 
 
 # ============================================================================================ the file

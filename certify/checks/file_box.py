@@ -1,0 +1,104 @@
+"""Check results on a region file's own box when its bounds are not float64 values.
+
+A region file (``box.yaml``) or a VNNLIB property with a bound such as ``0.1`` is read exactly and rounded outward
+(:mod:`certify.importers.region_file`): the checks run on the float64 box ``outer`` that contains the file's box,
+and ``Region.inner`` is the float64 box inside it. The two differ by at most one float64 step per side. What a
+result on ``outer`` says about the file's box:
+
+* a bound over the box (the sup of ||A*||, of the violation, of an output) holds for the file's box, which lies
+  inside ``outer``: certified stays certified, except for invariance, whose box is also the *target* (below);
+* a falsified verdict holds only from a witness inside the file's box, that is inside ``inner`` (no float64 lies
+  between the two boxes). A witness outside it (often a corner of ``outer``) is searched for again on ``inner``,
+  for about as long as the first search took; a point found there falsifies, else the result is unknown;
+* invariance asks f(X) inside X. With V(x, T) = max_i max(f_i(x) - T.upper_i, T.lower_i - f_i(x)) (states i), the
+  file's box F satisfies inner <= F <= outer, so V(x, F) <= V(x, outer) + gap, where ``gap`` is the widest step
+  between ``inner`` and ``outer`` over the states. Certified therefore needs upper + gap < 0 (the bound reported is
+  upper + gap, rounded up); falsified needs V(x, outer) > 0 at a witness x in ``inner`` (then f(x) leaves F).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from ..certificate import CheckName, CheckResult, Verdict
+from ..config import VerifyConfig
+from ..engines.violation_search import violation
+from ..ir.box import Box
+from ..ir.network import Network
+
+_SLIVER = "lies outside the file's box (its bounds are not float64 values and were rounded outward)"
+
+
+def inside(x, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether the point ``x`` (n,) lies in the float box [lo, hi] ((n,), (n,))."""
+    x = np.asarray(x, dtype=np.float64)
+    return x.shape == lo.shape and bool(np.all(x >= lo) and np.all(x <= hi))
+
+
+def _point(x) -> str:
+    return "[" + ", ".join(f"{v:.17g}" for v in x) + "]"
+
+
+def state_gap(outer: Box, inner: tuple[np.ndarray, np.ndarray]) -> float:
+    """The widest float64 step between ``inner`` and ``outer`` over the state coordinates (exact: the differences
+    of neighbouring floats are)."""
+    n = outer.n_states
+    lo, hi = inner
+    steps = np.concatenate([outer.upper[:n] - hi[:n], lo[:n] - outer.lower[:n]])
+    return float(max(np.max(steps, initial=0.0), 0.0))
+
+
+def on_file_box(result: CheckResult, net: Network, outer: Box, inner: tuple[np.ndarray, np.ndarray],
+                config: VerifyConfig, rerun) -> CheckResult:
+    """``result`` (a check run on ``outer``) as a result on the file's box (module docstring). ``rerun(box,
+    config)``: the same check on another box (used on ``inner`` when a witness lies outside it)."""
+    if result.check is CheckName.INVARIANCE:
+        result = _invariance_target(result, outer, inner)
+    w = result.witness
+    if w is None or inside(w.x, *inner) or result.verdict is not Verdict.FALSIFIED:
+        return result  # a bracket from a point a float step outside: its bound still holds on the larger box
+    why = f"the point found, x = {_point(w.x)}, {_SLIVER}: nothing is shown about the file's box there"
+    again = _search_inner(result, net, outer, inner, config, rerun)
+    if again is not None:
+        return again
+    return replace(result, verdict=Verdict.UNKNOWN, witness=None, lower=-math.inf,
+                   reason="; ".join(filter(None, (result.reason, why))))
+
+
+def _invariance_target(result: CheckResult, outer: Box, inner) -> CheckResult:
+    gap = state_gap(outer, inner)
+    if gap == 0.0 or not math.isfinite(result.upper):
+        return result
+    upper = math.nextafter(result.upper + gap, math.inf)
+    if result.verdict is Verdict.CERTIFIED and not upper < 0.0:
+        why = (f"f(X) stays inside the float box around the file's box, by {-result.upper:.3g}, but not by more "
+               f"than its rounding of the file's bounds ({gap:.3g}): f(X) may leave the file's box")
+        return replace(result, verdict=Verdict.UNKNOWN, upper=upper,
+                       reason="; ".join(filter(None, (result.reason, why))))
+    return replace(result, upper=upper)
+
+
+def _search_inner(result: CheckResult, net: Network, outer: Box, inner, config: VerifyConfig, rerun):
+    """The check again on ``inner``, for about as long as the first search took: its falsified result as one on
+    the file's box, or None."""
+    lo, hi = inner
+    if not np.all(lo <= hi):
+        return None  # no float64 inside the file's box along some coordinate
+    box = Box(lo, hi, names=outer.names, n_states=outer.n_states)
+    again = rerun(box, config.with_(timeout=min(config.timeout, 2.0 * result.seconds + 1.0)))
+    if again.verdict is not Verdict.FALSIFIED or again.witness is None or not inside(again.witness.x, lo, hi):
+        return None
+    seconds = result.seconds + again.seconds
+    note = f"the first point found {_SLIVER}; this one lies inside it"
+    if result.check is CheckName.INVARIANCE:  # inner is the target too: the violation must leave outer
+        x = np.asarray(again.witness.x, dtype=np.float64)
+        v = float(violation(net, outer, x[None])[0][0])
+        if not v > 0.0:
+            return None
+        return replace(again, lower=v, upper=max(result.upper, v), witness=replace(again.witness, value=v),
+                       seconds=seconds, reason="; ".join(filter(None, (again.reason, note))))
+    return replace(again, upper=max(result.upper, again.lower), seconds=seconds,
+                   reason="; ".join(filter(None, (again.reason, note))))

@@ -1,0 +1,202 @@
+"""Region files read box bounds by their exact decimal values and round them outward to float64.
+
+``[0.1, 0.9]`` used to be checked on [float(0.1), float(0.9)]; float(0.1) = 0.1000000000000000055... lies above the
+decimal 0.1, so a ``certified`` verdict missed a sliver of the file's box. The box is now rounded outward (lower to
+the largest float <= the decimal, upper to the smallest float >= it) and ``Region.inner`` keeps the float box
+inside the file's box, so that a witness outside it never falsifies (as for VNNLIB files).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from certify.api import verify
+from certify.certificate import Verdict
+from certify.config import VerifyConfig
+from certify.errors import RegionError
+from certify.importers.region_file import load_region, parse_region
+from certify.importers.yaml_file import parse_yaml
+from certify.ir import activations as acts
+from certify.ir.network import Layer, Network
+
+
+def region_of(text: str):
+    """The region of the region-file text ``text``, read from a file by load_region."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "box.yaml"
+        path.write_text(text)
+        return load_region(path)
+
+
+def write(tmp_path, text: str, name: str = "box.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def is_largest_float_at_most(f: float, exact: Fraction) -> bool:
+    return Fraction(f) <= exact < Fraction(math.nextafter(f, math.inf))
+
+
+def is_smallest_float_at_least(f: float, exact: Fraction) -> bool:
+    return Fraction(math.nextafter(f, -math.inf)) < exact <= Fraction(f)
+
+
+# decimal texts: m e k (|value| within about 1e-320 .. 1e300, so never refused), and plain decimals "-12.0301"
+_SCIENTIFIC = st.builds(lambda m, e, big: f"{m}{'E' if big else 'e'}{e}", st.integers(-10**20, 10**20),
+                        st.integers(-320, 279), st.booleans())
+_PLAIN = st.builds(lambda sign, whole, digits: f"{sign}{whole}.{digits}", st.sampled_from(["", "-", "+"]),
+                   st.integers(0, 10**6), st.text("0123456789", min_size=1, max_size=30))
+_DECIMAL = st.one_of(_SCIENTIFIC, _PLAIN, st.sampled_from(["0.1", "0.9", "-0.3", "1e-3", ".5", "5.", "2", "-7",
+                                                           "9007199254740993", "1e-320", "0.0"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_DECIMAL, _DECIMAL), min_size=1, max_size=3), st.booleans())
+def test_every_bound_is_rounded_outward_by_its_exact_decimal(pairs, named):
+    """For random decimal texts, the box lower is the largest float <= the decimal and the upper the smallest float
+    >= it (so within one ulp, and the float box contains the file's box); the inner box lies inside the file's box
+    with each side the float nearest inside; inner is None exactly when every bound is a float64 value."""
+    intervals = [tuple(sorted(p, key=Fraction)) for p in pairs]
+    if named:
+        text = "states:\n" + "".join(f"  x{i}: [{lo}, {hi}]\n" for i, (lo, hi) in enumerate(intervals))
+    else:
+        text = (f"lower: [{', '.join(lo for lo, _ in intervals)}]\n"
+                f"upper: [{', '.join(hi for _, hi in intervals)}]\n")
+    region = region_of(text)
+    lows = [Fraction(lo) for lo, _ in intervals]
+    highs = [Fraction(hi) for _, hi in intervals]
+    for i, (lo, hi) in enumerate(zip(lows, highs)):
+        assert is_largest_float_at_most(float(region.box.lower[i]), lo), (text, region.box.lower[i])
+        assert is_smallest_float_at_least(float(region.box.upper[i]), hi), (text, region.box.upper[i])
+    all_exact = all(Fraction(float(v)) == v for v in lows + highs)
+    assert (region.inner is None) == all_exact, (text, region.inner)
+    if region.inner is not None:
+        inner_lo, inner_hi = region.inner
+        for i, (lo, hi) in enumerate(zip(lows, highs)):
+            assert is_smallest_float_at_least(float(inner_lo[i]), lo), (text, inner_lo[i])
+            assert is_largest_float_at_most(float(inner_hi[i]), hi), (text, inner_hi[i])
+
+
+def test_a_box_of_decimals_contains_the_decimal_box(tmp_path):
+    """[0.1, 0.9] was read as [float(0.1), float(0.9)], whose lower 0.1000000000000000055 lies above 0.1: the box
+    missed a sliver of the file's box. Every form (states, inputs, lower/upper lists) is rounded outward now."""
+    region = load_region(write(tmp_path, "states: {a: [0.1, 0.9], b: [-1, 0.5]}\ninputs: {u: [1e-3, 0.3]}\n"))
+    lower, upper = region.box.lower, region.box.upper
+    assert Fraction(lower[0]) <= Fraction("0.1") and Fraction(upper[0]) >= Fraction("0.9")
+    assert Fraction(lower[2]) <= Fraction("0.001") and Fraction(upper[2]) >= Fraction("0.3")
+    assert lower[0] == math.nextafter(0.1, 0) and upper[0] == 0.9  # float(0.9) lies above 0.9
+    assert lower[1] == -1.0 and upper[1] == 0.5  # float64 values stay as they are
+    inner_lo, inner_hi = region.inner
+    assert inner_lo.tolist() == [0.1, -1.0, 0.001] and inner_hi.tolist() == [math.nextafter(0.9, 0), 0.5, 0.3]
+    plain = load_region(write(tmp_path, "lower: [0.1, -0.3]\nupper: [0.2, 7]\n", "plain.yaml"))
+    assert Fraction(plain.box.lower[0]) <= Fraction("0.1") and Fraction(plain.box.lower[1]) <= Fraction("-0.3")
+    assert Fraction(plain.box.upper[0]) >= Fraction("0.2") and plain.box.upper[1] == 7.0
+    assert plain.inner is not None
+
+
+def test_integers_and_hex_floats_are_rounded_by_their_exact_values(tmp_path):
+    """An integer above 2^53 (and a !!float of one) is no float64 value: it is rounded outward, not to nearest."""
+    region = load_region(write(tmp_path, "states:\n  a: [9007199254740993, 9007199254740995]\n"
+                                         "  b: [!!float 0x20000000000001, !!float 9007199254740995]\n"))
+    for i in range(2):
+        assert region.box.lower[i] == 2.0**53 and region.box.upper[i] == 2.0**53 + 4
+        assert region.inner[0][i] == 2.0**53 + 2 and region.inner[1][i] == 2.0**53 + 2
+
+
+def test_a_file_of_float64_values_keeps_its_box_and_has_no_inner(tmp_path):
+    region = load_region(write(tmp_path, "states: {a: [-1, 0.5], b: [0.25, 3.0e0]}\ninputs: {u: [-0.0, 2]}\n"))
+    assert region.inner is None
+    assert region.box.lower.tolist() == [-1.0, 0.25, 0.0] and region.box.upper.tolist() == [0.5, 3.0, 2.0]
+    built = parse_region({"states": {"a": [0.1, 0.9]}})  # Python floats are exact values: nothing to round
+    assert built.inner is None and built.box.lower[0] == 0.1 and built.box.upper[0] == 0.9
+
+
+def test_an_empty_decimal_interval_and_a_bound_just_over_the_float_range_are_errors(tmp_path):
+    """0.30000000000000001 > 0.3 though both read as the same float (the interval was accepted as a point); a bound
+    just above the float64 maximum read as the maximum, below the file's bound (the box missed it)."""
+    with pytest.raises(RegionError, match=r"states\.a has lower 0\.30000000000000001 > upper 0\.3; swap them"):
+        load_region(write(tmp_path, "states: {a: [0.30000000000000001, 0.3]}\n"))
+    with pytest.raises(RegionError, match=r"\[lower\[0\], upper\[0\]\] has lower 0\.30000000000000001 > upper 0\.3"):
+        load_region(write(tmp_path, "lower: [0.30000000000000001]\nupper: [0.3]\n", "plain.yaml"))
+    with pytest.raises(RegionError, match=r"states\.a overflows float64"):
+        load_region(write(tmp_path, "states: {a: [0, 1.7976931348623158e308]}\n", "huge.yaml"))
+    with pytest.raises(RegionError, match=r"states\.a has lower 2\.0 > upper 1\.0; swap them"):  # as before
+        load_region(write(tmp_path, "states: {a: [2, 1]}\n", "swapped.yaml"))
+
+
+def test_other_readers_still_get_plain_floats():
+    """Only region boxes ask for exact numbers: read_yaml's default (system and metric files) is unchanged."""
+    data = parse_yaml("a: [0.1, 1e-3, 2]\n", "f.yaml", RegionError, "system file")
+    assert [type(v) for v in data["a"]] == [float, float, int] and data["a"] == [0.1, 0.001, 2]
+    exact = parse_yaml("a: [0.1, 0.5]\n", "f.yaml", RegionError, "region file", exact_numbers=True)["a"]
+    assert exact == [0.1, 0.5] and exact[0].exact == Decimal("0.1") and type(exact[1]) is float
+
+
+def test_a_region_file_never_falsifies_at_a_point_outside_its_decimal_box(tmp_path):
+    """x0 in [0.1, 0.9] is rounded outward to [0.09999999999999999, 0.9...]; a net that leaves the box only below
+    the decimal 0.1 must not be reported falsified at a point outside the file's box (before: the box started at
+    float(0.1) > 0.1, so that sliver was never looked at). With bounds that are float64 values the same point
+    falsifies."""
+    s = math.nextafter(0.1, 0)
+    net = Network((Layer(np.array([[1.0]]), np.array([-s]), acts.relu()),
+                   Layer(np.array([[-1e20]]), np.array([800.0]), acts.relu())), np.array([[1.0]]), np.array([0.5]))
+    assert net.forward(np.array([0.1]))[0] == 0.5 and net.forward(np.array([s]))[0] > 1  # leaves only below 0.1
+    config = VerifyConfig(samples=2000, timeout=30)
+    decimal = write(tmp_path, "states: {x0: [0.1, 0.9]}\n")
+    assert load_region(decimal).box.lower[0] == s  # the checks do look at s now
+    res = verify(net, decimal, ["invariance"], config).results[0]
+    assert res.verdict is Verdict.UNKNOWN, res  # it does leave the float box (at s): never certified either
+    assert res.witness is None or Fraction("0.1") <= Fraction(res.witness.x[0]) <= Fraction("0.9")
+    exact = write(tmp_path, f"states: {{x0: [{Decimal(s)}, 0.5]}}\n", "exact.yaml")  # both bounds float64 values
+    assert load_region(exact).inner is None
+    res = verify(net, exact, ["invariance"], config).results[0]
+    assert res.verdict is Verdict.FALSIFIED and res.witness.x[0] == s
+
+
+def test_a_witness_at_a_corner_of_the_rounded_box_is_searched_for_again_inside_the_file_box(tmp_path):
+    """f(x) = 1.0000001 x leaves [0.1, 0.9] near 0.9. The checks run on the box rounded outward, whose corner
+    float(0.9) = 0.9000000000000000222 lies outside the file's box: that witness proves nothing (before the outward
+    reading it was reported as if it did), but the point one float below it does, and is found on the inner box."""
+    net = Network((Layer(np.array([[1.0]]), np.zeros(1), acts.relu()),), np.array([[1.0000001]]), np.zeros(1))
+    res = verify(net, write(tmp_path, "states: {x0: [0.1, 0.9]}\n"), ["invariance"],
+                 VerifyConfig(samples=200, timeout=30)).results[0]
+    assert res.verdict is Verdict.FALSIFIED, res
+    x = res.witness.x[0]
+    assert Fraction("0.1") <= Fraction(x) <= Fraction("0.9")
+    assert Fraction(float(net.forward(np.array([x]))[0])) > Fraction("0.9")  # f(x) does leave the decimal box
+    assert res.lower == res.witness.value > 0 and res.lower <= res.upper
+
+
+def test_invariance_on_a_rounded_box_is_certified_only_beyond_the_rounding():
+    """The box is the target too: f(outer) inside outer says nothing about the file's box when the room left is
+    below the step between the rounded and the inner box (f may land in the sliver outside the file's box)."""
+    from certify.certificate import BoundMethod, CheckName, CheckResult
+    from certify.checks.file_box import on_file_box
+    from certify.ir.box import Box
+
+    outer = Box(np.array([math.nextafter(0.1, 0.0)]), np.array([0.9]))  # [0.1, 0.9] read outward
+    inner = (np.array([0.1]), np.array([math.nextafter(0.9, 0.0)]))
+    step = 0.9 - math.nextafter(0.9, 0.0)
+
+    def certified(upper):
+        return CheckResult(CheckName.INVARIANCE, Verdict.CERTIFIED, -1.0, upper, BoundMethod.INTERVAL, 0.0)
+
+    def never(box, config):
+        raise AssertionError("no witness: nothing to search for again")
+
+    close = on_file_box(certified(-step / 2), None, outer, inner, VerifyConfig(), never)
+    assert close.verdict is Verdict.UNKNOWN and close.upper >= step / 2 and "rounding" in close.reason
+    far = on_file_box(certified(-0.01), None, outer, inner, VerifyConfig(), never)
+    assert far.verdict is Verdict.CERTIFIED and -0.01 < far.upper < 0
+    other = CheckResult(CheckName.DISSIPATIVITY, Verdict.CERTIFIED, 0.5, 0.9, BoundMethod.INTERVAL, 0.0)
+    assert on_file_box(other, None, outer, inner, VerifyConfig(), never) == other  # a sup over a larger box
