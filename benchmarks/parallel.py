@@ -2,21 +2,29 @@
 a local Dask cluster of 2 worker processes, side by side in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/parallel.py [--nets 2-32-32-2,2-64-64-2,4-16-16-4] [--no-dask] [--timeout S]
-        [--dask-profile]
+        [--dask-profile] [--dask-malloc-trim] [--start-after N]
 
 Random ReLU nets (``tests/random_nets.random_net`` seed 7, Gaussian weights / sqrt(fan_in), biases 0.5 N(0, 1))
 over [-1, 1]^d, exact mode (no threshold). The pools are started before the clock starts (their start is printed
-on its own: a search started from the command line pays it once, while its first ``start_after`` nodes run
-serially). Columns: seconds, nodes expanded, speed-up against serial, the value (equal to 1e-12 in every column,
+on its own: a search started from the command line pays it once, and runs serially until a worker has started).
+The Dask cluster's workers run without the statistical profiler and without the ``MALLOC_TRIM_THRESHOLD_`` that
+Dask's nanny sets (``--dask-profile``, ``--dask-malloc-trim`` keep Dask's defaults). Columns: seconds, nodes
+expanded, speed-up against serial, the value (equal to 1e-12 in every column,
 checked), and CPU seconds: of the serial run, and on the longest path of a parallel run (the main process's
 plus half the workers'), with their ratio ("cpu x": the speed-up on 2 free cores; on a shared machine the wall
 ratio also measures the load); "ovh": CPU milliseconds spent per node sent to the workers beyond the serial CPU
 time of the search (pickling, merging, Dask's scheduling, the LPs that start cold in a task).
 
-Measured with the final node bounds (``--nets 4-32-32-4,2-128-128-2,8-16-16-8 --no-dask``, load 0.7-1.2; serial s ->
-2 local workers s, speed-up): 4-32-32-4 13.38 -> 8.54, 1.57x; 2-128-128-2 6.08 -> 3.54, 1.72x; 8-16-16-8 24.97 ->
-16.53, 1.51x; the same values. Cheaper nodes leave less to spread, and the first ``start_seconds`` (3 s) run
-serially: on a 13 s search that alone caps the speed-up near 1.6x. Before the slope search's greedy climb
+Measured with workers that hold two tasks each and ``start_after`` 16 (``--nets 4-32-32-4,2-128-128-2,8-16-16-8
+--no-dask``, load 0.6-1.1; serial s -> 2 local workers s, speed-up): 4-32-32-4 13.12 -> 7.69, 1.71x; 2-128-128-2
+5.52 -> 3.14, 1.76x; 8-16-16-8 26.20 -> 16.00, 1.64x (2086 nodes against 1937: a round's nodes are bounded
+against the incumbent it was sent with); the same values. With Dask (the same nets, load 0.9-1.9, one run): local
+1.87x, 1.70x, 1.60x; Dask 1.75x, 1.35x, 1.48x, overhead -1.0, 2.4, 1.7 ms per node. With the nanny's
+``MALLOC_TRIM_THRESHOLD_=65536`` kept, the Dask exact search of 2-128-128-2 took 9.5 s instead of 5.4 s: each
+task ran 1.8x as long (glibc maps and unmaps every large array afresh), which was the 11-14 ms per node measured
+before on 2-128-128-2 and 8-16-16-8. Before (``start_after`` 128, one task per worker at a time, load 0.7-1.2):
+4-32-32-4 13.38 -> 8.54, 1.57x; 2-128-128-2 6.08 -> 3.54, 1.72x; 8-16-16-8 24.97 -> 16.53, 1.51x. Before the
+slope search's greedy climb
 (``--nets 4-32-32-4,2-128-128-2,8-16-16-8``, load about 2; serial s ->
 2 local workers s, speed-up; Dask 2 workers s, speed-up, overhead per node): 4-32-32-4 20.32 -> 11.13, 1.83x;
 14.14, 1.44x, 1.7 ms; 2-128-128-2 6.96 -> 4.04, 1.72x; 8.37, 0.83x, 14.3 ms; 8-16-16-8 40.31 -> 23.34, 1.73x;
@@ -75,6 +83,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-dask", action="store_true", help="skip the Dask local cluster")
     ap.add_argument("--dask-profile", action="store_true",
                     help="keep the Dask workers' statistical profiler on (Dask's default; off here by default)")
+    ap.add_argument("--dask-malloc-trim", action="store_true",
+                    help="keep the MALLOC_TRIM_THRESHOLD_=65536 that Dask's nanny sets for its workers (Dask's "
+                         "default; left out here by default)")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--start-after", type=int, default=ParallelOptions().start_after)
     args = ap.parse_args(argv)
@@ -97,21 +108,32 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             # Dask's statistical profiler samples each worker's stack every 10 ms: measured to cost about 1.5 ms of
             # CPU per node here (the README asks for cluster workers started without it)
-            with dask.config.set({"distributed.worker.profile.enabled": args.dask_profile}):
+            # the nanny starts each worker with MALLOC_TRIM_THRESHOLD_=65536 (to give memory back to the system):
+            # glibc then maps and unmaps every large numpy array afresh, which measured 1.8x the time of each task
+            # on 2-128-128-2 (the README asks for cluster workers started without it)
+            environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+            if not args.dask_malloc_trim:
+                environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+            with dask.config.set({"distributed.worker.profile.enabled": args.dask_profile,
+                                  "distributed.nanny.pre-spawn-environ": environ}):
                 cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                                    dashboard_address=":0")
             pools["dask 2"] = DaskWorkers(cluster.scheduler_address)
             profiling = pools["dask 2"].client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
-            print(f"Dask workers' statistical profiler: {sorted(set(profiling.values()))}")
+            trim = pools["dask 2"].client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
+            print(f"Dask workers' statistical profiler: {sorted(set(profiling.values()))}; their "
+                  f"MALLOC_TRIM_THRESHOLD_: {sorted(set(map(str, trim.values())))}")
             start_dask = time.perf_counter() - t
     t = time.perf_counter()
+    pools["local 2"].wait_ready()
     tiny = Query(random_net(1, 2, (4,)), unit_box(2), Quantity.A_STAR,
                  VerifyConfig(parallel=ParallelOptions(start_after=0, start_seconds=0.0, chunk=1)))
     for pool in pools.values():  # every worker imports the engines and builds a problem once
         exact_search(tiny, pool)
     warm = time.perf_counter() - t
-    print(f"pool start (not in the columns): local 2 workers {start_local:.2f} s (spawned; they import in the "
-          f"background), Dask local cluster {start_dask:.2f} s; first tasks (imports) {warm:.2f} s")
+    print(f"pool start (not in the columns): local 2 workers {start_local:.2f} s (started; they import in the "
+          f"background), Dask local cluster {start_dask:.2f} s; until every worker is ready and has run a first "
+          f"task {warm:.2f} s")
     head = f"{'net':>12s} {'serial s':>9s} {'cpu s':>6s} {'nodes':>6s}"
     for name in pools:
         head += (f" | {name + ' s':>9s} {'speed-up':>8s} {'cpu s':>6s} {'cpu x':>5s} {'nodes':>6s} "

@@ -234,16 +234,16 @@ class ParallelOptions:
     """How a search spreads over worker processes (:mod:`certify.engines.parallel`; ``VerifyConfig.workers`` and
     ``cluster`` say where).
 
-    ``start_after``: nodes bounded serially before the workers start (small searches never pay for them);
-    ``start_seconds``: nor before the search has run this long (the pool is spawned then, once half the nodes are
-    bounded too; each worker imports torch and the engines, about a CPU second: on 2 cores a pool spawned after 1 s
-    slowed a 2.1-second search to 3.5 s, so only longer searches are spread);
+    ``start_seconds``: the pool starts once the search has run this long (and bounded ``start_after // 2`` nodes),
+    in the background: the search goes on serially and sends tasks only to workers that have started (the first
+    pool of a process imports the engines once, about a CPU second), so a search that ends first loses nothing;
+    ``start_after``: nodes bounded serially before any step is sent to the workers;
     ``chunk``: nodes per task for searches that expand one node per step (the region search; the sub-box searches
     send one step's batch); ``tasks_per_worker``: tasks per round and worker (load balance against the wait at the
     end of a round); ``threads``: BLAS and torch threads of each worker process."""
 
-    start_after: int = 128
-    start_seconds: float = 3.0
+    start_after: int = 16
+    start_seconds: float = 0.25
     chunk: int = 8
     tasks_per_worker: int = 2
     threads: int = 1

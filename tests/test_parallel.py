@@ -4,6 +4,7 @@ at points replayed through the IR; the order of the merged results never depends
 
 from __future__ import annotations
 
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,7 @@ FAST = ParallelOptions(start_after=4, start_seconds=0.0, chunk=2, tasks_per_work
 def pool():
     """Two spawned local workers, shared by the tests of this module (each search registers its own problem)."""
     with parallel.LocalWorkers(2) as workers:
+        workers.wait_ready()  # the steps of a search go to workers once they have started: these tests need them
         yield workers
 
 
@@ -206,6 +208,35 @@ def test_options_are_checked():
         parallel.SearchFactory(Query.__new__(Query), "nope")
 
 
+class _NotStarted(parallel.LocalWorkers):
+    """A pool whose workers never say they are ready (they are still importing, as just after a spawn)."""
+
+    def ready(self) -> int:
+        return 0
+
+
+def test_a_search_never_waits_for_workers_that_have_not_started(random_net, unit_box, monkeypatch):
+    # tasks go only to workers that have started; until one has, every step stays serial (a search used to wait
+    # for the imports of every worker at its first parallel step)
+    net = random_net(1, 2, (8, 8))
+    q = region_query(net, unit_box(2))
+    serial = region_module.region_search(q)
+    with _NotStarted(1) as workers:
+        with on_workers(monkeypatch, region_module, q, "region", workers) as ex:
+            res = region_module.region_search(q)
+    assert ex.rounds == 0 and res.nodes == serial.nodes and res.lower == serial.lower and res.upper == serial.upper
+
+
+def test_closing_a_pool_whose_workers_have_not_started_stops_them():
+    workers = parallel.LocalWorkers(2, method="spawn")  # spawned workers import for about a second each
+    workers.close()  # at once (a worker still importing holds nothing): close used to wait for the imports to end
+    workers._starter.join()  # a worker the starter thread had not started yet is not started, or stopped at once
+    for proc in workers.procs:
+        if proc is not None:
+            proc.join(timeout=30)
+    assert all(proc is None or proc.exitcode == -signal.SIGTERM for proc in workers.procs)  # none ended by itself
+
+
 def test_a_worker_that_dies_is_a_worker_error_with_a_hint(random_net, unit_box):
     # a dead worker surfaced as a bare ConnectionResetError / BrokenPipeError (a script without the __main__ guard
     # kills its spawned workers at start)
@@ -213,6 +244,7 @@ def test_a_worker_that_dies_is_a_worker_error_with_a_hint(random_net, unit_box):
     q = region_query(net, unit_box(2))
     with parallel.LocalWorkers(1) as workers:
         token = workers.add(parallel.SearchFactory(q, "region"))
+        workers._starter.join()
         workers.procs[0].kill()
         workers.procs[0].join(timeout=10)
         with pytest.raises(parallel.WorkerError, match="__main__"):
@@ -252,3 +284,25 @@ def test_a_dask_task_limits_the_threads_for_its_own_length_only():
         raise RuntimeError("inside")
     assert torch.get_num_threads() == before
     assert [pool["num_threads"] for pool in threadpool_info()] == blas_before
+
+
+def test_a_worker_whose_pool_closed_while_it_started_ends_quietly(tmp_path):
+    # a pool closed during a short search can leave a worker that starts afterwards: its "ready" went into a closed
+    # pipe and multiprocessing printed a BrokenPipeError traceback on the user's terminal
+    import subprocess
+    import sys
+
+    script = tmp_path / "late_worker.py"
+    script.write_text(
+        "import multiprocessing as mp\n"
+        "from certify.engines import parallel\n"
+        "if __name__ == '__main__':\n"
+        "    parent, child = mp.Pipe()\n"
+        "    parent.close()\n"
+        "    proc = mp.get_context('spawn').Process(target=parallel._serve, args=(child, 1))\n"
+        "    proc.start()\n"
+        "    child.close()\n"
+        "    proc.join()\n"
+        "    print('exit', proc.exitcode)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "exit 0" and "Traceback" not in done.stderr, done.stderr

@@ -4,24 +4,28 @@ ones (``VerifyConfig.workers``) or the workers of a Dask cluster (``VerifyConfig
 
 How (:class:`ParallelSearch`, the loop's executor):
 
-* the search starts serially; once ``ParallelOptions.start_after`` nodes are bounded and ``start_seconds`` have
-  passed, each step takes the ``tasks x chunk`` largest open nodes (tasks = workers x ``tasks_per_worker``), deals
-  them round robin into tasks and sends the tasks to the workers with the incumbent's value (a snapshot);
+* the search starts serially; after ``ParallelOptions.start_seconds`` the pool starts in the background, and once
+  ``start_after`` nodes are bounded and a worker has started, each step takes the ``tasks x chunk`` largest open
+  nodes (tasks = ready workers x ``tasks_per_worker``), deals them round robin into tasks and sends the tasks to
+  the ready workers with the incumbent's value (a snapshot); no step waits for a worker's start;
 * each worker rebuilds the engine's problem once from a picklable :class:`SearchFactory` (the :class:`Query` and the
   engine's name; the table :data:`WORK`), and before each task resets what the problem carries from one
   expansion to the next (warm-started LPs, the random stream, now seeded by the task), so that a task's result
   depends on the task only, not on which worker ran it or what it ran before;
 * a task returns the children, the best point it offered (replayed by the problem in the worker, exactly as in a
-  serial expansion) and its counts; the main process merges them in task order (so the result never depends on the
-  workers' timing): the point is offered to the incumbent, the counts go into the main problem, the children are
-  filed by the loop.
+  serial expansion) and its counts; the main process merges them in task order (so a round's result never depends
+  on which worker ran what; which steps are rounds depends on when the workers started): the point is offered to
+  the incumbent, the counts go into the main problem, the children are filed by the loop.
 
 Soundness is that of the serial search: each child's bound is the problem's own, every node is filed by the loop,
 and every lower bound is a point the problem replayed. A complete search gives the serial value (the max over the
 same regions, each computed in float64 the same way); a search stopped early gives another sound bracket. Steps
 the problem must take itself (the sub-box search's SDP on its largest box) stay in the main process.
 
-Processes are started with the ``spawn`` method (no fork of a process that runs torch threads); each worker sets
+Processes are started from Python's fork server (:func:`start_method`) where the platform has one, else spawned:
+never forked from the main process, which may run torch threads. The fork server imports the engines once (about a
+CPU second) and every worker is a fork of it, so a pool starts in about the time of one import, and later pools of
+the same process at once (the ``spawn`` method pays the imports in every worker). Each worker sets
 its own BLAS and torch thread counts to ``ParallelOptions.threads`` (the worker processes are this module's own;
 the calling process is never changed). Dask workers keep their own settings.
 """
@@ -34,9 +38,11 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -220,7 +226,13 @@ def _serve(conn, threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     with blas_threads(threads):
-        _serve_tasks(conn)
+        from . import box_search, region_search, violation_search  # noqa: F401  (the engines, before "ready")
+
+        try:
+            conn.send(("ready", None))  # the pool sends tasks only to workers that said so: nobody waits for imports
+            _serve_tasks(conn)
+        except OSError:  # the pool closed while this worker started, or the main process ended: nothing to answer
+            pass
     conn.close()
     # the process holds nothing to save: end it without the interpreter's teardown, which takes seconds once torch
     # is loaded (measured: 2 s per worker on a loaded machine) and would hold up the end of every search
@@ -230,7 +242,8 @@ def _serve(conn, threads: int) -> None:
 
 
 def _serve_tasks(conn) -> None:
-    """The task loop of :func:`_serve`."""
+    """The task loop of :func:`_serve`. A message (token, payload, None) builds the factory's problem ahead of its
+    tasks and is not answered; a failure to build it is answered at the factory's first task."""
     problems: dict = {}
     while True:
         try:
@@ -242,87 +255,208 @@ def _serve_tasks(conn) -> None:
         token, payload, task = message
         try:
             if payload is not None:
+                problems.pop(token, None)
                 factory = pickle.loads(payload)
                 problems[token] = (factory, factory.build())
-            factory, problem = problems[token]
+            if task is None:
+                continue
+            held = problems[token]
+            if isinstance(held, str):
+                conn.send(("error", held))
+                continue
+            factory, problem = held
             conn.send(("ok", factory.run(problem, *task)))
         except Exception:  # reported to the main process, which raises it
-            conn.send(("error", traceback.format_exc()))
+            if task is None:
+                problems[token] = traceback.format_exc()
+            else:
+                conn.send(("error", traceback.format_exc()))
 
 
 _ENDED = ("a worker process ended while it expanded nodes (a Python script that asks for workers must start its "
-          "work under `if __name__ == \"__main__\":`, as the spawn start method re-imports the script in each worker)")
+          "work under `if __name__ == \"__main__\":`, as each worker process re-imports the script)")
+
+
+_QUEUED = 2  # tasks a local worker holds at once: the one it runs and the next
+#: what the fork server imports before it forks the workers: the engines a worker runs (and, through them, torch)
+_PRELOAD = ["certify.engines.region_search", "certify.engines.violation_search", "certify.engines.box_search"]
+
+
+def start_method() -> str:
+    """``forkserver`` where the platform has it (Linux, macOS), with the engines preloaded there; else ``spawn``.
+
+    The preload list is the one setting certify makes for the fork server of this process; it only decides what the
+    server has imported before it forks (a program with its own fork server keeps working, with these modules
+    loaded in its workers). A fork server already running keeps what it has."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
+    return "forkserver"
+
 
 
 class LocalWorkers:
-    """``n`` spawned worker processes with ``threads`` BLAS and torch threads each. A pool may serve several
-    searches (each factory's problem is built once per worker, on its first task there); tasks go to whichever
-    worker is free and the results come back in task order. Stop it with :meth:`close`."""
+    """``n`` worker processes with ``threads`` BLAS and torch threads each, started by ``method`` (a
+    multiprocessing start method; default :func:`start_method`). A pool may serve several
+    searches (each factory's problem is built once per worker: sent ahead as soon as the worker is ready, else
+    with its first task there); tasks go to whichever worker is free and the results come back in task order.
 
-    def __init__(self, n: int, threads: int = 1) -> None:
+    A worker is *ready* once it has imported torch and the engines (about a CPU second after the start of the
+    first pool of a process, at once for later ones with the fork server; it says so itself): :meth:`ready`
+    counts them without waiting, :meth:`wait_ready` waits; tasks go to ready workers only. Stop the pool with
+    :meth:`close`."""
+
+    def __init__(self, n: int, threads: int = 1, method: str | None = None) -> None:
         if n < 1:
             raise UsageError(f"a pool of local workers needs at least one worker, got {n}")
-        ctx = multiprocessing.get_context("spawn")
+        ctx = multiprocessing.get_context(method or start_method())
         self.n = n
-        self.conns, self.procs = [], []
-        self.known: list[set] = []  # per worker: the tokens of the factories it holds
+        pipes = [ctx.Pipe() for _ in range(n)]
+        self.conns = [parent for parent, _ in pipes]
+        self.procs: list = [None] * n  # set by the starter thread as each process starts
+        self.known: list[set] = [set() for _ in range(n)]  # per worker: the tokens of the factories it holds
+        self.is_ready: list[bool] = [False] * n
         self.payloads: dict = {}
-        for _ in range(n):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, threads), daemon=True)
-            proc.start()
-            child.close()
-            self.conns.append(parent)
-            self.procs.append(proc)
-            self.known.append(set())
+        self._closed = False
+        # the processes start on a thread of their own: with the fork server, starting one waits until the server
+        # has imported the engines (about a second), which the calling search must not wait for
+        self._starter = threading.Thread(target=self._start, args=(ctx, [child for _, child in pipes], threads),
+                                         name="certify-workers-start", daemon=True)
+        self._starter.start()
+
+    def _start(self, ctx, children: list, threads: int) -> None:
+        """Start the worker processes (the starter thread). A worker that cannot start leaves its pipe closed: the
+        pool then reports it as ended (:data:`_ENDED`) when it waits for it."""
+        for w, child in enumerate(children):
+            try:
+                if not self._closed:
+                    proc = ctx.Process(target=_serve, args=(child, threads), daemon=True)
+                    proc.start()
+                    self.procs[w] = proc
+                    if self._closed:  # closed while it started
+                        proc.terminate()
+            except Exception:  # noqa: BLE001 (reported through the closed pipe, as a worker that ended)
+                pass
+            finally:
+                child.close()
 
     def add(self, factory: "SearchFactory") -> str:
-        """Register a factory; returns the token its tasks name."""
+        """Register a factory; returns the token its tasks name. Ready workers build its problem now."""
         token = uuid.uuid4().hex
         self.payloads[token] = pickle.dumps(factory, protocol=pickle.HIGHEST_PROTOCOL)
+        for w in range(self.n):
+            if self.is_ready[w]:
+                self._send_ahead(w)
         return token
 
     def remove(self, token: str) -> None:
         self.payloads.pop(token, None)
 
-    def map(self, token: str, tasks: list[tuple]) -> list[tuple]:
-        results: list = [None] * len(tasks)
-        pending = list(range(len(tasks)))[::-1]
-        idle, busy = list(range(self.n))[::-1], {}
-        failure = None
-        while pending or busy:
-            while idle and pending and failure is None:
-                w, i = idle.pop(), pending.pop()
-                payload = None if token in self.known[w] else self.payloads[token]
-                try:
-                    self.conns[w].send((token, payload, tasks[i]))
-                except OSError:  # BrokenPipeError: the worker is gone
-                    raise WorkerError(_ENDED) from None
+    def _send_ahead(self, w: int) -> None:
+        """Send worker ``w`` the factories it does not hold yet (built there before its next task)."""
+        for token, payload in self.payloads.items():
+            if token not in self.known[w]:
+                self._send(w, (token, payload, None))
                 self.known[w].add(token)
-                busy[self.conns[w]] = (w, i)
-            if failure is not None and not busy:
-                break
-            for conn in wait(list(busy)):
-                w, i = busy.pop(conn)
-                try:
-                    status, value = conn.recv()
-                except (EOFError, OSError):  # OSError: ConnectionResetError when the worker died mid-answer
-                    raise WorkerError(_ENDED) from None
-                idle.append(w)
-                if status != "ok":  # the other workers' answers are still read, so that the pool stays usable
-                    failure = failure or f"a worker failed while it expanded nodes:\n{value}"
-                results[i] = value
+
+    def _send(self, w: int, message) -> None:
+        try:
+            self.conns[w].send(message)
+        except OSError:  # BrokenPipeError: the worker is gone
+            raise WorkerError(_ENDED) from None
+
+    def _recv(self, w: int):
+        try:
+            return self.conns[w].recv()
+        except (EOFError, OSError):  # OSError: ConnectionResetError when the worker died mid-answer
+            raise WorkerError(_ENDED) from None
+
+    def _mark_ready(self, w: int) -> None:
+        status, _ = self._recv(w)
+        if status != "ready":
+            raise WorkerError(f"a worker sent {status!r} before it was ready")
+        self.is_ready[w] = True
+        self._send_ahead(w)
+
+    def ready(self) -> int:
+        """The number of ready workers (reads the workers' "ready" messages that have come, without waiting)."""
+        for w in range(self.n):
+            if not self.is_ready[w] and self.conns[w].poll():
+                self._mark_ready(w)
+        return sum(self.is_ready)
+
+    def wait_ready(self) -> None:
+        """Wait until every worker is ready."""
+        for w in range(self.n):
+            if not self.is_ready[w]:
+                self._mark_ready(w)
+
+    def map(self, token: str, tasks: list[tuple]) -> list[tuple]:
+        """The results of ``tasks`` (in task order) for the factory of ``token``. Each ready worker holds up to
+        :data:`_QUEUED` tasks (one running, the next one waiting in its pipe), so that it never waits for this
+        process between two tasks. Workers that are not ready get none; when none is, the first to start is
+        waited for."""
+        results: list = [None] * len(tasks)
+        pending = deque(range(len(tasks)))
+        if self.ready() == 0:  # no one to run them yet: wait for the first worker to start
+            wait(self.conns)
+            self.ready()
+        queued: dict[int, deque] = {w: deque() for w in range(self.n)}  # per worker: its tasks, in order
+        failure = None
+        try:
+            while pending or any(queued.values()):
+                for w in range(self.n):
+                    if failure is not None or not self.is_ready[w]:
+                        continue
+                    while pending and len(queued[w]) < _QUEUED:
+                        i = pending.popleft()
+                        payload = None if token in self.known[w] else self.payloads[token]
+                        self._send(w, (token, payload, tasks[i]))
+                        self.known[w].add(token)
+                        queued[w].append(i)
+                busy = [self.conns[w] for w in range(self.n) if queued[w]]
+                if failure is not None and not busy:
+                    break
+                done = wait(busy)
+                self.ready()  # a worker that started meanwhile takes the next tasks
+                for conn in done:
+                    w = self.conns.index(conn)
+                    status, value = self._recv(w)
+                    i = queued[w].popleft()
+                    if status != "ok":  # the other workers' answers are still read, so that the pool stays usable
+                        failure = failure or f"a worker failed while it expanded nodes:\n{value}"
+                    results[i] = value
+        except BaseException:
+            self._drain(queued)  # Ctrl-C while waiting: read the answers owed, so that the pool stays usable
+            raise
         if failure is not None:
             raise WorkerError(failure)
         return results
 
+    def _drain(self, queued: dict) -> None:
+        for w, owed in queued.items():
+            for _ in owed:
+                try:
+                    self._recv(w)
+                except WorkerError:
+                    break
+
     def close(self) -> None:
-        for conn in self.conns:
+        """Stop the workers: those not ready yet (still importing, holding nothing) at once, and those still to
+        start as soon as they do (by the starter thread)."""
+        self._closed = True
+        for w, conn in enumerate(self.conns):
+            if not self.is_ready[w] and not conn.poll():
+                if self.procs[w] is not None:
+                    self.procs[w].terminate()
+                continue
             try:
                 conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
         for proc in self.procs:
+            if proc is None:
+                continue
             proc.join(timeout=5.0)
             if proc.is_alive():
                 proc.terminate()
@@ -376,7 +510,11 @@ class ParallelSearch:
             self._pool()  # local workers start in the background while the serial search goes on
         if bounded < start_after or elapsed < start_seconds or self.work.here(problem, top, elapsed):
             return 0
-        self._n_tasks = self._pool().n * self.options.tasks_per_worker
+        pool = self._pool()
+        ready = pool.ready() if isinstance(pool, LocalWorkers) else pool.n
+        if ready == 0:
+            return 0  # no worker has started yet: this step stays serial (nobody waits for a worker's imports)
+        self._n_tasks = ready * self.options.tasks_per_worker
         self._chunk = self.work.chunk(problem, top, elapsed, self.options)
         return self._n_tasks * self._chunk
 
