@@ -200,3 +200,31 @@ def test_invariance_on_a_rounded_box_is_certified_only_beyond_the_rounding():
     assert far.verdict is Verdict.CERTIFIED and -0.01 < far.upper < 0
     other = CheckResult(CheckName.DISSIPATIVITY, Verdict.CERTIFIED, 0.5, 0.9, BoundMethod.INTERVAL, 0.0)
     assert on_file_box(other, None, outer, inner, VerifyConfig(), never) == other  # a sup over a larger box
+
+
+def test_stability_falsified_by_two_equilibria_needs_both_inside_the_file_box():
+    """Two equilibria falsify stability; one of them in the rounding sliver (outside the file's box) leaves one in
+    the box, which falsifies nothing: the check runs again on the inner box and its answer is taken."""
+    from certify.certificate import BoundMethod, CheckName, CheckResult, StabilityDetails, Witness
+    from certify.checks.file_box import on_file_box
+    from certify.ir.box import Box
+
+    below = math.nextafter(0.1, 0.0)
+    outer = Box(np.array([below]), np.array([0.9]))
+    inner = (np.array([0.1]), np.array([math.nextafter(0.9, 0.0)]))
+
+    def falsified(points):
+        return CheckResult(CheckName.STABILITY, Verdict.FALSIFIED, 0.0, math.inf, BoundMethod.REGIONS, 0.1,
+                           Witness(points[1], 2.0), "2 equilibria in the box",
+                           StabilityDetails(equilibria=points, equilibria_complete=True))
+
+    runs = []
+
+    def rerun(box, config):
+        runs.append((box.lower[0], box.upper[0]))
+        return CheckResult(CheckName.STABILITY, Verdict.UNKNOWN, 0.0, math.inf, BoundMethod.NONE, 0.1)
+
+    one_outside = on_file_box(falsified(((below,), (0.5,))), None, outer, inner, VerifyConfig(), rerun)
+    assert one_outside.verdict is Verdict.UNKNOWN and runs == [(0.1, inner[1][0])]
+    both_inside = falsified(((0.2,), (0.5,)))
+    assert on_file_box(both_inside, None, outer, inner, VerifyConfig(), rerun) == both_inside and len(runs) == 1

@@ -8,7 +8,8 @@ result on ``outer`` says about the file's box:
 * a bound over the box (the sup of ||A*||, of the violation, of an output) holds for the file's box, which lies
   inside ``outer``: certified stays certified, except for invariance, whose box is also the *target* (below);
 * a falsified verdict holds only from a witness inside the file's box, that is inside ``inner`` (no float64 lies
-  between the two boxes). A witness outside it (often a corner of ``outer``) is searched for again on ``inner``,
+  between the two boxes; stability falsified by two equilibria needs two there). A witness outside it (often a
+  corner of ``outer``) is searched for again on ``inner``,
   for about as long as the first search took; a point found there falsifies, else the result is unknown;
 * invariance asks f(X) inside X. With V(x, T) = max_i max(f_i(x) - T.upper_i, T.lower_i - f_i(x)) (states i), the
   file's box F satisfies inner <= F <= outer, so V(x, F) <= V(x, outer) + gap, where ``gap`` is the widest step
@@ -58,14 +59,25 @@ def on_file_box(result: CheckResult, net: Network, outer: Box, inner: tuple[np.n
     if result.check is CheckName.INVARIANCE:
         result = _invariance_target(result, outer, inner)
     w = result.witness
-    if w is None or inside(w.x, *inner) or result.verdict is not Verdict.FALSIFIED:
+    if w is None or result.verdict is not Verdict.FALSIFIED or _shown_inside(result, inner):
         return result  # a bracket from a point a float step outside: its bound still holds on the larger box
     why = f"the point found, x = {_point(w.x)}, {_SLIVER}: nothing is shown about the file's box there"
+    if inside(w.x, *inner):
+        why = "the equilibria found do not all lie inside the file's box (its bounds were rounded outward)"
     again = _search_inner(result, net, outer, inner, config, rerun)
     if again is not None:
         return again
     return replace(result, verdict=Verdict.UNKNOWN, witness=None, lower=-math.inf,
                    reason="; ".join(filter(None, (result.reason, why))))
+
+
+def _shown_inside(result: CheckResult, inner) -> bool:
+    """Whether a falsified result is shown by points inside ``inner``: its witness, and for stability, when it
+    rests on two equilibria in the box, two of them."""
+    if not inside(result.witness.x, *inner):
+        return False
+    eqs = getattr(result.details, "equilibria", ()) if result.check is CheckName.STABILITY else ()
+    return len(eqs) < 2 or sum(inside(x, *inner) for x in eqs) >= 2
 
 
 def _invariance_target(result: CheckResult, outer: Box, inner) -> CheckResult:
@@ -89,7 +101,7 @@ def _search_inner(result: CheckResult, net: Network, outer: Box, inner, config: 
         return None  # no float64 inside the file's box along some coordinate
     box = Box(lo, hi, names=outer.names, n_states=outer.n_states)
     again = rerun(box, config.with_(timeout=min(config.timeout, 2.0 * result.seconds + 1.0)))
-    if again.verdict is not Verdict.FALSIFIED or again.witness is None or not inside(again.witness.x, lo, hi):
+    if again.verdict is not Verdict.FALSIFIED or again.witness is None or not _shown_inside(again, inner):
         return None
     seconds = result.seconds + again.seconds
     note = f"the first point found {_SLIVER}; this one lies inside it"
