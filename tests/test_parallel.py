@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from certify.config import BoxSearchOptions, ParallelOptions, RegionSearchOptions, SdpUse, VerifyConfig
+from certify.config import (
+    BoxSearchOptions,
+    InvarianceOptions,
+    ParallelOptions,
+    RegionSearchOptions,
+    SdpUse,
+    VerifyConfig,
+)
 from certify.engines import box_search as box_module
 from certify.engines import parallel
 from certify.engines import region_search as region_module
@@ -138,6 +145,40 @@ def test_violation_search_on_two_workers_gives_the_serial_verdict(random_net, un
             p = violation_module.violation_search(q)
         assert ex.rounds > 0 and s.outcome is p.outcome
         assert max(s.lower, p.lower) <= min(s.upper, p.upper)
+
+
+@pytest.mark.parametrize("seed, scale", [(3, 0.9), (5, 1.03)])
+def test_output_branch_and_bound_on_two_workers_gives_the_serial_verdict(seed, scale, random_net, unit_box,
+                                                                         monkeypatch, pool):
+    """Invariance's input-split branch and bound on the workers: the serial verdict, overlapping sound brackets,
+    and a witness that replays through the IR."""
+    from certify.engines import output_bnb as output_module
+    from certify.engines.violation_search import violation
+
+    net = random_net(seed, 6, (16, 16))
+    box = unit_box(6)
+    x = np.random.default_rng(seed).uniform(-1.0, 1.0, (20_000, 6))
+    peak = np.abs(net.forward(x)).max()
+    net = scaled_output(net, scale / peak)  # by the sampled peak: 0.9 maps the box into itself, 1.03 leaves it
+    config = VerifyConfig(timeout=60.0, parallel=FAST, budget=20_000, invariance=InvarianceOptions(gap_tol=1e-7))
+    for threshold in (None, 0.0):
+        q = Query(net, box, Quantity.VIOLATION, config, threshold=threshold)
+        s = output_module.output_bnb(q)
+        with on_workers(monkeypatch, output_module, q, "output", pool) as ex:
+            p = output_module.output_bnb(q)
+        assert s.outcome is p.outcome, (s, p)
+        assert ex.rounds > 0 or threshold is not None  # exact mode takes parallel steps (a falsification may not)
+        assert max(s.lower, p.lower) <= min(s.upper, p.upper) + 1e-12
+        for res in (s, p):
+            assert box.contains(res.witness)
+            assert float(violation(net, box, res.witness[None])[0][0]) == pytest.approx(res.lower, abs=1e-12)
+
+
+def scaled_output(net, factor):
+    """``net`` with its output layer scaled by ``factor``."""
+    from certify.ir.network import Network
+
+    return Network(net.layers, net.out_weight * factor, net.out_bias * factor, net.skip)
 
 
 def test_dask_local_cluster_equals_serial(random_net, unit_box, monkeypatch):

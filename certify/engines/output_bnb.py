@@ -25,6 +25,7 @@ As sub-boxes shrink every neuron becomes stable on them and CROWN is exact there
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.network import Network
 from .contract import EngineResult, Query, SearchCounts
+from .parallel import search_executor
 from .search import Incumbent, Node, best_first, halves, split_axes, volume_fraction
 from .violation_search import bracket_limits, bracket_result
 
@@ -76,13 +78,19 @@ class _OutputProblem:
     """Sub-boxes as a :class:`~certify.engines.search.SearchProblem`; a node's item is (lo, hi, axis): the box
     (n_in,) twice and the coordinate to split it along, chosen when it was bounded."""
 
-    def __init__(self, bounder: OutputBounder, replay) -> None:
-        self.bounder, self.replay = bounder, replay
+    def __init__(self, bounder: OutputBounder) -> None:
+        self.bounder = bounder
         box = bounder.box
         self.root_lo, self.root_hi = box.lower, box.upper
         self.width0 = np.maximum(box.upper - box.lower, 1e-300)
         self.boxes = 0
         self.steps = 0
+
+    def replay(self, x: np.ndarray) -> np.ndarray:
+        """The float64 objective max_r rows_r @ f(x) + consts_r at points x (B, n_in), through the IR: (B,)."""
+        b = self.bounder
+        f = np.atleast_2d(b.net.forward(np.atleast_2d(x)))
+        return (f @ b.rows.T + b.consts).max(axis=1)
 
     def bound_nodes(self, lo: np.ndarray, hi: np.ndarray, incumbent: Incumbent, cap=None) -> list[Node]:
         """Bound the boxes (B, n_in), offer their candidate points, and return them as nodes (bounds capped by
@@ -124,6 +132,15 @@ class _OutputProblem:
         return self.bound_nodes(clo, chi, incumbent, np.concatenate([cap, cap]))
 
 
+def output_problem(query: Query, rows: np.ndarray | None = None, consts: np.ndarray | None = None) -> _OutputProblem:
+    """The search problem of :func:`output_bnb` (default objectives: the invariance violation of the query's box):
+    one set-up for the main process and every worker."""
+    net, box = query.network, query.box
+    if rows is None:
+        rows, consts = violation_rows(net, box)
+    return _OutputProblem(OutputBounder(net, box, rows, consts))
+
+
 def output_bnb(query: Query, rows: np.ndarray | None = None, consts: np.ndarray | None = None) -> EngineResult:
     """Bracket V = sup_X max_r rows_r @ f(x) + consts_r (default: the invariance violation of the query's box) by
     the input-split branch and bound of the module docstring.
@@ -132,15 +149,9 @@ def output_bnb(query: Query, rows: np.ndarray | None = None, consts: np.ndarray 
     exceeds t; None: exact mode (close boxes within ``query.config.invariance.gap_tol`` of the best point).
     ``query.config.budget``: boxes at most; ``query.lower_seed`` prunes; ``query.lower_point`` is replayed first."""
     t0 = time.perf_counter()
-    net, box, options = query.network, query.box, query.config.invariance
-    if rows is None:
-        rows, consts = violation_rows(net, box)
-    bounder = OutputBounder(net, box, rows, consts)
-
-    def replay(x: np.ndarray) -> np.ndarray:  # float64 objectives at points (B, n_in)
-        f = np.atleast_2d(net.forward(np.atleast_2d(x)))
-        return (f @ bounder.rows.T + bounder.consts).max(axis=1)
-
+    box, options = query.box, query.config.invariance
+    problem = output_problem(query, rows, consts)
+    replay = problem.replay
     rng = np.random.default_rng(query.seed)
     pts = [box.center[None], box.lower + (box.upper - box.lower) * rng.random((options.samples, box.dim))]
     if query.lower_point is not None:
@@ -148,9 +159,10 @@ def output_bnb(query: Query, rows: np.ndarray | None = None, consts: np.ndarray 
     pts = np.vstack(pts)
     k = int(np.argmax(replay(pts)))
     incumbent = Incumbent(float(replay(pts[k:k + 1])[0]), pts[k].copy())
-    problem = _OutputProblem(bounder, replay)
     limits = bracket_limits(query, trace_every=4, lower_seed=query.lower_seed)
     roots = problem.bound_nodes(box.lower[None].copy(), box.upper[None].copy(), incumbent)
-    run = best_first(problem, roots, incumbent, limits, start=t0)
+    # workers for the invariance violation only: a worker rebuilds its objectives from the query alone
+    with search_executor(query, "output") if rows is None else nullcontext() as executor:
+        run = best_first(problem, roots, incumbent, limits, start=t0, executor=executor)
     return bracket_result(run, incumbent, t0, "a replayed point exceeds the threshold",
                           SearchCounts(nodes=run.steps, boxes=problem.boxes), "crown")

@@ -168,7 +168,75 @@ class _ViolationWork:
         return 4 * options.chunk  # a node is a few small products: larger tasks
 
 
-WORK = {"region": _RegionWork(), "boxes": _BoxWork(), "violation": _ViolationWork()}
+@dataclass(frozen=True)
+class _Boxes:
+    """Sub-box nodes (item (lo, hi, axis)) packed into arrays: one pickle of a few arrays instead of one per node
+    (the output branch and bound sends thousands of boxes a round). The floats and their order are kept exactly."""
+
+    bound: np.ndarray  # (B,)
+    lo: np.ndarray  # (B, n)
+    hi: np.ndarray  # (B, n)
+    axis: np.ndarray  # (B,)
+    volume: np.ndarray  # (B,)
+    final: np.ndarray  # (B,)
+
+    @classmethod
+    def of(cls, nodes: list[Node]) -> "_Boxes":
+        n = len(nodes[0].item[0]) if nodes else 0
+        return cls(np.array([x.bound for x in nodes], dtype=np.float64),
+                   np.array([x.item[0] for x in nodes], dtype=np.float64).reshape(-1, n),
+                   np.array([x.item[1] for x in nodes], dtype=np.float64).reshape(-1, n),
+                   np.array([x.item[2] for x in nodes], dtype=np.int64),
+                   np.array([x.volume for x in nodes], dtype=np.float64),
+                   np.array([x.final for x in nodes], dtype=bool))
+
+    def nodes(self) -> list[Node]:
+        return [Node(float(b), (lo, hi, int(a)), float(v), bool(f))
+                for b, lo, hi, a, v, f in zip(self.bound, self.lo, self.hi, self.axis, self.volume, self.final)]
+
+
+def pack(work, nodes: list[Node]):
+    """``nodes`` as a task carries them: packed by the engine's work when it packs (``work.packs``), else as is."""
+    return _Boxes.of(nodes) if getattr(work, "packs", False) else nodes
+
+
+def unpack(payload) -> list[Node]:
+    """The nodes of :func:`pack`'s payload."""
+    return payload.nodes() if isinstance(payload, _Boxes) else payload
+
+
+class _OutputWork:
+    """The output branch and bound of invariance (:mod:`certify.engines.output_bnb`: input splits with batched
+    CROWN bounds of the violation); its boxes travel packed (:class:`_Boxes`)."""
+
+    packs = True
+
+    def build(self, query: Query):
+        from .output_bnb import output_problem  # deferred: the engines import this module
+
+        return output_problem(query)  # the main process's set-up (the invariance violation's objectives)
+
+    def reset(self, problem, key) -> None:
+        return None  # nothing carries over from one expansion to the next but the step count (the batch size)
+
+    def counts(self, problem) -> tuple:
+        return problem.boxes, problem.steps
+
+    def delta(self, before: tuple, after: tuple) -> tuple:
+        return after[0] - before[0], after[1] - before[1]
+
+    def merge(self, problem, delta: tuple) -> None:
+        problem.boxes += delta[0]
+        problem.steps += delta[1]
+
+    def here(self, problem, top: Node, elapsed: float) -> bool:
+        return False
+
+    def chunk(self, problem, top: Node, elapsed: float, options) -> int:
+        return max(1, problem.batch(top, elapsed))  # one task: one step's batch (growing with the steps taken)
+
+
+WORK = {"region": _RegionWork(), "boxes": _BoxWork(), "violation": _ViolationWork(), "output": _OutputWork()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,15 +255,17 @@ class SearchFactory:
     def build(self):
         return WORK[self.engine].build(self.query)
 
-    def run(self, problem, nodes: list[Node], value: float, key: tuple) -> tuple:
-        """One task: (children, best (value, point, data) offered or None, counts delta, CPU seconds spent)."""
+    def run(self, problem, nodes, value: float, key: tuple) -> tuple:
+        """One task on ``nodes`` (as the engine's work packs them, :func:`pack`): (children packed the same way,
+        best (value, point, data) offered or None, counts delta, CPU seconds spent)."""
         cpu = time.process_time()
         work = WORK[self.engine]
         work.reset(problem, key)
         before = work.counts(problem)
         incumbent = _Recorder(value)
-        children = problem.expand(nodes, incumbent)
-        return children, incumbent.best, work.delta(before, work.counts(problem)), time.process_time() - cpu
+        children = problem.expand(unpack(nodes), incumbent)
+        return pack(work, children), incumbent.best, work.delta(before, work.counts(problem)), \
+            time.process_time() - cpu
 
 
 @contextmanager
@@ -226,7 +296,7 @@ def _serve(conn, threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     with blas_threads(threads):
-        from . import box_search, region_search, violation_search  # noqa: F401  (the engines, before "ready")
+        from . import box_search, output_bnb, region_search, violation_search  # noqa: F401  (before "ready")
 
         try:
             conn.send(("ready", None))  # the pool sends tasks only to workers that said so: nobody waits for imports
@@ -279,7 +349,8 @@ _ENDED = ("a worker process ended while it expanded nodes (a Python script that 
 
 _QUEUED = 2  # tasks a local worker holds at once: the one it runs and the next
 #: what the fork server imports before it forks the workers: the engines a worker runs (and, through them, torch)
-_PRELOAD = ["certify.engines.region_search", "certify.engines.violation_search", "certify.engines.box_search"]
+_PRELOAD = ["certify.engines.region_search", "certify.engines.violation_search", "certify.engines.box_search",
+            "certify.engines.output_bnb"]
 
 
 def start_method() -> str:
@@ -522,14 +593,14 @@ class ParallelSearch:
         t = time.perf_counter()
         n_tasks = max(1, min(self._n_tasks, len(nodes)))
         seed = self.factory.query.seed
-        tasks = [(nodes[j::n_tasks], incumbent.value, (seed, self.rounds, j)) for j in range(n_tasks)]
+        tasks = [(pack(self.work, nodes[j::n_tasks]), incumbent.value, (seed, self.rounds, j)) for j in range(n_tasks)]
         results = self._pool().map(self.token, tasks)
         children: list[Node] = []
         for kids, best, delta, cpu in results:  # task order: the result does not depend on the workers' timing
             if best is not None:
                 incumbent.offer(*best)
             self.work.merge(problem, delta)
-            children += kids
+            children += unpack(kids)
             self.worker_cpu += cpu
         self.rounds += 1
         self.tasks += n_tasks
