@@ -696,3 +696,33 @@ def test_a_farkas_row_beyond_the_node_or_int64_in_any_pair_is_named(tiny):
         entries[k][1].append([row, 0.25])
         last = assert_invalid(bad, "check equilibria", f"entry {k}", "Farkas", "they name row")
         assert len(last) < 300, last
+
+
+# ================================================================================ the region file's metric
+def test_a_proof_is_bound_to_the_region_file_s_metric(tiny, tmp_path):
+    """A claim in the metric P proves dissipativity in P, not in the plain norm, and the reverse: the checker
+    skipped the region file's ``metric`` key, so either proof was valid against the other file."""
+    from certify.importers.region_file import load_region
+
+    net, model, region, plain_proof = tiny
+    box = Path(region).read_text()
+    weighted = tmp_path / "weighted.yaml"
+    weighted.write_text(box + "metric:\n  - [1.5, 0.2]\n  - [0.2, 1.0]\n")
+    report = verify(model, weighted, "dissipativity", load_region(weighted).config(samples=300, timeout=30))
+    proof = build_proof(report)
+    assert proof["checks"][0]["status"] == "proven" and proof["checks"][0]["claim"]["metric"] is not None, proof
+    assert run(proof, model, weighted)[0] == checker.EXIT_VALID
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(box + "metric: [[1.5, 0.2], [0.2, 1.0]]\n")
+    assert run(proof, model, flow)[0] == checker.EXIT_VALID  # the same P written on one line
+    auto = tmp_path / "auto.yaml"
+    auto.write_text(box + "metric: auto\n")
+    assert run(proof, model, auto)[0] == checker.EXIT_VALID  # certify picks the metric: any P proves it
+    assert_invalid(proof, "asks for no metric", "weighted norm", model=model, region=region)
+    other = tmp_path / "other.yaml"
+    other.write_text(box + "metric:\n  - [1.5, 0.1]\n  - [0.1, 1.0]\n")
+    assert_invalid(proof, "gives the metric P", "P is another", model=model, region=other)
+    assert_invalid(plain_proof, "check dissipativity", "plain norm", model=model, region=weighted)
+    identity = tmp_path / "identity.yaml"
+    identity.write_text(box + "metric: identity\n")
+    assert run(plain_proof, model, identity)[0] in (checker.EXIT_VALID, checker.EXIT_PARTIAL)

@@ -262,13 +262,15 @@ _YAML_INF = re.compile(r"\+?\.(inf|Inf|INF)")
 class RegionFile:
     """What the checker reads from a region file: the box (``lower``, ``upper``), the state count (None: not
     given), and the check it asks for: ``norm`` (1.0, 2.0 or inf; None: not given, certify then uses
-    :data:`DEFAULT_NORM`) and ``margin`` (in [0, 1); None: not given, a threshold claim is then a bound <= 1)."""
+    :data:`DEFAULT_NORM`), ``margin`` (in [0, 1); None: not given, a threshold claim is then a bound <= 1) and
+    ``metric`` ("auto", the rows of a matrix P, or None for none or ``identity``)."""
 
     lower: list[float]
     upper: list[float]
     n_states: int | None = None
     norm: float | None = None
     margin: float | None = None
+    metric: str | tuple | None = None  # "auto", or the rows of P; None: none (or "identity") asked for
 
 
 def _region_norm(text: str, where: str) -> float:
@@ -295,6 +297,19 @@ def _region_margin(text: str, where: str) -> float:
 
 
 _REGION_VALUE = {"norm": _region_norm, "margin": _region_margin}
+
+
+def _region_metric(text: str, where: str) -> str | tuple | None:
+    """The value on a region file's ``metric:`` line: "auto", None for ``identity``, or P's rows given as one flow
+    list of lists ``[[a, b], [c, d]]``; BadInput for anything else."""
+    word = text.strip().strip("'\"").lower()
+    if word in ("auto", "identity"):
+        return "auto" if word == "auto" else None
+    body = text.strip()
+    if body.startswith("[[") and body.endswith("]]"):
+        return tuple(tuple(_flow_list("[" + row.strip().strip("[]") + "]", where))
+                     for row in body[1:-1].split("],"))
+    raise BadInput(f"{where}: give the metric as 'auto', 'identity' or the rows of P")
 
 
 def read_region(path: str | Path) -> RegionFile:
@@ -325,6 +340,8 @@ def read_region(path: str | Path) -> RegionFile:
             blocks[key] = []
             if key in ("norm", "margin") and value:
                 asks[key] = _REGION_VALUE[key](value, where)
+            elif key == "metric" and value:
+                asks["metric"] = _region_metric(value, where)
             elif value and key in ("lower", "upper"):  # box bounds are read outward, as certify reads them
                 blocks[key] = _flow_list(value, where, -1 if key == "lower" else 1)
             elif value and key in ("states", "inputs"):
@@ -337,7 +354,12 @@ def read_region(path: str | Path) -> RegionFile:
                 raise BadInput(f"{where}: give '{key}' one value ({key}: value)")
             asks[key] = _REGION_VALUE[key](body, where)
             continue
-        if key in ("names", "metric"):
+        if key == "metric":  # P as rows, one '- [a, b, ...]' line each
+            if not body.startswith("- ") or isinstance(asks.get("metric"), str):
+                raise BadInput(f"{where}: give the metric as 'auto', 'identity' or rows '- [a, b, ...]' of P")
+            asks["metric"] = asks.get("metric", ()) + (tuple(_flow_list(body[2:], where)),)
+            continue
+        if key == "names":
             continue  # not part of the box
         if key in ("lower", "upper"):
             if not body.startswith("- "):
@@ -348,7 +370,7 @@ def read_region(path: str | Path) -> RegionFile:
         if not m or not m.group(5):
             raise BadInput(f"{where}: expected 'name: [lower, upper]' under {key}")
         blocks[key].append(_flow_list(m.group(5), where, (-1, 1)))
-    empty = [k for k in ("norm", "margin") if k in blocks and k not in asks]
+    empty = [k for k in ("norm", "margin", "metric") if k in blocks and k not in asks]
     if empty:
         raise BadInput(f"{path}: '{empty[0]}' has no value")
     if "states" in blocks:
@@ -716,6 +738,7 @@ def bind_region(name: str, claim: dict, region: RegionFile, region_path, step: s
     rule = BINDINGS[name]
     if rule.claim != "sup_norm":
         return
+    _bind_metric(name, claim, region, region_path, step)
     want = DEFAULT_NORM if region.norm is None else region.norm
     got = _norm(claim.get("norm"), step)
     if got != want:
@@ -728,6 +751,38 @@ def bind_region(name: str, claim: dict, region: RegionFile, region_path, step: s
         if not bound <= level:
             raise Invalid(step, f"the region file {region_path} asks for margin {region.margin!r}: the {name} claim "
                           f"must be a bound <= 1 - margin = {level!r}, got {bound!r}")
+
+
+def _bind_metric(name: str, claim: dict, region: RegionFile, region_path, step: str) -> None:
+    """Invalid unless the claim's metric is the one the region file asks for: none when it gives none (or
+    ``identity``, or P = I), any when it says ``auto`` (certify finds one), else P exactly (as certify symmetrises
+    it, (P + P^T) / 2 in float64)."""
+    asked = region.metric
+    if asked == "auto":
+        return
+    spec = claim.get("metric")
+    p = None
+    if asked is not None:
+        try:
+            a = np.array(asked, dtype=np.float64)
+        except ValueError:
+            raise BadInput(f"{region_path}: metric: P must be a square matrix of numbers") from None
+        if a.ndim != 2 or a.shape[0] != a.shape[1]:
+            raise BadInput(f"{region_path}: metric: P must be a square matrix of numbers")
+        p = 0.5 * (a + a.T)
+        if np.array_equal(p, np.eye(p.shape[0])):
+            p = None
+    if p is None:
+        if spec is not None:
+            raise Invalid(step, f"the region file {region_path} asks for no metric; the {name} proof claims a bound "
+                          "in a weighted norm")
+        return
+    if spec is None:
+        raise Invalid(step, f"the region file {region_path} asks for the metric P it gives; the {name} proof claims "
+                      "a bound in the plain norm")
+    got = _floats(spec.get("P") if isinstance(spec, dict) else None, "metric P", 2, step)
+    if got.shape != p.shape or not np.array_equal(got, p):
+        raise Invalid(step, f"the region file {region_path} gives the metric P; the {name} proof's P is another")
 
 
 def _norm_label(p: float) -> str:
