@@ -79,6 +79,9 @@ def test_a_signal_while_the_outputs_are_written_waits_for_them(tmp_path, signum)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)  # as torch's and the solvers' threads: the signal may reach it
     other.start()
+    # a suite started as a shell's background job inherits SIGINT ignored (and hold_signals keeps an ignored signal
+    # ignored): this test takes the interpreter's own handler for its length
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(expected) as exc:
             with cli.hold_signals():
@@ -86,6 +89,7 @@ def test_a_signal_while_the_outputs_are_written_waits_for_them(tmp_path, signum)
                 time.sleep(0.05)
                 write_all_atomic(files)
     finally:
+        signal.signal(signal.SIGINT, before)
         stop.set()
         other.join()
     assert exc.value.after_outputs
