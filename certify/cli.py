@@ -287,6 +287,31 @@ def hold_signals():
         raise stop
 
 
+def _metric_key(metric):
+    """A comparable form of a config's metric: None (the plain norm), "auto", or P's entries."""
+    if metric is None or metric == "identity" or getattr(metric, "is_identity", False):
+        return None
+    return metric if isinstance(metric, str) else tuple(map(float, metric.p.ravel()))
+
+
+def _note_proof_overrides(region, config, region_path) -> None:
+    """A note on stderr when --norm, --margin (a smaller one) or --metric make the run's check another than the
+    region file's: ``certify-proof check`` holds a proof to the file's own norm, margin and metric, so it refuses
+    such claims against that file."""
+    own = region.config()
+    differ = []
+    if config.norm != own.norm:
+        differ.append("--norm")
+    if config.margin < (region.margin or 0.0):  # the checker's level: 1 - the file's margin (0 when it gives none);
+        differ.append("--margin")  # a larger margin proves more, so the file's check holds too
+    if own.metric != "auto" and _metric_key(config.metric) != _metric_key(own.metric):
+        differ.append("--metric")
+    if differ:
+        print(f"certify: note: {', '.join(differ)} ask for another check than {region_path}; certify-proof check "
+              "holds a proof to the region file's own norm, margin and metric and refuses such claims against it",
+              file=sys.stderr)
+
+
 def _run(args) -> int:
     checks = parse_checks(args.check) if args.check is not None else None
     _model_file(args.model)
@@ -295,6 +320,8 @@ def _run(args) -> int:
 
     region = load_region(args.region)
     config = _config(region, args)
+    if args.proof is not None:
+        _note_proof_overrides(region, config, args.region)
     inputs = [("model file", args.model), ("region file", args.region)]
     controller = _controller_of(args.model)
     if controller is not None:

@@ -114,6 +114,38 @@ def test_cli_writes_a_gzip_proof_the_command_checks(tmp_path, relu_case, capsys)
     assert "dissipativity: valid" in done.stdout and "result: valid" in done.stdout
 
 
+def test_cli_notes_when_a_proof_is_made_for_another_check_than_the_region_file_s(tmp_path, relu_case, capsys):
+    """--norm, --margin or --metric overriding the region file make a proof that certify-proof check refuses
+    against that file (it holds proofs to the file's own check): the command says so when it writes one."""
+    net, model, region, report, proof = relu_case
+    base = [str(model), "--region", str(region), "--check", "dissipativity", "--samples", "500", "--quiet"]
+    assert cli.run(base + ["--proof", str(tmp_path / "same.json"), "--norm", "2"]) in (0, 2)
+    assert "note:" not in capsys.readouterr().err  # the file's own norm (2): nothing to say
+    with_margin = tmp_path / "margin.yaml"
+    with_margin.write_text(Path(region).read_text() + "margin: 0.01\n")
+    for extra, word, box in ((["--norm", "1"], "--norm", region), (["--margin", "0.001"], "--margin", with_margin),
+                             (["--metric", "auto"], "--metric", region)):
+        argv = [str(model), "--region", str(box)] + base[3:] + ["--proof", str(tmp_path / "other.json")] + extra
+        assert cli.run(argv) in (0, 1, 2)  # any verdict
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "note:" in err[0] and word in err[0] and str(box) in err[0], err
+        proof_of = json.loads((tmp_path / "other.json").read_text())
+        if extra[0] != "--metric" and proof_of["checks"][0]["status"] == "proven":  # (auto may find no metric)
+            assert checker.check_files(tmp_path / "other.json", model, box, out=lambda s: None) == \
+                checker.EXIT_INVALID
+    # a larger margin than the file's proves more (the file's check holds too): nothing to say; no margin in the
+    # file is a level of 1 for the checker, which any margin meets
+    assert cli.run(base + ["--proof", str(tmp_path / "zero.json"), "--margin", "0"]) in (0, 1, 2)
+    assert "note:" not in capsys.readouterr().err
+    assert cli.run(base + ["--proof", str(tmp_path / "strict.json"), "--margin", "0.1"]) in (0, 1, 2)
+    assert "note:" not in capsys.readouterr().err
+    if json.loads((tmp_path / "strict.json").read_text())["checks"][0]["status"] == "proven":
+        assert checker.check_files(tmp_path / "strict.json", model, region, out=lambda s: None) in (
+            checker.EXIT_VALID, checker.EXIT_PARTIAL)
+    cli.run(base + ["--norm", "1"])  # no proof asked for: no note
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_report_to_proof_writes_the_file(tmp_path, relu_case):
     net, model, region, report, proof = relu_case
     path = tmp_path / "p.json"
