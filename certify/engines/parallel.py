@@ -365,7 +365,6 @@ def start_method() -> str:
     return "forkserver"
 
 
-
 class LocalWorkers:
     """``n`` worker processes with ``threads`` BLAS and torch threads each, started by ``method`` (a
     multiprocessing start method; default :func:`start_method`). A pool may serve several
