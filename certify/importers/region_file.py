@@ -30,7 +30,7 @@ from ..ir.metric import Metric
 from ..ir.numerics import parse_norm
 from ..ir.output_property import OutputProperty
 from ..ir.stochastic import Heads
-from .vnnlib import float_at_least, float_at_most, is_vnnlib, read_vnnlib
+from .vnnlib import floats_around, is_vnnlib, read_vnnlib
 from .yaml_file import ExactFloat, Limits, exact_value, finite_number, read_yaml
 
 
@@ -124,8 +124,7 @@ def _outward(path: str, key: str, v) -> tuple[float, float]:
     x = float(v)
     if not isinstance(v, ExactFloat) and (isinstance(v, float) or int(x) == v):
         return x, x
-    exact = exact_value(v)
-    down, up = float_at_most(exact), float_at_least(exact)
+    down, up = floats_around(exact_value(v))
     if not (math.isfinite(down) and math.isfinite(up)):
         raise RegionError(f"{path}: {key} overflows float64; give a smaller number")
     return down, up

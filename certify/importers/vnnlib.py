@@ -176,17 +176,25 @@ def _number(node, path: str) -> Decimal | None:
     return value
 
 
+def floats_around(value: Decimal) -> tuple[float, float]:
+    """(the largest float64 <= ``value``, the smallest float64 >= ``value``): one float twice when ``value`` is a
+    float64 value; a side beyond the float64 range is -inf or inf. ``value`` finite, rounding to a finite float
+    (what :func:`_number` returns). float() rounds correctly, so the nearest float is one of the two and the other
+    is its neighbour on the value's side."""
+    f = float(value)
+    near = Decimal(f)
+    if near == value:
+        return f + 0.0, f + 0.0  # -0.0 -> 0.0
+    if near > value:
+        return math.nextafter(f, -math.inf) + 0.0, f + 0.0
+    return f + 0.0, math.nextafter(f, math.inf) + 0.0
+
+
 def float_at_most(value: Decimal, strict: bool = False) -> float:
     """The largest float64 <= ``value`` (< ``value`` when ``strict``); -inf when there is none. ``value`` finite with
     magnitude at most the float64 maximum (what :func:`_number` returns)."""
-    f = float(value)  # the nearest float (finite here); the loops below only move it to the right side
-    while f > -math.inf and (Decimal(f) > value or (strict and Decimal(f) == value)):
-        f = math.nextafter(f, -math.inf)
-    while True:
-        g = math.nextafter(f, math.inf)
-        if g == math.inf or Decimal(g) > value or (strict and Decimal(g) == value):
-            return f + 0.0  # -0.0 -> 0.0
-        f = g
+    down, up = floats_around(value)
+    return math.nextafter(down, -math.inf) + 0.0 if strict and down == up else down
 
 
 def float_at_least(value: Decimal, strict: bool = False) -> float:
