@@ -142,3 +142,10 @@ def vertex_max(weights, lower, upper, skip=None) -> float:
             m = w @ (s[:, None] * m)
         best = max(best, float(np.linalg.norm(m if skip is None else m + skip, 2)))
     return best
+
+
+def leaves_only_at(s: float) -> Network:
+    """A 1-state ReLU net with f(x) = 0.5 for x > s (a float step above s is enough) and f(s) = 800.5: on a box
+    starting at s it leaves the box only at that one float, the point a region read outward may add."""
+    return Network((Layer(np.array([[1.0]]), np.array([-s]), acts.relu()),
+                    Layer(np.array([[-1e20]]), np.array([800.0]), acts.relu())), np.array([[1.0]]), np.array([0.5]))

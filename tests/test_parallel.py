@@ -270,12 +270,16 @@ def test_a_search_never_waits_for_workers_that_have_not_started(random_net, unit
 
 def test_closing_a_pool_whose_workers_have_not_started_stops_them():
     workers = parallel.LocalWorkers(2, method="spawn")  # spawned workers import for about a second each
+    workers._starter.join()  # both processes started (a spawn returns before the child has imported anything)
     workers.close()  # at once (a worker still importing holds nothing): close used to wait for the imports to end
-    workers._starter.join()  # a worker the starter thread had not started yet is not started, or stopped at once
-    for proc in workers.procs:
+    assert [proc.exitcode for proc in workers.procs] == [-signal.SIGTERM] * 2  # stopped, not ended by themselves
+    early = parallel.LocalWorkers(2, method="spawn")
+    early.close()  # before the starter thread may have started them: those it starts later it stops at once
+    early._starter.join()
+    for proc in early.procs:
         if proc is not None:
             proc.join(timeout=30)
-    assert all(proc is None or proc.exitcode == -signal.SIGTERM for proc in workers.procs)  # none ended by itself
+    assert all(proc is None or proc.exitcode == -signal.SIGTERM for proc in early.procs)
 
 
 def test_a_worker_that_dies_is_a_worker_error_with_a_hint(random_net, unit_box):

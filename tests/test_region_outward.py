@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from random_nets import leaves_only_at
 
 from certify.api import verify
 from certify.certificate import Verdict
@@ -148,8 +149,7 @@ def test_a_region_file_never_falsifies_at_a_point_outside_its_decimal_box(tmp_pa
     float(0.1) > 0.1, so that sliver was never looked at). With bounds that are float64 values the same point
     falsifies."""
     s = math.nextafter(0.1, 0)
-    net = Network((Layer(np.array([[1.0]]), np.array([-s]), acts.relu()),
-                   Layer(np.array([[-1e20]]), np.array([800.0]), acts.relu())), np.array([[1.0]]), np.array([0.5]))
+    net = leaves_only_at(s)
     assert net.forward(np.array([0.1]))[0] == 0.5 and net.forward(np.array([s]))[0] > 1  # leaves only below 0.1
     config = VerifyConfig(samples=2000, timeout=30)
     decimal = write(tmp_path, "states: {x0: [0.1, 0.9]}\n")

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from onnx_builders import network_to_onnx
-from random_nets import random_net
+from random_nets import leaves_only_at, random_net
 
 import certify.cli as cli
 from certify.api import verify
@@ -465,8 +465,7 @@ def test_a_box_only_file_never_falsifies_at_a_point_outside_its_real_box(tmp_pat
     the real 0.1 was reported falsified by invariance at x = 0.09999999999999999, a point outside the file's box.
     That is unknown now; on a file whose bounds are float64 values the same point still falsifies."""
     s = math.nextafter(0.1, 0)
-    net = Network((Layer(np.array([[1.0]]), np.array([-s]), acts.relu()),
-                   Layer(np.array([[-1e20]]), np.array([800.0]), acts.relu())), np.array([[1.0]]), np.array([0.5]))
+    net = leaves_only_at(s)
     assert net.forward(np.array([0.1]))[0] == 0.5 and net.forward(np.array([s]))[0] > 1  # leaves only below 0.1
     config = VerifyConfig(samples=2000, timeout=30)
     real = write(tmp_path, "(declare-const X_0 Real)\n(assert (>= X_0 0.1))\n(assert (<= X_0 0.9))\n")
