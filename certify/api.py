@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from functools import partial
 from pathlib import Path
 from typing import Iterable
@@ -103,6 +104,7 @@ def verify(
         net, noise = (model.mean, model.noise) if isinstance(model, DeepMarkovModel) else (model, None)
         net, box = _align(net, box, box_path, region)
     provenance = Provenance.of(config, device_used=config.torch_device())
+    deadline = time.perf_counter() + config.timeout  # --timeout bounds the whole run, the searches again included
     results = run_checks(net, box, names, config, progress, outputs=None if region is None else region.outputs,
                          noise=noise)
     if region is not None and region.inner is not None:  # bounds rounded outward: results on the file's box
@@ -110,7 +112,8 @@ def verify(
         def rerun(check, inner_box, inner_config):
             return run_checks(net, inner_box, (check,), inner_config, outputs=region.outputs, noise=noise)[0]
 
-        results = tuple(on_file_box(r, net, box, region.inner, config, partial(rerun, r.check)) for r in results)
+        results = tuple(on_file_box(r, net, box, region.inner, config, partial(rerun, r.check), deadline)
+                        for r in results)
     return Report(path, sha, net.describe(), box, config.norm, config.margin, results, network=net,
                   provenance=provenance)
 

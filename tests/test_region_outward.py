@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -228,3 +229,55 @@ def test_stability_falsified_by_two_equilibria_needs_both_inside_the_file_box():
     assert one_outside.verdict is Verdict.UNKNOWN and runs == [(0.1, inner[1][0])]
     both_inside = falsified(((0.2,), (0.5,)))
     assert on_file_box(both_inside, None, outer, inner, VerifyConfig(), rerun) == both_inside and len(runs) == 1
+
+
+def test_an_equilibrium_in_the_rounding_sliver_is_not_certified_as_one_of_the_file_box(tmp_path):
+    """f(x) = 0.5 relu(x) + 0.5 a with a the float just below 0.1 has its only fixed point at a, outside the file's
+    box [0.1, 0.2]. The rounded box holds it, and the equilibria check certified "1 equilibrium in the box"."""
+    a = math.nextafter(0.1, 0.0)
+    net = Network((Layer(np.array([[1.0]]), np.zeros(1), acts.relu()),), np.array([[0.5]]), np.array([0.5 * a]))
+    assert net.forward(np.array([a]))[0] == a and Fraction(a) < Fraction("0.1")
+    res = verify(net, write(tmp_path, "states: {x0: [0.1, 0.2]}\n"), ["equilibria"],
+                 VerifyConfig(timeout=20)).results[0]
+    assert res.verdict is not Verdict.CERTIFIED and "rounded outward" in res.reason, res
+    exact = write(tmp_path, f"states: {{x0: [{Decimal(a)}, 0.2]}}\n", "exact.yaml")  # a is in this box
+    assert verify(net, exact, ["equilibria"], VerifyConfig(timeout=20)).results[0].verdict is Verdict.CERTIFIED
+
+
+def test_a_violation_onto_the_rounded_box_s_side_still_falsifies(tmp_path):
+    """f(x) = x + (0.9 - p) with p the float below 0.9: f(p) = float(0.9), above the decimal 0.9, so p (inside the
+    file's box) is a counterexample, though the violation against the rounded box there is 0. It was dropped."""
+    p = math.nextafter(0.9, 0.0)
+    net = Network((Layer(np.array([[1.0]]), np.zeros(1), acts.relu()),), np.array([[1.0]]), np.array([0.9 - p]))
+    res = verify(net, write(tmp_path, "states: {x0: [0.1, 0.9]}\n"), ["invariance"],
+                 VerifyConfig(timeout=20, samples=200)).results[0]
+    assert res.verdict is Verdict.FALSIFIED, res
+    x = res.witness.x[0]
+    assert Fraction("0.1") <= Fraction(x) <= Fraction("0.9")
+    assert Fraction(float(net.forward(np.array([x]))[0])) > Fraction("0.9") and 0.0 <= res.lower <= res.upper
+
+
+def test_the_search_again_on_the_inner_box_keeps_to_the_run_s_timeout():
+    """A falsified result with a witness in the sliver is searched for again only while the run's --timeout
+    lasts: with the deadline passed, no search runs and the result is unknown (the search took up to 2x the run)."""
+    from certify.certificate import BoundMethod, CheckName, CheckResult, Witness
+    from certify.checks.file_box import on_file_box
+    from certify.ir.box import Box
+
+    below = math.nextafter(0.1, 0.0)
+    outer = Box(np.array([below]), np.array([0.9]))
+    inner = (np.array([0.1]), np.array([math.nextafter(0.9, 0.0)]))
+    found = CheckResult(CheckName.DISSIPATIVITY, Verdict.FALSIFIED, 1.5, 2.0, BoundMethod.SAMPLE, 30.0,
+                        Witness((below,), 1.5))
+    runs = []
+
+    def rerun(box, config):
+        runs.append(config.timeout)
+        return CheckResult(CheckName.DISSIPATIVITY, Verdict.FALSIFIED, 1.5, 2.0, BoundMethod.SAMPLE, 0.1,
+                           Witness((0.5,), 1.5))
+
+    late = on_file_box(found, None, outer, inner, VerifyConfig(timeout=60), rerun, deadline=time.perf_counter())
+    assert late.verdict is Verdict.UNKNOWN and runs == []
+    soon = on_file_box(found, None, outer, inner, VerifyConfig(timeout=60), rerun,
+                       deadline=time.perf_counter() + 5.0)
+    assert soon.verdict is Verdict.FALSIFIED and soon.witness.x == (0.5,) and len(runs) == 1 and runs[0] <= 5.0

@@ -6,20 +6,27 @@ and ``Region.inner`` is the float64 box inside it. The two differ by at most one
 result on ``outer`` says about the file's box:
 
 * a bound over the box (the sup of ||A*||, of the violation, of an output) holds for the file's box, which lies
-  inside ``outer``: certified stays certified, except for invariance, whose box is also the *target* (below);
+  inside ``outer``: certified stays certified, except for invariance, whose box is also the *target* (below), and
+  for a list of the box's equilibria (the equilibria check, stability) that names a point outside ``inner``: that
+  point lies in the rounding sliver, not in the file's box, and the result is unknown;
 * a falsified verdict holds only from a witness inside the file's box, that is inside ``inner`` (no float64 lies
   between the two boxes; stability falsified by two equilibria needs two there). A witness outside it (often a
   corner of ``outer``) is searched for again on ``inner``,
-  for about as long as the first search took; a point found there falsifies, else the result is unknown;
+  for about as long as the first search took and within the run's timeout; a point found there falsifies, else
+  the result is unknown;
 * invariance asks f(X) inside X. With V(x, T) = max_i max(f_i(x) - T.upper_i, T.lower_i - f_i(x)) (states i), the
   file's box F satisfies inner <= F <= outer, so V(x, F) <= V(x, outer) + gap, where ``gap`` is the widest step
   between ``inner`` and ``outer`` over the states. Certified therefore needs upper + gap < 0 (the bound reported is
-  upper + gap, rounded up); falsified needs V(x, outer) > 0 at a witness x in ``inner`` (then f(x) leaves F).
+  upper + gap, rounded up); falsified needs a witness x in ``inner`` whose f(x) (a float) leaves ``inner`` as
+  a target: it then lies at least one float further, on or beyond the side of ``outer``, which is beyond F's
+  side when that side was rounded (and is F's side when not), so f(x) leaves F; the value reported is
+  max(V(x, outer), 0) <= V(x, F).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -31,6 +38,7 @@ from ..ir.box import Box
 from ..ir.network import Network
 
 _SLIVER = "lies outside the file's box (its bounds are not float64 values and were rounded outward)"
+_MIN_RERUN_SECONDS = 0.05  # a search again on the inner box with less time left is not started
 
 
 def inside(x, lo: np.ndarray, hi: np.ndarray) -> bool:
@@ -53,18 +61,21 @@ def state_gap(outer: Box, inner: tuple[np.ndarray, np.ndarray]) -> float:
 
 
 def on_file_box(result: CheckResult, net: Network, outer: Box, inner: tuple[np.ndarray, np.ndarray],
-                config: VerifyConfig, rerun) -> CheckResult:
+                config: VerifyConfig, rerun, deadline: float = math.inf) -> CheckResult:
     """``result`` (a check run on ``outer``) as a result on the file's box (module docstring). ``rerun(box,
-    config)``: the same check on another box (used on ``inner`` when a witness lies outside it)."""
+    config)``: the same check on another box (used on ``inner`` when a witness lies outside it), not past
+    ``deadline`` (a ``time.perf_counter()`` value: the end of the run's ``--timeout``)."""
     if result.check is CheckName.INVARIANCE:
         result = _invariance_target(result, outer, inner)
+    if result.verdict is Verdict.CERTIFIED:
+        return _equilibria_inside(result, inner)
     w = result.witness
     if w is None or result.verdict is not Verdict.FALSIFIED or _shown_inside(result, inner):
         return result  # a bracket from a point a float step outside: its bound still holds on the larger box
     why = f"the point found, x = {_point(w.x)}, {_SLIVER}: nothing is shown about the file's box there"
     if inside(w.x, *inner):
         why = "the equilibria found do not all lie inside the file's box (its bounds were rounded outward)"
-    again = _search_inner(result, net, outer, inner, config, rerun)
+    again = _search_inner(result, net, outer, inner, config, rerun, deadline)
     if again is not None:
         return again
     return replace(result, verdict=Verdict.UNKNOWN, witness=None, lower=-math.inf,
@@ -80,6 +91,22 @@ def _shown_inside(result: CheckResult, inner) -> bool:
     return len(eqs) < 2 or sum(inside(x, *inner) for x in eqs) >= 2
 
 
+def _equilibria_inside(result: CheckResult, inner) -> CheckResult:
+    """A certified result that lists equilibria (the equilibria check, stability) as one on the file's box:
+    unknown when a listed equilibrium lies outside ``inner``, in the rounding sliver outside the file's box (the
+    list, complete for the rounded box, would name a point the file's box does not hold). Not searched again on
+    ``inner``: an equilibrium of the file's box outside ``inner`` would then be missed."""
+    details = result.details
+    points = getattr(details, "points", None) if result.check is CheckName.EQUILIBRIA else \
+        getattr(details, "equilibria", None) if result.check is CheckName.STABILITY else None
+    outside = [x for x in points or () if not inside(x, *inner)]
+    if not outside:
+        return result
+    why = (f"the equilibrium x = {_point(outside[0])} {_SLIVER}: the list found for the rounded box is not the "
+           "file's box's")
+    return replace(result, verdict=Verdict.UNKNOWN, reason="; ".join(filter(None, (result.reason, why))))
+
+
 def _invariance_target(result: CheckResult, outer: Box, inner) -> CheckResult:
     gap = state_gap(outer, inner)
     if gap == 0.0 or not math.isfinite(result.upper):
@@ -93,23 +120,27 @@ def _invariance_target(result: CheckResult, outer: Box, inner) -> CheckResult:
     return replace(result, upper=upper)
 
 
-def _search_inner(result: CheckResult, net: Network, outer: Box, inner, config: VerifyConfig, rerun):
-    """The check again on ``inner``, for about as long as the first search took: its falsified result as one on
-    the file's box, or None."""
+def _search_inner(result: CheckResult, net: Network, outer: Box, inner, config: VerifyConfig, rerun,
+                  deadline: float):
+    """The check again on ``inner``, for about as long as the first search took and not past ``deadline``: its
+    falsified result as one on the file's box, or None."""
     lo, hi = inner
-    if not np.all(lo <= hi):
-        return None  # no float64 inside the file's box along some coordinate
+    budget = min(deadline - time.perf_counter(), 2.0 * result.seconds + 1.0)
+    if not np.all(lo <= hi) or budget < _MIN_RERUN_SECONDS:
+        return None  # no float64 inside the file's box along some coordinate, or no time left
     box = Box(lo, hi, names=outer.names, n_states=outer.n_states)
-    again = rerun(box, config.with_(timeout=min(config.timeout, 2.0 * result.seconds + 1.0)))
+    again = rerun(box, config.with_(timeout=budget))
     if again.verdict is not Verdict.FALSIFIED or again.witness is None or not _shown_inside(again, inner):
         return None
     seconds = result.seconds + again.seconds
     note = f"the first point found {_SLIVER}; this one lies inside it"
-    if result.check is CheckName.INVARIANCE:  # inner is the target too: the violation must leave outer
+    if result.check is CheckName.INVARIANCE:
+        # inner is the target too. f(x) (a float) beyond a side of inner lies beyond the file's side: a float step
+        # further, at outer's side, which is beyond the file's when that side was rounded (the same side when not).
+        # The violation of the file's box at x is then > 0 and >= the one against outer, which is reported
         x = np.asarray(again.witness.x, dtype=np.float64)
         v = float(violation(net, outer, x[None])[0][0])
-        if not v > 0.0:
-            return None
+        v = v if v > 0.0 else 0.0
         return replace(again, lower=v, upper=max(result.upper, v), witness=replace(again.witness, value=v),
                        seconds=seconds, reason="; ".join(filter(None, (again.reason, note))))
     return replace(again, upper=max(result.upper, again.lower), seconds=seconds,
