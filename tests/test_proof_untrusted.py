@@ -536,6 +536,31 @@ def test_a_proof_cannot_choose_its_own_state_count(tiny):
         assert_invalid(bad, "network", "states", model=model, region=region, reimport=reimport)
 
 
+def test_a_plain_lower_upper_file_gives_the_model_s_state_count_under_reimport(tiny, tmp_path):
+    """A ``lower``/``upper`` file names no state count: certify imports the model with its own, and so must
+    --reimport (it took the proof's, so the same relabelled proof was valid against such a file)."""
+    net, model, region, proof = tiny
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("lower: [-1.0, -1.0]\nupper: [1.0, 1.0]\n")
+    bad = copy.deepcopy(proof)
+    bad["network"]["n_states"] = 1
+    bad["region"].pop("n_states", None)
+    for c in bad["checks"]:
+        c["claim"]["columns"] = 1
+    assert_invalid(bad, "network", "n_states", model=model, region=plain, reimport=True)
+    honest = copy.deepcopy(proof)
+    honest["region"].pop("n_states", None)
+    assert run(honest, model, plain, reimport=True)[0] in (checker.EXIT_VALID, checker.EXIT_PARTIAL)
+
+
+def test_a_bound_with_a_huge_exponent_is_read_at_once():
+    """The region reader compared the outward rounding with Fractions: 1e-10000000 took 14 s to build and
+    0e-999999999 hours; Decimals compare at once and give the same floats."""
+    for text, toward, want in (("1e-10000000", -1, 0.0), ("1e-10000000", 1, 5e-324), ("0e-999999999", 1, 0.0),
+                               ("0.1", -1, math.nextafter(0.1, 0.0)), ("0.1", 1, 0.1), ("-0.1", -1, -0.1)):
+        assert checker._number(text, "where", toward) == want, text
+
+
 # ================================================================================ the region file's norm and margin
 def _region_asking(tmp_path, region, lines: str, name="asks.yaml") -> Path:
     """The tiny region file with ``lines`` (norm / margin keys) appended."""
@@ -726,3 +751,19 @@ def test_a_proof_is_bound_to_the_region_file_s_metric(tiny, tmp_path):
     identity = tmp_path / "identity.yaml"
     identity.write_text(box + "metric: identity\n")
     assert run(plain_proof, model, identity)[0] in (checker.EXIT_VALID, checker.EXIT_PARTIAL)
+
+
+def test_a_gain_proof_stays_in_the_plain_norm_under_a_region_metric(tiny, tmp_path):
+    """certify runs gain in the plain norm whatever the region's metric (and writes no metric into its claim); the
+    checker held the gain claim to the file's P too and refused the proof certify had just written."""
+    from certify.importers.region_file import load_region
+
+    net, model, region, _ = tiny
+    weighted = tmp_path / "weighted.yaml"
+    weighted.write_text(Path(region).read_text() + "metric:\n  - [1.5, 0.2]\n  - [0.2, 1.0]\n")
+    report = verify(model, weighted, "dissipativity,gain", load_region(weighted).config(samples=300, timeout=30))
+    proof = build_proof(report)
+    gain = entry(proof, "gain")
+    assert gain["status"] == "proven" and gain["claim"]["metric"] is None, gain
+    code, lines = run(proof, model, weighted)
+    assert code in (checker.EXIT_VALID, checker.EXIT_PARTIAL) and any("gain: valid" in s for s in lines), lines

@@ -42,18 +42,17 @@ def _first_difference(got, want, where: str) -> str | None:
 def network_mismatch(proof: dict, model_path: str | Path, n_states: int | None = None) -> str | None:
     """Import ``model_path`` with certify's importer and compare its IR with the proof's: None when they are equal,
     else the reason (the first differing entry, or the importer's refusal). ``n_states``: the state count the
-    region file gives (imported with that count, so a proof that claims fewer states differs); None: the proof's
-    own count. The checker turns it into its ``network`` step."""
+    region file gives (imported with that count, so a proof that claims fewer states differs); None (a
+    ``lower``/``upper`` file): the model's own count, as certify imports it for such a file, never the proof's. The
+    checker turns it into its ``network`` step."""
     # deferred on purpose: certify's importers (onnx, onnxruntime) are loaded only when --reimport asks for them
     from ..api import load
     from ..errors import CertifyError
     from .producer import network_spec
 
     spec = proof.get("network")
-    if n_states is None:
-        n_states = spec.get("n_states") if isinstance(spec, dict) else None
     if not isinstance(n_states, int) or isinstance(n_states, bool):  # True is an int to Python, not to the importer
-        n_states = None  # the model's own count: the comparison below then names the proof's value
+        n_states = None  # the model's own count, as certify reads a region file without one: the proof's differs
     try:
         net = load(model_path, n_states=n_states)
     except CertifyError as exc:

@@ -48,6 +48,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
@@ -228,8 +229,9 @@ def _number(text: str, where: str, toward: int = 0) -> float:
     if not _NUMBER.fullmatch(text):
         raise BadInput(f"{where}: {text!r} is not a number this checker reads")
     x = float(text)
-    if toward and math.isfinite(x) and Fraction(x) != Fraction(text):
-        if (Fraction(x) < Fraction(text)) == (toward > 0):
+    if toward and math.isfinite(x):  # Decimal, not Fraction: 1e-10000000 as a Fraction takes seconds to build
+        exact, near = Decimal(text), Decimal(x)
+        if near != exact and (near < exact) == (toward > 0):
             x = math.nextafter(x, math.inf * toward)
     if not math.isfinite(x):
         raise BadInput(f"{where}: {text!r} is not finite")
@@ -738,7 +740,8 @@ def bind_region(name: str, claim: dict, region: RegionFile, region_path, step: s
     rule = BINDINGS[name]
     if rule.claim != "sup_norm":
         return
-    _bind_metric(name, claim, region, region_path, step)
+    if rule.metric:  # gain is in the plain norm whatever the file's metric (bind_claim refuses one)
+        _bind_metric(name, claim, region, region_path, step)
     want = DEFAULT_NORM if region.norm is None else region.norm
     got = _norm(claim.get("norm"), step)
     if got != want:
