@@ -97,7 +97,7 @@ def _over_polytope(polytope, pcs: Pieces, fixed, lo, hi, lines, pad):
 
 
 def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad: float = CHAIN_PAD,
-                 polytope=None):
+                 polytope=None, first_magnitude=None):
     """Sound pre-activation bounds of a chain over the box [lower, upper], by CROWN back-substitution.
 
     The chain: z_0 = first_weight x + first_bias, h_0 = act_0(z_0), z_k = W_k h_{k-1} + b_k, ... where ``layers``
@@ -109,6 +109,9 @@ def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad
     lower > upper proves the polytope empty (later layers are then meaningless).
     Soundness: each bound is also intersected with plain interval arithmetic, and padded by
     ``pad * magnitude`` where magnitude is the same back-substitution in absolute values (covers rounding).
+    ``first_magnitude``: optional (matrix, vector) bounding |first_weight| and |first_bias| when the first map was
+    itself computed in float64 (a chain's prefix): the absolute-value chain it came from, so the pad also covers
+    that map's own rounding (which cancellation can make far larger than |first_weight|).
 
     ``polytope``: optional callable ``lower(costs (k, n)) -> (k,)``, sound lower bounds of min costs @ x over a
     polytope P inside the box (for instance LP bounds re-derived by weak duality,
@@ -123,6 +126,9 @@ def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad
     absx = np.maximum(np.abs(lower), np.abs(upper))
     weights = [np.asarray(first_weight, dtype=np.float64)] + [np.asarray(layer[0]) for layer in layers[1:]]
     biases = [np.asarray(first_bias, dtype=np.float64)] + [np.asarray(layer[1]) for layer in layers[1:]]
+    abs_ws, abs_bs = [np.abs(w) for w in weights], [np.abs(b) for b in biases]
+    if first_magnitude is not None:
+        abs_ws[0], abs_bs[0] = first_magnitude
     out = []
     relax = []
     post_lo, post_hi = lower, upper
@@ -130,15 +136,18 @@ def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad
         act, pcs = layers[k][2], layers[k][3]
         il, iu = affine_interval(w, b, post_lo, post_hi)
         if k == 0:
+            if first_magnitude is not None:
+                spread = pad * (abs_ws[0] @ absx + abs_bs[0]) + TINY
+                il, iu = il - spread, iu + spread
             lo, hi = il, iu
             if polytope is not None:
                 cu, cl, du, dl = w, w, b, b
-                mag_c, mag_d = np.abs(w), np.abs(b)
+                mag_c, mag_d = abs_ws[0], abs_bs[0]
         else:
             # back-substitution: C_u z_k <= ..., start with C = W_k on h_{k-1}
             cu, cl = w.copy(), w.copy()
             du, dl = b.copy(), b.copy()
-            mag_c, mag_d = np.abs(w), np.abs(b)
+            mag_c, mag_d = abs_ws[k], abs_bs[k]
             for j in range(k - 1, -1, -1):
                 al, bl, au, bu = relax[j]
                 pos_u, neg_u = np.maximum(cu, 0.0), np.minimum(cu, 0.0)
@@ -152,8 +161,8 @@ def chain_bounds(first_weight, first_bias, layers, lower, upper, fixed=None, pad
                 wj, bj = weights[j], biases[j]
                 du, dl = du + cu @ bj, dl + cl @ bj
                 cu, cl = cu @ wj, cl @ wj
-                mag_d = mag_d + mag_c @ np.abs(bj)
-                mag_c = mag_c @ np.abs(wj)
+                mag_d = mag_d + mag_c @ abs_bs[j]
+                mag_c = mag_c @ abs_ws[j]
             mag = mag_c @ absx + mag_d
             hi = cu @ c + np.abs(cu) @ r + du + pad * mag + TINY
             lo = cl @ c - np.abs(cl) @ r + dl - pad * mag - TINY

@@ -16,6 +16,8 @@ pre-activations z_l = G x + g are exact; the rest of the chain is relaxed:
   relax only geometry.
   Every U is padded by ``CHAIN_PAD`` times the same chain in absolute values (rounding); norms use
   :mod:`certify.ir.numerics`.
+* leaves: the float64 ||M|| counts as exact while the rounding bound of M (:meth:`NodeBounder.leaf_upper`) is
+  within ``EXACT_REL`` of it and cannot carry it across the threshold; else that bound is the leaf's upper end;
 * lower bounds: ||M|| of the region of any point whose pre-activations all stay a relative 1e-9 away from a
   breakpoint (so its pattern is that of a full-dimensional region, not an artefact of rounding on a face), exact at
   leaves (float64, SVD for p = 2).
@@ -47,6 +49,7 @@ from ..ir.metric import Metric
 from ..ir.numerics import (
     CHAIN_PAD,
     EPS,
+    EXACT_REL,
     TINY,
     abs_norm_upper,
     induced_norm,
@@ -115,17 +118,32 @@ class NodeBounder:
         m = m[:, : self.cols]
         return m if self.metric is None else self.metric.conjugate(m)
 
+    def leaf_upper(self, leaf, m: np.ndarray) -> float:
+        """Sound upper bound on the real ||M||_p of a leaf whose float64 matrix is m (n_out, n_in): the stored
+        matrix's norm (conjugated by the metric) plus the norm of the rounding bound
+        (:meth:`Traversal.leaf_error`) of M, and with a metric of the product T M Q."""
+        e = self.tr.leaf_error(leaf)[:, : self.cols]
+        if self.metric is None:
+            return float(norm_upper(m[:, : self.cols], self.p)) + float(abs_norm_upper(e, self.p))
+        t, q = np.abs(self.metric.t), np.abs(self.metric.t_inv)
+        mag = t @ (np.abs(m[:, : self.cols]) + e) @ q
+        err = t @ e @ q + CHAIN_PAD * mag
+        return float(norm_upper(self.matrix(m), self.p)) + float(abs_norm_upper(err, self.p)) * product_pad(4)
+
     def head(self, node) -> np.ndarray:
         """The node's exact pre-activation map G (state columns), times Q with a metric."""
         g = node.g_mat[:, : self.cols]
         return g if self.metric is None else g @ self.metric.t_inv
 
     def head_magnitude(self, node) -> np.ndarray:
-        """An entrywise bound on |G| (|G| |Q| with a metric, which also bounds the float64 error of G Q)."""
-        g = node.g_mat[:, : self.cols]
+        """An entrywise bound on |G| that starts the absolute-value chains: the node's chain |W_l| |D| ... |W_0|
+        (:class:`~certify.engines.regions.Traversal`), so that their ``CHAIN_PAD`` multiple also covers the float64
+        error of G itself (a G whose entries cancel is far smaller than its chain); times |Q| with a metric, which
+        also bounds the float64 error of G Q."""
+        g = node.abs_g[:, : self.cols]
         if self.metric is None:
-            return np.abs(g)
-        return np.abs(g) @ np.abs(self.metric.t_inv) * (1.0 + 4 * (self.cols + 2) * EPS)
+            return g
+        return g @ np.abs(self.metric.t_inv) * (1.0 + 4 * (self.cols + 2) * EPS)
 
     def slope_ranges(self, node, fixed_override=None):
         """Per layer l.. L-1 the (s_lo, s_hi) slope intervals over the node, or None when bounds prove it empty."""
@@ -139,7 +157,8 @@ class NodeBounder:
         if self.use_lp and node.a.shape[0]:
             def polytope(costs):
                 return tr.polytope_lower(node, costs)
-        pre = chain_bounds(node.g_mat, node.g_vec, self.layers[l:], lo, hi, fixed, polytope=polytope)
+        pre = chain_bounds(node.g_mat, node.g_vec, self.layers[l:], lo, hi, fixed, polytope=polytope,
+                           first_magnitude=(node.abs_g, node.abs_gv))
         out = []
         for (lo, hi), (_, _, _, pcs) in zip(pre, self.layers[l:]):
             if lo.size == 0 or np.any(lo > hi):
@@ -156,7 +175,7 @@ class NodeBounder:
         slope box exceeds it; any level gives a sound bound)."""
         if node.l >= self.tr.L:
             m, _ = self.tr.leaf_map(node)
-            return float(induced_norm(self.matrix(m), self.p))
+            return self.leaf_upper(node, m)
         ranges = self.slope_ranges(node, fixed_override)
         if ranges is None:
             return -math.inf
@@ -185,9 +204,8 @@ class NodeBounder:
         u = np.maximum(np.abs(lo_m), np.abs(hi_m)) + CHAIN_PAD * mag + TINY
         ut = np.maximum(np.abs(t_lo), np.abs(t_hi)) + CHAIN_PAD * t_mag + TINY
         b1 = abs_norm_upper(u, self.p)
-        head = norm_upper(g, self.p)
-        if self.metric is not None:  # the float64 product G Q errs by a tiny multiple of |G| |Q|
-            head = head + CHAIN_PAD * abs_norm_upper(head_mag, self.p)
+        # the float64 G (and G Q with a metric) errs by a tiny multiple of its absolute-value chain
+        head = norm_upper(g, self.p) + CHAIN_PAD * abs_norm_upper(head_mag, self.p)
         b2 = abs_norm_upper(ut, self.p) * head + self.skip_norm
         b3 = self._vertex_bound(g, ranges, nxt, mag)
         if self.use_slope_bnb and not math.isfinite(b3) and min(b1, b2) > level:
@@ -383,6 +401,8 @@ class _RegionProblem:
         """A witness inside a leaf without a verified pool point (a sliver, or a leaf reached through an LP without
         an optimal status): its Chebyshev centre, if it is generic and its pattern is the leaf's (so the leaf's
         matrix is the matrix there); else None (the leaf then only raises ``upper``)."""
+        if leaf.blind:  # a neuron without rows: no point is known to lie in the region
+            return None
         x = self.tr.interior_point(leaf)
         if x is None or not generic_mask(self.tr.net, x)[0]:
             return None
@@ -391,6 +411,15 @@ class _RegionProblem:
             self.sliver_witnesses += 1
             return x
         return None
+
+    def _leaf_bound(self, leaf, m: np.ndarray, v: float) -> float:
+        """What a leaf's region contributes to ``upper``: its float64 value v while the rounding bound of its
+        matrix (:meth:`NodeBounder.leaf_upper`) stays within 1e-9 relative of v and cannot carry it across the
+        threshold, else that sound bound (a chain whose entries cancel: the float64 matrix says little)."""
+        top = self.bounder.leaf_upper(leaf, m)
+        if top - v <= EXACT_REL * max(1.0, abs(v)) and not v <= self.threshold < top:
+            return v
+        return top
 
     def _bounded(self, child, incumbent: Incumbent) -> list[Node]:
         b = self.bounder.bound(child, level=max(incumbent.value, self.threshold))
@@ -406,12 +435,15 @@ class _RegionProblem:
             if kind == "leaf":
                 m, _ = self.tr.leaf_map(val)
                 v = float(induced_norm(self.bounder.matrix(m), self.p))
+                top = self._leaf_bound(val, m, v)
                 x = val.px[int(np.argmax(val.pr))].copy() if val.px.shape[0] else self._sliver_point(val)
                 if x is not None:
                     incumbent.offer(v, x, m[:, : self.cols])
+                    if top > v:  # the float64 matrix may be off by more than its value's last digits
+                        out.append(Node(top, None, final=True))
                 else:
-                    self.unverified_max = max(self.unverified_max, v)
-                    out.append(Node(v, None, final=True))
+                    self.unverified_max = max(self.unverified_max, top)
+                    out.append(Node(top, None, final=True))
             elif kind == "branch":
                 for child in val:
                     self._offer_pool_point(child, incumbent)

@@ -14,13 +14,19 @@ Traversal (one node = the box cut by the pieces fixed so far, plus a pool of ver
   same way); the other pieces get one Chebyshev-centre LP (maximise the slack t of
   rows a x + t <= b, rows normalised) whose point is re-checked in float64;
 * one feasible piece: fix and go on; several: branch. A piece whose LP ends OPTIMAL with slack <= ``tol`` is a
-  *sliver* (thinner than tol, or lower-dimensional: a hyperplane touching the polytope, a duplicate neuron): it is
-  dropped and counted (``thin``); the branch and bound bounds every dropped sliver soundly instead of
-  trusting that it is empty. An LP with any other status proves nothing: the piece is explored as if feasible
-  (marked uncertain) and ``complete`` becomes False if it yields a region without a verified interior point.
+  *sliver* (thinner than tol, even thinner than a float step): it is dropped and counted (``thin``); the branch
+  and bound bounds every dropped sliver soundly instead of trusting that it is empty. Only a piece proven
+  lower-dimensional in exact rationals (``_flat``: a first-layer plane through a box face, two neurons of the
+  layer that are multiples of each other) is dropped silently. An LP with any other status proves nothing: the
+  piece is explored as if feasible (marked uncertain) and ``complete`` becomes False if it yields a region
+  without a verified interior point.
 
-Degenerate cases handled on purpose: a neuron constant on the node (its row of G is zero, e.g. all its inputs
-off) is fixed to the piece of its constant value (M does not depend on that choice since its row of G is zero);
+Rounding: G and g are float64 products; each neuron's range is widened by a rigorous bound on their error
+(``round_pad`` times the absolute-value chain, :meth:`Traversal.rounding`), and a neuron whose plane that error
+may move by more than tol/2 (a row whose sums cancel) is split without rows into *blind* children, none of whose
+points counts as verified. Degenerate cases handled on purpose: a neuron constant on the node (its row of G is
+zero in exact arithmetic, e.g. all its inputs off) is fixed to the piece of its constant value (M does not depend
+on that choice since its row of G is zero);
 box coordinates of zero width are parameters: "full-dimensional" means relative to the box's affine hull and
 distances use the free coordinates only. Lower-dimensional pieces (faces between regions) carry no region:
 every point of the box lies in the closure of a full-dimensional region, where f = M x + c by continuity, so
@@ -33,6 +39,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -41,7 +48,7 @@ from ..bounds.lp_dual import dual_lower_bounds
 from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.network import Network
-from ..ir.numerics import affine_interval
+from ..ir.numerics import EXACT_REL, TINY, affine_interval, chain_gamma
 from ..ir.pieces import Pieces, pieces
 from ..solvers import registry
 from ..solvers.base import SolveStatus
@@ -98,7 +105,7 @@ class _Node:
     """Internal mutable traversal state (never escapes this module and bnb.py)."""
 
     __slots__ = ("l", "fixed", "h_mat", "h_vec", "g_mat", "g_vec", "zlo", "zhi", "a", "b", "px", "pr", "uncertain",
-                 "depth", "bbox_rows", "bbox")
+                 "depth", "bbox_rows", "bbox", "src", "abs_h", "abs_hv", "abs_g", "abs_gv", "blind")
 
     def copy(self) -> "_Node":
         n = _Node()
@@ -106,6 +113,8 @@ class _Node:
         n.zlo, n.zhi, n.a, n.b, n.px, n.pr = self.zlo, self.zhi, self.a, self.b, self.px, self.pr
         n.fixed = list(self.fixed[:-1]) + [self.fixed[-1].copy()]
         n.uncertain, n.depth, n.bbox_rows, n.bbox = self.uncertain, self.depth, self.bbox_rows, self.bbox
+        n.src, n.blind = self.src, self.blind
+        n.abs_h, n.abs_hv, n.abs_g, n.abs_gv = self.abs_h, self.abs_hv, self.abs_g, self.abs_gv
         return n
 
 
@@ -150,6 +159,14 @@ class Traversal:
         self.empty_tol = max(self.tol, 1e-7 * max(1.0, float(np.max(np.abs(np.concatenate([self.lo, self.hi]))))))
         self.weights = [layer.weight for layer in net.layers]
         self.biases = [layer.bias for layer in net.layers]
+        self.abs_w = [np.abs(w) for w in self.weights]
+        self.abs_b = [np.abs(b) for b in self.biases]
+        self.xmax = np.maximum(np.abs(self.lo), np.abs(self.hi))
+        # the float64 maps G, g of a node (and a leaf's M) err by at most round_pad times their absolute-value
+        # chains (abs_g, abs_gv): z ranges are widened by it, and a neuron whose plane it moves by more than tol/2
+        # is split without rows (blind: no point of its children is verified)
+        widths = [net.n_in] + [w.shape[0] for w in self.weights]
+        self.round_pad = chain_gamma(max(widths), len(self.weights) + 1)
         self.pieces: list[Pieces] = [pieces(layer.activation, layer.width) for layer in net.layers]
         self.L = len(net.layers)
         self.n = net.n_in
@@ -197,6 +214,9 @@ class Traversal:
         node.bbox_rows = 0
         node.bbox = None
         node.fixed = []
+        node.src = ()
+        node.blind = False
+        node.abs_h, node.abs_hv = np.eye(self.n), np.zeros(self.n)
         self._enter_layer(node)
         return node
 
@@ -205,10 +225,12 @@ class Traversal:
             w, b = self.weights[node.l], self.biases[node.l]
             node.g_mat = w @ node.h_mat
             node.g_vec = w @ node.h_vec + b
+            node.abs_g = self.abs_w[node.l] @ node.abs_h
+            node.abs_gv = self.abs_w[node.l] @ node.abs_hv + self.abs_b[node.l]
             lo, hi = self.lo, self.hi
             if node.bbox is not None and node.bbox[0] == node.a.shape[0]:
                 lo, hi = node.bbox[1], node.bbox[2]  # the polytope's (sound) bounding box, when known
-            node.zlo, node.zhi = affine_interval(node.g_mat, node.g_vec, lo, hi)
+            node.zlo, node.zhi = self._z_range(node, slice(None), lo, hi)
             node.fixed = node.fixed + [np.full(w.shape[0], -1, dtype=np.int64)]
 
     def _finish_layer(self, node: _Node) -> None:
@@ -217,6 +239,8 @@ class Traversal:
         s, o = pcs.slope[idx, f], pcs.offset[idx, f]
         node.h_mat = s[:, None] * node.g_mat
         node.h_vec = s * node.g_vec + o
+        node.abs_h = np.abs(s)[:, None] * node.abs_g
+        node.abs_hv = np.abs(s) * node.abs_gv + np.abs(o)
         node.l += 1
         self._enter_layer(node)
 
@@ -301,24 +325,108 @@ class Traversal:
         """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (:meth:`polytope_bbox`)."""
         node.bbox_rows = node.a.shape[0]
         box = self.polytope_bbox(node)
-        zl, zu = affine_interval(node.g_mat[idx], node.g_vec[idx], box[0], box[1])
+        zl, zu = self._z_range(node, idx, box[0], box[1])
         node.zlo, node.zhi = node.zlo.copy(), node.zhi.copy()
         node.zlo[idx] = np.maximum(node.zlo[idx], zl)
         node.zhi[idx] = np.minimum(node.zhi[idx], zu)
 
-    def _flat(self, a: np.ndarray, b: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> bool:
-        """True when a new row is the exact opposite of a node row or box face with no room between them
-        (a' = -a_k and b' + b_k <= 1e-12 scale): the piece then lies in a hyperplane (coincident neurons, a
-        hyperplane through a face of the box), a deliberate proof of an empty interior, not a numerical guess."""
+    def _z_range(self, node: _Node, idx, lo: np.ndarray, hi: np.ndarray):
+        """Sound [lower, upper] of the real pre-activations ``idx`` of the node's layer over [lo, hi] (inside the
+        box): the float64 map's interval, widened by its own rounding error (:meth:`rounding`)."""
+        zl, zu = affine_interval(node.g_mat[idx], node.g_vec[idx], lo, hi)
+        err = self.rounding(node)[idx]
+        return zl - err, zu + err
+
+    def rounding(self, node: _Node) -> np.ndarray:
+        """Bound (n_l,) on |real z - float64 z| of the node's layer anywhere in the box: ``round_pad`` times the
+        absolute-value chain of the map."""
+        return self.round_pad * (node.abs_g @ self.xmax + node.abs_gv) + TINY
+
+    def leaf_error(self, node: _Node) -> np.ndarray:
+        """Entrywise bound (n_out, n_in) on |real M - float64 M| of a leaf (:meth:`leaf_map`)."""
+        mag = np.abs(self.net.out_weight) @ node.abs_h
+        if self.net.skip is not None:
+            mag = mag + np.abs(self.net.skip)
+        return self.round_pad * mag + TINY
+
+    def leaf_exact(self, node: _Node, m: np.ndarray, c: np.ndarray) -> bool:
+        """Whether a leaf's float64 map (m, c) (:meth:`leaf_map`) is within ``EXACT_REL`` of the real one: m
+        entrywise relative to max(1, its largest entry), c likewise."""
+        err_c = self.round_pad * (np.abs(self.net.out_weight) @ node.abs_hv + np.abs(self.net.out_bias))
+        ok_m = np.max(self.leaf_error(node), initial=0.0) <= EXACT_REL * max(1.0, np.max(np.abs(m), initial=0.0))
+        ok_c = np.max(err_c, initial=0.0) <= EXACT_REL * max(1.0, np.max(np.abs(c), initial=0.0))
+        return bool(ok_m and ok_c)
+
+    def _flat(self, node: _Node, ra: np.ndarray, rb: np.ndarray, src) -> bool:
+        """True when a piece (new rows ``ra``, ``rb`` (k, n), (k,) with their ``src``) is proven in exact rational
+        arithmetic to have no interior in the node: a hyperplane through a face of the box (a first-layer neuron
+        of one free coordinate) or two neurons of the current layer that are multiples of each other (duplicated
+        or negated neurons). Float64 only selects the candidates (a row opposite to a node row or a box face to
+        1e-12); the proof uses the stored weights and box as exact rationals. A piece the floats call flat but
+        nothing proves is a sliver: the caller hands it on, so a kink that rounding moved onto a face (a piece
+        thinner than a float step) is still searched."""
         eye = np.eye(self.n)[self.free]
-        rows = np.vstack([a, eye, -eye])
-        rhs = np.concatenate([b, self.hi[self.free], -self.lo[self.free]])
+        n_rows = node.a.shape[0]
+        rows = np.vstack([node.a, eye, -eye])
+        rhs = np.concatenate([node.b, self.hi[self.free], -self.lo[self.free]])
         eps = 1e-12 * max(1.0, float(np.max(np.abs(rhs), initial=0.0)))
-        for r_a, r_b in zip(ra, rb):
+        for r_a, r_b, s_new in zip(ra, rb, src):
             opposite = np.all(np.abs(rows + r_a[None, :]) <= 1e-12, axis=1) & (rhs + r_b <= eps)
-            if opposite.any():
-                return True
+            for k in np.nonzero(opposite)[0]:
+                if k >= n_rows:
+                    if self._flat_on_face(s_new):
+                        return True
+                elif self._flat_pair(s_new, node.src[k]):
+                    return True
         return False
+
+    def _exact_neuron(self, layer: int, i: int):
+        """Neuron i of ``layer`` as exact rationals (coefficients, constant): z = coef . h + const, h the layer's
+        input; on layer 0 the coefficients are those of the free coordinates and the fixed ones join the constant."""
+        w, b = self.weights[layer][i], Fraction(float(self.biases[layer][i]))
+        if layer > 0:
+            return [Fraction(float(v)) for v in w], b
+        const = b + sum((Fraction(float(w[k])) * Fraction(float(self.lo[k])) for k in np.nonzero(~self.free)[0]),
+                        Fraction(0))
+        return [Fraction(float(w[k])) for k in np.nonzero(self.free)[0]], const
+
+    @staticmethod
+    def _no_room(constraints) -> bool:
+        """True when the constraints (value, upper) on one real variable (t <= value if upper, t >= value if not)
+        leave at most one point."""
+        ups = [v for v, up in constraints if up]
+        lows = [v for v, up in constraints if not up]
+        return bool(ups) and bool(lows) and min(ups) <= max(lows)
+
+    def _flat_on_face(self, s_new) -> bool:
+        layer, i, bound, upper = s_new
+        if layer != 0:
+            return False
+        coef, const = self._exact_neuron(0, i)
+        nz = [k for k, v in enumerate(coef) if v != 0]
+        if len(nz) != 1:
+            return False
+        k = nz[0]
+        f = int(np.nonzero(self.free)[0][k])
+        cut = (Fraction(bound) - const) / coef[k]  # the piece is x_f <= cut or x_f >= cut
+        x_upper = upper == (coef[k] > 0)
+        return self._no_room([(cut, x_upper), (Fraction(float(self.lo[f])), False),
+                              (Fraction(float(self.hi[f])), True)])
+
+    def _flat_pair(self, s_new, s_row) -> bool:
+        (layer, i, bound, upper), (layer2, i2, bound2, upper2) = s_new, s_row
+        if layer != layer2 or i == i2:
+            return False
+        coef, const = self._exact_neuron(layer, i)
+        coef2, const2 = self._exact_neuron(layer, i2)
+        nz = [k for k, v in enumerate(coef2) if v != 0]
+        if not nz:
+            return False
+        c = coef[nz[0]] / coef2[nz[0]]  # z_i = c z_i2 exactly, if every coefficient agrees
+        if c == 0 or const != c * const2 or any(v != c * v2 for v, v2 in zip(coef, coef2)):
+            return False
+        # on the variable t = z_i2: the node's row and the piece's row (c t <= bound, or >=)
+        return self._no_room([(Fraction(bound2), upper2), (Fraction(bound) / c, upper == (c > 0))])
 
     def _pushed_points(self, node: _Node, ra: np.ndarray, rb: np.ndarray, a_all: np.ndarray, b_all: np.ndarray):
         """Try to prove a piece with one new row (ra, rb) full-dimensional without an LP: push each pool point
@@ -363,43 +471,53 @@ class Traversal:
                 if self.n_free <= 4 and crossing > _BBOX_CROSSING * self.n_free and node.a.shape[0] > node.bbox_rows:
                     self._tighten_by_bbox(node, free_idx)
                     over = pcs.overlapping(node.zlo[free_idx], node.zhi[free_idx], free_idx)
+            err = self.rounding(node) if free_idx.size else None
             for pos, i in enumerate(free_idx):
                 gi = node.g_mat[i]
-                if not np.any(gi[self.free] != 0.0):  # constant on the box slice: fixed by its value
-                    f[i] = int(pcs.piece_of(np.array([gi @ self.box.center + node.g_vec[i]]))[0])
-                    continue
                 cand = np.nonzero(over[pos])[0]
                 if cand.size == 1:
                     f[i] = cand[0]
                     continue
+                flat_row = not np.any(gi[self.free] != 0.0)
+                if flat_row and (not np.any(node.abs_g[i][self.free] != 0.0) or self._zero_row(node, i)):
+                    # constant on the box slice (its row is zero in exact arithmetic): fixed by its value; M does
+                    # not depend on the choice
+                    f[i] = int(pcs.piece_of(np.array([gi @ self.box.center + node.g_vec[i]]))[0])
+                    continue
+                if flat_row or err[i] > 0.5 * self.tol * float(np.linalg.norm(gi[self.free])):
+                    # rounding may move the neuron's plane by more than tol/2 (its float64 row cancels): no row
+                    # can be trusted, so each piece its range meets is a child without rows and without points
+                    return "branch", [self._blind_child(node, i, j) for j in cand]
                 feasible = []  # (piece, rows a, rows b, px, pr, uncertain)
                 bps = pcs.breakpoints[i]
                 for j in cand:
-                    ra, rb = [], []
+                    ra, rb, src = [], [], []
                     if j > 0 and bps[j - 1] > node.zlo[i]:
                         a_, b_ = self._row(gi, node.g_vec[i], bps[j - 1], upper=False)
                         ra.append(a_)
                         rb.append(b_)
+                        src.append((l, int(i), float(bps[j - 1]), False))
                     if j < bps.size and bps[j] < node.zhi[i]:
                         a_, b_ = self._row(gi, node.g_vec[i], bps[j], upper=True)
                         ra.append(a_)
                         rb.append(b_)
-                    ra, rb = np.array(ra).reshape(-1, self.n), np.array(rb)
+                        src.append((l, int(i), float(bps[j]), True))
+                    ra, rb, src = np.array(ra).reshape(-1, self.n), np.array(rb), tuple(src)
                     pr = node.pr
                     if node.px.shape[0]:
                         pr = np.minimum(pr, (rb[None, :] - node.px @ ra.T).min(axis=1)) if ra.shape[0] else pr
                     keep = pr > self.tol
                     if keep.any():
-                        feasible.append((j, ra, rb, node.px[keep], pr[keep], node.uncertain))
+                        feasible.append((j, ra, rb, node.px[keep], pr[keep], node.uncertain, src))
                         continue
                     a_all, b_all = np.vstack([node.a, ra]), np.concatenate([node.b, rb])
                     pushed = self._pushed_points(node, ra, rb, a_all, b_all)
                     if pushed is not None:
-                        feasible.append((j, ra, rb, pushed[0], pushed[1], node.uncertain))
+                        feasible.append((j, ra, rb, pushed[0], pushed[1], node.uncertain, src))
                         continue
                     ok, x, t_opt = self._chebyshev(node, ra, rb)
                     if not ok:
-                        feasible.append((j, ra, rb, np.zeros((0, self.n)), np.zeros(0), True))
+                        feasible.append((j, ra, rb, np.zeros((0, self.n)), np.zeros(0), True, src))
                         continue
                     r = self._radius(x[None, :], a_all, b_all)
                     if r[0] > self.tol:
@@ -408,11 +526,11 @@ class Traversal:
                         if node.px.shape[0] and ra.shape[0]:
                             pr2[1:] = np.minimum(node.pr, (rb[None, :] - node.px @ ra.T).min(axis=1))
                         k = pr2 > self.tol
-                        feasible.append((j, ra, rb, px[k][:_POOL], pr2[k][:_POOL], node.uncertain))
-                    elif t_opt > -self.empty_tol and self._flat(node.a, node.b, ra, rb):
-                        continue  # opposite to a row of the node or a box face: lower-dimensional, no interior
+                        feasible.append((j, ra, rb, px[k][:_POOL], pr2[k][:_POOL], node.uncertain, src))
+                    elif t_opt > -self.empty_tol and self._flat(node, ra, rb, src):
+                        continue  # proven to lie in a hyperplane: no interior
                     elif on_thin is not None and t_opt > -self.empty_tol:
-                        on_thin(node, i, (j, ra, rb, np.zeros((0, self.n)), np.zeros(0), True))
+                        on_thin(node, i, (j, ra, rb, np.zeros((0, self.n)), np.zeros(0), True, src))
                 if len(feasible) == 0:
                     return "empty", node
                 if len(feasible) == 1:
@@ -442,12 +560,38 @@ class Traversal:
         child.depth = node.depth + 1
         return child
 
+    def _zero_row(self, node: _Node, i: int) -> bool:
+        """True when neuron i of the node's layer has a zero row (free coordinates) in exact rational arithmetic:
+        W_l[i] D_{l-1} W_{l-1} ... D_0 W_0 with the node's fixed slopes, as Fractions (a float64 row can cancel to
+        zero when the real one does not, and the other way round)."""
+        row = [Fraction(float(v)) for v in self.weights[node.l][i]]
+        for k in range(node.l - 1, -1, -1):
+            pcs, f = self.pieces[k], node.fixed[k]
+            slopes = pcs.slope[np.arange(f.size), f]
+            row = [r * Fraction(float(s)) for r, s in zip(row, slopes)]
+            w = self.weights[k]
+            row = [sum((r * Fraction(float(w[j, c])) for j, r in enumerate(row) if r != 0), Fraction(0))
+                   for c in range(w.shape[1])]
+        return all(row[c] == 0 for c in np.nonzero(self.free)[0])
+
+    def _blind_child(self, node: _Node, i: int, j: int) -> _Node:
+        """Neuron i on piece j with no row: the child's polytope contains its region (LPs over it still prove
+        pieces empty), but none of its points is verified to lie in the region, nor are its descendants'."""
+        child = node.copy()
+        child.blind = True
+        self._apply(child, i, (j, np.zeros((0, self.n)), np.zeros(0), None, None, True, ()))
+        child.depth = node.depth + 1
+        return child
+
     def _apply(self, node: _Node, i: int, item) -> None:
-        j, ra, rb, px, pr, uncertain = item
+        j, ra, rb, px, pr, uncertain, src = item
         node.fixed[node.l][i] = j
         if ra.shape[0]:
             node.a = np.vstack([node.a, ra])
             node.b = np.concatenate([node.b, rb])
+            node.src = node.src + src
+        if node.blind or px is None:
+            px, pr = np.zeros((0, self.n)), np.zeros(0)
         node.px, node.pr, node.uncertain = px, pr, uncertain
 
     # ------------------------------------------------------------------ numpy replay of a point
@@ -503,16 +647,17 @@ def enumerate_regions(net: Network, box: Box, min_radius: float = DEFAULT_MIN_RA
             stack.extend(reversed(val))
         elif kind == "leaf":
             node = val
-            if node.px.shape[0] == 0:
-                uncertain += 1
+            m, c = tr.leaf_map(node)
+            if node.px.shape[0] == 0 or not tr.leaf_exact(node, m, c):
+                uncertain += 1  # no verified point, or a float64 map too far from the real one to solve with
                 continue
             k = int(np.argmax(node.pr))
             x = node.px[k]
-            m, c = tr.leaf_map(node)
             pattern = tuple(f.copy() for f in node.fixed)
             out.append(ActivationRegion(pattern, node.a, node.b, x.copy(), float(node.pr[k]), m, c))
     complete = not stack and uncertain == 0
     if uncertain and not reason:
-        reason = f"{uncertain} leaves reached through LPs without an optimal status"
+        reason = (f"{uncertain} leaves without a verified interior point (LPs without an optimal status) or whose "
+                  f"float64 map may be off by more than {EXACT_REL:g} (sums that cancel)")
     return RegionEnumeration(tuple(out), complete, thin[0], uncertain, tr.lps, tr.nodes,
                              time.perf_counter() - t0, tr.tol, reason)

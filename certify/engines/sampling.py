@@ -38,7 +38,8 @@ from ..ir.box import Box
 from ..ir.kernels import TorchNet, batched_induced_norm, chain_product, layer_slopes, preactivations
 from ..ir.metric import Metric, check_metric_applies
 from ..ir.network import Network
-from ..ir.numerics import TINY, induced_norm
+from ..ir.numerics import EPS, EXACT_REL, TINY, abs_norm_upper, chain_gamma, induced_norm
+from ..ir.pieces import pieces
 from ..ir.quantity import Quantity
 
 _TOP_K = 32  # incumbents kept for the local search
@@ -407,9 +408,53 @@ def replay_norm(net: Network, x: np.ndarray, quantity: Quantity, p: float, colum
     correction, :mod:`certify.ir.metric`), so the value is attained."""
     m = net.pwa(x)[0] if quantity is Quantity.A_STAR else net.jacobian(x)
     m = np.array(m[:, :columns], dtype=np.float64)
+    err = replay_rounding(net, x, quantity, columns)
     if metric is None or metric.is_identity:
-        return induced_norm(m, p), m
-    return float(induced_norm(metric.conjugate(m), 2.0)) * metric.lower_factor, m
+        v, slack = float(induced_norm(m, p)), float(abs_norm_upper(err, p))
+    else:
+        v = float(induced_norm(metric.conjugate(m), 2.0)) * metric.lower_factor
+        slack = float(abs_norm_upper(np.abs(metric.t) @ err @ np.abs(metric.t_inv), 2.0)) * 1.001
+    if not slack <= EXACT_REL * max(1.0, abs(v)):  # NaN too
+        v = max(v - slack, 0.0)  # the float64 matrix may be off beyond its last digits: what the real one has
+    return v, m
+
+
+def replay_rounding(net: Network, x: np.ndarray, quantity: Quantity, columns: int) -> np.ndarray:
+    """Entrywise bound (n_out, columns) on |real M(x) - float64 M(x)| (M = A* or J through the IR at x (n_in,)):
+    the chain's rounding (:func:`certify.ir.numerics.chain_gamma` times its absolute values) plus the slopes' error
+    where z itself errs (the slope's range over z +- its error, and 16 eps of the slope for its evaluation: the
+    stated assumption about torch's elementwise functions). inf where a pre-activation is not farther than its
+    error from a kink (its piece, hence its slope, is not known). Large only where the chain cancels."""
+    x = np.asarray(x, dtype=np.float64)
+    widths = [net.n_in] + [layer.width for layer in net.layers]
+    g = chain_gamma(max(widths), len(net.layers) + 1)
+    h, e_h = x, np.zeros_like(x)
+    mag = np.eye(net.n_in)[:, :columns]
+    err = np.zeros_like(mag)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for layer in net.layers:
+            act, aw = layer.activation, np.abs(layer.weight)
+            z = layer.weight @ h + layer.bias
+            e_z = g * (aw @ np.abs(h) + np.abs(layer.bias)) + aw @ e_h + TINY
+            if not np.all(np.isfinite(e_z)) or any(np.any(np.abs(z - k) <= e_z) for k in act.kinks()):
+                return np.full((net.n_out, columns), np.inf)
+            secant = quantity is Quantity.A_STAR and not net.piecewise_linear_through_origin
+            slope_fn, range_fn = (act.np_secant, act.secant_range) if secant else (act.np_derivative,
+                                                                                 act.derivative_range)
+            d = slope_fn(z[None, :])[0]
+            lo, hi = range_fn((z - e_z)[None, :], (z + e_z)[None, :])
+            dd = np.maximum(np.abs(lo[0] - d), np.abs(hi[0] - d)) + 16 * EPS * np.abs(d)
+            wm, we = aw @ mag, aw @ err
+            err = np.abs(d)[:, None] * we + (dd + g * np.abs(d))[:, None] * wm
+            mag = (np.abs(d) + dd)[:, None] * wm
+            lo, hi = act.derivative_range((z - e_z)[None, :], (z + e_z)[None, :])
+            h = act.np_value(z[None, :])[0]
+            e_h = np.maximum(np.abs(lo[0]), np.abs(hi[0])) * e_z + 16 * EPS * np.abs(h)
+        ao = np.abs(net.out_weight)
+        err = ao @ err + g * (ao @ mag)
+        if net.skip is not None:
+            err = err + g * np.abs(net.skip[:, :columns])
+    return np.where(np.isfinite(err), err, np.inf)
 
 
 def falsify(
@@ -502,15 +547,27 @@ def generic_mask(net: Network, x: np.ndarray) -> np.ndarray:
     activation region its computed signs name (all its inequalities hold strictly), so A*(x) and J(x) there are the
     matrices of that open region, however thin it is. Float64 numpy evaluation through the IR; shape (B,)."""
     h = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    e_h = np.zeros_like(h)  # a bound on the error of h carried from earlier layers (cancelling sums make it big)
     ok = np.ones(h.shape[0], dtype=bool)
-    for layer in net.layers:
-        z = h @ layer.weight.T + layer.bias
-        kinks = layer.activation.kinks()
-        if kinks:
-            err = GENERIC_PAD * (np.abs(h) @ np.abs(layer.weight).T + np.abs(layer.bias)) + TINY
-            for k in kinks:
+    with np.errstate(over="ignore", invalid="ignore"):
+        for layer in net.layers:
+            act, aw = layer.activation, np.abs(layer.weight)
+            z = h @ layer.weight.T + layer.bias
+            err = GENERIC_PAD * (np.abs(h) @ aw.T + np.abs(layer.bias)) + e_h @ aw.T + TINY
+            for k in act.kinks():
                 ok &= np.all(np.abs(z - k) > err + GENERIC_PAD * abs(k), axis=1)
-        h = layer.activation.np_value(z)
+            ok &= np.all(np.isfinite(err), axis=1)
+            h = act.np_value(z)
+            if act.kind is ActivationKind.RELU:  # where z clears its kinks by err, the real z lies on z's piece
+                lip = (z > 0.0).astype(np.float64)
+            elif act.piecewise_linear:
+                pcs = pieces(act, layer.width)
+                lip = np.abs(pcs.slope[np.arange(layer.width), pcs.piece_of(z)])
+            else:
+                safe = np.where(np.isfinite(err), err, 0.0)
+                lo, hi = act.derivative_range(z - safe, z + safe)
+                lip = np.maximum(np.abs(lo), np.abs(hi))
+            e_h = lip * err + GENERIC_PAD * np.abs(h)
     return ok
 
 

@@ -39,6 +39,9 @@ CHAIN_PAD = 1e-11
 NORM_PAD = 1e-12
 TINY = 1e-300
 SOLVER_REL_PAD = 1e-7
+# a float64 value (a region's norm, a replayed witness) counts as exact while the rounding bound of its matrix is
+# within this relative distance of it; beyond (a chain whose entries cancel) the bound itself is used
+EXACT_REL = 1e-9
 
 NORMS = (1.0, 2.0, math.inf)
 _NORM_NAMES = {"1": 1.0, "2": 2.0, "inf": math.inf}
@@ -237,6 +240,18 @@ def product_pad(m: int) -> float:
     """Relative factor (> 1) covering the rounding of a product (or sum of non-negative terms) of m floats:
     the error is at most m eps relative; the factor is 1 + AFFINE_PAD (m + 2), a margin of about 4000."""
     return 1.0 + AFFINE_PAD * (m + 2)
+
+
+def chain_gamma(width: int, factors: int) -> float:
+    """Relative factor of the float64 error of a chain of ``factors`` matrix products (and bias additions) whose
+    inner dimensions are at most ``width``, against the same chain in absolute values: entrywise
+    |fl(A B) - A B| <= gamma_m |A| |B| with m = width + 2 (a dot product plus a bias and a slope), so a chain of k
+    products errs by at most ((1 + gamma_m)^k - 1) times its absolute-value chain (Higham, section 3.5); doubled.
+    Far below ``CHAIN_PAD`` at small widths: it is the pad that decides whether float64 maps can be trusted at
+    all (a chain whose entries cancel), where ``CHAIN_PAD`` would call well-conditioned maps doubtful."""
+    m = width + 2
+    gamma = m * EPS / (1.0 - m * EPS)
+    return 2.0 * math.expm1(factors * math.log1p(gamma)) + TINY
 
 
 # ============================================================================================ interval arithmetic
