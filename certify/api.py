@@ -105,15 +105,17 @@ def verify(
         net, box = _align(net, box, box_path, region)
     provenance = Provenance.of(config, device_used=config.torch_device())
     deadline = time.perf_counter() + config.timeout  # --timeout bounds the whole run, the searches again included
-    results = run_checks(net, box, names, config, progress, outputs=None if region is None else region.outputs,
-                         noise=noise)
+    settle = None
     if region is not None and region.inner is not None:  # bounds rounded outward: results on the file's box
 
         def rerun(check, inner_box, inner_config):
             return run_checks(net, inner_box, (check,), inner_config, outputs=region.outputs, noise=noise)[0]
 
-        results = tuple(on_file_box(r, net, box, region.inner, config, partial(rerun, r.check), deadline)
-                        for r in results)
+        def settle(result):
+            return on_file_box(result, net, box, region.inner, config, partial(rerun, result.check), deadline)
+
+    results = run_checks(net, box, names, config, progress, outputs=None if region is None else region.outputs,
+                         noise=noise, settle=settle)
     return Report(path, sha, net.describe(), box, config.norm, config.margin, results, network=net,
                   provenance=provenance)
 

@@ -244,6 +244,17 @@ def test_an_equilibrium_in_the_rounding_sliver_is_not_certified_as_one_of_the_fi
     assert verify(net, exact, ["equilibria"], VerifyConfig(timeout=20)).results[0].verdict is Verdict.CERTIFIED
 
 
+def test_progress_sees_the_verdict_on_the_file_s_box(tmp_path):
+    """The progress callback (the CLI's live display) saw the verdict on the rounded box, "certified" for the
+    equilibrium outside the file's box above, and the report then said otherwise."""
+    a = math.nextafter(0.1, 0.0)
+    net = Network((Layer(np.array([[1.0]]), np.zeros(1), acts.relu()),), np.array([[0.5]]), np.array([0.5 * a]))
+    seen = []
+    report = verify(net, write(tmp_path, "states: {x0: [0.1, 0.2]}\n"), ["equilibria"], VerifyConfig(timeout=20),
+                    progress=lambda check, result: seen.append(result))
+    assert seen[0] is None and seen[1] is report.results[0] and seen[1].verdict is not Verdict.CERTIFIED
+
+
 def test_a_violation_onto_the_rounded_box_s_side_still_falsifies(tmp_path):
     """f(x) = x + (0.9 - p) with p the float below 0.9: f(p) = float(0.9), above the decimal 0.9, so p (inside the
     file's box) is a counterexample, though the violation against the rounded box there is 0. It was dropped."""

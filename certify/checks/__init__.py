@@ -57,7 +57,7 @@ def available_checks() -> tuple[CheckName, ...]:
 
 def run_checks(
     net: Network, box: Box, checks: Iterable[CheckName], config: VerifyConfig, progress=None, *, outputs=None,
-    noise=None,
+    noise=None, settle=None,
 ) -> tuple[CheckResult, ...]:
     """Run each check in order. Misuse (a dynamics check on a non-square map) raises before any work starts.
 
@@ -66,6 +66,8 @@ def run_checks(
     called before (None) and after each check. ``outputs``: the output property of a VNNLIB region (an
     :class:`~certify.ir.output_property.OutputProperty`, for ``output_bounds``); ``noise``: the noise head of a deep
     Markov model (a :class:`~certify.ir.stochastic.NoiseHead`, for ``mean_square``; ``net`` is then its mean map).
+    ``settle``: optional callable ``settle(result) -> result`` applied to each result before ``progress`` sees it
+    (the verdict on a region file's own box, :func:`certify.checks.file_box.on_file_box`).
     """
     inputs = {"outputs": outputs, "noise": noise}
     checks = tuple(checks)
@@ -86,7 +88,8 @@ def run_checks(
             progress(check, None)
         share = max(deadline - time.perf_counter(), 0.0) / (len(checks) - i)
         extra = {CHECK_INPUTS[check]: inputs[CHECK_INPUTS[check]]} if check in CHECK_INPUTS else {}
-        results.append(CHECKS[check](net, box, config.with_(timeout=max(share, _MIN_CHECK_SECONDS)), memo, **extra))
+        result = CHECKS[check](net, box, config.with_(timeout=max(share, _MIN_CHECK_SECONDS)), memo, **extra)
+        results.append(result if settle is None else settle(result))
         if progress is not None:
             progress(check, results[-1])
     return tuple(results)
