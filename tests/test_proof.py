@@ -423,6 +423,30 @@ def test_region_reader_agrees_with_certify(tmp_path):
     assert all(parse_norm(word) == p for word, p in checker._NORM_WORDS.items())
 
 
+@pytest.mark.parametrize("text", [
+    "states:\n  a: [0, 1]\n  a: [0, 2]\n",  # a coordinate twice
+    "states:\n  a: [0, 1]\ninputs:\n  a: [0, 1]\n",  # a state and an input of one name
+    "states:\n  a: [0, 1]\nlower: [0]\nupper: [1]\n",  # two boxes
+    "states:\n  a: [0, 1]\n---\nstates:\n  b: [0, 1]\n",  # two documents
+    "lower: [0]\nupper: [1]\n...\nnorm: 1\n",  # content after the document's end
+    "states:\n  a: [1, 0]\n",  # an empty box
+    "lower: [0, 0]\nupper: [1]\n",  # a bound missing
+])
+def test_region_reader_refuses_what_certify_refuses(tmp_path, text):
+    """The checker read these (the last coordinate twice, the states over lower/upper, documents merged, an
+    empty box that makes every claim vacuous) where certify refuses them: a proof was 'valid' for a region file
+    no run of certify could have been given."""
+    from certify.errors import RegionError
+    from certify.importers.region_file import load_region
+
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    with pytest.raises(RegionError):
+        load_region(p)
+    with pytest.raises(checker.BadInput):
+        checker.read_region(p)
+
+
 def test_exact_positive_definiteness():
     from certify.proof.rounding import gram_ints, positive_definite, sigma_certified, spectral_upper
 

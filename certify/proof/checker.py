@@ -323,11 +323,16 @@ def read_region(path: str | Path) -> RegionFile:
         raise BadInput(f"{path}: cannot read the region file ({exc})") from None
     blocks: dict[str, list] = {}
     asks: dict[str, float] = {}  # norm and margin
-    key = None
+    key, names, ended = None, set(), False
     for number, raw in enumerate(text.splitlines(), 1):
         where = f"{path}:{number}"
         line = _strip_comment(raw)
-        if not line.strip() or line.strip() in ("---", "..."):
+        if not line.strip():
+            continue
+        if ended or (line.strip() == "---" and key is not None):  # as certify's reader: one document per file
+            raise BadInput(f"{where}: a second YAML document; give one region per file")
+        if line.strip() in ("---", "..."):
+            ended = line.strip() == "..."
             continue
         indented = line[0] in " \t"
         body = line.strip()
@@ -371,16 +376,30 @@ def read_region(path: str | Path) -> RegionFile:
         m = _KEY.match(body)
         if not m or not m.group(5):
             raise BadInput(f"{where}: expected 'name: [lower, upper]' under {key}")
+        name = m.group(2) or m.group(3) or m.group(1)
+        if name in names:
+            raise BadInput(f"{where}: the coordinate {name!r} is given twice")
+        names.add(name)
         blocks[key].append(_flow_list(m.group(5), where, (-1, 1)))
     empty = [k for k in ("norm", "margin", "metric") if k in blocks and k not in asks]
     if empty:
         raise BadInput(f"{path}: '{empty[0]}' has no value")
+    if "states" in blocks and ("lower" in blocks or "upper" in blocks):
+        raise BadInput(f"{path}: give the box either as 'states' (and 'inputs') or as 'lower'/'upper', not both")
     if "states" in blocks:
         pairs = blocks["states"] + blocks.get("inputs", [])
-        return RegionFile([a for a, _ in pairs], [b for _, b in pairs], len(blocks["states"]), **asks)
-    if "lower" in blocks and "upper" in blocks:
-        return RegionFile(blocks["lower"], blocks["upper"], None, **asks)
-    raise BadInput(f"{path}: no 'states' (or 'lower'/'upper') in the region file")
+        region = RegionFile([a for a, _ in pairs], [b for _, b in pairs], len(blocks["states"]), **asks)
+    elif "lower" in blocks and "upper" in blocks:
+        region = RegionFile(blocks["lower"], blocks["upper"], None, **asks)
+    else:
+        raise BadInput(f"{path}: no 'states' (or 'lower'/'upper') in the region file")
+    if len(region.lower) != len(region.upper):
+        raise BadInput(f"{path}: 'lower' has {len(region.lower)} entries and 'upper' {len(region.upper)}")
+    empty_at = next((i for i, (a, b) in enumerate(zip(region.lower, region.upper)) if not a <= b), None)
+    if empty_at is not None:
+        raise BadInput(f"{path}: coordinate {empty_at} has lower {region.lower[empty_at]!r} > upper "
+                       f"{region.upper[empty_at]!r}: the box is empty")
+    return region
 
 
 # ============================================================================================ the metric
