@@ -140,7 +140,7 @@ class NodeBounder:
         (:class:`~certify.engines.regions.Traversal`), so that their ``CHAIN_PAD`` multiple also covers the float64
         error of G itself (a G whose entries cancel is far smaller than its chain); times |Q| with a metric, which
         also bounds the float64 error of G Q."""
-        g = node.abs_g[:, : self.cols]
+        g = self.tr.abs_map(node)[0][:, : self.cols]
         if self.metric is None:
             return g
         return g @ np.abs(self.metric.t_inv) * (1.0 + 4 * (self.cols + 2) * EPS)
@@ -158,7 +158,7 @@ class NodeBounder:
             def polytope(costs):
                 return tr.polytope_lower(node, costs)
         pre = chain_bounds(node.g_mat, node.g_vec, self.layers[l:], lo, hi, fixed, polytope=polytope,
-                           first_magnitude=(node.abs_g, node.abs_gv))
+                           first_magnitude=tr.abs_map(node))
         out = []
         for (lo, hi), (_, _, _, pcs) in zip(pre, self.layers[l:]):
             if lo.size == 0 or np.any(lo > hi):
@@ -375,6 +375,7 @@ class _RegionProblem:
         self.threshold = -math.inf if threshold is None else threshold
         self.slivers: list = []
         self.unverified_max = -math.inf
+        self.inexact_max = -math.inf  # verified leaves whose float64 matrix is not exact to EXACT_REL
         self.sliver_witnesses = 0  # leaves without a pool point settled by a generic Chebyshev centre
 
     def batch(self, top: Node, elapsed: float) -> int:
@@ -440,6 +441,7 @@ class _RegionProblem:
                 if x is not None:
                     incumbent.offer(v, x, m[:, : self.cols])
                     if top > v:  # the float64 matrix may be off by more than its value's last digits
+                        self.inexact_max = max(self.inexact_max, top)
                         out.append(Node(top, None, final=True))
                 else:
                     self.unverified_max = max(self.unverified_max, top)
@@ -503,8 +505,12 @@ def region_search(query: Query) -> EngineResult:
     if exhausted and upper > lower and not reason:
         parts = []
         if problem.unverified_max > lower:
-            parts.append(f"regions without a verified interior point (slivers thinner than {tr.tol:.3g} or reached"
-                         f" through LPs without an optimal status) reach {problem.unverified_max:.12g}")
+            parts.append(f"regions without a verified interior point (slivers thinner than {tr.tol:.3g}, neurons"
+                         f" whose float64 rows cancel, or LPs without an optimal status) reach"
+                         f" {problem.unverified_max:.12g}")
+        if problem.inexact_max > lower:
+            parts.append(f"regions whose float64 matrix may be off by more than {EXACT_REL:g} of its norm (sums"
+                         f" that cancel) reach {problem.inexact_max:.12g}")
         if query.threshold is not None and run.closed_max > lower:
             parts.append(f"nodes pruned below the threshold {query.threshold:.12g}")
         reason = "; ".join(parts)

@@ -105,7 +105,7 @@ class _Node:
     """Internal mutable traversal state (never escapes this module and bnb.py)."""
 
     __slots__ = ("l", "fixed", "h_mat", "h_vec", "g_mat", "g_vec", "zlo", "zhi", "a", "b", "px", "pr", "uncertain",
-                 "depth", "bbox_rows", "bbox", "src", "abs_h", "abs_hv", "abs_g", "abs_gv", "blind")
+                 "depth", "bbox_rows", "bbox", "src", "abs_h", "abs_hv", "blind")
 
     def copy(self) -> "_Node":
         n = _Node()
@@ -114,11 +114,16 @@ class _Node:
         n.fixed = list(self.fixed[:-1]) + [self.fixed[-1].copy()]
         n.uncertain, n.depth, n.bbox_rows, n.bbox = self.uncertain, self.depth, self.bbox_rows, self.bbox
         n.src, n.blind = self.src, self.blind
-        n.abs_h, n.abs_hv, n.abs_g, n.abs_gv = self.abs_h, self.abs_hv, self.abs_g, self.abs_gv
+        n.abs_h, n.abs_hv = self.abs_h, self.abs_hv
         return n
 
 
 _POOL = 8
+
+
+def _source(row: np.ndarray) -> tuple[int, int, float, bool]:
+    """A row of a node's ``src`` (layer, neuron, bound, upper) as Python values."""
+    return int(row[0]), int(row[1]), float(row[2]), bool(row[3])
 # bounding-box tightening (low input dimension only) when more than _BBOX_CROSSING * (free coordinates) neurons
 # of the layer still cross a breakpoint and the node gained rows since its last bounding box
 _BBOX_CROSSING = 4
@@ -163,7 +168,7 @@ class Traversal:
         self.abs_b = [np.abs(b) for b in self.biases]
         self.xmax = np.maximum(np.abs(self.lo), np.abs(self.hi))
         # the float64 maps G, g of a node (and a leaf's M) err by at most round_pad times their absolute-value
-        # chains (abs_g, abs_gv): z ranges are widened by it, and a neuron whose plane it moves by more than tol/2
+        # chains (abs_map): z ranges are widened by it, and a neuron whose plane it moves by more than tol/2
         # is split without rows (blind: no point of its children is verified)
         widths = [net.n_in] + [w.shape[0] for w in self.weights]
         self.round_pad = chain_gamma(max(widths), len(self.weights) + 1)
@@ -214,7 +219,7 @@ class Traversal:
         node.bbox_rows = 0
         node.bbox = None
         node.fixed = []
-        node.src = ()
+        node.src = np.zeros((0, 4))  # per row of a: (layer, neuron, bound, 1 if z <= bound else 0)
         node.blind = False
         node.abs_h, node.abs_hv = np.eye(self.n), np.zeros(self.n)
         self._enter_layer(node)
@@ -225,8 +230,6 @@ class Traversal:
             w, b = self.weights[node.l], self.biases[node.l]
             node.g_mat = w @ node.h_mat
             node.g_vec = w @ node.h_vec + b
-            node.abs_g = self.abs_w[node.l] @ node.abs_h
-            node.abs_gv = self.abs_w[node.l] @ node.abs_hv + self.abs_b[node.l]
             lo, hi = self.lo, self.hi
             if node.bbox is not None and node.bbox[0] == node.a.shape[0]:
                 lo, hi = node.bbox[1], node.bbox[2]  # the polytope's (sound) bounding box, when known
@@ -239,8 +242,9 @@ class Traversal:
         s, o = pcs.slope[idx, f], pcs.offset[idx, f]
         node.h_mat = s[:, None] * node.g_mat
         node.h_vec = s * node.g_vec + o
-        node.abs_h = np.abs(s)[:, None] * node.abs_g
-        node.abs_hv = np.abs(s) * node.abs_gv + np.abs(o)
+        abs_g, abs_gv = self.abs_map(node)
+        node.abs_h = np.abs(s)[:, None] * abs_g
+        node.abs_hv = np.abs(s) * abs_gv + np.abs(o)
         node.l += 1
         self._enter_layer(node)
 
@@ -340,7 +344,14 @@ class Traversal:
     def rounding(self, node: _Node) -> np.ndarray:
         """Bound (n_l,) on |real z - float64 z| of the node's layer anywhere in the box: ``round_pad`` times the
         absolute-value chain of the map."""
-        return self.round_pad * (node.abs_g @ self.xmax + node.abs_gv) + TINY
+        abs_g, abs_gv = self.abs_map(node)
+        return self.round_pad * (abs_g @ self.xmax + abs_gv) + TINY
+
+    def abs_map(self, node: _Node) -> tuple[np.ndarray, np.ndarray]:
+        """The absolute-value chain (|W_l| |D| ... |W_0| (n_l, n_in), and its bias part (n_l,)) of the node's layer
+        map z = G x + g: an entrywise bound on |G| and |g| that no cancellation shrinks (the node keeps only the
+        chain of its prefix, so that it pickles small)."""
+        return self.abs_w[node.l] @ node.abs_h, self.abs_w[node.l] @ node.abs_hv + self.abs_b[node.l]
 
     def leaf_error(self, node: _Node) -> np.ndarray:
         """Entrywise bound (n_out, n_in) on |real M - float64 M| of a leaf (:meth:`leaf_map`)."""
@@ -370,13 +381,13 @@ class Traversal:
         rows = np.vstack([node.a, eye, -eye])
         rhs = np.concatenate([node.b, self.hi[self.free], -self.lo[self.free]])
         eps = 1e-12 * max(1.0, float(np.max(np.abs(rhs), initial=0.0)))
-        for r_a, r_b, s_new in zip(ra, rb, src):
+        for r_a, r_b, s_new in zip(ra, rb, map(_source, src)):
             opposite = np.all(np.abs(rows + r_a[None, :]) <= 1e-12, axis=1) & (rhs + r_b <= eps)
             for k in np.nonzero(opposite)[0]:
                 if k >= n_rows:
                     if self._flat_on_face(s_new):
                         return True
-                elif self._flat_pair(s_new, node.src[k]):
+                elif self._flat_pair(s_new, _source(node.src[k])):
                     return True
         return False
 
@@ -479,7 +490,7 @@ class Traversal:
                     f[i] = cand[0]
                     continue
                 flat_row = not np.any(gi[self.free] != 0.0)
-                if flat_row and (not np.any(node.abs_g[i][self.free] != 0.0) or self._zero_row(node, i)):
+                if flat_row and (not np.any(self.abs_map(node)[0][i][self.free] != 0.0) or self._zero_row(node, i)):
                     # constant on the box slice (its row is zero in exact arithmetic): fixed by its value; M does
                     # not depend on the choice
                     f[i] = int(pcs.piece_of(np.array([gi @ self.box.center + node.g_vec[i]]))[0])
@@ -496,13 +507,14 @@ class Traversal:
                         a_, b_ = self._row(gi, node.g_vec[i], bps[j - 1], upper=False)
                         ra.append(a_)
                         rb.append(b_)
-                        src.append((l, int(i), float(bps[j - 1]), False))
+                        src.append((l, i, bps[j - 1], 0.0))
                     if j < bps.size and bps[j] < node.zhi[i]:
                         a_, b_ = self._row(gi, node.g_vec[i], bps[j], upper=True)
                         ra.append(a_)
                         rb.append(b_)
-                        src.append((l, int(i), float(bps[j]), True))
-                    ra, rb, src = np.array(ra).reshape(-1, self.n), np.array(rb), tuple(src)
+                        src.append((l, i, bps[j], 1.0))
+                    ra, rb = np.array(ra).reshape(-1, self.n), np.array(rb)
+                    src = np.array(src, dtype=np.float64).reshape(-1, 4)
                     pr = node.pr
                     if node.px.shape[0]:
                         pr = np.minimum(pr, (rb[None, :] - node.px @ ra.T).min(axis=1)) if ra.shape[0] else pr
@@ -579,7 +591,7 @@ class Traversal:
         pieces empty), but none of its points is verified to lie in the region, nor are its descendants'."""
         child = node.copy()
         child.blind = True
-        self._apply(child, i, (j, np.zeros((0, self.n)), np.zeros(0), None, None, True, ()))
+        self._apply(child, i, (j, np.zeros((0, self.n)), np.zeros(0), None, None, True, np.zeros((0, 4))))
         child.depth = node.depth + 1
         return child
 
@@ -589,7 +601,7 @@ class Traversal:
         if ra.shape[0]:
             node.a = np.vstack([node.a, ra])
             node.b = np.concatenate([node.b, rb])
-            node.src = node.src + src
+            node.src = np.vstack([node.src, src])
         if node.blind or px is None:
             px, pr = np.zeros((0, self.n)), np.zeros(0)
         node.px, node.pr, node.uncertain = px, pr, uncertain
