@@ -208,3 +208,17 @@ def test_a_witness_whose_float64_jacobian_cancels_falsifies_nothing():
     for check in ("contraction", "dissipativity", "gain"):
         r = verify(net, box, [check], VerifyConfig(timeout=30, samples=300)).results[0]
         assert r.verdict.value == "unknown" and r.lower < 1e-9, (check, r)
+
+
+def test_an_invariance_witness_whose_float64_output_cancels_falsifies_nothing():
+    # f = 1e16 relu(0.1 x + 0.1) - 1e16 relu(0.1 x) - 1e15 is 1e16 fl(0.1) - 1e15 = 0.0555 on all of [0, 1], so
+    # [0, 1] is invariant; in float64 the products keep 3 bits after the point and f swings over [-0.25, 0.25]:
+    # it was 'falsified' at a replayed point where float64 says f = -0.25
+    net = Network((Layer(np.array([[0.1], [0.1]]), np.array([0.1, 0.0]), acts.relu()),),
+                  np.array([[1e16, -1e16]]), np.array([-1e15]))
+    real = Fraction(1e16) * Fraction(0.1) + Fraction(-1e15)
+    assert 0 < real < 1 and net.forward(np.linspace(0, 1, 201)[:, None]).min() < 0  # the premise
+    r = verify(net, Box(np.array([0.0]), np.array([1.0])), ["invariance"],
+               VerifyConfig(timeout=3, samples=300)).results[0]  # unknown either way: no need to search long
+    assert r.verdict.value != "falsified", r
+    assert r.lower <= float(max(real - 1, -real)) + 1e-12, r  # the witness's real violation

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Iterator
 
 import numpy as np
@@ -428,14 +429,11 @@ def replay_rounding(net: Network, x: np.ndarray, quantity: Quantity, columns: in
     x = np.asarray(x, dtype=np.float64)
     widths = [net.n_in] + [layer.width for layer in net.layers]
     g = chain_gamma(max(widths), len(net.layers) + 1)
-    h, e_h = x, np.zeros_like(x)
     mag = np.eye(net.n_in)[:, :columns]
     err = np.zeros_like(mag)
     with np.errstate(over="ignore", invalid="ignore"):
-        for layer in net.layers:
-            act, aw = layer.activation, np.abs(layer.weight)
-            z = layer.weight @ h + layer.bias
-            e_z = g * (aw @ np.abs(h) + np.abs(layer.bias)) + aw @ e_h + TINY
+        for layer, z2, e_z2, _, _ in forward_errors(net, x, g):
+            act, aw, z, e_z = layer.activation, np.abs(layer.weight), z2[0], e_z2[0]
             if not np.all(np.isfinite(e_z)) or any(np.any(np.abs(z - k) <= e_z) for k in act.kinks()):
                 return np.full((net.n_out, columns), np.inf)
             secant = quantity is Quantity.A_STAR and not net.piecewise_linear_through_origin
@@ -447,9 +445,6 @@ def replay_rounding(net: Network, x: np.ndarray, quantity: Quantity, columns: in
             wm, we = aw @ mag, aw @ err
             err = np.abs(d)[:, None] * we + (dd + g * np.abs(d))[:, None] * wm
             mag = (np.abs(d) + dd)[:, None] * wm
-            lo, hi = act.derivative_range((z - e_z)[None, :], (z + e_z)[None, :])
-            h = act.np_value(z[None, :])[0]
-            e_h = np.maximum(np.abs(lo[0]), np.abs(hi[0])) * e_z + 16 * EPS * np.abs(h)
         ao = np.abs(net.out_weight)
         err = ao @ err + g * (ao @ mag)
         if net.skip is not None:
@@ -540,34 +535,103 @@ def falsify(
     )
 
 
-def generic_mask(net: Network, x: np.ndarray) -> np.ndarray:
-    """For points x (B, n_in) (or (n_in,)): True where every pre-activation z is farther from each kink k of its
-    activation (:meth:`certify.ir.activations.Activation.kinks`) than ``GENERIC_PAD`` (|W| |h| + |b|), a bound far
-    above the float64 error of z (a few n eps of the same sum, per layer). Such a point lies in the open
-    activation region its computed signs name (all its inequalities hold strictly), so A*(x) and J(x) there are the
-    matrices of that open region, however thin it is. Float64 numpy evaluation through the IR; shape (B,)."""
+def forward_errors(net: Network, x: np.ndarray, pad: float):
+    """Layer by layer through the IR in float64 numpy at points x (B, n_in): yields (layer, z, e_z, h, e_h) with the
+    pre-activations z (B, n_l), a bound e_z on |real z - float64 z|, the activations h and a bound e_h on their
+    error. e_z: ``pad`` (|W| |h| + |b|) for the layer's own rounding (pad >= the relative error of a dot product)
+    plus |W| times the error carried in h; e_h: the activation's largest slope over z +- e_z times e_z, plus
+    max(pad, 16 eps) |h| for its evaluation (the stated assumption about torch's elementwise functions).
+    Cancelling sums make e_z far larger than pad |z|."""
     h = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    e_h = np.zeros_like(h)  # a bound on the error of h carried from earlier layers (cancelling sums make it big)
-    ok = np.ones(h.shape[0], dtype=bool)
+    e_h = np.zeros_like(h)
     with np.errstate(over="ignore", invalid="ignore"):
         for layer in net.layers:
             act, aw = layer.activation, np.abs(layer.weight)
             z = h @ layer.weight.T + layer.bias
-            err = GENERIC_PAD * (np.abs(h) @ aw.T + np.abs(layer.bias)) + e_h @ aw.T + TINY
-            for k in act.kinks():
-                ok &= np.all(np.abs(z - k) > err + GENERIC_PAD * abs(k), axis=1)
-            ok &= np.all(np.isfinite(err), axis=1)
+            e_z = pad * (np.abs(h) @ aw.T + np.abs(layer.bias)) + e_h @ aw.T + TINY
             h = act.np_value(z)
-            if act.kind is ActivationKind.RELU:  # where z clears its kinks by err, the real z lies on z's piece
-                lip = (z > 0.0).astype(np.float64)
-            elif act.piecewise_linear:
-                pcs = pieces(act, layer.width)
-                lip = np.abs(pcs.slope[np.arange(layer.width), pcs.piece_of(z)])
-            else:
-                safe = np.where(np.isfinite(err), err, 0.0)
-                lo, hi = act.derivative_range(z - safe, z + safe)
-                lip = np.maximum(np.abs(lo), np.abs(hi))
-            e_h = lip * err + GENERIC_PAD * np.abs(h)
+            e_h = _largest_slope(act, layer.width, z, e_z) * e_z + max(pad, 16 * EPS) * np.abs(h)
+            yield layer, z, e_z, h, e_h
+
+
+def _largest_slope(act, width: int, z: np.ndarray, e_z: np.ndarray) -> np.ndarray:
+    """max |sigma'| over [z - e_z, z + e_z], entrywise (B, n) (inf where e_z is not finite)."""
+    if act.kind is ActivationKind.RELU:
+        return np.where(np.isfinite(e_z), (z + e_z > 0.0).astype(np.float64), np.inf)
+    if act.piecewise_linear:
+        pcs = pieces(act, width)
+        idx = np.broadcast_to(np.arange(width), z.shape).ravel()
+        over = pcs.overlapping((z - e_z).ravel(), (z + e_z).ravel(), idx)
+        top = np.where(over, np.abs(pcs.slope[idx]), 0.0).max(axis=1).reshape(z.shape)
+        return np.where(np.isfinite(e_z), top, np.inf)
+    finite = np.isfinite(e_z) & np.isfinite(z)
+    safe_z, safe_e = np.where(finite, z, 0.0), np.where(finite, e_z, 0.0)
+    lo, hi = act.derivative_range(safe_z - safe_e, safe_z + safe_e)
+    return np.where(finite, np.maximum(np.abs(lo), np.abs(hi)), np.inf)
+
+
+def forward_rounding(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(f(x), e) at points x (B, n_in): the float64 outputs through the IR (B, n_out) and an entrywise bound on
+    |real f(x) - f(x)| (:func:`forward_errors` with the pad :func:`certify.ir.numerics.chain_gamma`)."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    widths = [net.n_in] + [layer.width for layer in net.layers]
+    g = chain_gamma(max(widths), len(net.layers) + 1)
+    h, e_h = x, np.zeros_like(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _, _, _, h_l, e_l in forward_errors(net, x, g):
+            h, e_h = h_l, e_l
+        ao = np.abs(net.out_weight)
+        f = h @ net.out_weight.T + net.out_bias
+        e = g * (np.abs(h) @ ao.T + np.abs(net.out_bias)) + e_h @ ao.T + TINY
+        if net.skip is not None:
+            f = f + x @ net.skip.T
+            e = e + 2 * g * (np.abs(x) @ np.abs(net.skip).T + np.abs(f))
+    return f, np.where(np.isfinite(e), e, np.inf)
+
+
+def exact_outputs(net: Network, x: np.ndarray) -> list[list[Fraction]]:
+    """f(x) in exact rational arithmetic at points x (B, n_in) of a piecewise-linear net (the stored floats as
+    rationals): per point the n_out outputs as Fractions. For single witnesses (cost grows with the widths squared
+    and the rationals' length), where the float64 rounding bound is too wide to decide."""
+    if not net.piecewise_linear:
+        raise UsageError("exact outputs need a piecewise-linear net")
+    layers = []
+    for layer in net.layers:
+        pcs = pieces(layer.activation, layer.width)
+        layers.append(([[Fraction(float(v)) for v in row] for row in layer.weight],
+                       [Fraction(float(v)) for v in layer.bias], pcs))
+    out_w = [[Fraction(float(v)) for v in row] for row in net.out_weight]
+    out_b = [Fraction(float(v)) for v in net.out_bias]
+    skip = None if net.skip is None else [[Fraction(float(v)) for v in row] for row in net.skip]
+    result = []
+    for point in np.atleast_2d(np.asarray(x, dtype=np.float64)):
+        xs = [Fraction(float(v)) for v in point]
+        h = xs
+        for w, b, pcs in layers:
+            z = [sum((wi * hi for wi, hi in zip(row, h) if wi), bi) for row, bi in zip(w, b)]
+            h = []
+            for i, zi in enumerate(z):
+                j = sum(1 for bp in pcs.breakpoints[i] if Fraction(float(bp)) < zi)
+                h.append(Fraction(float(pcs.slope[i, j])) * zi + Fraction(float(pcs.offset[i, j])))
+        f = [sum((wi * hi for wi, hi in zip(row, h) if wi), bi) for row, bi in zip(out_w, out_b)]
+        if skip is not None:
+            f = [fi + sum((si * xi for si, xi in zip(row, xs) if si), Fraction(0)) for fi, row in zip(f, skip)]
+        result.append(f)
+    return result
+
+
+def generic_mask(net: Network, x: np.ndarray) -> np.ndarray:
+    """For points x (B, n_in) (or (n_in,)): True where every pre-activation z is farther from each kink k of its
+    activation (:meth:`certify.ir.activations.Activation.kinks`) than its error bound (:func:`forward_errors` with
+    ``GENERIC_PAD``, far above the float64 error of one layer, plus the error carried from earlier ones) and
+    GENERIC_PAD |k|. Such a point lies in the open activation region its computed signs name (all its inequalities
+    hold strictly), so A*(x) and J(x) there are the matrices of that open region, however thin it is. Shape (B,)."""
+    h = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    ok = np.ones(h.shape[0], dtype=bool)
+    for layer, z, err, _, _ in forward_errors(net, h, GENERIC_PAD):
+        for k in layer.activation.kinks():
+            ok &= np.all(np.abs(z - k) > err + GENERIC_PAD * abs(k), axis=1)
+        ok &= np.all(np.isfinite(err), axis=1)
     return ok
 
 
