@@ -22,6 +22,7 @@ import certify.cli as cli
 from certify.api import verify
 from certify.certificate import CheckName, Verdict
 from certify.config import VerifyConfig
+from certify.engines.sampling import exact_outputs
 from certify.errors import RegionError
 from certify.importers.region_file import load_region
 from certify.importers.vnnlib import parse_vnnlib, read_vnnlib
@@ -488,9 +489,23 @@ def test_an_all_unsafe_output_needs_a_replayed_violation(tmp_path):
     text = "(declare-const X_0 Real)\n(assert (>= X_0 1))\n(assert (<= X_0 1))\n" + every_value
     assert math.isnan(float(np.atleast_1d(nan_net.forward(np.array([1.0])))[0]))
     res = verify(nan_net, write(tmp_path, text), ["output_bounds"], config).results[0]
-    assert res.verdict is Verdict.UNKNOWN and res.witness is None, res
+    # float64 gives NaN; the real f(1) = 2e308 - 2e308 = 0 (exact rationals) lies in the unsafe set
+    assert res.verdict is Verdict.FALSIFIED and res.witness.x == (1.0,), res
+    assert exact_outputs(nan_net, np.array([res.witness.x]))[0][0] == 0
     thin = ("(declare-const X_0 Real)\n(assert (>= X_0 0.1000000000000000000001))\n"
             "(assert (<= X_0 0.1000000000000000000002))\n" + every_value)
     net = Network((Layer(np.array([[1.0]]), np.zeros(1), acts.relu()),), np.array([[1.0]]), np.zeros(1))
     res = verify(net, write(tmp_path, thin, "thin.vnnlib"), ["output_bounds"], config).results[0]
     assert res.verdict is Verdict.UNKNOWN and "no float64 input" in res.reason, res
+
+
+def test_an_unsafe_output_reached_only_in_float64_is_no_counterexample(tmp_path):
+    # f = 1e16 relu(0.1 x + 0.1) - 1e16 relu(0.1 x) - 1e15 is 0.0555 on all of [0, 1] in fact; in float64 it swings
+    # over [-0.25, 0.25], and Y_0 <= -0.1 was 'falsified' at a replayed point
+    net = Network((Layer(np.array([[0.1], [0.1]]), np.array([0.1, 0.0]), acts.relu()),),
+                  np.array([[1e16, -1e16]]), np.array([-1e15]))
+    assert net.forward(np.linspace(0, 1, 201)[:, None]).min() < -0.1  # the premise
+    text = "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (>= X_0 0))\n(assert (<= X_0 1))\n" \
+           "(assert (<= Y_0 -0.1))\n"
+    res = verify(net, write(tmp_path, text), ["output_bounds"], VerifyConfig(samples=300, timeout=3)).results[0]
+    assert res.verdict is not Verdict.FALSIFIED, res

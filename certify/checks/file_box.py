@@ -33,7 +33,7 @@ import numpy as np
 
 from ..certificate import CheckName, CheckResult, Verdict
 from ..config import VerifyConfig
-from ..engines.violation_search import violation
+from ..engines.violation_search import replayed_violation
 from ..ir.box import Box
 from ..ir.network import Network
 
@@ -139,7 +139,7 @@ def _search_inner(result: CheckResult, net: Network, outer: Box, inner, config: 
         # further, at outer's side, which is beyond the file's when that side was rounded (the same side when not).
         # The violation of the file's box at x is then > 0 and >= the one against outer, which is reported
         x = np.asarray(again.witness.x, dtype=np.float64)
-        v = float(violation(net, outer, x[None])[0][0])
+        v = float(replayed_violation(net, outer, x[None])[0][0])
         v = v if v > 0.0 else 0.0
         return replace(again, lower=v, upper=max(result.upper, v), witness=replace(again.witness, value=v),
                        seconds=seconds, reason="; ".join(filter(None, (again.reason, note))))

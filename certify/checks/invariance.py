@@ -37,7 +37,7 @@ from ..config import VerifyConfig
 from ..engines.contract import Query
 from ..engines.output_bnb import output_bnb
 from ..engines.output_milp import milp_side_bounds
-from ..engines.violation_search import side_violations, violation, violation_search
+from ..engines.violation_search import replayed_violation, side_violations, violation, violation_search
 from ..ir.box import Box
 from ..ir.network import Network
 from ..ir.numerics import OVERFLOW_REASON
@@ -61,7 +61,7 @@ def _sample_points(box: Box, count: int, seed: int) -> np.ndarray:
 
 
 def _witness(net: Network, box: Box, x: np.ndarray) -> tuple[Witness, int]:
-    v, worst = violation(net, box, x[None])
+    v, worst = replayed_violation(net, box, x[None])
     return Witness(tuple(float(t) for t in x), float(v[0])), int(worst[0])
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from ..bounds.interval import output_interval
 from ..certificate import BoundMethod, CheckName, CheckResult, InvarianceDetails, Verdict, Witness
 from ..config import VerifyConfig
+from ..engines.sampling import replayed_outputs
 from ..errors import UsageError
 from ..ir.box import Box
 from ..ir.network import Layer, Network
@@ -74,11 +75,12 @@ def augmented(net: Network, box: Box, outputs: OutputProperty) -> tuple[Network,
 
 
 def _violation(net: Network, outputs: OutputProperty, x: np.ndarray) -> tuple[float, int]:
-    """V at one input x over the bounded sides only, and the worst output."""
-    f = np.atleast_1d(net.forward(x))
+    """V at one input x over the bounded sides only (a value the real f(x) surely reaches:
+    :func:`~certify.engines.sampling.replayed_outputs`), and the worst output."""
+    lo, hi = (v[0] for v in replayed_outputs(net, np.asarray(x, dtype=np.float64)))
     with np.errstate(invalid="ignore"):
-        per = np.maximum(np.where(np.isfinite(outputs.upper), f - outputs.upper, -math.inf),
-                         np.where(np.isfinite(outputs.lower), outputs.lower - f, -math.inf))
+        per = np.maximum(np.where(np.isfinite(outputs.upper), lo - outputs.upper, -math.inf),
+                         np.where(np.isfinite(outputs.lower), outputs.lower - hi, -math.inf))
     return float(per.max()), int(per.argmax())
 
 

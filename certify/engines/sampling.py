@@ -620,6 +620,41 @@ def exact_outputs(net: Network, x: np.ndarray) -> list[list[Fraction]]:
     return result
 
 
+def replayed_outputs(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] (B, n_out) holding the real f(x) at points x (B, n_in): the float64 f(x) through the IR where its
+    rounding bound (:func:`forward_rounding`) is within ``EXACT_REL`` of it, else f(x) -+ that bound, and for up to
+    ``_EXACT_POINTS`` such points of a piecewise-linear net the exact rational value rounded outward
+    (:func:`exact_outputs`)."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    f = np.atleast_2d(net.forward(x))
+    err = forward_rounding(net, x)[1]
+    with np.errstate(invalid="ignore"):
+        doubt = ~(err <= EXACT_REL * np.maximum(1.0, np.abs(f)))
+    lo, hi = np.where(doubt, f - err, f), np.where(doubt, f + err, f)
+    rows = np.nonzero(doubt.any(axis=1))[0]
+    if rows.size and rows.size <= _EXACT_POINTS and net.piecewise_linear:
+        for k, exact in zip(rows, exact_outputs(net, x[rows])):
+            lo[k] = [_float_toward(v, -1) for v in exact]
+            hi[k] = [_float_toward(v, 1) for v in exact]
+    return lo, hi
+
+
+_EXACT_POINTS = 8  # points of a batch evaluated in rationals at most (witnesses are replayed one at a time)
+
+
+def _float_toward(value: Fraction, side: int) -> float:
+    """The float64 nearest to value on its ``side`` (-1: the largest <= value, 1: the smallest >=), inf beyond."""
+    try:
+        f = float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    if side < 0 and Fraction(f) > value:
+        return math.nextafter(f, -math.inf)
+    if side > 0 and Fraction(f) < value:
+        return math.nextafter(f, math.inf)
+    return f
+
+
 def generic_mask(net: Network, x: np.ndarray) -> np.ndarray:
     """For points x (B, n_in) (or (n_in,)): True where every pre-activation z is farther from each kink k of its
     activation (:meth:`certify.ir.activations.Activation.kinks`) than its error bound (:func:`forward_errors` with

@@ -21,53 +21,35 @@ from __future__ import annotations
 
 import math
 import time
-from fractions import Fraction
 
 import numpy as np
 
 from ..bounds.enclosures import jacobian_enclosure, output_enclosure
 from ..ir.box import Box
 from ..ir.network import Network
-from ..ir.numerics import EXACT_REL
 from .bisection import BisectionProblem
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .parallel import search_executor
-from .sampling import exact_outputs, forward_rounding
+from .sampling import replayed_outputs
 from .search import Incumbent, SearchLimits, SearchOutcome, best_first
 
 
 def violation(net: Network, box: Box, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-point violation V(x) (B,) and the index of the worst state output (B,), for x of shape (B, n_in).
-
-    f(x) in float64 through the IR; where an output's rounding bound (:func:`sampling.forward_rounding`) exceeds
-    ``EXACT_REL`` of it (a sum that cancels, or a huge weight after a kink), a few points of a piecewise-linear net
-    are evaluated in exact rationals (:func:`sampling.exact_outputs`; the violation rounded down), and otherwise
-    that bound is taken off the violation, so V(x) stays what the real f(x) surely violates."""
+    """Per-point violation V(x) (B,) and the index of the worst state output (B,), for x of shape (B, n_in): f(x)
+    in float64 through the IR, to rank points (a witness's value comes from :func:`replayed_violation`)."""
     ns = net.n_states
-    x = np.atleast_2d(x)
-    f = np.atleast_2d(net.forward(x))[:, :ns]
-    err = forward_rounding(net, x)[1][:, :ns]
-    doubt = err > EXACT_REL * np.maximum(1.0, np.abs(f))
-    per = np.maximum(f - box.upper[:ns], box.lower[:ns] - f) - np.where(doubt, err, 0.0)
-    rows = np.nonzero(doubt.any(axis=1))[0]
-    if rows.size and rows.size <= _EXACT_POINTS and net.piecewise_linear:
-        for k, exact in zip(rows, exact_outputs(net, x[rows])):
-            for i in range(ns):
-                lo, hi = Fraction(float(box.lower[i])), Fraction(float(box.upper[i]))
-                per[k, i] = _float_below(max(exact[i] - hi, lo - exact[i]))
+    f = np.atleast_2d(net.forward(np.atleast_2d(x)))[:, :ns]
+    per = np.maximum(f - box.upper[:ns], box.lower[:ns] - f)
     return per.max(axis=1), per.argmax(axis=1)
 
 
-_EXACT_POINTS = 8  # points of a batch evaluated in rationals at most (witnesses are replayed one at a time)
-
-
-def _float_below(value: Fraction) -> float:
-    """The largest float64 <= value (-inf below the float range)."""
-    try:
-        f = float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
-    return math.nextafter(f, -math.inf) if Fraction(f) > value else f
+def replayed_violation(net: Network, box: Box, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`violation`, but a value the real f(x) surely reaches: from the enclosure of f(x) of
+    :func:`sampling.replayed_outputs` (the float64 value unless it may be off beyond ``EXACT_REL``)."""
+    ns = net.n_states
+    lo, hi = replayed_outputs(net, x)
+    per = np.maximum(lo[:, :ns] - box.upper[:ns], box.lower[:ns] - hi[:, :ns])
+    return per.max(axis=1), per.argmax(axis=1)
 
 
 def side_violations(net: Network, box: Box, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
