@@ -67,7 +67,7 @@ class _Lower:
         """Offer the value at a generic point at or near x (a point on a kink is no witness)."""
         x, generic = generic_point(self.net, self.box, np.asarray(x, dtype=np.float64))
         if generic:
-            v, m = replay_norm(self.net, x, self.q, self.p, self.cols, self.metric)
+            v, m = replay_norm(self.net, x, self.q, self.p, self.cols, self.metric, sound=False)
             incumbent.offer(v, np.array(x, dtype=np.float64), m)
 
     def offer_batch(self, pts: np.ndarray, incumbent: Incumbent) -> None:
@@ -348,11 +348,18 @@ def box_search(query: Query) -> EngineResult:
         outcome = Outcome.BRACKETED
         reason = (f"boxes were closed by lower_seed {query.lower_seed:.12g} > threshold {query.threshold:.12g} "
                   f"(no witness here)")
+    lower_value = incumbent.value
+    if incumbent.point is not None:  # the points were ranked in float64: the witness's value in real arithmetic
+        v, _ = replay_norm(net, incumbent.point, query.quantity, query.norm, query.columns, query.metric)
+        if v < lower_value:
+            lower_value = v
+            reason = (reason + "; " if reason else "") + (f"the witness's float64 value {incumbent.value:.12g} may"
+                                                          f" be off by rounding: it surely reaches {v:.12g}")
     proven = 1.0 if outcome is Outcome.CERTIFIED else float(min(max(run.proven, 0.0), 1.0))
     if outcome is Outcome.BRACKETED and upper > incumbent.value and not reason:
         reason = f"gap closed to the tolerance {options.gap_tol:g}"
     counts = SearchCounts(boxes=problem.boxes, sdp_calls=problem.sdp_calls, sdp_seconds=problem.sdp_seconds,
                           wins=tuple((k.value, int(v)) for k, v in problem.wins.items()))
-    return EngineResult(incumbent.value, upper, incumbent.point, incumbent.data, run.open == 0,
+    return EngineResult(lower_value, upper, incumbent.point, incumbent.data, run.open == 0,
                         time.perf_counter() - t0, reason, run.trace, outcome, counts, proven,
                         method="boxes")

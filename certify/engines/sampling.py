@@ -403,12 +403,18 @@ def _local_gradient(tnet, inc: _Incumbents, quantity, p, columns, lo, hi, budget
 
 # --------------------------------------------------------------------------------------------- replay
 def replay_norm(net: Network, x: np.ndarray, quantity: Quantity, p: float, columns: int,
-                metric: Metric | None = None) -> tuple[float, np.ndarray]:
+                metric: Metric | None = None, sound: bool = True) -> tuple[float, np.ndarray]:
     """(value, matrix) at x (n_in,) in float64 through the IR (the CPU reference path): the matrix A*(x) or J(x)
     (first ``columns`` columns) and its norm; with a metric, ||T M T^{-1}||_2 from below (the float64 inverse's
-    correction, :mod:`certify.ir.metric`), so the value is attained."""
+    correction, :mod:`certify.ir.metric`), so the value is attained. ``sound``: less the matrix's rounding bound
+    (:func:`replay_rounding`) where that exceeds ``EXACT_REL`` of the value, so that the real matrix has it; False
+    ranks points only (a search's final witness is then replayed soundly)."""
     m = net.pwa(x)[0] if quantity is Quantity.A_STAR else net.jacobian(x)
     m = np.array(m[:, :columns], dtype=np.float64)
+    if not sound:
+        v = induced_norm(m, p) if metric is None or metric.is_identity else \
+            float(induced_norm(metric.conjugate(m), 2.0)) * metric.lower_factor
+        return float(v), m
     err = replay_rounding(net, x, quantity, columns)
     if metric is None or metric.is_identity:
         v, slack = float(induced_norm(m, p)), float(abs_norm_upper(err, p))
