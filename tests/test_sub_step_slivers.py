@@ -24,6 +24,7 @@ from certify.engines.regions import enumerate_regions
 from certify.ir import activations as acts
 from certify.ir.box import Box
 from certify.ir.network import Layer, Network
+from certify.ir.pieces import pieces
 
 A = math.nextafter(0.1, 0.0)  # the float below 0.1; 0.3 / 3 (exactly, of the float 0.3) lies between A and 0.1
 
@@ -49,23 +50,32 @@ def true_gain(net: Network, lo: float, hi: float) -> Fraction:
 
 
 def exact_pieces(net: Network, lo: float, hi: float) -> list[tuple[Fraction, Fraction, Fraction]]:
-    """The affine pieces (u, t, slope) of a ReLU net of one input and one output on [lo, hi], in exact arithmetic:
-    layer by layer each piece is cut where a pre-activation (affine in x on it) changes sign."""
-    pieces = [(Fraction(lo), Fraction(hi), [(Fraction(1), Fraction(0))])]  # per piece: h_k = a_k x + c_k
+    """The affine pieces (u, t, slope) of a piecewise-linear net of one input and one output on [lo, hi], in
+    exact arithmetic: layer by layer each piece is cut where a pre-activation (affine in x on it) crosses a
+    breakpoint of its activation."""
+    parts = [(Fraction(lo), Fraction(hi), [(Fraction(1), Fraction(0))])]  # per piece: h_k = a_k x + c_k
     for layer in net.layers:
+        pcs = pieces(layer.activation, layer.width)
+        bps, slopes, offsets = ([[Fraction(float(v)) for v in row] for row in m]
+                                for m in (pcs.breakpoints, pcs.slope, pcs.offset))
         w = [[Fraction(float(v)) for v in row] for row in layer.weight]
         b = [Fraction(float(v)) for v in layer.bias]
         out = []
-        for u, t, h in pieces:
+        for u, t, h in parts:
             z = [(sum((wk * a for wk, (a, _) in zip(row, h)), Fraction(0)),
                   sum((wk * c for wk, (_, c) in zip(row, h)), Fraction(0)) + bi) for row, bi in zip(w, b)]
-            cuts = sorted({u, t} | {-c / a for a, c in z if a != 0 and u < -c / a < t})
+            cuts = sorted({u, t} | {(q - c) / a for (a, c), qs in zip(z, bps) for q in qs
+                                    if a != 0 and u < (q - c) / a < t})
             for u2, t2 in zip(cuts, cuts[1:]):
                 mid = (u2 + t2) / 2
-                out.append((u2, t2, [(a, c) if a * mid + c > 0 else (Fraction(0), Fraction(0)) for a, c in z]))
-        pieces = out
+                nxt = []
+                for (a, c), qs, sl, of in zip(z, bps, slopes, offsets):
+                    j = sum(1 for q in qs if q < a * mid + c)
+                    nxt.append((sl[j] * a, sl[j] * c + of[j]))
+                out.append((u2, t2, nxt))
+        parts = out
     v = [Fraction(float(x)) for x in net.out_weight[0]]
-    return [(u, t, sum((vk * a for vk, (a, _) in zip(v, h)), Fraction(0))) for u, t, h in pieces]
+    return [(u, t, sum((vk * a for vk, (a, _) in zip(v, h)), Fraction(0))) for u, t, h in parts]
 
 
 def test_the_kink_proof_is_exact():
@@ -222,3 +232,30 @@ def test_an_invariance_witness_whose_float64_output_cancels_falsifies_nothing():
                VerifyConfig(timeout=3, samples=300)).results[0]  # unknown either way: no need to search long
     assert r.verdict.value != "falsified", r
     assert r.lower <= float(max(real - 1, -real)) + 1e-12, r  # the witness's real violation
+
+
+def test_a_plane_rounding_moves_cannot_hide_a_piece_behind_the_bounding_box():
+    # P = K c x - K x + s (float64 G off by 1.6e-11 relative: its real plane lies 1.4e-11 below the float64 one,
+    # within tol / 2, so it keeps its row) and Q = relu(q + 1e-3 - x) with q between the two planes: the
+    # polytope's bounding box, computed from the float64 row, fixed Q off with no row, and the piece where P is off
+    # and Q on (slope -1.5, 4e-12 wide) was never visited: contraction "certified" at 0.75
+    k, c = 131085.1072, 0.9999928840177539
+    g_float = np.float64(-k) + np.float64(k) * c
+    g_real = Fraction(k) * Fraction(c) - Fraction(k)
+    s = float(0.9 * abs(g_float))
+    x_real, x_float = Fraction(s) / -g_real, Fraction(s) / -Fraction(float(g_float))
+    q = float(x_real + (x_float - x_real) * 3 / 10)
+    idle = (0.1, 0.2, 0.3, 0.4, 0.5)  # more neurons crossing than 4 per free coordinate: the bounding box is used
+    w2 = np.zeros((2, 2 + len(idle)))
+    w2[0, 0], w2[1, 1] = 1.0, -1.0
+    net = Network((Layer(np.array([[1.0], [c]]), np.array([1e-3, 1e-3]), acts.relu()),
+                   Layer(np.array([[-k, k], [1.0, 0.0]] + [[1.0, 0.0]] * len(idle)),
+                         np.array([s, 0.0] + [-(1e-3 + t) for t in idle]), acts.relu()),
+                   Layer(w2, np.array([0.0, q + 1e-3]), acts.prelu([1.0, 0.0]))),
+                  np.array([[0.75 / float(g_float), 1.5]]), np.array([0.0]))
+    truth = max(abs(sl) for _, _, sl in exact_pieces(net, 0.0, 1.0))
+    assert truth == Fraction(3, 2)
+    box = Box(np.array([0.0]), np.array([1.0]))
+    assert sup_norm(net, box, exact=True).upper >= 1.5 * (1 - 1e-9)
+    r = verify(net, box, ["contraction"], VerifyConfig(timeout=30, samples=300)).results[0]
+    assert r.verdict.value != "certified" and r.upper >= 1.5 * (1 - 1e-9), r

@@ -122,7 +122,7 @@ _POOL = 8
 
 
 def _source(row: np.ndarray) -> tuple[int, int, float, bool]:
-    """A row of a node's ``src`` (layer, neuron, bound, upper) as Python values."""
+    """A row of a node's ``src`` (layer, neuron, bound, upper, shift) as Python values (without the shift)."""
     return int(row[0]), int(row[1]), float(row[2]), bool(row[3])
 # bounding-box tightening (low input dimension only) when more than _BBOX_CROSSING * (free coordinates) neurons
 # of the layer still cross a breakpoint and the node gained rows since its last bounding box
@@ -219,7 +219,8 @@ class Traversal:
         node.bbox_rows = 0
         node.bbox = None
         node.fixed = []
-        node.src = np.zeros((0, 4))  # per row of a: (layer, neuron, bound, 1 if z <= bound else 0)
+        # per row of a: (layer, neuron, bound, 1 if z <= bound else 0, how far rounding may move its plane)
+        node.src = np.zeros((0, 5))
         node.blind = False
         node.abs_h, node.abs_hv = np.eye(self.n), np.zeros(self.n)
         self._enter_layer(node)
@@ -319,11 +320,13 @@ class Traversal:
         The LPs are solved together by :func:`certify.bounds.dual_simplex.row_multipliers` (counted in ``lps``);
         each bound is re-derived in float64 from the multipliers by weak duality
         (:func:`certify.bounds.lp_dual.dual_lower_bounds`), so it rests on no solver tolerance: an LP the simplex
-        does not finish only gives a weaker bound (at worst the bound over the box)."""
+        does not finish only gives a weaker bound (at worst the bound over the box). Each row's right-hand side is
+        relaxed by how far rounding may move its plane (``src[:, 4]``): the real polytope lies inside."""
         costs = np.asarray(costs, dtype=np.float64)
         self.lps += costs.shape[0]
-        ys = row_multipliers(costs, node.a, node.b, self.lo, self.hi)
-        return dual_lower_bounds(costs, node.a, node.b, self.lo, self.hi, ys)
+        b = node.b + node.src[:, 4]
+        ys = row_multipliers(costs, node.a, b, self.lo, self.hi)
+        return dual_lower_bounds(costs, node.a, b, self.lo, self.hi, ys)
 
     def _tighten_by_bbox(self, node: _Node, idx: np.ndarray) -> None:
         """Tighten z ranges of neurons ``idx`` with the bounding box of the node's polytope (:meth:`polytope_bbox`)."""
@@ -495,26 +498,28 @@ class Traversal:
                     # not depend on the choice
                     f[i] = int(pcs.piece_of(np.array([gi @ self.box.center + node.g_vec[i]]))[0])
                     continue
-                if flat_row or err[i] > 0.5 * self.tol * float(np.linalg.norm(gi[self.free])):
+                row_norm = float(np.linalg.norm(gi[self.free]))
+                if flat_row or err[i] > 0.5 * self.tol * row_norm:
                     # rounding may move the neuron's plane by more than tol/2 (its float64 row cancels): no row
                     # can be trusted, so each piece its range meets is a child without rows and without points
                     return "branch", [self._blind_child(node, i, j) for j in cand]
                 feasible = []  # (piece, rows a, rows b, px, pr, uncertain)
                 bps = pcs.breakpoints[i]
+                shift = float(err[i]) / row_norm  # how far the real plane may lie from the float64 one (< tol / 2)
                 for j in cand:
                     ra, rb, src = [], [], []
                     if j > 0 and bps[j - 1] > node.zlo[i]:
                         a_, b_ = self._row(gi, node.g_vec[i], bps[j - 1], upper=False)
                         ra.append(a_)
                         rb.append(b_)
-                        src.append((l, i, bps[j - 1], 0.0))
+                        src.append((l, i, bps[j - 1], 0.0, shift))
                     if j < bps.size and bps[j] < node.zhi[i]:
                         a_, b_ = self._row(gi, node.g_vec[i], bps[j], upper=True)
                         ra.append(a_)
                         rb.append(b_)
-                        src.append((l, i, bps[j], 1.0))
+                        src.append((l, i, bps[j], 1.0, shift))
                     ra, rb = np.array(ra).reshape(-1, self.n), np.array(rb)
-                    src = np.array(src, dtype=np.float64).reshape(-1, 4)
+                    src = np.array(src, dtype=np.float64).reshape(-1, 5)
                     pr = node.pr
                     if node.px.shape[0]:
                         pr = np.minimum(pr, (rb[None, :] - node.px @ ra.T).min(axis=1)) if ra.shape[0] else pr
@@ -591,7 +596,7 @@ class Traversal:
         pieces empty), but none of its points is verified to lie in the region, nor are its descendants'."""
         child = node.copy()
         child.blind = True
-        self._apply(child, i, (j, np.zeros((0, self.n)), np.zeros(0), None, None, True, np.zeros((0, 4))))
+        self._apply(child, i, (j, np.zeros((0, self.n)), np.zeros(0), None, None, True, np.zeros((0, 5))))
         child.depth = node.depth + 1
         return child
 
