@@ -255,3 +255,28 @@ def test_agreement_names_the_overflow_of_the_imported_network(huge_relu):
     pts = np.random.default_rng(2).uniform(-1, 1, size=(20, 2))
     with pytest.raises(ModelMismatchError, match="overflow float64"):
         compare(huge_relu, lambda x: np.zeros((x.shape[0], 2)), pts, 1e-6, 1e-8, "m.onnx", "onnxruntime")
+
+
+def test_a_chain_whose_products_underflow_is_not_bounded_by_zero():
+    """(1e-90)^4 (1e90)^4: the slope is about 1, but its float64 partial products underflow to 0. The Corollary 4
+    product was 0 (reported as the upper end of an unknown bracket), and the exact search said 'exact 0'."""
+    from fractions import Fraction
+
+    from engine_calls import sup_norm
+
+    from certify.api import verify
+    from certify.certificate import Verdict
+    from certify.ir.box import Box
+
+    ws = [1e-90] * 4 + [1e90] * 3
+    net = Network(tuple(Layer(np.array([[w]]), np.zeros(1), acts.relu()) for w in ws), np.array([[1e90]]),
+                  np.zeros(1))
+    box = Box(np.array([0.5]), np.array([1.0]))
+    truth = Fraction(1)
+    for w in ws + [1e90]:
+        truth *= Fraction(w)  # the slope on the whole box (every neuron on)
+    assert 0.9 < truth < 1.1 and net.jacobian(np.array([0.75]))[0, 0] == 0.0  # the premise
+    assert product_bound(net, box, 2.0, Quantity.JACOBIAN).value >= truth
+    assert sup_norm(net, box, quantity="JACOBIAN", exact=True).upper >= truth
+    res = verify(net, box, ["contraction"], VerifyConfig(timeout=20, samples=200)).results[0]
+    assert res.verdict is not Verdict.CERTIFIED and res.upper >= truth, res

@@ -19,7 +19,7 @@ import numpy as np
 from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.network import Network
-from ..ir.numerics import norm_upper, product_pad
+from ..ir.numerics import norm_upper, product_pad, product_upper
 from ..ir.quantity import Quantity
 from .interval import interval_bounds
 from .slopes import activation_range
@@ -69,8 +69,7 @@ def product_bound(net: Network, box: Box, p: float, quantity: Quantity | str = Q
         lo, hi = activation_range(rng, lb.pre_lower, lb.pre_upper)  # [-inf, inf] where z overflowed float64
         slope_maxima.append(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) if lo.size else 0.0)
     skip_norm = norm_upper(skip, p) + errors[2] if skip is not None else 0.0
-    value = float(np.prod(weight_norms)) * (float(np.prod(slope_maxima)) if slope_maxima else 1.0)
-    value = value * product_pad(len(weight_norms) + len(slope_maxima))
+    value = product_upper(list(weight_norms) + list(slope_maxima))  # no underflow to 0: (1e-90)^4 (1e90)^4 is 1
     if skip is not None:
         if not net.layers:
             # f is affine: the whole map is out_weight + S, bound it directly (tighter and still sound).

@@ -44,14 +44,17 @@ import time
 
 import numpy as np
 
+from ..bounds.corollary4 import product_bound
 from ..bounds.crown import chain_bounds
 from ..ir.metric import Metric
 from ..ir.numerics import (
     CHAIN_PAD,
     EPS,
     EXACT_REL,
+    OVERFLOW_REASON,
     TINY,
     abs_norm_upper,
+    chain_fits,
     induced_norm,
     matmul_interval_left,
     norm_upper,
@@ -481,6 +484,12 @@ def region_search(query: Query) -> EngineResult:
         why = ("A* is not constant on the regions of a clip-type net; the exact core serves J only"
                if net.piecewise_linear else f"the exact core needs piecewise-linear activations ({net.describe()})")
         return unsupported(query, why, t0)
+    product = product_bound(net, query.box, p, q, query.state_only)
+    if not chain_fits(product.weight_norms + product.slope_maxima + (product.skip_norm,)):
+        # partial products may overflow, and tiny ones underflow where the rest of the chain amplifies them
+        why = f"the region search does not run: {OVERFLOW_REASON}"
+        return EngineResult(-math.inf, math.inf, None, None, False, time.perf_counter() - t0, why,
+                            ((time.perf_counter() - t0, -math.inf, math.inf),), Outcome.UNSUPPORTED, method="bnb")
     options = query.config.regions
     try:
         problem = region_problem(query)

@@ -242,6 +242,31 @@ def product_pad(m: int) -> float:
     return 1.0 + AFFINE_PAD * (m + 2)
 
 
+def product_upper(values) -> float:
+    """An upper bound on the product of non-negative floats that does not underflow: mantissas and exponents are
+    kept apart (math.frexp), so (1e-90)^4 (1e90)^4 is 1, not 0; padded by :func:`product_pad`, and never 0 unless
+    a factor is 0 (a product below the float range gives the smallest subnormal). inf on overflow, NaN for 0 * inf
+    or a NaN factor."""
+    values = [float(v) for v in values]
+    if any(math.isnan(v) for v in values) or (0.0 in values and math.inf in values):
+        return math.nan
+    if 0.0 in values:
+        return 0.0
+    if math.inf in values:
+        return math.inf
+    mantissa, exponent = 1.0, 0
+    for v in values:
+        m, e = math.frexp(v)
+        mantissa, extra = math.frexp(mantissa * m)
+        exponent += e + extra
+    padded = mantissa * product_pad(len(values))
+    try:
+        value = math.ldexp(padded, exponent)
+    except OverflowError:
+        return math.inf
+    return max(value, 5e-324)
+
+
 def chain_gamma(width: int, factors: int) -> float:
     """Relative factor of the float64 error of a chain of ``factors`` matrix products (and bias additions) whose
     inner dimensions are at most ``width``, against the same chain in absolute values: entrywise
