@@ -292,3 +292,29 @@ def test_the_search_again_on_the_inner_box_keeps_to_the_run_s_timeout():
     soon = on_file_box(found, None, outer, inner, VerifyConfig(timeout=60), rerun,
                        deadline=time.perf_counter() + 5.0)
     assert soon.verdict is Verdict.FALSIFIED and soon.witness.x == (0.5,) and len(runs) == 1 and runs[0] <= 5.0
+
+
+def test_a_mean_square_falsification_is_searched_again_on_the_file_s_box():
+    """mean_square falsifies with the stability check's witness, which may rest on a second equilibrium it does
+    not list (one in the rounding sliver): the verdict stood on its witness alone. It now stands only when the
+    check run on the inner box falsifies too."""
+    from certify.certificate import BoundMethod, CheckName, CheckResult, Witness
+    from certify.checks.file_box import on_file_box
+    from certify.ir.box import Box
+
+    outer = Box(np.array([math.nextafter(0.1, 0.0)]), np.array([0.9]))
+    inner = (np.array([math.nextafter(0.1, 1.0)]), np.array([0.9]))
+    first = CheckResult(CheckName.MEAN_SQUARE, Verdict.FALSIFIED, 1.5, math.inf, BoundMethod.EXACT, 0.1,
+                        Witness((0.5,), 1.5), "two equilibria")
+    net = Network((Layer(np.array([[1.0]]), np.zeros(1), acts.relu()),), np.array([[0.5]]), np.zeros(1))
+    for again, want in ((replace_verdict(first, Verdict.UNKNOWN), Verdict.UNKNOWN), (first, Verdict.FALSIFIED)):
+        boxes = []
+        res = on_file_box(first, net, outer, inner, VerifyConfig(timeout=10),
+                          lambda box, config, again=again, boxes=boxes: boxes.append(box) or again)
+        assert len(boxes) == 1 and boxes[0].lower[0] == inner[0][0] and res.verdict is want, res
+
+
+def replace_verdict(result, verdict):
+    from dataclasses import replace
+
+    return replace(result, verdict=verdict, witness=None)

@@ -82,11 +82,15 @@ def on_file_box(result: CheckResult, net: Network, outer: Box, inner: tuple[np.n
                    reason="; ".join(filter(None, (result.reason, why))))
 
 
-def _shown_inside(result: CheckResult, inner) -> bool:
+def _shown_inside(result: CheckResult, inner, on_inner: bool = False) -> bool:
     """Whether a falsified result is shown by points inside ``inner``: its witness, and for stability, when it
-    rests on two equilibria in the box, two of them."""
+    rests on two equilibria in the box, two of them. A mean-square result names only its witness (the stability
+    check's falsification may rest on a second equilibrium it does not list): shown only by a run on ``inner``
+    itself (``on_inner``)."""
     if not inside(result.witness.x, *inner):
         return False
+    if result.check is CheckName.MEAN_SQUARE:
+        return on_inner
     eqs = getattr(result.details, "equilibria", ()) if result.check is CheckName.STABILITY else ()
     return len(eqs) < 2 or sum(inside(x, *inner) for x in eqs) >= 2
 
@@ -130,7 +134,7 @@ def _search_inner(result: CheckResult, net: Network, outer: Box, inner, config: 
         return None  # no float64 inside the file's box along some coordinate, or no time left
     box = Box(lo, hi, names=outer.names, n_states=outer.n_states)
     again = rerun(box, config.with_(timeout=budget))
-    if again.verdict is not Verdict.FALSIFIED or again.witness is None or not _shown_inside(again, inner):
+    if again.verdict is not Verdict.FALSIFIED or again.witness is None or not _shown_inside(again, inner, True):
         return None
     seconds = result.seconds + again.seconds
     note = f"the first point found {_SLIVER}; this one lies inside it"
