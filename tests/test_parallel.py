@@ -351,3 +351,27 @@ def test_a_worker_whose_pool_closed_while_it_started_ends_quietly(tmp_path):
         "    print('exit', proc.exitcode)\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "exit 0" and "Traceback" not in done.stderr, done.stderr
+
+
+def test_an_interrupt_between_a_send_and_its_bookkeeping_leaves_no_stale_answer(random_net, unit_box):
+    """Ctrl-C just after a task was sent, before it was booked: the drain read only the answers it knew of, so
+    the next round of the same pool took the old task's answer as its own. The pool now refuses further rounds."""
+    net = random_net(1, 2, (4,))
+    q = region_query(net, unit_box(2))
+    with parallel.LocalWorkers(1) as workers:
+        workers.wait_ready()
+        executor = parallel.ParallelSearch(parallel.SearchFactory(q, "region"), pool=workers)
+        executor.take(None, None, 0.0, 10**6)
+        send = workers._send
+
+        def send_then_interrupt(*args):
+            send(*args)
+            raise KeyboardInterrupt
+
+        workers._send = send_then_interrupt
+        nodes = [region_module.Node(1.0, "not a node")]
+        with pytest.raises(KeyboardInterrupt):
+            executor.expand(None, nodes, region_module.Incumbent())
+        workers._send = send
+        with pytest.raises(parallel.WorkerError, match="interrupted"):
+            executor.expand(None, nodes, region_module.Incumbent())

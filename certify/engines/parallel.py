@@ -388,6 +388,7 @@ class LocalWorkers:
         self.is_ready: list[bool] = [False] * n
         self.payloads: dict = {}
         self._closed = False
+        self._broken = False  # interrupted inside map: answers may be owed; no later task may take one
         # the processes start on a thread of their own: with the fork server, starting one waits until the server
         # has imported the engines (about a second), which the calling search must not wait for
         self._starter = threading.Thread(target=self._start, args=(ctx, [child for _, child in pipes], threads),
@@ -466,6 +467,9 @@ class LocalWorkers:
         :data:`_QUEUED` tasks (one running, the next one waiting in its pipe), so that it never waits for this
         process between two tasks. Workers that are not ready get none; when none is, the first to start is
         waited for."""
+        if self._broken:
+            raise WorkerError("the worker pool was interrupted during a round (answers may still be owed): "
+                              "start a new pool")
         results: list = [None] * len(tasks)
         pending = deque(range(len(tasks)))
         if self.ready() == 0:  # no one to run them yet: wait for the first worker to start
@@ -497,19 +501,16 @@ class LocalWorkers:
                         failure = failure or f"a worker failed while it expanded nodes:\n{value}"
                     results[i] = value
         except BaseException:
-            self._drain(queued)  # Ctrl-C while waiting: read the answers owed, so that the pool stays usable
+            # Ctrl-C anywhere in the round (between a send and its bookkeeping too): the answers owed are not
+            # known for sure, so the workers are stopped and the pool refuses further rounds (never a stale answer)
+            self._broken = True
+            for proc in self.procs:
+                if proc is not None:
+                    proc.terminate()
             raise
         if failure is not None:
             raise WorkerError(failure)
         return results
-
-    def _drain(self, queued: dict) -> None:
-        for w, owed in queued.items():
-            for _ in owed:
-                try:
-                    self._recv(w)
-                except WorkerError:
-                    break
 
     def close(self) -> None:
         """Stop the workers: those not ready yet (still importing, holding nothing) at once, and those still to
