@@ -244,8 +244,10 @@ class EquilibriaDetails:
 class StabilityDetails:
     """The pieces of the stability check: the ``equilibria`` found (and whether the list is complete), the metric P
     and the contraction ``rate`` (an upper bound on sup ||T J T^-1||_2) with the contraction verdict, the invariance
-    verdict, and the set S of starts that converge: ``start_set`` "box" or "ellipsoid" (centred at the first
-    equilibrium, ``radius`` in ||.||_P) with its ``box_share`` of the box's volume."""
+    verdict with its upper bound on max_i max(f_i(x) - upper_i, lower_i - f_i(x)) over the box
+    (``invariance_upper``: < 0 proves f(X) inside X), and the set S of starts that converge: ``start_set`` "box" or
+    "ellipsoid" (centred at the first equilibrium, ``radius`` in ||.||_P) with its ``box_share`` of the box's
+    volume."""
 
     equilibria: tuple[tuple[float, ...], ...] = ()
     equilibria_complete: bool = False
@@ -253,12 +255,13 @@ class StabilityDetails:
     rate: float | None = None
     contraction: str | None = None
     invariance: str | None = None
+    invariance_upper: float | None = None
     start_set: str | None = None
     box_share: float | None = None
     radius: float | None = None
 
-    def with_invariance(self, verdict: str) -> "StabilityDetails":
-        return replace(self, invariance=verdict)
+    def with_invariance(self, verdict: str, upper: float | None = None) -> "StabilityDetails":
+        return replace(self, invariance=verdict, invariance_upper=upper)
 
     def with_set(self, kind: str, share: float, radius: float | None) -> "StabilityDetails":
         return replace(self, start_set=kind, box_share=share, radius=radius)
@@ -271,6 +274,7 @@ class StabilityDetails:
         out["rate"] = json_number(self.rate)
         out["contraction"] = self.contraction
         out["invariance"] = self.invariance
+        out["invariance_upper"] = json_number(self.invariance_upper)
         out["start_set"] = self.start_set
         out["box_share"] = json_number(self.box_share)
         out["radius"] = json_number(self.radius)

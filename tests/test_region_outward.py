@@ -203,6 +203,39 @@ def test_invariance_on_a_rounded_box_is_certified_only_beyond_the_rounding():
     assert on_file_box(other, None, outer, inner, VerifyConfig(), never) == other  # a sup over a larger box
 
 
+def test_stability_on_the_whole_rounded_box_needs_its_invariance_beyond_the_rounding():
+    """Stability certified on the whole box rests on the box being invariant; proven on the rounded box with less
+    room than the rounding step, it says nothing of the file's box (its one equilibrium may sit in the sliver, where
+    f(x*) = x* keeps the invariance bound above -step), and no equilibrium is listed to catch it: unknown. With room
+    beyond the step, or on an ellipsoid (which needs a listed equilibrium inside), it stands."""
+    from certify.certificate import BoundMethod, CheckName, CheckResult, StabilityDetails
+    from certify.checks.file_box import on_file_box
+    from certify.ir.box import Box
+
+    outer = Box(np.array([math.nextafter(0.1, 0.0)]), np.array([0.9]))  # [0.1, 0.9] read outward
+    inner = (np.array([0.1]), np.array([math.nextafter(0.9, 0.0)]))
+    step = 0.9 - math.nextafter(0.9, 0.0)
+
+    def certified(room, start_set="box"):
+        details = StabilityDetails(rate=0.5, contraction="certified", invariance="certified",
+                                   invariance_upper=-room, start_set=start_set, box_share=1.0)
+        return CheckResult(CheckName.STABILITY, Verdict.CERTIFIED, 0.4, 0.5, BoundMethod.INTERVAL, 0.0, None,
+                           "the box is invariant", details)
+
+    def never(box, config):
+        raise AssertionError("no witness: nothing to search for again")
+
+    close = on_file_box(certified(step / 2), None, outer, inner, VerifyConfig(), never)
+    assert close.verdict is Verdict.UNKNOWN and "rounding" in close.reason
+    far = certified(0.01)
+    assert on_file_box(far, None, outer, inner, VerifyConfig(), never) == far
+    ellipsoid = certified(step / 2, "ellipsoid")
+    assert on_file_box(ellipsoid, None, outer, inner, VerifyConfig(), never) == ellipsoid
+    floats = Box(np.array([0.1]), np.array([0.9]))  # float64 bounds: no sliver
+    assert on_file_box(certified(step / 2), None, floats, (floats.lower, floats.upper), VerifyConfig(), never) \
+        == certified(step / 2)
+
+
 def test_stability_falsified_by_two_equilibria_needs_both_inside_the_file_box():
     """Two equilibria falsify stability; one of them in the rounding sliver (outside the file's box) leaves one in
     the box, which falsifies nothing: the check runs again on the inner box and its answer is taken."""

@@ -14,6 +14,8 @@ result on ``outer`` says about the file's box:
   corner of ``outer``) is searched for again on ``inner``,
   for about as long as the first search took and within the run's timeout; a point found there falsifies, else
   the result is unknown;
+* stability certified on the whole box (the box proven invariant) needs that invariance proof to clear the gap
+  below, as the invariance check does;
 * invariance asks f(X) inside X. With V(x, T) = max_i max(f_i(x) - T.upper_i, T.lower_i - f_i(x)) (states i), the
   file's box F satisfies inner <= F <= outer, so V(x, F) <= V(x, outer) + gap, where ``gap`` is the widest step
   between ``inner`` and ``outer`` over the states. Certified therefore needs upper + gap < 0 (the bound reported is
@@ -68,7 +70,7 @@ def on_file_box(result: CheckResult, net: Network, outer: Box, inner: tuple[np.n
     if result.check is CheckName.INVARIANCE:
         result = _invariance_target(result, outer, inner)
     if result.verdict is Verdict.CERTIFIED:
-        return _equilibria_inside(result, inner)
+        return _equilibria_inside(_invariant_start_set(result, outer, inner), inner)
     w = result.witness
     if w is None or result.verdict is not Verdict.FALSIFIED or _shown_inside(result, inner):
         return result  # a bracket from a point a float step outside: its bound still holds on the larger box
@@ -108,6 +110,23 @@ def _equilibria_inside(result: CheckResult, inner) -> CheckResult:
         return result
     why = (f"the equilibrium x = {_point(outside[0])} {_SLIVER}: the list found for the rounded box is not the "
            "file's box's")
+    return replace(result, verdict=Verdict.UNKNOWN, reason="; ".join(filter(None, (result.reason, why))))
+
+
+def _invariant_start_set(result: CheckResult, outer: Box, inner) -> CheckResult:
+    """A certified stability result whose set of starts is the whole box (the box proven invariant) as one on the
+    file's box: the invariance piece, run on ``outer``, must clear the rounding gap as the invariance check must
+    (upper + gap < 0). Else the one equilibrium of ``outer`` may lie in the sliver outside the file's box (f(x*) =
+    x* there keeps the bound above -gap), and trajectories from the file's box need not stay in it: unknown."""
+    details = result.details
+    if result.check is not CheckName.STABILITY or getattr(details, "start_set", None) != "box":
+        return result
+    gap = state_gap(outer, inner)
+    upper = getattr(details, "invariance_upper", None)
+    if gap == 0.0 or (upper is not None and math.nextafter(upper + gap, math.inf) < 0.0):
+        return result
+    why = (f"the box is proven invariant only up to the rounding of the file's bounds ({gap:.3g}): the equilibrium "
+           "may lie outside the file's box, and trajectories from it need not stay in it")
     return replace(result, verdict=Verdict.UNKNOWN, reason="; ".join(filter(None, (result.reason, why))))
 
 

@@ -146,7 +146,7 @@ def check_stability(net: Network, box: Box, config: VerifyConfig, memo: Sampling
                       f"contraction not proven: the rate bound {rate:.6g} is not below 1", details)
     # 3. the set of starts: X when invariant, else the largest P-ellipsoid around the equilibrium inside X
     invariance = check_invariance(net, box, config.with_(timeout=max(0.25 * share, 1e-3)))
-    details = details.with_invariance(invariance.verdict.value)
+    details = details.with_invariance(invariance.verdict.value, invariance.upper)
     if invariance.verdict is Verdict.CERTIFIED:
         return result(Verdict.CERTIFIED, lower, upper, contraction.method, None,
                       f"the box is invariant and f contracts on it at rate {rate:.6g} in ||.||_P: exactly one "
