@@ -154,7 +154,10 @@ class RegionSearchOptions:
     most ``NODE_LP_MAX_DIM`` free coordinates (False: the bounding-box bounds only); ``slope_bnb``: for nodes with
     more unstable neurons than the vertex bound enumerates, bound the max over the slope box's vertices by a small
     branch and bound over the slopes, aimed at the search's pruning level
-    (:meth:`certify.engines.region_search.NodeBounder.bound`; False: the interval-matrix bounds only)."""
+    (:meth:`certify.engines.region_search.NodeBounder.bound`; False: the interval-matrix bounds only);
+    ``input_split``: for boxes with at most 4 free coordinates, a node whose bound stays above the pruning level is
+    bounded again over up to this many halves, quarters, ... of its bounding box (0, the default: off; it cuts the
+    nodes 2-4x but, one CROWN pass per sub-box, costs 2-5x the time: benchmarks/exact_scale.py)."""
 
     min_radius: float = 1e-8
     samples: int = 256
@@ -162,6 +165,7 @@ class RegionSearchOptions:
     by_influence: bool = True
     node_lp: bool = True
     slope_bnb: bool = True
+    input_split: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_radius", _real("RegionSearchOptions", "min_radius", self.min_radius, 0.0))
@@ -170,6 +174,7 @@ class RegionSearchOptions:
         object.__setattr__(self, "by_influence", _flag("RegionSearchOptions", "by_influence", self.by_influence))
         object.__setattr__(self, "node_lp", _flag("RegionSearchOptions", "node_lp", self.node_lp))
         object.__setattr__(self, "slope_bnb", _flag("RegionSearchOptions", "slope_bnb", self.slope_bnb))
+        object.__setattr__(self, "input_split", _whole("RegionSearchOptions", "input_split", self.input_split, 0))
 
 
 @dataclass(frozen=True)

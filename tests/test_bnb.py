@@ -9,11 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certify.bounds.corollary4 import product_bound
-from certify.engines.region_search import NodeBounder
+from certify.config import RegionSearchOptions, VerifyConfig
+from certify.engines.contract import Outcome, Query
+from certify.engines.region_search import NodeBounder, region_search
 from certify.engines.regions import Traversal, enumerate_regions
 from certify.ir import activations as acts
 from certify.ir.network import Layer, Network
 from certify.ir.numerics import induced_norm
+from certify.ir.quantity import Quantity
 
 NORMS = [1.0, 2.0, math.inf]
 ACTS = [None, acts.leaky_relu(0.2), "prelu", acts.clip(-0.5, 0.5)]
@@ -224,3 +227,51 @@ def test_slope_vertex_bounds_hold_at_extreme_scales(factor, random_net, scaled_n
         monkeypatch.setattr(rs, "_VERTEX_MAX", vertex_max)
         bound = NodeBounder(tr, 2.0, 2).bound(tr.root(), level=0.5 * exact)
         assert bound >= exact
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), n_in=st.integers(2, 3), width=st.integers(4, 8), p=st.sampled_from(NORMS),
+       skip=st.booleans())
+def test_the_input_split_bound_covers_sampled_points_at_every_level(seed, n_in, width, p, skip, random_net, unit_box):
+    """The node bound with the input split (sub-boxes of the node's bounding box, each bounded on its own) against
+    dense sampling of the node: at every pruning level, including levels between the sampled max and the plain
+    bound, where the split works hardest, no point strictly inside the node exceeds it."""
+    net = random_net(seed, n_in, (width, width), skip=skip)
+    box = unit_box(n_in)
+    x = np.random.default_rng(seed).uniform(-1, 1, size=(4000, n_in))
+    vals = induced_norm(net.jacobian(x), p)
+    tr = Traversal(net, box)
+    plain, split = NodeBounder(tr, p, n_in), NodeBounder(tr, p, n_in, input_split=24)
+    stack, checked = [tr.root()], 0
+    while stack and checked < 30:
+        node = stack.pop()
+        inside = np.all(x @ node.a.T < node.b - 1e-9, axis=1) if node.a.shape[0] else np.ones(len(x), bool)
+        top = vals[inside].max() if inside.any() else 0.0
+        b0 = plain.bound(node)
+        for level in (0.0, top, 0.5 * (top + b0), 0.99 * b0):
+            b = split.bound(node, level=level)
+            assert b <= b0 * (1 + 1e-12) + 1e-15  # the split only tightens
+            if inside.any():
+                assert top <= b * (1 + 1e-12) + 1e-12
+        checked += 1
+        kind, val = tr.expand(node)
+        if kind == "branch":
+            stack.extend(val)
+
+
+@pytest.mark.parametrize("seed,n_in,widths", [(1, 2, (8, 8)), (3, 3, (6, 6)), (4, 4, (6, 6)), (6, 2, (5, 5, 5))])
+def test_the_input_split_changes_the_nodes_not_the_value(seed, n_in, widths, random_net, unit_box):
+    """Exact search and certify mode with and without the input split: the same exact value (to 1e-12, and equal
+    to the enumeration of every region) and the same verdict at a threshold 1% above and below it."""
+    net, box = random_net(seed, n_in, widths), unit_box(n_in)
+    brute = max(float(induced_norm(r.m[:, :n_in], 2.0)) for r in enumerate_regions(net, box).regions)
+    runs = {}
+    for split in (0, 32):
+        config = VerifyConfig(timeout=600, regions=RegionSearchOptions(input_split=split))
+        res = region_search(Query(net, box, Quantity.A_STAR, config))
+        assert res.exact, res.reason
+        verdicts = [region_search(Query(net, box, Quantity.A_STAR, config, threshold=brute * f)).outcome
+                    for f in (0.99, 1.01)]
+        runs[split] = (res.lower, res.counts.nodes, verdicts)
+    assert math.isclose(runs[0][0], runs[32][0], rel_tol=1e-12) and math.isclose(runs[0][0], brute, rel_tol=1e-9)
+    assert runs[0][2] == runs[32][2] == [Outcome.EXCEEDED, Outcome.CERTIFIED]

@@ -39,6 +39,8 @@ bracket (sampling lower bound, infinite upper) with the reason, and so does a ne
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import time
 
@@ -87,13 +89,14 @@ class NodeBounder:
     inverse factor once, to the final bracket)."""
 
     def __init__(self, tr: Traversal, p: float, cols: int, metric: Metric | None = None,
-                 use_bbox: bool = True, use_lp: bool = True, use_slope_bnb: bool = True) -> None:
+                 use_bbox: bool = True, use_lp: bool = True, use_slope_bnb: bool = True, input_split: int = 0) -> None:
         # 2 LPs per free coordinate and node: measured to pay in 2-D and 4-D (5-15x fewer nodes), to cost 2-3x in
         # 10-D (benchmarks/exact_scale.py, benchmarks/lipbab.py)
         self.tr, self.p, self.cols = tr, p, cols
         self.use_bbox = use_bbox and tr.n_free <= NODE_BBOX_MAX_DIM
         self.use_lp = use_lp and tr.n_free <= NODE_LP_MAX_DIM
         self.use_slope_bnb = use_slope_bnb
+        self.input_split = input_split if tr.n_free <= NODE_BBOX_MAX_DIM else 0
         net = tr.net
         self.metric = None if metric is None or metric.is_identity else metric
         self.layers = [(l.weight, l.bias, l.activation, pc) for l, pc in zip(net.layers, tr.pieces)]
@@ -150,6 +153,13 @@ class NodeBounder:
 
     def slope_ranges(self, node, fixed_override=None):
         """Per layer l.. L-1 the (s_lo, s_hi) slope intervals over the node, or None when bounds prove it empty."""
+        found = self._node_bounds(node, fixed_override)
+        return None if found is None else self._ranges(found[0])
+
+    def _node_bounds(self, node, fixed_override=None):
+        """(pre, lo, hi): sound bounds on the pre-activations of layers l.. L-1 over the node (per layer a (lower,
+        upper) pair, :func:`~certify.bounds.crown.chain_bounds`) and the box (lo, hi) ((n,), (n,)) they were taken
+        over (the polytope's bounding box, or the search box); None when the bounds prove the node empty."""
         tr = self.tr
         l = node.l
         fixed = [node.fixed[l] if fixed_override is None else fixed_override]
@@ -162,10 +172,14 @@ class NodeBounder:
                 return tr.polytope_lower(node, costs)
         pre = chain_bounds(node.g_mat, node.g_vec, self.layers[l:], lo, hi, fixed, polytope=polytope,
                            first_magnitude=tr.abs_map(node))
+        if any(a.size == 0 or np.any(a > b) for a, b in pre):
+            return None
+        return pre, lo, hi
+
+    def _ranges(self, pre):
+        """Per layer the (s_lo, s_hi) slope intervals (n_j,) of the pieces that pre-activation bounds ``pre`` meet."""
         out = []
-        for (lo, hi), (_, _, _, pcs) in zip(pre, self.layers[l:]):
-            if lo.size == 0 or np.any(lo > hi):
-                return None
+        for (lo, hi), (_, _, _, pcs) in zip(pre, self.layers[self.tr.L - len(pre):]):
             over = pcs.overlapping(lo, hi)
             sl = np.where(over, pcs.slope, np.inf).min(axis=1)
             sh = np.where(over, pcs.slope, -np.inf).max(axis=1)
@@ -179,9 +193,11 @@ class NodeBounder:
         if node.l >= self.tr.L:
             m, _ = self.tr.leaf_map(node)
             return self.leaf_upper(node, m)
-        ranges = self.slope_ranges(node, fixed_override)
-        if ranges is None:
+        found = self._node_bounds(node, fixed_override)
+        if found is None:
             return -math.inf
+        pre, box_lo, box_hi = found
+        ranges = self._ranges(pre)
         g = self.head(node)
         # interval matrix X in [xc - xr, xc + xr]; start exact: X = G
         lo_m, hi_m = g, g
@@ -213,7 +229,61 @@ class NodeBounder:
         b3 = self._vertex_bound(g, ranges, nxt, mag)
         if self.use_slope_bnb and not math.isfinite(b3) and min(b1, b2) > level:
             b3 = self._slope_bnb(g, ranges, nxt, abs_nxt, mag, level)
-        return min(b1, b2 * product_pad(2), b3)
+        best = min(b1, b2 * product_pad(2), b3)
+        if self.input_split and best > level > -math.inf:
+            fixed = [node.fixed[node.l] if fixed_override is None else fixed_override]
+            best = min(best, self._input_split(node, fixed, pre, box_lo, box_hi, g, nxt, abs_nxt, mag, level))
+        return best
+
+    def _input_split(self, node, fixed, pre, lo, hi, g, nxt, abs_nxt, mag, level: float) -> float:
+        """A bound on ||M||_p over the node by splitting the box (lo, hi) it was bounded over: best first, the
+        sub-box with the largest bound is halved along its widest coordinate, until every sub-box is bounded <=
+        ``level`` or ``input_split`` sub-boxes were bounded (:meth:`_sub_box_bound`). Returns the max over the
+        sub-boxes left and dropped: they cover the box, which holds the node's polytope, so the bound is sound however
+        the split ends (-inf: every sub-box proven to miss the node)."""
+        free = np.nonzero(hi > lo)[0]
+        if free.size == 0:
+            return math.inf
+        heap = [(math.inf, 0, lo, hi)]  # (-bound, tie, lo, hi): a max-heap on the bound
+        ties = itertools.count(1)
+        dropped, bounded = -math.inf, 0
+        while heap and bounded < self.input_split:
+            _, _, blo, bhi = heapq.heappop(heap)
+            k = free[int(np.argmax((bhi - blo)[free]))]
+            mid = 0.5 * (blo[k] + bhi[k])
+            left_hi, right_lo = bhi.copy(), blo.copy()
+            left_hi[k], right_lo[k] = mid, mid
+            for slo, shi in ((blo, left_hi), (right_lo, bhi)):
+                bounded += 1
+                b = self._sub_box_bound(node, fixed, pre, slo, shi, g, nxt, abs_nxt, mag, level)
+                if b <= level:
+                    dropped = max(dropped, b)
+                else:
+                    heapq.heappush(heap, (-b, next(ties), slo, shi))
+        return max(dropped, -heap[0][0] if heap else -math.inf)
+
+    def _sub_box_bound(self, node, fixed, pre, lo, hi, g, nxt, abs_nxt, mag, level: float) -> float:
+        """A sound bound on ||M||_p over the points of the node inside the sub-box [lo, hi]: the pre-activation
+        bounds of the chain over the sub-box (CROWN, the node's fixed neurons exact) intersected with the node's
+        ``pre`` (both hold there), their slope ranges bounded by interval matrices and by the slope-box vertices
+        (:meth:`_vertex_bound`, or :meth:`_slope_bnb` aimed at ``level``). ``mag``: the node's absolute-value chain,
+        which bounds the chain of any narrower slope ranges. -inf when the bounds prove the sub-box misses the
+        node."""
+        sub = chain_bounds(node.g_mat, node.g_vec, self.layers[node.l:], lo, hi, fixed,
+                           first_magnitude=self.tr.abs_map(node))
+        both = []
+        for (a, b), (c, d) in zip(sub, pre):
+            if a.size == 0:
+                return -math.inf
+            a, b = np.maximum(a, c), np.minimum(b, d)
+            if np.any(a > b):
+                return -math.inf
+            both.append((a, b))
+        ranges = self._ranges(both)
+        los = [sl[None, :] for sl, _ in ranges]
+        his = [sh[None, :] for _, sh in ranges]
+        b1 = float(self._interval_uppers(g, los, his, nxt, abs_nxt, mag)[0])
+        return min(b1, self._vertex_bound(g, ranges, nxt, mag)) if b1 > level else b1
 
     def _vertex_values(self, g, slopes, nxt, mag) -> np.ndarray:
         """Sound upper bounds (B,) on ||W_L D_{L-1} ... D_l G (+ S)||_p at B slope vectors (per layer an array
@@ -464,7 +534,7 @@ def region_problem(query: Query) -> "_RegionProblem":
     tr = Traversal(query.network, query.box, options.min_radius, lp_backend=query.config.solvers.lp,
                    by_influence=options.by_influence)
     bounder = NodeBounder(tr, query.norm, query.columns, query.metric, use_bbox=options.node_bbox,
-                          use_lp=options.node_lp, use_slope_bnb=options.slope_bnb)
+                          use_lp=options.node_lp, use_slope_bnb=options.slope_bnb, input_split=options.input_split)
     threshold = None
     if query.threshold is not None:
         threshold = query.threshold / (1.0 if query.metric is None else query.metric.upper_factor)
