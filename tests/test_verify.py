@@ -132,3 +132,20 @@ def test_a_bound_contradicted_by_a_replayed_point_never_certifies(monkeypatch):
         res = certify.verify(net, box, [name], VerifyConfig(samples=2000)).results[0]
         assert res.verdict is Verdict.UNKNOWN and "sdp bound" in res.reason
         assert res.upper > 1e-3
+
+
+@pytest.mark.parametrize("slope,check", [(0.75, "dissipativity"), (0.5, "contraction"), (0.875, "dissipativity")])
+def test_an_exact_run_decides_a_value_on_the_threshold_as_a_certify_run_does(slope, check):
+    """sup ||A*|| of x -> slope relu(x) is exactly ``slope`` = 1 - margin: a float64 value on the threshold, which the
+    rounding bound of its matrix (a few 1e-12 above) straddles. The certify run leaves it unknown; the exact run
+    (--exact) certified it on the float64 value alone. The two must agree (and neither may certify)."""
+    net = Network((Layer(np.array([[1.0]]), np.zeros(1), acts.relu()),), np.array([[slope]]), np.zeros(1))
+    box = Box(np.array([-1.0]), np.array([1.0]))
+    verdicts = []
+    for exact in (False, True):
+        res = certify.verify(net, box, [check], VerifyConfig(margin=1.0 - slope, exact=exact, timeout=20)).results[0]
+        assert res.lower == slope and res.upper >= slope, res
+        verdicts.append(res.verdict)
+    assert verdicts[0] == verdicts[1] == Verdict.UNKNOWN
+    above = certify.verify(net, box, [check], VerifyConfig(margin=0.9 * (1.0 - slope), exact=True, timeout=20))
+    assert above.results[0].verdict is Verdict.CERTIFIED and above.results[0].upper == slope  # off the threshold

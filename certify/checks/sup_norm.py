@@ -142,7 +142,7 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
             query = Query(net, box, quantity, config, state_only,
                           threshold=level if threshold and not config.exact else None,
                           lower_seed=lower, lower_point=sample.x if sample.generic else None,
-                          deadline=start + config.timeout, metric=metric)
+                          deadline=start + config.timeout, metric=metric, guard=level if threshold else None)
             bound = engine(query)
             details = bound.details
             bounds.append(bound)

@@ -47,7 +47,9 @@ class Query:
     columns only (the dynamics checks); ``threshold``: certify mode when given, else the value is asked for;
     ``lower_seed``: a value known to be attained elsewhere (prunes only: ``lower`` always comes with the engine's own
     witness); ``lower_point``: a point (n_in,) to start from (replayed); ``deadline``: ``time.perf_counter()`` value
-    at which to stop (default: now + ``config.timeout``).
+    at which to stop (default: now + ``config.timeout``); ``guard``: without a threshold, the level the caller will
+    compare the value with (the check's 1 - margin): float64 values that rounding may carry across it are not
+    reported as exact (an exact run asked for the value decides a verdict as a certify run would).
     """
 
     network: Network
@@ -60,6 +62,7 @@ class Query:
     lower_point: np.ndarray | None = None
     deadline: float | None = None
     metric: Metric | None = None
+    guard: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantity", Quantity.coerce(self.quantity))

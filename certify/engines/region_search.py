@@ -440,12 +440,15 @@ class _RegionProblem:
     node; leaves are settled exactly (a verified leaf is offered as a lower bound, an unverified one is final).
 
     ``threshold``: certify mode's threshold (on the search's scale): children are bounded against
-    max(incumbent, threshold), the level the loop prunes at (:meth:`NodeBounder.bound`)."""
+    max(incumbent, threshold), the level the loop prunes at (:meth:`NodeBounder.bound`). ``guard``: the level a
+    leaf's float64 value may not be carried across by rounding (:meth:`_leaf_bound`; default the threshold, and
+    in an exact run the level the caller compares the value with)."""
 
     def __init__(self, tr: Traversal, bounder: NodeBounder, p: float, cols: int,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, guard: float | None = None) -> None:
         self.tr, self.bounder, self.p, self.cols = tr, bounder, p, cols
         self.threshold = -math.inf if threshold is None else threshold
+        self.guard = self.threshold if guard is None else guard
         self.slivers: list = []
         self.unverified_max = -math.inf
         self.inexact_max = -math.inf  # verified leaves whose float64 matrix is not exact to EXACT_REL
@@ -489,9 +492,9 @@ class _RegionProblem:
     def _leaf_bound(self, leaf, m: np.ndarray, v: float) -> float:
         """What a leaf's region contributes to ``upper``: its float64 value v while the rounding bound of its
         matrix (:meth:`NodeBounder.leaf_upper`) stays within 1e-9 relative of v and cannot carry it across the
-        threshold, else that sound bound (a chain whose entries cancel: the float64 matrix says little)."""
+        guard, else that sound bound (a chain whose entries cancel: the float64 matrix says little)."""
         top = self.bounder.leaf_upper(leaf, m)
-        if top - v <= EXACT_REL * max(1.0, abs(v)) and not v <= self.threshold < top:
+        if top - v <= EXACT_REL * max(1.0, abs(v)) and not v <= self.guard < top:
             return v
         return top
 
@@ -535,10 +538,10 @@ def region_problem(query: Query) -> "_RegionProblem":
                    by_influence=options.by_influence)
     bounder = NodeBounder(tr, query.norm, query.columns, query.metric, use_bbox=options.node_bbox,
                           use_lp=options.node_lp, use_slope_bnb=options.slope_bnb, input_split=options.input_split)
-    threshold = None
-    if query.threshold is not None:
-        threshold = query.threshold / (1.0 if query.metric is None else query.metric.upper_factor)
-    return _RegionProblem(tr, bounder, query.norm, query.columns, threshold)
+    scale = 1.0 if query.metric is None else query.metric.upper_factor
+    threshold = None if query.threshold is None else query.threshold / scale
+    guard = None if query.guard is None or threshold is not None else query.guard / scale
+    return _RegionProblem(tr, bounder, query.norm, query.columns, threshold, guard)
 
 
 def region_search(query: Query) -> EngineResult:
