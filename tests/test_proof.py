@@ -430,6 +430,9 @@ def test_region_reader_agrees_with_certify(tmp_path):
     "states:\n  a: [0, 1]\n---\nstates:\n  b: [0, 1]\n",  # two documents
     "lower: [0]\nupper: [1]\n...\nnorm: 1\n",  # content after the document's end
     "states:\n  a: [1, 0]\n",  # an empty box
+    "states:\n  a: [0.30000000000000001, 0.3]\n",  # empty as written, not once rounded outward
+    "lower: [0.30000000000000001]\nupper: [0.3]\n",
+    "lower:\n  - 0.30000000000000001\nupper:\n  - 0.3\n",
     "lower: [0, 0]\nupper: [1]\n",  # a bound missing
 ])
 def test_region_reader_refuses_what_certify_refuses(tmp_path, text):

@@ -252,6 +252,12 @@ def _flow_list(text: str, where: str, toward: tuple[int, ...] | int = 0) -> list
     return [_number(t, where, side) for t, side in zip(items, sides)]
 
 
+def _flow_decimals(text: str) -> list[Decimal]:
+    """The exact values of a one-line list that :func:`_flow_list` has read."""
+    body = text.strip()[1:-1].strip()
+    return [Decimal(t.strip()) for t in body.split(",")] if body else []
+
+
 #: the norm certify's command runs in when the region file gives none (VerifyConfig.norm's default; a test checks it)
 DEFAULT_NORM = 2.0
 #: the norm names certify's region reader takes (certify.ir.numerics.parse_norm, lower-cased; a test checks it)
@@ -322,6 +328,7 @@ def read_region(path: str | Path) -> RegionFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read the region file ({exc})") from None
     blocks: dict[str, list] = {}
+    exact: dict[str, list] = {"lower": [], "upper": [], "pairs": []}  # the bounds as written, for emptiness
     asks: dict[str, float] = {}  # norm and margin
     key, names, ended = None, set(), False
     for number, raw in enumerate(text.splitlines(), 1):
@@ -351,6 +358,7 @@ def read_region(path: str | Path) -> RegionFile:
                 asks["metric"] = _region_metric(value, where)
             elif value and key in ("lower", "upper"):  # box bounds are read outward, as certify reads them
                 blocks[key] = _flow_list(value, where, -1 if key == "lower" else 1)
+                exact[key] = _flow_decimals(value)
             elif value and key in ("states", "inputs"):
                 raise BadInput(f"{where}: give '{key}' as one 'name: [lower, upper]' line per coordinate")
             continue
@@ -372,6 +380,7 @@ def read_region(path: str | Path) -> RegionFile:
             if not body.startswith("- "):
                 raise BadInput(f"{where}: expected '- number' under {key}")
             blocks[key].append(_number(body[2:], where, -1 if key == "lower" else 1))
+            exact[key].append(Decimal(body[2:].strip()))
             continue
         m = _KEY.match(body)
         if not m or not m.group(5):
@@ -381,6 +390,7 @@ def read_region(path: str | Path) -> RegionFile:
             raise BadInput(f"{where}: the coordinate {name!r} is given twice")
         names.add(name)
         blocks[key].append(_flow_list(m.group(5), where, (-1, 1)))
+        exact["pairs"].append((name, *_flow_decimals(m.group(5))))
     empty = [k for k in ("norm", "margin", "metric") if k in blocks and k not in asks]
     if empty:
         raise BadInput(f"{path}: '{empty[0]}' has no value")
@@ -399,6 +409,12 @@ def read_region(path: str | Path) -> RegionFile:
     if empty_at is not None:
         raise BadInput(f"{path}: coordinate {empty_at} has lower {region.lower[empty_at]!r} > upper "
                        f"{region.upper[empty_at]!r}: the box is empty")
+    # as certify's reader: the bounds as written, not as rounded outward (which keeps an empty one non-empty)
+    sides = [(repr(name), a, b) for name, a, b in exact["pairs"]]
+    sides += [(str(i), a, b) for i, (a, b) in enumerate(zip(exact["lower"], exact["upper"]))]
+    for name, a, b in sides:
+        if a > b:
+            raise BadInput(f"{path}: coordinate {name} has lower {a} > upper {b}: the box is empty")
     return region
 
 
