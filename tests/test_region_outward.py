@@ -236,6 +236,26 @@ def test_stability_on_the_whole_rounded_box_needs_its_invariance_beyond_the_roun
         == certified(step / 2)
 
 
+def test_a_falsification_outside_the_file_box_leaves_a_norm_bracket_from_0():
+    """A witness in the rounding sliver proves nothing about the file's box; when the search on the inner box finds
+    nothing either, the bracket of a norm starts at 0 (every norm is), not at -inf; a violation's stays at -inf."""
+    from certify.certificate import BoundMethod, CheckName, CheckResult, Witness
+    from certify.checks.file_box import on_file_box
+    from certify.ir.box import Box
+
+    below = math.nextafter(0.1, 0.0)
+    outer = Box(np.array([below]), np.array([0.9]))
+    inner = (np.array([0.1]), np.array([math.nextafter(0.9, 0.0)]))
+
+    def rerun(box, config):
+        return CheckResult(CheckName.DISSIPATIVITY, Verdict.UNKNOWN, 0.5, 2.0, BoundMethod.BNB, 0.1)
+
+    for check, lower in ((CheckName.DISSIPATIVITY, 0.0), (CheckName.GAIN, 0.0), (CheckName.INVARIANCE, -math.inf)):
+        found = CheckResult(check, Verdict.FALSIFIED, 1.5, 2.0, BoundMethod.BNB, 0.1, Witness((below,), 1.5))
+        res = on_file_box(found, None, outer, inner, VerifyConfig(timeout=60), rerun)
+        assert res.verdict is Verdict.UNKNOWN and res.witness is None and res.lower == lower and res.upper >= 2.0
+
+
 def test_stability_falsified_by_two_equilibria_needs_both_inside_the_file_box():
     """Two equilibria falsify stability; one of them in the rounding sliver (outside the file's box) leaves one in
     the box, which falsifies nothing: the check runs again on the inner box and its answer is taken."""

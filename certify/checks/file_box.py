@@ -40,6 +40,7 @@ from ..ir.box import Box
 from ..ir.network import Network
 
 _SLIVER = "lies outside the file's box (its bounds are not float64 values and were rounded outward)"
+_NORMS = (CheckName.DISSIPATIVITY, CheckName.CONTRACTION, CheckName.GAIN, CheckName.STABILITY)  # brackets of norms
 _MIN_RERUN_SECONDS = 0.05  # a search again on the inner box with less time left is not started
 
 
@@ -80,7 +81,9 @@ def on_file_box(result: CheckResult, net: Network, outer: Box, inner: tuple[np.n
     again = _search_inner(result, net, outer, inner, config, rerun, deadline)
     if again is not None:
         return again
-    return replace(result, verdict=Verdict.UNKNOWN, witness=None, lower=-math.inf,
+    # no point of the file's box is known to attain anything: a norm (or a contraction rate) is still >= 0
+    lower = 0.0 if result.check in _NORMS else -math.inf
+    return replace(result, verdict=Verdict.UNKNOWN, witness=None, lower=lower,
                    reason="; ".join(filter(None, (result.reason, why))))
 
 
