@@ -15,6 +15,15 @@ plus half the workers'), with their ratio ("cpu x": the speed-up on 2 free cores
 ratio also measures the load); "ovh": CPU milliseconds spent per node sent to the workers beyond the serial CPU
 time of the search (pickling, merging, Dask's scheduling, the LPs that start cold in a task).
 
+Measured again (``--nets 4-32-32-4,2-128-128-2,8-16-16-8 --no-dask``, load 0.7-1.7; serial s -> 2 local workers
+s, speed-up wall / CPU): 4-32-32-4 14.42 -> 8.38, 1.72x / 1.87x; 2-128-128-2 5.90 -> 3.41, 1.73x / 1.90x;
+8-16-16-8 27.50 -> 18.18, 1.51x / 1.83x (a test ran beside it), alone 44.27 -> 26.36, 1.68x / 1.83x (the serial run
+itself took 27-44 s on this shared machine). Four runs each on one pool, interleaved (8-16-16-8, serial 29.5-32.8
+s): chunk 8 x 2 tasks per worker (the defaults) 1.41x, 1.73x, 1.73x, 1.81x; chunk 2 x 4 tasks 1.79x, 1.81x, 1.86x,
+1.91x (16 nodes a round instead of 32: 2004 nodes instead of 2086, and tasks that balance better); on 4-32-32-4 and
+2-128-128-2 the two were alike (1.76-1.85x). The CPU ratio stays at 1.83-1.90x: what the wall ratio loses is the
+wait at the end of each round and the load.
+
 Measured with workers that hold two tasks each and ``start_after`` 16 (``--nets 4-32-32-4,2-128-128-2,8-16-16-8
 --no-dask``, load 0.6-1.1; serial s -> 2 local workers s, speed-up): 4-32-32-4 13.12 -> 7.69, 1.71x; 2-128-128-2
 5.52 -> 3.14, 1.76x; 8-16-16-8 26.20 -> 16.00, 1.64x (2086 nodes against 1937: a round's nodes are bounded
