@@ -244,7 +244,7 @@ class NodeBounder:
         free = np.nonzero(hi > lo)[0]
         if free.size == 0:
             return math.inf
-        heap = [(math.inf, 0, lo, hi)]  # (-bound, tie, lo, hi): a max-heap on the bound
+        heap = [(-math.inf, 0, lo, hi)]  # (-bound, tie, lo, hi): a max-heap on the bound; the box itself unbounded
         ties = itertools.count(1)
         dropped, bounded = -math.inf, 0
         while heap and bounded < self.input_split:
@@ -265,8 +265,9 @@ class NodeBounder:
     def _sub_box_bound(self, node, fixed, pre, lo, hi, g, nxt, abs_nxt, mag, level: float) -> float:
         """A sound bound on ||M||_p over the points of the node inside the sub-box [lo, hi]: the pre-activation
         bounds of the chain over the sub-box (CROWN, the node's fixed neurons exact) intersected with the node's
-        ``pre`` (both hold there), their slope ranges bounded by interval matrices and by the slope-box vertices
-        (:meth:`_vertex_bound`, or :meth:`_slope_bnb` aimed at ``level``). ``mag``: the node's absolute-value chain,
+        ``pre`` (both hold there), their slope ranges bounded by interval matrices and, when that bound is above
+        ``level``, by the slope-box vertices (:meth:`_vertex_bound`; the slope branch and bound here cut few nodes
+        more at 1.6x the cost: benchmarks/exact_scale.py). ``mag``: the node's absolute-value chain,
         which bounds the chain of any narrower slope ranges. -inf when the bounds prove the sub-box misses the
         node."""
         sub = chain_bounds(node.g_mat, node.g_vec, self.layers[node.l:], lo, hi, fixed,
