@@ -27,6 +27,7 @@ from certify.engines.contract import Outcome, Query
 from certify.engines.search import best_first
 from certify.errors import UsageError
 from certify.ir import activations as acts
+from certify.ir.box import Box
 from certify.ir.numerics import induced_norm
 from certify.ir.quantity import Quantity
 
@@ -375,3 +376,19 @@ def test_an_interrupt_between_a_send_and_its_bookkeeping_leaves_no_stale_answer(
         workers._send = send
         with pytest.raises(parallel.WorkerError, match="interrupted"):
             executor.expand(None, nodes, region_module.Incumbent())
+
+
+def test_the_workers_inexact_leaves_reach_the_reason(monkeypatch, pool):
+    """A leaf whose float64 matrix may be off by more than 1e-9 of its norm (a chain that cancels) is final with
+    its rounding bound, wherever it is expanded; the reason that names such leaves must see the workers' too (their
+    count was not merged: the parallel bracket was right and its reason said nothing of them)."""
+    from test_sub_step_slivers import cancelling_net
+
+    net, box = cancelling_net(), Box(np.array([0.5]), np.array([1.0]))
+    options = ParallelOptions(start_after=0, start_seconds=0.0, chunk=1, tasks_per_worker=1)
+    q = region_query(net, box, options=options)
+    serial = region_module.region_search(q)
+    assert "may be off" in serial.reason, serial
+    with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
+        par = region_module.region_search(q)
+    assert ex.rounds > 0 and par.reason == serial.reason and (par.lower, par.upper) == (serial.lower, serial.upper)
