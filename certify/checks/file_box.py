@@ -126,18 +126,24 @@ def _invariant_start_set(result: CheckResult, outer: Box, inner) -> CheckResult:
         return result
     gap = state_gap(outer, inner)
     upper = getattr(details, "invariance_upper", None)
-    if gap == 0.0 or (upper is not None and math.nextafter(upper + gap, math.inf) < 0.0):
+    if gap == 0.0 or (upper is not None and _file_box_violation(upper, gap) < 0.0):
         return result
     why = (f"the box is proven invariant only up to the rounding of the file's bounds ({gap:.3g}): the equilibrium "
            "may lie outside the file's box, and trajectories from it need not stay in it")
     return replace(result, verdict=Verdict.UNKNOWN, reason="; ".join(filter(None, (result.reason, why))))
 
 
+def _file_box_violation(upper: float, gap: float) -> float:
+    """An upper bound on the violation of the file's box from ``upper``, one of the rounded box (module docstring):
+    upper + gap, rounded up. Invariance is proven for the file's box only when it is < 0."""
+    return math.nextafter(upper + gap, math.inf)
+
+
 def _invariance_target(result: CheckResult, outer: Box, inner) -> CheckResult:
     gap = state_gap(outer, inner)
     if gap == 0.0 or not math.isfinite(result.upper):
         return result
-    upper = math.nextafter(result.upper + gap, math.inf)
+    upper = _file_box_violation(result.upper, gap)
     if result.verdict is Verdict.CERTIFIED and not upper < 0.0:
         why = (f"f(X) stays inside the float box around the file's box, by {-result.upper:.3g}, but not by more "
                f"than its rounding of the file's bounds ({gap:.3g}): f(X) may leave the file's box")
