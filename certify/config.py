@@ -156,8 +156,9 @@ class RegionSearchOptions:
     branch and bound over the slopes, aimed at the search's pruning level
     (:meth:`certify.engines.region_search.NodeBounder.bound`; False: the interval-matrix bounds only);
     ``input_split``: for boxes with at most 4 free coordinates, a node whose bound stays above the pruning level is
-    bounded again over up to this many halves, quarters, ... of its bounding box (0, the default: off; it cuts the
-    nodes 2-4x but, one CROWN pass per sub-box, costs 2-5x the time: benchmarks/exact_scale.py)."""
+    bounded again over up to this many halves, quarters, ... of its bounding box (0, the default: off; at 32 it cut
+    the exact run's nodes 1.2-3.4x but, one CROWN pass and vertex bound per sub-box, took 2.1-3.7x the time:
+    benchmarks/exact_scale.py)."""
 
     min_radius: float = 1e-8
     samples: int = 256
