@@ -145,7 +145,9 @@ def test_an_exact_run_decides_a_value_on_the_threshold_as_a_certify_run_does(slo
     for exact in (False, True):
         res = certify.verify(net, box, [check], VerifyConfig(margin=1.0 - slope, exact=exact, timeout=20)).results[0]
         assert res.lower == slope and res.upper >= slope, res
+        assert "within its rounding bound of" in res.reason and "cancel" not in res.reason, res.reason
         verdicts.append(res.verdict)
     assert verdicts[0] == verdicts[1] == Verdict.UNKNOWN
     above = certify.verify(net, box, [check], VerifyConfig(margin=0.9 * (1.0 - slope), exact=True, timeout=20))
     assert above.results[0].verdict is Verdict.CERTIFIED and above.results[0].upper == slope  # off the threshold
+

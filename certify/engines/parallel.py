@@ -86,14 +86,14 @@ class _RegionWork:
     def reset(self, problem, key) -> None:
         tr = problem.tr
         tr._loaded = tr._bbox_loaded = None  # the next LPs load afresh: a task does not depend on the worker's past
-        problem.unverified_max = problem.inexact_max = -math.inf  # a task's own maxima travel back
+        problem.unverified_max = problem.inexact_max = problem.guard_max = -math.inf  # a task's own maxima travel back
 
     def counts(self, problem) -> tuple:
         return (problem.tr.nodes, problem.tr.lps, problem.sliver_witnesses, problem.unverified_max,
-                problem.inexact_max)
+                problem.inexact_max, problem.guard_max)
 
     def delta(self, before: tuple, after: tuple) -> tuple:
-        return after[0] - before[0], after[1] - before[1], after[2] - before[2], after[3], after[4]
+        return after[0] - before[0], after[1] - before[1], after[2] - before[2], after[3], after[4], after[5]
 
     def merge(self, problem, delta: tuple) -> None:
         problem.tr.nodes += delta[0]
@@ -101,6 +101,7 @@ class _RegionWork:
         problem.sliver_witnesses += delta[2]
         problem.unverified_max = max(problem.unverified_max, delta[3])
         problem.inexact_max = max(problem.inexact_max, delta[4])
+        problem.guard_max = max(problem.guard_max, delta[5])
 
     def here(self, problem, top: Node, elapsed: float) -> bool:
         return False

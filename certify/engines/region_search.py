@@ -453,6 +453,7 @@ class _RegionProblem:
         self.slivers: list = []
         self.unverified_max = -math.inf
         self.inexact_max = -math.inf  # verified leaves whose float64 matrix is not exact to EXACT_REL
+        self.guard_max = -math.inf  # verified leaves whose value and its rounding bound straddle the guard
         self.sliver_witnesses = 0  # leaves without a pool point settled by a generic Chebyshev centre
 
     def batch(self, top: Node, elapsed: float) -> int:
@@ -490,14 +491,17 @@ class _RegionProblem:
             return x
         return None
 
-    def _leaf_bound(self, leaf, m: np.ndarray, v: float) -> float:
-        """What a leaf's region contributes to ``upper``: its float64 value v while the rounding bound of its
-        matrix (:meth:`NodeBounder.leaf_upper`) stays within 1e-9 relative of v and cannot carry it across the
-        guard, else that sound bound (a chain whose entries cancel: the float64 matrix says little)."""
+    def _leaf_bound(self, leaf, m: np.ndarray, v: float) -> tuple[float, bool]:
+        """What a leaf's region contributes to ``upper``, and whether only the guard made it so: its float64 value
+        v while the rounding bound of its matrix (:meth:`NodeBounder.leaf_upper`) stays within 1e-9 relative of v
+        (else that sound bound: a chain whose entries cancel, the float64 matrix says little) and cannot carry it
+        across the guard (else that bound too: float64 cannot tell on which side the value lies)."""
         top = self.bounder.leaf_upper(leaf, m)
-        if top - v <= EXACT_REL * max(1.0, abs(v)) and not v <= self.guard < top:
-            return v
-        return top
+        if top - v > EXACT_REL * max(1.0, abs(v)):
+            return top, False
+        if v <= self.guard < top:
+            return top, True
+        return v, False
 
     def _bounded(self, child, incumbent: Incumbent) -> list[Node]:
         b = self.bounder.bound(child, level=max(incumbent.value, self.threshold))
@@ -513,12 +517,15 @@ class _RegionProblem:
             if kind == "leaf":
                 m, _ = self.tr.leaf_map(val)
                 v = float(induced_norm(self.bounder.matrix(m), self.p))
-                top = self._leaf_bound(val, m, v)
+                top, on_guard = self._leaf_bound(val, m, v)
                 x = val.px[int(np.argmax(val.pr))].copy() if val.px.shape[0] else self._sliver_point(val)
                 if x is not None:
                     incumbent.offer(v, x, m[:, : self.cols])
                     if top > v:  # the float64 matrix may be off by more than its value's last digits
-                        self.inexact_max = max(self.inexact_max, top)
+                        if on_guard:
+                            self.guard_max = max(self.guard_max, top)
+                        else:
+                            self.inexact_max = max(self.inexact_max, top)
                         out.append(Node(top, None, final=True))
                 else:
                     self.unverified_max = max(self.unverified_max, top)
@@ -594,6 +601,10 @@ def region_search(query: Query) -> EngineResult:
         if problem.inexact_max > lower:
             parts.append(f"regions whose float64 matrix may be off by more than {EXACT_REL:g} of its norm (sums"
                          f" that cancel) reach {problem.inexact_max:.12g}")
+        if problem.guard_max > lower:
+            level = query.threshold if query.threshold is not None else query.guard
+            parts.append(f"regions whose float64 value lies within its rounding bound of {level:.12g}"
+                         f" reach {problem.guard_max:.12g}: float64 cannot tell on which side they lie")
         if query.threshold is not None and run.closed_max > lower:
             parts.append(f"nodes pruned below the threshold {query.threshold:.12g}")
         reason = "; ".join(parts)
