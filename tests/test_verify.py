@@ -151,3 +151,19 @@ def test_an_exact_run_decides_a_value_on_the_threshold_as_a_certify_run_does(slo
     above = certify.verify(net, box, [check], VerifyConfig(margin=0.9 * (1.0 - slope), exact=True, timeout=20))
     assert above.results[0].verdict is Verdict.CERTIFIED and above.results[0].upper == slope  # off the threshold
 
+
+def test_a_bracket_in_a_reason_never_prints_as_one_value():
+    """An unknown sup in [0.75, 0.7500000000015] was reported as 'lies in [0.75, 0.75]', which reads as settled:
+    both ends print at the fewest digits that tell them apart (and equal ends as one value twice)."""
+    from certify.checks.common import bracket_text
+
+    assert bracket_text(0.75, 0.7500000000015019) == "[0.75, 0.750000000002]"
+    assert bracket_text(0.5, 0.5) == "[0.5, 0.5]" and bracket_text(0.1, 0.2) == "[0.1, 0.2]"
+    assert bracket_text(0.0, math.inf) == "[0, inf]"
+    nxt = math.nextafter(1.0, 2.0)
+    lo, hi = bracket_text(1.0, nxt)[1:-1].split(", ")
+    assert float(lo) == 1.0 and float(hi) == nxt
+    net = Network((Layer(np.array([[1.0]]), np.zeros(1), acts.relu()),), np.array([[0.75]]), np.zeros(1))
+    res = certify.verify(net, Box(np.array([-1.0]), np.array([1.0])), ["dissipativity"],
+                         VerifyConfig(margin=0.25, timeout=20)).results[0]
+    assert res.verdict is Verdict.UNKNOWN and "[0.75, 0.75]" not in res.reason, res.reason

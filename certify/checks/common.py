@@ -87,6 +87,16 @@ class SamplingMemo:
         return self._results[key]
 
 
+def bracket_text(lower: float, upper: float) -> str:
+    """"[lower, upper]" with both ends at the fewest significant digits (6 to 17) that tell them apart in print:
+    [0.75, 0.7500000000015] prints as "[0.75, 0.750000000002]", not as "[0.75, 0.75]" (which reads as settled)."""
+    for digits in range(6, 18):
+        lo, hi = f"{lower:.{digits}g}", f"{upper:.{digits}g}"
+        if lo != hi or lower == upper:
+            return f"[{lo}, {hi}]"
+    return f"[{float(lower)!r}, {float(upper)!r}]"
+
+
 def digits_beside(value: float, reference: float = 1.0) -> str:
     """``value`` with as many significant digits (6 to 17) as it takes to tell it from ``reference`` in print:
     1.00000002 against 1 prints as "1.00000002", not "1" (a reason "||J|| = 1 >= 1" reads as a contradiction)."""

@@ -42,7 +42,7 @@ from ..ir.box import Box
 from ..ir.network import Network
 from ..ir.numerics import OVERFLOW_REASON
 from ..ir.quantity import Quantity
-from .common import SamplingMemo, require_dynamics
+from .common import SamplingMemo, bracket_text, require_dynamics
 
 _MAX_VERTEX_DIM = 12
 _MAX_SPLIT_DIM = 8  # input splitting pays up to this many inputs (beyond it: MILP)
@@ -140,9 +140,9 @@ def check_invariance(net: Network, box: Box, config: VerifyConfig, memo: Samplin
             return _result(Verdict.CERTIFIED, lower, bnb_upper, BoundMethod.CROWN, start, witness, details)
         if config.exact and bnb.exhausted:  # closed within the gap tolerance, at the box's edge
             return _result(Verdict.UNKNOWN, lower, bnb_upper, BoundMethod.CROWN, start, witness, details,
-                           f"the maximum violation lies in [{lower:.6g}, {bnb_upper:.6g}], within the gap tolerance "
+                           f"the maximum violation lies in {bracket_text(lower, bnb_upper)}, within the gap tolerance "
                            "of 0: neither inside with room nor outside at a replayed point")
-        bnb_reason = (f"the output branch and bound left [{lower:.6g}, {bnb_upper:.6g}] after {bnb.boxes} boxes "
+        bnb_reason = (f"the output branch and bound left {bracket_text(lower, bnb_upper)} after {bnb.boxes} boxes "
                       f"({bnb.reason or 'stopped'})")
         details = replace(details, solver_free_recheck=None)
 

@@ -29,7 +29,7 @@ from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.numerics import induced_norm
 from ..ir.quantity import Quantity
-from .common import digits_beside, matrix_witness, require_dynamics, thin_trace
+from .common import bracket_text, digits_beside, matrix_witness, require_dynamics, thin_trace
 
 
 def _p_text(p: np.ndarray) -> str:
@@ -74,7 +74,7 @@ def auto_metric_check(check: CheckName, net: Network, box: Box, config: VerifyCo
         return CheckResult(check, Verdict.CERTIFIED, res.lower, res.upper, method, seconds, witness, reason, details)
     plain = "" if res.witness is None else (
         f"; ||{symbol}(x)||_2 = {induced_norm(res.matrix, 2.0):.6g} at the witness")
-    reason = (f"sup ||T {symbol} T^-1||_2 lies in [{res.lower:.6g}, {res.upper:.6g}] {described}: "
+    reason = (f"sup ||T {symbol} T^-1||_2 lies in {bracket_text(res.lower, res.upper)} {described}: "
               f"{found.reason}{plain}")
     return CheckResult(check, Verdict.UNKNOWN, res.lower, max(res.upper, res.lower), method, seconds, witness,
                        reason, details)

@@ -27,7 +27,7 @@ from ..ir.metric import Metric
 from ..ir.network import Network
 from ..ir.numerics import OVERFLOW_REASON, chain_fits
 from ..ir.quantity import Quantity
-from .common import SamplingMemo, digits_beside, matrix_witness, thin_trace
+from .common import SamplingMemo, bracket_text, digits_beside, matrix_witness, thin_trace
 
 
 def exact_core_applies(net: Network, quantity: Quantity) -> bool:
@@ -185,10 +185,10 @@ def sup_norm_check(check: CheckName, net: Network, box: Box, config: VerifyConfi
         if overflow:
             detail += f"; {OVERFLOW_REASON}"
         if threshold:
-            reason = (f"sup ||{symbol}(x)|| lies in [{lower:.6g}, {upper:.6g}]: no witness reaches 1 and the best "
+            reason = (f"sup ||{symbol}(x)|| lies in {bracket_text(lower, upper)}: no witness reaches 1 and the best "
                       f"sound bound ({best.method.value}) is not below 1 - margin{detail}")
         else:
-            reason = f"the gain lies in [{lower:.6g}, {upper:.6g}]; no exact computation settled it{detail}"
+            reason = f"the gain lies in {bracket_text(lower, upper)}; no exact computation settled it{detail}"
     if metric is not None:  # the metric the check was measured in
         rows = tuple(tuple(float(v) for v in row) for row in metric.p)
         details = replace(details or SupNormDetails(), metric=rows, metric_condition=metric.condition_number)
