@@ -13,7 +13,15 @@ expanded, speed-up against serial, the value (equal to 1e-12 in every column,
 checked), and CPU seconds: of the serial run, and on the longest path of a parallel run (the main process's
 plus half the workers'), with their ratio ("cpu x": the speed-up on 2 free cores; on a shared machine the wall
 ratio also measures the load); "ovh": CPU milliseconds spent per node sent to the workers beyond the serial CPU
-time of the search (pickling, merging, Dask's scheduling, the LPs that start cold in a task).
+time of the search (pickling, merging, Dask's scheduling, the LPs that start cold in a task); "busy": the workers'
+CPU seconds over 2 x the wall time of the parallel steps (the share of the time the workers computed; far less
+noisy on a shared machine than the wall ratio, since a slower CPU stretches both).
+
+Rounds in flight (``ParallelOptions.rounds_ahead`` 1, the default, against 0), interleaved on one pool
+(``/tmp`` A/B script, not in the repository; OMP_NUM_THREADS=1, load 0.2-1): 4-32-32-4 busy 0.961-0.968 against
+0.858-0.885 (4 runs each), 1362 nodes against 1331, speed-up 1.64-2.31x against 1.56-1.93x; 8-16-16-8 busy
+0.970-0.974 against 0.892-0.906 (2 runs each), 2215 nodes against 2086, 2.00-2.35x against 1.97-2.05x. The serial
+run itself took 14.9-20.9 s and 32-41 s: the wall ratios mostly measure the machine.
 
 Measured again (``--nets 4-32-32-4,2-128-128-2,8-16-16-8 --no-dask``, load 0.7-1.7; serial s -> 2 local workers
 s, speed-up wall / CPU): 4-32-32-4 14.42 -> 8.38, 1.72x / 1.87x; 2-128-128-2 5.90 -> 3.41, 1.73x / 1.90x;
@@ -194,10 +202,10 @@ def main(argv=None) -> int:
     head = f"{'net':>12s} {'serial s':>9s} {'cpu s':>6s} {'nodes':>6s}"
     for name in pools:
         head += (f" | {name + ' s':>9s} {'speed-up':>8s} {'cpu s':>6s} {'cpu x':>5s} {'nodes':>6s} "
-                 f"{'sent':>5s} {'ovh ms/node':>11s}")
+                 f"{'sent':>5s} {'ovh ms/node':>11s} {'busy':>5s}")
     print(head + f" | {'value':>16s}")
     print(f"{'':>12s} {'':>9s} {'':>6s} {'':>6s}" + f" | {'':>9s} {'wall':>8s} {'':>6s} {'':>5s} {'':>6s} "
-          f"{'(cpu)':>11s}" * len(pools))
+          f"{'(cpu)':>11s} {'':>5s}" * len(pools))
     options = ParallelOptions(start_after=args.start_after, start_seconds=0.0)  # the engine's speed-up from the start
     try:
         for spec in args.nets.split(","):
@@ -219,8 +227,9 @@ def main(argv=None) -> int:
                 # the CPU time on the longest path: the main process plus the workers' share (2 workers)
                 path_cpu = main_cpu + ex.worker_cpu / 2
                 ovh = (main_cpu + ex.worker_cpu - serial_cpu) / max(ex.remote_nodes, 1) * 1e3
+                busy = ex.worker_cpu / (pool.n * ex.seconds) if ex.seconds > 0 else float("nan")
                 line += (f" | {res.seconds:9.2f} {serial.seconds / res.seconds:8.2f} {path_cpu:6.2f} "
-                         f"{serial_cpu / path_cpu:5.2f} {res.nodes:6d} {ex.remote_nodes:5d} {ovh:11.2f}")
+                         f"{serial_cpu / path_cpu:5.2f} {res.nodes:6d} {ex.remote_nodes:5d} {ovh:11.2f} {busy:5.2f}")
             exact = "exact" if serial.exact else "bracket"
             print(line + f" | {serial.lower:16.12f} {exact}", flush=True)
         invariance_rows(args, pools)

@@ -246,12 +246,16 @@ class ParallelOptions:
     ``start_after``: nodes bounded serially before any step is sent to the workers;
     ``chunk``: nodes per task for searches that expand one node per step (the region search; the sub-box searches
     send one step's batch); ``tasks_per_worker``: tasks per round and worker (load balance against the wait at the
-    end of a round); ``threads``: BLAS and torch threads of each worker process."""
+    end of a round); ``rounds_ahead``: rounds a search keeps in flight beside the one it waits for (taken from the
+    open nodes without the children of the rounds still out, so that the workers never wait for the main process;
+    0: each round is received before the next is sent); ``threads``: BLAS and torch threads of each worker
+    process."""
 
     start_after: int = 16
     start_seconds: float = 0.25
     chunk: int = 8
     tasks_per_worker: int = 2
+    rounds_ahead: int = 1
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -260,6 +264,7 @@ class ParallelOptions:
         object.__setattr__(self, "start_seconds", _real(owner, "start_seconds", self.start_seconds, 0.0))
         object.__setattr__(self, "chunk", _whole(owner, "chunk", self.chunk, 1))
         object.__setattr__(self, "tasks_per_worker", _whole(owner, "tasks_per_worker", self.tasks_per_worker, 1))
+        object.__setattr__(self, "rounds_ahead", _whole(owner, "rounds_ahead", self.rounds_ahead, 0))
         object.__setattr__(self, "threads", _whole(owner, "threads", self.threads, 1))
 
 

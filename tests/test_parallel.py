@@ -392,3 +392,27 @@ def test_the_workers_inexact_leaves_reach_the_reason(monkeypatch, pool):
     with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
         par = region_module.region_search(q)
     assert ex.rounds > 0 and par.reason == serial.reason and (par.lower, par.upper) == (serial.lower, serial.upper)
+
+
+def test_a_search_stopped_with_rounds_in_flight_leaves_the_pool_clean(random_net, unit_box, monkeypatch, pool):
+    """A budget stops the search while a round is still out on the workers: its nodes count as open (the bracket
+    holds the exact value), and the answers owed for it are dropped, never taken by the next search on the pool."""
+    net = random_net(2, 3, (12, 12))
+    box = unit_box(3)
+    serial = region_module.region_search(region_query(net, box, seed=2))
+    assert serial.exact
+    ahead = ParallelOptions(start_after=4, start_seconds=0.0, chunk=1, tasks_per_worker=1, rounds_ahead=2)
+    for budget in (20, 40, 60):
+        q = region_query(net, box, seed=2, options=ahead)
+        q = q.with_(config=q.config.with_(budget=budget))
+        with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
+            stopped = region_module.region_search(q)
+            assert ex.in_flight > 0  # the budget stopped it with rounds out
+        assert stopped.outcome is Outcome.BUDGET
+        assert stopped.lower <= serial.lower * (1 + 1e-12) and stopped.upper >= serial.lower * (1 - 1e-12)
+    q = region_query(net, box, seed=2, options=ahead)
+    with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
+        again = region_module.region_search(q)
+    assert ex.rounds > 0 and again.exact
+    assert again.lower == pytest.approx(serial.lower, rel=1e-12)
+    assert again.upper == pytest.approx(serial.upper, rel=1e-12)

@@ -9,6 +9,7 @@ the caller's: closing the pool disconnects and removes the plugins, and leaves t
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 
@@ -45,8 +46,9 @@ def _task(token: str, task: tuple) -> tuple:
 
 
 class DaskWorkers:
-    """The workers of the Dask scheduler at ``address`` (``n``: their threads in all); results come back in task
-    order. Stop it with :meth:`close` (the cluster stays up)."""
+    """The workers of the Dask scheduler at ``address`` (``n``: their threads in all); batches of tasks are
+    submitted and gathered as by :class:`~certify.engines.parallel.LocalWorkers`, results in task order. Stop it
+    with :meth:`close` (the cluster stays up)."""
 
     def __init__(self, address: str) -> None:
         try:
@@ -55,6 +57,8 @@ class DaskWorkers:
             raise UsageError(f"--cluster {address}: no Dask scheduler answers there ({exc})") from None
         self.n = max(1, sum(self.client.nthreads().values()))
         self.tokens: set = set()
+        self._batches = itertools.count()
+        self._futures: dict[int, list] = {}  # per batch submitted and not gathered: its futures
 
     def add(self, factory: SearchFactory) -> str:
         """Register the factory's plugin on every worker; returns the token its tasks name."""
@@ -71,12 +75,28 @@ class DaskWorkers:
             except Exception:  # a worker may be gone already; the search is over anyway
                 pass
 
-    def map(self, token: str, tasks: list[tuple]) -> list[tuple]:
-        futures = [self.client.submit(_task, token, task, pure=False) for task in tasks]
+    def submit(self, token: str, tasks: list[tuple]) -> int:
+        """Submit ``tasks`` for the factory of ``token``; returns the batch's id for :meth:`gather`."""
+        batch = next(self._batches)
+        self._futures[batch] = [self.client.submit(_task, token, task, pure=False) for task in tasks]
+        return batch
+
+    def gather(self, batch: int) -> list[tuple]:
+        """The results of batch ``batch`` in task order (waits for them)."""
+        futures = self._futures.pop(batch)
         try:
             return self.client.gather(futures)
         except Exception as exc:  # the task's own exception, re-raised by gather
             raise WorkerError(f"a Dask worker failed while it expanded nodes: {exc!r}") from exc
+
+    def discard(self, batch: int) -> None:
+        """Cancel batch ``batch`` (a search that stopped with it in flight)."""
+        futures = self._futures.pop(batch, [])
+        if futures:
+            self.client.cancel(futures)
+
+    def map(self, token: str, tasks: list[tuple]) -> list[tuple]:
+        return self.gather(self.submit(token, tasks))
 
     def close(self) -> None:
         for token in list(self.tokens):

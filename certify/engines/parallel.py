@@ -7,7 +7,11 @@ How (:class:`ParallelSearch`, the loop's executor):
 * the search starts serially; after ``ParallelOptions.start_seconds`` the pool starts in the background, and once
   ``start_after`` nodes are bounded and a worker has started, each step takes the ``tasks x chunk`` largest open
   nodes (tasks = ready workers x ``tasks_per_worker``), deals them round robin into tasks and sends the tasks to
-  the ready workers with the incumbent's value (a snapshot); no step waits for a worker's start;
+  the ready workers with the incumbent's value (a snapshot); no step waits for a worker's start; the search keeps
+  ``ParallelOptions.rounds_ahead`` rounds in flight beside the one it waits for (taken from the open nodes without
+  the children of the rounds still out), so that the workers run the next round while the main process files the
+  last one: measured, the workers are busy 96-97 % of the parallel steps' time instead of 86-91 % (a round's nodes
+  stay open for the loop's upper bound until it is received);
 * each worker rebuilds the engine's problem once from a picklable :class:`SearchFactory` (the :class:`Query` and the
   engine's name; the table :data:`WORK`), and before each task resets what the problem carries from one
   expansion to the next (warm-started LPs, the random stream, now seeded by the task), so that a task's result
@@ -32,6 +36,7 @@ the calling process is never changed). Dask workers keep their own settings.
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing
 import os
@@ -391,7 +396,14 @@ class LocalWorkers:
         self.is_ready: list[bool] = [False] * n
         self.payloads: dict = {}
         self._closed = False
-        self._broken = False  # interrupted inside map: answers may be owed; no later task may take one
+        self._broken = False  # interrupted inside a round: answers may be owed; no later task may take one
+        self._batches = itertools.count()
+        self._pending: deque = deque()  # (batch, index, token, task) not sent yet, oldest first
+        self._queued: list[deque] = [deque() for _ in range(n)]  # per worker: (batch, index) sent, in order
+        self._answers: dict[int, list] = {}  # per batch: its results so far
+        self._left: dict[int, int] = {}  # per batch: answers still owed
+        self._failures: dict[int, str] = {}  # per batch: the first failure
+        self._dropped: set[int] = set()  # batches discarded with answers still owed
         # the processes start on a thread of their own: with the fork server, starting one waits until the server
         # has imported the engines (about a second), which the calling search must not wait for
         self._starter = threading.Thread(target=self._start, args=(ctx, [child for _, child in pipes], threads),
@@ -465,55 +477,101 @@ class LocalWorkers:
             if not self.is_ready[w]:
                 self._mark_ready(w)
 
-    def map(self, token: str, tasks: list[tuple]) -> list[tuple]:
-        """The results of ``tasks`` (in task order) for the factory of ``token``. Each ready worker holds up to
-        :data:`_QUEUED` tasks (one running, the next one waiting in its pipe), so that it never waits for this
-        process between two tasks. Workers that are not ready get none; when none is, the first to start is
-        waited for."""
+    def submit(self, token: str, tasks: list[tuple]) -> int:
+        """Queue ``tasks`` for the factory of ``token`` and send what the workers can take now; returns the batch's
+        id for :meth:`gather`. Each ready worker holds up to :data:`_QUEUED` tasks (one running, the next one
+        waiting in its pipe), so that it never waits for this process between two tasks; the tasks of later
+        batches go out as those of earlier ones are answered (in the order submitted)."""
         if self._broken:
             raise WorkerError("the worker pool was interrupted during a round (answers may still be owed): "
                               "start a new pool")
-        results: list = [None] * len(tasks)
-        pending = deque(range(len(tasks)))
-        if self.ready() == 0:  # no one to run them yet: wait for the first worker to start
-            wait(self.conns)
-            self.ready()
-        queued: dict[int, deque] = {w: deque() for w in range(self.n)}  # per worker: its tasks, in order
-        failure = None
+        batch = next(self._batches)
+        self._answers[batch] = [None] * len(tasks)
+        self._left[batch] = len(tasks)
+        self._pending.extend((batch, i, token, task) for i, task in enumerate(tasks))
+        self._guarded(self._dispatch)
+        return batch
+
+    def gather(self, batch: int) -> list[tuple]:
+        """The results of batch ``batch`` (:meth:`submit`) in task order, once every one has come (the answers of
+        other batches that come meanwhile are kept for them). Workers that are not ready get no task; when none is,
+        the first to start is waited for. A failed task is raised as :class:`WorkerError` once the whole batch has
+        been answered, so that the pool stays usable."""
+        self._guarded(self._wait_for, batch)
+        results = self._answers.pop(batch)
+        del self._left[batch]
+        failure = self._failures.pop(batch, None)
+        if failure is not None:
+            raise WorkerError(failure)
+        return results
+
+    def discard(self, batch: int) -> None:
+        """Forget batch ``batch``: its tasks not sent yet are dropped, and the answers still owed for it are read
+        (and dropped) by the next :meth:`gather`."""
+        self._pending = deque(item for item in self._pending if item[0] != batch)
+        sent = sum(b == batch for queued in self._queued for b, _ in queued)
+        if sent:
+            self._left[batch] = sent
+            self._dropped.add(batch)
+        else:
+            self._answers.pop(batch, None)
+            self._left.pop(batch, None)
+            self._failures.pop(batch, None)
+
+    def map(self, token: str, tasks: list[tuple]) -> list[tuple]:
+        """The results of ``tasks`` (in task order) for the factory of ``token``: :meth:`gather` of :meth:`submit`."""
+        return self.gather(self.submit(token, tasks))
+
+    def _guarded(self, step, *args) -> None:
         try:
-            while pending or any(queued.values()):
-                for w in range(self.n):
-                    if failure is not None or not self.is_ready[w]:
-                        continue
-                    while pending and len(queued[w]) < _QUEUED:
-                        i = pending.popleft()
-                        payload = None if token in self.known[w] else self.payloads[token]
-                        self._send(w, (token, payload, tasks[i]))
-                        self.known[w].add(token)
-                        queued[w].append(i)
-                busy = [self.conns[w] for w in range(self.n) if queued[w]]
-                if failure is not None and not busy:
-                    break
-                done = wait(busy)
-                self.ready()  # a worker that started meanwhile takes the next tasks
-                for conn in done:
-                    w = self.conns.index(conn)
-                    status, value = self._recv(w)
-                    i = queued[w].popleft()
-                    if status != "ok":  # the other workers' answers are still read, so that the pool stays usable
-                        failure = failure or f"a worker failed while it expanded nodes:\n{value}"
-                    results[i] = value
+            step(*args)
         except BaseException:
-            # Ctrl-C anywhere in the round (between a send and its bookkeeping too): the answers owed are not
-            # known for sure, so the workers are stopped and the pool refuses further rounds (never a stale answer)
+            # Ctrl-C anywhere in a round (between a send and its bookkeeping too): the answers owed are not known for
+            # sure, so the workers are stopped and the pool refuses further rounds (never a stale answer)
             self._broken = True
             for proc in self.procs:
                 if proc is not None:
                     proc.terminate()
             raise
-        if failure is not None:
-            raise WorkerError(failure)
-        return results
+
+    def _dispatch(self) -> None:
+        """Send queued tasks, oldest first, to the ready workers that hold fewer than :data:`_QUEUED`."""
+        for w in range(self.n):
+            if not self.is_ready[w]:
+                continue
+            while self._pending and len(self._queued[w]) < _QUEUED:
+                batch, i, token, task = self._pending.popleft()
+                payload = None if token in self.known[w] else self.payloads[token]
+                self._send(w, (token, payload, task))
+                self.known[w].add(token)
+                self._queued[w].append((batch, i))
+
+    def _wait_for(self, batch: int) -> None:
+        """Read answers (and send queued tasks as workers free up) until batch ``batch`` is answered."""
+        while self._left[batch]:
+            self._dispatch()
+            busy = [self.conns[w] for w in range(self.n) if self._queued[w]]
+            if not busy:  # no worker is ready to take the tasks: wait for the first to start
+                wait(self.conns)
+                self.ready()
+                continue
+            done = wait(busy)
+            self.ready()  # a worker that started meanwhile takes the next tasks
+            for conn in done:
+                w = self.conns.index(conn)
+                status, value = self._recv(w)
+                b, i = self._queued[w].popleft()
+                self._left[b] -= 1
+                if b in self._dropped:
+                    if not self._left[b]:
+                        self._dropped.discard(b)
+                        self._answers.pop(b, None)
+                        del self._left[b]
+                        self._failures.pop(b, None)
+                    continue
+                if status != "ok":
+                    self._failures.setdefault(b, f"a worker failed while it expanded nodes:\n{value}")
+                self._answers[b][i] = value
 
     def close(self) -> None:
         """Stop the workers: those not ready yet (still importing, holding nothing) at once, and those still to
@@ -563,6 +621,7 @@ class ParallelSearch:
         self.seconds = 0.0  # wall time of the parallel steps (the wait for the workers' start included)
         self.worker_cpu = 0.0  # CPU seconds the workers spent on this search's tasks
         self._chunk, self._n_tasks = 1, 1
+        self._flight: deque = deque()  # per round in flight: (batch, nodes, largest bound, tasks)
 
     def _pool(self):
         if self.pool is None:
@@ -592,26 +651,72 @@ class ParallelSearch:
         self._chunk = self.work.chunk(problem, top, elapsed, self.options)
         return self._n_tasks * self._chunk
 
-    def expand(self, problem, nodes: list[Node], incumbent: Incumbent) -> list[Node]:
+    @property
+    def in_flight(self) -> int:
+        """Rounds sent and not received yet."""
+        return len(self._flight)
+
+    @property
+    def rounds_ahead(self) -> int:
+        """Rounds the search may keep in flight beside the one it waits for (``ParallelOptions.rounds_ahead``)."""
+        return self.options.rounds_ahead
+
+    def open_nodes(self) -> int:
+        """Nodes sent in rounds not received yet: still open for the search (their bounds count in its upper)."""
+        return sum(n for _, n, _, _ in self._flight)
+
+    def open_max(self) -> float:
+        """The largest bound of the nodes in rounds not received yet (-inf: none)."""
+        return max((top for _, _, top, _ in self._flight), default=-math.inf)
+
+    def send(self, problem, nodes: list[Node], incumbent: Incumbent) -> None:
+        """Send ``nodes`` as one round: dealt round robin into tasks, each with the incumbent's value now; the round
+        is received (in the order sent) by :meth:`receive`."""
         t = time.perf_counter()
         n_tasks = max(1, min(self._n_tasks, len(nodes)))
         seed = self.factory.query.seed
         tasks = [(pack(self.work, nodes[j::n_tasks]), incumbent.value, (seed, self.rounds, j)) for j in range(n_tasks)]
-        results = self._pool().map(self.token, tasks)
+        batch = self._pool().submit(self.token, tasks)
+        top = max((x.bound for x in nodes), default=-math.inf)
+        self._flight.append((batch, len(nodes), top, n_tasks))
+        self.rounds += 1
+        self.tasks += n_tasks
+        self.remote_nodes += len(nodes)
+        self.seconds += time.perf_counter() - t
+
+    def receive(self, problem, incumbent: Incumbent) -> list[Node]:
+        """The children of the oldest round in flight (waits for it), the workers' best points offered to
+        ``incumbent`` and their counts merged into ``problem``, in task order (the result does not depend on the
+        workers' timing)."""
+        t = time.perf_counter()
+        batch = self._flight[0][0]
+        try:
+            results = self.pool.gather(batch)
+        finally:
+            self._flight.popleft()
         children: list[Node] = []
-        for kids, best, delta, cpu in results:  # task order: the result does not depend on the workers' timing
+        for kids, best, delta, cpu in results:
             if best is not None:
                 incumbent.offer(*best)
             self.work.merge(problem, delta)
             children += unpack(kids)
             self.worker_cpu += cpu
-        self.rounds += 1
-        self.tasks += n_tasks
-        self.remote_nodes += len(nodes)
         self.seconds += time.perf_counter() - t
         return children
 
+    def expand(self, problem, nodes: list[Node], incumbent: Incumbent) -> list[Node]:
+        """One round, sent and received: the children of ``nodes`` (with no other round in flight)."""
+        if self._flight:
+            raise RuntimeError("expand with rounds in flight: receive them first")
+        self.send(problem, nodes, incumbent)
+        return self.receive(problem, incumbent)
+
     def close(self) -> None:
+        """Forget the rounds still in flight (a search stopped early: their nodes were counted open), unregister the
+        search and stop a pool of its own."""
+        while self._flight and self.pool is not None:
+            self.pool.discard(self._flight.popleft()[0])
+        self._flight.clear()
         if self.pool is not None and self.token is not None:
             self.pool.remove(self.token)
             self.token = None

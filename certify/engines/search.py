@@ -18,8 +18,10 @@ such bound is sound for its node (the problem's contract). The loop stops when n
 exceeds ``stop_above`` (certify mode: the threshold), at the deadline, or when ``max_nodes`` nodes were bounded.
 
 With an ``executor`` (:mod:`certify.engines.parallel`) a step may instead send the largest open nodes to worker
-processes: the executor returns their children, offers the workers' best replayed points to the incumbent and
-merges the workers' counts into the problem, all in an order fixed by the nodes (never by the workers' timing).
+processes as a round: the executor later returns their children, offers the workers' best replayed points to the
+incumbent and merges the workers' counts into the problem, all in an order fixed by the nodes (never by the
+workers' timing). Up to ``rounds_ahead`` rounds stay in flight beside the one the loop waits for; their nodes are
+open (in ``upper`` and in the open count) until received, and the loop only finishes with none in flight.
 Nothing else changes: the children are filed as above, so ``upper`` stays sound and, for a complete search, the
 value is the serial one; only the order (hence the node count) differs.
 """
@@ -87,15 +89,29 @@ class SearchProblem(Protocol):
 
 
 class SearchExecutor(Protocol):
-    """Expands nodes of a search elsewhere (:class:`certify.engines.parallel.ParallelSearch`)."""
+    """Expands nodes of a search elsewhere (:class:`certify.engines.parallel.ParallelSearch`), in rounds: a round is
+    sent, and later received, in the order sent."""
+
+    in_flight: int  # rounds sent and not received
+    rounds_ahead: int  # rounds the loop may keep in flight beside the one it waits for
 
     def take(self, problem: SearchProblem, top: Node, elapsed: float, bounded: int) -> int:
         """How many of the largest open nodes the next step sends to the workers (0: the problem expands the next
         step here, as without an executor); ``bounded``: nodes filed so far."""
 
-    def expand(self, problem: SearchProblem, nodes: list[Node], incumbent: Incumbent) -> list[Node]:
-        """The children of ``nodes`` (as ``problem.expand`` would give them), the workers' best points offered to
-        ``incumbent`` and their counts merged into ``problem``, in an order that depends on ``nodes`` only."""
+    def send(self, problem: SearchProblem, nodes: list[Node], incumbent: Incumbent) -> None:
+        """Send ``nodes`` as one round (with the incumbent's value now)."""
+
+    def receive(self, problem: SearchProblem, incumbent: Incumbent) -> list[Node]:
+        """The children of the oldest round in flight (as ``problem.expand`` would give them), the workers' best
+        points offered to ``incumbent`` and their counts merged into ``problem``, in an order that depends on the
+        round's nodes only."""
+
+    def open_nodes(self) -> int:
+        """Nodes in the rounds in flight."""
+
+    def open_max(self) -> float:
+        """The largest bound of the nodes in the rounds in flight."""
 
 
 @dataclass(frozen=True)
@@ -184,8 +200,16 @@ def best_first(problem: SearchProblem, roots: list[Node], incumbent: Incumbent, 
         else:
             heapq.heappush(heap, (-node.bound, next(counter), node))
 
+    def flying() -> int:
+        return 0 if executor is None else executor.in_flight
+
+    def open_count() -> int:
+        return len(heap) + (executor.open_nodes() if flying() else 0)
+
     def upper() -> float:
         open_max = -heap[0][0] if heap else -math.inf
+        if flying():
+            open_max = max(open_max, executor.open_max())  # nodes out on the workers are open
         return max(incumbent.value, closed_max, final_max, open_max)
 
     def record() -> None:
@@ -204,7 +228,7 @@ def best_first(problem: SearchProblem, roots: list[Node], incumbent: Incumbent, 
         lv = level()
         while heap and -heap[0][0] <= lv:
             close(heapq.heappop(heap)[2])
-        if not heap:
+        if not heap and not flying():
             outcome = Outcome.CERTIFIED if limits.threshold is not None else Outcome.BRACKETED
             if stuck:
                 outcome = Outcome.STALLED
@@ -214,21 +238,28 @@ def best_first(problem: SearchProblem, roots: list[Node], incumbent: Incumbent, 
                 reason = f"the lower seed {limits.lower_seed:.12g} exceeds the threshold {limits.threshold:.12g}"
             break
         if time.perf_counter() > limits.deadline:
-            reason = f"timeout after {limits.timeout:g} s with {len(heap)} open {limits.unit}"
+            reason = f"timeout after {limits.timeout:g} s with {open_count()} open {limits.unit}"
             break
         if limits.max_nodes is not None and bounded >= limits.max_nodes:
             outcome = Outcome.BUDGET
-            reason = f"budget of {limits.max_nodes} {limits.unit} spent with {len(heap)} open {limits.unit}"
+            reason = f"budget of {limits.max_nodes} {limits.unit} spent with {open_count()} open {limits.unit}"
             break
         steps += 1
         elapsed = time.perf_counter() - t0
-        remote = 0 if executor is None else executor.take(problem, heap[0][2], elapsed, bounded)
+        remote = 0 if executor is None or not heap else executor.take(problem, heap[0][2], elapsed, bounded)
         take = []
-        for _ in range(remote or max(1, problem.batch(heap[0][2], elapsed))):
+        for _ in range(remote or (max(1, problem.batch(heap[0][2], elapsed)) if heap else 0)):
             if not heap or -heap[0][0] <= lv:
                 break
             take.append(heapq.heappop(heap)[2])
-        children = executor.expand(problem, take, incumbent) if remote else problem.expand(take, incumbent)
+        children = []
+        if remote:
+            executor.send(problem, take, incumbent)
+        elif take:
+            children = problem.expand(take, incumbent)
+        # receive the oldest round once more than rounds_ahead are out, or when nothing is left to expand here
+        if flying() and flying() > (executor.rounds_ahead if take else 0):
+            children += executor.receive(problem, incumbent)
         lv = level()
         for child in children:
             file(child, lv)
@@ -236,7 +267,7 @@ def best_first(problem: SearchProblem, roots: list[Node], incumbent: Incumbent, 
         if steps % limits.trace_every == 0:
             record()
     record()
-    return SearchOutcome(upper(), outcome, reason, tuple(trace), steps, bounded, proven, len(heap), stuck,
+    return SearchOutcome(upper(), outcome, reason, tuple(trace), steps, bounded, proven, open_count(), stuck,
                          closed_max, final_max)
 
 
