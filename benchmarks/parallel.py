@@ -2,7 +2,7 @@
 a local Dask cluster of 2 worker processes, side by side in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/parallel.py [--nets 2-32-32-2,2-64-64-2,4-16-16-4] [--no-dask] [--timeout S]
-        [--dask-profile] [--dask-malloc-trim] [--start-after N] [--invariance 6-64-64-6]
+        [--dask-profile] [--dask-malloc-trim] [--start-after N] [--invariance 6-64-64-6] [--rounds-ahead 0,1]
 
 Random ReLU nets (``tests/random_nets.random_net`` seed 7, Gaussian weights / sqrt(fan_in), biases 0.5 N(0, 1))
 over [-1, 1]^d, exact mode (no threshold). The pools are started before the clock starts (their start is printed
@@ -70,6 +70,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,8 @@ def main(argv=None) -> int:
                     help="also certify invariance of these n-w-w-n nets (e.g. 6-64-64-6), scaled to 0.97")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--start-after", type=int, default=ParallelOptions().start_after)
+    ap.add_argument("--rounds-ahead", default=str(ParallelOptions().rounds_ahead),
+                    help="ParallelOptions.rounds_ahead of the local columns: one column per value (e.g. 0,1)")
     args = ap.parse_args(argv)
     pools = {}
     t = time.perf_counter()
@@ -199,13 +202,16 @@ def main(argv=None) -> int:
     print(f"pool start (not in the columns): local 2 workers {start_local:.2f} s (started; they import in the "
           f"background), Dask local cluster {start_dask:.2f} s; until every worker is ready and has run a first "
           f"task {warm:.2f} s")
+    aheads = [int(v) for v in args.rounds_ahead.split(",")]
+    columns = [(f"local 2 ra{v}" if len(aheads) > 1 else "local 2", pools["local 2"], v) for v in aheads]
+    columns += [(name, pool, ParallelOptions().rounds_ahead) for name, pool in pools.items() if name != "local 2"]
     head = f"{'net':>12s} {'serial s':>9s} {'cpu s':>6s} {'nodes':>6s}"
-    for name in pools:
+    for name, _, _ in columns:
         head += (f" | {name + ' s':>9s} {'speed-up':>8s} {'cpu s':>6s} {'cpu x':>5s} {'nodes':>6s} "
                  f"{'sent':>5s} {'ovh ms/node':>11s} {'busy':>5s}")
     print(head + f" | {'value':>16s}")
     print(f"{'':>12s} {'':>9s} {'':>6s} {'':>6s}" + f" | {'':>9s} {'wall':>8s} {'':>6s} {'':>5s} {'':>6s} "
-          f"{'(cpu)':>11s} {'':>5s}" * len(pools))
+          f"{'(cpu)':>11s} {'':>5s}" * len(columns))
     options = ParallelOptions(start_after=args.start_after, start_seconds=0.0)  # the engine's speed-up from the start
     try:
         for spec in args.nets.split(","):
@@ -218,9 +224,10 @@ def main(argv=None) -> int:
             serial, _ = exact_search(query.with_(deadline=None))
             serial_cpu = time.process_time() - cpu
             line = f"{spec:>12s} {serial.seconds:9.2f} {serial_cpu:6.2f} {serial.nodes:6d}"
-            for pool in pools.values():
+            for _, pool, ahead in columns:
+                config = query.config.with_(parallel=replace(options, rounds_ahead=ahead))
                 cpu = time.process_time()
-                res, ex = exact_search(query.with_(deadline=None), pool)
+                res, ex = exact_search(query.with_(deadline=None, config=config), pool)
                 main_cpu = time.process_time() - cpu
                 if res.exact and serial.exact and abs(res.lower - serial.lower) > 1e-12 * max(1.0, serial.lower):
                     raise SystemExit(f"{spec}: parallel value {res.lower!r} != serial {serial.lower!r}")

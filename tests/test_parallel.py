@@ -395,24 +395,27 @@ def test_the_workers_inexact_leaves_reach_the_reason(monkeypatch, pool):
 
 
 def test_a_search_stopped_with_rounds_in_flight_leaves_the_pool_clean(random_net, unit_box, monkeypatch, pool):
-    """A budget stops the search while a round is still out on the workers: its nodes count as open (the bracket
-    holds the exact value), and the answers owed for it are dropped, never taken by the next search on the pool."""
-    net = random_net(2, 3, (12, 12))
-    box = unit_box(3)
+    """A budget stops the search while rounds are still out on the workers: their nodes count as open (the bracket
+    holds the exact value); the tasks not sent yet are dropped (no worker spends time on them) and the answers owed
+    are read and dropped by the next search on the pool, never taken as its own."""
+    net = random_net(2, 4, (12, 12))
+    box = unit_box(4)
     serial = region_module.region_search(region_query(net, box, seed=2))
     assert serial.exact
-    ahead = ParallelOptions(start_after=4, start_seconds=0.0, chunk=1, tasks_per_worker=1, rounds_ahead=2)
-    for budget in (20, 40, 60):
+    ahead = ParallelOptions(start_after=4, start_seconds=0.0, chunk=1, tasks_per_worker=3, rounds_ahead=2)
+    for budget in (40, 60, 100):
         q = region_query(net, box, seed=2, options=ahead)
         q = q.with_(config=q.config.with_(budget=budget))
         with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
             stopped = region_module.region_search(q)
-            assert ex.in_flight > 0  # the budget stopped it with rounds out
+            assert ex.in_flight > 0 and pool._pending  # the budget stopped it with rounds out, tasks not sent yet
+        assert not pool._pending
         assert stopped.outcome is Outcome.BUDGET
         assert stopped.lower <= serial.lower * (1 + 1e-12) and stopped.upper >= serial.lower * (1 - 1e-12)
     q = region_query(net, box, seed=2, options=ahead)
     with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
         again = region_module.region_search(q)
     assert ex.rounds > 0 and again.exact
+    assert not pool._left and not pool._answers  # every answer owed was read
     assert again.lower == pytest.approx(serial.lower, rel=1e-12)
     assert again.upper == pytest.approx(serial.upper, rel=1e-12)

@@ -498,9 +498,7 @@ class LocalWorkers:
         the first to start is waited for. A failed task is raised as :class:`WorkerError` once the whole batch has
         been answered, so that the pool stays usable."""
         self._guarded(self._wait_for, batch)
-        results = self._answers.pop(batch)
-        del self._left[batch]
-        failure = self._failures.pop(batch, None)
+        results, failure = self._forget(batch)
         if failure is not None:
             raise WorkerError(failure)
         return results
@@ -514,9 +512,13 @@ class LocalWorkers:
             self._left[batch] = sent
             self._dropped.add(batch)
         else:
-            self._answers.pop(batch, None)
-            self._left.pop(batch, None)
-            self._failures.pop(batch, None)
+            self._forget(batch)
+
+    def _forget(self, batch: int) -> tuple[list, str | None]:
+        """Drop the bookkeeping of batch ``batch``; returns its results and its first failure (None: none)."""
+        self._dropped.discard(batch)
+        self._left.pop(batch, None)
+        return self._answers.pop(batch, []), self._failures.pop(batch, None)
 
     def map(self, token: str, tasks: list[tuple]) -> list[tuple]:
         """The results of ``tasks`` (in task order) for the factory of ``token``: :meth:`gather` of :meth:`submit`."""
@@ -564,10 +566,7 @@ class LocalWorkers:
                 self._left[b] -= 1
                 if b in self._dropped:
                     if not self._left[b]:
-                        self._dropped.discard(b)
-                        self._answers.pop(b, None)
-                        del self._left[b]
-                        self._failures.pop(b, None)
+                        self._forget(b)
                     continue
                 if status != "ok":
                     self._failures.setdefault(b, f"a worker failed while it expanded nodes:\n{value}")
@@ -621,7 +620,7 @@ class ParallelSearch:
         self.seconds = 0.0  # wall time of the parallel steps (the wait for the workers' start included)
         self.worker_cpu = 0.0  # CPU seconds the workers spent on this search's tasks
         self._chunk, self._n_tasks = 1, 1
-        self._flight: deque = deque()  # per round in flight: (batch, nodes, largest bound, tasks)
+        self._flight: deque = deque()  # per round in flight: (batch, nodes, largest bound)
 
     def _pool(self):
         if self.pool is None:
@@ -663,11 +662,11 @@ class ParallelSearch:
 
     def open_nodes(self) -> int:
         """Nodes sent in rounds not received yet: still open for the search (their bounds count in its upper)."""
-        return sum(n for _, n, _, _ in self._flight)
+        return sum(n for _, n, _ in self._flight)
 
     def open_max(self) -> float:
         """The largest bound of the nodes in rounds not received yet (-inf: none)."""
-        return max((top for _, _, top, _ in self._flight), default=-math.inf)
+        return max((top for _, _, top in self._flight), default=-math.inf)
 
     def send(self, problem, nodes: list[Node], incumbent: Incumbent) -> None:
         """Send ``nodes`` as one round: dealt round robin into tasks, each with the incumbent's value now; the round
@@ -678,7 +677,7 @@ class ParallelSearch:
         tasks = [(pack(self.work, nodes[j::n_tasks]), incumbent.value, (seed, self.rounds, j)) for j in range(n_tasks)]
         batch = self._pool().submit(self.token, tasks)
         top = max((x.bound for x in nodes), default=-math.inf)
-        self._flight.append((batch, len(nodes), top, n_tasks))
+        self._flight.append((batch, len(nodes), top))
         self.rounds += 1
         self.tasks += n_tasks
         self.remote_nodes += len(nodes)
