@@ -225,15 +225,29 @@ def _progress(quiet: bool):
 @contextlib.contextmanager
 def _quiet_numerics():
     """No floating-point RuntimeWarnings on the user's terminal: the analyses handle overflow and NaN themselves
-    (a bound that overflows is no bound; the verdict says so). CERTIFY_DEBUG=1 keeps them."""
-    if os.environ.get("CERTIFY_DEBUG"):
-        yield
-        return
-    import numpy as np
+    (a bound that overflows is no bound; the verdict says so). CERTIFY_DEBUG=1 keeps them. A search whose workers
+    were lost (:class:`~certify.engines.parallel.WorkerWarning`) prints one ``certify: note:`` line on stderr."""
+    from .engines.parallel import WorkerWarning
 
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, WorkerWarning):
+                print(f"certify: note: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show  # restored by catch_warnings
+        warnings.simplefilter("always", WorkerWarning)
+        if os.environ.get("CERTIFY_DEBUG"):
+            yield
+            return
+        import numpy as np
+
+        with np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
 
 
 def _rendered(report, args, outputs) -> list[tuple[str, str]]:

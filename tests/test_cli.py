@@ -225,6 +225,35 @@ def test_budget_option(tmp_path, capsys):
     _bad(capsys, [EXAMPLES / "tank_relu.onnx", "--region", EXAMPLES / "box.yaml", "--budget", "many"], "--budget")
 
 
+def test_a_search_whose_workers_were_lost_says_so_in_one_note(monkeypatch, capsys):
+    """The search goes on in the main process when its workers are lost (certify.engines.parallel): the command
+    prints one note line on stderr, not a Python warning with its source line, and exits with the verdict."""
+    import warnings
+
+    import certify.checks as checks
+    from certify.certificate import CheckName
+    from certify.engines.parallel import WorkerWarning
+
+    inner = checks.CHECKS[CheckName.WEIGHT_NORM]
+
+    def lossy(*args):
+        warnings.warn(WorkerWarning("the search went on in this process after its workers were lost: gone"),
+                      stacklevel=2)
+        warnings.warn("an unrelated warning", UserWarning, stacklevel=2)
+        return inner(*args)
+
+    monkeypatch.setitem(checks.CHECKS, CheckName.WEIGHT_NORM, lossy)
+    with pytest.warns(UserWarning) as shown:
+        code = cli.run([str(EXAMPLES / "tank_relu.onnx"), "--region", str(EXAMPLES / "box.yaml"), "--check",
+                        "weight_norm", "--samples", "500"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "certify: note: the search went on in this process after its workers were lost: gone\n" in err
+    assert "WorkerWarning" not in err
+    # other warnings go where they went before (here: to pytest's record)
+    assert [str(w.message) for w in shown] == ["an unrelated warning"]
+
+
 def test_no_runtime_warnings_on_the_terminal(tmp_path):
     # A check whose numerics overflow (as sound bounds of huge weights do) must not print numpy's RuntimeWarnings
     # on the user's terminal; the error line of a real failure still comes through.

@@ -374,8 +374,8 @@ def test_an_interrupt_between_a_send_and_its_bookkeeping_leaves_no_stale_answer(
         with pytest.raises(KeyboardInterrupt):
             executor.expand(None, nodes, region_module.Incumbent())
         workers._send = send
-        with pytest.raises(parallel.WorkerError, match="interrupted"):
-            executor.expand(None, nodes, region_module.Incumbent())
+        with pytest.raises(parallel.WorkerLost, match="interrupted"):  # a search on it goes on in its own process
+            workers.map(executor.token, [([], 0.0, (0, 0, 0))])
 
 
 def test_the_workers_inexact_leaves_reach_the_reason(monkeypatch, pool):
@@ -419,3 +419,51 @@ def test_a_search_stopped_with_rounds_in_flight_leaves_the_pool_clean(random_net
     assert not pool._left and not pool._answers  # every answer owed was read
     assert again.lower == pytest.approx(serial.lower, rel=1e-12)
     assert again.upper == pytest.approx(serial.upper, rel=1e-12)
+
+
+@pytest.mark.parametrize("rounds_ahead, lose_at", [(0, 2), (1, 4)])
+def test_a_search_whose_worker_dies_goes_on_here_and_gives_the_serial_value(rounds_ahead, lose_at, random_net,
+                                                                           unit_box, monkeypatch):
+    """A worker killed mid-search (the OOM killer, a crash in native code) used to end the search with an internal
+    error: the rounds in flight are now expanded in the main process, the rest of the search runs there, and a
+    WorkerWarning says so; the result is the serial one."""
+    net = random_net(4, 2, (16, 16))
+    box = unit_box(2)
+    options = ParallelOptions(start_after=4, start_seconds=0.0, chunk=1, tasks_per_worker=1,
+                              rounds_ahead=rounds_ahead)
+    q = region_query(net, box, seed=4, options=options)
+    serial = region_module.region_search(q)
+    with parallel.LocalWorkers(2) as workers:  # a pool of its own: the dead worker breaks it
+        workers.wait_ready()
+        submit, calls, flying = workers.submit, [], []
+        expand = region_module._RegionProblem.expand
+        here = []  # nodes the main process expanded after the loss
+
+        def kill_then_submit(token, tasks):
+            calls.append(len(tasks))
+            if len(calls) == lose_at:
+                flying.append(executor[0].open_nodes())
+                workers.procs[0].kill()
+                workers.procs[0].join(timeout=10)
+            return submit(token, tasks)
+
+        def counted(self, nodes, incumbent):
+            here.extend(nodes)
+            return expand(self, nodes, incumbent)
+
+        monkeypatch.setattr(workers, "submit", kill_then_submit)
+        with pytest.warns(parallel.WorkerWarning, match="went on in this process"):
+            with on_workers(monkeypatch, region_module, q, "region", workers) as ex:
+                executor = [ex]
+                here.clear()
+                monkeypatch.setattr(region_module._RegionProblem, "expand", counted)
+                par = region_module.region_search(q)
+        assert ex.lost and len(calls) == lose_at  # nothing went out after the loss
+        assert ex.in_flight == 0 and here
+        # the round being sent and those in flight were expanded here: none of their nodes was lost
+        assert (flying[0] > 0) == (rounds_ahead > 0)
+        assert len(here) >= flying[0] + calls[-1]
+    assert serial.exact and par.exact and par.outcome is serial.outcome
+    assert par.lower == pytest.approx(serial.lower, rel=1e-12, abs=1e-14)
+    assert par.upper == pytest.approx(serial.upper, rel=1e-12, abs=1e-14)
+    assert replays(net, box, par, net.n_states)

@@ -21,6 +21,11 @@ How (:class:`ParallelSearch`, the loop's executor):
   on which worker ran what; which steps are rounds depends on when the workers started): the point is offered to
   the incumbent, the counts go into the main problem, the children are filed by the loop.
 
+A local worker process that ends mid-search (:class:`WorkerLost`: killed, out of memory, a crash in native code)
+does not end the search: the pool is stopped, the rounds in flight are expanded in the main process as they come
+due (exactly the children a worker would have returned), no later step goes out, and a :class:`WorkerWarning` says
+so. A task that raises is a bug: it is raised as :class:`WorkerError` in the main process.
+
 Soundness is that of the serial search: each child's bound is the problem's own, every node is filed by the loop,
 and every lower bound is a point the problem replayed. A complete search gives the serial value (the max over the
 same regions, each computed in float64 the same way); a search stopped early gives another sound bracket. Steps
@@ -47,6 +52,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +69,15 @@ from .search import Incumbent, Node
 
 class WorkerError(RuntimeError):
     """A worker failed while it expanded nodes (the message carries the worker's traceback)."""
+
+
+class WorkerLost(WorkerError):
+    """A local worker process ended (killed, out of memory, a crash in native code) or its pool can no longer be
+    trusted: the search goes on in the main process (:class:`ParallelSearch`)."""
+
+
+class WorkerWarning(UserWarning):
+    """The workers of a search were lost and the search went on in the main process (same result, serial speed)."""
 
 
 # ============================================================================================ per-engine work
@@ -396,7 +411,8 @@ class LocalWorkers:
         self.is_ready: list[bool] = [False] * n
         self.payloads: dict = {}
         self._closed = False
-        self._broken = False  # interrupted inside a round: answers may be owed; no later task may take one
+        self._broken = ""  # why a round broke off (an interrupt, a lost worker): answers may be owed; no later task
+        # may take one
         self._batches = itertools.count()
         self._pending: deque = deque()  # (batch, index, token, task) not sent yet, oldest first
         self._queued: list[deque] = [deque() for _ in range(n)]  # per worker: (batch, index) sent, in order
@@ -449,13 +465,13 @@ class LocalWorkers:
         try:
             self.conns[w].send(message)
         except OSError:  # BrokenPipeError: the worker is gone
-            raise WorkerError(_ENDED) from None
+            raise WorkerLost(_ENDED) from None
 
     def _recv(self, w: int):
         try:
             return self.conns[w].recv()
         except (EOFError, OSError):  # OSError: ConnectionResetError when the worker died mid-answer
-            raise WorkerError(_ENDED) from None
+            raise WorkerLost(_ENDED) from None
 
     def _mark_ready(self, w: int) -> None:
         status, _ = self._recv(w)
@@ -483,8 +499,8 @@ class LocalWorkers:
         waiting in its pipe), so that it never waits for this process between two tasks; the tasks of later
         batches go out as those of earlier ones are answered (in the order submitted)."""
         if self._broken:
-            raise WorkerError("the worker pool was interrupted during a round (answers may still be owed): "
-                              "start a new pool")
+            raise WorkerLost(f"the worker pool broke off a round ({self._broken}; answers may still be owed): start "
+                             "a new pool")
         batch = next(self._batches)
         self._answers[batch] = [None] * len(tasks)
         self._left[batch] = len(tasks)
@@ -527,10 +543,11 @@ class LocalWorkers:
     def _guarded(self, step, *args) -> None:
         try:
             step(*args)
-        except BaseException:
-            # Ctrl-C anywhere in a round (between a send and its bookkeeping too): the answers owed are not known for
-            # sure, so the workers are stopped and the pool refuses further rounds (never a stale answer)
-            self._broken = True
+        except BaseException as exc:
+            # Ctrl-C anywhere in a round (between a send and its bookkeeping too), or a worker lost: the answers owed
+            # are not known for sure, so the workers are stopped and the pool refuses further rounds (never a stale
+            # answer)
+            self._broken = "a worker ended" if isinstance(exc, WorkerLost) else "interrupted"
             for proc in self.procs:
                 if proc is not None:
                     proc.terminate()
@@ -620,7 +637,8 @@ class ParallelSearch:
         self.seconds = 0.0  # wall time of the parallel steps (the wait for the workers' start included)
         self.worker_cpu = 0.0  # CPU seconds the workers spent on this search's tasks
         self._chunk, self._n_tasks = 1, 1
-        self._flight: deque = deque()  # per round in flight: (batch, nodes, largest bound)
+        self._flight: deque = deque()  # per round in flight: (batch, its nodes, largest bound); batch None: local
+        self.lost = ""  # why the workers were lost (empty: they were not); the search then goes on here
 
     def _pool(self):
         if self.pool is None:
@@ -637,6 +655,8 @@ class ParallelSearch:
         return self.pool
 
     def take(self, problem, top: Node, elapsed: float, bounded: int) -> int:
+        if self.lost:
+            return 0
         start_after, start_seconds = self.options.start_after, self.options.start_seconds
         if bounded >= start_after // 2 and elapsed >= start_seconds:
             self._pool()  # local workers start in the background while the serial search goes on
@@ -662,7 +682,7 @@ class ParallelSearch:
 
     def open_nodes(self) -> int:
         """Nodes sent in rounds not received yet: still open for the search (their bounds count in its upper)."""
-        return sum(n for _, n, _ in self._flight)
+        return sum(len(nodes) for _, nodes, _ in self._flight)
 
     def open_max(self) -> float:
         """The largest bound of the nodes in rounds not received yet (-inf: none)."""
@@ -675,9 +695,13 @@ class ParallelSearch:
         n_tasks = max(1, min(self._n_tasks, len(nodes)))
         seed = self.factory.query.seed
         tasks = [(pack(self.work, nodes[j::n_tasks]), incumbent.value, (seed, self.rounds, j)) for j in range(n_tasks)]
-        batch = self._pool().submit(self.token, tasks)
+        try:
+            batch = self._pool().submit(self.token, tasks)
+        except WorkerLost as exc:
+            self._lose(exc)
+            batch = None
         top = max((x.bound for x in nodes), default=-math.inf)
-        self._flight.append((batch, len(nodes), top))
+        self._flight.append((batch, list(nodes), top))
         self.rounds += 1
         self.tasks += n_tasks
         self.remote_nodes += len(nodes)
@@ -688,11 +712,17 @@ class ParallelSearch:
         ``incumbent`` and their counts merged into ``problem``, in task order (the result does not depend on the
         workers' timing)."""
         t = time.perf_counter()
-        batch = self._flight[0][0]
+        batch, nodes, _ = self._flight[0]
         try:
-            results = self.pool.gather(batch)
+            results = None if batch is None else self.pool.gather(batch)
+        except WorkerLost as exc:
+            self._lose(exc)
+            results = None
         finally:
             self._flight.popleft()
+        if results is None:  # the workers were lost: this round is expanded here, as the serial search would
+            self.seconds += time.perf_counter() - t
+            return problem.expand(nodes, incumbent)
         children: list[Node] = []
         for kids, best, delta, cpu in results:
             if best is not None:
@@ -702,6 +732,19 @@ class ParallelSearch:
             self.worker_cpu += cpu
         self.seconds += time.perf_counter() - t
         return children
+
+    def _lose(self, exc: WorkerLost) -> None:
+        """The workers were lost (``exc``): every round in flight is expanded here when received, no later step goes
+        out, a pool of this search's own is stopped, and a :class:`WorkerWarning` says so once. Sound and the same
+        result: those nodes get exactly the children a worker would have given them."""
+        if not self.lost:
+            self.lost = str(exc)
+            warnings.warn(WorkerWarning(f"the search went on in this process after its workers were lost: {exc}"),
+                          stacklevel=2)
+        self._flight = deque((None, nodes, top) for _, nodes, top in self._flight)
+        if self.own_pool and self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     def expand(self, problem, nodes: list[Node], incumbent: Incumbent) -> list[Node]:
         """One round, sent and received: the children of ``nodes`` (with no other round in flight)."""
@@ -714,7 +757,9 @@ class ParallelSearch:
         """Forget the rounds still in flight (a search stopped early: their nodes were counted open), unregister the
         search and stop a pool of its own."""
         while self._flight and self.pool is not None:
-            self.pool.discard(self._flight.popleft()[0])
+            batch = self._flight.popleft()[0]
+            if batch is not None:
+                self.pool.discard(batch)
         self._flight.clear()
         if self.pool is not None and self.token is not None:
             self.pool.remove(self.token)
