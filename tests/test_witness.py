@@ -6,8 +6,10 @@ region, so a point there proves nothing about sup ||A*|| over the regions (DESIG
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import certify
@@ -84,3 +86,30 @@ def test_digits_beside_never_prints_a_different_value_as_the_reference(value, re
     text = digits_beside(value, reference)
     assert (float(text) == reference) == (value == reference)
     assert abs(float(text) - value) <= 1e-5 * max(abs(value), 1e-300)
+
+
+def _cancelling_net(c: float) -> Network:
+    """z0 = 1e8 x1 - 1e8 x2 (a difference that keeps only about 8 of float64's digits), z1 = relu(z0) + c."""
+    first = Layer(np.array([[1e8, -1e8]]), np.zeros(1), acts.relu())
+    second = Layer(np.array([[1.0]]), np.array([c]), acts.relu())
+    return Network((first, second), np.array([[1.0]]), np.zeros(1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.1, 0.9), st.floats(0.5, 2.0), st.floats(-3.0, 3.0))
+def test_a_generic_point_has_the_real_signs_when_an_earlier_layer_rounds(x2, gap, shift):
+    """generic_mask must carry the error of earlier layers: here layer 0 is generic (|z0| ~ 1, its error ~ 1e-8)
+    but a layer-1 pre-activation within ~1e-8 of 0 has an unknown sign; counting only layer 1's own rounding
+    (1e-10 of |h| + |c|) took such points as generic, with the float64 sign opposite to the real one. Checked
+    against exact rational arithmetic: a point called generic has every real pre-activation nonzero, of the
+    float64 sign."""
+    x = np.array([x2 + gap * 1e-8, x2])
+    z0_float = float(x @ np.array([1e8, -1e8]))
+    z0_real = Fraction(1e8) * Fraction(x[0]) - Fraction(1e8) * Fraction(x[1])
+    c = -0.5 * (z0_float + float(z0_real)) + shift * abs(z0_float - float(z0_real))  # z1 straddles 0 or not
+    net = _cancelling_net(c)
+    if not generic_mask(net, x)[0]:
+        return
+    z1_real = max(z0_real, Fraction(0)) + Fraction(c)
+    for z, real in zip((float(v[0]) for v in net.preactivations(x)), (z0_real, z1_real)):
+        assert real != 0 and (real > 0) == (z > 0)
