@@ -259,3 +259,25 @@ def test_a_plane_rounding_moves_cannot_hide_a_piece_behind_the_bounding_box():
     assert sup_norm(net, box, exact=True).upper >= 1.5 * (1 - 1e-9)
     r = verify(net, box, ["contraction"], VerifyConfig(timeout=30, samples=300)).results[0]
     assert r.verdict.value != "certified" and r.upper >= 1.5 * (1 - 1e-9), r
+
+
+def test_a_neuron_whose_float64_range_misses_its_kink_only_by_rounding_is_not_taken_as_stable():
+    # z1 = 1e16 (x + 10) - 1e16 ((1 + 2^-52) x + 10) + 2.1 is -2x + 2.1 in float64 (> 0 on all of [0, 1]) and
+    # -2.22 x + 2.1 in fact, which switches the neuron off for x > 0.946: f' = 1 - 0.4 * 2.22 there before,
+    # 1 after. Without the rounding pad on the node's pre-activation range the traversal took the neuron as on
+    # everywhere and offered a point of that phantom region as its lower bound (0.2, corrected only by the final
+    # replay)
+    eps = 2.0**-52
+    net = Network((Layer(np.array([[1.0], [1.0 + eps]]), np.array([10.0, 10.0]), acts.relu()),
+                   Layer(np.array([[1e16, -1e16]]), np.array([2.1]), acts.relu())),
+                  np.array([[0.4]]), np.zeros(1), skip=np.array([[1.0]]))
+    slope = Fraction(1e16) - Fraction(1e16) * Fraction(1.0 + eps)  # of z1 in x, exactly: -2.22
+    kink = -Fraction(2.1) / slope
+    assert 0 < kink < 1  # the premise: the real neuron switches inside the box
+    truth = max(abs(1 + Fraction(0.4) * slope), Fraction(1))  # on [0, kink) and on (kink, 1]
+    box = Box(np.array([0.0]), np.array([1.0]))
+    for quantity in ("A_STAR", "JACOBIAN"):
+        r = sup_norm(net, box, quantity=quantity, exact=True)
+        assert r.upper >= truth and not r.exact, r
+        assert "witness replay" not in r.reason, r.reason  # every lower bound the search offered was its own
+    assert sup_norm(net, box, threshold=1.0).outcome is not Outcome.CERTIFIED
