@@ -82,38 +82,28 @@ from certify.engines import output_bnb as ob  # noqa: E402
 from certify.engines import parallel  # noqa: E402
 from certify.engines import region_search as rs  # noqa: E402
 from certify.engines.contract import Query  # noqa: E402
-from certify.engines.search import best_first  # noqa: E402
 from certify.ir.box import Box  # noqa: E402
 from certify.ir.quantity import Quantity  # noqa: E402
 from tests.random_nets import random_net, unit_box  # noqa: E402
 
 
-def on_pool(module, engine: str, search, query: Query, pool=None):
-    """``search(query)`` (an engine of ``module``) on ``pool`` (None: serial); the loop is given the executor here
-    whether or not the engine asks for one itself. Returns (result, executor or None)."""
+def on_pool(engine: str, search, query: Query, pool=None):
+    """``search(query)`` (an engine) with its search loop on ``pool`` (None: serial, whatever the config says).
+    Returns (result, executor or None)."""
     if pool is None:
         return search(query), None
     with parallel.search_executor(query, engine, pool=pool) as executor:
-        original = module.best_first
-
-        def loop(*args, executor_=executor, executor=None, **kwargs):
-            return best_first(*args, executor=executor_, **kwargs)
-
-        module.best_first = loop
-        try:
-            return search(query), executor
-        finally:
-            module.best_first = original
+        return search(query, executor=executor), executor
 
 
 def exact_search(query: Query, pool=None):
     """region_search on ``pool`` (None: serial): (result, executor or None)."""
-    return on_pool(rs, "region", rs.region_search, query, pool)
+    return on_pool("region", rs.region_search, query, pool)
 
 
 def invariance_search(query: Query, pool=None):
     """The invariance check's output branch and bound on ``pool`` (None: serial): (result, executor or None)."""
-    return on_pool(ob, "output", ob.output_bnb, query, pool)
+    return on_pool("output", ob.output_bnb, query, pool)
 
 
 def invariance_rows(args, pools) -> None:

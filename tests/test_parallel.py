@@ -24,7 +24,6 @@ from certify.engines import parallel
 from certify.engines import region_search as region_module
 from certify.engines import violation_search as violation_module
 from certify.engines.contract import Outcome, Query
-from certify.engines.search import best_first
 from certify.errors import UsageError
 from certify.ir import activations as acts
 from certify.ir.box import Box
@@ -44,14 +43,10 @@ def pool():
 
 
 @contextmanager
-def on_workers(monkeypatch, module, query, engine, pool):
-    """Run ``module``'s engine with its search loop on ``pool`` (whether or not the engine asks for an executor
-    itself); yields the executor, whose counters show that the parallel path ran."""
-    with parallel.search_executor(query, engine, pool=pool) as executor, monkeypatch.context() as m:
-        def loop(*args, executor_=executor, executor=None, **kwargs):
-            return best_first(*args, executor=executor_, **kwargs)
-
-        m.setattr(module, "best_first", loop)
+def on_workers(query, engine, pool):
+    """The executor of ``engine``'s search of ``query`` on ``pool`` (pass it to the engine as ``executor``: its
+    search loop then runs there whatever the config says); its counters show that the parallel path ran."""
+    with parallel.search_executor(query, engine, pool=pool) as executor:
         yield executor
 
 
@@ -66,13 +61,13 @@ def replays(net, box, res, cols):
 
 
 @pytest.mark.parametrize("seed, widths", [(1, (8, 8)), (12, (6, 6, 6))])
-def test_region_search_on_two_workers_equals_serial(seed, widths, random_net, unit_box, monkeypatch, pool):
+def test_region_search_on_two_workers_equals_serial(seed, widths, random_net, unit_box, pool):
     net = random_net(seed, 2, widths, skip=seed % 2 == 1)
     box = unit_box(2)
     q = region_query(net, box, seed=seed)
     serial = region_module.region_search(q)
-    with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
-        par = region_module.region_search(q)
+    with on_workers(q, "region", pool) as ex:
+        par = region_module.region_search(q, executor=ex)
     assert ex.rounds > 0 and ex.remote_nodes > 0
     assert serial.exact and par.exact and par.outcome is serial.outcome is Outcome.BRACKETED
     assert par.lower == pytest.approx(serial.lower, rel=1e-12, abs=1e-14)
@@ -83,19 +78,19 @@ def test_region_search_on_two_workers_equals_serial(seed, widths, random_net, un
     for factor, outcome in ((1.02, Outcome.CERTIFIED), (0.98, Outcome.EXCEEDED)):
         qt = region_query(net, box, threshold=factor * serial.lower, seed=seed)
         s = region_module.region_search(qt)
-        with on_workers(monkeypatch, region_module, qt, "region", pool):
-            p = region_module.region_search(qt)
+        with on_workers(qt, "region", pool) as ex:
+            p = region_module.region_search(qt, executor=ex)
         assert s.outcome is p.outcome is outcome
 
 
-def test_merging_does_not_depend_on_timing(random_net, unit_box, monkeypatch, pool):
+def test_merging_does_not_depend_on_timing(random_net, unit_box, pool):
     """Two parallel runs of the same search take the same steps: same nodes, LPs and trace of lower bounds."""
     net = random_net(3, 2, (10, 10))
     q = region_query(net, unit_box(2), seed=3)
     runs = []
     for _ in range(2):
-        with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
-            runs.append((region_module.region_search(q), ex.rounds))
+        with on_workers(q, "region", pool) as ex:
+            runs.append((region_module.region_search(q, executor=ex), ex.rounds))
     (a, ra), (b, rb) = runs
     assert ra == rb > 0
     assert (a.nodes, a.lps, a.lower, a.upper) == (b.nodes, b.lps, b.lower, b.upper)
@@ -111,13 +106,13 @@ def box_query(net, box, threshold=None, seed=0):
 
 
 @pytest.mark.parametrize("seed, act", [(2, acts.tanh), (5, acts.gelu)])
-def test_smooth_box_search_on_two_workers_gives_the_serial_verdict(seed, act, random_net, unit_box, monkeypatch,
+def test_smooth_box_search_on_two_workers_gives_the_serial_verdict(seed, act, random_net, unit_box,
                                                                    pool):
     net = random_net(seed, 2, (6,), activation=act())
     box = unit_box(2, 0.5)
     serial = box_module.box_search(box_query(net, box, seed=seed))
-    with on_workers(monkeypatch, box_module, box_query(net, box, seed=seed), "boxes", pool) as ex:
-        par = box_module.box_search(box_query(net, box, seed=seed))
+    with on_workers(box_query(net, box, seed=seed), "boxes", pool) as ex:
+        par = box_module.box_search(box_query(net, box, seed=seed), executor=ex)
     assert ex.rounds > 0
     assert serial.outcome is par.outcome is Outcome.BRACKETED
     # two sound brackets of one supremum overlap; each lower bound is a replayed point
@@ -130,27 +125,26 @@ def test_smooth_box_search_on_two_workers_gives_the_serial_verdict(seed, act, ra
     for level, outcome in ((1.05 * serial.upper, Outcome.CERTIFIED), (0.95 * serial.lower, Outcome.EXCEEDED)):
         s = box_module.box_search(box_query(net, box, threshold=level, seed=seed))
         q = box_query(net, box, threshold=level, seed=seed)
-        with on_workers(monkeypatch, box_module, q, "boxes", pool):
-            p = box_module.box_search(q)
+        with on_workers(q, "boxes", pool) as ex:
+            p = box_module.box_search(q, executor=ex)
         assert s.outcome is p.outcome is outcome
 
 
-def test_violation_search_on_two_workers_gives_the_serial_verdict(random_net, unit_box, monkeypatch, pool):
+def test_violation_search_on_two_workers_gives_the_serial_verdict(random_net, unit_box, pool):
     net = random_net(4, 2, (6,), activation=acts.tanh(), weight_scale=0.6, bias_scale=0.2)
     box = unit_box(2)
     config = VerifyConfig(timeout=60.0, parallel=FAST, budget=3000)
     for threshold in (None, 0.0):
         q = Query(net, box, Quantity.VIOLATION, config, threshold=threshold)
         s = violation_module.violation_search(q)
-        with on_workers(monkeypatch, violation_module, q, "violation", pool) as ex:
-            p = violation_module.violation_search(q)
+        with on_workers(q, "violation", pool) as ex:
+            p = violation_module.violation_search(q, executor=ex)
         assert ex.rounds > 0 and s.outcome is p.outcome
         assert max(s.lower, p.lower) <= min(s.upper, p.upper)
 
 
 @pytest.mark.parametrize("seed, scale", [(3, 0.9), (5, 1.03)])
-def test_output_branch_and_bound_on_two_workers_gives_the_serial_verdict(seed, scale, random_net, unit_box,
-                                                                         monkeypatch, pool):
+def test_output_branch_and_bound_on_two_workers_gives_the_serial_verdict(seed, scale, random_net, unit_box, pool):
     """Invariance's input-split branch and bound on the workers: the serial verdict, overlapping sound brackets,
     and a witness that replays through the IR."""
     from certify.engines import output_bnb as output_module
@@ -165,8 +159,8 @@ def test_output_branch_and_bound_on_two_workers_gives_the_serial_verdict(seed, s
     for threshold in (None, 0.0):
         q = Query(net, box, Quantity.VIOLATION, config, threshold=threshold)
         s = output_module.output_bnb(q)
-        with on_workers(monkeypatch, output_module, q, "output", pool) as ex:
-            p = output_module.output_bnb(q)
+        with on_workers(q, "output", pool) as ex:
+            p = output_module.output_bnb(q, executor=ex)
         assert s.outcome is p.outcome, (s, p)
         assert ex.rounds > 0 or threshold is not None  # exact mode takes parallel steps (a falsification may not)
         assert max(s.lower, p.lower) <= min(s.upper, p.upper) + 1e-12
@@ -182,7 +176,7 @@ def scaled_output(net, factor):
     return Network(net.layers, net.out_weight * factor, net.out_bias * factor, net.skip)
 
 
-def test_dask_local_cluster_equals_serial(random_net, unit_box, monkeypatch):
+def test_dask_local_cluster_equals_serial(random_net, unit_box):
     distributed = pytest.importorskip("distributed")
     from certify.engines import dask_workers
     net = random_net(1, 2, (8, 8))
@@ -192,13 +186,13 @@ def test_dask_local_cluster_equals_serial(random_net, unit_box, monkeypatch):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl:
         with dask_workers.DaskWorkers(cl.scheduler_address) as dask_pool:
             assert dask_pool.n == 2
-            with on_workers(monkeypatch, region_module, q, "region", dask_pool) as ex:
-                par = region_module.region_search(q)
+            with on_workers(q, "region", dask_pool) as ex:
+                par = region_module.region_search(q, executor=ex)
             assert ex.rounds > 0
             # the config's address reaches the same cluster (the executor connects by itself)
             qc = region_query(net, box, seed=1).with_(config=q.config.with_(cluster=cl.scheduler_address))
-            with on_workers(monkeypatch, region_module, qc, "region", None) as ex2:
-                par2 = region_module.region_search(qc)
+            with on_workers(qc, "region", None) as ex2:
+                par2 = region_module.region_search(qc, executor=ex2)
             assert ex2.rounds > 0
     for res in (par, par2):
         assert res.exact and res.outcome is serial.outcome
@@ -207,8 +201,7 @@ def test_dask_local_cluster_equals_serial(random_net, unit_box, monkeypatch):
         assert replays(net, box, res, net.n_states)
 
 
-def test_a_worker_failure_is_raised_in_the_main_process_and_the_pool_stays_usable(random_net, unit_box,
-                                                                                 monkeypatch, pool):
+def test_a_worker_failure_is_raised_in_the_main_process_and_the_pool_stays_usable(random_net, unit_box, pool):
     net = random_net(1, 2, (4,))
     q = region_query(net, unit_box(2))
     executor = parallel.ParallelSearch(parallel.SearchFactory(q, "region"), pool=pool)
@@ -220,8 +213,8 @@ def test_a_worker_failure_is_raised_in_the_main_process_and_the_pool_stays_usabl
     finally:
         executor.close()
     serial = region_module.region_search(q)
-    with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
-        again = region_module.region_search(q)
+    with on_workers(q, "region", pool) as ex:
+        again = region_module.region_search(q, executor=ex)
     assert ex.rounds > 0 and again.lower == pytest.approx(serial.lower, rel=1e-12)
 
 
@@ -257,15 +250,15 @@ class _NotStarted(parallel.LocalWorkers):
         return 0
 
 
-def test_a_search_never_waits_for_workers_that_have_not_started(random_net, unit_box, monkeypatch):
+def test_a_search_never_waits_for_workers_that_have_not_started(random_net, unit_box):
     # tasks go only to workers that have started; until one has, every step stays serial (a search used to wait
     # for the imports of every worker at its first parallel step)
     net = random_net(1, 2, (8, 8))
     q = region_query(net, unit_box(2))
     serial = region_module.region_search(q)
     with _NotStarted(1) as workers:
-        with on_workers(monkeypatch, region_module, q, "region", workers) as ex:
-            res = region_module.region_search(q)
+        with on_workers(q, "region", workers) as ex:
+            res = region_module.region_search(q, executor=ex)
     assert ex.rounds == 0 and res.nodes == serial.nodes and res.lower == serial.lower and res.upper == serial.upper
 
 
@@ -378,7 +371,7 @@ def test_an_interrupt_between_a_send_and_its_bookkeeping_leaves_no_stale_answer(
             workers.map(executor.token, [([], 0.0, (0, 0, 0))])
 
 
-def test_the_workers_inexact_leaves_reach_the_reason(monkeypatch, pool):
+def test_the_workers_inexact_leaves_reach_the_reason(pool):
     """A leaf whose float64 matrix may be off by more than 1e-9 of its norm (a chain that cancels) is final with
     its rounding bound, wherever it is expanded; the reason that names such leaves must see the workers' too (their
     count was not merged: the parallel bracket was right and its reason said nothing of them)."""
@@ -389,12 +382,12 @@ def test_the_workers_inexact_leaves_reach_the_reason(monkeypatch, pool):
     q = region_query(net, box, options=options)
     serial = region_module.region_search(q)
     assert "may be off" in serial.reason, serial
-    with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
-        par = region_module.region_search(q)
+    with on_workers(q, "region", pool) as ex:
+        par = region_module.region_search(q, executor=ex)
     assert ex.rounds > 0 and par.reason == serial.reason and (par.lower, par.upper) == (serial.lower, serial.upper)
 
 
-def test_a_search_stopped_with_rounds_in_flight_leaves_the_pool_clean(random_net, unit_box, monkeypatch, pool):
+def test_a_search_stopped_with_rounds_in_flight_leaves_the_pool_clean(random_net, unit_box, pool):
     """A budget stops the search while rounds are still out on the workers: their nodes count as open (the bracket
     holds the exact value); the tasks not sent yet are dropped (no worker spends time on them) and the answers owed
     are read and dropped by the next search on the pool, never taken as its own."""
@@ -406,15 +399,15 @@ def test_a_search_stopped_with_rounds_in_flight_leaves_the_pool_clean(random_net
     for budget in (40, 60, 100):
         q = region_query(net, box, seed=2, options=ahead)
         q = q.with_(config=q.config.with_(budget=budget))
-        with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
-            stopped = region_module.region_search(q)
+        with on_workers(q, "region", pool) as ex:
+            stopped = region_module.region_search(q, executor=ex)
             assert ex.in_flight > 0 and pool._pending  # the budget stopped it with rounds out, tasks not sent yet
         assert not pool._pending
         assert stopped.outcome is Outcome.BUDGET
         assert stopped.lower <= serial.lower * (1 + 1e-12) and stopped.upper >= serial.lower * (1 - 1e-12)
     q = region_query(net, box, seed=2, options=ahead)
-    with on_workers(monkeypatch, region_module, q, "region", pool) as ex:
-        again = region_module.region_search(q)
+    with on_workers(q, "region", pool) as ex:
+        again = region_module.region_search(q, executor=ex)
     assert ex.rounds > 0 and again.exact
     assert not pool._left and not pool._answers  # every answer owed was read
     assert again.lower == pytest.approx(serial.lower, rel=1e-12)
@@ -442,7 +435,7 @@ def test_a_search_whose_worker_dies_goes_on_here_and_gives_the_serial_value(roun
         def kill_then_submit(token, tasks):
             calls.append(len(tasks))
             if len(calls) == lose_at:
-                flying.append(executor[0].open_nodes())
+                flying.append(holder[0].open_nodes())
                 workers.procs[0].kill()
                 workers.procs[0].join(timeout=10)
             return submit(token, tasks)
@@ -453,11 +446,11 @@ def test_a_search_whose_worker_dies_goes_on_here_and_gives_the_serial_value(roun
 
         monkeypatch.setattr(workers, "submit", kill_then_submit)
         with pytest.warns(parallel.WorkerWarning, match="went on in this process"):
-            with on_workers(monkeypatch, region_module, q, "region", workers) as ex:
-                executor = [ex]
+            with on_workers(q, "region", workers) as ex:
+                holder = [ex]
                 here.clear()
                 monkeypatch.setattr(region_module._RegionProblem, "expand", counted)
-                par = region_module.region_search(q)
+                par = region_module.region_search(q, executor=ex)
         assert ex.lost and len(calls) == lose_at  # nothing went out after the loss
         assert ex.in_flight == 0 and here
         # the round being sent and those in flight were expanded here: none of their nodes was lost
@@ -467,3 +460,14 @@ def test_a_search_whose_worker_dies_goes_on_here_and_gives_the_serial_value(roun
     assert par.lower == pytest.approx(serial.lower, rel=1e-12, abs=1e-14)
     assert par.upper == pytest.approx(serial.upper, rel=1e-12, abs=1e-14)
     assert replays(net, box, par, net.n_states)
+
+
+def test_an_executor_runs_the_invariance_violation_only(random_net, unit_box, pool):
+    """output_bnb with objective rows of its own cannot go to workers (they rebuild the violation from the query):
+    given an executor too, it refuses instead of sending the workers another problem."""
+    from certify.engines import output_bnb as output_module
+
+    net = random_net(1, 2, (4,))
+    q = Query(net, unit_box(2), Quantity.VIOLATION, VerifyConfig(parallel=FAST), threshold=0.0)
+    with on_workers(q, "output", pool) as ex, pytest.raises(UsageError, match="invariance violation only"):
+        output_module.output_bnb(q, np.eye(2), np.zeros(2), executor=ex)

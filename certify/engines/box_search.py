@@ -311,7 +311,7 @@ class _BoxProblem:
         self.ascent_seconds += time.perf_counter() - now
 
 
-def box_search(query: Query) -> EngineResult:
+def box_search(query: Query, executor=None) -> EngineResult:
     """Bracket sup over the box of ||A*(x)||_p (dissipativity) or ||J(x)||_p (contraction) for a net with any
     activation, by branch and bound over sub-boxes (module docstring).
 
@@ -320,6 +320,9 @@ def box_search(query: Query) -> EngineResult:
     search closes the gap to ``gap_tol * max(1, lower)``. ``query.lower_seed`` prunes only; ``query.lower_point``
     is a point to start from (replayed). Options: ``query.config.boxes``; at most ``query.config.budget`` sub-boxes
     are bounded. Never raises on solver trouble (an SDP without a bound is ignored).
+
+    ``executor``: run the search loop on it (:func:`~certify.engines.parallel.search_executor` of this query, on a
+    pool of the caller's) instead of on the workers the config asks for.
     """
     t0 = time.perf_counter()
     net, box, options = query.network, query.box, query.config.boxes
@@ -337,8 +340,9 @@ def box_search(query: Query) -> EngineResult:
     limits = SearchLimits(threshold=query.threshold, gap_rel=options.gap_tol, lower_seed=query.lower_seed,
                           deadline=query.deadline, timeout=query.config.timeout, max_nodes=query.budget,
                           unit="boxes", trace_every=_TRACE_EVERY)
-    with search_executor(query, "boxes") as executor:  # serial unless config.workers > 1 or a cluster is given
-        run = best_first(problem, roots, incumbent, limits, start=t0, executor=executor)
+    # serial unless config.workers > 1, a cluster or an executor is given
+    with search_executor(query, "boxes", executor=executor) as loop_executor:
+        run = best_first(problem, roots, incumbent, limits, start=t0, executor=loop_executor)
     upper, outcome, reason = run.upper, run.outcome, run.reason
     if outcome is Outcome.EXCEEDED:
         reason = f"a replayed point has norm {incumbent.value:.12g} > threshold {query.threshold:.12g}"

@@ -141,13 +141,18 @@ def output_problem(query: Query, rows: np.ndarray | None = None, consts: np.ndar
     return _OutputProblem(OutputBounder(net, box, rows, consts))
 
 
-def output_bnb(query: Query, rows: np.ndarray | None = None, consts: np.ndarray | None = None) -> EngineResult:
+def output_bnb(query: Query, rows: np.ndarray | None = None, consts: np.ndarray | None = None,
+               executor=None) -> EngineResult:
     """Bracket V = sup_X max_r rows_r @ f(x) + consts_r (default: the invariance violation of the query's box) by
     the input-split branch and bound of the module docstring.
 
     ``query.threshold`` t (0 for invariance): certify mode, stop once every box bound is < t or a replayed point
     exceeds t; None: exact mode (close boxes within ``query.config.invariance.gap_tol`` of the best point).
-    ``query.config.budget``: boxes at most; ``query.lower_seed`` prunes; ``query.lower_point`` is replayed first."""
+    ``query.config.budget``: boxes at most; ``query.lower_seed`` prunes; ``query.lower_point`` is replayed first.
+
+    ``executor``: run the search loop on it (:func:`~certify.engines.parallel.search_executor` of this query, on a
+    pool of the caller's) instead of on the workers the config asks for; the invariance violation only (a worker
+    rebuilds its objectives from the query alone)."""
     t0 = time.perf_counter()
     box, options = query.box, query.config.invariance
     problem = output_problem(query, rows, consts)
@@ -162,7 +167,9 @@ def output_bnb(query: Query, rows: np.ndarray | None = None, consts: np.ndarray 
     limits = bracket_limits(query, trace_every=4, lower_seed=query.lower_seed)
     roots = problem.bound_nodes(box.lower[None].copy(), box.upper[None].copy(), incumbent)
     # workers for the invariance violation only: a worker rebuilds its objectives from the query alone
-    with search_executor(query, "output") if rows is None else nullcontext() as executor:
-        run = best_first(problem, roots, incumbent, limits, start=t0, executor=executor)
+    if rows is not None and executor is not None:
+        raise UsageError("output_bnb: an executor runs the invariance violation only (rows is given)")
+    with search_executor(query, "output", executor=executor) if rows is None else nullcontext() as loop_executor:
+        run = best_first(problem, roots, incumbent, limits, start=t0, executor=loop_executor)
     return bracket_result(run, incumbent, t0, "a replayed point exceeds the threshold",
                           SearchCounts(nodes=run.steps, boxes=problem.boxes), "crown")

@@ -770,10 +770,15 @@ class ParallelSearch:
 
 
 @contextmanager
-def search_executor(query: Query, engine: str, pool=None) -> Iterator[ParallelSearch | None]:
+def search_executor(query: Query, engine: str, pool=None, executor=None) -> Iterator[ParallelSearch | None]:
     """The executor the query's config asks for, closed on leaving: None (serial) when ``workers`` is 1, there is
     no ``cluster`` and no ``pool`` is given. ``engine``: a key of :data:`WORK`; ``pool``: workers to use instead of
-    starting new ones (:class:`LocalWorkers`, :class:`~certify.engines.dask_workers.DaskWorkers`)."""
+    starting new ones (:class:`LocalWorkers`, :class:`~certify.engines.dask_workers.DaskWorkers`); ``executor``:
+    one the caller made (and closes) for this query and engine, used as it is (an engine's ``executor`` argument:
+    a search on a pool of the caller's whatever the config says, its counters left for the caller to read)."""
+    if executor is not None:
+        yield executor
+        return
     config = query.config
     if pool is None and config.cluster is None and config.workers <= 1:
         yield None

@@ -552,12 +552,15 @@ def region_problem(query: Query) -> "_RegionProblem":
     return _RegionProblem(tr, bounder, query.norm, query.columns, threshold, guard)
 
 
-def region_search(query: Query) -> EngineResult:
+def region_search(query: Query, executor=None) -> EngineResult:
     """sup over the box of ||A*(x)||_p or ||J(x)||_p for a piecewise-linear net, by branch and bound over
     activation regions (module docstring). Certify mode when ``query.threshold`` is set.
 
     ``query.lower_seed`` prunes only: ``lower`` always comes with this engine's own witness, replayed through the
     IR. Options: ``query.config.regions`` (min_radius, samples); ``query.config.budget`` nodes at most.
+
+    ``executor``: run the search loop on it (:func:`~certify.engines.parallel.search_executor` of this query, on a
+    pool of the caller's) instead of on the workers the config asks for.
     """
     t0 = time.perf_counter()
     net, p, q, cols = query.network, query.norm, query.quantity, query.columns
@@ -585,8 +588,10 @@ def region_search(query: Query) -> EngineResult:
     limits = SearchLimits(threshold=threshold, lower_seed=query.lower_seed, deadline=query.deadline,
                           timeout=query.config.timeout, max_nodes=query.budget, unit="nodes",
                           trace_every=_TRACE_EVERY)
-    with search_executor(query, "region") as executor:  # serial unless config.workers > 1 or a cluster is given
-        run = best_first(problem, [Node(bounder.bound(root), root)], incumbent, limits, start=t0, executor=executor)
+    # serial unless config.workers > 1, a cluster or an executor is given
+    with search_executor(query, "region", executor=executor) as loop_executor:
+        run = best_first(problem, [Node(bounder.bound(root), root)], incumbent, limits, start=t0,
+                         executor=loop_executor)
     lower, upper = incumbent.value, max(run.upper, incumbent.value)
     reason = run.reason
     if run.outcome is Outcome.EXCEEDED:

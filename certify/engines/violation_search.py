@@ -82,11 +82,15 @@ def violation_problem(query: Query) -> BisectionProblem:
     return BisectionProblem(box, sens, lambda lo, hi: violation_bound(net, box, lo, hi), offer)
 
 
-def violation_search(query: Query) -> EngineResult:
+def violation_search(query: Query, executor=None) -> EngineResult:
     """Bracket V over the box by sub-box branch and bound (module docstring).
 
     ``query.threshold`` t (0 for invariance): certify mode, stop once every box bound is < t or a replayed point has
-    V > t; None: exact mode (gap ``query.config.invariance.gap_tol``). ``query.config.budget``: boxes at most."""
+    V > t; None: exact mode (gap ``query.config.invariance.gap_tol``). ``query.config.budget``: boxes at most.
+
+    ``executor``: run the search loop on it (:func:`~certify.engines.parallel.search_executor` of this query, on a
+    pool of the caller's) instead of on the workers the config asks for.
+    """
     t0 = time.perf_counter()
     net, box, options = query.network, query.box, query.config.invariance
     rng = np.random.default_rng(query.seed)
@@ -96,8 +100,9 @@ def violation_search(query: Query) -> EngineResult:
     incumbent = Incumbent(float(vals[k]), pts[k].copy())
     problem = violation_problem(query)
     limits = bracket_limits(query, trace_every=16)
-    with search_executor(query, "violation") as executor:  # serial unless config.workers > 1 or a cluster is given
-        run = best_first(problem, [problem.root()], incumbent, limits, start=t0, executor=executor)
+    # serial unless config.workers > 1, a cluster or an executor is given
+    with search_executor(query, "violation", executor=executor) as loop_executor:
+        run = best_first(problem, [problem.root()], incumbent, limits, start=t0, executor=loop_executor)
     return bracket_result(run, incumbent, t0, "a replayed point leaves the box", SearchCounts(boxes=problem.boxes),
                           "boxes")
 
