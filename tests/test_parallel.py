@@ -471,3 +471,21 @@ def test_an_executor_runs_the_invariance_violation_only(random_net, unit_box, po
     q = Query(net, unit_box(2), Quantity.VIOLATION, VerifyConfig(parallel=FAST), threshold=0.0)
     with on_workers(q, "output", pool) as ex, pytest.raises(UsageError, match="invariance violation only"):
         output_module.output_bnb(q, np.eye(2), np.zeros(2), executor=ex)
+
+
+def test_a_search_on_a_pool_whose_worker_died_before_the_search_goes_on_here(random_net, unit_box):
+    """A worker killed as the pool starts (before or after it said it was ready): the search notices it when it
+    asks how many workers are ready or when it sends them a round, and goes on in the main process."""
+    net = random_net(4, 2, (16, 16))
+    q = region_query(net, unit_box(2), seed=4)
+    serial = region_module.region_search(q)
+    with parallel.LocalWorkers(2) as workers:
+        workers._starter.join()
+        workers.procs[0].kill()
+        workers.procs[0].join(timeout=10)
+        with pytest.warns(parallel.WorkerWarning, match="went on in this process"):
+            with on_workers(q, "region", workers) as ex:
+                par = region_module.region_search(q, executor=ex)
+        assert ex.lost
+    assert par.exact and par.lower == pytest.approx(serial.lower, rel=1e-12, abs=1e-14)
+    assert par.upper == pytest.approx(serial.upper, rel=1e-12, abs=1e-14)

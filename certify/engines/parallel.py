@@ -663,7 +663,11 @@ class ParallelSearch:
         if bounded < start_after or elapsed < start_seconds or self.work.here(problem, top, elapsed):
             return 0
         pool = self._pool()
-        ready = pool.ready() if isinstance(pool, LocalWorkers) else pool.n
+        try:
+            ready = pool.ready() if isinstance(pool, LocalWorkers) else pool.n
+        except WorkerLost as exc:  # a worker that ended before it was ready
+            self._lose(exc)
+            return 0
         if ready == 0:
             return 0  # no worker has started yet: this step stays serial (nobody waits for a worker's imports)
         self._n_tasks = ready * self.options.tasks_per_worker
