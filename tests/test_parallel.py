@@ -473,14 +473,17 @@ def test_an_executor_runs_the_invariance_violation_only(random_net, unit_box, po
         output_module.output_bnb(q, np.eye(2), np.zeros(2), executor=ex)
 
 
-def test_a_search_on_a_pool_whose_worker_died_before_the_search_goes_on_here(random_net, unit_box):
-    """A worker killed as the pool starts (before or after it said it was ready): the search notices it when it
-    asks how many workers are ready or when it sends them a round, and goes on in the main process."""
+@pytest.mark.parametrize("ready", [False, True])
+def test_a_search_on_a_pool_whose_worker_died_before_the_search_goes_on_here(ready, random_net, unit_box):
+    """A worker killed as the pool starts, or once it said it was ready: the search notices it when it asks how
+    many workers are ready, sends them its problem or a round, and goes on in the main process."""
     net = random_net(4, 2, (16, 16))
     q = region_query(net, unit_box(2), seed=4)
     serial = region_module.region_search(q)
     with parallel.LocalWorkers(2) as workers:
         workers._starter.join()
+        if ready:
+            workers.wait_ready()
         workers.procs[0].kill()
         workers.procs[0].join(timeout=10)
         with pytest.warns(parallel.WorkerWarning, match="went on in this process"):

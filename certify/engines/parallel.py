@@ -657,17 +657,21 @@ class ParallelSearch:
     def take(self, problem, top: Node, elapsed: float, bounded: int) -> int:
         if self.lost:
             return 0
+        try:
+            return self._take(problem, top, elapsed, bounded)
+        except WorkerLost as exc:  # a worker that ended before it was ready, or as it was sent a problem
+            self._lose(exc)
+            return 0
+
+    def _take(self, problem, top: Node, elapsed: float, bounded: int) -> int:
+        """:meth:`take`, which turns a :class:`WorkerLost` raised here into the search's fallback."""
         start_after, start_seconds = self.options.start_after, self.options.start_seconds
         if bounded >= start_after // 2 and elapsed >= start_seconds:
             self._pool()  # local workers start in the background while the serial search goes on
         if bounded < start_after or elapsed < start_seconds or self.work.here(problem, top, elapsed):
             return 0
         pool = self._pool()
-        try:
-            ready = pool.ready() if isinstance(pool, LocalWorkers) else pool.n
-        except WorkerLost as exc:  # a worker that ended before it was ready
-            self._lose(exc)
-            return 0
+        ready = pool.ready() if isinstance(pool, LocalWorkers) else pool.n
         if ready == 0:
             return 0  # no worker has started yet: this step stays serial (nobody waits for a worker's imports)
         self._n_tasks = ready * self.options.tasks_per_worker
