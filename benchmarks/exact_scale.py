@@ -14,7 +14,7 @@ HiGHS's Chebyshev LPs and the node bounds' LPs (solved together by the numpy dua
 
 Where certify mode's nodes are (a one-off count, ``NodeBounder.bound`` instrumented, nets scaled to sup 0.97,
 threshold 1): every node it expands above the level but two is a first-layer node (33 of 33 on 2-32-32-2, 149 of
-149 on 2-64-64-2, 93 of 95 on 4-16-16-4), which knows the second layer's slopes only as CROWN ranges (14-59
+149 on 2-64-64-2, 93 of 95 on 4-16-16-4), which knows the second layer's slopes only as CROWN ranges (4-59
 unstable slopes on 2-32-32-2). A slope search that drops the slope sub-boxes no point of the node can reach (an
 LP per sub-box: first-layer neurons by their half-spaces, second-layer ones by their CROWN linear bounds in x)
 pruned 26 of those 33 and 49 of those 95 nodes, with 4-3000 LPs per node where the whole certify run of 4-16-16-4

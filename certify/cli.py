@@ -223,7 +223,7 @@ def _progress(quiet: bool):
 
 
 @contextlib.contextmanager
-def _quiet_numerics():
+def _terminal_warnings():
     """No floating-point RuntimeWarnings on the user's terminal: the analyses handle overflow and NaN themselves
     (a bound that overflows is no bound; the verdict says so). CERTIFY_DEBUG=1 keeps them. A search whose workers
     were lost (:class:`~certify.engines.parallel.WorkerWarning`) prints one ``certify: note:`` line on stderr."""
@@ -350,7 +350,7 @@ def _run(args) -> int:
     from .certificate import Verdict
 
     config.torch_device()
-    with _quiet_numerics():
+    with _terminal_warnings():
         bar, update = _progress(args.quiet)
         if bar is not None:
             with bar:

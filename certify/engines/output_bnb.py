@@ -153,6 +153,8 @@ def output_bnb(query: Query, rows: np.ndarray | None = None, consts: np.ndarray 
     ``executor``: run the search loop on it (:func:`~certify.engines.parallel.search_executor` of this query, on a
     pool of the caller's) instead of on the workers the config asks for; the invariance violation only (a worker
     rebuilds its objectives from the query alone)."""
+    if rows is not None and executor is not None:
+        raise UsageError("output_bnb: an executor runs the invariance violation only (rows is given)")
     t0 = time.perf_counter()
     box, options = query.box, query.config.invariance
     problem = output_problem(query, rows, consts)
@@ -167,8 +169,6 @@ def output_bnb(query: Query, rows: np.ndarray | None = None, consts: np.ndarray 
     limits = bracket_limits(query, trace_every=4, lower_seed=query.lower_seed)
     roots = problem.bound_nodes(box.lower[None].copy(), box.upper[None].copy(), incumbent)
     # workers for the invariance violation only: a worker rebuilds its objectives from the query alone
-    if rows is not None and executor is not None:
-        raise UsageError("output_bnb: an executor runs the invariance violation only (rows is given)")
     with search_executor(query, "output", executor=executor) if rows is None else nullcontext() as loop_executor:
         run = best_first(problem, roots, incumbent, limits, start=t0, executor=loop_executor)
     return bracket_result(run, incumbent, t0, "a replayed point exceeds the threshold",
