@@ -246,7 +246,8 @@ class StabilityDetails:
     and the contraction ``rate`` (an upper bound on sup ||T J T^-1||_2) with the contraction verdict, the invariance
     verdict with its upper bound on max_i max(f_i(x) - upper_i, lower_i - f_i(x)) over the box
     (``invariance_upper``: < 0 proves f(X) inside X), and the set S of starts that converge: ``start_set`` "box" or
-    "ellipsoid" (centred at the first equilibrium, ``radius`` in ||.||_P) with its ``box_share`` of the box's
+    "ellipsoid" (centred at the first equilibrium, ``radius`` in ||.||_P) or, when the rate is in the 1- or
+    inf-norm (``norm``; no metric), "ball" ({||x - x_bar||_norm <= radius}), with its ``box_share`` of the box's
     volume."""
 
     equilibria: tuple[tuple[float, ...], ...] = ()
@@ -259,6 +260,7 @@ class StabilityDetails:
     start_set: str | None = None
     box_share: float | None = None
     radius: float | None = None
+    norm: float = 2.0
 
     def with_invariance(self, verdict: str, upper: float | None = None) -> "StabilityDetails":
         return replace(self, invariance=verdict, invariance_upper=upper)
@@ -278,6 +280,7 @@ class StabilityDetails:
         out["start_set"] = self.start_set
         out["box_share"] = json_number(self.box_share)
         out["radius"] = json_number(self.radius)
+        out["norm"] = "inf" if math.isinf(self.norm) else str(int(self.norm))  # as the report's "norm"
         return out
 
 

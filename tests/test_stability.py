@@ -99,3 +99,48 @@ def test_stability_needs_an_autonomous_loop(random_net, unit_box):
     net = random_net(0, 3, (4,), n_out=2, n_states=2)
     r = _stability(net, unit_box(3, n_states=2), VerifyConfig(timeout=10.0))
     assert r.verdict is certify.Verdict.UNKNOWN and "autonomous" in r.reason
+
+
+def _one_norm_only_loop(n: int = 4, kick: float = 10.0) -> Network:
+    """x+ = A x on [-1, 1]^n with A = 0.9 e_1 (1, ..., 1): ||A||_1 = 0.9 but ||A||_2 = 1.8 and ||A||_inf = 3.6;
+    past x_1 = 1.5 (outside the box) a ReLU adds ``kick`` (x_1 - 1.5) e_1, so a trajectory that leaves the box
+    diverges."""
+    a = np.zeros((n, n))
+    a[0, :] = 0.9
+    hidden = Layer(np.vstack([np.eye(n), np.eye(n)[:1]]), np.array([10.0] * n + [-1.5]), acts.relu())
+    return Network((hidden,), np.hstack([a, kick * np.eye(n)[:, :1]]), -10.0 * a @ np.ones(n))
+
+
+def _on_sphere(rng, count: int, n: int, p: float) -> np.ndarray:
+    """``count`` points on the unit sphere of the p-norm (n,) each, and the directions (1, .., 1) and e_1 on it."""
+    y = rng.normal(size=(count, n))
+    y = np.vstack([y, np.ones(n), np.eye(n)[0]])
+    return y / np.linalg.norm(y, ord=p, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("norm", [1.0, 2.0, np.inf])
+def test_a_certified_start_set_holds_its_trajectories_in_the_norm_the_rate_was_proven_in(norm):
+    """Before the fix, --norm 1 certified this loop with the Euclidean ball of radius 1 around 0 as start set: the
+    rate 0.9 was proven in the 1-norm, and from (0.5, 0.5, 0.5, 0.5), inside that ball, the trajectory leaves the box
+    and diverges. The start set must be a ball of the norm the rate is in; simulated from its boundary, every
+    trajectory stays in it."""
+    net, box = _one_norm_only_loop(), Box(-np.ones(4), np.ones(4))
+    r = _stability(net, box, VerifyConfig(norm=norm, timeout=60.0))
+    if norm != 1.0:  # ||J|| = 1.8 in the 2-norm, 3.6 in the inf-norm, at every point
+        assert r.verdict is certify.Verdict.UNKNOWN, r.reason
+        return
+    assert r.verdict is certify.Verdict.CERTIFIED, r.reason
+    d = r.details
+    # the set as reported: {||T (x - x_bar)||_2 <= r} with P = T^T T, or a ball of the details' norm
+    assert d.start_set in ("ellipsoid", "ball"), d
+    ellipsoid = d.start_set == "ellipsoid"
+    set_norm = 2.0 if ellipsoid else d.norm
+    t = np.linalg.cholesky(np.array(d.metric)).T if ellipsoid else np.eye(4)
+    x_bar = np.array(d.equilibria[0])
+    x = x_bar + d.radius * _on_sphere(np.random.default_rng(0), 500, 4, set_norm) @ np.linalg.inv(t).T
+    for _ in range(30):
+        x = net.forward(x)
+        assert np.all(np.linalg.norm((x - x_bar) @ t.T, ord=set_norm, axis=1) <= d.radius * (1 + 1e-9))
+    assert np.max(np.abs(x - x_bar)) < 0.9 ** 30 * d.radius * (1 + 1e-9)
+    assert d.start_set == "ball" and d.norm == 1.0 and d.radius > 0.5, d
+    assert "1-norm" in r.reason and "||x - x_bar||_1" in r.reason

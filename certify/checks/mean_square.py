@@ -16,7 +16,8 @@ contraction nor sigma is known outside X: the bound is about the trajectories th
 
 The premise (K contracts in a metric about a unique equilibrium in X) is the stability check's
 (:mod:`certify.checks.stability`, which runs on the mean map: equilibria, contraction in the given or found metric,
-the box or an ellipsoid around the equilibrium as the set that holds it); sigma is bracketed by
+the box or an ellipsoid around the equilibrium as the set that holds it), always run in the 2-norm weighted by P
+whatever the run's ``norm`` (a rate in the 1- or inf-norm bounds no 2-norm); sigma is bracketed by
 :func:`certify.engines.noise_bound.noise_bound` in the same metric. Verdicts:
 
 * ``certified``: the stability check certified the premise and sigma has a sound finite bound (the bound above,
@@ -74,6 +75,9 @@ def check_mean_square(net: Network, box: Box, config: VerifyConfig, memo: Sampli
     noise = require_noise(net, noise)
     start = time.perf_counter()
     memo = memo if memo is not None else SamplingMemo()
+    # the bound is in ||.||_P, a 2-norm: its premise too, whatever norm the run's other checks use (a rate in the 1-
+    # or inf-norm says nothing about E||x_t - x_bar||_2^2)
+    config = config.with_(norm=2.0)
     stab = check_stability(net, box, config.with_(timeout=_STABILITY_SHARE * config.timeout), memo)
     sd = stab.details if isinstance(stab.details, StabilityDetails) else StabilityDetails()
     metric = Metric.of(np.array(sd.metric)) if sd.metric is not None else Metric.identity(net.n_states)

@@ -15,6 +15,11 @@ Pieces, each also reported on its own in the details:
    r >= d / (1 - rho), so S is invariant, holds exactly one equilibrium (Banach again) and every trajectory from S
    converges to it at rate rho: a certified region of attraction, reported with its radius and its share of the box.
 
+The norm is the run's (``config.norm``): a metric weights the 2-norm, and with ``--norm 1`` or ``inf`` (no metric)
+the contraction is in that norm, so S is the ball {||x - x_bar||_p <= r} of that norm (start set ``"ball"``): the
+argument above holds in any norm, but only for a ball of the norm the rate was proven in (a 2-norm ball is not
+invariant under a map that contracts in the 1-norm only).
+
 ``certified`` needs 2 and 3; ``falsified`` needs a witness from 1; everything else is ``unknown`` saying which piece
 failed. ``lower``/``upper`` bracket the contraction rate sup ||T J T^{-1}||_2.
 """
@@ -35,7 +40,7 @@ from ..engines.sampling import generic_mask
 from ..ir.box import Box
 from ..ir.metric import Metric
 from ..ir.network import Network
-from ..ir.numerics import spectral_radius, spectral_radius_below_one
+from ..ir.numerics import norm_label, norm_upper, spectral_radius, spectral_radius_below_one
 from ..ir.quantity import Quantity
 from ..solvers import registry
 from .common import SamplingMemo, require_dynamics
@@ -69,28 +74,36 @@ def _unstable(net: Network, x: np.ndarray) -> float | None:
     return None
 
 
-def _residual_bound(net: Network, x: np.ndarray, metric: Metric) -> float:
-    """A sound upper bound on ||f(x) - x||_P at a float64 point x (interval enclosure of f on [x, x])."""
+def _residual_bound(net: Network, x: np.ndarray, metric: Metric, p: float = 2.0) -> float:
+    """A sound upper bound on ||f(x) - x||_P (p = 2) or ||f(x) - x||_p (p = 1, inf: the metric is the identity) at
+    a float64 point x (interval enclosure of f on [x, x])."""
     lo, hi = output_interval(net, Box(x, x))
     u = np.maximum(np.abs(lo - x), np.abs(hi - x)) * (1 + 4e-16) + 1e-300
+    if p != 2.0:
+        return float(norm_upper(u[:, None], p)) * (1 + 1e-12)
     return float(np.linalg.norm(np.abs(metric.t) @ u)) * (1 + 1e-12) * metric.upper_factor
 
 
-def _ellipsoid_radius(box: Box, x: np.ndarray, metric: Metric) -> float:
-    """The largest r with {||y - x||_P <= r} inside the box: min over faces of (distance to the face) /
-    ||e_i^T T^{-1}||_2, the rows of the float64 inverse corrected by the metric's factor (module docstring)."""
-    rows = np.linalg.norm(metric.t_inv, axis=1) * metric.upper_factor * (1 + 1e-12)
+def _ball_radius(box: Box, x: np.ndarray, metric: Metric, p: float = 2.0) -> float:
+    """The largest r with {||y - x||_P <= r} (p = 2) or {||y - x||_p <= r} (p = 1, inf) inside the box: min over
+    faces of (distance to the face) / ||e_i^T T^{-1}||_2, the rows of the float64 inverse corrected by the metric's
+    factor (module docstring); for p = 1 and inf the ball reaches exactly r along each coordinate, so the
+    distance itself."""
+    rows = np.linalg.norm(metric.t_inv, axis=1) * metric.upper_factor * (1 + 1e-12) if p == 2.0 else 1.0
     room = np.minimum(box.upper - x, x - box.lower)
     if np.any(room <= 0):
         return 0.0
     return float(np.min(room / rows)) * (1 - 1e-12)
 
 
-def _ellipsoid_share(box: Box, metric: Metric, r: float) -> float:
-    """Volume of {||y||_P <= r} over the box's volume (states)."""
+def _ball_share(box: Box, metric: Metric, r: float, p: float = 2.0) -> float:
+    """Volume of {||y||_P <= r} (p = 2) or {||y||_p <= r} (p = 1, inf) over the box's volume (states)."""
     n = box.dim
-    unit_ball = math.pi ** (n / 2) / math.gamma(n / 2 + 1)
-    volume = unit_ball * r**n / math.sqrt(max(float(np.linalg.det(metric.p)), 1e-300))
+    if p == 2.0:
+        unit_ball = math.pi ** (n / 2) / math.gamma(n / 2 + 1) / math.sqrt(max(float(np.linalg.det(metric.p)), 1e-300))
+    else:  # the cube [-1, 1]^n, and the cross-polytope with 2^n / n! of its volume
+        unit_ball = 2.0**n if math.isinf(p) else 2.0**n / math.factorial(n)
+    volume = unit_ball * r**n
     return float(min(1.0, volume / max(box.volume, 1e-300)))
 
 
@@ -135,7 +148,7 @@ def check_stability(net: Network, box: Box, config: VerifyConfig, memo: Sampling
                                      None if metric.is_identity else metric)
     details = StabilityDetails(equilibria=eq, equilibria_complete=complete,
                                metric=None if metric is None else tuple(tuple(map(float, r)) for r in metric.p),
-                               rate=contraction.upper, contraction=contraction.verdict.value)
+                               rate=contraction.upper, contraction=contraction.verdict.value, norm=config.norm)
     lower, upper = contraction.lower, contraction.upper
     if contraction.verdict is not Verdict.CERTIFIED or metric is None:
         return result(Verdict.UNKNOWN, lower, upper, contraction.method, None,
@@ -149,7 +162,8 @@ def check_stability(net: Network, box: Box, config: VerifyConfig, memo: Sampling
     details = details.with_invariance(invariance.verdict.value, invariance.upper)
     if invariance.verdict is Verdict.CERTIFIED:
         return result(Verdict.CERTIFIED, lower, upper, contraction.method, None,
-                      f"the box is invariant and f contracts on it at rate {rate:.6g} in ||.||_P: exactly one "
+                      f"the box is invariant and f contracts on it at rate {rate:.6g} in {_rated(config.norm)}: "
+                      f"exactly one "
                       f"equilibrium in the box{' (' + str(eq[0]) + ')' if eq else ''}, and every trajectory from the "
                       f"box converges to it", details.with_set("box", 1.0, None))
     if not points:
@@ -157,18 +171,27 @@ def check_stability(net: Network, box: Box, config: VerifyConfig, memo: Sampling
                       f"f contracts at rate {rate:.6g} but the box is not proven invariant and no equilibrium was "
                       f"found in it ({note or 'none found'})", details)
     x_bar = points[0]
-    radius = _ellipsoid_radius(box, x_bar, metric)
-    needed = _residual_bound(net, x_bar, metric) / (1.0 - rate)
+    p = config.norm  # a metric weights the 2-norm; without one, the rate may be in the 1- or inf-norm
+    radius = _ball_radius(box, x_bar, metric, p)
+    needed = _residual_bound(net, x_bar, metric, p) / (1.0 - rate)
+    ball = "ellipsoid" if p == 2.0 else "ball"
+    where = "||x - x_bar||_P" if p == 2.0 else f"||x - x_bar||_{norm_label(p)}"
     if not radius > needed:  # a NaN residual bound proves no ellipsoid
         return result(Verdict.UNKNOWN, lower, upper, contraction.method, None,
                       f"f contracts at rate {rate:.6g}, but the equilibrium {eq[0]} is too close to the box's edge "
-                      f"for a P-ellipsoid around it (radius {radius:.3g} <= {needed:.3g})", details)
-    fraction = _ellipsoid_share(box, metric, radius)
+                      f"for a {'P-ellipsoid' if p == 2.0 else 'ball'} around it (radius {radius:.3g} <= "
+                      f"{needed:.3g})", details)
+    fraction = _ball_share(box, metric, radius, p)
     return result(Verdict.CERTIFIED, lower, upper, contraction.method, None,
-                  f"f contracts at rate {rate:.6g} in ||.||_P on the box: every trajectory from the ellipsoid "
-                  f"||x - x_bar||_P <= {radius:.6g} around the equilibrium x_bar = {eq[0]} stays in it and converges "
+                  f"f contracts at rate {rate:.6g} in {_rated(p)} on the box: every trajectory from the {ball} "
+                  f"{where} <= {radius:.6g} around the equilibrium x_bar = {eq[0]} stays in it and converges "
                   f"to x_bar ({100 * fraction:.3g}% of the box); the box itself is not proven invariant",
-                  details.with_set("ellipsoid", fraction, radius))
+                  details.with_set(ball, fraction, radius))
+
+
+def _rated(p: float) -> str:
+    """The norm a contraction rate is in, as the reasons say it."""
+    return "||.||_P" if p == 2.0 else f"the {norm_label(p)}-norm"
 
 
 def _metric_of(contraction: CheckResult) -> Metric | None:

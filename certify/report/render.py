@@ -150,6 +150,12 @@ def _spectral_note(r, report) -> str:
     return "; ".join(parts)
 
 
+def _norm_index(d) -> str:
+    """The subscript of the norm a stability result's rate and start set are in: P (the 2-norm, weighted or not),
+    or 1 / inf."""
+    return "P" if d.norm == 2.0 else ("inf" if math.isinf(d.norm) else str(int(d.norm)))
+
+
 def _detail_notes(r) -> list[tuple[str, str]]:
     """Lines for the details dataclasses this module knows (the metric, the stability pieces, the equilibria)."""
     d = r.details
@@ -166,7 +172,8 @@ def _detail_notes(r) -> list[tuple[str, str]]:
             notes.append(("metric", f"P = {_matrix_text(d.metric)} (condition number {_condition(d.metric):.3g}); "
                                     f"||x||_P = sqrt(x^T P x)"))
         if d.rate is not None:
-            notes.append(("rate", f"rho <= {d.rate:.6g}: ||f(x) - f(y)||_P <= rho ||x - y||_P on the box "
+            k = _norm_index(d)
+            notes.append(("rate", f"rho <= {d.rate:.6g}: ||f(x) - f(y)||_{k} <= rho ||x - y||_{k} on the box "
                                   f"(contraction {d.contraction or 'not run'})"))
         if d.equilibria:
             state = "the list is complete" if d.equilibria_complete else "the list is not known to be complete"
@@ -174,9 +181,10 @@ def _detail_notes(r) -> list[tuple[str, str]]:
                                          f"{state})"))
         if d.start_set == "box":
             notes.append(("start set", "S = the whole box (invariant): every trajectory from it converges to x_bar"))
-        elif d.start_set == "ellipsoid" and d.radius is not None:
+        elif d.start_set in ("ellipsoid", "ball") and d.radius is not None:
             share = "" if d.box_share is None else f", {100 * d.box_share:.3g}% of the box's volume"
-            notes.append(("start set", f"S = {{x : ||x - x_bar||_P <= {d.radius:.6g}}}{share}; the box is "
+            notes.append(("start set", f"S = {{x : ||x - x_bar||_{_norm_index(d)} <= {d.radius:.6g}}}{share}; "
+                                       f"the box is "
                                        f"{'invariant' if d.invariance == 'certified' else 'not proven invariant'} "
                                        f"(invariance {d.invariance or 'not run'})"))
     elif isinstance(d, MeanSquareDetails):
