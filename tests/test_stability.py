@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import certify
 from certify.config import VerifyConfig
@@ -144,3 +146,40 @@ def test_a_certified_start_set_holds_its_trajectories_in_the_norm_the_rate_was_p
     assert np.max(np.abs(x - x_bar)) < 0.9 ** 30 * d.radius * (1 + 1e-9)
     assert d.start_set == "ball" and d.norm == 1.0 and d.radius > 0.5, d
     assert "1-norm" in r.reason and "||x - x_bar||_1" in r.reason
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), norm=st.sampled_from([1.0, 2.0, np.inf]), scale=st.floats(0.4, 1.0),
+       shift=st.floats(-0.5, 0.5))
+def test_every_certified_start_set_holds_and_draws_in_its_simulated_trajectories(seed, norm, scale, shift):
+    """Certified stability against simulation, for small random ReLU loops, every norm and boxes off the origin:
+    trajectories from the start set (random points of the box when it is S, else points on the boundary of the
+    ellipsoid or ball) stay in S, and their distance to x_bar, in the norm of the rate, shrinks at the rate."""
+    from random_nets import random_net
+
+    net = random_net(seed, 2, (6,), weight_scale=scale, bias_scale=0.3)
+    box = Box(np.array([-1.0, -1.0]) + shift, np.array([1.0, 1.0]) + shift)
+    r = _stability(net, box, VerifyConfig(norm=norm, timeout=20.0, samples=2000))
+    if r.verdict is not certify.Verdict.CERTIFIED:
+        return
+    d = r.details
+    x_bar, rate = np.array(d.equilibria[0]), r.upper
+    rng = np.random.default_rng(seed)
+    if d.start_set == "box":
+        set_norm, t = norm, np.eye(2)
+        x = rng.uniform(box.lower, box.upper, size=(400, 2))
+    else:
+        ellipsoid = d.start_set == "ellipsoid"
+        set_norm = 2.0 if ellipsoid else d.norm
+        t = np.linalg.cholesky(np.array(d.metric)).T if ellipsoid else np.eye(2)
+        x = x_bar + d.radius * _on_sphere(rng, 400, 2, set_norm) @ np.linalg.inv(t).T
+    dist = np.linalg.norm((x - x_bar) @ t.T, ord=set_norm, axis=1)
+    for _ in range(20):
+        x = net.forward(x)
+        if d.start_set == "box":
+            assert np.all(x >= box.lower - 1e-12) and np.all(x <= box.upper + 1e-12)
+        else:
+            assert np.all(np.linalg.norm((x - x_bar) @ t.T, ord=set_norm, axis=1) <= d.radius * (1 + 1e-9))
+        new = np.linalg.norm((x - x_bar) @ t.T, ord=set_norm, axis=1)
+        assert np.all(new <= rate * dist + 1e-9)
+        dist = new
