@@ -29,6 +29,7 @@ from certify.certificate import BoundMethod, CheckName, CheckResult, SupNormDeta
 from certify.config import VerifyConfig
 from certify.ir import activations as acts
 from certify.ir.box import Box
+from certify.ir.network import Layer, Network
 from certify.ir.numerics import induced_norm
 from certify.proof import checker
 from certify.proof.producer import ProofOptions, build_proof, proof_bytes
@@ -716,3 +717,82 @@ def test_a_metric_the_checker_refuses_gives_no_proof_not_an_exception():
     proof = build_proof(_report(net, make_box(2), _certified(CheckName.DISSIPATIVITY, 0.9, details)))
     entry = proof["checks"][0]
     assert entry["status"] != "proven" and "metric" in entry["reason"], entry
+
+
+# ============================================================================================ stability
+def _stability_proof(net, box, config):
+    report = verify(net, box, "stability", config)
+    assert report["stability"].verdict is Verdict.CERTIFIED, report["stability"].reason
+    return report, build_proof(report)
+
+
+@pytest.fixture(scope="module")
+def ball_case():
+    """The loop that contracts in the 1-norm only (tests/test_stability.py), certified with a 1-norm ball."""
+    from test_stability import _one_norm_only_loop
+
+    net, box = _one_norm_only_loop(), Box(-np.ones(4), np.ones(4))
+    report, proof = _stability_proof(net, box, VerifyConfig(norm=1.0, timeout=60))
+    return net, box, report, proof
+
+
+def test_stability_proofs_of_the_box_a_ball_and_a_metric_ellipsoid_are_valid(ball_case, tmp_path):
+    tanh = Network((Layer(np.eye(2), np.zeros(2), acts.tanh()),), 0.5 * np.eye(2), np.zeros(2))
+    _, boxed = _stability_proof(tanh, Box([-1.0, -1.0], [1.0, 1.0]), VerifyConfig(timeout=60))
+    dcdc, metric = _stability_proof(ZOO / "dcdc.system.yaml", ZOO / "dcdc.box.yaml",
+                                    VerifyConfig(metric="auto", timeout=60))
+    for proof, start_set in ((boxed, "box"), (ball_case[3], "ball"), (metric, "ball")):
+        e = entry(proof, "stability")
+        assert e["status"] == "proven" and e["claim"]["start_set"] == start_set, e
+        code, lines = check(proof)
+        assert code == checker.EXIT_VALID, lines
+    assert entry(metric, "stability")["claim"]["metric"] is not None
+    assert "||x - c||_P" in check(metric)[1][0] and "||x - c||_1" in check(ball_case[3])[1][0]
+    # against the files: a weighted claim needs a region file that asks for a metric (`auto`: any); a 1-norm claim
+    # is refused by a 2-norm file
+    code, lines = check(metric, ZOO / "dcdc.system.yaml", ZOO / "dcdc.box.yaml")
+    assert code == checker.EXIT_INVALID and "asks for no metric" in lines[-1], lines
+    auto = tmp_path / "dcdc_auto.box.yaml"
+    auto.write_text((ZOO / "dcdc.box.yaml").read_text() + "metric: auto\n")
+    code, lines = check(metric, ZOO / "dcdc.system.yaml", auto)
+    assert code == checker.EXIT_VALID, lines
+    region = write_box(tmp_path, ball_case[1])
+    code, lines = check(ball_case[3], None, region)
+    assert code == checker.EXIT_INVALID and "norm" in lines[-1], lines
+    region.write_text(region.read_text().replace("norm: 2", "norm: 1"))
+    assert check(ball_case[3], None, region)[0] == checker.EXIT_VALID
+    region.write_text(region.read_text() + "margin: 0.5\n")  # the claimed rate 1 - 1e-6 is not <= 1 - 0.5
+    code, lines = check(ball_case[3], None, region)
+    assert code == checker.EXIT_INVALID and "margin" in lines[-1], lines
+
+
+def test_a_valid_ball_claim_holds_its_simulated_trajectories(ball_case):
+    net, box, report, proof = ball_case
+    claim = entry(proof, "stability")["claim"]
+    c, r, rate = np.array([float(v) for v in claim["center"]]), float(claim["radius"]), float(claim["rate"])
+    y = np.random.default_rng(3).normal(size=(2000, 4))
+    x = c + r * y / np.linalg.norm(y, ord=1, axis=1, keepdims=True)
+    for _ in range(20):
+        nxt = net.forward(x)
+        assert np.all(np.linalg.norm(nxt - c, ord=1, axis=1) <= rate * np.linalg.norm(x - c, ord=1, axis=1)
+                      + float(claim["residual"]))
+        x = nxt
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda c: c.update(radius=repr(1.01)), "leaves the box"),
+    (lambda c: c.update(center=[repr(0.05)] + c["center"][1:], radius="0.5"), "below the checker's bound"),
+    (lambda c: c.update(residual=repr(0.0)), "below the checker's bound"),
+    (lambda c: c.update(rate="1.0"), "in [0, 1)"),
+    (lambda c: c.update(rate="0.5"), "exceeds the claim"),  # sup ||J||_1 = 0.9
+    (lambda c: c.update(residual=repr(0.5)), "not proven invariant"),
+    (lambda c: c.update(start_set="box"), "invariance evidence must be a tree"),
+    (lambda c: c.update(norm="2"), "exceeds the claim"),  # ||J||_2 = 1.8
+])
+def test_a_tampered_stability_claim_is_invalid(ball_case, edit, words):
+    bad = copy.deepcopy(ball_case[3])
+    claim = entry(bad, "stability")["claim"]
+    assert float(claim["residual"]) > 0  # the float64 equilibrium is not exact: a residual of 0 is too small
+    edit(claim)
+    code, lines = check(bad)
+    assert code == checker.EXIT_INVALID and words in lines[-1], lines

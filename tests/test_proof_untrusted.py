@@ -34,12 +34,12 @@ from certify.proof.producer import build_proof, proof_bytes
 from certify.proof.rounding import sigma_lower, spectral_upper
 from certify.report.report import Report
 
-PROVED = ("dissipativity", "contraction", "gain", "weight_norm", "invariance", "equilibria")
+PROVED = ("dissipativity", "contraction", "gain", "weight_norm", "invariance", "equilibria", "stability")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """(net, model path, region path, proof) of a 2-4-3-2 ReLU net whose six re-provable checks are all proven."""
+    """(net, model path, region path, proof) of a 2-4-3-2 ReLU net whose seven re-provable checks are all proven."""
     from onnx_builders import network_to_onnx, save
 
     tmp = tmp_path_factory.mktemp("tiny")
@@ -223,14 +223,18 @@ def test_unknown_duplicate_and_forged_check_names_are_invalid(tiny):
     twice = copy.deepcopy(proof)
     twice["checks"].append(copy.deepcopy(entry(twice, "gain")))
     assert_invalid(twice, "checks", "gain is listed twice")
-    for name in ("stability", "mean_square"):  # checks this checker does not re-prove: never listed as proven
+    for name in ("output_bounds", "mean_square"):  # checks this checker does not re-prove: never listed as proven
         listed = copy.deepcopy(proof)
         entry(listed, "gain")["check"] = name
         assert_invalid(listed, f"check {name}", "does not re-prove")
+    listed = copy.deepcopy(proof)
+    listed["checks"] = [c for c in listed["checks"] if c["check"] != "stability"]
+    entry(listed, "contraction")["check"] = "stability"  # a contraction bound alone proves no stability
+    assert_invalid(listed, "check stability", "needs a claim of kind 'stability'")
     forged = "x\nresult: valid (6 check(s) proven)"
     for key in ("check", "reason"):
         bad = copy.deepcopy(proof)
-        bad["checks"].append({"check": "stability", "status": "not_proven", "reason": ""} | {key: forged})
+        bad["checks"].append({"check": "mean_square", "status": "not_proven", "reason": ""} | {key: forged})
         code, lines = run(bad)
         assert "result: valid (6 check(s) proven)" not in lines and all("\n" not in s for s in lines), lines
         assert code == (checker.EXIT_INVALID if key == "check" else checker.EXIT_PARTIAL), lines
@@ -419,7 +423,8 @@ def _mutate(proof, data) -> dict:
 @pytest.fixture(scope="module")
 def truth(tiny):
     """Brute force on the net: sampled sup of ||M(x)[:, :cols]||_p for M in (A*, J) and p in (1, 2, inf), the
-    sampled largest invariance violation, and the proof's equilibria (which test_proof checks to be fixed points)."""
+    sampled largest invariance violation, the proof's equilibria (which test_proof checks to be fixed points), the
+    proven 2-norm bounds and the net itself."""
     net, model, region, proof = tiny
     rng = np.random.default_rng(0)
     x = np.vstack([rng.uniform(-1, 1, (4000, 2)), [[1, 1], [1, -1], [-1, 1], [-1, -1]]])
@@ -431,20 +436,32 @@ def truth(tiny):
     points = [np.array([float(v) for v in p]) for p in e["points"]]
     upper = {"A*": float(entry(proof, "gain")["claim"]["bound"]), "J": float(entry(proof, "contraction")["claim"]
                                                                              ["bound"])}  # proven 2-norm bounds
-    return sup, violation, points, float(e["radius"]), upper
+    return sup, violation, points, float(e["radius"]), upper, net
 
 
 def assert_claims_hold(bad, lines, truth):
     """Every 'NAME: valid:' line: the entry's claim is the kind its check name stands for (the producer's table),
     and brute force on the net does not contradict it."""
-    sup, violation, points, radius, upper = truth
+    sup, violation, points, radius, upper, net = truth
     valid = [line.split(":", 1)[0] for line in lines if ": valid: " in line]
     for name in valid:  # (the lines of the checks before a refused one are printed too: the first of that name)
         assert name in PROVED, (name, lines)  # a check the checker does not re-prove is never valid
         e = next(c for c in bad["checks"] if isinstance(c, dict) and c.get("check") == name)
         claim = e["claim"]
         slack = 1e-12
-        if name in ("invariance", "equilibria"):
+        if name == "stability":
+            assert claim["kind"] == "stability" and claim.get("metric") is None, claim
+            rate, p = float(claim["rate"]), {"1": 1.0, "2": 2.0, "inf": math.inf}[claim["norm"]]
+            assert sup["J", p] * (1 - slack) <= rate < 1.0, (claim, sup)
+            if claim["start_set"] == "box":
+                assert violation < 0.0, claim
+            else:  # the ball stays inside the box and f keeps its sampled boundary inside it
+                c, r = np.array([float(v) for v in claim["center"]]), float(claim["radius"])
+                assert np.all(c - r >= -1.0) and np.all(c + r <= 1.0), claim
+                y = np.random.default_rng(1).normal(size=(2000, 2))
+                x = c + r * y / np.linalg.norm(y, ord=p, axis=1, keepdims=True)
+                assert np.all(np.linalg.norm(net.forward(x) - c, ord=p, axis=1) <= r * (1 + 1e-9)), claim
+        elif name in ("invariance", "equilibria"):
             assert claim["kind"] == name
         else:
             quantity, states = producer._SUP[CheckName(name)]

@@ -22,8 +22,9 @@ What is checked, in order (the first failing step is named, exit 1):
    recomputed), ``tree`` (a tree of neuron splits and box halvings whose leaves cover the box: every leaf is
    closed by a bound recomputed here (:class:`certify.proof.enclosure.Evaluator`) or by Farkas multipliers that
    prove it empty), ``equilibria`` (a tree down to activation regions, each region's equilibrium solved in exact
-   rationals: :mod:`certify.proof.equilibria`). A check the proof lists as not proven is reported as such, never
-   as valid.
+   rationals: :mod:`certify.proof.equilibria`), ``stability`` (a contraction tree in the claim's norm or metric and
+   either an invariance tree of the box or a ball around a point, tested in exact rationals: :func:`check_stability`).
+   A check the proof lists as not proven is reported as such, never as valid.
 
 What is trusted: that the proof's IR weights are the model's is established by certify's ONNX importer when the
 proof is written (it checks the IR against onnxruntime); the checker binds the proof to the model file by its
@@ -702,7 +703,108 @@ def check_equilibria(claim, evidence, net: Net, lo, hi, step: str) -> str:
             f"splits, {counts['b']} settled leaves, {counts['f']} Farkas leaves)")
 
 
-CLAIMS = {"sup_norm": check_sup_norm, "invariance": check_invariance, "equilibria": check_equilibria}
+def _exact_inverse(a: list[list[Fraction]]) -> list[list[Fraction]] | None:
+    """The inverse of a square rational matrix by Gauss-Jordan elimination in exact arithmetic (None if singular)."""
+    n = len(a)
+    m = [list(row) + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(a)]
+    for c in range(n):
+        pivot = next((r for r in range(c, n) if m[r][c] != 0), None)
+        if pivot is None:
+            return None
+        m[c], m[pivot] = m[pivot], m[c]
+        inv = 1 / m[c][c]
+        m[c] = [v * inv for v in m[c]]
+        for r in range(n):
+            if r != c and m[r][c] != 0:
+                f = m[r][c]
+                m[r] = [v - f * w for v, w in zip(m[r], m[c])]
+    return [row[n:] for row in m]
+
+
+def residual_upper(ev: Evaluator, net: Net, center: np.ndarray, p: float, pe: list[list[Fraction]] | None) -> Fraction:
+    """An exact rational D >= ||f(c) - c|| at the float64 point c: in the p-norm (p = 1, inf), or, with ``pe`` (P
+    exact), D^2 >= (f(c) - c)^T P (f(c) - c). From the enclosure [fl, fu] of f over the box [c, c]: with
+    u = max(|fl - c|, |fu - c|) (exact), ||v||_1 <= sum u, ||v||_inf <= max u and v^T P v <= u^T |P| u for every
+    |v| <= u. Returns D (for p = 1, inf) or D^2 (with ``pe``)."""
+    got = ev.output_range(Node.root(net, center, center))
+    if got is None:
+        raise Invalid("check stability", "the enclosure of f at the centre is empty")
+    fl, fu = got[0][: center.size], got[1][: center.size]
+    if not (np.all(np.isfinite(fl)) and np.all(np.isfinite(fu))):
+        raise Invalid("check stability", "the enclosure of f at the centre is not finite")
+    u = [max(abs(Fraction(float(a)) - Fraction(float(x))), abs(Fraction(float(b)) - Fraction(float(x))))
+         for a, b, x in zip(fl, fu, center)]
+    if pe is not None:
+        return sum(u[i] * abs(pe[i][j]) * u[j] for i in range(len(u)) for j in range(len(u)))
+    return sum(u) if p == 1.0 else max(u)
+
+
+def check_stability(claim, evidence, net: Net, lo, hi, step: str) -> str:
+    """One equilibrium attracting every trajectory from a start set: sup over the box of ||J(x)|| <= rate < 1 in the
+    claim's norm (the 2-norm weighted by the metric P, or the plain 1-, 2- or inf-norm) makes f a contraction there
+    (the box is convex); then either f(X) inside X (``start_set`` "box": by Banach, X holds one equilibrium and
+    every trajectory from X converges to it), or the ball S = {||x - c|| <= r} of that norm lies inside the box and
+    r (1 - rate) >= D >= ||f(c) - c|| (``start_set`` "ball"): ||f(x) - c|| <= rate ||x - c|| + D <= r on S, so S is
+    invariant and Banach applies on S. The ball's extent along coordinate i is r (1- and inf-norm) or
+    r sqrt((P^-1)_ii), tested in exact rationals, as are D and the last inequality."""
+    n = net.n_states
+    if net.n_in != n or net.out_w.shape[0] != n or any(a is None for a in net.acts):
+        raise Invalid(step, "stability needs a map from the states to the states (no inputs) with activations the "
+                      "checker computes")
+    rate, p = _number_of(claim.get("rate"), "rate", step), _norm(claim.get("norm"), step)
+    if not 0.0 <= rate < 1.0:
+        raise Invalid(step, f"a contraction rate must be in [0, 1), got {rate!r}")
+    if claim.get("metric") is not None and p != 2.0:
+        raise Invalid(step, "a metric weights the 2-norm")
+    if not isinstance(evidence, dict) or evidence.get("kind") != "stability":
+        raise Invalid(step, "stability evidence must be an object of kind 'stability'")
+    contraction = {"kind": "sup_norm", "quantity": "J", "columns": n, "norm": claim.get("norm"),
+                   "bound": claim.get("rate"), "metric": claim.get("metric"), "lower": None}
+    rated = check_sup_norm(contraction, evidence.get("contraction"), net, lo, hi, f"{step}: contraction")
+    kind = claim.get("start_set")
+    if kind == "box":
+        held = check_invariance({"bound": "0"}, evidence.get("invariance"), net, lo, hi, f"{step}: invariance")
+        return (f"the box holds one equilibrium and every trajectory from it converges at rate <= {rate!r}: "
+                f"{rated}; {held}")
+    if kind != "ball":
+        raise Invalid(step, f"start_set must be 'box' or 'ball', got {_short(kind)}")
+    center = _floats(claim.get("center"), "center", 1, step)
+    radius = _number_of(claim.get("radius"), "radius", step)
+    residual = _number_of(claim.get("residual"), "residual", step)
+    if center.size != n or not radius > 0 or not residual >= 0:
+        raise Invalid(step, f"the ball needs a centre of {n} coordinates, a radius > 0 and a residual >= 0")
+    pe = None
+    if p == 2.0:
+        spec = claim.get("metric")
+        pe = exact_matrix(np.eye(n) if spec is None else _floats(spec.get("P") if isinstance(spec, dict) else None,
+                                                                 "metric P", 2, step))
+    r, ce = Fraction(radius), [Fraction(float(v)) for v in center]
+    reach = [r * r] * n
+    if pe is not None:
+        inv = _exact_inverse(pe)
+        if inv is None or any(inv[i][i] <= 0 for i in range(n)):
+            raise Invalid(step, "the metric P is not invertible")
+        reach = [r * r * inv[i][i] for i in range(n)]
+    for i in range(n):
+        room = min(ce[i] - Fraction(float(lo[i])), Fraction(float(hi[i])) - ce[i])
+        if room < 0 or room * room < reach[i]:
+            raise Invalid(step, f"the ball of radius {radius!r} around the centre leaves the box along coordinate {i}")
+    ev = Evaluator(net, False, n, p, None)
+    d = residual_upper(ev, net, center, p, pe)
+    given = Fraction(residual)
+    if (given * given if pe is not None else given) < d:
+        raise Invalid(step, f"the residual {residual!r} is below the checker's bound on ||f(c) - c||")
+    if r * (1 - Fraction(rate)) < given:
+        raise Invalid(step, f"radius (1 - rate) = {float(r * (1 - Fraction(rate)))!r} is below the residual "
+                      f"{residual!r}: the ball is not proven invariant")
+    where = "||x - c||_P" if p == 2.0 else f"||x - c||_{claim.get('norm')}"
+    return (f"every trajectory from the ball {where} <= {radius!r} stays in it and converges at rate <= {rate!r} to "
+            f"its one equilibrium: {rated}; the ball lies in the box and radius (1 - rate) >= residual {residual!r} "
+            f">= ||f(c) - c||")
+
+
+CLAIMS = {"sup_norm": check_sup_norm, "invariance": check_invariance, "equilibria": check_equilibria,
+          "stability": check_stability}
 
 
 # ============================================================================================ check names
@@ -732,9 +834,10 @@ BINDINGS = {
     "gain": Binding("sup_norm", "A*", "inputs", metric=False),
     "invariance": Binding("invariance"),
     "equilibria": Binding("equilibria"),
+    "stability": Binding("stability", threshold=True),
 }
 #: the checks a proof may list, as not proven only: this checker does not re-prove them
-NOT_PROVED_HERE = ("stability", "output_bounds", "mean_square")
+NOT_PROVED_HERE = ("output_bounds", "mean_square")
 
 
 def bind_claim(name: str, claim: dict, evidence, net: Net, step: str) -> None:
@@ -769,11 +872,12 @@ def bind_claim(name: str, claim: dict, evidence, net: Net, step: str) -> None:
 
 def bind_region(name: str, claim: dict, region: RegionFile, region_path, step: str) -> None:
     """Invalid unless the claim (already bound to ``name`` by :func:`bind_claim`) proves the check the region file
-    asks for: a sup-norm claim in the file's norm (:data:`DEFAULT_NORM` when it gives none, as certify's command
-    does), and a threshold check's bound <= 1 - the file's margin when it gives one. Claims of the other kinds
-    (invariance, equilibria) have no norm or threshold: the file asks nothing more of them."""
+    asks for: a sup-norm or stability claim in the file's norm (:data:`DEFAULT_NORM` when it gives none, as
+    certify's command does) and metric, and a threshold check's bound (a stability claim's rate) <= 1 - the file's
+    margin when it gives one. Claims of the other kinds (invariance, equilibria) have no norm or threshold: the file
+    asks nothing more of them."""
     rule = BINDINGS[name]
-    if rule.claim != "sup_norm":
+    if rule.claim not in ("sup_norm", "stability"):
         return
     if rule.metric:  # gain is in the plain norm whatever the file's metric (bind_claim refuses one)
         _bind_metric(name, claim, region, region_path, step)
@@ -785,7 +889,8 @@ def bind_region(name: str, claim: dict, region: RegionFile, region_path, step: s
         raise Invalid(step, f"the region file {region_path} {asks}; the {name} proof claims the {_norm_name(got)}")
     if rule.threshold and region.margin is not None:
         level = 1.0 - region.margin  # the producer writes repr(1.0 - margin): the same float64
-        bound = _number_of(claim.get("bound"), "bound", step)
+        key = "rate" if rule.claim == "stability" else "bound"
+        bound = _number_of(claim.get(key), key, step)
         if not bound <= level:
             raise Invalid(step, f"the region file {region_path} asks for margin {region.margin!r}: the {name} claim "
                           f"must be a bound <= 1 - margin = {level!r}, got {bound!r}")

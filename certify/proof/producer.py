@@ -16,7 +16,10 @@ Claims: ``{"kind": "sup_norm", "quantity": "A*" | "J", "columns", "norm": "1" | 
 for the gain also a lower bound attained at a witness) and ``{"kind": "invariance", "bound": "0"}`` (every state
 output stays inside its interval: max violation < bound) and ``{"kind": "equilibria", "points", "radius"}`` (every
 equilibrium in the box is within radius of a listed point and each listed point within radius of one; evidence a
-tree of neuron splits down to regions, :mod:`certify.proof.equilibria`). Evidence: ``{"kind": "product"}``
+tree of neuron splits down to regions, :mod:`certify.proof.equilibria`) and ``{"kind": "stability", "norm",
+"rate", "metric", "start_set": "box" | "ball", "center", "radius", "residual"}`` (sup ||J|| <= rate < 1 and the
+start set, :func:`certify.proof.checker.check_stability`; evidence ``{"kind": "stability", "contraction": ...,
+"invariance": ...}``, the invariance tree only for the box). Evidence: ``{"kind": "product"}``
 (Corollary 4) or ``{"kind": "tree", "entries": [...]}``, a pre-order list of ``["n", l, i]`` (split neuron i of
 layer l; one child per piece follows), ``["a", j]`` (halve coordinate j; two children follow), ``["b"]`` (a leaf
 closed by the bound the checker recomputes) and ``["f", [[row, y], ...]]`` (a leaf proved empty by Farkas
@@ -43,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..certificate import CheckName, CheckResult, SupNormDetails, Verdict
+from ..certificate import CheckName, CheckResult, StabilityDetails, SupNormDetails, Verdict
 from ..engines.search import Incumbent, SearchLimits, best_first
 from ..engines.search import Node as SearchNode
 from ..errors import UsageError
@@ -327,6 +330,8 @@ def prove_check(result: CheckResult, net_spec: dict, net, lo, hi, norm: float, m
         return _prove_invariance(result, net, lo, hi, options)
     if result.check is CheckName.EQUILIBRIA:
         return _prove_equilibria(result, net, lo, hi, options)
+    if result.check is CheckName.STABILITY:
+        return _prove_stability(result, net, lo, hi, margin, options)
     if result.check not in _SUP:
         return _not_proven(result, f"the checker does not re-prove {result.check.value} yet")
     quantity, states = _SUP[result.check]
@@ -357,24 +362,32 @@ def prove_check(result: CheckResult, net_spec: dict, net, lo, hi, norm: float, m
         ev = Evaluator(net, quantity == "A*", cols, norm, metric)
     except Unsupported as exc:
         return _not_proven(result, str(exc))
-    root = Node.root(net, lo, hi)
+    try:
+        evidence = _sup_evidence(ev, net, lo, hi, bound, options, tree=result.check is not CheckName.WEIGHT_NORM)
+    except _Failed as exc:
+        return _not_proven(result, str(exc))
+    return {"check": result.check.value, "status": "proven", "claim": claim, "evidence": evidence}
+
+
+def _sup_evidence(ev: Evaluator, net, lo, hi, bound: float, options: ProofOptions, tree: bool = True) -> dict:
+    """Evidence that sup over the box of the evaluator's ||M|| is <= bound: the Corollary 4 product when it reaches
+    the bound, else (``tree``) a tree the proof search closes; _Failed (with the reason) otherwise."""
     level = bound - 1e-12 * max(1.0, abs(bound))  # room for another machine's last-bit rounding
-    if product_bound(ev, root) <= level:
-        return {"check": result.check.value, "status": "proven", "claim": claim, "evidence": {"kind": "product"}}
-    if result.check is CheckName.WEIGHT_NORM:
-        return _not_proven(result, "the checker's Corollary 4 product does not reach the claim")
+    if product_bound(ev, Node.root(net, lo, hi)) <= level:
+        return {"kind": "product"}
+    if not tree:
+        raise _Failed("the checker's Corollary 4 product does not reach the claim")
     pwl = all(a.pwl for a in net.acts) and not ev.secant_chain  # neuron splits where M is constant on regions
     try:
         entries, counts = search_tree(ev, lo, hi, lambda node: ev.bound(node, level), level, not pwl, options)
     except _Failed as exc:
-        return _not_proven(result, f"the proof search did not close: {exc}")
-    return {"check": result.check.value, "status": "proven", "claim": claim,
-            "evidence": {"kind": "tree", "entries": entries, "search": counts}}
+        raise _Failed(f"the proof search did not close: {exc}") from None
+    return {"kind": "tree", "entries": entries, "search": counts}
 
 
-def _prove_invariance(result: CheckResult, net, lo, hi, options: ProofOptions) -> dict:
-    if any(a is None for a in net.acts):
-        return _not_proven(result, "the network has an activation the checker does not compute")
+def _invariance_evidence(net, lo, hi, upper: float, options: ProofOptions) -> dict:
+    """A tree of box halvings on which the checker's enclosures keep f inside the box (``upper``: certify's bound on
+    the violation, which sets how far below 0 the search aims); _Failed otherwise."""
     n = net.n_states
     ev = Evaluator(net, False, net.n_in, 1.0)
     up, low = hi[:n], lo[:n]
@@ -386,15 +399,74 @@ def _prove_invariance(result: CheckResult, net, lo, hi, options: ProofOptions) -
         fl, fu = got[0][:n], got[1][:n]
         return max(float(np.max(fu - up)), float(np.max(low - fl))) + 1e-15 * float(np.max(np.abs(fu) + 1))
 
-    bound = 0.0
-    level = min(0.5 * result.upper, -1e-12) if result.upper < 0 else -1e-12
+    level = min(0.5 * upper, -1e-12) if upper < 0 else -1e-12
     try:
         entries, counts = search_tree(ev, lo, hi, violation, level, True, options)
     except _Failed as exc:
-        return _not_proven(result, f"the proof search did not close: {exc}")
-    claim = {"kind": "invariance", "bound": _s(bound)}
-    return {"check": result.check.value, "status": "proven", "claim": claim,
-            "evidence": {"kind": "tree", "entries": entries, "search": counts}}
+        raise _Failed(f"the proof search did not close: {exc}") from None
+    return {"kind": "tree", "entries": entries, "search": counts}
+
+
+def _prove_invariance(result: CheckResult, net, lo, hi, options: ProofOptions) -> dict:
+    if any(a is None for a in net.acts):
+        return _not_proven(result, "the network has an activation the checker does not compute")
+    try:
+        evidence = _invariance_evidence(net, lo, hi, result.upper, options)
+    except _Failed as exc:
+        return _not_proven(result, str(exc))
+    return {"check": result.check.value, "status": "proven", "claim": {"kind": "invariance", "bound": _s(0.0)},
+            "evidence": evidence}
+
+
+STABILITY_ROOM = 1e-9  # the claimed radius sits this much (relative) inside certify's, the residual above
+
+
+def _prove_stability(result: CheckResult, net, lo, hi, margin: float, options: ProofOptions) -> dict:
+    """A contraction tree at a rate in (certify's rate, 1 - margin] (the midpoint up to 1 when the margin is 0) and
+    the start set: the box with an invariance tree, or the ball around the first equilibrium with certify's radius
+    (a little inside) and the checker's own residual bound (a little above), the rate lowered to fit
+    radius (1 - rate) >= residual."""
+    d = result.details
+    n = net.n_states
+    if not isinstance(d, StabilityDetails) or d.start_set not in ("box", "ellipsoid", "ball") or d.rate is None:
+        return _not_proven(result, "the result carries no stability details")
+    if net.n_in != n or net.out_w.shape[0] != n or any(a is None for a in net.acts):
+        return _not_proven(result, "the checker proves stability of maps of the states with activations it computes")
+    p = float(d.norm)
+    claim = {"kind": "stability", "norm": norm_label(p), "metric": None}
+    metric = None
+    if d.metric is not None and not np.array_equal(np.array(d.metric), np.eye(n)):
+        try:
+            claim["metric"] = metric_spec(d.metric)
+            metric = checker.metric_factor(claim["metric"], n)
+        except (UsageError, checker.Invalid) as exc:
+            return _not_proven(result, f"the checker does not accept the metric: {exc}")
+    top = 1.0 - margin if margin > 0 else 1.0
+    if d.start_set == "box":
+        claim["start_set"] = "box"
+    else:
+        if not d.equilibria or d.radius is None:
+            return _not_proven(result, "the result names no equilibrium and radius for its ball")
+        center = np.array(d.equilibria[0], dtype=np.float64)
+        radius = float(d.radius) * (1.0 - STABILITY_ROOM)
+        pe = None if p != 2.0 else checker.exact_matrix(np.eye(n) if d.metric is None else np.array(d.metric))
+        got = checker.residual_upper(Evaluator(net, False, n, p), net, center, p, pe)
+        residual = (math.sqrt(float(got)) if pe is not None else float(got)) * (1.0 + STABILITY_ROOM) + 1e-300
+        top = min(top, 1.0 - residual / radius * (1.0 + STABILITY_ROOM))
+        claim.update(start_set="ball", center=[_s(v) for v in center], radius=_s(radius), residual=_s(residual))
+    if not top > d.rate:
+        return _not_proven(result, f"no rate in ({d.rate!r}, 1) fits the claim ({top!r} at most)")
+    rate = top if margin > 0 and top == 1.0 - margin else 0.5 * (d.rate + top)
+    claim["rate"] = _s(rate)
+    try:
+        evidence = {"kind": "stability",
+                    "contraction": _sup_evidence(Evaluator(net, False, n, p, metric), net, lo, hi, rate, options)}
+        if d.start_set == "box":
+            upper = d.invariance_upper if d.invariance_upper is not None else 0.0
+            evidence["invariance"] = _invariance_evidence(net, lo, hi, upper, options)
+    except _Failed as exc:
+        return _not_proven(result, str(exc))
+    return {"check": result.check.value, "status": "proven", "claim": claim, "evidence": evidence}
 
 
 EQUILIBRIUM_RADIUS = 1e-9  # relative (to max(1, |x|)): how far a listed equilibrium may be from the exact one
