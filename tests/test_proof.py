@@ -652,7 +652,7 @@ def test_malformed_proofs_are_refused_not_crashed(relu_case, data):
     assert lines and lines[-1].startswith(("result:", "invalid:", "certify-proof: error:")), lines
 
 
-_PROVED = ("dissipativity", "contraction", "gain", "weight_norm", "invariance", "equilibria")
+_PROVED = ("dissipativity", "contraction", "gain", "weight_norm", "invariance", "equilibria", "stability")
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -796,3 +796,30 @@ def test_a_tampered_stability_claim_is_invalid(ball_case, edit, words):
     edit(claim)
     code, lines = check(bad)
     assert code == checker.EXIT_INVALID and words in lines[-1], lines
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), norm=st.sampled_from([1.0, 2.0, math.inf]), scale=st.floats(0.4, 1.0),
+       shift=st.floats(-0.5, 0.5))
+def test_property_certified_stability_has_a_valid_proof_whose_ball_keeps_its_trajectories(seed, norm, scale, shift):
+    """Random ReLU loops, every norm, boxes off the origin (so that balls come up as well as boxes): a certified
+    stability result gets a proof the checker accepts, and a ball it accepts keeps f's sampled boundary points
+    inside it, in the claim's norm."""
+    net = make_net(seed, 2, (6,), weight_scale=scale, bias_scale=0.3)
+    box = Box(np.array([-1.0, -1.0]) + shift, np.array([1.0, 1.0]) + shift)
+    report = verify(net, box, "stability", VerifyConfig(norm=norm, timeout=20.0, samples=2000))
+    proof = build_proof(report, ProofOptions(timeout=30.0))
+    e = entry(proof, "stability")
+    if report["stability"].verdict is not Verdict.CERTIFIED:
+        assert e["status"] == "not_proven"
+        return
+    assert e["status"] == "proven", e
+    code, lines = check(proof)
+    assert code == checker.EXIT_VALID, lines
+    claim = e["claim"]
+    assert claim["norm"] == ("inf" if math.isinf(norm) else str(int(norm))) and claim["metric"] is None
+    if claim["start_set"] == "ball":
+        c, r = np.array([float(v) for v in claim["center"]]), float(claim["radius"])
+        y = np.random.default_rng(seed).normal(size=(1000, 2))
+        x = c + r * y / np.linalg.norm(y, ord=norm, axis=1, keepdims=True)
+        assert np.all(np.linalg.norm(net.forward(x) - c, ord=norm, axis=1) <= r)
