@@ -37,7 +37,7 @@ IMPLICATIONS = {
     CheckName.EQUILIBRIA: "the list of equilibria in the box is complete, and each lies within the Corollary 3 bounds "
     "on its norm.",
     CheckName.STABILITY: "one equilibrium attracts every trajectory that starts in the stated set (the box, or the "
-    "P-ellipsoid around the equilibrium), at the stated rate in ||.||_P.",
+    "P-ellipsoid around the equilibrium; a ball of the norm with --norm 1 or inf), at the stated rate in that norm.",
     CheckName.OUTPUT_BOUNDS: "every output stays strictly within its bounds for every input in the box: the "
     "property's unsafe set is unreachable (VNN-COMP: unsat).",
     CheckName.MEAN_SQUARE: "E[||x_t - x_bar||_P^2 ; x_0 .. x_t in the box] <= rho^(2t) ||x_0 - x_bar||_P^2 + "
@@ -70,7 +70,7 @@ BRACKETS = {
     "sup ||A*|| >= 1 (Corollary 3 then gives no upper bound). The verdict is about the list of equilibria: "
     "certified means it is complete.",
     CheckName.STABILITY: "[lower, upper] brackets the contraction rate rho = sup over the box of {m} "
-    "(J the Jacobian) in the metric P; certified needs rho < 1 and a start set S (below).",
+    "(J the Jacobian; in the metric P when there is one); certified needs rho < 1 and a start set S (below).",
     CheckName.OUTPUT_BOUNDS: "[lower, upper] brackets V = sup over the box of max over the bounded sides of "
     "f_i(x) - upper_i and lower_i - f_i(x). V > 0: some input drives an output into the unsafe set (falsified, "
     "VNN-COMP sat); V < 0: every output stays inside its bounds with room |V| (certified, unsat).",
