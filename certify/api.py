@@ -117,7 +117,7 @@ def verify(
     results = run_checks(net, box, names, config, progress, outputs=None if region is None else region.outputs,
                          noise=noise, settle=settle)
     return Report(path, sha, net.describe(), box, config.norm, config.margin, results, network=net,
-                  provenance=provenance)
+                  provenance=provenance, outputs=None if region is None else region.outputs)
 
 
 def _check_names(checks) -> tuple[CheckName, ...]:

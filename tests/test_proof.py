@@ -826,3 +826,119 @@ def test_property_certified_stability_has_a_valid_proof_whose_ball_keeps_its_tra
         y = np.random.default_rng(seed).normal(size=(1000, 2))
         x = c + r * y / np.linalg.norm(y, ord=norm, axis=1, keepdims=True)
         assert np.all(np.linalg.norm(net.forward(x) - c, ord=norm, axis=1) <= r)
+
+
+# ============================================================================================ output bounds (VNNLIB)
+@pytest.fixture(scope="module")
+def vnnlib_case(tmp_path_factory):
+    """A 2-6-6-3 ReLU net as ONNX, a VNNLIB property it satisfies (unsafe: Y_0 >= a or Y_2 <= b, a and b beyond its
+    sampled range), the report and its proof."""
+    from onnx_builders import network_to_onnx, save
+    from test_vnnlib import BOX_2, outputs_decl
+
+    tmp = tmp_path_factory.mktemp("vnnlib_proof")
+    net = make_net(3, 2, (6, 6), n_out=3)
+    model = save(network_to_onnx(net), tmp, "net.onnx")
+    f = net.forward(np.random.default_rng(0).uniform(-1, 1, (20000, 2)))
+    a, b = f[:, 0].max() + 0.3, f[:, 2].min() - 0.3
+    prop = tmp / "prop.vnnlib"
+    prop.write_text(BOX_2 + outputs_decl(3) + f"(assert (or (and (>= Y_0 {a:.6f})) (and (<= Y_2 {b:.6f}))))\n")
+    report = verify(model, prop, "output_bounds", FAST)
+    assert report["output_bounds"].verdict is Verdict.CERTIFIED, report["output_bounds"].reason
+    return net, model, prop, report, build_proof(report), (a, b), f
+
+
+def test_an_output_bounds_proof_is_valid_against_its_vnnlib_file(vnnlib_case, tmp_path, capsys):
+    net, model, prop, report, proof, (a, b), f = vnnlib_case
+    e = entry(proof, "output_bounds")
+    assert e["status"] == "proven" and e["claim"]["kind"] == "output_bounds", e
+    claim = e["claim"]
+    assert claim["lower"][:2] == [None, None] and claim["upper"][1:] == [None, None]
+    assert float(claim["lower"][2]) > b - 1e-6 and float(claim["upper"][0]) < a + 1e-6  # on the safe side
+    code, lines = check(proof, model, prop)
+    assert code == checker.EXIT_VALID, lines
+    assert "within its 2 bound(s)" in lines[-2]
+    # the command, end to end
+    path = tmp_path / "p.json.gz"
+    assert cli.run([str(model), "--region", str(prop), "--proof", str(path)]) == 0
+    capsys.readouterr()
+    assert checker.main(["check", str(path), str(model), str(prop)]) == checker.EXIT_VALID
+
+
+def test_an_output_bounds_proof_is_held_to_the_file(vnnlib_case, tmp_path):
+    net, model, prop, report, proof, (a, b), f = vnnlib_case
+    text = prop.read_text()
+    stricter = tmp_path / "stricter.vnnlib"  # a file asking more than the proof claims
+    stricter.write_text(text.replace(f"{a:.6f}", f"{a - 0.1:.6f}"))
+    code, lines = check(proof, model, stricter)
+    assert code == checker.EXIT_INVALID and "asks Y_0 <" in lines[-1], lines
+    other = tmp_path / "other.vnnlib"  # a side the proof does not bound at all
+    other.write_text(text.replace("(and (<= Y_2", "(and (<= Y_1"))
+    code, lines = check(proof, model, other)
+    assert code == checker.EXIT_INVALID and "asks Y_1 >" in lines[-1], lines
+    code, lines = check(proof, model, write_box(tmp_path, make_box(2)))
+    assert code == checker.EXIT_INVALID and "states no output property" in lines[-1], lines
+    looser = tmp_path / "looser.vnnlib"  # asking less: the proof proves more than that
+    looser.write_text(text.replace(f"{a:.6f}", f"{a + 0.1:.6f}"))
+    assert check(proof, model, looser)[0] == checker.EXIT_VALID
+
+
+def test_an_output_bound_claimed_inside_the_range_is_invalid(vnnlib_case):
+    net, model, prop, report, proof, (a, b), f = vnnlib_case
+    bad = copy.deepcopy(proof)
+    entry(bad, "output_bounds")["claim"]["upper"][0] = repr(float(f[:, 0].max()) - 1e-3)  # a sampled value exceeds
+    code, lines = check(bad)
+    assert code == checker.EXIT_INVALID and "not below its bound" in lines[-1], lines
+    bad = copy.deepcopy(proof)
+    entry(bad, "output_bounds")["claim"]["lower"] = [None, None, None]
+    entry(bad, "output_bounds")["claim"]["upper"] = [None, None, None]
+    assert check(bad)[0] == checker.EXIT_INVALID
+
+
+def _vnnlib_cases():
+    from test_vnnlib import BAD, BOX_2, outputs_decl
+
+    good = [BOX_2 + outputs_decl(2) + t for t in (
+        "(assert (>= Y_1 3.5))", "(assert (<= Y_0 (- 2)))", "(assert (<= 4 Y_0))",
+        "(assert (or (and (>= Y_0 0.30000000000000001)) (and (<= Y_1 -1e-400)) (>= Y_0 0.2)))",
+        "(assert (and (<= X_0 0.5) (>= X_1 -0.1)))\n(assert (or (>= Y_1 1e300) (<= Y_1 -7)))")]
+    good.append("(declare-const X_0 Real)\n(assert (>= X_0 0.1))\n(assert (<= X_0 0.30000000000000001))\n"
+                "(assert (>= X_0 0.2))\n(set-info :status unknown)\n")
+    return good, [BOX_2 + outputs_decl(2) + tail for tail, _ in BAD]
+
+
+def test_the_checker_reads_vnnlib_files_as_certify_does(tmp_path):
+    """The box of every file certify reads is the checker's, float for float; each output bound certify takes (the
+    float strictly on the safe side of the constant) is the checker's exact constant rounded that way; every file
+    certify refuses, the checker refuses."""
+    from decimal import Decimal
+
+    from certify.errors import RegionError
+    from certify.importers.vnnlib import parse_vnnlib
+
+    good, bad = _vnnlib_cases()
+    for k, text in enumerate(good):
+        path = tmp_path / f"g{k}.vnnlib"
+        path.write_text(text)
+        box, prop = parse_vnnlib(text, str(path))
+        mine = checker.read_vnnlib(path)
+        assert mine.lower == list(box.lower) and mine.upper == list(box.upper), text
+        assert (prop is None) == (mine.outputs is None), text
+        if prop is None:
+            continue
+        above, below = mine.outputs
+        for i in range(prop.dim):
+            for theirs, exact, side in ((prop.lower[i], above[i], 1), (prop.upper[i], below[i], -1)):
+                if exact is None:
+                    assert math.isinf(theirs), text
+                    continue
+                # certify's float lies strictly on the safe side of the constant, and is the nearest such float
+                assert (Decimal(theirs) - exact) * side > 0, (text, theirs, exact)
+                assert (Decimal(math.nextafter(theirs, -math.inf * side)) - exact) * side <= 0, (text, theirs)
+    for k, text in enumerate(bad):
+        path = tmp_path / f"b{k}.vnnlib"
+        path.write_text(text)
+        with pytest.raises(RegionError):
+            parse_vnnlib(text, str(path))
+        with pytest.raises(checker.BadInput):
+            checker.read_vnnlib(path)

@@ -223,14 +223,14 @@ def test_unknown_duplicate_and_forged_check_names_are_invalid(tiny):
     twice = copy.deepcopy(proof)
     twice["checks"].append(copy.deepcopy(entry(twice, "gain")))
     assert_invalid(twice, "checks", "gain is listed twice")
-    for name in ("output_bounds", "mean_square"):  # checks this checker does not re-prove: never listed as proven
-        listed = copy.deepcopy(proof)
-        entry(listed, "gain")["check"] = name
-        assert_invalid(listed, f"check {name}", "does not re-prove")
-    listed = copy.deepcopy(proof)
-    listed["checks"] = [c for c in listed["checks"] if c["check"] != "stability"]
-    entry(listed, "contraction")["check"] = "stability"  # a contraction bound alone proves no stability
-    assert_invalid(listed, "check stability", "needs a claim of kind 'stability'")
+    listed = copy.deepcopy(proof)  # a check this checker does not re-prove: never listed as proven
+    entry(listed, "gain")["check"] = "mean_square"
+    assert_invalid(listed, "check mean_square", "does not re-prove")
+    for name, other in (("stability", "contraction"), ("output_bounds", "invariance")):
+        listed = copy.deepcopy(proof)  # a contraction bound alone proves no stability, invariance no output bounds
+        listed["checks"] = [c for c in listed["checks"] if c["check"] != name]
+        entry(listed, other)["check"] = name
+        assert_invalid(listed, f"check {name}", f"needs a claim of kind '{name}'")
     forged = "x\nresult: valid (6 check(s) proven)"
     for key in ("check", "reason"):
         bad = copy.deepcopy(proof)

@@ -11,10 +11,12 @@ What is checked, in order (the first failing step is named, exit 1):
    equals the proof's;
 3. ``region``: REGION is read here (a small reader for the region format of DESIGN.md section 5: ``states`` /
    ``inputs`` with ``name: [lower, upper]``, or ``lower`` / ``upper`` lists, and ``norm`` / ``margin``; each bound
-   rounded outward to float64, as certify reads it, so the box contains the decimal one) and its box equals the
-   proof's box exactly; its state count binds the network, and its norm and margin bind each
+   rounded outward to float64, as certify reads it, so the box contains the decimal one), or a VNNLIB property
+   (``.vnnlib``, :func:`read_vnnlib`: the input box rounded outward, the output bounds as exact constants), and its
+   box equals the proof's box exactly; its state count binds the network, and its norm and margin bind each
    sup-norm claim (:func:`bind_region`: the claim is in the file's norm, :data:`DEFAULT_NORM` when it gives none,
-   and a threshold check's bound is <= 1 - margin when it gives a margin);
+   and a threshold check's bound is <= 1 - margin when it gives a margin); a VNNLIB file's output bounds bind an
+   output_bounds claim (each side the file bounds, claimed at least as strictly);
 4. ``network``: the IR weights (exact decimal strings of float64 values) have consistent shapes;
 5. each check: its name is one of certify's checks, listed once, and its claim one that proves that check
    (:data:`BINDINGS`: a claim filed under another check's name proves that other check, not this one); the claim
@@ -23,7 +25,9 @@ What is checked, in order (the first failing step is named, exit 1):
    closed by a bound recomputed here (:class:`certify.proof.enclosure.Evaluator`) or by Farkas multipliers that
    prove it empty), ``equilibria`` (a tree down to activation regions, each region's equilibrium solved in exact
    rationals: :mod:`certify.proof.equilibria`), ``stability`` (a contraction tree in the claim's norm or metric and
-   either an invariance tree of the box or a ball around a point, tested in exact rationals: :func:`check_stability`).
+   either an invariance tree of the box or a ball around a point, tested in exact rationals: :func:`check_stability`),
+   ``output_bounds`` (a tree whose leaves' output enclosures lie strictly within the claimed decimal bounds,
+   compared exactly: :func:`check_output_bounds`).
    A check the proof lists as not proven is reported as such, never as valid.
 
 What is trusted: that the proof's IR weights are the model's is established by certify's ONNX importer when the
@@ -272,7 +276,8 @@ class RegionFile:
     """What the checker reads from a region file: the box (``lower``, ``upper``), the state count (None: not
     given), and the check it asks for: ``norm`` (1.0, 2.0 or inf; None: not given, certify then uses
     :data:`DEFAULT_NORM`), ``margin`` (in [0, 1); None: not given, a threshold claim is then a bound <= 1) and
-    ``metric`` ("auto", the rows of a matrix P, or None for none or ``identity``)."""
+    ``metric`` ("auto", the rows of a matrix P, or None for none or ``identity``); for a VNNLIB file, ``outputs``:
+    the bounds every output must stay strictly within, as the file's exact constants (:func:`read_vnnlib`)."""
 
     lower: list[float]
     upper: list[float]
@@ -280,6 +285,7 @@ class RegionFile:
     norm: float | None = None
     margin: float | None = None
     metric: str | tuple | None = None  # "auto", or the rows of P; None: none (or "identity") asked for
+    outputs: tuple | None = None  # a VNNLIB file's safe side: (lower, upper), per output a Decimal or None
 
 
 def _region_norm(text: str, where: str) -> float:
@@ -319,6 +325,154 @@ def _region_metric(text: str, where: str) -> str | tuple | None:
         return tuple(tuple(_flow_list("[" + row.strip().strip("[]") + "]", where))
                      for row in body[1:-1].split("],"))
     raise BadInput(f"{where}: give the metric as 'auto', 'identity' or the rows of P")
+
+
+_VN_TOKEN = re.compile(r"\s*(?:(;[^\n]*)|(\()|(\))|([^\s();]+))")
+_VN_VAR = re.compile(r"([XY])_([0-9]+)")
+_VN_SKIPPED = ("set-logic", "set-info", "set-option", "check-sat", "get-model", "exit")
+_VN_DEPTH = 64
+
+
+def _vn_forms(text: str, where: str) -> list:
+    """The top-level S-expressions of a VNNLIB text as nested lists of atoms (str), without recursion."""
+    forms: list = []
+    stack: list[list] = []
+    pos = 0
+    while pos < len(text):
+        m = _VN_TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            break
+        _, opening, closing, atom = m.groups()
+        pos = m.end()
+        if opening:
+            if len(stack) >= _VN_DEPTH:
+                raise BadInput(f"{where}: expressions nested deeper than {_VN_DEPTH}")
+            stack.append([])
+        elif closing:
+            if not stack:
+                raise BadInput(f"{where}: ')' without a matching '('")
+            done = stack.pop()
+            (stack[-1] if stack else forms).append(done)
+        elif atom is not None:
+            if not stack:
+                raise BadInput(f"{where}: {atom[:40]!r} outside any (...) expression")
+            stack[-1].append(atom)
+    if text[pos:].strip() or stack:
+        raise BadInput(f"{where}: unbalanced parentheses or unreadable text")
+    return forms
+
+
+def _vn_constant(node, where: str) -> Decimal | None:
+    """The exact value of a constant (``1.5``, ``-2e-3``, ``(- 0.5)``); None when ``node`` is no constant."""
+    if isinstance(node, list):
+        if len(node) == 2 and node[0] == "-":
+            inner = _vn_constant(node[1], where)
+            return None if inner is None else -inner
+        return None
+    if not _NUMBER.fullmatch(node):
+        return None
+    try:
+        value = Decimal(node)
+    except ArithmeticError:
+        raise BadInput(f"{where}: the constant {node[:40]!r} is out of range") from None
+    if not value.is_finite() or abs(value) > Decimal(sys.float_info.max):
+        raise BadInput(f"{where}: the constant {node[:40]!r} is beyond the float64 range")
+    return value
+
+
+def _vn_bound(node, declared: set, where: str) -> tuple[str, int, bool, Decimal]:
+    """(kind "X" or "Y", index, whether it is an upper bound v <= c, c) of one comparison (<= a b) / (>= a b)."""
+    if not (isinstance(node, list) and len(node) == 3 and node[0] in ("<=", ">=")):
+        raise BadInput(f"{where}: expected a bound (<= v c) or (>= v c)")
+    a, b = node[1], node[2]
+    var_a = isinstance(a, str) and _VN_VAR.fullmatch(a) is not None
+    var_b = isinstance(b, str) and _VN_VAR.fullmatch(b) is not None
+    if var_a == var_b:
+        raise BadInput(f"{where}: a bound compares one variable X_i or Y_i with one constant")
+    var, const = (a, b) if var_a else (b, a)
+    if var not in declared:
+        raise BadInput(f"{where}: {var} is used but never declared")
+    value = _vn_constant(const, where)
+    if value is None:
+        raise BadInput(f"{where}: a bound's other side must be a constant")
+    m = _VN_VAR.fullmatch(var)
+    return m.group(1), int(m.group(2)), (node[0] == "<=") == var_a, value
+
+
+def _vn_float(value: Decimal, toward: int) -> float:
+    """``value`` as float64: the largest float <= it (toward -1) or the smallest float >= it (toward +1)."""
+    x = float(value)
+    near = Decimal(x)
+    if near != value and (near < value) == (toward > 0):
+        x = math.nextafter(x, math.inf * toward)
+    return x + 0.0
+
+
+def read_vnnlib(path: str | Path) -> RegionFile:
+    """The input box and the output property of a VNNLIB file, read as certify reads one
+    (:mod:`certify.importers.vnnlib`): inputs X_i and outputs Y_i declared ``Real`` and numbered from 0; input bounds
+    (single comparisons, alone or in one ``and``) give the box, the tightest per side, rounded outward to float64;
+    the unsafe set is one output bound or one ``or`` of single output bounds (``(and t)`` or ``t``), and its union
+    gives, per output, the exact constants Y_i must stay strictly above (the largest c of {Y_i <= c}) and below (the
+    smallest c of {Y_i >= c}). Anything else (several output assertions, whose intersection certify does not check;
+    a disjunction over inputs; other terms) is BadInput, as certify refuses it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the VNNLIB file ({exc})") from None
+    where = str(path)
+    declared: set = set()
+    inputs, outputs, output_asserts = [], [], 0
+    for form in _vn_forms(text, where):
+        head = form[0] if form and isinstance(form[0], str) else None
+        if head == "declare-const":
+            if len(form) != 3 or form[2] != "Real" or not isinstance(form[1], str) or \
+                    not _VN_VAR.fullmatch(form[1]) or form[1] in declared:
+                raise BadInput(f"{where}: expected (declare-const X_i Real) or (declare-const Y_i Real), once each")
+            declared.add(form[1])
+        elif head == "assert":
+            if len(form) != 2 or not isinstance(form[1], list) or not form[1]:
+                raise BadInput(f"{where}: expected (assert EXPRESSION)")
+            expr = form[1]
+            if expr[0] == "or":
+                terms = [d[1] if isinstance(d, list) and len(d) == 2 and d[0] == "and" else d for d in expr[1:]]
+                bounds = [_vn_bound(t, declared, where) for t in terms]
+                if not bounds or any(b[0] != "Y" for b in bounds):
+                    raise BadInput(f"{where}: an (or ...) must hold single bounds on outputs Y_i")
+                outputs += bounds
+                output_asserts += 1
+                continue
+            terms = expr[1:] if expr[0] == "and" else [expr]
+            if not terms:
+                raise BadInput(f"{where}: (and) with nothing in it")
+            for b in (_vn_bound(t, declared, where) for t in terms):
+                if b[0] == "X":
+                    inputs.append(b)
+                else:
+                    outputs.append(b)
+                    output_asserts += 1
+        elif head not in _VN_SKIPPED:
+            raise BadInput(f"{where}: expected (declare-const ...) or (assert ...)")
+    if output_asserts > 1:
+        raise BadInput(f"{where}: several output assertions (an unsafe set that is an intersection)")
+    count = {k: sum(1 for v in declared if v[0] == k) for k in "XY"}
+    if not count["X"] or any(f"{k}_{i}" not in declared for k in "XY" for i in range(count[k])):
+        raise BadInput(f"{where}: declare X_0 .. X_(n-1) (and Y_0 .. Y_(m-1)), numbered from 0")
+    lower, upper = [], []
+    for i in range(count["X"]):
+        lows = [c for k, j, up, c in inputs if j == i and not up]
+        ups = [c for k, j, up, c in inputs if j == i and up]
+        if not lows or not ups or max(lows) > min(ups):
+            raise BadInput(f"{where}: input X_{i} needs a lower and an upper bound, lower <= upper")
+        lower.append(_vn_float(max(lows), -1))
+        upper.append(_vn_float(min(ups), 1))
+    property_ = None
+    if outputs:
+        m = count["Y"]
+        above = [max((c for _, j, up, c in outputs if j == i and up), default=None) for i in range(m)]
+        below = [min((c for _, j, up, c in outputs if j == i and not up), default=None) for i in range(m)]
+        property_ = (above, below)  # Y_i > above_i (the unsafe {Y_i <= c}) and Y_i < below_i ({Y_i >= c})
+    return RegionFile(lower, upper, None, outputs=property_)
 
 
 def read_region(path: str | Path) -> RegionFile:
@@ -803,8 +957,55 @@ def check_stability(claim, evidence, net: Net, lo, hi, step: str) -> str:
             f">= ||f(c) - c||")
 
 
+def _output_sides(claim, m: int, step: str) -> tuple[list, list]:
+    """The claim's per-output bounds (lower, upper) as exact Fractions or None (that side free)."""
+    sides = []
+    for key in ("lower", "upper"):
+        values = claim.get(key)
+        if not isinstance(values, list) or len(values) != m:
+            raise Invalid(step, f"{key} must list one bound (a decimal string, or null) per output ({m})")
+        exact = []
+        for v in values:
+            if v is not None and not (isinstance(v, str) and _NUMBER.fullmatch(v.strip() or "x")):
+                raise Invalid(step, f"{key}: {_short(v)} is not a decimal string")
+            exact.append(None if v is None else Fraction(Decimal(v.strip())))
+        sides.append(exact)
+    if all(v is None for v in sides[0] + sides[1]):
+        raise Invalid(step, "the claim bounds no output")
+    return sides[0], sides[1]
+
+
+def check_output_bounds(claim, evidence, net: Net, lo, hi, step: str) -> str:
+    """lower_i < f_i(x) < upper_i for every x in the box and every bounded side: a tree of box halvings (and neuron
+    splits) whose every leaf's enclosure [fl, fu] of f has fu_i < upper_i and fl_i > lower_i, compared exactly."""
+    m = net.out_w.shape[0]
+    lower, upper = _output_sides(claim, m, step)
+    if any(a is None for a in net.acts):
+        raise Invalid(step, "the network has an activation this checker does not compute")
+    ev = Evaluator(net, False, net.n_in, 1.0)
+
+    def close(node, where):
+        got = ev.output_range(node)
+        if got is None:
+            return
+        fl, fu = got
+        for i in range(m):
+            if upper[i] is not None and not (math.isfinite(fu[i]) and Fraction(float(fu[i])) < upper[i]):
+                raise Invalid(step, f"{where}: output {i} may reach {float(fu[i])!r}, not below its bound")
+            if lower[i] is not None and not (math.isfinite(fl[i]) and Fraction(float(fl[i])) > lower[i]):
+                raise Invalid(step, f"{where}: output {i} may reach {float(fl[i])!r}, not above its bound")
+
+    if not isinstance(evidence, dict) or evidence.get("kind") != "tree":
+        raise Invalid(step, "output_bounds evidence must be a tree")
+    counts = walk(evidence.get("entries"), ev, Node.root(net, lo, hi), close, step)
+    sides = sum(v is not None for v in lower + upper)
+    return (f"every output stays strictly within its {sides} bound(s) over the box (tree of "
+            f"{sum(counts.values())} nodes: {counts['a']} box splits, {counts['n']} neuron splits, {counts['b']} "
+            f"bounded leaves, {counts['f']} Farkas leaves)")
+
+
 CLAIMS = {"sup_norm": check_sup_norm, "invariance": check_invariance, "equilibria": check_equilibria,
-          "stability": check_stability}
+          "stability": check_stability, "output_bounds": check_output_bounds}
 
 
 # ============================================================================================ check names
@@ -835,9 +1036,10 @@ BINDINGS = {
     "invariance": Binding("invariance"),
     "equilibria": Binding("equilibria"),
     "stability": Binding("stability", threshold=True),
+    "output_bounds": Binding("output_bounds"),
 }
 #: the checks a proof may list, as not proven only: this checker does not re-prove them
-NOT_PROVED_HERE = ("output_bounds", "mean_square")
+NOT_PROVED_HERE = ("mean_square",)
 
 
 def bind_claim(name: str, claim: dict, evidence, net: Net, step: str) -> None:
@@ -877,6 +1079,9 @@ def bind_region(name: str, claim: dict, region: RegionFile, region_path, step: s
     margin when it gives one. Claims of the other kinds (invariance, equilibria) have no norm or threshold: the file
     asks nothing more of them."""
     rule = BINDINGS[name]
+    if rule.claim == "output_bounds":
+        _bind_outputs(claim, region, region_path, step)
+        return
     if rule.claim not in ("sup_norm", "stability"):
         return
     if rule.metric:  # gain is in the plain norm whatever the file's metric (bind_claim refuses one)
@@ -894,6 +1099,20 @@ def bind_region(name: str, claim: dict, region: RegionFile, region_path, step: s
         if not bound <= level:
             raise Invalid(step, f"the region file {region_path} asks for margin {region.margin!r}: the {name} claim "
                           f"must be a bound <= 1 - margin = {level!r}, got {bound!r}")
+
+
+def _bind_outputs(claim: dict, region: RegionFile, region_path, step: str) -> None:
+    """Invalid unless the region file (a VNNLIB property) states an output property and the claim bounds every side
+    it bounds at least as strictly (an upper bound <= the file's, a lower bound >= it; exact comparisons)."""
+    if region.outputs is None:
+        raise Invalid(step, f"the region file {region_path} states no output property (give the .vnnlib file)")
+    above, below = region.outputs
+    lower, upper = _output_sides(claim, len(above), step)
+    for i, (a, b) in enumerate(zip(above, below)):
+        if a is not None and (lower[i] is None or lower[i] < Fraction(a)):
+            raise Invalid(step, f"{region_path} asks Y_{i} > {a}; the proof does not claim that")
+        if b is not None and (upper[i] is None or upper[i] > Fraction(b)):
+            raise Invalid(step, f"{region_path} asks Y_{i} < {b}; the proof does not claim that")
 
 
 def _bind_metric(name: str, claim: dict, region: RegionFile, region_path, step: str) -> None:
@@ -982,7 +1201,8 @@ def _check_proof(proof, model_path, region_path, out, reimport: bool) -> int:
     if not isinstance(proof, dict) or proof.get("format") != FORMAT:
         raise Invalid("format", f"not a {FORMAT} proof")
     lo, hi = _box_of(proof)
-    region = None if region_path is None else read_region(region_path)
+    region = None if region_path is None else (read_vnnlib(region_path) if str(region_path).lower().endswith(
+        ".vnnlib") else read_region(region_path))
     # the state count that binds the network: the region file's when it names one, never only the proof's
     file_states = None if region is None else region.n_states
     if model_path is not None:

@@ -19,7 +19,9 @@ equilibrium in the box is within radius of a listed point and each listed point 
 tree of neuron splits down to regions, :mod:`certify.proof.equilibria`) and ``{"kind": "stability", "norm",
 "rate", "metric", "start_set": "box" | "ball", "center", "radius", "residual"}`` (sup ||J|| <= rate < 1 and the
 start set, :func:`certify.proof.checker.check_stability`; evidence ``{"kind": "stability", "contraction": ...,
-"invariance": ...}``, the invariance tree only for the box). Evidence: ``{"kind": "product"}``
+"invariance": ...}``, the invariance tree only for the box) and ``{"kind": "output_bounds", "lower", "upper"}``
+(per output a decimal string or null: lower_i < f_i(x) < upper_i over the box; the float64 bounds of a VNNLIB
+property, written exactly; evidence a tree). Evidence: ``{"kind": "product"}``
 (Corollary 4) or ``{"kind": "tree", "entries": [...]}``, a pre-order list of ``["n", l, i]`` (split neuron i of
 layer l; one child per piece follows), ``["a", j]`` (halve coordinate j; two children follow), ``["b"]`` (a leaf
 closed by the bound the checker recomputes) and ``["f", [[row, y], ...]]`` (a leaf proved empty by Farkas
@@ -42,6 +44,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -322,10 +325,13 @@ def _not_proven(result: CheckResult, reason: str) -> dict:
 
 
 def prove_check(result: CheckResult, net_spec: dict, net, lo, hi, norm: float, margin: float,
-                options: ProofOptions) -> dict:
-    """The proof entry of one check (see the module docstring)."""
+                options: ProofOptions, outputs=None) -> dict:
+    """The proof entry of one check (see the module docstring); ``outputs``: the output property of an
+    output_bounds check."""
     if result.verdict is not Verdict.CERTIFIED:
         return _not_proven(result, f"the check is {result.verdict.value}; only certified checks carry proofs")
+    if result.check is CheckName.OUTPUT_BOUNDS:
+        return _prove_output_bounds(result, net, lo, hi, outputs, options)
     if result.check is CheckName.INVARIANCE:
         return _prove_invariance(result, net, lo, hi, options)
     if result.check is CheckName.EQUILIBRIA:
@@ -385,19 +391,23 @@ def _sup_evidence(ev: Evaluator, net, lo, hi, bound: float, options: ProofOption
     return {"kind": "tree", "entries": entries, "search": counts}
 
 
-def _invariance_evidence(net, lo, hi, upper: float, options: ProofOptions) -> dict:
-    """A tree of box halvings on which the checker's enclosures keep f inside the box (``upper``: certify's bound on
-    the violation, which sets how far below 0 the search aims); _Failed otherwise."""
-    n = net.n_states
+def _invariance_evidence(net, lo, hi, upper: float, options: ProofOptions, low=None, up=None) -> dict:
+    """A tree of box halvings on which the checker's enclosures keep f inside the box, or with ``low``/``up``
+    (per output, -inf / inf where free) within those bounds (``upper``: certify's bound on the violation, which sets
+    how far below 0 the search aims); _Failed otherwise."""
+    n = net.n_states if up is None else len(up)
     ev = Evaluator(net, False, net.n_in, 1.0)
-    up, low = hi[:n], lo[:n]
+    up = hi[:n] if up is None else np.asarray(up, dtype=np.float64)
+    low = lo[:n] if low is None else np.asarray(low, dtype=np.float64)
 
     def violation(node):
         got = ev.output_range(node)
         if got is None:
             return -math.inf
         fl, fu = got[0][:n], got[1][:n]
-        return max(float(np.max(fu - up)), float(np.max(low - fl))) + 1e-15 * float(np.max(np.abs(fu) + 1))
+        with np.errstate(invalid="ignore"):
+            v = max(float(np.max(fu - up)), float(np.max(low - fl)))
+        return v + 1e-15 * float(np.max(np.abs(fu) + 1))
 
     level = min(0.5 * upper, -1e-12) if upper < 0 else -1e-12
     try:
@@ -416,6 +426,25 @@ def _prove_invariance(result: CheckResult, net, lo, hi, options: ProofOptions) -
         return _not_proven(result, str(exc))
     return {"check": result.check.value, "status": "proven", "claim": {"kind": "invariance", "bound": _s(0.0)},
             "evidence": evidence}
+
+
+def _prove_output_bounds(result: CheckResult, net, lo, hi, outputs, options: ProofOptions) -> dict:
+    """A tree on which the checker's enclosures of f stay within the property's float64 bounds (each a float
+    strictly on the safe side of the file's constant, :mod:`certify.importers.vnnlib`), claimed as their exact
+    decimal values: the checker holds them to the file's constants."""
+    if outputs is None:
+        return _not_proven(result, "the report carries no output property")
+    if any(a is None for a in net.acts) or net.out_w.shape[0] != outputs.dim:
+        return _not_proven(result, "the checker proves output bounds of nets with activations it computes")
+    low, up = np.asarray(outputs.lower, dtype=np.float64), np.asarray(outputs.upper, dtype=np.float64)
+    try:
+        evidence = _invariance_evidence(net, lo, hi, result.upper, options, low, up)
+    except _Failed as exc:
+        return _not_proven(result, str(exc))
+    claim = {"kind": "output_bounds",
+             "lower": [str(Decimal(float(v))) if math.isfinite(v) else None for v in low],
+             "upper": [str(Decimal(float(v))) if math.isfinite(v) else None for v in up]}
+    return {"check": result.check.value, "status": "proven", "claim": claim, "evidence": evidence}
 
 
 STABILITY_ROOM = 1e-9  # the claimed radius sits this much (relative) inside certify's, the residual above
@@ -542,7 +571,8 @@ def build_proof(report, options: ProofOptions | None = None) -> dict:
     for result in report.results:
         t0 = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore"):
-            entry = prove_check(result, spec, net, lo, hi, report.norm, report.margin, options)
+            entry = prove_check(result, spec, net, lo, hi, report.norm, report.margin, options,
+                                getattr(report, "outputs", None))
         entry.setdefault("seconds", round(time.perf_counter() - t0, 3))
         if entry["status"] == "proven" and options.recheck:
             entry = _recheck(proof, entry, result)

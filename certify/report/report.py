@@ -35,6 +35,7 @@ from .provenance import Provenance, certify_version
 
 if TYPE_CHECKING:  # annotations only: a report can be read and written without loading torch
     from ..ir.network import Network
+    from ..ir.output_property import OutputProperty
 
 SCHEMA = "certify/1"
 
@@ -53,6 +54,7 @@ class Report:
     results: tuple[CheckResult, ...]
     network: Network | None = None  # for pictures; not serialised
     provenance: Provenance | None = None
+    outputs: OutputProperty | None = None  # a VNNLIB property's output bounds, for proofs; not serialised
 
     @property
     def verdict(self) -> Verdict:
