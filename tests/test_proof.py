@@ -12,6 +12,7 @@ import copy
 import gzip
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -942,3 +943,38 @@ def test_the_checker_reads_vnnlib_files_as_certify_does(tmp_path):
             parse_vnnlib(text, str(path))
         with pytest.raises(checker.BadInput):
             checker.read_vnnlib(path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_edited_output_bounds_proofs_are_refused_or_still_true(vnnlib_case, data):
+    """Any entry of an output_bounds proof replaced by junk, scaled or deleted: the checker answers with a line,
+    never an exception; a claim it still calls valid (against the VNNLIB file) holds at the sampled inputs."""
+    net, model, prop, report, proof, (a, b), f = vnnlib_case
+    paths = [p for p in _paths(proof) if p and p[0] == "checks"]
+    path = data.draw(st.sampled_from(paths))
+    bad = copy.deepcopy(proof)
+    parent = bad
+    for key in path[:-1]:
+        parent = parent[key]
+    how = data.draw(st.sampled_from(["delete", "junk", "scale"]))
+    value = parent[path[-1]]
+    if how == "delete":
+        del parent[path[-1]]
+    elif how == "scale" and isinstance(value, str) and re.fullmatch(r"-?[0-9.]+(e-?[0-9]+)?", value):
+        parent[path[-1]] = repr(float(value) * (1 + data.draw(st.sampled_from([-1e-3, -1e-9, 1e-9, 1e-3]))))
+    else:
+        parent[path[-1]] = data.draw(_JUNK)
+    lines: list[str] = []
+    code = checker.check_proof(bad, model, prop, out=lines.append)
+    assert code in (checker.EXIT_VALID, checker.EXIT_INVALID, checker.EXIT_PARTIAL, checker.EXIT_BAD_INPUT)
+    assert lines and lines[-1].startswith(("result:", "invalid:", "certify-proof: error:")), lines
+    assert not any(checker.UNEXPECTED in s for s in lines), lines
+    if code == checker.EXIT_VALID:
+        claim = entry(bad, "output_bounds")["claim"]
+        for i in range(3):
+            if claim["upper"][i] is not None:
+                assert f[:, i].max() < float(claim["upper"][i]), claim
+            if claim["lower"][i] is not None:
+                assert f[:, i].min() > float(claim["lower"][i]), claim
