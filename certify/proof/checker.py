@@ -1314,7 +1314,7 @@ def main(argv=None) -> int:
     chk = sub.add_parser("check", help="check PROOF against MODEL and REGION")
     chk.add_argument("proof", help="the proof file (JSON, or JSON.gz)")
     chk.add_argument("model", help="the model file the proof was written for")
-    chk.add_argument("region", help="the region file (box.yaml)")
+    chk.add_argument("region", help="the region file (box.yaml, or the VNNLIB property prop.vnnlib)")
     chk.add_argument("--quiet", action="store_true", help="print only the result line")
     chk.add_argument("--reimport", action="store_true",
                      help="also import MODEL with certify's importer (needs onnx) and require its IR to equal the "
