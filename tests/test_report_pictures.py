@@ -245,3 +245,24 @@ def test_pictures_are_the_same_bytes_under_a_fixed_seed(falsified):
 def test_a_cell_bound_is_written_rounded_up_on_its_side_of_the_limit(v, limit):
     shown = float(plots.bound_label(v, limit))
     assert shown >= v and (shown <= limit) == (v <= limit)
+
+
+@pytest.mark.parametrize("p", [1.0, math.inf])
+def test_a_ball_start_set_is_drawn_as_the_slice_of_its_norm(p):
+    """The corners of a certified 1- or inf-norm ball's slice lie at distance r from x_bar in that norm, and the
+    report of such a result draws its phase portrait."""
+    c = np.array([0.2, -0.1, 0.3])
+    pts = plots.ball_points(c, p, 0.5, (0, 2))
+    full = np.tile(c, (pts.shape[0], 1))
+    full[:, 0], full[:, 2] = pts[:, 0], pts[:, 1]
+    np.testing.assert_allclose(np.linalg.norm(full - c, ord=p, axis=1), 0.5)
+    from certify.certificate import BoundMethod, StabilityDetails
+
+    net = random_net(0, 2, (4,), weight_scale=0.3)
+    details = StabilityDetails(equilibria=((0.0, 0.0),), rate=0.5, contraction="certified", norm=p,
+                               start_set="ball", box_share=0.5, radius=0.5)
+    result = CheckResult(CheckName.STABILITY, Verdict.CERTIFIED, 0.4, 0.5, BoundMethod.REGIONS, 0.0, None, "", details)
+    report = Report("<in-memory>", "", net.describe(), BOX2, p, 1e-6, (result,), network=net)
+    assert figures._certified_ball(result) == (pytest.approx(np.zeros(2)), p, 0.5)
+    kinds = [pic.kind for pic in figures.pictures(report)]
+    assert "trajectories" in kinds, kinds

@@ -90,6 +90,16 @@ def _certified_ellipsoid(r: CheckResult) -> tuple[np.ndarray, np.ndarray, float]
     return np.array(d.equilibria[0], dtype=np.float64), np.array(d.metric, dtype=np.float64), float(d.radius)
 
 
+def _certified_ball(r: CheckResult) -> tuple[np.ndarray, float, float] | None:
+    """(x_bar, p, r) of a certified stability result whose start set is a ball of the 1- or inf-norm, else None."""
+    d = r.details
+    if not isinstance(d, StabilityDetails) or r.verdict is not Verdict.CERTIFIED or d.start_set != "ball":
+        return None
+    if d.radius is None or not d.equilibria:
+        return None
+    return np.array(d.equilibria[0], dtype=np.float64), float(d.norm), float(d.radius)
+
+
 def check_field(r: CheckResult, norm: float) -> Field | None:
     """The field a map of this check's result draws (module docstring), or None."""
     quantity = QUANTITY.get(r.check)
@@ -205,17 +215,18 @@ def _state_space(report, equilibria) -> list[Picture]:
     net, box = report.network, report.box
     if not net.is_dynamics or net.n_states < 2:
         return []
-    ellipsoid, whole_box, check, at = None, False, None, None
+    ellipsoid, ball, whole_box, check, at = None, None, False, None, None
     for r in report.results:
         d = r.details
         if isinstance(d, StabilityDetails) and r.verdict is Verdict.CERTIFIED:
             check = r.check.value
             whole_box = d.start_set == "box"
-            ellipsoid = _certified_ellipsoid(r)
-            if ellipsoid is not None:
-                at = np.concatenate([ellipsoid[0], box.center[net.n_states:]])
+            ellipsoid, ball = _certified_ellipsoid(r), _certified_ball(r)
+            centre = ellipsoid if ellipsoid is not None else ball
+            if centre is not None:
+                at = np.concatenate([centre[0], box.center[net.n_states:]])
     return [plots.phase_portrait(net, box, at=at, equilibria=equilibria, ellipsoid=ellipsoid,
-                                 start_set_is_box=whole_box, check=check)]
+                                 start_set_is_box=whole_box, check=check, ball=ball)]
 
 
 def pictures(report) -> list[Picture]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..certificate import json_number
 from ..ir.box import Box
-from ..ir.numerics import spectral_radius
+from ..ir.numerics import norm_label, spectral_radius
 from ..ir.quantity import Quantity
 
 if TYPE_CHECKING:  # annotations only: a report can be read and written without loading torch
@@ -534,13 +534,24 @@ def ellipse_points(center: np.ndarray, p: np.ndarray, radius: float, dims: tuple
     return np.asarray(center, dtype=np.float64)[[i, j]][None] + d.T
 
 
+def ball_points(center: np.ndarray, p: float, radius: float, dims: tuple[int, int]) -> np.ndarray:
+    """(5, 2) corners (closed) of the slice {x : x_other = center_other, ||x - c||_p = r} in the coordinates
+    ``dims``, for p = 1 (a diamond) or inf (a square)."""
+    i, j = dims
+    c = np.asarray(center, dtype=np.float64)[[i, j]]
+    unit = np.array([[1, 0], [0, 1], [-1, 0], [0, -1], [1, 0]], dtype=np.float64) if p == 1.0 else \
+        np.array([[1, 1], [-1, 1], [-1, -1], [1, -1], [1, 1]], dtype=np.float64)
+    return c[None] + radius * unit
+
+
 def phase_portrait(net: Network, box: Box, dims: tuple[int, int] = (0, 1), steps: int = 40, grid: int = 7,
                    at: np.ndarray | None = None, equilibria: np.ndarray | None = None,
                    ellipsoid: tuple[np.ndarray, np.ndarray, float] | None = None, start_set_is_box: bool = False,
-                   check: str | None = None) -> Picture:
+                   check: str | None = None, ball: tuple[np.ndarray, float, float] | None = None) -> Picture:
     """Trajectories from a grid of starts in the slice ``dims`` of the box (other states and exogenous inputs held
     at ``at``, default the box's centre). ``ellipsoid``: (x_bar, P, r), the set {||x - x_bar||_P <= r} drawn (its
-    slice through x_bar for more than 2 states); ``start_set_is_box``: the whole box is the certified set."""
+    slice through x_bar for more than 2 states); ``ball``: (x_bar, p, r), the set {||x - x_bar||_p <= r} of the 1- or
+    inf-norm, drawn the same way; ``start_set_is_box``: the whole box is the certified set."""
     from matplotlib.lines import Line2D
 
     ns = net.n_states
@@ -566,6 +577,12 @@ def phase_portrait(net: Network, box: Box, dims: tuple[int, int] = (0, 1), steps
         e = ellipse_points(c, p, r, dims)
         (h,) = ax.plot(e[:, 0], e[:, 1], "-", color="tab:green", linewidth=2.0,
                        label="||x - x_bar||_P <= r (certified start set)")
+        handles.append(h)
+    if ball is not None:
+        c, p, r = ball
+        e = ball_points(c, p, r, dims)
+        (h,) = ax.plot(e[:, 0], e[:, 1], "-", color="tab:green", linewidth=2.0,
+                       label=f"||x - x_bar||_{norm_label(p)} <= r (certified start set)")
         handles.append(h)
     if equilibria is not None and len(equilibria):
         eq = np.atleast_2d(equilibria)
