@@ -15,6 +15,7 @@ import math
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -978,3 +979,22 @@ def test_edited_output_bounds_proofs_are_refused_or_still_true(vnnlib_case, data
                 assert f[:, i].max() < float(claim["upper"][i]), claim
             if claim["lower"][i] is not None:
                 assert f[:, i].min() > float(claim["lower"][i]), claim
+
+
+def test_output_bounds_with_extreme_exponents_are_compared_exactly_not_expanded(vnnlib_case, tmp_path):
+    """Constants such as 1e-999999999 are compared as exact decimals: as Fractions they would need a billion-digit
+    integer (the checker never answered). Here a valid claim tightened to them stays valid (f_0 < a and f_2 > b
+    leave room) or is refused by its leaves, and a file asking for them is read."""
+    from test_vnnlib import BOX_2, outputs_decl
+
+    net, model, prop, report, proof, (a, b), f = vnnlib_case
+    bad = copy.deepcopy(proof)
+    claim = entry(bad, "output_bounds")["claim"]
+    claim["lower"][1], claim["upper"][1] = "-1e999999999", "1e999999999"  # Y_1 bounded on both sides, loosely
+    assert check(bad, model, prop)[0] == checker.EXIT_VALID
+    claim["upper"][1] = "1e-999999999"  # Y_1 < 1e-999999999: not what the net does
+    code, lines = check(bad)
+    assert code == (checker.EXIT_VALID if f[:, 1].max() < 0 else checker.EXIT_INVALID), lines
+    tiny = tmp_path / "tiny.vnnlib"
+    tiny.write_text(BOX_2 + outputs_decl(3) + "(assert (>= Y_0 1e-999999999))\n")
+    assert checker.read_vnnlib(tiny).outputs[1][0] == Decimal("1e-999999999")

@@ -601,7 +601,8 @@ def check_stability(claim, evidence, net: Net, lo, hi, step: str) -> str:
 
 
 def _output_sides(claim, m: int, step: str) -> tuple[list, list]:
-    """The claim's per-output bounds (lower, upper) as exact Fractions or None (that side free)."""
+    """The claim's per-output bounds (lower, upper) as exact Decimals or None (that side free). Compared as Decimals,
+    exactly, never as Fractions: 1e-999999999 as a Fraction would take a billion-digit integer."""
     sides = []
     for key in ("lower", "upper"):
         values = claim.get(key)
@@ -611,7 +612,7 @@ def _output_sides(claim, m: int, step: str) -> tuple[list, list]:
         for v in values:
             if v is not None and not (isinstance(v, str) and _NUMBER.fullmatch(v.strip() or "x")):
                 raise Invalid(step, f"{key}: {_short(v)} is not a decimal string")
-            exact.append(None if v is None else Fraction(Decimal(v.strip())))
+            exact.append(None if v is None else Decimal(v.strip()))
         sides.append(exact)
     if all(v is None for v in sides[0] + sides[1]):
         raise Invalid(step, "the claim bounds no output")
@@ -633,9 +634,9 @@ def check_output_bounds(claim, evidence, net: Net, lo, hi, step: str) -> str:
             return
         fl, fu = got
         for i in range(m):
-            if upper[i] is not None and not (math.isfinite(fu[i]) and Fraction(float(fu[i])) < upper[i]):
+            if upper[i] is not None and not (math.isfinite(fu[i]) and Decimal(float(fu[i])) < upper[i]):
                 raise Invalid(step, f"{where}: output {i} may reach {float(fu[i])!r}, not below its bound")
-            if lower[i] is not None and not (math.isfinite(fl[i]) and Fraction(float(fl[i])) > lower[i]):
+            if lower[i] is not None and not (math.isfinite(fl[i]) and Decimal(float(fl[i])) > lower[i]):
                 raise Invalid(step, f"{where}: output {i} may reach {float(fl[i])!r}, not above its bound")
 
     if not isinstance(evidence, dict) or evidence.get("kind") != "tree":
@@ -752,9 +753,9 @@ def _bind_outputs(claim: dict, region: RegionFile, region_path, step: str) -> No
     above, below = region.outputs
     lower, upper = _output_sides(claim, len(above), step)
     for i, (a, b) in enumerate(zip(above, below)):
-        if a is not None and (lower[i] is None or lower[i] < Fraction(a)):
+        if a is not None and (lower[i] is None or lower[i] < a):
             raise Invalid(step, f"{region_path} asks Y_{i} > {a}; the proof does not claim that")
-        if b is not None and (upper[i] is None or upper[i] > Fraction(b)):
+        if b is not None and (upper[i] is None or upper[i] > b):
             raise Invalid(step, f"{region_path} asks Y_{i} < {b}; the proof does not claim that")
 
 
