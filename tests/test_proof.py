@@ -998,3 +998,43 @@ def test_output_bounds_with_extreme_exponents_are_compared_exactly_not_expanded(
     tiny = tmp_path / "tiny.vnnlib"
     tiny.write_text(BOX_2 + outputs_decl(3) + "(assert (>= Y_0 1e-999999999))\n")
     assert checker.read_vnnlib(tiny).outputs[1][0] == Decimal("1e-999999999")
+
+
+def test_an_output_bound_beyond_what_a_decimal_holds_is_invalid_not_a_checker_error(vnnlib_case):
+    """A constant whose exponent Decimal cannot hold (1e99999999999999999999999) is refused as out of range; before,
+    the Decimal error reached the checker's last guard ('please report')."""
+    bad = copy.deepcopy(vnnlib_case[4])
+    entry(bad, "output_bounds")["claim"]["upper"][1] = "1e99999999999999999999999"
+    code, lines = check(bad)
+    assert code == checker.EXIT_INVALID and "out of range" in lines[-1] and checker.UNEXPECTED not in lines[-1]
+
+
+def test_a_ball_whose_centre_the_checker_cannot_enclose_gives_no_proof_not_an_exception():
+    """A certified ball result on a net whose enclosure of f at the centre overflows: the producer lists the check
+    as not proven (before, the checker's Invalid escaped build_proof)."""
+    from certify.certificate import StabilityDetails
+
+    big = Network((Layer(1e200 * np.eye(2), np.zeros(2), acts.relu()),), 1e200 * np.eye(2), np.zeros(2))
+    details = StabilityDetails(equilibria=((0.5, 0.5),), rate=0.5, contraction="certified", start_set="ellipsoid",
+                               radius=0.1, metric=((1.0, 0.0), (0.0, 1.0)))
+    proof = build_proof(_report(big, make_box(2), _certified(CheckName.STABILITY, 0.5, details)))
+    e = entry(proof, "stability")
+    assert e["status"] == "not_proven" and "not finite" in e["reason"], e
+
+
+def test_a_free_output_whose_enclosure_overflows_does_not_stop_an_output_bounds_proof():
+    """Only the bounded sides decide a leaf (as in the checker): an output left free whose enclosure is infinite
+    does not make every leaf's violation NaN (before, the proof search never closed)."""
+    from certify.ir.output_property import OutputProperty
+
+    net = Network((Layer(np.eye(2), np.zeros(2), acts.relu()),), np.array([[0.5, 0.0], [1e308, 1e308]]),
+                  np.zeros(2))
+    outputs = OutputProperty(np.array([-1.0, -math.inf]), np.array([1.0, math.inf]), ("Y_0", "Y_1"), ("", ""),
+                             ("", ""))
+    result = CheckResult(CheckName.OUTPUT_BOUNDS, Verdict.CERTIFIED, -0.5, -0.5, BoundMethod.INTERVAL, 0.0)
+    report = Report("<in-memory>", "", net.describe(), make_box(2), 2.0, 1e-6, (result,), network=net,
+                    outputs=outputs)
+    proof = build_proof(report, ProofOptions(max_nodes=2000))  # one leaf suffices
+    e = entry(proof, "output_bounds")
+    assert e["status"] == "proven", e
+    assert check(proof)[0] == checker.EXIT_VALID

@@ -248,9 +248,9 @@ def test_a_cell_bound_is_written_rounded_up_on_its_side_of_the_limit(v, limit):
 
 
 @pytest.mark.parametrize("p", [1.0, math.inf])
-def test_a_ball_start_set_is_drawn_as_the_slice_of_its_norm(p):
+def test_a_ball_start_set_is_drawn_as_the_slice_of_its_norm(p, monkeypatch):
     """The corners of a certified 1- or inf-norm ball's slice lie at distance r from x_bar in that norm, and the
-    report of such a result draws its phase portrait."""
+    report of such a result hands that ball to its phase portrait, centred on x_bar."""
     c = np.array([0.2, -0.1, 0.3])
     pts = plots.ball_points(c, p, 0.5, (0, 2))
     full = np.tile(c, (pts.shape[0], 1))
@@ -263,6 +263,12 @@ def test_a_ball_start_set_is_drawn_as_the_slice_of_its_norm(p):
                                start_set="ball", box_share=0.5, radius=0.5)
     result = CheckResult(CheckName.STABILITY, Verdict.CERTIFIED, 0.4, 0.5, BoundMethod.REGIONS, 0.0, None, "", details)
     report = Report("<in-memory>", "", net.describe(), BOX2, p, 1e-6, (result,), network=net)
-    assert figures._certified_ball(result) == (pytest.approx(np.zeros(2)), p, 0.5)
+    drawn = []
+    real = plots.phase_portrait
+    monkeypatch.setattr(plots, "phase_portrait", lambda *a, **k: drawn.append(k) or real(*a, **k))
     kinds = [pic.kind for pic in figures.pictures(report)]
     assert "trajectories" in kinds, kinds
+    (kwargs,) = drawn
+    centre, norm, radius = kwargs["ball"]
+    assert np.array_equal(centre, np.zeros(2)) and norm == p and radius == 0.5 and kwargs["ellipsoid"] is None
+    np.testing.assert_array_equal(kwargs["at"], np.zeros(2))

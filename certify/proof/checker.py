@@ -500,35 +500,18 @@ def check_equilibria(claim, evidence, net: Net, lo, hi, step: str) -> str:
             f"splits, {counts['b']} settled leaves, {counts['f']} Farkas leaves)")
 
 
-def _exact_inverse(a: list[list[Fraction]]) -> list[list[Fraction]] | None:
-    """The inverse of a square rational matrix by Gauss-Jordan elimination in exact arithmetic (None if singular)."""
-    n = len(a)
-    m = [list(row) + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(a)]
-    for c in range(n):
-        pivot = next((r for r in range(c, n) if m[r][c] != 0), None)
-        if pivot is None:
-            return None
-        m[c], m[pivot] = m[pivot], m[c]
-        inv = 1 / m[c][c]
-        m[c] = [v * inv for v in m[c]]
-        for r in range(n):
-            if r != c and m[r][c] != 0:
-                f = m[r][c]
-                m[r] = [v - f * w for v, w in zip(m[r], m[c])]
-    return [row[n:] for row in m]
-
-
-def residual_upper(ev: Evaluator, net: Net, center: np.ndarray, p: float, pe: list[list[Fraction]] | None) -> Fraction:
+def residual_upper(ev: Evaluator, net: Net, center: np.ndarray, p: float, pe: list[list[Fraction]] | None,
+                   step: str = "check stability") -> Fraction:
     """An exact rational D >= ||f(c) - c|| at the float64 point c: in the p-norm (p = 1, inf), or, with ``pe`` (P
     exact), D^2 >= (f(c) - c)^T P (f(c) - c). From the enclosure [fl, fu] of f over the box [c, c]: with
     u = max(|fl - c|, |fu - c|) (exact), ||v||_1 <= sum u, ||v||_inf <= max u and v^T P v <= u^T |P| u for every
     |v| <= u. Returns D (for p = 1, inf) or D^2 (with ``pe``)."""
     got = ev.output_range(Node.root(net, center, center))
     if got is None:
-        raise Invalid("check stability", "the enclosure of f at the centre is empty")
+        raise Invalid(step, "the enclosure of f at the centre is empty")
     fl, fu = got[0][: center.size], got[1][: center.size]
     if not (np.all(np.isfinite(fl)) and np.all(np.isfinite(fu))):
-        raise Invalid("check stability", "the enclosure of f at the centre is not finite")
+        raise Invalid(step, "the enclosure of f at the centre is not finite")
     u = [max(abs(Fraction(float(a)) - Fraction(float(x))), abs(Fraction(float(b)) - Fraction(float(x))))
          for a, b, x in zip(fl, fu, center)]
     if pe is not None:
@@ -577,17 +560,17 @@ def check_stability(claim, evidence, net: Net, lo, hi, step: str) -> str:
                                                                  "metric P", 2, step))
     r, ce = Fraction(radius), [Fraction(float(v)) for v in center]
     reach = [r * r] * n
-    if pe is not None:
-        inv = _exact_inverse(pe)
-        if inv is None or any(inv[i][i] <= 0 for i in range(n)):
-            raise Invalid(step, "the metric P is not invertible")
-        reach = [r * r * inv[i][i] for i in range(n)]
+    if pe is not None:  # (P^-1)_ii = e_i^T P^-1 e_i, solved in exact rationals
+        cols = [equilibria.solve_exact(pe, [Fraction(int(i == j)) for j in range(n)]) for i in range(n)]
+        if any(c is None or not c[i] > 0 for i, c in enumerate(cols)):
+            raise Invalid(step, "the metric P is not positive definite")
+        reach = [r * r * c[i] for i, c in enumerate(cols)]
     for i in range(n):
         room = min(ce[i] - Fraction(float(lo[i])), Fraction(float(hi[i])) - ce[i])
         if room < 0 or room * room < reach[i]:
             raise Invalid(step, f"the ball of radius {radius!r} around the centre leaves the box along coordinate {i}")
     ev = Evaluator(net, False, n, p, None)
-    d = residual_upper(ev, net, center, p, pe)
+    d = residual_upper(ev, net, center, p, pe, step)
     given = Fraction(residual)
     if (given * given if pe is not None else given) < d:
         raise Invalid(step, f"the residual {residual!r} is below the checker's bound on ||f(c) - c||")
@@ -610,9 +593,12 @@ def _output_sides(claim, m: int, step: str) -> tuple[list, list]:
             raise Invalid(step, f"{key} must list one bound (a decimal string, or null) per output ({m})")
         exact = []
         for v in values:
-            if v is not None and not (isinstance(v, str) and _NUMBER.fullmatch(v.strip() or "x")):
+            if v is not None and not (isinstance(v, str) and _NUMBER.fullmatch(v.strip())):
                 raise Invalid(step, f"{key}: {_short(v)} is not a decimal string")
-            exact.append(None if v is None else Decimal(v.strip()))
+            try:
+                exact.append(None if v is None else Decimal(v.strip()))
+            except ArithmeticError:  # an exponent beyond what Decimal holds (over 10^18 digits)
+                raise Invalid(step, f"{key}: {_short(v)} is out of range") from None
         sides.append(exact)
     if all(v is None for v in sides[0] + sides[1]):
         raise Invalid(step, "the claim bounds no output")

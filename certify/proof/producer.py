@@ -400,14 +400,17 @@ def _invariance_evidence(net, lo, hi, upper: float, options: ProofOptions, low=N
     up = hi[:n] if up is None else np.asarray(up, dtype=np.float64)
     low = lo[:n] if low is None else np.asarray(low, dtype=np.float64)
 
+    above, below = np.isfinite(up), np.isfinite(low)  # the bounded sides, as the checker compares only them
+
     def violation(node):
         got = ev.output_range(node)
         if got is None:
             return -math.inf
         fl, fu = got[0][:n], got[1][:n]
-        with np.errstate(invalid="ignore"):
-            v = max(float(np.max(fu - up)), float(np.max(low - fl)))
-        return v + 1e-15 * float(np.max(np.abs(fu) + 1))
+        v = max(float(np.max(fu[above] - up[above], initial=-math.inf)),
+                float(np.max(low[below] - fl[below], initial=-math.inf)))
+        scale = max(float(np.max(np.abs(fu[above]), initial=0.0)), float(np.max(np.abs(fl[below]), initial=0.0)))
+        return v + 1e-15 * (scale + 1.0)
 
     level = min(0.5 * upper, -1e-12) if upper < 0 else -1e-12
     try:
@@ -478,8 +481,12 @@ def _prove_stability(result: CheckResult, net, lo, hi, margin: float, options: P
             return _not_proven(result, "the result names no equilibrium and radius for its ball")
         center = np.array(d.equilibria[0], dtype=np.float64)
         radius = float(d.radius) * (1.0 - STABILITY_ROOM)
-        pe = None if p != 2.0 else checker.exact_matrix(np.eye(n) if d.metric is None else np.array(d.metric))
-        got = checker.residual_upper(Evaluator(net, False, n, p), net, center, p, pe)
+        shape = np.eye(n) if claim["metric"] is None else np.array(claim["metric"]["P"], dtype=np.float64)
+        pe = None if p != 2.0 else checker.exact_matrix(shape)  # the P the checker reads from the claim
+        try:
+            got = checker.residual_upper(Evaluator(net, False, n, p), net, center, p, pe)
+        except checker.Invalid as exc:  # an enclosure of f at the centre that is empty or overflows
+            return _not_proven(result, str(exc))
         residual = (math.sqrt(float(got)) if pe is not None else float(got)) * (1.0 + STABILITY_ROOM) + 1e-300
         top = min(top, 1.0 - residual / radius * (1.0 + STABILITY_ROOM))
         claim.update(start_set="ball", center=[_s(v) for v in center], radius=_s(radius), residual=_s(residual))
@@ -570,12 +577,12 @@ def build_proof(report, options: ProofOptions | None = None) -> dict:
              "network": spec, "checks": []}
     for result in report.results:
         t0 = time.perf_counter()
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # overflowing enclosures are inf, decided as such
             entry = prove_check(result, spec, net, lo, hi, report.norm, report.margin, options,
                                 getattr(report, "outputs", None))
-        entry.setdefault("seconds", round(time.perf_counter() - t0, 3))
-        if entry["status"] == "proven" and options.recheck:
-            entry = _recheck(proof, entry, result)
+            entry.setdefault("seconds", round(time.perf_counter() - t0, 3))
+            if entry["status"] == "proven" and options.recheck:
+                entry = _recheck(proof, entry, result)
         proof["checks"].append(entry)
     return proof
 

@@ -153,7 +153,7 @@ def _spectral_note(r, report) -> str:
 def _norm_index(d) -> str:
     """The subscript of the norm a stability result's rate and start set are in: P (the 2-norm, weighted or not),
     or 1 / inf."""
-    return "P" if d.norm == 2.0 else ("inf" if math.isinf(d.norm) else str(int(d.norm)))
+    return "P" if d.norm == 2.0 else norm_label(d.norm)
 
 
 def _detail_notes(r) -> list[tuple[str, str]]:
