@@ -15,6 +15,7 @@ import math
 import re
 import subprocess
 import sys
+import warnings
 from decimal import Decimal
 from pathlib import Path
 
@@ -1022,9 +1023,8 @@ def test_a_ball_whose_centre_the_checker_cannot_enclose_gives_no_proof_not_an_ex
     assert e["status"] == "not_proven" and "not finite" in e["reason"], e
 
 
-def test_a_free_output_whose_enclosure_overflows_does_not_stop_an_output_bounds_proof():
-    """Only the bounded sides decide a leaf (as in the checker): an output left free whose enclosure is infinite
-    does not make every leaf's violation NaN (before, the proof search never closed)."""
+def _free_output_overflow_proof() -> dict:
+    """A proof of output bounds on a net whose second output (left free) has an enclosure that overflows to inf."""
     from certify.ir.output_property import OutputProperty
 
     net = Network((Layer(np.eye(2), np.zeros(2), acts.relu()),), np.array([[0.5, 0.0], [1e308, 1e308]]),
@@ -1034,7 +1034,24 @@ def test_a_free_output_whose_enclosure_overflows_does_not_stop_an_output_bounds_
     result = CheckResult(CheckName.OUTPUT_BOUNDS, Verdict.CERTIFIED, -0.5, -0.5, BoundMethod.INTERVAL, 0.0)
     report = Report("<in-memory>", "", net.describe(), make_box(2), 2.0, 1e-6, (result,), network=net,
                     outputs=outputs)
-    proof = build_proof(report, ProofOptions(max_nodes=2000))  # one leaf suffices
+    return build_proof(report, ProofOptions(max_nodes=2000))  # one leaf suffices
+
+
+def test_a_free_output_whose_enclosure_overflows_does_not_stop_an_output_bounds_proof():
+    """Only the bounded sides decide a leaf (as in the checker): an output left free whose enclosure is infinite
+    does not make every leaf's violation NaN (before, the proof search never closed)."""
+    proof = _free_output_overflow_proof()
     e = entry(proof, "output_bounds")
     assert e["status"] == "proven", e
     assert check(proof)[0] == checker.EXIT_VALID
+
+
+def test_the_checker_decides_an_overflowing_enclosure_without_numpy_warnings():
+    """check_proof from Python (not only the command) decides an enclosure that overflows to inf without numpy's
+    RuntimeWarnings (before, only the command silenced them)."""
+    proof = _free_output_overflow_proof()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        code = check(proof)[0]
+    assert code == checker.EXIT_VALID
+    assert not [w for w in seen if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in seen]

@@ -799,10 +799,12 @@ def check_files(proof_path, model_path, region_path, out=print, reimport: bool =
 
 def check_proof(proof: dict, model_path=None, region_path=None, out=print, reimport: bool = False) -> int:
     """Check a loaded proof; ``model_path``/``region_path`` None skip those steps (Python use only: the command
-    always checks both)."""
+    always checks both). Overflow to inf and NaN in the float64 enclosures are decided as such (an infinite
+    enclosure proves nothing): numpy's warnings about them are silenced here, for the command and for Python use."""
     try:
         try:
-            return _check_proof(proof, model_path, region_path, out, reimport)
+            with np.errstate(over="ignore", invalid="ignore"):
+                return _check_proof(proof, model_path, region_path, out, reimport)
         except (Invalid, BadInput):
             raise
         except (ArithmeticError, ValueError, TypeError, LookupError, AttributeError, RecursionError) as exc:
@@ -960,8 +962,7 @@ def main(argv=None) -> int:
         if not args.quiet or line.startswith(("result:", "invalid:", "certify-proof:")):
             print(line, file=sys.stderr if line.startswith("certify-proof:") else sys.stdout)
 
-    with np.errstate(over="ignore", invalid="ignore"):
-        return check_files(args.proof, args.model, args.region, out, args.reimport)
+    return check_files(args.proof, args.model, args.region, out, args.reimport)
 
 
 def entry_point() -> None:
