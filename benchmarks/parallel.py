@@ -17,6 +17,19 @@ time of the search (pickling, merging, Dask's scheduling, the LPs that start col
 CPU seconds over 2 x the wall time of the parallel steps (the share of the time the workers computed; far less
 noisy on a shared machine than the wall ratio, since a slower CPU stretches both).
 
+Nodes per region-search task (``ParallelOptions.chunk`` 2, the default now, against 8 before; 2 tasks per worker;
+interleaved on one pool, a ``/tmp`` A/B script, OMP_NUM_THREADS=1, idle machine, load 1.7-2.0 from the runs
+themselves; speed-up on 2 workers against serial, chunk 8 -> chunk 2): 8-16-16-8 (serial 25.2-26.0 s, 1937 nodes)
+1.75x, 1.83x -> 1.92x, 1.95x (2215 -> 2004 nodes); 4-32-32-4 1.89x, 1.84x -> 1.91x, 1.84x (1362 -> 1306 nodes);
+2-128-128-2 1.82x, 1.81x -> 1.91x, 1.90x; 2-64-64-2 1.75x, 1.75x -> 1.88x, 1.86x; 4-16-16-4 (0.9 s serial)
+1.41x, 1.39x -> 1.53x, 1.55x. Chunk 1 with 4 tasks per worker was alike (8-16-16-8 1.77-1.93x); chunk 1 with 2
+tasks best on 4-16-16-4 (1.72-1.76x) and worse on 8-16-16-8 once (1.87x). A round of 8 nodes instead of 32 sends
+fewer nodes against a stale incumbent (the sup of 8-16-16-8 is found at the serial run's last node). On the Dask
+cluster 2 nodes a task cost more than they saved (``--nets 4-32-32-4,2-128-128-2,8-16-16-8``: Dask 1.36x, 1.32x,
+1.32x, overhead 3.3-4.7 ms per node), so a cluster's tasks keep 8 (``ParallelOptions.cluster_chunk``): then, in one
+run, serial 13.15 / 6.10 / 24.74 s, 2 local workers 1.96x / 1.93x / 1.88x, 2 Dask workers 1.55x / 1.48x / 1.58x
+(overhead 2.0-2.2 ms per node); the same values.
+
 Rounds in flight (``ParallelOptions.rounds_ahead`` 1, the default, against 0), interleaved on one pool
 (``/tmp`` A/B script, not in the repository; OMP_NUM_THREADS=1, load 0.2-1): 4-32-32-4 busy 0.961-0.968 against
 0.858-0.885 (4 runs each), 1362 nodes against 1331, speed-up 1.64-2.31x against 1.56-1.93x; 8-16-16-8 busy

@@ -238,9 +238,41 @@ def test_options_are_checked():
         VerifyConfig(cluster="  ")
     with pytest.raises(UsageError):
         ParallelOptions(chunk=0)
+    with pytest.raises(UsageError):
+        ParallelOptions(cluster_chunk=0)
     assert VerifyConfig(cluster=" tcp://h:8786 ").cluster == "tcp://h:8786"
     with pytest.raises(UsageError, match="no parallel search"):
         parallel.SearchFactory(Query.__new__(Query), "nope")
+
+
+class _Cluster:
+    """A stand-in for a Dask pool: ``n`` worker threads, a factory registered by token (nothing runs on it)."""
+
+    n = 3
+
+    def add(self, factory) -> str:
+        return "token"
+
+    def remove(self, token: str) -> None:
+        pass
+
+
+def test_a_step_sends_chunk_nodes_a_task_to_local_workers_and_cluster_chunk_to_a_cluster(random_net, unit_box,
+                                                                                             pool):
+    """Local workers take ``chunk`` region nodes a task, a cluster (a few ms of scheduling a task) ``cluster_chunk``;
+    the violation search a fixed task size on both."""
+    options = ParallelOptions(start_after=0, start_seconds=0.0, chunk=3, cluster_chunk=5, tasks_per_worker=2)
+    q = region_query(random_net(1, 2, (4,)), unit_box(2), options=options)
+    pool.wait_ready()
+    local = parallel.ParallelSearch(parallel.SearchFactory(q, "region"), pool=pool)
+    cluster = parallel.ParallelSearch(parallel.SearchFactory(q, "region"), pool=_Cluster())
+    try:
+        assert local.take(None, None, 0.0, 10**6) == pool.n * 2 * 3
+        assert cluster.take(None, None, 0.0, 10**6) == 3 * 2 * 5
+    finally:
+        local.close()
+        cluster.close()
+    assert parallel.WORK["violation"].chunk(None, None, 0.0, 3) == parallel.VIOLATION_TASK_NODES
 
 
 class _NotStarted(parallel.LocalWorkers):

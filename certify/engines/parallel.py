@@ -126,8 +126,8 @@ class _RegionWork:
     def here(self, problem, top: Node, elapsed: float) -> bool:
         return False
 
-    def chunk(self, problem, top: Node, elapsed: float, options) -> int:
-        return options.chunk
+    def chunk(self, problem, top: Node, elapsed: float, nodes: int) -> int:
+        return nodes
 
 
 class _BoxWork:
@@ -159,8 +159,11 @@ class _BoxWork:
     def here(self, problem, top: Node, elapsed: float) -> bool:
         return problem._sdp_due(top, elapsed)
 
-    def chunk(self, problem, top: Node, elapsed: float, options) -> int:
+    def chunk(self, problem, top: Node, elapsed: float, nodes: int) -> int:
         return max(1, problem.batch(top, elapsed))
+
+
+VIOLATION_TASK_NODES = 32  # nodes per task of the invariance violation search, local workers or a cluster
 
 
 class _ViolationWork:
@@ -187,8 +190,8 @@ class _ViolationWork:
     def here(self, problem, top: Node, elapsed: float) -> bool:
         return False
 
-    def chunk(self, problem, top: Node, elapsed: float, options) -> int:
-        return 4 * options.chunk  # a node is a few small products: larger tasks
+    def chunk(self, problem, top: Node, elapsed: float, nodes: int) -> int:
+        return VIOLATION_TASK_NODES  # a node is a few small products: larger tasks
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ class _OutputWork:
     def here(self, problem, top: Node, elapsed: float) -> bool:
         return False
 
-    def chunk(self, problem, top: Node, elapsed: float, options) -> int:
+    def chunk(self, problem, top: Node, elapsed: float, nodes: int) -> int:
         return max(1, problem.batch(top, elapsed))  # one task: one step's batch (growing with the steps taken)
 
 
@@ -675,7 +678,8 @@ class ParallelSearch:
         if ready == 0:
             return 0  # no worker has started yet: this step stays serial (nobody waits for a worker's imports)
         self._n_tasks = ready * self.options.tasks_per_worker
-        self._chunk = self.work.chunk(problem, top, elapsed, self.options)
+        nodes = self.options.chunk if isinstance(pool, LocalWorkers) else self.options.cluster_chunk
+        self._chunk = self.work.chunk(problem, top, elapsed, nodes)
         return self._n_tasks * self._chunk
 
     @property
