@@ -83,6 +83,15 @@ NODE_BBOX_MAX_DIM = 4  # node bounds over the polytope bounding box up to this m
 NODE_LP_MAX_DIM = 8  # per-neuron LP tightening of the node bounds up to this many free coordinates
 
 
+def _log_split_score(width: float, column: np.ndarray) -> float:
+    """log(width x ||column||_2), computed without overflow or underflow at any scale (-inf when either is 0 or
+    not finite): the slope branch and bound's split order only, which any order keeps sound."""
+    top = float(np.abs(column).max(initial=0.0))
+    if not (0.0 < width < math.inf and 0.0 < top < math.inf):
+        return -math.inf
+    return math.log(width) + math.log(top) + math.log(float(np.linalg.norm(column / top)))
+
+
 class NodeBounder:
     """Sound upper bounds on ||M||_p over a node of the traversal (module docstring); ``cols``: columns of M;
     ``metric``: bound ||T M Q||_2 instead (the conjugated chain ends; the caller applies the metric's float64
@@ -328,7 +337,7 @@ class NodeBounder:
         if len(units) > _SLOPE_BNB_UNSTABLE:
             return math.inf
         # split order: the widest slope range times the largest next column first
-        score = [float((ranges[j][1][i] - ranges[j][0][i]) * np.linalg.norm(nxt[j][:, i])) for j, i in units]
+        score = [_log_split_score(float(ranges[j][1][i] - ranges[j][0][i]), nxt[j][:, i]) for j, i in units]
         units = [units[k] for k in np.argsort(score)[::-1]]
         los = [sl[None, :].copy() for sl, _ in ranges]
         his = [sh[None, :].copy() for _, sh in ranges]

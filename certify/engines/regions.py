@@ -121,6 +121,16 @@ class _Node:
 _POOL = 8
 
 
+def relative_norms(a: np.ndarray, axis: int) -> np.ndarray:
+    """Euclidean norms of ``a`` along ``axis`` over its largest |entry| (a common factor: the same order as the
+    norms, without overflow or underflow at any scale of a finite ``a``); zeros when ``a`` is zero or not finite.
+    Only the order of the split neurons uses them: any order gives the same regions."""
+    top = float(np.abs(a).max(initial=0.0))
+    if not 0.0 < top < math.inf:
+        return np.zeros(a.shape[1 - axis])
+    return np.linalg.norm(a / top, axis=axis)
+
+
 def _source(row: np.ndarray) -> tuple[int, int, float, bool]:
     """A row of a node's ``src`` (layer, neuron, bound, upper, shift) as Python values (without the shift)."""
     return int(row[0]), int(row[1]), float(row[2]), bool(row[3])
@@ -178,7 +188,7 @@ class Traversal:
         # per layer the column norms of the next weight (the output weight after the last layer): the order in
         # which a node's neurons are split (by_influence; any order gives the same regions)
         nxt = self.weights[1:] + [net.out_weight]
-        self.influence = [np.linalg.norm(w, axis=0) for w in nxt] if by_influence else None
+        self.influence = [relative_norms(w, axis=0) for w in nxt] if by_influence else None
         self.lps = 0
         self.nodes = 0
         nf = int(self.free.sum())
@@ -477,7 +487,7 @@ class Traversal:
             free_idx = np.nonzero(f < 0)[0]
             if free_idx.size > 1 and self.influence is not None:
                 # the neurons with the largest effect on the layer map first: ||next column|| ||row of G||
-                score = self.influence[l][free_idx] * np.linalg.norm(node.g_mat[free_idx], axis=1)
+                score = self.influence[l][free_idx] * relative_norms(node.g_mat[free_idx], axis=1)
                 free_idx = free_idx[np.argsort(-score, kind="stable")]
             if free_idx.size:
                 over = pcs.overlapping(node.zlo[free_idx], node.zhi[free_idx], free_idx)
