@@ -278,3 +278,24 @@ def test_the_input_split_changes_the_nodes_not_the_value(seed, n_in, widths, ran
         runs[split] = (res.lower, res.counts.nodes, verdicts)
     assert math.isclose(runs[0][0], runs[32][0], rel_tol=1e-12) and math.isclose(runs[0][0], brute, rel_tol=1e-9)
     assert runs[0][2] == runs[32][2] == [Outcome.EXCEEDED, Outcome.CERTIFIED]
+
+
+def test_the_lower_bound_is_the_witness_replay_when_that_is_smaller(random_net, unit_box, monkeypatch):
+    """The search's value comes from the leaf's float64 chain; its witness is replayed through the model. Where the
+    replay is the smaller by less than the 1e-9 that marks a discrepancy, the lower bound is still the replay
+    (before, the chain's value stayed: at a threshold of 1 a witness could read >= 1 while its replay read < 1)."""
+    from certify.engines import region_search as rs
+
+    net, box = random_net(3, 2, (6, 6)), unit_box(2)
+    query = Query(net, box, Quantity.A_STAR, VerifyConfig(regions=RegionSearchOptions(samples=64)))
+    plain = region_search(query)
+    real = rs.replay_norm
+
+    def lower_replay(*args, **kwargs):
+        v, m = real(*args, **kwargs)
+        return v * (1 - 1e-12), m
+
+    monkeypatch.setattr(rs, "replay_norm", lower_replay)
+    low = region_search(query)
+    assert low.lower == plain.lower * (1 - 1e-12) < plain.lower
+    assert low.upper >= low.lower and low.closed == plain.closed and not low.reason

@@ -629,7 +629,10 @@ def region_search(query: Query, executor=None) -> EngineResult:
         v, replayed = replay_norm(net, witness, q, p, cols, metric)
         if abs(v - lower) > 1e-9 * max(1.0, abs(lower)):
             reason = (reason + "; " if reason else "") + f"witness replay gave {v:.12g} instead of {lower:.12g}"
-            lower, closed = min(lower, v), False
+            closed = False
+        # the lower bound is the replayed value whenever it is the smaller (a falsified verdict reads it): a value a
+        # rounding step above 1 on the leaf's chain and below 1 through the model is not a witness
+        lower = min(lower, v)
         matrix = replayed
     seconds = time.perf_counter() - t0
     trace = tuple((t, lo * down, hi * up) for t, lo, hi in run.trace[:-1]) + ((seconds, lower, upper),)
