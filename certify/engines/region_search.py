@@ -67,7 +67,7 @@ from ..ir.quantity import Quantity
 from ..solvers import registry
 from .contract import EngineResult, Outcome, Query, SearchCounts
 from .parallel import search_executor
-from .regions import Traversal
+from .regions import Traversal, relative_norms
 from .sampling import generic_mask, replay_norm
 from .search import Incumbent, Node, SearchLimits, best_first
 
@@ -89,7 +89,7 @@ def _log_split_score(width: float, column: np.ndarray) -> float:
     top = float(np.abs(column).max(initial=0.0))
     if not (0.0 < width < math.inf and 0.0 < top < math.inf):
         return -math.inf
-    return math.log(width) + math.log(top) + math.log(float(np.linalg.norm(column / top)))
+    return math.log(width) + math.log(top) + math.log(float(relative_norms(column[:, None], axis=0)[0]))
 
 
 class NodeBounder:
